@@ -1,0 +1,45 @@
+# ragd - the two commands of the README, and their parts.
+#   make run    install, build, ingest sample_corpus/ into ./data, serve on :8000
+#   make test   install, build, run the unit and integration tests
+BUILD ?= build
+DATA ?= ./data
+PORT ?= 8000
+HOST ?= 127.0.0.1
+VENV ?= .venv
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTHON ?= python3
+
+.PHONY: all deps build venv run test unit integration clean
+
+all: build
+
+deps:
+	scripts/install_deps.sh
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+$(VENV)/.installed: tests/integration/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tests/integration/requirements.txt
+	touch $@
+
+venv: deps $(VENV)/.installed
+
+run: build
+	$(BUILD)/ragd ingest sample_corpus --data $(DATA)
+	$(BUILD)/ragd serve --host $(HOST) --port $(PORT) --data $(DATA)
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure
+
+integration: build venv
+	RAGD_BIN=$(abspath $(BUILD))/ragd $(VENV)/bin/python -m pytest -q tests/integration
+
+test: unit integration
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,37 @@
+/* cli.h - the ragd command line: one function per command. */
+#ifndef RAGD_API_CLI_H
+#define RAGD_API_CLI_H
+
+#include <stddef.h>
+
+/* Walks argv for options; each command describes what it accepts. */
+typedef struct rg_cli_opt {
+    const char *long_name; /* "--collection" */
+    const char *short_name; /* "-k" or NULL */
+    int takes_value;
+    const char *value; /* filled in */
+    int present;
+} rg_cli_opt;
+
+/* Parses argv[first..argc) into opts; non-option words go to positional
+ * (up to max_pos). Returns 0, or -1 after printing an error. */
+int cli_parse(int argc, char **argv, int first, rg_cli_opt *opts, size_t n_opts, const char **positional,
+              size_t max_pos, size_t *n_pos);
+const rg_cli_opt *cli_opt(const rg_cli_opt *opts, size_t n, const char *long_name);
+/* The data directory: --data, else $RAGD_DATA, else ./data. */
+const char *cli_data_dir(const rg_cli_opt *opts, size_t n);
+/* Parses a positive size option; returns 0 or -1 after printing an error. */
+int cli_size(const rg_cli_opt *o, size_t min, size_t max, size_t *out);
+
+struct rg_store;
+/* Opens <data>/ragd.db; with create = 0 a missing data directory is an
+ * error. Returns 0 or -1 after printing why. */
+int cli_open_store(const char *data_dir, int create, struct rg_store **out);
+
+int cli_serve(int argc, char **argv);
+int cli_ingest(int argc, char **argv);
+int cli_ls(int argc, char **argv);
+int cli_rm(int argc, char **argv);
+int cli_search(int argc, char **argv);
+
+#endif

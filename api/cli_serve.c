@@ -1,0 +1,98 @@
+/* ragd serve */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/cli.h"
+#include "api/server.h"
+#include "common/log.h"
+
+static const char serve_help[] =
+    "usage: ragd serve [options]\n\n"
+    "Runs the HTTP API (http://HOST:PORT/v1/...) and the web UI (http://HOST:PORT/).\n\n"
+    "  --host H            address to bind (default 127.0.0.1)\n"
+    "  --port P            port (default 8000)\n"
+    "  --data DIR          data directory (default $RAGD_DATA or ./data)\n"
+    "  --api-key KEY       require 'Authorization: Bearer KEY' (default $RAGD_API_KEY)\n"
+    "  --max-upload-mb N   largest upload request in MiB (default 256)\n"
+    "  --max-body-kb N     largest JSON request body in KiB (default 1024)\n"
+    "  --workers N         ingestion worker threads (default 2)\n"
+    "  --queue N           most ingestion tasks waiting before uploads get 503 (default 1024)\n"
+    "  --threads N         HTTP threads (default 8)\n"
+    "  --chunk-tokens N    target chunk size in tokens (default 256)\n"
+    "  --chunk-overlap N   overlap between chunks in tokens (default 32)\n"
+    "  --verbose           log debug messages\n";
+
+int cli_serve(int argc, char **argv)
+{
+    rg_cli_opt opts[] = {
+        {"--host", NULL, 1, NULL, 0},        {"--port", "-p", 1, NULL, 0},       {"--data", NULL, 1, NULL, 0},
+        {"--api-key", NULL, 1, NULL, 0},     {"--max-upload-mb", NULL, 1, NULL, 0},
+        {"--max-body-kb", NULL, 1, NULL, 0}, {"--workers", NULL, 1, NULL, 0},    {"--queue", NULL, 1, NULL, 0},
+        {"--threads", NULL, 1, NULL, 0},     {"--chunk-tokens", NULL, 1, NULL, 0},
+        {"--chunk-overlap", NULL, 1, NULL, 0}, {"--verbose", "-v", 0, NULL, 0}, {"--help", "-h", 0, NULL, 0},
+    };
+    size_t n = sizeof opts / sizeof opts[0], npos;
+    const char *pos[1];
+    if (cli_parse(argc, argv, 2, opts, n, pos, 0, &npos))
+        return 2;
+    if (cli_opt(opts, n, "--help")) {
+        fputs(serve_help, stdout);
+        return 0;
+    }
+    rg_server_config cfg;
+    server_config_default(&cfg);
+    const rg_cli_opt *o;
+    if ((o = cli_opt(opts, n, "--host")))
+        cfg.host = o->value;
+    cfg.data_dir = cli_data_dir(opts, n);
+    cfg.api_key = getenv("RAGD_API_KEY");
+    if ((o = cli_opt(opts, n, "--api-key")))
+        cfg.api_key = o->value;
+    size_t port = cfg.port, upload_mb = cfg.max_upload_bytes >> 20, body_kb = cfg.max_body_bytes >> 10;
+    size_t chunk = cfg.pipeline.ingest.chunk.target_tokens, overlap = cfg.pipeline.ingest.chunk.overlap_tokens;
+    if (cli_size(cli_opt(opts, n, "--port"), 1, 65535, &port) ||
+        cli_size(cli_opt(opts, n, "--max-upload-mb"), 1, 1 << 20, &upload_mb) ||
+        cli_size(cli_opt(opts, n, "--max-body-kb"), 1, 1 << 20, &body_kb) ||
+        cli_size(cli_opt(opts, n, "--workers"), 1, 64, &cfg.pipeline.workers) ||
+        cli_size(cli_opt(opts, n, "--queue"), 1, 1000000, &cfg.pipeline.queue_capacity) ||
+        cli_size(cli_opt(opts, n, "--threads"), 1, 256, &cfg.threads) ||
+        cli_size(cli_opt(opts, n, "--chunk-tokens"), 16, 8192, &chunk) ||
+        cli_size(cli_opt(opts, n, "--chunk-overlap"), 0, 4096, &overlap))
+        return 2;
+    if (overlap * 2 >= chunk) {
+        fprintf(stderr, "ragd: --chunk-overlap must be less than half of --chunk-tokens\n");
+        return 2;
+    }
+    cfg.port = (unsigned)port;
+    cfg.max_upload_bytes = upload_mb << 20;
+    cfg.max_body_bytes = body_kb << 10;
+    cfg.pipeline.ingest.chunk.target_tokens = chunk;
+    cfg.pipeline.ingest.chunk.overlap_tokens = overlap;
+    if (cli_opt(opts, n, "--verbose"))
+        rg_log_set_level(RG_LOG_DEBUG);
+
+    /* Block the stop signals in every thread; main waits for them below. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rg_server srv;
+    rg_err e;
+    if (server_start(&srv, &cfg, &e) != RG_OK) {
+        fprintf(stderr, "ragd: %s\n", e.msg);
+        server_stop(&srv);
+        return 1;
+    }
+    LOG_INFO("ragd %s serving http://%s:%u/ (data %s%s)", RAGD_VERSION, cfg.host, cfg.port, cfg.data_dir,
+             cfg.api_key && *cfg.api_key ? ", API key required" : "");
+    int sig = 0;
+    sigwait(&stop, &sig);
+    LOG_INFO("signal %d: shutting down", sig);
+    server_stop(&srv);
+    return 0;
+}
