@@ -176,17 +176,26 @@
   /* ---------- server status ---------- */
 
   function loadServerStatus() {
+    checkReady();
+    api('GET', '/v1/version').then(function (v) {
+      if (v && v.version) $('server-version').textContent = 'v' + str(v.version);
+    }, function () { /* version is cosmetic; auth errors surface elsewhere */ });
+  }
+
+  /* Shows readiness; keeps checking while the server is starting or unreachable. */
+  var readyTimer = null;
+  function checkReady() {
+    if (readyTimer) { clearTimeout(readyTimer); readyTimer = null; }
     var badge = $('server-status');
     fetch('/v1/health/ready', { headers: { 'Accept': 'application/json' } }).then(function (res) {
       badge.textContent = res.ok ? 'ready' : 'not ready';
       badge.className = 'badge ' + (res.ok ? 'ok' : 'warn');
+      if (!res.ok) readyTimer = setTimeout(checkReady, 3000);
     }, function () {
       badge.textContent = 'offline';
       badge.className = 'badge bad';
+      readyTimer = setTimeout(checkReady, 5000);
     });
-    api('GET', '/v1/version').then(function (v) {
-      if (v && v.version) $('server-version').textContent = 'v' + str(v.version);
-    }, function () { /* version is cosmetic; auth errors surface elsewhere */ });
   }
 
   /* ---------- API key ---------- */
@@ -428,6 +437,28 @@
     files.forEach(function (f) { uploadFile(f, collection); });
   }
 
+  var TYPE_BY_EXTENSION = {
+    txt: 'text/plain', text: 'text/plain',
+    md: 'text/markdown', markdown: 'text/markdown',
+    html: 'text/html', htm: 'text/html', xhtml: 'application/xhtml+xml',
+    xml: 'application/xml'
+  };
+
+  /* Browsers send an empty or generic type for files they do not know
+   * (often .md); give such parts a type that matches their extension.
+   * The server still checks the content itself. */
+  function withKnownType(file) {
+    if (file.type && file.type !== 'application/octet-stream') return file;
+    var m = /\.([A-Za-z0-9]+)$/.exec(file.name || '');
+    var type = m ? TYPE_BY_EXTENSION[m[1].toLowerCase()] : null;
+    if (!type) return file;
+    try {
+      return new File([file], file.name, { type: type, lastModified: file.lastModified });
+    } catch (e) {
+      return file;
+    }
+  }
+
   function uploadFile(file, collection) {
     var item = uploadItem(file, collection);
     var list = $('uploads');
@@ -435,7 +466,7 @@
 
     var form = new FormData();
     form.append('collection', collection);
-    form.append('file', file, file.name);
+    form.append('file', withKnownType(file), file.name);
 
     var xhr = new XMLHttpRequest();
     xhr.open('POST', '/v1/documents');

@@ -148,11 +148,14 @@ def test_upload_search_delete_through_the_ui(server, browser, tmp_path):
     assert word in items[0].find_element(By.CSS_SELECTOR, ".result-text").text
 
     # Delete it through the UI (two clicks: arm, then confirm).
-    button = _document_row(browser, name).find_element(By.CSS_SELECTOR, "button.delete-document")
-    button.click()
-    _wait(browser, lambda d: button.get_attribute("data-armed") == "true",
+    def delete_button(d):
+        row = _document_row(d, name)
+        return row.find_element(By.CSS_SELECTOR, "button.delete-document") if row else None
+
+    delete_button(browser).click()
+    _wait(browser, lambda d: delete_button(d).get_attribute("data-armed") == "true",
           "delete button did not ask for confirmation")
-    button.click()
+    delete_button(browser).click()
     _wait(browser, lambda d: _document_row(d, name) is None,
           "%s still listed after delete; error: %r" % (name, _error_banner(browser)))
     assert _error_banner(browser) == ""
