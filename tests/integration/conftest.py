@@ -164,9 +164,16 @@ class RagdServer:
         self.proc = None
         self.port = None
         self.returncode = None
-        self.http = requests.Session()
+        self.http = self._session()
         if start:
             self.start()
+
+    @staticmethod
+    def _session():
+        sess = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+        sess.mount("http://", adapter)
+        return sess
 
     # -- lifecycle
 
@@ -253,7 +260,7 @@ class RagdServer:
         directory, on the same port when that is still free."""
         self.stop()
         self.http.close()
-        self.http = requests.Session()
+        self.http = self._session()
         return self.start(port=self.port)
 
     @property
@@ -434,6 +441,18 @@ def raw_http(port, method, path, headers, body, timeout=30):
     for line in lines[1:]:
         k, _, v = line.partition(":")
         hdrs[k.strip().lower()] = v.strip()
+    if "chunked" in hdrs.get("transfer-encoding", "").lower():
+        out = b""
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0] or b"0", 16)
+            if size == 0:
+                break
+            out += rest[:size]
+            rest = rest[size + 2 :]
+        rest = out
+    elif "content-length" in hdrs:
+        rest = rest[: int(hdrs["content-length"])]
     return status, hdrs, rest
 
 
@@ -479,6 +498,13 @@ def html_doc(word):
         "<style>body { color: red; }</style><script>var hidden = 'scriptword';</script></head>"
         f"<body><h1>Field manual</h1><p>Keep the <b>{word}</b> valve closed during transport.</p>"
         "<ul><li>Check the seals</li><li>Record the pressure</li></ul></body></html>"
+    )
+
+
+def xml_doc(word):
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<catalog>\n  <part id="p1">\n    <name>Gasket</name>\n'
+        f"    <note>The {word} gasket seals the pump housing.</note>\n  </part>\n</catalog>\n"
     )
 
 

@@ -13,6 +13,7 @@ from conftest import (
     markdown_doc,
     text_doc,
     unique_word,
+    xml_doc,
 )
 
 TASK_KEYS = {"object", "id", "state", "collection", "name", "document_id", "outcome", "progress", "error",
@@ -79,6 +80,7 @@ FORMATS = [
     ("notes.txt", text_doc, "text/plain"),
     ("guide.md", markdown_doc, "text/markdown"),
     ("manual.html", html_doc, "text/html"),
+    ("parts.xml", xml_doc, "application/xml"),
 ]
 
 
