@@ -78,7 +78,15 @@ cJSON *http_body_json(rg_request *r)
         return NULL;
     }
     const char *end = NULL;
-    cJSON *json = cJSON_ParseWithLengthOpts(r->body.data, r->body.len, &end, 1);
+    cJSON *json = cJSON_ParseWithLengthOpts(r->body.data, r->body.len, &end, 0);
+    /* Only whitespace may follow the value (cJSON's own check wants a NUL
+     * inside the length, which would let an embedded NUL end the body). */
+    while (json && end < r->body.data + r->body.len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+        end++;
+    if (json && end != r->body.data + r->body.len) {
+        cJSON_Delete(json);
+        json = NULL;
+    }
     if (!json) {
         http_error(r, 400, "invalid_request", "the body is not valid JSON (near byte %ld)",
                    end ? (long)(end - r->body.data) : 0L);

@@ -5,6 +5,8 @@
 #include "api/cli.h"
 #include "model/backend.h"
 
+#include <libxml/parser.h>
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -38,6 +40,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* libxml2's global state must be set up before threads use it. */
+    xmlInitParser();
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);

@@ -28,14 +28,6 @@ typedef struct rg_block {
     int page;     /* 1-based where the format has pages, else 0 */
 } rg_block;
 
-typedef struct rg_doctext {
-    rg_buf text;      /* NUL-terminated, valid UTF-8 */
-    rg_block *blocks; /* in text order, non-overlapping */
-    size_t n_blocks;
-    size_t cap_blocks;
-    char *title;      /* NULL if the document has none */
-} rg_doctext;
-
 /* Limits that bound what a loader may produce from untrusted input. */
 typedef struct rg_load_limits {
     size_t max_text_bytes; /* extracted text larger than this -> RG_ERR_TOO_LARGE */
@@ -43,6 +35,16 @@ typedef struct rg_load_limits {
     int max_depth;         /* markup nesting deeper than this is flattened, not an error */
 } rg_load_limits;
 
+typedef struct rg_doctext {
+    rg_buf text;      /* NUL-terminated, valid UTF-8 */
+    rg_block *blocks; /* in text order, non-overlapping */
+    size_t n_blocks;
+    size_t cap_blocks;
+    char *title;      /* NULL if the document has none */
+    rg_load_limits limits; /* copied by doctext_init; zero fields take defaults */
+} rg_doctext;
+
+/* limits may be NULL; a zero field means that limit's default. */
 void doctext_init(rg_doctext *d, const rg_load_limits *limits);
 void doctext_free(rg_doctext *d);
 /* Appends a block of text: separates it from the previous block with a
