@@ -34,5 +34,7 @@ target_compile_options(faiss_c PRIVATE -w)
 # The installed headers (/usr/include/faiss) are the same version as the
 # source; compile against the source tree so the two always agree.
 target_include_directories(faiss_c PRIVATE ${FAISS_SOURCE_DIR})
-target_link_libraries(faiss_c PUBLIC ${FAISS_LIBRARY} OpenMP::OpenMP_CXX PkgConfig::OPENBLAS ${LAPACK_LIBRARY}
+# libfaiss.a needs BLAS/LAPACK after it on the link line, hence the plain
+# library paths (an imported target would be de-duplicated to an earlier spot).
+target_link_libraries(faiss_c PUBLIC ${FAISS_LIBRARY} OpenMP::OpenMP_CXX ${LAPACK_LIBRARY} ${OPENBLAS_LINK_LIBRARIES}
                       stdc++ m)

@@ -75,8 +75,10 @@ static rg_status insert_collection(rg_store *s, const char *name, const char *me
     return r;
 }
 
-rg_status store_collection_create(rg_store *s, const char *name, const char *metadata_json, int64_t *id,
-                                  rg_err *e)
+/* Creates (or with if_missing, finds) a collection in its own transaction.
+ * NULL metadata_json stores "{}". */
+static rg_status create_collection(rg_store *s, const char *name, const char *metadata_json, int if_missing,
+                                   int64_t *id, rg_err *e)
 {
     rg_status r = check_name(name, e);
     if (r)
@@ -85,33 +87,21 @@ rg_status store_collection_create(rg_store *s, const char *name, const char *met
     r = store_db_check_metadata(s, metadata_json, e);
     if (!r)
         r = store_db_begin(s, e);
-    if (!r) {
-        r = insert_collection(s, name, metadata_json, 0, id, e);
-        if (!r)
-            r = store_db_commit(s, e);
-        else
-            store_db_rollback(s);
-    }
+    if (!r)
+        r = store_db_end(s, insert_collection(s, name, metadata_json, if_missing, id, e), e);
     store_db_unlock(s);
     return r;
 }
 
+rg_status store_collection_create(rg_store *s, const char *name, const char *metadata_json, int64_t *id,
+                                  rg_err *e)
+{
+    return create_collection(s, name, metadata_json, 0, id, e);
+}
+
 rg_status store_collection_ensure(rg_store *s, const char *name, int64_t *id, rg_err *e)
 {
-    rg_status r = check_name(name, e);
-    if (r)
-        return r;
-    store_db_lock(s);
-    r = store_db_begin(s, e);
-    if (!r) {
-        r = insert_collection(s, name, NULL, 1, id, e);
-        if (!r)
-            r = store_db_commit(s, e);
-        else
-            store_db_rollback(s);
-    }
-    store_db_unlock(s);
-    return r;
+    return create_collection(s, name, NULL, 1, id, e);
 }
 
 #define COLLECTION_COLUMNS                                                                         \
@@ -119,18 +109,17 @@ rg_status store_collection_ensure(rg_store *s, const char *name, int64_t *id, rg
     "(SELECT count(*) FROM documents d WHERE d.collection_id = c.id), "                            \
     "(SELECT count(*) FROM chunks k JOIN documents d ON d.id = k.document_id WHERE d.collection_id = c.id) "
 
-static rg_status read_collection(sqlite3_stmt *st, rg_collection *c, rg_err *e)
+static rg_status read_collection(sqlite3_stmt *st, void *elem, rg_err *e)
 {
+    rg_collection *c = elem;
     memset(c, 0, sizeof *c);
     c->id = sqlite3_column_int64(st, 0);
     c->created_ms = sqlite3_column_int64(st, 3);
     c->n_documents = sqlite3_column_int64(st, 4);
     c->n_chunks = sqlite3_column_int64(st, 5);
-    rg_status r = store_db_column_text(st, 1, 1, &c->name, e);
-    if (!r)
-        r = store_db_column_text(st, 2, 0, &c->metadata_json, e);
-    if (!r && !c->metadata_json && !(c->metadata_json = store_strdup("{}")))
-        r = rg_error(e, RG_ERR_NOMEM, "store: out of memory");
+    rg_status r = RG_OK;
+    store_db_column_text(st, 1, 1, &c->name, &r, e);
+    store_db_column_json(st, 2, &c->metadata_json, &r, e);
     if (r)
         store_collection_free(c);
     return r;
@@ -168,22 +157,13 @@ rg_status store_collection_list(rg_store *s, rg_collection **out, size_t *n, rg_
     store_db_lock(s);
     sqlite3_stmt *st;
     rg_status r = store_db_prepare(s, "SELECT " COLLECTION_COLUMNS "FROM collections c ORDER BY c.name", &st, e);
-    rg_collection *v = NULL;
-    size_t len = 0, cap = 0;
-    int rc = SQLITE_ROW;
-    while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        void *grown = v;
-        r = store_db_grow(&grown, &cap, len, sizeof *v, e);
-        v = grown;
-        if (r)
-            break;
-        r = read_collection(st, &v[len], e);
-        if (!r)
-            len++;
+    void *v = NULL;
+    size_t len = 0;
+    if (!r) {
+        int rc = SQLITE_OK;
+        r = store_db_read_rows(s, st, &rc, read_collection, sizeof(rg_collection), &v, &len, "listing collections", e);
+        sqlite3_finalize(st);
     }
-    if (!r && rc != SQLITE_DONE)
-        r = store_db_fail(s, rc, e, "listing collections");
-    sqlite3_finalize(st);
     store_db_unlock(s);
     if (r) {
         store_collections_free(v, len);
@@ -207,19 +187,14 @@ rg_status store_collection_delete(rg_store *s, const char *name, rg_err *e)
         r = store_db_prepare(s, "DELETE FROM collections WHERE name = ?1", &st, e);
         if (!r) {
             int rc = SQLITE_OK;
+            int64_t changes = 0;
             store_db_bind_text(st, 1, name, &rc);
-            if (rc == SQLITE_OK)
-                rc = sqlite3_step(st);
-            if (rc != SQLITE_DONE)
-                r = store_db_fail(s, rc, e, "deleting a collection");
-            else if (sqlite3_changes(s->db) == 0)
+            r = store_db_step_done(s, st, rc, &changes, "deleting a collection", e);
+            if (!r && changes == 0)
                 r = rg_error(e, RG_ERR_NOT_FOUND, "no collection named \"%.200s\"", name);
             sqlite3_finalize(st);
         }
-        if (!r)
-            r = store_db_commit(s, e);
-        else
-            store_db_rollback(s);
+        r = store_db_end(s, r, e);
     }
     store_db_unlock(s);
     return r;

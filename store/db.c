@@ -1,5 +1,6 @@
 /* db.c - the SQLite plumbing shared by the store files: locking, error
- * mapping, transactions, binding and column copies. */
+ * mapping, transactions, binding, running statements, collecting rows and
+ * column copies. */
 #include "store/store_internal.h"
 
 #include <stdlib.h>
@@ -95,6 +96,15 @@ void store_db_rollback(rg_store *s)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+rg_status store_db_end(rg_store *s, rg_status r, rg_err *e)
+{
+    if (r) {
+        store_db_rollback(s);
+        return r;
+    }
+    return store_db_commit(s, e);
+}
+
 void store_db_bind_i64(sqlite3_stmt *st, int idx, int64_t v, int *rc)
 {
     if (*rc == SQLITE_OK)
@@ -116,23 +126,102 @@ void store_db_bind_textn(sqlite3_stmt *st, int idx, const char *text, size_t len
         *rc = sqlite3_bind_text64(st, idx, len ? text : "", (sqlite3_uint64)len, SQLITE_STATIC, SQLITE_UTF8);
 }
 
-rg_status store_db_column_text(sqlite3_stmt *st, int col, int empty_for_null, char **out, rg_err *e)
+rg_status store_db_step_done(rg_store *s, sqlite3_stmt *st, int rc, int64_t *changes, const char *what,
+                             rg_err *e)
 {
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return store_db_fail(s, rc, e, what);
+    if (changes)
+        *changes = sqlite3_changes(s->db);
+    return RG_OK;
+}
+
+rg_status store_db_run_id(rg_store *s, const char *sql, int64_t id, int64_t *changes, const char *what, rg_err *e)
+{
+    sqlite3_stmt *st;
+    rg_status r = store_db_prepare(s, sql, &st, e);
+    if (r)
+        return r;
+    int rc = SQLITE_OK;
+    store_db_bind_i64(st, 1, id, &rc);
+    r = store_db_step_done(s, st, rc, changes, what, e);
+    sqlite3_finalize(st);
+    return r;
+}
+
+rg_status store_db_get_by_id(rg_store *s, const char *sql, int64_t id, const char *noun, store_row_reader read,
+                             void *elem, const char *what, rg_err *e)
+{
+    sqlite3_stmt *st;
+    rg_status r = store_db_prepare(s, sql, &st, e);
+    if (r)
+        return r;
+    int rc = SQLITE_OK;
+    store_db_bind_i64(st, 1, id, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        r = read ? read(st, elem, e) : RG_OK;
+    else if (rc == SQLITE_DONE)
+        r = rg_error(e, RG_ERR_NOT_FOUND, "no %s with id %lld", noun, (long long)id);
+    else
+        r = store_db_fail(s, rc, e, what);
+    sqlite3_finalize(st);
+    return r;
+}
+
+rg_status store_db_read_rows(rg_store *s, sqlite3_stmt *st, int *rc, store_row_reader read, size_t elem_size,
+                             void **v, size_t *len, const char *what, rg_err *e)
+{
+    size_t cap = *len;
+    while (*rc == SQLITE_OK || *rc == SQLITE_ROW) {
+        *rc = sqlite3_step(st);
+        if (*rc != SQLITE_ROW)
+            break;
+        rg_status r = store_db_grow(v, &cap, *len, elem_size, e);
+        if (r)
+            return r;
+        r = read(st, (char *)*v + *len * elem_size, e);
+        (*len)++;
+        if (r)
+            return r;
+    }
+    if (*rc != SQLITE_DONE)
+        return store_db_fail(s, *rc, e, what);
+    return RG_OK;
+}
+
+void store_db_column_text(sqlite3_stmt *st, int col, int empty_for_null, char **out, rg_status *r, rg_err *e)
+{
+    if (*r)
+        return;
     *out = NULL;
     const unsigned char *t = sqlite3_column_text(st, col);
-    if (!t && sqlite3_column_type(st, col) != SQLITE_NULL)
-        return rg_error(e, RG_ERR_NOMEM, "store: out of memory reading a column");
+    if (!t && sqlite3_column_type(st, col) != SQLITE_NULL) {
+        *r = rg_error(e, RG_ERR_NOMEM, "store: out of memory reading a column");
+        return;
+    }
     if (!t && !empty_for_null)
-        return RG_OK;
+        return;
     size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
     char *p = malloc(n + 1);
-    if (!p)
-        return rg_error(e, RG_ERR_NOMEM, "store: out of memory copying %zu bytes", n);
+    if (!p) {
+        *r = rg_error(e, RG_ERR_NOMEM, "store: out of memory copying %zu bytes", n);
+        return;
+    }
     if (n)
         memcpy(p, t, n);
     p[n] = '\0';
     *out = p;
-    return RG_OK;
+}
+
+void store_db_column_json(sqlite3_stmt *st, int col, char **out, rg_status *r, rg_err *e)
+{
+    store_db_column_text(st, col, 0, out, r, e);
+    if (!*r && !*out && !(*out = store_strdup("{}")))
+        *r = rg_error(e, RG_ERR_NOMEM, "store: out of memory");
 }
 
 rg_status store_db_query_i64(rg_store *s, const char *sql, int64_t *out, rg_err *e)

@@ -85,20 +85,8 @@ static rg_status check_chunks(const rg_chunk_in *chunks, size_t n_chunks, int ha
 
 static rg_status check_collection_exists(rg_store *s, int64_t collection_id, rg_err *e)
 {
-    sqlite3_stmt *st;
-    rg_status r = store_db_prepare(s, "SELECT 1 FROM collections WHERE id = ?1", &st, e);
-    if (r)
-        return r;
-    int rc = SQLITE_OK;
-    store_db_bind_i64(st, 1, collection_id, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        r = rg_error(e, RG_ERR_NOT_FOUND, "no collection with id %lld", (long long)collection_id);
-    else if (rc != SQLITE_ROW)
-        r = store_db_fail(s, rc, e, "looking up a collection");
-    sqlite3_finalize(st);
-    return r;
+    return store_db_get_by_id(s, "SELECT 1 FROM collections WHERE id = ?1", collection_id, "collection", NULL, NULL,
+                              "looking up a collection", e);
 }
 
 /* Runs a query binding (?1 collection_id, ?2 text, ?3 text) that yields one
@@ -123,6 +111,28 @@ static rg_status find_id(rg_store *s, const char *sql, int64_t collection_id, co
     else if (rc != SQLITE_DONE)
         r = store_db_fail(s, rc, e, "looking up a document");
     sqlite3_finalize(st);
+    return r;
+}
+
+/* The id of the document named doc->name in its collection, or 0. */
+static rg_status find_same_name(rg_store *s, const rg_document_in *doc, int64_t *id, rg_err *e)
+{
+    return find_id(s, "SELECT id FROM documents WHERE collection_id = ?1 AND name = ?2", doc->collection_id, doc->name,
+                   NULL, id, e);
+}
+
+/* Opens a put's transaction once the metadata checks out and the
+ * collection exists; on failure no transaction is left open. */
+static rg_status begin_put(rg_store *s, const rg_document_in *doc, rg_err *e)
+{
+    rg_status r = store_db_check_metadata(s, doc->metadata_json, e);
+    if (!r)
+        r = store_db_begin(s, e);
+    if (!r) {
+        r = check_collection_exists(s, doc->collection_id, e);
+        if (r)
+            store_db_rollback(s);
+    }
     return r;
 }
 
@@ -159,11 +169,9 @@ static rg_status write_document_row(rg_store *s, int64_t existing_id, const rg_d
     store_db_bind_i64(st, 13, clock_now_ms(), &rc);
     if (existing_id)
         store_db_bind_i64(st, 14, existing_id, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
-        r = store_db_fail(s, rc, e, existing_id ? "updating a document" : "inserting a document");
-    else if (existing_id && sqlite3_changes(s->db) != 1)
+    int64_t changes = 0;
+    r = store_db_step_done(s, st, rc, &changes, existing_id ? "updating a document" : "inserting a document", e);
+    if (!r && existing_id && changes != 1)
         r = rg_error(e, RG_ERR_INTERNAL, "store: document %lld changed under the write lock", (long long)existing_id);
     sqlite3_finalize(st);
     if (r)
@@ -173,17 +181,8 @@ static rg_status write_document_row(rg_store *s, int64_t existing_id, const rg_d
         return RG_OK;
     }
     *id = existing_id;
-    r = store_db_prepare(s, "DELETE FROM chunks WHERE document_id = ?1", &st, e);
-    if (r)
-        return r;
-    rc = SQLITE_OK;
-    store_db_bind_i64(st, 1, existing_id, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
-        r = store_db_fail(s, rc, e, "deleting old chunks");
-    sqlite3_finalize(st);
-    return r;
+    return store_db_run_id(s, "DELETE FROM chunks WHERE document_id = ?1", existing_id, NULL, "deleting old chunks",
+                           e);
 }
 
 static rg_status insert_chunks(rg_store *s, int64_t doc_id, const rg_chunk_in *chunks, size_t n_chunks, rg_err *e)
@@ -234,37 +233,29 @@ rg_status store_document_put(rg_store *s, const rg_document_in *doc, const rg_ch
         return r;
 
     store_db_lock(s);
-    r = store_db_check_metadata(s, doc->metadata_json, e);
-    if (!r)
-        r = store_db_begin(s, e);
+    r = begin_put(s, doc, e);
     if (r) {
         store_db_unlock(s);
         return r;
     }
     int64_t id = 0;
     rg_put_outcome oc = STORE_PUT_ADDED;
-    r = check_collection_exists(s, doc->collection_id, e);
-    if (!r)
-        r = find_id(s,
-                    "SELECT id FROM documents WHERE collection_id = ?1 AND sha256 = ?2 AND status = 'ready' "
-                    "ORDER BY name = ?3 DESC, id LIMIT 1",
-                    doc->collection_id, sha, doc->name, &id, e);
+    r = find_id(s,
+                "SELECT id FROM documents WHERE collection_id = ?1 AND sha256 = ?2 AND status = 'ready' "
+                "ORDER BY name = ?3 DESC, id LIMIT 1",
+                doc->collection_id, sha, doc->name, &id, e);
     if (!r && id) {
         oc = STORE_PUT_UNCHANGED;
     } else if (!r) {
         int64_t existing = 0;
-        r = find_id(s, "SELECT id FROM documents WHERE collection_id = ?1 AND name = ?2", doc->collection_id,
-                    doc->name, NULL, &existing, e);
+        r = find_same_name(s, doc, &existing, e);
         if (!r)
             r = write_document_row(s, existing, doc, sha, DOC_STATUS_READY, NULL, n_chars, &id, e);
         if (!r)
             r = insert_chunks(s, id, chunks, n_chunks, e);
         oc = existing ? STORE_PUT_REPLACED : STORE_PUT_ADDED;
     }
-    if (!r)
-        r = store_db_commit(s, e);
-    else
-        store_db_rollback(s);
+    r = store_db_end(s, r, e);
     store_db_unlock(s);
     if (r)
         return r;
@@ -286,25 +277,17 @@ rg_status store_document_put_failed(rg_store *s, const rg_document_in *doc, cons
     if (r)
         return r;
     store_db_lock(s);
-    r = store_db_check_metadata(s, doc->metadata_json, e);
-    if (!r)
-        r = store_db_begin(s, e);
+    r = begin_put(s, doc, e);
     if (r) {
         store_db_unlock(s);
         return r;
     }
     int64_t existing = 0, id = 0;
-    r = check_collection_exists(s, doc->collection_id, e);
-    if (!r)
-        r = find_id(s, "SELECT id FROM documents WHERE collection_id = ?1 AND name = ?2", doc->collection_id,
-                    doc->name, NULL, &existing, e);
+    r = find_same_name(s, doc, &existing, e);
     if (!r)
         r = write_document_row(s, existing, doc, sha, DOC_STATUS_FAILED, error && *error ? error : "unknown error",
                                n_chars, &id, e);
-    if (!r)
-        r = store_db_commit(s, e);
-    else
-        store_db_rollback(s);
+    r = store_db_end(s, r, e);
     store_db_unlock(s);
     if (!r && doc_id)
         *doc_id = id;
@@ -319,8 +302,9 @@ rg_status store_document_put_failed(rg_store *s, const rg_document_in *doc, cons
     "(SELECT count(*) FROM chunks k WHERE k.document_id = d.id), d.n_chars "                                  \
     "FROM documents d JOIN collections c ON c.id = d.collection_id "
 
-static rg_status read_document(sqlite3_stmt *st, rg_document *d, rg_err *e)
+static rg_status read_document(sqlite3_stmt *st, void *elem, rg_err *e)
 {
+    rg_document *d = elem;
     memset(d, 0, sizeof *d);
     d->id = sqlite3_column_int64(st, 0);
     d->collection_id = sqlite3_column_int64(st, 1);
@@ -334,23 +318,15 @@ static rg_status read_document(sqlite3_stmt *st, rg_document *d, rg_err *e)
     d->updated_ms = sqlite3_column_int64(st, 13);
     d->n_chunks = sqlite3_column_int64(st, 14);
     d->n_chars = sqlite3_column_int64(st, 15);
-    rg_status r = store_db_column_text(st, 2, 1, &d->collection, e);
-    if (!r)
-        r = store_db_column_text(st, 3, 1, &d->name, e);
-    if (!r)
-        r = store_db_column_text(st, 4, 1, &d->source, e);
-    if (!r)
-        r = store_db_column_text(st, 5, 1, &d->mime, e);
-    if (!r)
-        r = store_db_column_text(st, 8, 1, &d->status, e);
-    if (!r)
-        r = store_db_column_text(st, 9, 0, &d->error, e);
-    if (!r)
-        r = store_db_column_text(st, 10, 0, &d->metadata_json, e);
-    if (!r && !d->metadata_json && !(d->metadata_json = store_strdup("{}")))
-        r = rg_error(e, RG_ERR_NOMEM, "store: out of memory");
-    if (!r)
-        r = store_db_column_text(st, 11, 0, &d->title, e);
+    rg_status r = RG_OK;
+    store_db_column_text(st, 2, 1, &d->collection, &r, e);
+    store_db_column_text(st, 3, 1, &d->name, &r, e);
+    store_db_column_text(st, 4, 1, &d->source, &r, e);
+    store_db_column_text(st, 5, 1, &d->mime, &r, e);
+    store_db_column_text(st, 8, 1, &d->status, &r, e);
+    store_db_column_text(st, 9, 0, &d->error, &r, e);
+    store_db_column_json(st, 10, &d->metadata_json, &r, e);
+    store_db_column_text(st, 11, 0, &d->title, &r, e);
     if (r)
         store_document_free(d);
     return r;
@@ -360,21 +336,8 @@ rg_status store_document_get(rg_store *s, int64_t id, rg_document *out, rg_err *
 {
     memset(out, 0, sizeof *out);
     store_db_lock(s);
-    sqlite3_stmt *st;
-    rg_status r = store_db_prepare(s, "SELECT " DOCUMENT_COLUMNS "WHERE d.id = ?1", &st, e);
-    if (!r) {
-        int rc = SQLITE_OK;
-        store_db_bind_i64(st, 1, id, &rc);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-            r = read_document(st, out, e);
-        else if (rc == SQLITE_DONE)
-            r = rg_error(e, RG_ERR_NOT_FOUND, "no document with id %lld", (long long)id);
-        else
-            r = store_db_fail(s, rc, e, "reading a document");
-        sqlite3_finalize(st);
-    }
+    rg_status r = store_db_get_by_id(s, "SELECT " DOCUMENT_COLUMNS "WHERE d.id = ?1", id, "document", read_document,
+                                     out, "reading a document", e);
     store_db_unlock(s);
     return r;
 }
@@ -398,8 +361,8 @@ rg_status store_document_list(rg_store *s, int64_t collection_id, size_t limit, 
                                        : "SELECT " DOCUMENT_COLUMNS
                                          "ORDER BY d.created_ms DESC, d.id DESC LIMIT ?1 OFFSET ?2",
                                    &st, e);
-    rg_document *v = NULL;
-    size_t len = 0, cap = 0;
+    void *v = NULL;
+    size_t len = 0;
     if (!r) {
         int rc = SQLITE_OK;
         /* limit 0 means no limit (a negative LIMIT in SQLite). */
@@ -407,21 +370,7 @@ rg_status store_document_list(rg_store *s, int64_t collection_id, size_t limit, 
         store_db_bind_i64(st, 2, clamp_size(offset), &rc);
         if (collection_id > 0)
             store_db_bind_i64(st, 3, collection_id, &rc);
-        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-            rc = sqlite3_step(st);
-            if (rc != SQLITE_ROW)
-                break;
-            void *grown = v;
-            r = store_db_grow(&grown, &cap, len, sizeof *v, e);
-            v = grown;
-            if (!r)
-                r = read_document(st, &v[len], e);
-            if (r)
-                break;
-            len++;
-        }
-        if (!r && rc != SQLITE_DONE)
-            r = store_db_fail(s, rc, e, "listing documents");
+        r = store_db_read_rows(s, st, &rc, read_document, sizeof(rg_document), &v, &len, "listing documents", e);
         sqlite3_finalize(st);
     }
     store_db_unlock(s);
@@ -439,24 +388,12 @@ rg_status store_document_delete(rg_store *s, int64_t id, rg_err *e)
     store_db_lock(s);
     rg_status r = store_db_begin(s, e);
     if (!r) {
-        sqlite3_stmt *st;
+        int64_t changes = 0;
         /* Chunks go by ON DELETE CASCADE, FTS rows by the chunk trigger. */
-        r = store_db_prepare(s, "DELETE FROM documents WHERE id = ?1", &st, e);
-        if (!r) {
-            int rc = SQLITE_OK;
-            store_db_bind_i64(st, 1, id, &rc);
-            if (rc == SQLITE_OK)
-                rc = sqlite3_step(st);
-            if (rc != SQLITE_DONE)
-                r = store_db_fail(s, rc, e, "deleting a document");
-            else if (sqlite3_changes(s->db) == 0)
-                r = rg_error(e, RG_ERR_NOT_FOUND, "no document with id %lld", (long long)id);
-            sqlite3_finalize(st);
-        }
-        if (!r)
-            r = store_db_commit(s, e);
-        else
-            store_db_rollback(s);
+        r = store_db_run_id(s, "DELETE FROM documents WHERE id = ?1", id, &changes, "deleting a document", e);
+        if (!r && changes == 0)
+            r = rg_error(e, RG_ERR_NOT_FOUND, "no document with id %lld", (long long)id);
+        r = store_db_end(s, r, e);
     }
     store_db_unlock(s);
     return r;
@@ -476,7 +413,7 @@ rg_status store_document_text(rg_store *s, int64_t id, char **text, size_t *len,
         if (rc == SQLITE_OK)
             rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-            r = store_db_column_text(st, 0, 1, text, e);
+            store_db_column_text(st, 0, 1, text, &r, e);
             if (!r && len)
                 *len = (size_t)sqlite3_column_bytes(st, 0);
         } else if (rc == SQLITE_DONE) {
@@ -516,21 +453,20 @@ void store_documents_free(rg_document *d, size_t n)
 
 /* ---- chunks ------------------------------------------------------------- */
 
-static rg_status document_exists(rg_store *s, int64_t id, rg_err *e)
+static rg_status read_chunk(sqlite3_stmt *st, void *elem, rg_err *e)
 {
-    sqlite3_stmt *st;
-    rg_status r = store_db_prepare(s, "SELECT 1 FROM documents WHERE id = ?1", &st, e);
-    if (r)
-        return r;
-    int rc = SQLITE_OK;
-    store_db_bind_i64(st, 1, id, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        r = rg_error(e, RG_ERR_NOT_FOUND, "no document with id %lld", (long long)id);
-    else if (rc != SQLITE_ROW)
-        r = store_db_fail(s, rc, e, "looking up a document");
-    sqlite3_finalize(st);
+    rg_chunk *c = elem;
+    memset(c, 0, sizeof *c);
+    c->id = sqlite3_column_int64(st, 0);
+    c->document_id = sqlite3_column_int64(st, 1);
+    c->ordinal = sqlite3_column_int(st, 2);
+    c->char_start = sqlite3_column_int64(st, 4);
+    c->char_end = sqlite3_column_int64(st, 5);
+    c->page = sqlite3_column_int(st, 7);
+    c->token_count = sqlite3_column_int(st, 8);
+    rg_status r = RG_OK;
+    store_db_column_text(st, 3, 1, &c->text, &r, e);
+    store_db_column_text(st, 6, 0, &c->heading_path, &r, e);
     return r;
 }
 
@@ -545,45 +481,20 @@ rg_status store_chunk_list(rg_store *s, int64_t document_id, rg_chunk **out, siz
         store_db_unlock(s);
         return r;
     }
-    r = document_exists(s, document_id, e);
+    r = store_db_get_by_id(s, "SELECT 1 FROM documents WHERE id = ?1", document_id, "document", NULL, NULL,
+                           "looking up a document", e);
     sqlite3_stmt *st = NULL;
     if (!r)
         r = store_db_prepare(s,
                              "SELECT id, document_id, ordinal, text, char_start, char_end, heading_path, page, "
                              "token_count FROM chunks WHERE document_id = ?1 ORDER BY ordinal",
                              &st, e);
-    rg_chunk *v = NULL;
-    size_t len = 0, cap = 0;
+    void *v = NULL;
+    size_t len = 0;
     if (!r) {
         int rc = SQLITE_OK;
         store_db_bind_i64(st, 1, document_id, &rc);
-        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-            rc = sqlite3_step(st);
-            if (rc != SQLITE_ROW)
-                break;
-            void *grown = v;
-            r = store_db_grow(&grown, &cap, len, sizeof *v, e);
-            v = grown;
-            if (r)
-                break;
-            rg_chunk *c = &v[len];
-            memset(c, 0, sizeof *c);
-            c->id = sqlite3_column_int64(st, 0);
-            c->document_id = sqlite3_column_int64(st, 1);
-            c->ordinal = sqlite3_column_int(st, 2);
-            c->char_start = sqlite3_column_int64(st, 4);
-            c->char_end = sqlite3_column_int64(st, 5);
-            c->page = sqlite3_column_int(st, 7);
-            c->token_count = sqlite3_column_int(st, 8);
-            len++; /* counted now so a failed copy below is still freed */
-            r = store_db_column_text(st, 3, 1, &c->text, e);
-            if (!r)
-                r = store_db_column_text(st, 6, 0, &c->heading_path, e);
-            if (r)
-                break;
-        }
-        if (!r && rc != SQLITE_DONE)
-            r = store_db_fail(s, rc, e, "listing chunks");
+        r = store_db_read_rows(s, st, &rc, read_chunk, sizeof(rg_chunk), &v, &len, "listing chunks", e);
     }
     sqlite3_finalize(st);
     store_db_rollback(s); /* ends the read transaction */

@@ -154,11 +154,7 @@ static rg_status apply_step(rg_store *s, const char *path, int target, rg_err *e
             }
         }
     }
-    if (st) {
-        store_db_rollback(s);
-        return st;
-    }
-    return store_db_commit(s, e);
+    return store_db_end(s, st, e);
 }
 
 rg_status store_schema_migrate(rg_store *s, const char *path, rg_err *e)

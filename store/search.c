@@ -19,8 +19,10 @@
 static const char search_all_sql[] = HIT_SELECT "ORDER BY bm25(chunks_fts), k.id LIMIT ?2";
 static const char search_one_sql[] = HIT_SELECT "AND d.collection_id = ?3 ORDER BY bm25(chunks_fts), k.id LIMIT ?2";
 
-static rg_status read_hit(sqlite3_stmt *st, rg_hit *h, rg_err *e)
+/* Leaves a failed hit's copies in place: store_hits_free releases them. */
+static rg_status read_hit(sqlite3_stmt *st, void *elem, rg_err *e)
 {
+    rg_hit *h = elem;
     memset(h, 0, sizeof *h);
     h->chunk_id = sqlite3_column_int64(st, 0);
     h->document_id = sqlite3_column_int64(st, 1);
@@ -28,17 +30,12 @@ static rg_status read_hit(sqlite3_stmt *st, rg_hit *h, rg_err *e)
     h->char_start = sqlite3_column_int64(st, 7);
     h->char_end = sqlite3_column_int64(st, 8);
     h->page = sqlite3_column_int(st, 10);
-    rg_status r = store_db_column_text(st, 2, 1, &h->document, e);
-    if (!r)
-        r = store_db_column_text(st, 3, 1, &h->collection, e);
-    if (!r)
-        r = store_db_column_text(st, 4, 1, &h->text, e);
-    if (!r)
-        r = store_db_column_text(st, 6, 0, &h->metadata_json, e);
-    if (!r && !h->metadata_json && !(h->metadata_json = store_strdup("{}")))
-        r = rg_error(e, RG_ERR_NOMEM, "store: out of memory");
-    if (!r)
-        r = store_db_column_text(st, 9, 0, &h->heading_path, e);
+    rg_status r = RG_OK;
+    store_db_column_text(st, 2, 1, &h->document, &r, e);
+    store_db_column_text(st, 3, 1, &h->collection, &r, e);
+    store_db_column_text(st, 4, 1, &h->text, &r, e);
+    store_db_column_json(st, 6, &h->metadata_json, &r, e);
+    store_db_column_text(st, 9, 0, &h->heading_path, &r, e);
     return r;
 }
 
@@ -56,36 +53,19 @@ rg_status store_chunk_search_fts(rg_store *s, int64_t collection_id, const char 
     store_db_lock(s);
     sqlite3_stmt *st;
     rg_status r = store_db_prepare(s, collection_id > 0 ? search_one_sql : search_all_sql, &st, e);
-    rg_hit *v = NULL;
-    size_t len = 0, cap = 0;
+    void *v = NULL;
+    size_t len = 0;
     if (!r) {
         int rc = SQLITE_OK;
         store_db_bind_text(st, 1, match_expr, &rc);
         store_db_bind_i64(st, 2, (int64_t)k, &rc);
         if (collection_id > 0)
             store_db_bind_i64(st, 3, collection_id, &rc);
-        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-            rc = sqlite3_step(st);
-            if (rc != SQLITE_ROW)
-                break;
-            void *grown = v;
-            r = store_db_grow(&grown, &cap, len, sizeof *v, e);
-            v = grown;
-            if (r)
-                break;
-            r = read_hit(st, &v[len], e);
-            len++; /* counted even on failure: read_hit leaves it freeable */
-            if (r)
-                break;
-        }
-        if (!r && rc != SQLITE_DONE) {
-            /* The statement itself is fixed and valid, so a plain SQL error
-             * here comes from FTS5 parsing the caller's expression. */
-            if (rc == SQLITE_ERROR)
-                r = rg_error(e, RG_ERR_INVALID, "invalid search expression: %s", sqlite3_errmsg(s->db));
-            else
-                r = store_db_fail(s, rc, e, "searching");
-        }
+        r = store_db_read_rows(s, st, &rc, read_hit, sizeof(rg_hit), &v, &len, "searching", e);
+        /* The statement itself is fixed and valid, so a plain SQL error
+         * here comes from FTS5 parsing the caller's expression. */
+        if (r && rc == SQLITE_ERROR)
+            r = rg_error(e, RG_ERR_INVALID, "invalid search expression: %s", sqlite3_errmsg(s->db));
         sqlite3_finalize(st);
     }
     store_db_unlock(s);

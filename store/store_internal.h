@@ -43,6 +43,9 @@ rg_status store_db_begin(rg_store *s, rg_err *e);
 rg_status store_db_commit(rg_store *s, rg_err *e);
 /* Rolls back if a transaction is open; never fails the caller. */
 void store_db_rollback(rg_store *s);
+/* Ends the transaction store_db_begin opened: commits when r is RG_OK,
+ * otherwise rolls back and hands r back. Returns the outcome. */
+rg_status store_db_end(rg_store *s, rg_status r, rg_err *e);
 
 /* Binders that do nothing once *rc holds an error, so a run of binds can be
  * checked once. NULL text binds SQL NULL. */
@@ -50,9 +53,44 @@ void store_db_bind_i64(sqlite3_stmt *st, int idx, int64_t v, int *rc);
 void store_db_bind_text(sqlite3_stmt *st, int idx, const char *text, int *rc);
 void store_db_bind_textn(sqlite3_stmt *st, int idx, const char *text, size_t len, int *rc);
 
-/* Copies a text column into a fresh NUL-terminated string; SQL NULL gives
- * *out = NULL, or "" when empty_for_null. RG_ERR_NOMEM on allocation failure. */
-rg_status store_db_column_text(sqlite3_stmt *st, int col, int empty_for_null, char **out, rg_err *e);
+/* Statements handed to the helpers below stay the caller's: whoever
+ * prepares a statement finalizes it. */
+
+/* Steps a bound statement that returns no rows; rc is the binders' result.
+ * *changes (may be NULL) receives how many rows it changed. A failed bind
+ * or step is reported as store_db_fail(what). */
+rg_status store_db_step_done(rg_store *s, sqlite3_stmt *st, int rc, int64_t *changes, const char *what,
+                             rg_err *e);
+/* Prepares sql, binds ?1 = id and runs it as store_db_step_done does. */
+rg_status store_db_run_id(rg_store *s, const char *sql, int64_t id, int64_t *changes, const char *what, rg_err *e);
+
+/* Fills one element of a result array from the current row. It must leave
+ * the element freeable by the array's *_free even when it fails. */
+typedef rg_status (*store_row_reader)(sqlite3_stmt *st, void *elem, rg_err *e);
+
+/* Prepares sql, binds ?1 = id and hands the row it yields to read (NULL
+ * read: only checks that there is one). No row is RG_ERR_NOT_FOUND
+ * "no <noun> with id N"; a failed bind or step is store_db_fail(what). */
+rg_status store_db_get_by_id(rg_store *s, const char *sql, int64_t id, const char *noun, store_row_reader read,
+                             void *elem, const char *what, rg_err *e);
+
+/* Steps a bound statement to its end, appending one elem_size element per
+ * row to the growing array *v (which starts NULL, *len 0). An element whose
+ * read failed is still counted, so on failure the caller releases *v and
+ * *len with its *_free. *rc comes in as the binders' result and leaves as
+ * the code that ended the rows (SQLITE_DONE when all were read); a failed
+ * bind or step is reported as store_db_fail(what). */
+rg_status store_db_read_rows(rg_store *s, sqlite3_stmt *st, int *rc, store_row_reader read, size_t elem_size,
+                             void **v, size_t *len, const char *what, rg_err *e);
+
+/* Column copies that, like the binders, do nothing once *r holds an error,
+ * so a row's copies can be checked once. store_db_column_text copies a text
+ * column into a fresh NUL-terminated string; SQL NULL gives *out = NULL, or
+ * "" when empty_for_null. store_db_column_json copies a metadata column (a
+ * JSON object as text), SQL NULL giving "{}". RG_ERR_NOMEM on allocation
+ * failure. */
+void store_db_column_text(sqlite3_stmt *st, int col, int empty_for_null, char **out, rg_status *r, rg_err *e);
+void store_db_column_json(sqlite3_stmt *st, int col, char **out, rg_status *r, rg_err *e);
 
 /* Runs a single-row query that yields one integer, e.g. a count. */
 rg_status store_db_query_i64(rg_store *s, const char *sql, int64_t *out, rg_err *e);

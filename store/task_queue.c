@@ -22,17 +22,11 @@ rg_status store_task_claim_next(rg_store *s, rg_task *out, int *found, rg_err *e
             int rc = SQLITE_OK;
             store_db_bind_i64(st, 1, clock_now_ms(), &rc);
             store_db_bind_i64(st, 2, id, &rc);
-            if (rc == SQLITE_OK)
-                rc = sqlite3_step(st);
-            if (rc != SQLITE_DONE)
-                r = store_db_fail(s, rc, e, "claiming a task");
+            r = store_db_step_done(s, st, rc, NULL, "claiming a task", e);
             sqlite3_finalize(st);
         }
     }
-    if (!r)
-        r = store_db_commit(s, e);
-    else
-        store_db_rollback(s);
+    r = store_db_end(s, r, e);
     store_db_unlock(s);
     if (r || id == 0)
         return r;

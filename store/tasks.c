@@ -49,11 +49,8 @@ rg_status store_task_create(rg_store *s, const rg_task_in *t, int64_t *id, rg_er
         store_db_bind_i64(st, 4, t->spooled ? 1 : 0, &rc);
         store_db_bind_text(st, 5, t->metadata_json ? t->metadata_json : "{}", &rc);
         store_db_bind_i64(st, 6, clock_now_ms(), &rc);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE)
-            r = store_db_fail(s, rc, e, "creating a task");
-        else if (id)
+        r = store_db_step_done(s, st, rc, NULL, "creating a task", e);
+        if (!r && id)
             *id = sqlite3_last_insert_rowid(s->db);
         sqlite3_finalize(st);
     }
@@ -65,8 +62,9 @@ rg_status store_task_create(rg_store *s, const rg_task_in *t, int64_t *id, rg_er
     "SELECT id, state, collection, name, source_path, spooled, metadata, document_id, outcome, "      \
     "progress_done, progress_total, error, created_ms, updated_ms FROM tasks "
 
-static rg_status read_task(sqlite3_stmt *st, rg_task *t, rg_err *e)
+static rg_status read_task(sqlite3_stmt *st, void *elem, rg_err *e)
 {
+    rg_task *t = elem;
     memset(t, 0, sizeof *t);
     t->id = sqlite3_column_int64(st, 0);
     int state = state_from_name((const char *)sqlite3_column_text(st, 1));
@@ -79,19 +77,13 @@ static rg_status read_task(sqlite3_stmt *st, rg_task *t, rg_err *e)
     t->progress_total = sqlite3_column_int64(st, 10);
     t->created_ms = sqlite3_column_int64(st, 12);
     t->updated_ms = sqlite3_column_int64(st, 13);
-    rg_status r = store_db_column_text(st, 2, 1, &t->collection, e);
-    if (!r)
-        r = store_db_column_text(st, 3, 1, &t->name, e);
-    if (!r)
-        r = store_db_column_text(st, 4, 1, &t->source_path, e);
-    if (!r)
-        r = store_db_column_text(st, 6, 0, &t->metadata_json, e);
-    if (!r && !t->metadata_json && !(t->metadata_json = store_strdup("{}")))
-        r = rg_error(e, RG_ERR_NOMEM, "store: out of memory");
-    if (!r)
-        r = store_db_column_text(st, 8, 0, &t->outcome, e);
-    if (!r)
-        r = store_db_column_text(st, 11, 0, &t->error, e);
+    rg_status r = RG_OK;
+    store_db_column_text(st, 2, 1, &t->collection, &r, e);
+    store_db_column_text(st, 3, 1, &t->name, &r, e);
+    store_db_column_text(st, 4, 1, &t->source_path, &r, e);
+    store_db_column_json(st, 6, &t->metadata_json, &r, e);
+    store_db_column_text(st, 8, 0, &t->outcome, &r, e);
+    store_db_column_text(st, 11, 0, &t->error, &r, e);
     if (r)
         store_task_free(t);
     return r;
@@ -101,21 +93,7 @@ rg_status store_task_get(rg_store *s, int64_t id, rg_task *out, rg_err *e)
 {
     memset(out, 0, sizeof *out);
     store_db_lock(s);
-    sqlite3_stmt *st;
-    rg_status r = store_db_prepare(s, TASK_SELECT "WHERE id = ?1", &st, e);
-    if (!r) {
-        int rc = SQLITE_OK;
-        store_db_bind_i64(st, 1, id, &rc);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-            r = read_task(st, out, e);
-        else if (rc == SQLITE_DONE)
-            r = rg_error(e, RG_ERR_NOT_FOUND, "no task with id %lld", (long long)id);
-        else
-            r = store_db_fail(s, rc, e, "reading a task");
-        sqlite3_finalize(st);
-    }
+    rg_status r = store_db_get_by_id(s, TASK_SELECT "WHERE id = ?1", id, "task", read_task, out, "reading a task", e);
     store_db_unlock(s);
     return r;
 }
@@ -143,11 +121,9 @@ rg_status store_task_update(rg_store *s, int64_t id, rg_task_state state, int64_
         store_db_bind_text(st, 6, outcome, &rc);
         store_db_bind_text(st, 7, error, &rc);
         store_db_bind_i64(st, 8, clock_now_ms(), &rc);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE)
-            r = store_db_fail(s, rc, e, "updating a task");
-        else if (sqlite3_changes(s->db) == 0)
+        int64_t changes = 0;
+        r = store_db_step_done(s, st, rc, &changes, "updating a task", e);
+        if (!r && changes == 0)
             r = rg_error(e, RG_ERR_NOT_FOUND, "no task with id %lld", (long long)id);
         sqlite3_finalize(st);
     }
@@ -163,27 +139,13 @@ static rg_status list_tasks(rg_store *s, const char *sql, int64_t limit, int64_t
     store_db_lock(s);
     sqlite3_stmt *st;
     rg_status r = store_db_prepare(s, sql, &st, e);
-    rg_task *v = NULL;
-    size_t len = 0, cap = 0;
+    void *v = NULL;
+    size_t len = 0;
     if (!r) {
         int rc = SQLITE_OK;
         store_db_bind_i64(st, 1, limit, &rc);
         store_db_bind_i64(st, 2, offset, &rc);
-        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-            rc = sqlite3_step(st);
-            if (rc != SQLITE_ROW)
-                break;
-            void *grown = v;
-            r = store_db_grow(&grown, &cap, len, sizeof *v, e);
-            v = grown;
-            if (!r)
-                r = read_task(st, &v[len], e);
-            if (r)
-                break;
-            len++;
-        }
-        if (!r && rc != SQLITE_DONE)
-            r = store_db_fail(s, rc, e, "listing tasks");
+        r = store_db_read_rows(s, st, &rc, read_task, sizeof(rg_task), &v, &len, "listing tasks", e);
         sqlite3_finalize(st);
     }
     store_db_unlock(s);
