@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 const char *http_query(rg_request *r, const char *key)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
@@ -41,9 +43,14 @@ void http_error(rg_request *r, unsigned status, const char *type, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Messages quote request input (paths, names): keep the JSON valid UTF-8. */
+    rg_buf clean;
+    rg_buf_init(&clean, 0);
+    int ok = utf8_sanitize(msg, strlen(msg), &clean, NULL, NULL) == RG_OK && clean.data;
     cJSON *root = cJSON_CreateObject();
     cJSON *err = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(err, "message", msg);
+    cJSON_AddStringToObject(err, "message", ok ? clean.data : "invalid request");
+    rg_buf_free(&clean);
     cJSON_AddStringToObject(err, "type", type);
     cJSON_AddNumberToObject(err, "code", status);
     http_json(r, status, root);

@@ -14,7 +14,7 @@ static int path_id(rg_request *r, const char *what, int64_t *id)
     char *end;
     errno = 0;
     long long v = strtoll(r->params[0], &end, 10);
-    if (errno || *end || v <= 0) {
+    if (errno || *end || v <= 0 || r->params[0][0] < '0' || r->params[0][0] > '9') {
         http_error(r, 404, "not_found", "no %s '%s'", what, r->params[0]);
         return -1;
     }

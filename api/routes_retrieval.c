@@ -32,8 +32,9 @@ void route_retrieval(rg_request *r)
         goto out;
     }
     if (top_k && !cJSON_IsNull(top_k)) {
-        if (!cJSON_IsNumber(top_k) || top_k->valuedouble != (double)(long)top_k->valuedouble ||
-            top_k->valuedouble < 1 || top_k->valuedouble > RETRIEVAL_MAX_TOP_K) {
+        /* Range first: converting an out-of-range double to long is undefined. */
+        if (!cJSON_IsNumber(top_k) || !(top_k->valuedouble >= 1 && top_k->valuedouble <= RETRIEVAL_MAX_TOP_K) ||
+            top_k->valuedouble != (double)(long)top_k->valuedouble) {
             http_error(r, 400, "invalid_request", "'top_k' must be an integer in 1..%d", RETRIEVAL_MAX_TOP_K);
             goto out;
         }

@@ -30,6 +30,7 @@ typedef struct rg_spool {
     char name[UPLOAD_NAME_MAX + 1];
     int fd;
     size_t bytes;
+    unsigned long open_feed; /* upload_feed call that opened it */
     int queued; /* handed to a task: no longer ours to delete */
 } rg_spool;
 
@@ -39,6 +40,8 @@ struct rg_upload {
     rg_spool *files;
     size_t n_files, cap_files;
     size_t total_bytes;
+    unsigned long feeds; /* upload_feed calls so far */
+    int field_seen;      /* a non-file part came after the last file part */
     rg_buf collection, metadata, data;
     rg_err err; /* first error; status RG_OK while none */
 };
@@ -69,8 +72,24 @@ static void clean_name(const char *filename, size_t index, char out[UPLOAD_NAME_
         snprintf(out, UPLOAD_NAME_MAX + 1, "upload-%zu", index + 1);
 }
 
+/* Makes a finished spool file durable and closes it, so that a request
+ * with many files holds one descriptor at a time. */
+static int spool_close(rg_upload *u, rg_spool *s)
+{
+    if (s->fd < 0)
+        return 1;
+    int bad = fsync(s->fd) != 0;
+    bad |= close(s->fd) != 0;
+    s->fd = -1;
+    if (bad)
+        return rg_error(&u->err, RG_ERR_IO, "storing the upload: %s", strerror(errno)), 0;
+    return 1;
+}
+
 static rg_spool *spool_open(rg_upload *u, const char *filename)
 {
+    if (u->n_files && !spool_close(u, &u->files[u->n_files - 1]))
+        return NULL;
     if (u->n_files == UPLOAD_MAX_FILES) {
         rg_error(&u->err, RG_ERR_TOO_LARGE, "at most %d files per request", UPLOAD_MAX_FILES);
         return NULL;
@@ -103,6 +122,7 @@ static rg_spool *spool_open(rg_upload *u, const char *filename)
         return NULL;
     }
     clean_name(filename, u->n_files, s->name);
+    s->open_feed = u->feeds;
     u->n_files++;
     return s;
 }
@@ -139,12 +159,25 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     }
     if (is_file_key(key) || filename) {
         rg_spool *cur = u->n_files ? &u->files[u->n_files - 1] : NULL;
-        /* off restarts at 0 for every part; a part may arrive in pieces. */
-        int new_part = !cur || (off == 0 && (cur->bytes > 0 || cur->fd < 0));
+        /* off restarts at 0 for every part, and a part may arrive in pieces.
+         * MHD reports every part at least once, with size 0 when it is empty
+         * or when none of its bytes are buffered yet; in the second case
+         * nothing more is reported in that MHD_post_process call, and the
+         * bytes follow at off 0 in a later one. So an off-0 call after a
+         * still empty spool is the same part only when it comes in a later
+         * call, with no other field in between, under the same name. */
+        int new_part = !cur || off == 0;
+        if (new_part && cur && cur->bytes == 0 && !u->field_seen && cur->open_feed != u->feeds) {
+            char name[UPLOAD_NAME_MAX + 1];
+            clean_name(filename, u->n_files - 1, name);
+            new_part = strcmp(name, cur->name) != 0;
+        }
+        u->field_seen = 0;
         if (new_part && !(cur = spool_open(u, filename)))
             return MHD_NO;
         return size == 0 || spool_write(u, cur, data, size) ? MHD_YES : MHD_NO;
     }
+    u->field_seen = 1;
     rg_buf *field = NULL;
     if (key && strcmp(key, "collection") == 0)
         field = &u->collection;
@@ -198,6 +231,7 @@ rg_upload *upload_begin(rg_request *r)
 
 int upload_feed(rg_upload *u, const char *data, size_t size)
 {
+    u->feeds++;
     if (MHD_post_process(u->pp, data, size) == MHD_YES && !u->err.status)
         return 1;
     if (!u->err.status)
@@ -209,16 +243,9 @@ int upload_feed(rg_upload *u, const char *data, size_t size)
 /* Closes and fsyncs every spool file, then the directory entry. */
 static int spools_sync(rg_upload *u)
 {
-    for (size_t i = 0; i < u->n_files; i++) {
-        rg_spool *s = &u->files[i];
-        if (s->fd >= 0) {
-            int bad = fsync(s->fd) != 0;
-            bad |= close(s->fd) != 0;
-            s->fd = -1;
-            if (bad)
-                return rg_error(&u->err, RG_ERR_IO, "storing the upload: %s", strerror(errno)), 0;
-        }
-    }
+    for (size_t i = 0; i < u->n_files; i++)
+        if (!spool_close(u, &u->files[i]))
+            return 0;
     int dfd = open(u->req->server->uploads_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         fsync(dfd);

@@ -87,7 +87,9 @@ static const rg_route *route_find(rg_request *r, int *path_known)
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!route_match(routes[i].pattern, r->path, r))
             continue;
-        if (strcmp(routes[i].method, r->method) == 0)
+        /* HEAD is GET without the body (MHD drops it). */
+        if (strcmp(routes[i].method, r->method) == 0 ||
+            (strcmp(r->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0))
             return &routes[i];
         *path_known = 1;
     }
@@ -124,13 +126,16 @@ typedef struct rg_conn {
     rg_request req;
     const rg_route *route;
     rg_upload *upload;
-    int answered; /* an error was decided before the body was read */
+    int answered; /* an error was decided before the whole body was read */
+    int queued;   /* the response went to MHD */
+    size_t discarded; /* body bytes dropped after an error */
     int64_t start_us;
 } rg_conn;
 
 static enum MHD_Result send_response(rg_conn *c)
 {
     rg_request *r = &c->req;
+    c->queued = 1;
     if (!r->res.status)
         http_error(r, 500, "internal_error", "the handler produced no response");
     struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -164,7 +169,8 @@ static void request_begin(rg_server *srv, rg_conn *c)
     if (!c->route) {
         r->route = "other";
         c->answered = 1;
-        if (strcmp(r->method, "GET") == 0 && strncmp(r->path, "/v1/", 4) != 0 && route_static(r)) {
+        if ((strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0) && strncmp(r->path, "/v1/", 4) != 0 &&
+            route_static(r)) {
             r->route = "/static";
             return;
         }
@@ -219,13 +225,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (c->answered)
-            return MHD_YES; /* the answer is queued; the rest is discarded */
+        if (c->answered) {
+            /* MHD cannot queue a response while the body is being read, so
+             * an error found mid-body is sent once it has been drained; a
+             * client that keeps sending far past the limit is cut off. */
+            c->discarded += n;
+            return c->queued || c->discarded <= srv->cfg.max_upload_bytes ? MHD_YES : MHD_NO;
+        }
         if (c->upload) {
-            if (!upload_feed(c->upload, upload_data, n)) {
+            if (!upload_feed(c->upload, upload_data, n))
                 c->answered = 1;
-                return send_response(c);
-            }
             return MHD_YES;
         }
         rg_err e;
@@ -233,13 +242,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             c->answered = 1;
             http_error(&c->req, 413, "payload_too_large", "the request body exceeds the limit of %zu bytes",
                        srv->cfg.max_body_bytes);
-            return send_response(c);
         }
         return MHD_YES;
     }
     /* The whole body has arrived: run the handler and answer. */
     if (c->answered)
-        return MHD_YES;
+        return c->queued ? MHD_YES : send_response(c);
     {
         if (c->upload)
             upload_finish(c->upload);
@@ -316,10 +324,9 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
 
     srv->daemon = MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-        MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_END);
     if (!srv->daemon)
         return rg_error(e, RG_ERR_IO, "cannot listen on %s:%u (in use, or not permitted)", cfg->host, cfg->port);
     srv->ready = 1;
@@ -338,7 +345,7 @@ void server_stop(rg_server *srv)
     srv->store = NULL;
     metrics_destroy(&srv->metrics);
     pthread_mutex_destroy(&srv->admission);
-    if (srv->lock_fd > 0)
+    if (srv->lock_fd >= 0)
         close(srv->lock_fd);
     srv->lock_fd = -1;
 }
