@@ -67,6 +67,9 @@ int cli_serve(int argc, char **argv)
     }
     cfg.port = (unsigned)port;
     cfg.max_upload_bytes = upload_mb << 20;
+    /* A file the server accepted must not then be too large to ingest. */
+    if (cfg.pipeline.ingest.max_file_bytes < cfg.max_upload_bytes)
+        cfg.pipeline.ingest.max_file_bytes = cfg.max_upload_bytes;
     cfg.max_body_bytes = body_kb << 10;
     cfg.pipeline.ingest.chunk.target_tokens = chunk;
     cfg.pipeline.ingest.chunk.overlap_tokens = overlap;

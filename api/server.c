@@ -1,7 +1,8 @@
+#define _GNU_SOURCE
 #include "api/server.h"
 
-#define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -285,6 +286,39 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     LOG_WARN("http: %s", line);
 }
 
+/* Removes spooled uploads that no unfinished task refers to: what a crash
+ * left mid-upload (never acknowledged) or after a task's outcome. */
+static rg_status uploads_sweep(rg_server *srv, rg_err *e)
+{
+    rg_task *tasks = NULL;
+    size_t n = 0;
+    rg_status st = store_task_list_unfinished(srv->store, &tasks, &n, e);
+    if (st)
+        return st;
+    DIR *d = opendir(srv->uploads_dir);
+    size_t removed = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 8 || strcmp(de->d_name + len - 7, ".upload") != 0)
+            continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", srv->uploads_dir, de->d_name);
+        /* Spool names are random and unique, so the name identifies it. */
+        int wanted = 0;
+        for (size_t i = 0; i < n && !wanted; i++)
+            wanted = tasks[i].spooled && strcmp(fs_basename(tasks[i].source_path), de->d_name) == 0;
+        if (!wanted && unlink(path) == 0)
+            removed++;
+    }
+    if (d)
+        closedir(d);
+    store_tasks_free(tasks, n);
+    if (removed)
+        LOG_INFO("removed %zu orphaned upload file(s)", removed);
+    return RG_OK;
+}
+
 rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
 {
     memset(srv, 0, sizeof *srv);
@@ -301,6 +335,13 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
         return rg_error(e, RG_ERR_INVALID, "data directory path too long");
     if ((st = fs_mkdirs(srv->uploads_dir, e)))
         return st;
+    /* Tasks record absolute spool paths, so a restart from another working
+     * directory still finds them. */
+    char *abs = realpath(srv->uploads_dir, NULL);
+    if (abs) {
+        snprintf(srv->uploads_dir, sizeof srv->uploads_dir, "%s", abs);
+        free(abs);
+    }
     /* One server per data directory: a second would requeue the first's
      * running tasks and ingest them twice. The lock dies with the process. */
     char lock[4200];
@@ -311,6 +352,8 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
     char db[4200];
     snprintf(db, sizeof db, "%s/ragd.db", cfg->data_dir);
     if ((st = store_open(db, &srv->store, e)))
+        return st;
+    if ((st = uploads_sweep(srv, e)))
         return st;
     if ((st = pipeline_start(srv->store, &cfg->pipeline, &srv->pipeline, e)))
         return st;

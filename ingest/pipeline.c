@@ -39,9 +39,9 @@ static rg_status load_and_chunk(const rg_ingest_opts *o, const char *name, const
     return chunker_split(doc, &o->chunk, chunks, n_chunks, doc_err);
 }
 
-rg_status ingest_file(rg_store *s, const rg_ingest_opts *o, const char *collection, const char *name,
-                      const char *path, const char *source, const char *metadata_json, rg_ingest_result *res,
-                      rg_err *e)
+static rg_status ingest_one(rg_store *s, const rg_ingest_opts *o, const char *collection, const char *name,
+                            const char *path, const char *source, const char *metadata_json, int64_t task_id,
+                            rg_ingest_result *res, rg_err *e)
 {
     memset(res, 0, sizeof *res);
     int64_t coll_id;
@@ -79,6 +79,7 @@ rg_status ingest_file(rg_store *s, const rg_ingest_opts *o, const char *collecti
         .title = doc.title,
         .text = doc.text.data ? doc.text.data : "",
         .text_len = doc.text.len,
+        .task_id = task_id,
     };
 
     if (dst) {
@@ -114,6 +115,20 @@ done:
     return st;
 }
 
+rg_status ingest_file(rg_store *s, const rg_ingest_opts *o, const char *collection, const char *name,
+                      const char *path, const char *source, const char *metadata_json, rg_ingest_result *res,
+                      rg_err *e)
+{
+    return ingest_one(s, o, collection, name, path, source, metadata_json, 0, res, e);
+}
+
+rg_status ingest_task_file(rg_store *s, const rg_ingest_opts *o, const rg_task *t, rg_ingest_result *res,
+                           rg_err *e)
+{
+    return ingest_one(s, o, t->collection, t->name, t->source_path, t->spooled ? "upload" : t->source_path,
+                      t->metadata_json, t->id, res, e);
+}
+
 /* ---- worker pool ---------------------------------------------------------- */
 
 struct rg_pipeline {
@@ -127,42 +142,25 @@ struct rg_pipeline {
     unsigned pending_wakeups;
 };
 
-static const char *outcome_name(rg_put_outcome o)
-{
-    switch (o) {
-    case STORE_PUT_ADDED: return "added";
-    case STORE_PUT_UNCHANGED: return "unchanged";
-    case STORE_PUT_REPLACED: return "replaced";
-    }
-    return NULL;
-}
-
 static void run_task(rg_pipeline *p, rg_task *t)
 {
     rg_err e;
     rg_err_clear(&e);
     rg_ingest_result res;
-    const char *source = t->spooled ? "upload" : t->source_path;
-    store_task_update(p->store, t->id, TASK_RUNNING, 0, 1, 0, NULL, NULL, &e);
-    rg_status st = ingest_file(p->store, &p->opts.ingest, t->collection, t->name, t->source_path, source,
-                               t->metadata_json, &res, &e);
-    if (st) {
-        /* The store failed; leave the spooled bytes so nothing is lost. */
+    if (ingest_task_file(p->store, &p->opts.ingest, t, &res, &e) != RG_OK) {
+        /* The store failed; keep the spooled bytes so nothing is lost. */
         LOG_ERROR("task %lld (%s): %s", (long long)t->id, t->name, e.msg);
         store_task_update(p->store, t->id, TASK_FAILED, 0, 1, 0, NULL, e.msg, &e);
         return;
     }
-    if (res.failed) {
+    if (res.failed)
         LOG_WARN("task %lld (%s) failed: %s", (long long)t->id, t->name, res.error);
-        st = store_task_update(p->store, t->id, TASK_FAILED, 1, 1, res.document_id, NULL, res.error, &e);
-    } else {
-        LOG_INFO("task %lld: %s %s (%zu chunks)", (long long)t->id, t->name, outcome_name(res.outcome),
+    else
+        LOG_INFO("task %lld: %s %s (%zu chunks)", (long long)t->id, t->name, store_put_outcome_name(res.outcome),
                  res.n_chunks);
-        st = store_task_update(p->store, t->id, TASK_DONE, 1, 1, res.document_id, outcome_name(res.outcome), NULL,
-                               &e);
-    }
-    /* The spooled copy is ours; once the outcome is durable it can go. */
-    if (!st && t->spooled)
+    /* The outcome is durable (written with the document); the spooled
+     * copy is no longer needed. */
+    if (t->spooled)
         fs_remove(t->source_path, NULL);
 }
 

@@ -44,6 +44,11 @@ rg_status ingest_file(rg_store *s, const rg_ingest_opts *o, const char *collecti
                       const char *path, const char *source, const char *metadata_json, rg_ingest_result *res,
                       rg_err *e);
 
+/* The same for a queued task: the task's outcome is written in the same
+ * transaction as the document. */
+rg_status ingest_task_file(rg_store *s, const rg_ingest_opts *o, const rg_task *t, rg_ingest_result *res,
+                           rg_err *e);
+
 typedef struct rg_pipeline rg_pipeline;
 
 typedef struct rg_pipeline_opts {

@@ -219,6 +219,16 @@ static rg_status insert_chunks(rg_store *s, int64_t doc_id, const rg_chunk_in *c
     return r;
 }
 
+const char *store_put_outcome_name(rg_put_outcome o)
+{
+    switch (o) {
+    case STORE_PUT_ADDED: return "added";
+    case STORE_PUT_UNCHANGED: return "unchanged";
+    case STORE_PUT_REPLACED: return "replaced";
+    }
+    return "unknown";
+}
+
 rg_status store_document_put(rg_store *s, const rg_document_in *doc, const rg_chunk_in *chunks, size_t n_chunks,
                              int64_t *doc_id, rg_put_outcome *outcome, rg_err *e)
 {
@@ -255,6 +265,8 @@ rg_status store_document_put(rg_store *s, const rg_document_in *doc, const rg_ch
             r = insert_chunks(s, id, chunks, n_chunks, e);
         oc = existing ? STORE_PUT_REPLACED : STORE_PUT_ADDED;
     }
+    if (!r && doc->task_id > 0)
+        r = store_task_write(s, doc->task_id, TASK_DONE, 1, 1, id, store_put_outcome_name(oc), NULL, e);
     r = store_db_end(s, r, e);
     store_db_unlock(s);
     if (r)
@@ -287,6 +299,9 @@ rg_status store_document_put_failed(rg_store *s, const rg_document_in *doc, cons
     if (!r)
         r = write_document_row(s, existing, doc, sha, DOC_STATUS_FAILED, error && *error ? error : "unknown error",
                                n_chars, &id, e);
+    if (!r && doc->task_id > 0)
+        r = store_task_write(s, doc->task_id, TASK_FAILED, 1, 1, id, NULL, error && *error ? error : "unknown error",
+                             e);
     r = store_db_end(s, r, e);
     store_db_unlock(s);
     if (!r && doc_id)

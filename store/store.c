@@ -31,7 +31,9 @@ static rg_status set_pragmas(rg_store *s, const char *path, rg_err *e)
         return r;
     r = store_db_exec(s,
                       "PRAGMA foreign_keys = ON;"
-                      "PRAGMA synchronous = NORMAL;",
+                      /* FULL: a commit is on disk when it returns, so a
+                       * task acknowledged with 202 survives a power loss. */
+                      "PRAGMA synchronous = FULL;",
                       e);
     if (r)
         return r;

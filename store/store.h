@@ -92,6 +92,11 @@ typedef struct rg_document_in {
     const char *title;         /* may be NULL */
     const char *text;          /* extracted text, UTF-8 */
     size_t text_len;           /* bytes */
+    /* When > 0, the ingestion task this document comes from: it is marked
+     * done (or failed) in the same transaction that writes the document, so
+     * a crash can never leave a written document with an unfinished task
+     * (which a restart would run again and report as "unchanged"). */
+    int64_t task_id;
 } rg_document_in;
 
 typedef struct rg_chunk_in {
@@ -108,6 +113,9 @@ typedef enum rg_put_outcome {
     STORE_PUT_UNCHANGED, /* same bytes already ready in this collection: nothing written */
     STORE_PUT_REPLACED   /* same name, different bytes: old chunks replaced, id kept */
 } rg_put_outcome;
+
+/* "added", "unchanged", "replaced". */
+const char *store_put_outcome_name(rg_put_outcome o);
 
 /* Writes a ready document and all its chunks in one transaction.
  * Same sha256 already READY in the collection -> UNCHANGED, *doc_id = that

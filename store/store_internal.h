@@ -103,6 +103,11 @@ rg_status store_db_grow(void **v, size_t *cap, size_t len, size_t elem, rg_err *
 
 char *store_strdup(const char *s);
 
+/* tasks.c: store_task_update without taking the lock, for use inside
+ * another function's transaction. */
+rg_status store_task_write(rg_store *s, int64_t id, rg_task_state state, int64_t done, int64_t total,
+                           int64_t document_id, const char *outcome, const char *error, rg_err *e);
+
 /* schema.c: brings the open connection's schema up to STORE_SCHEMA_VERSION. */
 rg_status store_schema_migrate(rg_store *s, const char *path, rg_err *e);
 

@@ -98,12 +98,11 @@ rg_status store_task_get(rg_store *s, int64_t id, rg_task *out, rg_err *e)
     return r;
 }
 
-rg_status store_task_update(rg_store *s, int64_t id, rg_task_state state, int64_t done, int64_t total,
-                            int64_t document_id, const char *outcome, const char *error, rg_err *e)
+rg_status store_task_write(rg_store *s, int64_t id, rg_task_state state, int64_t done, int64_t total,
+                           int64_t document_id, const char *outcome, const char *error, rg_err *e)
 {
     if ((int)state < 0 || (int)state >= TASK_STATE_COUNT)
         return rg_error(e, RG_ERR_INVALID, "invalid task state %d", (int)state);
-    store_db_lock(s);
     sqlite3_stmt *st;
     rg_status r = store_db_prepare(s,
                                    "UPDATE tasks SET state = ?2, progress_done = ?3, progress_total = ?4, "
@@ -127,6 +126,14 @@ rg_status store_task_update(rg_store *s, int64_t id, rg_task_state state, int64_
             r = rg_error(e, RG_ERR_NOT_FOUND, "no task with id %lld", (long long)id);
         sqlite3_finalize(st);
     }
+    return r;
+}
+
+rg_status store_task_update(rg_store *s, int64_t id, rg_task_state state, int64_t done, int64_t total,
+                            int64_t document_id, const char *outcome, const char *error, rg_err *e)
+{
+    store_db_lock(s);
+    rg_status r = store_task_write(s, id, state, done, total, document_id, outcome, error, e);
     store_db_unlock(s);
     return r;
 }

@@ -108,3 +108,15 @@ def test_crash_during_ingest_resumes(make_server):
                 assert hits and all(h["document_id"] == by_name[name] for h in hits), (name, w, hits)
             else:
                 assert hits == [], (name, w, hits)
+
+
+def test_orphaned_upload_files_are_swept_at_start(server):
+    word = unique_word()
+    server.ingest([("kept.txt", text_doc(word))])
+    server.stop()
+    uploads = server.data_dir / "uploads"
+    orphan = uploads / ("ab" * 12 + ".upload")
+    orphan.write_bytes(b"half an upload that was never acknowledged")
+    server.restart()
+    assert not orphan.exists()
+    assert [h["document"] for h in server.hits(word)] == ["kept.txt"]

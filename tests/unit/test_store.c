@@ -923,6 +923,54 @@ static void test_free_null(void)
     CHECK(store_schema_version(NULL) == -1);
 }
 
+/* A task named in the document is finished by the same transaction, so a
+ * crash between "document written" and "task done" cannot happen. */
+static void test_put_finishes_task(void)
+{
+    tdb t;
+    tdb_init(&t);
+    rg_store *s = open_store(t.path);
+    rg_err e = {0};
+    int64_t coll = 0, t1 = 0, t2 = 0, id = 0;
+    CHECK_OK(store_collection_ensure(s, "docs", &coll, &e), e);
+    rg_task_in in = {.collection = "docs", .name = "a.txt", .source_path = "/spool/a", .spooled = 1};
+    CHECK_OK(store_task_create(s, &in, &t1, &e), e);
+    in.name = "b.txt";
+    CHECK_OK(store_task_create(s, &in, &t2, &e), e);
+
+    const char *text = "alpha beta gamma";
+    char sha[65];
+    sha256_hex(text, strlen(text), sha);
+    rg_chunk_in chunk = {.text = text, .text_len = strlen(text), .char_start = 0, .char_end = 16};
+    rg_document_in d = {.collection_id = coll, .name = "a.txt", .source = "upload", .mime = "text/plain",
+                        .byte_size = 16, .sha256 = sha, .text = text, .text_len = strlen(text), .task_id = t1};
+    rg_put_outcome oc;
+    CHECK_OK(store_document_put(s, &d, &chunk, 1, &id, &oc, &e), e);
+    rg_task tk;
+    CHECK_OK(store_task_get(s, t1, &tk, &e), e);
+    CHECK(tk.state == TASK_DONE && tk.document_id == id && tk.outcome && strcmp(tk.outcome, "added") == 0);
+    store_task_free(&tk);
+
+    /* A task that no longer exists rolls the document back with it. */
+    d.name = "c.txt";
+    d.task_id = 99999;
+    CHECK(store_document_put(s, &d, &chunk, 1, &id, &oc, &e) == RG_ERR_NOT_FOUND);
+    rg_document *docs = NULL;
+    size_t n = 0;
+    CHECK_OK(store_document_list(s, coll, 0, 0, &docs, &n, &e), e);
+    CHECK(n == 1);
+    store_documents_free(docs, n);
+
+    rg_document_in f = {.collection_id = coll, .name = "b.txt", .source = "upload", .mime = "text/plain",
+                        .task_id = t2};
+    CHECK_OK(store_document_put_failed(s, &f, "no text", &id, &e), e);
+    CHECK_OK(store_task_get(s, t2, &tk, &e), e);
+    CHECK(tk.state == TASK_FAILED && tk.error && strcmp(tk.error, "no text") == 0 && tk.document_id == id);
+    store_task_free(&tk);
+    store_close(s);
+    tdb_cleanup(&t);
+}
+
 int main(void)
 {
     test_open_and_migrate();
@@ -936,6 +984,7 @@ int main(void)
     test_failed_document();
     test_search();
     test_tasks();
+    test_put_finishes_task();
     test_threads();
     test_free_null();
     return check_finish("test_store");
