@@ -14,9 +14,10 @@ typedef struct rg_cli_opt {
 } rg_cli_opt;
 
 /* Parses argv[first..argc) into opts; non-option words go to positional
- * (up to max_pos). Returns 0, or -1 after printing an error. */
+ * (up to max_pos). --help / -h prints help to stdout. Returns 0 to go on,
+ * 1 when help was printed (exit 0), -1 after printing an error (exit 2). */
 int cli_parse(int argc, char **argv, int first, rg_cli_opt *opts, size_t n_opts, const char **positional,
-              size_t max_pos, size_t *n_pos);
+              size_t max_pos, size_t *n_pos, const char *help);
 const rg_cli_opt *cli_opt(const rg_cli_opt *opts, size_t n, const char *long_name);
 /* The data directory: --data, else $RAGD_DATA, else ./data. */
 const char *cli_data_dir(const rg_cli_opt *opts, size_t n);

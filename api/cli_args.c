@@ -6,8 +6,13 @@
 #include "api/cli.h"
 
 int cli_parse(int argc, char **argv, int first, rg_cli_opt *opts, size_t n_opts, const char **positional,
-              size_t max_pos, size_t *n_pos)
+              size_t max_pos, size_t *n_pos, const char *help)
 {
+    for (int i = first; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(help, stdout);
+            return 1;
+        }
     *n_pos = 0;
     int only_positional = 0;
     for (int i = first; i < argc; i++) {

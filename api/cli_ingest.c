@@ -112,18 +112,13 @@ int cli_ingest(int argc, char **argv)
         {"--collection", "-c", 1, NULL, 0},  {"--data", NULL, 1, NULL, 0},
         {"--metadata", NULL, 1, NULL, 0},    {"--chunk-tokens", NULL, 1, NULL, 0},
         {"--chunk-overlap", NULL, 1, NULL, 0}, {"--quiet", "-q", 0, NULL, 0},
-        {"--help", "-h", 0, NULL, 0},
     };
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char **pos = calloc((size_t)argc, sizeof *pos);
-    if (!pos || cli_parse(argc, argv, 2, opts, n, pos, (size_t)argc, &npos)) {
+    int parsed = pos ? cli_parse(argc, argv, 2, opts, n, pos, (size_t)argc, &npos, ingest_help) : -1;
+    if (parsed) {
         free(pos);
-        return 2;
-    }
-    if (cli_opt(opts, n, "--help")) {
-        fputs(ingest_help, stdout);
-        free(pos);
-        return 0;
+        return parsed < 0 ? 2 : 0;
     }
     if (npos == 0) {
         fputs(ingest_help, stderr);

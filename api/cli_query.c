@@ -54,16 +54,12 @@ static const char ls_help[] = "usage: ragd ls [--collection C] [--data DIR]\n\n"
 
 int cli_ls(int argc, char **argv)
 {
-    rg_cli_opt opts[] = {{"--collection", "-c", 1, NULL, 0}, {"--data", NULL, 1, NULL, 0},
-                         {"--help", "-h", 0, NULL, 0}};
+    rg_cli_opt opts[] = {{"--collection", "-c", 1, NULL, 0}, {"--data", NULL, 1, NULL, 0}};
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char *pos[1];
-    if (cli_parse(argc, argv, 2, opts, n, pos, 0, &npos))
-        return 2;
-    if (cli_opt(opts, n, "--help")) {
-        fputs(ls_help, stdout);
-        return 0;
-    }
+    int parsed = cli_parse(argc, argv, 2, opts, n, pos, 0, &npos, ls_help);
+    if (parsed)
+        return parsed < 0 ? 2 : 0;
     rg_store *s;
     if (cli_open_store(cli_data_dir(opts, n), 0, &s))
         return 1;
@@ -100,15 +96,12 @@ static const char rm_help[] = "usage: ragd rm DOC_ID... [--data DIR]\n\n"
 
 int cli_rm(int argc, char **argv)
 {
-    rg_cli_opt opts[] = {{"--data", NULL, 1, NULL, 0}, {"--help", "-h", 0, NULL, 0}};
+    rg_cli_opt opts[] = {{"--data", NULL, 1, NULL, 0}};
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char *pos[64];
-    if (cli_parse(argc, argv, 2, opts, n, pos, 64, &npos))
-        return 2;
-    if (cli_opt(opts, n, "--help")) {
-        fputs(rm_help, stdout);
-        return 0;
-    }
+    int parsed = cli_parse(argc, argv, 2, opts, n, pos, 64, &npos, rm_help);
+    if (parsed)
+        return parsed < 0 ? 2 : 0;
     if (npos == 0) {
         fputs(rm_help, stderr);
         return 2;
@@ -143,15 +136,12 @@ static const char search_help[] = "usage: ragd search \"TEXT\" [--collection C] 
 int cli_search(int argc, char **argv)
 {
     rg_cli_opt opts[] = {{"--collection", "-c", 1, NULL, 0}, {"--top-k", "-k", 1, NULL, 0},
-                         {"--data", NULL, 1, NULL, 0}, {"--help", "-h", 0, NULL, 0}};
+                         {"--data", NULL, 1, NULL, 0}};
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char *pos[1];
-    if (cli_parse(argc, argv, 2, opts, n, pos, 1, &npos))
-        return 2;
-    if (cli_opt(opts, n, "--help")) {
-        fputs(search_help, stdout);
-        return 0;
-    }
+    int parsed = cli_parse(argc, argv, 2, opts, n, pos, 1, &npos, search_help);
+    if (parsed)
+        return parsed < 0 ? 2 : 0;
     if (npos != 1) {
         fputs(search_help, stderr);
         return 2;

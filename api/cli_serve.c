@@ -31,16 +31,13 @@ int cli_serve(int argc, char **argv)
         {"--api-key", NULL, 1, NULL, 0},     {"--max-upload-mb", NULL, 1, NULL, 0},
         {"--max-body-kb", NULL, 1, NULL, 0}, {"--workers", NULL, 1, NULL, 0},    {"--queue", NULL, 1, NULL, 0},
         {"--threads", NULL, 1, NULL, 0},     {"--chunk-tokens", NULL, 1, NULL, 0},
-        {"--chunk-overlap", NULL, 1, NULL, 0}, {"--verbose", "-v", 0, NULL, 0}, {"--help", "-h", 0, NULL, 0},
+        {"--chunk-overlap", NULL, 1, NULL, 0}, {"--verbose", "-v", 0, NULL, 0},
     };
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char *pos[1];
-    if (cli_parse(argc, argv, 2, opts, n, pos, 0, &npos))
-        return 2;
-    if (cli_opt(opts, n, "--help")) {
-        fputs(serve_help, stdout);
-        return 0;
-    }
+    int parsed = cli_parse(argc, argv, 2, opts, n, pos, 0, &npos, serve_help);
+    if (parsed)
+        return parsed < 0 ? 2 : 0;
     rg_server_config cfg;
     server_config_default(&cfg);
     const rg_cli_opt *o;
