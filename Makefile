@@ -8,8 +8,9 @@ HOST ?= 127.0.0.1
 VENV ?= .venv
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTHON ?= python3
+MODELS ?= $(or $(RAGD_MODELS),./models)
 
-.PHONY: all deps build venv run test unit integration clean
+.PHONY: all deps build venv models run test unit integration clean
 
 all: build
 
@@ -29,14 +30,17 @@ $(VENV)/.installed: tests/integration/requirements.txt
 
 venv: deps $(VENV)/.installed
 
-run: build
+models: deps
+	scripts/fetch_models.sh $(MODELS)
+
+run: build models
 	$(BUILD)/ragd ingest sample_corpus --data $(DATA)
 	$(BUILD)/ragd serve --host $(HOST) --port $(PORT) --data $(DATA)
 
-unit: build
+unit: build models
 	cd $(BUILD) && ctest --output-on-failure
 
-integration: build venv
+integration: build venv models
 	RAGD_BIN=$(abspath $(BUILD))/ragd $(VENV)/bin/python -m pytest -q tests/integration
 
 test: unit integration
