@@ -89,6 +89,18 @@ static const char *const migrations[] = {
     "  updated_ms INTEGER NOT NULL\n"
     ");\n"
     "CREATE INDEX tasks_by_state ON tasks(state, id);\n",
+
+    /* 1 -> 2: embedding vectors, the source of truth behind each
+     * collection's FAISS index. One vector per chunk and model; float32
+     * little-endian, so a vector's blob is dim * 4 bytes. */
+    "CREATE TABLE chunk_vectors (\n"
+    "  chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,\n"
+    "  model TEXT NOT NULL,\n"
+    "  dim INTEGER NOT NULL CHECK (dim > 0),\n"
+    "  vector BLOB NOT NULL CHECK (length(vector) = dim * 4),\n"
+    "  PRIMARY KEY (model, chunk_id)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX chunk_vectors_by_chunk ON chunk_vectors(chunk_id);\n",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -18,7 +18,7 @@
 typedef struct rg_store rg_store;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Opens (creating if needed) the database at path and applies forward
  * migrations. A database from a newer ragd (user_version higher than ours)
