@@ -1,0 +1,69 @@
+/* encoder.h - BERT-class sentence encoders (all-MiniLM-L6-v2, BGE, GTE, E5)
+ * on the CPU: post-LN BERT, mean or CLS pooling, optional L2 normalization.
+ *
+ * A model directory in Hugging Face / sentence-transformers layout is read:
+ *   config.json                  architecture (model/bert_config.h)
+ *   model.safetensors            weights by the standard names, with or
+ *                                without a "bert." prefix; F32, F16 or BF16
+ *                                (converted to f32 once at load)
+ *   tokenizer.json or vocab.txt  WordPiece (model/tokenizer.h)
+ *   sentence_bert_config.json    max_seq_length (optional; default: the
+ *                                position table size)
+ *   modules.json                 the Pooling module's directory and whether
+ *                                a Normalize module follows (optional)
+ *   <pooling dir>/config.json    pooling_mode_mean_tokens or
+ *                                pooling_mode_cls_token (others refused)
+ * Without modules.json the encoder uses mean pooling and L2 normalization
+ * (what sentence-transformers builds for a plain BERT checkpoint, plus the
+ * normalization every embedding server applies) and logs that it did.
+ *
+ * Threads: the products run on OpenBLAS sgemm with OpenBLAS's own threads;
+ * everything else is plain single-threaded C for now. A loaded encoder is
+ * immutable and each call allocates its own activations, so concurrent
+ * calls are safe (though they compete for the same BLAS threads). */
+#ifndef RAGD_MODEL_ENCODER_H
+#define RAGD_MODEL_ENCODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "model/bert_config.h"
+#include "model/tokenizer.h"
+
+typedef struct rg_encoder rg_encoder;
+
+typedef enum rg_pooling { RG_POOL_MEAN = 0, RG_POOL_CLS = 1 } rg_pooling;
+
+/* Loads everything in model_dir. RG_ERR_NOT_FOUND for a missing file,
+ * RG_ERR_CORRUPT / RG_ERR_UNSUPPORTED with the file and field named. */
+rg_status encoder_load(const char *model_dir, rg_encoder **out, rg_err *e);
+void encoder_free(rg_encoder *enc); /* NULL is fine */
+
+size_t encoder_dim(const rg_encoder *enc);        /* embedding dimension (hidden size) */
+size_t encoder_max_tokens(const rg_encoder *enc); /* per input, special tokens included */
+const rg_tokenizer *encoder_tokenizer(const rg_encoder *enc);
+const rg_bert_config *encoder_config(const rg_encoder *enc);
+rg_pooling encoder_pooling(const rg_encoder *enc);
+int encoder_normalizes(const rg_encoder *enc);
+
+/* Texts per forward pass inside encoder_embed (default 32, at least 1). */
+void encoder_set_max_batch(rg_encoder *enc, size_t max_batch);
+
+/* Embeds n texts (texts[i] of lens[i] bytes; lens may be NULL for
+ * NUL-terminated texts) into out[n * encoder_dim]. Each text is tokenized as
+ * [CLS] text [SEP] and truncated at the end to encoder_max_tokens. Texts
+ * run in their given order in padded batches of up to max_batch texts (the
+ * caller sorts by length to save padding). tokens_used (may be NULL)
+ * receives the number of tokens processed, special tokens included. */
+rg_status encoder_embed(const rg_encoder *enc, const char *const *texts, const size_t *lens, size_t n, float *out,
+                        size_t *tokens_used, rg_err *e);
+
+/* The transformer alone on a padded batch: ids, type_ids, mask [B, T]
+ * (mask 0 = padding) -> hidden [B, T, H] (last layer, before pooling).
+ * T must not exceed max_position_embeddings; ids and type ids are range
+ * checked (RG_ERR_INVALID). */
+rg_status encoder_forward(const rg_encoder *enc, const int32_t *ids, const int32_t *type_ids, const int32_t *mask,
+                          size_t B, size_t T, float *hidden, rg_err *e);
+
+#endif
