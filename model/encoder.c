@@ -423,7 +423,7 @@ rg_status encoder_forward(const rg_encoder *enc, const int32_t *ids, const int32
 /* ---- embed ------------------------------------------------------------------ */
 
 static rg_status embed_batch(const rg_encoder *enc, const char *const *texts, const size_t *lens, size_t n,
-                             float *out, size_t *tokens, rg_err *e)
+                             float *out, size_t *tokens, rg_trunc_side side, rg_err *e)
 {
     size_t H = enc->cfg.hidden_size;
     rg_encoding *encs = calloc(n, sizeof *encs);
@@ -434,7 +434,7 @@ static rg_status embed_batch(const rg_encoder *enc, const char *const *texts, co
     for (size_t i = 0; i < n; i++) {
         const char *s = texts[i] ? texts[i] : "";
         size_t len = lens ? lens[i] : strlen(s);
-        st = tokenizer_encode_single(enc->tok, s, len, enc->max_tokens, RG_TRUNC_END, &encs[i], e);
+        st = tokenizer_encode_single(enc->tok, s, len, enc->max_tokens, side, &encs[i], e);
         if (st != RG_OK)
             goto done;
         if (encs[i].n > T)
@@ -484,11 +484,17 @@ done:
 rg_status encoder_embed(const rg_encoder *enc, const char *const *texts, const size_t *lens, size_t n, float *out,
                         size_t *tokens_used, rg_err *e)
 {
+    return encoder_embed_side(enc, texts, lens, n, RG_TRUNC_END, out, tokens_used, e);
+}
+
+rg_status encoder_embed_side(const rg_encoder *enc, const char *const *texts, const size_t *lens, size_t n,
+                             rg_trunc_side side, float *out, size_t *tokens_used, rg_err *e)
+{
     size_t tokens = 0;
     rg_status st = RG_OK;
     for (size_t i = 0; i < n && st == RG_OK; i += enc->max_batch) {
         size_t m = n - i < enc->max_batch ? n - i : enc->max_batch;
-        st = embed_batch(enc, texts + i, lens ? lens + i : NULL, m, out + i * enc->cfg.hidden_size, &tokens, e);
+        st = embed_batch(enc, texts + i, lens ? lens + i : NULL, m, out + i * enc->cfg.hidden_size, &tokens, side, e);
     }
     if (tokens_used)
         *tokens_used = st == RG_OK ? tokens : 0;

@@ -59,6 +59,10 @@ void encoder_set_max_batch(rg_encoder *enc, size_t max_batch);
 rg_status encoder_embed(const rg_encoder *enc, const char *const *texts, const size_t *lens, size_t n, float *out,
                         size_t *tokens_used, rg_err *e);
 
+/* encoder_embed with a choice of which end of an over-long text is cut. */
+rg_status encoder_embed_side(const rg_encoder *enc, const char *const *texts, const size_t *lens, size_t n,
+                             rg_trunc_side side, float *out, size_t *tokens_used, rg_err *e);
+
 /* The transformer alone on a padded batch: ids, type_ids, mask [B, T]
  * (mask 0 = padding) -> hidden [B, T, H] (last layer, before pooling).
  * T must not exceed max_position_embeddings; ids and type ids are range
