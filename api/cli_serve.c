@@ -6,6 +6,7 @@
 
 #include "api/cli.h"
 #include "api/server.h"
+#include "common/fs.h"
 #include "common/log.h"
 
 static const char serve_help[] =
@@ -15,6 +16,8 @@ static const char serve_help[] =
     "  --port P            port (default 8000)\n"
     "  --data DIR          data directory (default $RAGD_DATA or ./data)\n"
     "  --api-key KEY       require 'Authorization: Bearer KEY' (default $RAGD_API_KEY)\n"
+    "  --embed-model DIR   embedding model directory, or 'none' (default\n"
+    "                      $RAGD_MODELS/all-MiniLM-L6-v2 or ./models/all-MiniLM-L6-v2 when installed)\n"
     "  --max-upload-mb N   largest upload request in MiB (default 256)\n"
     "  --max-body-kb N     largest JSON request body in KiB (default 1024)\n"
     "  --workers N         ingestion worker threads (default 2)\n"
@@ -28,7 +31,7 @@ int cli_serve(int argc, char **argv)
 {
     rg_cli_opt opts[] = {
         {"--host", NULL, 1, NULL, 0},        {"--port", "-p", 1, NULL, 0},       {"--data", NULL, 1, NULL, 0},
-        {"--api-key", NULL, 1, NULL, 0},     {"--max-upload-mb", NULL, 1, NULL, 0},
+        {"--api-key", NULL, 1, NULL, 0},     {"--embed-model", NULL, 1, NULL, 0},     {"--max-upload-mb", NULL, 1, NULL, 0},
         {"--max-body-kb", NULL, 1, NULL, 0}, {"--workers", NULL, 1, NULL, 0},    {"--queue", NULL, 1, NULL, 0},
         {"--threads", NULL, 1, NULL, 0},     {"--chunk-tokens", NULL, 1, NULL, 0},
         {"--chunk-overlap", NULL, 1, NULL, 0}, {"--verbose", "-v", 0, NULL, 0},
@@ -47,6 +50,15 @@ int cli_serve(int argc, char **argv)
     cfg.api_key = getenv("RAGD_API_KEY");
     if ((o = cli_opt(opts, n, "--api-key")))
         cfg.api_key = o->value;
+    char default_model[4096];
+    const char *models = getenv("RAGD_MODELS");
+    snprintf(default_model, sizeof default_model, "%s/all-MiniLM-L6-v2", models && *models ? models : "./models");
+    if ((o = cli_opt(opts, n, "--embed-model")))
+        cfg.embed_model = strcmp(o->value, "none") == 0 ? NULL : o->value;
+    else if (fs_is_dir(default_model))
+        cfg.embed_model = default_model;
+    else
+        LOG_WARN("no embedding model at %s (run `make models`); /v1/embeddings is off", default_model);
     size_t port = cfg.port, upload_mb = cfg.max_upload_bytes >> 20, body_kb = cfg.max_body_bytes >> 10;
     size_t chunk = cfg.pipeline.ingest.chunk.target_tokens, overlap = cfg.pipeline.ingest.chunk.overlap_tokens;
     if (cli_size(cli_opt(opts, n, "--port"), 1, 65535, &port) ||

@@ -40,6 +40,10 @@ void upload_finish(rg_upload *u);
 /* Frees the upload, removing spooled files that were not queued. */
 void upload_free(rg_upload *u);
 
+/* routes_embeddings.c */
+void route_models(rg_request *r);
+void route_embeddings(rg_request *r);
+
 /* routes_retrieval.c */
 void route_retrieval(rg_request *r);
 

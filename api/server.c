@@ -15,6 +15,7 @@
 #include "api/routes.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "index/embedder.h"
 
 void server_config_default(rg_server_config *c)
 {
@@ -55,6 +56,8 @@ static const rg_route routes[] = {
     {"GET", "/v1/tasks", route_tasks_list, 0},
     {"GET", "/v1/tasks/{id}", route_tasks_get, 0},
     {"POST", "/v1/retrieval", route_retrieval, 0},
+    {"GET", "/v1/models", route_models, 0},
+    {"POST", "/v1/embeddings", route_embeddings, 0},
 };
 
 /* Matches path against pattern, capturing {x} segments into params. */
@@ -353,6 +356,13 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
     snprintf(db, sizeof db, "%s/ragd.db", cfg->data_dir);
     if ((st = store_open(db, &srv->store, e)))
         return st;
+    srv->started_ms = clock_now_ms();
+    if (cfg->embed_model) {
+        rg_embedder_opts eo;
+        embedder_opts_default(&eo);
+        if ((st = embedder_start(cfg->embed_model, &eo, &srv->embedder, e)))
+            return rg_error_wrap(e, "embedding model %s", cfg->embed_model);
+    }
     if ((st = uploads_sweep(srv, e)))
         return st;
     if ((st = pipeline_start(srv->store, &cfg->pipeline, &srv->pipeline, e)))
@@ -384,6 +394,8 @@ void server_stop(rg_server *srv)
     srv->daemon = NULL;
     pipeline_stop(srv->pipeline);
     srv->pipeline = NULL;
+    embedder_stop(srv->embedder);
+    srv->embedder = NULL;
     store_close(srv->store);
     srv->store = NULL;
     metrics_destroy(&srv->metrics);

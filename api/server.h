@@ -16,6 +16,7 @@ typedef struct rg_server_config {
     unsigned port;
     const char *data_dir;
     const char *api_key;   /* NULL or "" = no authentication */
+    const char *embed_model; /* model directory, NULL = no embedding model */
     size_t max_body_bytes; /* JSON request bodies */
     size_t max_upload_bytes; /* one multipart upload request, all files together */
     size_t threads;        /* HTTP worker threads */
@@ -28,6 +29,8 @@ typedef struct rg_server {
     rg_server_config cfg;
     rg_store *store;
     rg_pipeline *pipeline;
+    struct rg_embedder *embedder; /* NULL when no embedding model is loaded */
+    int64_t started_ms;
     rg_metrics metrics;
     char uploads_dir[4096];
     /* Serialises "is there room in the queue" with creating the tasks, so
