@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api/cli.h"
+#include "api/semantic.h"
 #include "common/fs.h"
 #include "ingest/pipeline.h"
 
@@ -23,6 +24,8 @@ static const char ingest_help[] =
     "  --collection C      collection (default 'default'; created if missing)\n"
     "  --data DIR          data directory (default $RAGD_DATA or ./data)\n"
     "  --metadata JSON     a JSON object stored with every document\n"
+    "  --embed-model DIR   embed chunks with this model, or 'none' (default: the\n"
+    "                      installed all-MiniLM-L6-v2, as for serve)\n"
     "  --chunk-tokens N    target chunk size in tokens (default 256)\n"
     "  --chunk-overlap N   overlap between chunks in tokens (default 32)\n"
     "  --quiet             print only the summary\n";
@@ -112,6 +115,7 @@ int cli_ingest(int argc, char **argv)
         {"--collection", "-c", 1, NULL, 0},  {"--data", NULL, 1, NULL, 0},
         {"--metadata", NULL, 1, NULL, 0},    {"--chunk-tokens", NULL, 1, NULL, 0},
         {"--chunk-overlap", NULL, 1, NULL, 0}, {"--quiet", "-q", 0, NULL, 0},
+        {"--embed-model", NULL, 1, NULL, 0},
     };
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char **pos = calloc((size_t)argc, sizeof *pos);
@@ -164,6 +168,23 @@ int cli_ingest(int argc, char **argv)
     rg_store *store = NULL;
     if (!rc && cli_open_store(cli_data_dir(opts, n), 1, &store))
         rc = 1;
+    /* With an embedding model, chunks are embedded as they are stored; a
+     * running server's indexes pick the vectors up from the store. */
+    rg_semantic sem = {0};
+    char model[4096];
+    semantic_default_model(model, sizeof model);
+    o = cli_opt(opts, n, "--embed-model");
+    const char *model_dir = o ? (strcmp(o->value, "none") == 0 ? NULL : o->value) : (fs_is_dir(model) ? model : NULL);
+    if (!rc && model_dir) {
+        rg_embedder_opts eo;
+        rg_err e;
+        embedder_opts_default(&eo);
+        if (embedder_start(model_dir, &eo, &sem.embedder, &e) != RG_OK) {
+            fprintf(stderr, "ragd: embedding model %s: %s\n", model_dir, e.msg);
+            rc = 1;
+        }
+        semantic_attach(&sem, &io);
+    }
     size_t added = 0, replaced = 0, unchanged = 0, failed = missing, chunks = 0;
     int tty = isatty(2) && !quiet;
     for (size_t i = 0; i < files.n && !rc; i++) {
@@ -209,6 +230,7 @@ int cli_ingest(int argc, char **argv)
                added + replaced + unchanged, added, replaced, unchanged, chunks, failed);
         store_close(store);
     }
+    embedder_stop(sem.embedder);
     for (size_t i = 0; i < files.n; i++) {
         free(files.items[i].path);
         free(files.items[i].name);

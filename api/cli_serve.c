@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/cli.h"
+#include "api/semantic.h"
 #include "api/server.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -51,8 +52,7 @@ int cli_serve(int argc, char **argv)
     if ((o = cli_opt(opts, n, "--api-key")))
         cfg.api_key = o->value;
     char default_model[4096];
-    const char *models = getenv("RAGD_MODELS");
-    snprintf(default_model, sizeof default_model, "%s/all-MiniLM-L6-v2", models && *models ? models : "./models");
+    semantic_default_model(default_model, sizeof default_model);
     if ((o = cli_opt(opts, n, "--embed-model")))
         cfg.embed_model = strcmp(o->value, "none") == 0 ? NULL : o->value;
     else if (fs_is_dir(default_model))

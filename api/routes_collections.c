@@ -71,10 +71,16 @@ void route_collections_get(rg_request *r)
 void route_collections_delete(rg_request *r)
 {
     rg_err e;
-    if (store_collection_delete(r->server->store, r->params[0], &e)) {
+    rg_collection c = {0};
+    if (store_collection_get(r->server->store, r->params[0], &c, &e) ||
+        store_collection_delete(r->server->store, r->params[0], &e)) {
+        store_collection_free(&c);
         http_fail(r, &e);
         return;
     }
+    if (r->server->semantic.vindex)
+        vindex_drop(r->server->semantic.vindex, c.id);
+    store_collection_free(&c);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", r->params[0]);
     cJSON_AddBoolToObject(o, "deleted", 1);

@@ -90,7 +90,26 @@ void route_documents_delete(rg_request *r)
     if (path_id(r, "document", &id))
         return;
     rg_err e;
-    if (store_document_delete(r->server->store, id, &e)) {
+    rg_server *srv = r->server;
+    /* The chunk ids leave the vector index too (before they are gone). */
+    rg_document d = {0};
+    rg_chunk *cs = NULL;
+    size_t n = 0;
+    if (srv->semantic.vindex && store_document_get(srv->store, id, &d, &e) == RG_OK)
+        store_chunk_list(srv->store, id, &cs, &n, &e);
+    rg_status st = store_document_delete(srv->store, id, &e);
+    if (!st && n) {
+        int64_t *ids = malloc(n * sizeof *ids);
+        for (size_t i = 0; ids && i < n; i++)
+            ids[i] = cs[i].id;
+        rg_err ve;
+        if (ids)
+            vindex_remove(srv->semantic.vindex, d.collection_id, n, ids, &ve);
+        free(ids);
+    }
+    store_chunks_free(cs, n);
+    store_document_free(&d);
+    if (st) {
         http_fail(r, &e);
         return;
     }

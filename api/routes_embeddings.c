@@ -13,7 +13,7 @@ void route_models(rg_request *r)
 {
     cJSON *data;
     cJSON *o = json_list(&data);
-    rg_embedder *em = r->server->embedder;
+    rg_embedder *em = r->server->semantic.embedder;
     if (em) {
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "id", embedder_model_id(em));
@@ -107,7 +107,7 @@ static int collect_inputs(rg_request *r, const cJSON *input, const char ***texts
 
 void route_embeddings(rg_request *r)
 {
-    rg_embedder *em = r->server->embedder;
+    rg_embedder *em = r->server->semantic.embedder;
     if (!em) {
         http_error(r, 404, "not_found", "no embedding model is loaded (start ragd serve with --embed-model)");
         return;

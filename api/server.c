@@ -289,6 +289,19 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     LOG_WARN("http: %s", line);
 }
 
+/* Loads (or rebuilds) every collection's vector index and catches it up
+ * with the store, so the first query does not pay for it. */
+static rg_status vectors_catch_up(rg_server *srv, rg_err *e)
+{
+    rg_collection *cs = NULL;
+    size_t n = 0;
+    rg_status st = store_collection_list(srv->store, &cs, &n, e);
+    for (size_t i = 0; i < n && !st; i++)
+        st = vindex_sync(srv->semantic.vindex, cs[i].id, e);
+    store_collections_free(cs, n);
+    return st;
+}
+
 /* Removes spooled uploads that no unfinished task refers to: what a crash
  * left mid-upload (never acknowledged) or after a task's outcome. */
 static rg_status uploads_sweep(rg_server *srv, rg_err *e)
@@ -360,12 +373,21 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
     if (cfg->embed_model) {
         rg_embedder_opts eo;
         embedder_opts_default(&eo);
-        if ((st = embedder_start(cfg->embed_model, &eo, &srv->embedder, e)))
+        if ((st = embedder_start(cfg->embed_model, &eo, &srv->semantic.embedder, e)))
             return rg_error_wrap(e, "embedding model %s", cfg->embed_model);
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/indexes", cfg->data_dir);
+        if ((st = vindex_open(srv->store, dir, embedder_model_id(srv->semantic.embedder), (int)embedder_dim(srv->semantic.embedder),
+                              &srv->semantic.vindex, e)))
+            return st;
+        if ((st = vectors_catch_up(srv, e)))
+            return st;
     }
     if ((st = uploads_sweep(srv, e)))
         return st;
-    if ((st = pipeline_start(srv->store, &cfg->pipeline, &srv->pipeline, e)))
+    rg_pipeline_opts po = cfg->pipeline;
+    semantic_attach(&srv->semantic, &po.ingest);
+    if ((st = pipeline_start(srv->store, &po, &srv->pipeline, e)))
         return st;
 
     struct sockaddr_in addr;
@@ -394,8 +416,10 @@ void server_stop(rg_server *srv)
     srv->daemon = NULL;
     pipeline_stop(srv->pipeline);
     srv->pipeline = NULL;
-    embedder_stop(srv->embedder);
-    srv->embedder = NULL;
+    vindex_close(srv->semantic.vindex);
+    srv->semantic.vindex = NULL;
+    embedder_stop(srv->semantic.embedder);
+    srv->semantic.embedder = NULL;
     store_close(srv->store);
     srv->store = NULL;
     metrics_destroy(&srv->metrics);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "api/metrics.h"
+#include "api/semantic.h"
 #include "common/err.h"
 #include "ingest/pipeline.h"
 #include "store/store.h"
@@ -29,7 +30,7 @@ typedef struct rg_server {
     rg_server_config cfg;
     rg_store *store;
     rg_pipeline *pipeline;
-    struct rg_embedder *embedder; /* NULL when no embedding model is loaded */
+    rg_semantic semantic;         /* embedder + vector indexes for ingestion and retrieval */
     int64_t started_ms;
     rg_metrics metrics;
     char uploads_dir[4096];

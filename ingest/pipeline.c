@@ -39,6 +39,29 @@ static rg_status load_and_chunk(const rg_ingest_opts *o, const char *name, const
     return chunker_split(doc, &o->chunk, chunks, n_chunks, doc_err);
 }
 
+static rg_status embed_chunks(const rg_ingest_opts *o, const rg_doctext *doc, const rg_chunk_span *spans,
+                              size_t n, float **out, rg_err *e)
+{
+    const char **texts = malloc(n * sizeof *texts);
+    size_t *lens = malloc(n * sizeof *lens);
+    float *vectors = malloc(n * (size_t)o->embed_dim * sizeof *vectors);
+    rg_status st = texts && lens && vectors ? RG_OK : rg_error(e, RG_ERR_NOMEM, "out of memory for %zu vectors", n);
+    for (size_t i = 0; i < n && !st; i++) {
+        texts[i] = doc->text.data + spans[i].start;
+        lens[i] = spans[i].end - spans[i].start;
+    }
+    if (!st)
+        st = o->embed(o->embed_ctx, texts, lens, n, vectors, e);
+    free(texts);
+    free(lens);
+    if (st) {
+        free(vectors);
+        return st;
+    }
+    *out = vectors;
+    return RG_OK;
+}
+
 static rg_status ingest_one(rg_store *s, const rg_ingest_opts *o, const char *collection, const char *name,
                             const char *path, const char *source, const char *metadata_json, int64_t task_id,
                             rg_ingest_result *res, rg_err *e)
@@ -56,6 +79,7 @@ static rg_status ingest_one(rg_store *s, const rg_ingest_opts *o, const char *co
     rg_chunk_span *spans = NULL;
     size_t n_spans = 0;
     rg_chunk_in *rows = NULL;
+    float *vectors = NULL;
     const char *mime = NULL;
     char sha[65] = "";
     rg_err doc_err;
@@ -94,6 +118,14 @@ static rg_status ingest_one(rg_store *s, const rg_ingest_opts *o, const char *co
         st = rg_error(e, RG_ERR_NOMEM, "out of memory for %zu chunks", n_spans);
         goto done;
     }
+    /* Unchanged bytes need no embedding: the put will be a no-op. */
+    if (o->embed && n_spans && !store_document_has_sha(s, coll_id, sha)) {
+        st = embed_chunks(o, &doc, spans, n_spans, &vectors, e);
+        if (st)
+            goto done;
+        in.vector_model = o->embed_model;
+        in.vector_dim = o->embed_dim;
+    }
     for (size_t i = 0; i < n_spans; i++) {
         rows[i].text = doc.text.data + spans[i].start;
         rows[i].text_len = spans[i].end - spans[i].start;
@@ -102,12 +134,16 @@ static rg_status ingest_one(rg_store *s, const rg_ingest_opts *o, const char *co
         rows[i].heading_path = spans[i].heading_path;
         rows[i].page = spans[i].page;
         rows[i].token_count = (int)spans[i].token_count;
+        rows[i].vector = vectors ? vectors + i * (size_t)o->embed_dim : NULL;
     }
     st = store_document_put(s, &in, rows, n_spans, &res->document_id, &res->outcome, e);
     if (!st)
         res->n_chunks = n_spans;
+    if (!st && vectors && res->outcome != STORE_PUT_UNCHANGED && o->vectors_stored)
+        st = o->vectors_stored(o->embed_ctx, coll_id, e);
 
 done:
+    free(vectors);
     free(rows);
     chunker_free(spans, n_spans);
     doctext_free(&doc);

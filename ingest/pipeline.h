@@ -18,10 +18,24 @@
 #include "ingest/doctext.h"
 #include "store/store.h"
 
+/* Embeds n chunk texts into out (n * dim floats). */
+typedef rg_status (*rg_embed_fn)(void *ctx, const char *const *texts, const size_t *lens, size_t n, float *out,
+                                 rg_err *e);
+/* Called after a document's vectors were committed to the store. */
+typedef rg_status (*rg_vectors_stored_fn)(void *ctx, int64_t collection_id, rg_err *e);
+
 typedef struct rg_ingest_opts {
     size_t max_file_bytes; /* larger files are refused (document fails) */
     rg_load_limits limits;
     rg_chunk_opts chunk;
+    /* Optional embedding: when embed is set, every chunk is embedded before
+     * the document is written and its vector is stored with it (same
+     * transaction); vectors_stored then brings the index up to date. */
+    rg_embed_fn embed;
+    void *embed_ctx;
+    const char *embed_model;
+    int embed_dim;
+    rg_vectors_stored_fn vectors_stored;
 } rg_ingest_opts;
 
 /* Sensible defaults: 256 MiB files, 64 MiB of text, 256-token chunks with

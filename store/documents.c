@@ -81,6 +81,18 @@ static rg_status check_chunks(const rg_chunk_in *chunks, size_t n_chunks, int ha
     return RG_OK;
 }
 
+static rg_status check_vectors(const rg_document_in *doc, const rg_chunk_in *chunks, size_t n_chunks, rg_err *e)
+{
+    if (!doc->vector_model)
+        return RG_OK;
+    if (!*doc->vector_model || doc->vector_dim <= 0 || doc->vector_dim > 65536)
+        return rg_error(e, RG_ERR_INVALID, "bad vector model or dimension (%d)", doc->vector_dim);
+    for (size_t i = 0; i < n_chunks; i++)
+        if (!chunks[i].vector)
+            return rg_error(e, RG_ERR_INVALID, "chunk %zu has no vector", i);
+    return RG_OK;
+}
+
 /* ---- writes (the lock is held and a transaction is open) ---------------- */
 
 static rg_status check_collection_exists(rg_store *s, int64_t collection_id, rg_err *e)
@@ -185,17 +197,24 @@ static rg_status write_document_row(rg_store *s, int64_t existing_id, const rg_d
                            e);
 }
 
-static rg_status insert_chunks(rg_store *s, int64_t doc_id, const rg_chunk_in *chunks, size_t n_chunks, rg_err *e)
+static rg_status insert_chunks(rg_store *s, int64_t doc_id, const rg_document_in *doc, const rg_chunk_in *chunks,
+                               size_t n_chunks, rg_err *e)
 {
     if (!n_chunks)
         return RG_OK;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st, *vst = NULL;
     rg_status r = store_db_prepare(s,
                                    "INSERT INTO chunks(document_id, ordinal, text, char_start, char_end, "
                                    "heading_path, page, token_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                                    &st, e);
     if (r)
         return r;
+    if (doc->vector_model &&
+        (r = store_db_prepare(s, "INSERT INTO chunk_vectors(chunk_id, model, dim, vector) VALUES (?1, ?2, ?3, ?4)",
+                              &vst, e))) {
+        sqlite3_finalize(st);
+        return r;
+    }
     for (size_t i = 0; i < n_chunks && !r; i++) {
         const rg_chunk_in *c = &chunks[i];
         int rc = SQLITE_OK;
@@ -214,8 +233,20 @@ static rg_status insert_chunks(rg_store *s, int64_t doc_id, const rg_chunk_in *c
             rg_error_wrap(e, "chunk %zu", i);
         }
         sqlite3_reset(st);
+        if (!r && vst) {
+            rc = SQLITE_OK;
+            store_db_bind_i64(vst, 1, sqlite3_last_insert_rowid(s->db), &rc);
+            store_db_bind_text(vst, 2, doc->vector_model, &rc);
+            store_db_bind_i64(vst, 3, doc->vector_dim, &rc);
+            if (rc == SQLITE_OK)
+                rc = sqlite3_bind_blob(vst, 4, c->vector, (int)((size_t)doc->vector_dim * sizeof(float)),
+                                       SQLITE_STATIC);
+            r = store_db_step_done(s, vst, rc, NULL, "storing a chunk vector", e);
+            sqlite3_reset(vst);
+        }
     }
     sqlite3_finalize(st);
+    sqlite3_finalize(vst);
     return r;
 }
 
@@ -239,6 +270,8 @@ rg_status store_document_put(rg_store *s, const rg_document_in *doc, const rg_ch
         r = normalize_sha256(doc->sha256, sha, e);
     if (!r)
         r = check_chunks(chunks, n_chunks, doc->text != NULL, n_chars, e);
+    if (!r)
+        r = check_vectors(doc, chunks, n_chunks, e);
     if (r)
         return r;
 
@@ -262,7 +295,7 @@ rg_status store_document_put(rg_store *s, const rg_document_in *doc, const rg_ch
         if (!r)
             r = write_document_row(s, existing, doc, sha, DOC_STATUS_READY, NULL, n_chars, &id, e);
         if (!r)
-            r = insert_chunks(s, id, chunks, n_chunks, e);
+            r = insert_chunks(s, id, doc, chunks, n_chunks, e);
         oc = existing ? STORE_PUT_REPLACED : STORE_PUT_ADDED;
     }
     if (!r && doc->task_id > 0)
@@ -532,4 +565,17 @@ void store_chunks_free(rg_chunk *c, size_t n)
         free(c[i].heading_path);
     }
     free(c);
+}
+
+int store_document_has_sha(rg_store *s, int64_t collection_id, const char *sha256)
+{
+    char sha[65];
+    int64_t id = 0;
+    if (normalize_sha256(sha256, sha, NULL) != RG_OK)
+        return 0;
+    store_db_lock(s);
+    rg_status r = find_id(s, "SELECT id FROM documents WHERE collection_id = ?1 AND sha256 = ?2 AND status = 'ready' LIMIT 1",
+                          collection_id, sha, NULL, &id, NULL);
+    store_db_unlock(s);
+    return r == RG_OK && id > 0;
 }

@@ -91,3 +91,50 @@ void store_hits_free(rg_hit *h, size_t n)
     }
     free(h);
 }
+
+/* The same columns as a search hit, for chunks named by id; score is 0. */
+static const char hits_by_id_sql[] =
+    "SELECT k.id, k.document_id, d.name, c.name, k.text, 0.0, d.metadata, k.char_start, k.char_end, "
+    "k.heading_path, k.page FROM chunks k JOIN documents d ON d.id = k.document_id "
+    "JOIN collections c ON c.id = d.collection_id WHERE k.id = ?1 AND (?2 = 0 OR d.collection_id = ?2)";
+
+rg_status store_chunk_hits(rg_store *s, int64_t collection_id, const int64_t *ids, size_t n_ids, rg_hit **out,
+                           size_t *n, rg_err *e)
+{
+    *out = NULL;
+    *n = 0;
+    if (n_ids == 0)
+        return RG_OK;
+    if (n_ids > SEARCH_MAX_K)
+        return rg_error(e, RG_ERR_INVALID, "at most %d chunks at once", SEARCH_MAX_K);
+    rg_hit *hits = calloc(n_ids, sizeof *hits);
+    if (!hits)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    store_db_lock(s);
+    sqlite3_stmt *st = NULL;
+    rg_status r = store_db_prepare(s, hits_by_id_sql, &st, e);
+    size_t len = 0;
+    for (size_t i = 0; i < n_ids && !r; i++) {
+        int rc = SQLITE_OK;
+        store_db_bind_i64(st, 1, ids[i], &rc);
+        store_db_bind_i64(st, 2, collection_id, &rc);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            r = read_hit(st, &hits[len], e);
+            len++; /* counted even on failure, so its copies are freed */
+        } else if (rc != SQLITE_DONE) {
+            r = store_db_fail(s, rc, e, "reading chunks");
+        }
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    store_db_unlock(s);
+    if (r) {
+        store_hits_free(hits, len);
+        return r;
+    }
+    *out = hits;
+    *n = len;
+    return RG_OK;
+}

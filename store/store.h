@@ -97,6 +97,10 @@ typedef struct rg_document_in {
      * a crash can never leave a written document with an unfinished task
      * (which a restart would run again and report as "unchanged"). */
     int64_t task_id;
+    /* When non-NULL, every chunk carries an embedding (rg_chunk_in.vector)
+     * by this model, stored with the chunks in the same transaction. */
+    const char *vector_model;
+    int vector_dim;
 } rg_document_in;
 
 typedef struct rg_chunk_in {
@@ -106,6 +110,7 @@ typedef struct rg_chunk_in {
     const char *heading_path;     /* "Guide > Install", may be NULL */
     int page;                     /* 0 = unknown */
     int token_count;
+    const float *vector; /* vector_dim floats when the document has vectors */
 } rg_chunk_in;
 
 typedef enum rg_put_outcome {
@@ -176,6 +181,18 @@ typedef struct rg_hit {
 rg_status store_chunk_search_fts(rg_store *s, int64_t collection_id, const char *match_expr, size_t k,
                                  rg_hit **out, size_t *n, rg_err *e);
 void store_hits_free(rg_hit *h, size_t n);
+
+/* Hits (score 0) for the given chunk ids, in the given order, restricted to
+ * one collection (collection_id > 0) or not (0). Ids of chunks that no
+ * longer exist (or are in another collection) are skipped, so *n may be
+ * less than n_ids. */
+rg_status store_chunk_hits(rg_store *s, int64_t collection_id, const int64_t *ids, size_t n_ids, rg_hit **out,
+                           size_t *n, rg_err *e);
+
+/* Nonzero when a READY document with this sha256 exists in the collection
+ * (store_document_put would answer UNCHANGED): lets a caller skip costly
+ * work such as embedding. */
+int store_document_has_sha(rg_store *s, int64_t collection_id, const char *sha256);
 
 /* ---- ingestion tasks -------------------------------------------------- */
 

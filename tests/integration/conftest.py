@@ -155,6 +155,10 @@ class RagdServer:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.extra_args = [str(a) for a in extra_args]
+        # Lexical-only unless a test asks for a model: the foundation tests
+        # assert BM25 behaviour; the embedding tests name the model.
+        if "--embed-model" not in self.extra_args:
+            self.extra_args += ["--embed-model", "none"]
         self.env = dict(env or {})
         self.api_key = self.env.get("RAGD_API_KEY")
         if "--api-key" in self.extra_args:
