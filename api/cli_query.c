@@ -8,7 +8,8 @@
 #include "api/cli.h"
 #include "common/fs.h"
 #include "common/utf8.h"
-#include "index/lexical.h"
+#include "api/semantic.h"
+#include "index/search.h"
 #include "store/store.h"
 
 int cli_open_store(const char *data_dir, int create, rg_store **out)
@@ -129,14 +130,19 @@ int cli_rm(int argc, char **argv)
     return rc;
 }
 
-static const char search_help[] = "usage: ragd search \"TEXT\" [--collection C] [-k N] [--data DIR]\n\n"
-                                  "Prints the best matching chunks (BM25), best first.\n"
-                                  "  -k N   how many results (default 5, at most 100)\n";
+static const char search_help[] =
+    "usage: ragd search \"TEXT\" [--collection C] [-k N] [--mode M] [--data DIR]\n\n"
+    "Prints the best matching chunks, best first.\n"
+    "  -k N               how many results (default 5, at most 100)\n"
+    "  --mode M           lexical (BM25), dense (embeddings) or hybrid (both, fused);\n"
+    "                     default hybrid when an embedding model is installed, else lexical\n"
+    "  --embed-model DIR  the embedding model, or 'none' (default: as for serve)\n";
 
 int cli_search(int argc, char **argv)
 {
     rg_cli_opt opts[] = {{"--collection", "-c", 1, NULL, 0}, {"--top-k", "-k", 1, NULL, 0},
-                         {"--data", NULL, 1, NULL, 0}};
+                         {"--data", NULL, 1, NULL, 0},         {"--mode", "-m", 1, NULL, 0},
+                         {"--embed-model", NULL, 1, NULL, 0}};
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char *pos[1];
     int parsed = cli_parse(argc, argv, 2, opts, n, pos, 1, &npos, search_help);
@@ -154,13 +160,39 @@ int cli_search(int argc, char **argv)
         return 1;
     int64_t cid;
     int rc = collection_id(s, cli_opt(opts, n, "--collection"), &cid) ? 1 : 0;
-    rg_hit *hits = NULL;
-    size_t nh = 0;
     rg_err e;
-    if (!rc && lexical_search(s, cid, pos[0], k, &hits, &nh, &e) != RG_OK) {
+    char model[4096];
+    semantic_default_model(model, sizeof model);
+    const rg_cli_opt *o = cli_opt(opts, n, "--embed-model");
+    const char *model_dir = o ? (strcmp(o->value, "none") == 0 ? NULL : o->value) : (fs_is_dir(model) ? model : NULL);
+    rg_search_mode mode = model_dir ? SEARCH_HYBRID : SEARCH_LEXICAL;
+    if ((o = cli_opt(opts, n, "--mode")) && search_mode_parse(o->value, &mode, &e) != RG_OK) {
+        fprintf(stderr, "ragd: %s\n", e.msg);
+        store_close(s);
+        return 2;
+    }
+    rg_search search = {.store = s};
+    if (!rc && mode != SEARCH_LEXICAL && model_dir) {
+        rg_embedder_opts eo;
+        embedder_opts_default(&eo);
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/indexes", cli_data_dir(opts, n));
+        if (embedder_start(model_dir, &eo, &search.embedder, &e) != RG_OK ||
+            vindex_open(s, dir, embedder_model_id(search.embedder), (int)embedder_dim(search.embedder),
+                        &search.vindex, &e) != RG_OK) {
+            fprintf(stderr, "ragd: %s\n", e.msg);
+            rc = 1;
+        }
+    }
+    rg_search_result res = {0};
+    if (!rc && search_run(&search, cid, pos[0], mode, k, k > 50 ? k : 50, &res, &e) != RG_OK) {
         fprintf(stderr, "ragd: %s\n", e.msg);
         rc = 1;
     }
+    vindex_close(search.vindex);
+    embedder_stop(search.embedder);
+    rg_hit *hits = res.hits;
+    size_t nh = res.n;
     if (!rc && nh == 0)
         printf("no matches\n");
     for (size_t i = 0; i < nh; i++) {
@@ -176,7 +208,7 @@ int cli_search(int argc, char **argv)
         preview[j] = '\0';
         printf("   %s%s\n\n", preview, len > j ? "..." : "");
     }
-    store_hits_free(hits, nh);
+    search_result_free(&res);
     store_close(s);
     return rc;
 }

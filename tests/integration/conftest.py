@@ -72,6 +72,9 @@ def run_cli(args, data_dir=None, env=None, timeout=120, check=None):
     Returns the CompletedProcess (text mode); with check=N asserts the
     exit status is N and shows the output when it is not."""
     cmd = [str(RAGD_BIN)] + [str(a) for a in args]
+    # As for servers: lexical-only unless the test names a model.
+    if cmd[1:2] in (["ingest"], ["search"]) and "--help" not in cmd and "--embed-model" not in cmd:
+        cmd += ["--embed-model", "none"]
     if data_dir is not None:
         cmd += ["--data", str(data_dir)]
     p = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=clean_env(env), timeout=timeout)

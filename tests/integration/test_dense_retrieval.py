@@ -80,6 +80,12 @@ def test_cli_ingested_vectors_are_searchable_by_the_server(make_server, tmp_path
     (docs / "space.txt").write_bytes(b"The rocket reached orbit and deployed its satellite payload.")
     run_cli(["ingest", docs / "space.txt", "--embed-model", MODEL_DIR], data_dir=data_dir, check=0)
     assert names(s.retrieve("spacecraft launch", mode="dense"))[0] == "space.txt"
+    # ragd search has the same modes.
+    out = run_cli(["search", "kitty", "--mode", "dense", "-k", "1", "--embed-model", MODEL_DIR], data_dir=data_dir,
+                  check=0).stdout
+    assert out.startswith("1. pets.txt"), out
+    out = run_cli(["search", "kitty", "--mode", "lexical"], data_dir=data_dir, check=0).stdout
+    assert "no matches" in out
 
 
 def test_dense_without_a_model_is_400(server):
