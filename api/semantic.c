@@ -43,4 +43,13 @@ void semantic_attach(rg_semantic *sem, rg_ingest_opts *o)
     o->embed_model = embedder_model_id(sem->embedder);
     o->embed_dim = (int)embedder_dim(sem->embedder);
     o->vectors_stored = vectors_stored;
+    /* Chunks are sized in the model's own tokens, so none is cut short by
+     * the encoder: at most its limit less [CLS] and [SEP]. */
+    o->chunk.count = tokenizer_count_fn;
+    o->chunk.count_ctx = (void *)embedder_tokenizer(sem->embedder);
+    size_t max = embedder_max_tokens(sem->embedder) - 2;
+    if (o->chunk.target_tokens > max)
+        o->chunk.target_tokens = max;
+    if (o->chunk.overlap_tokens * 2 >= o->chunk.target_tokens)
+        o->chunk.overlap_tokens = o->chunk.target_tokens / 4;
 }

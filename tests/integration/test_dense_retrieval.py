@@ -94,3 +94,21 @@ def test_dense_without_a_model_is_400(server):
         err = expect_error(server.post("/v1/retrieval", json={"query": "cat", "mode": mode}), 400)
         assert "embedding model" in err["message"]
     assert server.retrieve("feline")["mode"] == "lexical"
+
+
+def test_chunks_are_sized_in_model_tokens(dense_server):
+    s = dense_server
+    words = " ".join(f"Paragraph {i} explains tokenisation, e.g. WordPiece splits 'unaffable' into pieces."
+                     for i in range(120))
+    (task,) = s.upload_ok([("long.txt", words.encode())])
+    task = s.wait_task(task["id"])
+    assert task["state"] == "done", task
+    chunks = s.document(task["document_id"], chunks=True)["chunk_list"]
+    assert len(chunks) > 3
+    texts = [c["text"] for c in chunks]
+    # Each chunk fits the model whole: NONE would refuse anything longer.
+    body = s.post("/v1/embeddings", json={"input": texts, "truncate": "NONE"}).json()
+    assert len(body["data"]) == len(texts), body
+    for c in chunks:
+        assert 0 < c["tokens"] <= 254, c
+    assert max(c["tokens"] for c in chunks) > 200  # and they are not needlessly small
