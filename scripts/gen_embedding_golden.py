@@ -29,6 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import refvenv
+
 TORCH_VERSION = "2.15.0"
 ST_VERSION = "6.2.0"
 REPO = Path(__file__).resolve().parents[1]
@@ -38,25 +40,15 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 
 def ensure_stack():
     """Re-executes this script in a venv holding the pinned reference stack."""
-    try:
+
+    def ready():
         import sentence_transformers
         import torch
 
-        if torch.__version__.split("+")[0] == TORCH_VERSION and sentence_transformers.__version__ == ST_VERSION:
-            return
-    except ImportError:
-        pass
-    if os.environ.get("RAGD_EMBREF_REEXEC"):
-        sys.exit(f"torch=={TORCH_VERSION} / sentence-transformers=={ST_VERSION} could not be imported")
-    venv = Path(os.environ.get("RAGD_EMBREF_VENV", REPO / "build" / "embref-venv"))
-    py = venv / "bin" / "python"
-    if not py.exists():
-        subprocess.check_call([sys.executable, "-m", "venv", str(venv)])
-    subprocess.check_call(
-        [str(py), "-m", "pip", "install", "-q", f"torch=={TORCH_VERSION}", f"sentence-transformers=={ST_VERSION}"]
-    )
-    env = dict(os.environ, RAGD_EMBREF_REEXEC="1")
-    os.execve(str(py), [str(py), __file__] + sys.argv[1:], env)
+        return torch.__version__.split("+")[0] == TORCH_VERSION and sentence_transformers.__version__ == ST_VERSION
+
+    refvenv.ensure(__file__, [f"torch=={TORCH_VERSION}", f"sentence-transformers=={ST_VERSION}"], ready,
+                   "RAGD_EMBREF_VENV", "embref-venv")
 
 
 def model_dir():

@@ -22,6 +22,8 @@ import unicodedata
 import sys
 from pathlib import Path
 
+import refvenv
+
 TOKENIZERS_VERSION = "0.23.3"
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "model" / "wordpiece_tables.c"
@@ -29,22 +31,13 @@ OUT = REPO / "model" / "wordpiece_tables.c"
 
 def ensure_tokenizers():
     """Re-executes this script in a venv holding the pinned tokenizers."""
-    try:
+
+    def ready():
         import tokenizers
 
-        if tokenizers.__version__ == TOKENIZERS_VERSION:
-            return
-    except ImportError:
-        pass
-    if os.environ.get("RAGD_TOKREF_REEXEC"):
-        sys.exit(f"tokenizers=={TOKENIZERS_VERSION} could not be imported")
-    venv = Path(os.environ.get("RAGD_TOKREF_VENV", REPO / "build" / "tokref-venv"))
-    py = venv / "bin" / "python"
-    if not py.exists():
-        subprocess.check_call([sys.executable, "-m", "venv", str(venv)])
-    subprocess.check_call([str(py), "-m", "pip", "install", "-q", f"tokenizers=={TOKENIZERS_VERSION}"])
-    env = dict(os.environ, RAGD_TOKREF_REEXEC="1")
-    os.execve(str(py), [str(py), __file__] + sys.argv[1:], env)
+        return tokenizers.__version__ == TOKENIZERS_VERSION
+
+    refvenv.ensure(__file__, [f"tokenizers=={TOKENIZERS_VERSION}"], ready, "RAGD_TOKREF_VENV", "tokref-venv")
 
 
 def ranges(cps):
