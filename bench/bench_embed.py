@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Embedding speed: ragd's CPU encoder beside sentence-transformers (PyTorch,
+CPU) on the same machine, in the same run, on the same texts.
+
+    python3 bench/bench_embed.py [--seconds 5]
+
+Runs build/bench_embed (ragd) and sentence-transformers at batch 1 and 64,
+on short inputs (~18 tokens) and 256-token inputs, and prints sentences/s,
+tokens/s and the ratio ragd / sentence-transformers. The reference stack is
+installed in its own venv (scripts/refvenv.py), not needed by make test."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import refvenv  # noqa: E402
+
+TORCH_VERSION = "2.15.0"
+ST_VERSION = "6.2.0"
+REPO = Path(__file__).resolve().parents[1]
+MODEL = Path(os.environ.get("RAGD_MODELS", REPO / "models")) / "all-MiniLM-L6-v2"
+
+
+def texts(kind):
+    if kind == "short":
+        return [f"The quick brown fox number {i} jumps over the lazy dog near the river bank." for i in range(64)]
+    words = "retrieval augmented generation keeps documents in sqlite and their vectors in faiss indexes".split()
+    # Long enough to be cut at 256 tokens by both sides.
+    return [" ".join(words[(i + j) % len(words)] for j in range(300)) + f" {i}" for i in range(64)]
+
+
+def run_ragd(kind, batch, seconds):
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(texts(kind)))
+    out = subprocess.run([str(REPO / "build" / "bench_embed"), str(MODEL), f.name, str(batch), str(seconds)],
+                         capture_output=True, text=True, check=True).stdout
+    os.unlink(f.name)
+    return json.loads(out)
+
+
+def run_st(model, kind, batch, seconds):
+    data = texts(kind)
+    tok = model.tokenizer
+    model.encode(data[:batch], batch_size=batch)  # warm-up
+    sentences = tokens = 0
+    start = time.perf_counter()
+    i = 0
+    while time.perf_counter() - start < seconds:
+        chunk = [data[(i * batch + j) % len(data)] for j in range(batch)]
+        model.encode(chunk, batch_size=batch)
+        tokens += sum(min(len(tok(t)["input_ids"]), model.max_seq_length) for t in chunk)
+        sentences += batch
+        i += 1
+    s = time.perf_counter() - start
+    return {"sentences_per_s": sentences / s, "tokens_per_s": tokens / s}
+
+
+def main():
+    def ready():
+        import sentence_transformers
+        import torch
+
+        return torch.__version__.split("+")[0] == TORCH_VERSION and sentence_transformers.__version__ == ST_VERSION
+
+    refvenv.ensure(__file__, [f"torch=={TORCH_VERSION}", f"sentence-transformers=={ST_VERSION}"], ready,
+                   "RAGD_EMBREF_VENV", "embref-venv")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5.0)
+    args = ap.parse_args()
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model = SentenceTransformer(str(MODEL), device="cpu")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {os.cpu_count()} CPUs")
+    print(f"{'input':6} {'batch':>5} {'ragd sent/s':>12} {'ragd tok/s':>11} {'ST sent/s':>10} {'ST tok/s':>9} {'ratio':>6}")
+    for kind in ("short", "long"):
+        for batch in (1, 64):
+            r = run_ragd(kind, batch, args.seconds)
+            p = run_st(model, kind, batch, args.seconds)
+            print(f"{kind:6} {batch:5d} {r['sentences_per_s']:12.1f} {r['tokens_per_s']:11.0f} "
+                  f"{p['sentences_per_s']:10.1f} {p['tokens_per_s']:9.0f} {r['sentences_per_s'] / p['sentences_per_s']:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
