@@ -29,7 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import refvenv
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import refvenv  # noqa: E402
 
 TORCH_VERSION = "2.15.0"
 ST_VERSION = "6.2.0"

@@ -26,7 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import refvenv
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import refvenv  # noqa: E402
 
 TOKENIZERS_VERSION = "0.23.3"
 REPO = Path(__file__).resolve().parents[1]
