@@ -231,15 +231,15 @@
     list.forEach(function (c) { names[str(c.name)] = true; });
     /* 'default' and the current choice are always offered: uploading into
      * a collection that does not exist yet creates it. */
-    if (!names[DEFAULT_COLLECTION]) list.unshift({ name: DEFAULT_COLLECTION, _placeholder: true });
+    if (!names[DEFAULT_COLLECTION]) list.unshift({ name: DEFAULT_COLLECTION, notYetCreated: true });
     if (!names[state.collection] && state.collection !== DEFAULT_COLLECTION) {
-      list.push({ name: state.collection, _placeholder: true });
+      list.push({ name: state.collection, notYetCreated: true });
     }
     list.forEach(function (c) {
       var name = str(c.name);
       if (!name) return;
       var label = name;
-      if (c._placeholder) label += ' (empty)';
+      if (c.notYetCreated) label += ' (empty)';
       else if (typeof c.documents === 'number') {
         label += ' (' + c.documents + (c.documents === 1 ? ' document' : ' documents') + ')';
       }
