@@ -344,11 +344,12 @@ void upload_finish(rg_upload *u)
     int64_t coll_id;
     int64_t *ids = calloc(u->n_files, sizeof *ids);
     rg_status st = ids ? RG_OK : rg_error(&e, RG_ERR_NOMEM, "out of memory");
-    if (!st)
-        st = store_collection_ensure(srv->store, collection, &coll_id, &e);
     pthread_mutex_lock(&srv->admission);
     if (!st)
         st = pipeline_can_accept(srv->pipeline, u->n_files, &e);
+    /* Only an accepted upload creates its collection. */
+    if (!st)
+        st = store_collection_ensure(srv->store, collection, &coll_id, &e);
     for (size_t i = 0; i < u->n_files && !st; i++) {
         rg_task_in t = {.collection = collection,
                         .name = u->files[i].name,

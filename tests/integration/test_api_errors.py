@@ -302,6 +302,13 @@ def test_full_queue_refuses_whole_request(make_server):
     assert s.hits(words[0])[0]["document"] == "fits.txt"
 
 
+def test_refused_upload_creates_no_collection(make_server):
+    s = make_server("--queue", "1", "--workers", "1")
+    r = s.upload([(f"r{i}.txt", text_doc(unique_word())) for i in range(4)], collection="refused")
+    check_overloaded(r)
+    expect_error(s.get("/v1/collections/refused"), 404)
+
+
 def test_flood_answers_202_or_503(make_server):
     s = make_server("--queue", "1", "--workers", "1")
     n = 16
