@@ -1,5 +1,6 @@
 /* encoder.c - BERT-class sentence encoder on the CPU (see encoder.h). */
 #include "model/encoder.h"
+#include "model/encoder_internal.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -15,26 +16,6 @@
 
 #define ENC_JSON_MAX (1u << 20)
 #define ENC_DEFAULT_BATCH 32
-
-typedef struct enc_layer {
-    float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b; /* [H, H], [H] */
-    float *ao_w, *ao_b;                       /* attention output dense [H, H] */
-    float *aln_g, *aln_b;                     /* attention output LayerNorm */
-    float *i_w, *i_b;                         /* intermediate [I, H], [I] */
-    float *o_w, *o_b;                         /* output dense [H, I], [H] */
-    float *oln_g, *oln_b;                     /* output LayerNorm */
-} enc_layer;
-
-struct rg_encoder {
-    rg_bert_config cfg;
-    rg_tokenizer *tok;
-    size_t max_tokens;
-    size_t max_batch;
-    rg_pooling pooling;
-    int normalize;
-    float *word_emb, *pos_emb, *type_emb, *emb_ln_g, *emb_ln_b;
-    enc_layer *layers;
-};
 
 /* ---- small JSON helpers -------------------------------------------------- */
 
@@ -380,44 +361,7 @@ rg_status encoder_forward(const rg_encoder *enc, const int32_t *ids, const int32
             return rg_error(e, RG_ERR_INVALID, "encoder: token type id %d out of range", (int)type_ids[r]);
     }
 
-    float *x = hidden; /* the residual stream lives in the caller's buffer */
-    float *q = malloc(R * H * sizeof *q), *k = malloc(R * H * sizeof *k), *v = malloc(R * H * sizeof *v);
-    float *ctx = malloc(R * H * sizeof *ctx), *inter = malloc(R * I * sizeof *inter);
-    float *scores = malloc(T * T * sizeof *scores);
-    if (!q || !k || !v || !ctx || !inter || !scores) {
-        free(q), free(k), free(v), free(ctx), free(inter), free(scores);
-        return rg_error(e, RG_ERR_NOMEM, "encoder: out of memory for a %zu x %zu batch", B, T);
-    }
-
-    /* Embeddings: word + position + token type, then LayerNorm. */
-    for (size_t b = 0; b < B; b++) {
-        for (size_t t = 0; t < T; t++) {
-            size_t r = b * T + t;
-            const float *we = enc->word_emb + (size_t)ids[r] * H;
-            const float *pe = enc->pos_emb + t * H;
-            const float *te = enc->type_emb + (size_t)(type_ids ? type_ids[r] : 0) * H;
-            float *row = x + r * H;
-            for (size_t i = 0; i < H; i++)
-                row[i] = we[i] + pe[i] + te[i];
-        }
-    }
-    ops_add_layernorm(x, NULL, R, H, enc->emb_ln_g, enc->emb_ln_b, c->layer_norm_eps);
-
-    for (size_t l = 0; l < c->num_hidden_layers; l++) {
-        const enc_layer *ly = &enc->layers[l];
-        ops_linear(x, R, H, ly->q_w, ly->q_b, H, q);
-        ops_linear(x, R, H, ly->k_w, ly->k_b, H, k);
-        ops_linear(x, R, H, ly->v_w, ly->v_b, H, v);
-        ops_attention(q, k, v, mask, B, T, H, c->num_attention_heads, ctx, scores);
-        ops_linear(ctx, R, H, ly->ao_w, ly->ao_b, H, q); /* q reused as the projection's output */
-        ops_add_layernorm(x, q, R, H, ly->aln_g, ly->aln_b, c->layer_norm_eps);
-        ops_linear(x, R, H, ly->i_w, ly->i_b, I, inter);
-        ops_gelu(inter, R * I);
-        ops_linear(inter, R, I, ly->o_w, ly->o_b, H, q);
-        ops_add_layernorm(x, q, R, H, ly->oln_g, ly->oln_b, c->layer_norm_eps);
-    }
-    free(q), free(k), free(v), free(ctx), free(inter), free(scores);
-    return RG_OK;
+    return encoder_forward_cpu(enc, ids, type_ids, mask, B, T, hidden, e);
 }
 
 /* ---- embed ------------------------------------------------------------------ */

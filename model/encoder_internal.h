@@ -1,0 +1,34 @@
+/* encoder_internal.h - the loaded encoder's weights, shared by the files of
+ * model/ that run it (encoder.c loads and embeds; encoder_cpu.c runs the
+ * transformer on the CPU; backends add their own copies of the weights).
+ * Nothing outside model/ includes this. */
+#ifndef RAGD_MODEL_ENCODER_INTERNAL_H
+#define RAGD_MODEL_ENCODER_INTERNAL_H
+
+#include "model/encoder.h"
+
+typedef struct enc_layer {
+    float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b; /* [H, H], [H] */
+    float *ao_w, *ao_b;                       /* attention output dense [H, H] */
+    float *aln_g, *aln_b;                     /* attention output LayerNorm */
+    float *i_w, *i_b;                         /* intermediate [I, H], [I] */
+    float *o_w, *o_b;                         /* output dense [H, I], [H] */
+    float *oln_g, *oln_b;                     /* output LayerNorm */
+} enc_layer;
+
+struct rg_encoder {
+    rg_bert_config cfg;
+    rg_tokenizer *tok;
+    size_t max_tokens;
+    size_t max_batch;
+    rg_pooling pooling;
+    int normalize;
+    float *word_emb, *pos_emb, *type_emb, *emb_ln_g, *emb_ln_b;
+    enc_layer *layers;
+};
+
+/* The transformer on the CPU; arguments already checked by encoder_forward. */
+rg_status encoder_forward_cpu(const rg_encoder *enc, const int32_t *ids, const int32_t *type_ids,
+                              const int32_t *mask, size_t B, size_t T, float *hidden, rg_err *e);
+
+#endif
