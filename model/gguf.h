@@ -122,8 +122,8 @@ const gguf_tensor *gguf_tensor_at(const gguf_file *g, size_t i); /* file order *
 const gguf_tensor *gguf_tensor_find(const gguf_file *g, const char *name);
 
 /* Dequantizes a whole tensor into dst (n_elems floats); RG_ERR_UNSUPPORTED
- * "tensor NAME: unsupported tensor type N (Q4_K)" for types not handled by
- * dequantize_row. */
+ * "tensor NAME: unsupported tensor type N (Q3_K)" for types not handled by
+ * dequantize_row (model/quant.h lists those it handles). */
 rg_status gguf_tensor_to_f32(const gguf_tensor *t, float *dst, rg_err *e);
 
 #endif

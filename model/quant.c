@@ -1,5 +1,6 @@
 /* quant.c - ggml block layouts, fp16/bf16 conversion and dequantization. */
 #include "model/quant.h"
+#include "model/quant_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -47,7 +48,14 @@ static const type_layout LAYOUTS[GGML_TYPE_COUNT] = {
     [GGML_TYPE_MXFP4] = {"MXFP4", 32, 1 + 16},                         /* 17 */
 };
 
-_Static_assert(2 + 16 == 18, "Q4_0 block is 18 bytes");
+_Static_assert(2 + 16 == GGML_Q4_0_BLOCK_BYTES, "Q4_0 block is fp16 d + 16 nibble bytes");
+_Static_assert(2 + 2 + 16 == GGML_Q4_1_BLOCK_BYTES, "Q4_1 block is fp16 d, m + 16 nibble bytes");
+_Static_assert(2 + 4 + 16 == GGML_Q5_0_BLOCK_BYTES, "Q5_0 block is fp16 d + u32 qh + 16 nibble bytes");
+_Static_assert(2 + 2 + 4 + 16 == GGML_Q5_1_BLOCK_BYTES, "Q5_1 block is fp16 d, m + u32 qh + 16 bytes");
+_Static_assert(2 + 2 + 12 + 128 == GGML_Q4_K_BLOCK_BYTES, "Q4_K block");
+_Static_assert(2 + 2 + 12 + 32 + 128 == GGML_Q5_K_BLOCK_BYTES, "Q5_K block");
+_Static_assert(128 + 64 + 16 + 2 == GGML_Q6_K_BLOCK_BYTES, "Q6_K block");
+_Static_assert(4 + 256 + 16 * 2 == GGML_Q8_K_BLOCK_BYTES, "Q8_K block");
 _Static_assert(GGML_Q8_0_BLOCK_BYTES == 2 + GGML_QK8_0, "Q8_0 block is fp16 d + 32 int8");
 
 static const type_layout *layout_of(uint32_t type)
@@ -93,8 +101,14 @@ rg_status ggml_row_bytes(uint32_t type, uint64_t n, size_t *bytes, rg_err *e)
 
 int dequantize_supported(uint32_t type)
 {
-    return type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 ||
-           type == GGML_TYPE_Q8_0;
+    switch (type) {
+    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: case GGML_TYPE_Q8_0:
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K: case GGML_TYPE_Q8_K:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* ---- scalar conversions ------------------------------------------------ */
@@ -185,6 +199,106 @@ static uint16_t load_u16le(const unsigned char *p)
     return (uint16_t)(p[0] | (p[1] << 8));
 }
 
+static uint32_t load_u32le(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* ---- block decoders (ggml's reference arithmetic, in float) -------------- */
+
+/* The 32-element types: element j < 16 is the low nibble of qs[j], j + 16
+ * its high nibble; the fifth bit of element j is bit j of qh. */
+static void dequant_legacy_block(uint32_t type, const unsigned char *blk, float *out)
+{
+    float d = fp16_to_f32(load_u16le(blk));
+    float m = 0.0f;
+    uint32_t qh = 0;
+    const unsigned char *qs;
+    switch (type) {
+    case GGML_TYPE_Q4_0: qs = blk + 2; break;
+    case GGML_TYPE_Q4_1: m = fp16_to_f32(load_u16le(blk + 2)); qs = blk + 4; break;
+    case GGML_TYPE_Q5_0: qh = load_u32le(blk + 2); qs = blk + 6; break;
+    default: /* Q5_1 */ m = fp16_to_f32(load_u16le(blk + 2)); qh = load_u32le(blk + 4); qs = blk + 8; break;
+    }
+    for (int j = 0; j < 16; j++) {
+        int lo = qs[j] & 0x0f, hi = qs[j] >> 4;
+        if (type == GGML_TYPE_Q5_0 || type == GGML_TYPE_Q5_1) {
+            lo |= (int)((qh >> j) & 1u) << 4;
+            hi |= (int)((qh >> (j + 16)) & 1u) << 4;
+        }
+        switch (type) {
+        case GGML_TYPE_Q4_0: out[j] = d * (float)(lo - 8); out[j + 16] = d * (float)(hi - 8); break;
+        case GGML_TYPE_Q5_0: out[j] = d * (float)(lo - 16); out[j + 16] = d * (float)(hi - 16); break;
+        default: /* the _1 types: d * q + m, rounded after each step as in ggml */
+            out[j] = d * (float)lo + m;
+            out[j + 16] = d * (float)hi + m;
+            break;
+        }
+    }
+}
+
+void quant_k_scale_min(const unsigned char *scales, int j, int *sc, int *m)
+{
+    /* 8 six-bit scales and 8 six-bit mins in 12 bytes: bytes 0-3 hold the
+     * low 6 bits of scales 0-3 (top 2 bits: high bits of scales 4-7), bytes
+     * 4-7 the same for mins, bytes 8-11 the low nibbles of scales 4-7 (low)
+     * and mins 4-7 (high). */
+    if (j < 4) {
+        *sc = scales[j] & 63;
+        *m = scales[j + 4] & 63;
+    } else {
+        *sc = (scales[j + 4] & 0x0f) | ((scales[j - 4] >> 6) << 4);
+        *m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+    }
+}
+
+/* Q4_K / Q5_K: sub-block 2k takes the low nibbles of qs[32k..32k+31],
+ * sub-block 2k+1 their high nibbles; Q5_K's fifth bit of element l of
+ * sub-block i is bit i of qh[l]. */
+static void dequant_q45k_block(uint32_t type, const unsigned char *blk, float *out)
+{
+    float d = fp16_to_f32(load_u16le(blk));
+    float dmin = fp16_to_f32(load_u16le(blk + 2));
+    const unsigned char *scales = blk + 4;
+    const unsigned char *qh = type == GGML_TYPE_Q5_K ? blk + 16 : NULL;
+    const unsigned char *qs = blk + (type == GGML_TYPE_Q5_K ? 48 : 16);
+    for (int i = 0; i < 8; i++) {
+        int sc, m;
+        quant_k_scale_min(scales, i, &sc, &m);
+        float dl = d * (float)sc, ml = dmin * (float)m;
+        const unsigned char *q = qs + 32 * (i / 2);
+        int shift = 4 * (i & 1);
+        for (int l = 0; l < 32; l++) {
+            int v = (q[l] >> shift) & 0x0f;
+            if (qh)
+                v |= ((qh[l] >> i) & 1) << 4;
+            out[32 * i + l] = dl * (float)v - ml;
+        }
+    }
+}
+
+/* Q6_K: two halves of 128; in half h, element 32k + l (k = 0..3) takes its
+ * low 4 bits from ql[64h + l + 32(k&1)] (high nibble when k >= 2) and its top
+ * 2 bits from bits 2k of qh[32h + l]; 16-element sub-block s has scale
+ * scales[s]. */
+static void dequant_q6k_block(const unsigned char *blk, float *out)
+{
+    const unsigned char *ql = blk, *qh = blk + 128;
+    const signed char *scales = (const signed char *)(blk + 192);
+    float d = fp16_to_f32(load_u16le(blk + 208));
+    for (int h = 0; h < 2; h++) {
+        for (int k = 0; k < 4; k++) {
+            for (int l = 0; l < 32; l++) {
+                int lo = (ql[64 * h + l + 32 * (k & 1)] >> (k >= 2 ? 4 : 0)) & 0x0f;
+                int hi = (qh[32 * h + l] >> (2 * k)) & 3;
+                int idx = 128 * h + 32 * k + l;
+                float dl = d * (float)scales[idx / 16];
+                out[idx] = dl * (float)((lo | hi << 4) - 32);
+            }
+        }
+    }
+}
+
 /* ---- rows ---------------------------------------------------------------- */
 
 rg_status dequantize_row(uint32_t type, const void *src, float *dst, size_t n, rg_err *e)
@@ -225,6 +339,31 @@ rg_status dequantize_row(uint32_t type, const void *src, float *dst, size_t n, r
                 out[j] = d * (float)qs[j];
         }
         break;
+    case GGML_TYPE_Q4_0:
+    case GGML_TYPE_Q4_1:
+    case GGML_TYPE_Q5_0:
+    case GGML_TYPE_Q5_1:
+        for (size_t b = 0; b < n / 32; b++)
+            dequant_legacy_block(type, p + b * l->block_bytes, dst + b * 32);
+        break;
+    case GGML_TYPE_Q4_K:
+    case GGML_TYPE_Q5_K:
+        for (size_t b = 0; b < n / GGML_QK_K; b++)
+            dequant_q45k_block(type, p + b * l->block_bytes, dst + b * GGML_QK_K);
+        break;
+    case GGML_TYPE_Q6_K:
+        for (size_t b = 0; b < n / GGML_QK_K; b++)
+            dequant_q6k_block(p + b * GGML_Q6_K_BLOCK_BYTES, dst + b * GGML_QK_K);
+        break;
+    case GGML_TYPE_Q8_K:
+        for (size_t b = 0; b < n / GGML_QK_K; b++) {
+            const unsigned char *blk = p + b * GGML_Q8_K_BLOCK_BYTES;
+            float d = f32_from_bits((uint32_t)blk[0] | (uint32_t)blk[1] << 8 | (uint32_t)blk[2] << 16 |
+                                    (uint32_t)blk[3] << 24);
+            for (int j = 0; j < GGML_QK_K; j++)
+                dst[b * GGML_QK_K + (size_t)j] = d * (float)(signed char)blk[4 + j];
+        }
+        break;
     default:
         return rg_error(e, RG_ERR_INTERNAL, "dequantize_row: type %u fell through", (unsigned)type);
     }
@@ -252,6 +391,50 @@ rg_status quantize_row_q8_0(const float *src, void *dst, size_t n, rg_err *e)
         blk[1] = (unsigned char)(h >> 8);
         for (int j = 0; j < GGML_QK8_0; j++)
             blk[2 + j] = (unsigned char)(signed char)roundf(x[j] * id);
+    }
+    return RG_OK;
+}
+
+rg_status quantize_row_q8_k(const float *src, void *dst, size_t n, rg_err *e)
+{
+    if (n % GGML_QK_K != 0)
+        return rg_error(e, RG_ERR_INVALID, "Q8_K needs a multiple of %d elements, got %zu", GGML_QK_K, n);
+    unsigned char *out = dst;
+    for (size_t b = 0; b < n / GGML_QK_K; b++) {
+        const float *x = src + b * GGML_QK_K;
+        unsigned char *blk = out + b * GGML_Q8_K_BLOCK_BYTES;
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < GGML_QK_K; j++) {
+            float a = fabsf(x[j]);
+            if (a > amax) {
+                amax = a;
+                max = x[j];
+            }
+        }
+        float d = 0.0f;
+        signed char q[GGML_QK_K];
+        if (amax == 0.0f) {
+            memset(q, 0, sizeof q);
+        } else {
+            /* the signed extreme maps to -127 exactly, as in ggml */
+            float iscale = -127.0f / max;
+            for (int j = 0; j < GGML_QK_K; j++) {
+                long v = lrintf(iscale * x[j]);
+                q[j] = (signed char)(v > 127 ? 127 : v < -127 ? -127 : v);
+            }
+            d = 1.0f / iscale;
+        }
+        uint32_t db = f32_bits(d);
+        for (int k = 0; k < 4; k++)
+            blk[k] = (unsigned char)(db >> (8 * k));
+        memcpy(blk + 4, q, GGML_QK_K);
+        for (int g = 0; g < 16; g++) {
+            int sum = 0;
+            for (int j = 0; j < 16; j++)
+                sum += q[16 * g + j];
+            blk[260 + 2 * g] = (unsigned char)((unsigned)sum & 0xff);
+            blk[260 + 2 * g + 1] = (unsigned char)(((unsigned)sum >> 8) & 0xff);
+        }
     }
     return RG_OK;
 }

@@ -544,11 +544,19 @@ static void check_model(const gguf_file *g, uint32_t version, size_t align)
     CHECK_OK(gguf_tensor_to_f32(t, out, &e), e);
     for (int k = 0; k < 64; k++)
         CHECK_MSG(out[k] == q8_want[k], "q8_0[%d] = %g, want %g", k, (double)out[k], (double)q8_want[k]);
-    /* k-quants: sizes are known and checked, dequantization is refused */
+    /* k-quants: sizes are known and checked; dequantized as dequantize_row
+     * does (whose values test_quant.c checks against the gguf package) */
     t = gguf_tensor_find(g, "q4_k.weight");
-    float big[512];
-    CHECK(gguf_tensor_to_f32(t, big, &e) == RG_ERR_UNSUPPORTED);
-    CHECK_MSG(strstr(e.msg, "unsupported tensor type 12") && strstr(e.msg, "q4_k.weight"), "%s", e.msg);
+    float big[512], big_want[512];
+    CHECK_OK(gguf_tensor_to_f32(t, big, &e), e);
+    CHECK_OK(dequantize_row(GGML_TYPE_Q4_K, t->data, big_want, 512, &e), e);
+    CHECK(memcmp(big, big_want, sizeof big) == 0);
+    /* a type whose layout is known but that is not dequantized is refused,
+     * naming the tensor */
+    gguf_tensor q3 = *t;
+    q3.type = GGML_TYPE_Q3_K;
+    CHECK(gguf_tensor_to_f32(&q3, big, &e) == RG_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(e.msg, "unsupported tensor type 11") && strstr(e.msg, "q4_k.weight"), "%s", e.msg);
 }
 
 static void test_roundtrip(void)
@@ -615,8 +623,8 @@ static void test_quant(void)
     CHECK_OK(dequantize_row(GGML_TYPE_Q8_0, shifted + 1, got, 64, &e), e);
     CHECK(memcmp(got, want, sizeof want) == 0);
     CHECK(dequantize_row(GGML_TYPE_Q8_0, blk, got, 40, &e) == RG_ERR_INVALID);
-    CHECK(dequantize_row(GGML_TYPE_Q6_K, blk, got, 256, &e) == RG_ERR_UNSUPPORTED);
-    CHECK_MSG(strstr(e.msg, "unsupported tensor type 14"), "%s", e.msg);
+    CHECK(dequantize_row(GGML_TYPE_Q3_K, blk, got, 256, &e) == RG_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(e.msg, "unsupported tensor type 11"), "%s", e.msg);
     CHECK(dequantize_row(4, blk, got, 32, &e) == RG_ERR_UNSUPPORTED);
     CHECK(strstr(e.msg, "unsupported tensor type 4"));
 
@@ -668,7 +676,7 @@ static void test_quant(void)
     CHECK(f32_to_bf16(1.00390625f) == 0x3f80); /* 1 + 2^-8: tie to even */
     CHECK(isnan(bf16_to_f32(f32_to_bf16(NAN))));
     CHECK(dequantize_supported(GGML_TYPE_F32) && dequantize_supported(GGML_TYPE_Q8_0) &&
-          !dequantize_supported(GGML_TYPE_Q4_K));
+          dequantize_supported(GGML_TYPE_Q4_K) && !dequantize_supported(GGML_TYPE_Q3_K));
 }
 
 /* ---- malformed files --------------------------------------------------------- */

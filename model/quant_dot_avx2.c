@@ -1,0 +1,324 @@
+/* quant_dot_avx2.c - AVX2 (+FMA, F16C) dot products of quantized weight rows
+ * with prepared activations, compiled with function-level target attributes
+ * so the default build still runs on any x86-64: quant_matvec calls them only
+ * when __builtin_cpu_supports says the CPU has the instructions. Off x86 this
+ * file provides no kernels.
+ *
+ * The integer core multiplies unsigned weight quants by signed activation
+ * quants 32 at a time (vpmaddubsw -> 16-bit pair sums, vpmaddwd -> 32-bit),
+ * which never saturates here: quants are below 64 and activations within
+ * +-127, so a pair sums to at most 2 * 63 * 127 = 16002. Offsets (Q4_0's -8,
+ * Q5_0's -16, Q6_K's -32, the mins of the _1 types and of Q4_K/Q5_K) are taken
+ * out of the loop with the activations' block sums. */
+#include "model/quant_internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+
+int quant_avx2_usable(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+AVX2_FN static inline float half(const unsigned char *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+AVX2_FN static inline float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 16 bytes of packed nibbles -> 32 bytes: the low nibbles (elements 0..15)
+ * then the high nibbles (elements 16..31). */
+AVX2_FN static inline __m256i unpack_nibbles16(const unsigned char *qs)
+{
+    __m128i t = _mm_loadu_si128((const __m128i *)(const void *)qs);
+    __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+/* Bit j of qh -> 0x10 in byte j, 0 elsewhere (the fifth bit of Q5 quants). */
+AVX2_FN static inline __m256i fifth_bits(uint32_t qh)
+{
+    /* byte j of the shuffle holds byte j / 8 of qh ... */
+    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                          3, 3, 3, 3, 3, 3, 3);
+    /* ... and is tested against bit j % 8 */
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), pick);
+    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+/* 32 unsigned quants times 32 signed activations -> 8 int32 partial sums. */
+AVX2_FN static inline __m256i dot_u8s8(__m256i u, __m256i s)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+AVX2_FN static inline __m256i load32(const void *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+/* ---- float weights ------------------------------------------------------- */
+
+AVX2_FN static float dot_f32(const unsigned char *w, const void *act, size_t n)
+{
+    const float *x = act;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(const void *)(w + 4 * i)), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(const void *)(w + 4 * i + 32)),
+                             _mm256_loadu_ps(x + i + 8), a1);
+    }
+    float acc = hsum(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) {
+        float f;
+        memcpy(&f, w + 4 * i, 4);
+        acc += f * x[i];
+    }
+    return acc;
+}
+
+AVX2_FN static float dot_f16(const unsigned char *w, const void *act, size_t n)
+{
+    const float *x = act;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(w + 2 * i)));
+        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(w + 2 * i + 16)));
+        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), a1);
+    }
+    float acc = hsum(_mm256_add_ps(a0, a1));
+    for (; i < n; i++)
+        acc += half(w + 2 * i) * x[i];
+    return acc;
+}
+
+AVX2_FN static inline __m256 bf16x8(const unsigned char *p)
+{
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+AVX2_FN static float dot_bf16(const unsigned char *w, const void *act, size_t n)
+{
+    const float *x = act;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(bf16x8(w + 2 * i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(bf16x8(w + 2 * i + 16), _mm256_loadu_ps(x + i + 8), a1);
+    }
+    float acc = hsum(_mm256_add_ps(a0, a1));
+    for (; i < n; i++)
+        acc += bf16_to_f32((uint16_t)(w[2 * i] | w[2 * i + 1] << 8)) * x[i];
+    return acc;
+}
+
+/* ---- 32-element types ------------------------------------------------------ */
+
+/* The legacy types share one loop: the block's unsigned quants u (0..31)
+ * give sum(u * qx); the value is d * (u - off) or d * u + m, so
+ *   dot = d * dx * sum(u * qx) - d * off * s   or   ... + m * s
+ * with s = dx * sum(qx) from the activation block. */
+AVX2_FN static inline float dot_legacy(const unsigned char *w, const quant_a8_block *a, size_t nb, size_t bytes,
+                                       int has_m, int has_qh, float off)
+{
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float sacc = 0.0f;
+    size_t qs_at = 2 + (has_m ? 2 : 0) + (has_qh ? 4 : 0);
+    for (size_t b = 0; b < nb; b++, w += bytes) {
+        float d = half(w);
+        __m256i u = unpack_nibbles16(w + qs_at);
+        if (has_qh) {
+            uint32_t qh;
+            memcpy(&qh, w + 2 + (has_m ? 2 : 0), 4);
+            u = _mm256_or_si256(u, fifth_bits(qh));
+        }
+        __m256 p = _mm256_cvtepi32_ps(dot_u8s8(u, load32(a[b].q)));
+        /* two accumulators halve the FMA latency chain */
+        if (b & 1)
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d * a[b].d), p, acc1);
+        else
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * a[b].d), p, acc0);
+        sacc += has_m ? half(w + 2) * a[b].s : -d * off * a[b].s;
+    }
+    return hsum(_mm256_add_ps(acc0, acc1)) + sacc;
+}
+
+AVX2_FN static float dot_q4_0(const unsigned char *w, const void *act, size_t nb)
+{
+    return dot_legacy(w, act, nb, GGML_Q4_0_BLOCK_BYTES, 0, 0, 8.0f);
+}
+
+AVX2_FN static float dot_q4_1(const unsigned char *w, const void *act, size_t nb)
+{
+    return dot_legacy(w, act, nb, GGML_Q4_1_BLOCK_BYTES, 1, 0, 0.0f);
+}
+
+AVX2_FN static float dot_q5_0(const unsigned char *w, const void *act, size_t nb)
+{
+    return dot_legacy(w, act, nb, GGML_Q5_0_BLOCK_BYTES, 0, 1, 16.0f);
+}
+
+AVX2_FN static float dot_q5_1(const unsigned char *w, const void *act, size_t nb)
+{
+    return dot_legacy(w, act, nb, GGML_Q5_1_BLOCK_BYTES, 1, 1, 0.0f);
+}
+
+AVX2_FN static float dot_q8_0(const unsigned char *w, const void *act, size_t nb)
+{
+    const quant_a8_block *a = act;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (size_t b = 0; b < nb; b++, w += GGML_Q8_0_BLOCK_BYTES) {
+        __m256i q = load32(w + 2), x = load32(a[b].q);
+        /* signed x signed through the unsigned-signed multiply: |q| times x
+         * with q's sign moved onto x (|-128| = 128 still fits unsigned) */
+        __m256i p = dot_u8s8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
+        __m256 s = _mm256_set1_ps(half(w) * a[b].d);
+        if (b & 1)
+            acc1 = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc1);
+        else
+            acc0 = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc0);
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+/* ---- k-quants --------------------------------------------------------------- */
+
+AVX2_FN static inline float dot_q45_k(const unsigned char *w, const quant_q8k_block *a, size_t nb, int five)
+{
+    size_t bytes = five ? GGML_Q5_K_BLOCK_BYTES : GGML_Q4_K_BLOCK_BYTES;
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps();
+    float sacc = 0.0f;
+    for (size_t b = 0; b < nb; b++, w += bytes) {
+        const unsigned char *qs = w + (five ? 48 : 16);
+        __m256i qh = five ? load32(w + 16) : _mm256_setzero_si256();
+        int sc[8], m[8];
+        int32_t summ = 0;
+        for (int i = 0; i < 8; i++) {
+            quant_k_scale_min(w + 4, i, &sc[i], &m[i]);
+            summ += m[i] * (a[b].bsums[2 * i] + a[b].bsums[2 * i + 1]);
+        }
+        __m256i sumi = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            __m256i raw = load32(qs + 32 * k);
+            __m256i lo = _mm256_and_si256(raw, low4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+            if (five) {
+                const __m256i m0 = _mm256_set1_epi8((char)(1 << (2 * k)));
+                const __m256i m1 = _mm256_set1_epi8((char)(1 << (2 * k + 1)));
+                const __m256i b4 = _mm256_set1_epi8(0x10);
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, m0), m0), b4));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, m1), m1), b4));
+            }
+            __m256i pl = _mm256_maddubs_epi16(lo, load32(a[b].q + 64 * k));
+            __m256i ph = _mm256_maddubs_epi16(hi, load32(a[b].q + 64 * k + 32));
+            pl = _mm256_madd_epi16(pl, _mm256_set1_epi16((short)sc[2 * k]));
+            ph = _mm256_madd_epi16(ph, _mm256_set1_epi16((short)sc[2 * k + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        }
+        float d = half(w) * a[b].d, dmin = half(w + 2) * a[b].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        sacc -= dmin * (float)summ;
+    }
+    return hsum(acc) + sacc;
+}
+
+AVX2_FN static float dot_q4_k(const unsigned char *w, const void *act, size_t nb)
+{
+    return dot_q45_k(w, act, nb, 0);
+}
+
+AVX2_FN static float dot_q5_k(const unsigned char *w, const void *act, size_t nb)
+{
+    return dot_q45_k(w, act, nb, 1);
+}
+
+AVX2_FN static float dot_q6_k(const unsigned char *w, const void *act, size_t nb)
+{
+    const quant_q8k_block *a = act;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), low2 = _mm256_set1_epi8(0x03);
+    __m256 acc = _mm256_setzero_ps();
+    float sacc = 0.0f;
+    for (size_t b = 0; b < nb; b++, w += GGML_Q6_K_BLOCK_BYTES) {
+        const signed char *scales = (const signed char *)(w + 192);
+        int32_t off = 0;
+        for (int g = 0; g < 16; g++)
+            off += scales[g] * a[b].bsums[g];
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = load32(w + 64 * h), ql1 = load32(w + 64 * h + 32), qh = load32(w + 128 + 32 * h);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), low2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4));
+            for (int k = 0; k < 4; k++) {
+                int g = 8 * h + 2 * k; /* the two 16-element groups of these 32 */
+                __m256i p = _mm256_maddubs_epi16(q[k], load32(a[b].q + 128 * h + 32 * k));
+                __m256i s = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(scales[g])),
+                                                    _mm_set1_epi16(scales[g + 1]), 1);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
+            }
+        }
+        float d = half(w + 208) * a[b].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        sacc -= d * (float)(32 * off);
+    }
+    return hsum(acc) + sacc;
+}
+
+quant_dot_fn quant_dot_avx2(uint32_t type)
+{
+    switch (type) {
+    case GGML_TYPE_F32: return dot_f32;
+    case GGML_TYPE_F16: return dot_f16;
+    case GGML_TYPE_BF16: return dot_bf16;
+    case GGML_TYPE_Q4_0: return dot_q4_0;
+    case GGML_TYPE_Q4_1: return dot_q4_1;
+    case GGML_TYPE_Q5_0: return dot_q5_0;
+    case GGML_TYPE_Q5_1: return dot_q5_1;
+    case GGML_TYPE_Q8_0: return dot_q8_0;
+    case GGML_TYPE_Q4_K: return dot_q4_k;
+    case GGML_TYPE_Q5_K: return dot_q5_k;
+    case GGML_TYPE_Q6_K: return dot_q6_k;
+    default: return NULL;
+    }
+}
+
+#else /* not x86-64: the portable kernels are the only ones */
+
+int quant_avx2_usable(void)
+{
+    return 0;
+}
+
+quant_dot_fn quant_dot_avx2(uint32_t type)
+{
+    (void)type;
+    return NULL;
+}
+
+#endif

@@ -1,0 +1,47 @@
+/* quant_internal.h - what the quantized matrix-vector kernels share: the
+ * prepared activation blocks and the per-ISA kernel tables. Only model/quant*.c
+ * include this; callers use model/quant.h. */
+#ifndef RAGD_MODEL_QUANT_INTERNAL_H
+#define RAGD_MODEL_QUANT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/quant.h"
+
+/* Activations for the 32-element weight types (Q4_0 ... Q8_0): x ~= d * q.
+ * s = d * sum(q) carries the offset terms (Q4_0's -8, Q5_0's -16, the _1
+ * types' m) out of the integer loop. d is kept in float (ggml keeps fp16):
+ * that costs nothing and loses less. */
+typedef struct quant_a8_block {
+    float d;
+    float s;
+    int8_t q[32];
+} quant_a8_block;
+
+/* Activations for the k-quants: ggml's block_q8_K (f32 d, 256 int8, the 16
+ * sums of 16 quants that carry the mins and Q6_K's -32 offset). */
+typedef struct quant_q8k_block {
+    float d;
+    int8_t q[GGML_QK_K];
+    int16_t bsums[GGML_QK_K / 16];
+} quant_q8k_block;
+
+_Static_assert(sizeof(quant_a8_block) == 40, "a8 block is 40 bytes");
+_Static_assert(sizeof(quant_q8k_block) == GGML_Q8_K_BLOCK_BYTES, "q8k block has ggml's layout");
+
+/* One row of weights (nblocks blocks of the weight type, any alignment)
+ * against one prepared activation row. */
+typedef float (*quant_dot_fn)(const unsigned char *w, const void *act, size_t nblocks);
+
+/* The kernel of a weight type on one ISA; NULL when that ISA has none. */
+quant_dot_fn quant_dot_scalar(uint32_t type);
+quant_dot_fn quant_dot_avx2(uint32_t type);
+/* 1 when the build has the AVX2 kernels and the CPU runs them. */
+int quant_avx2_usable(void);
+
+/* Q4_K/Q5_K sub-block j (0..7): its 6-bit scale and min from the 12 packed
+ * bytes. */
+void quant_k_scale_min(const unsigned char *scales, int j, int *sc, int *m);
+
+#endif
