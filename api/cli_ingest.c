@@ -26,6 +26,9 @@ static const char ingest_help[] =
     "  --metadata JSON     a JSON object stored with every document\n"
     "  --embed-model DIR   embed chunks with this model, or 'none' (default: the\n"
     "                      installed all-MiniLM-L6-v2, as for serve)\n"
+    "  --index SPEC        the collection's vector index when this creates it:\n"
+    "                      flat (exact, default) or hnsw[,m=N][,ef_construction=N][,ef_search=N]\n"
+    "                      (an existing collection must already have this index)\n"
     "  --chunk-tokens N    target chunk size in tokens (default 256)\n"
     "  --chunk-overlap N   overlap between chunks in tokens (default 32)\n"
     "  --quiet             print only the summary\n";
@@ -115,7 +118,7 @@ int cli_ingest(int argc, char **argv)
         {"--collection", "-c", 1, NULL, 0},  {"--data", NULL, 1, NULL, 0},
         {"--metadata", NULL, 1, NULL, 0},    {"--chunk-tokens", NULL, 1, NULL, 0},
         {"--chunk-overlap", NULL, 1, NULL, 0}, {"--quiet", "-q", 0, NULL, 0},
-        {"--embed-model", NULL, 1, NULL, 0},
+        {"--embed-model", NULL, 1, NULL, 0}, {"--index", NULL, 1, NULL, 0},
     };
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char **pos = calloc((size_t)argc, sizeof *pos);
@@ -168,6 +171,16 @@ int cli_ingest(int argc, char **argv)
     rg_store *store = NULL;
     if (!rc && cli_open_store(cli_data_dir(opts, n), 1, &store))
         rc = 1;
+    o = cli_opt(opts, n, "--index");
+    if (!rc && o) {
+        rg_index_settings ix;
+        rg_err e;
+        if (semantic_index_parse(o->value, &ix, &e) != RG_OK ||
+            store_collection_ensure_indexed(store, collection, &ix, NULL, &e) != RG_OK) {
+            fprintf(stderr, "ragd: --index: %s\n", e.msg);
+            rc = 1;
+        }
+    }
     /* With an embedding model, chunks are embedded as they are stored; a
      * running server's indexes pick the vectors up from the store. */
     rg_semantic sem = {0};

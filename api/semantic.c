@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static rg_status embed_bulk(void *ctx, const char *const *texts, const size_t *lens, size_t n, float *out, rg_err *e)
 {
@@ -32,6 +33,54 @@ void semantic_default_model(char *out, size_t size)
 {
     const char *models = getenv("RAGD_MODELS");
     snprintf(out, size, "%s/all-MiniLM-L6-v2", models && *models ? models : "./models");
+}
+
+rg_status semantic_backlog_start(rg_semantic *sem, rg_store *s, rg_err *e)
+{
+    if (!sem->embedder || !sem->vindex)
+        return RG_OK;
+    return backlog_start(s, sem->embedder, sem->vindex, &sem->backlog, e);
+}
+
+void semantic_backlog_stop(rg_semantic *sem)
+{
+    backlog_stop(sem->backlog);
+    sem->backlog = NULL;
+}
+
+rg_status semantic_index_parse(const char *spec, rg_index_settings *out, rg_err *e)
+{
+    store_index_settings_default(out);
+    size_t len = strlen(spec);
+    if (len > 200)
+        return rg_error(e, RG_ERR_INVALID, "index spec longer than 200 characters");
+    char buf[201];
+    memcpy(buf, spec, len + 1);
+    char *save = NULL;
+    char *tok = strtok_r(buf, ",", &save);
+    if (!tok || (strcmp(tok, STORE_INDEX_FLAT) != 0 && strcmp(tok, STORE_INDEX_HNSW) != 0))
+        return rg_error(e, RG_ERR_INVALID, "'%s': the index type must be flat or hnsw", spec);
+    snprintf(out->type, sizeof out->type, "%s", tok);
+    while ((tok = strtok_r(NULL, ",", &save))) {
+        if (strcmp(out->type, STORE_INDEX_HNSW) != 0)
+            return rg_error(e, RG_ERR_INVALID, "'%s': a flat index takes no parameters", spec);
+        char *eq = strchr(tok, '=');
+        char *end = NULL;
+        long v = eq ? strtol(eq + 1, &end, 10) : 0;
+        if (!eq || end == eq + 1 || *end || v < 0 || v > 1000000)
+            return rg_error(e, RG_ERR_INVALID, "'%s': expected NAME=INTEGER, not '%s'", spec, tok);
+        *eq = '\0';
+        if (strcmp(tok, "m") == 0)
+            out->hnsw_m = (int)v;
+        else if (strcmp(tok, "ef_construction") == 0)
+            out->ef_construction = (int)v;
+        else if (strcmp(tok, "ef_search") == 0)
+            out->ef_search = (int)v;
+        else
+            return rg_error(e, RG_ERR_INVALID, "'%s': unknown index setting '%s' (m, ef_construction, ef_search)",
+                            spec, tok);
+    }
+    return store_index_settings_check(out, e);
 }
 
 void semantic_attach(rg_semantic *sem, rg_ingest_opts *o)

@@ -382,6 +382,10 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
             return st;
         if ((st = vectors_catch_up(srv, e)))
             return st;
+        /* Chunks without vectors for this model are embedded in the
+         * background, so startup does not wait for them. */
+        if ((st = semantic_backlog_start(&srv->semantic, srv->store, e)))
+            return st;
     }
     if ((st = uploads_sweep(srv, e)))
         return st;
@@ -416,6 +420,7 @@ void server_stop(rg_server *srv)
     srv->daemon = NULL;
     pipeline_stop(srv->pipeline);
     srv->pipeline = NULL;
+    semantic_backlog_stop(&srv->semantic);
     vindex_close(srv->semantic.vindex);
     srv->semantic.vindex = NULL;
     embedder_stop(srv->semantic.embedder);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
@@ -81,6 +82,55 @@ rg_status dense_index_create(int dim, rg_dense_kind kind, rg_dense_index **out, 
     if (faiss_index_factory(&faiss, dim, desc, METRIC_INNER_PRODUCT) != 0)
         return faiss_fail(e, RG_ERR_INTERNAL, desc);
     return wrap(faiss, dim, kind, 0, out, e);
+}
+
+/* Sets one HNSW parameter through FAISS's ParameterSpace, which looks
+ * through the IDMap2 wrapper to the HNSW index inside. */
+static rg_status set_hnsw_param(FaissIndex *faiss, const char *name, int value, rg_err *e)
+{
+    FaissParameterSpace *ps = NULL;
+    if (faiss_ParameterSpace_new(&ps) != 0)
+        return faiss_fail(e, RG_ERR_NOMEM, "parameter space");
+    int rc = faiss_ParameterSpace_set_index_parameter(ps, faiss, name, (double)value);
+    faiss_ParameterSpace_free(ps);
+    if (rc != 0)
+        return faiss_fail(e, RG_ERR_INTERNAL, name);
+    return RG_OK;
+}
+
+rg_status dense_index_create_hnsw(int dim, int m, int ef_construction, int ef_search, rg_dense_index **out,
+                                  rg_err *e)
+{
+    if (dim <= 0 || dim > DENSE_MAX_DIM)
+        return rg_error(e, RG_ERR_INVALID, "vector dimension %d out of range 1..%d", dim, DENSE_MAX_DIM);
+    if (m < 4 || m > 128 || ef_construction < 1 || ef_search < 1)
+        return rg_error(e, RG_ERR_INVALID, "HNSW parameters out of range (m %d, ef_construction %d, ef_search %d)", m,
+                        ef_construction, ef_search);
+    char desc[64];
+    snprintf(desc, sizeof desc, "IDMap2,HNSW%d,Flat", m);
+    FaissIndex *faiss = NULL;
+    if (faiss_index_factory(&faiss, dim, desc, METRIC_INNER_PRODUCT) != 0)
+        return faiss_fail(e, RG_ERR_INTERNAL, desc);
+    rg_status st = set_hnsw_param(faiss, "efConstruction", ef_construction, e);
+    if (!st)
+        st = set_hnsw_param(faiss, "efSearch", ef_search, e);
+    if (st) {
+        faiss_Index_free(faiss);
+        return st;
+    }
+    return wrap(faiss, dim, DENSE_HNSW, 0, out, e);
+}
+
+rg_status dense_index_set_ef_search(rg_dense_index *x, int ef_search, rg_err *e)
+{
+    if (x->kind != DENSE_HNSW)
+        return RG_OK;
+    if (ef_search < 1)
+        return rg_error(e, RG_ERR_INVALID, "efSearch %d must be positive", ef_search);
+    pthread_rwlock_wrlock(&x->lock);
+    rg_status st = set_hnsw_param(x->faiss, "efSearch", ef_search, e);
+    pthread_rwlock_unlock(&x->lock);
+    return st;
 }
 
 rg_status dense_index_load(const char *path, int dim, rg_dense_kind kind, rg_dense_index **out, rg_err *e)

@@ -31,6 +31,14 @@ rg_status dense_kind_parse(const char *name, rg_dense_kind *kind, rg_err *e);
 const char *dense_kind_name(rg_dense_kind kind);
 
 rg_status dense_index_create(int dim, rg_dense_kind kind, rg_dense_index **out, rg_err *e);
+/* An HNSW index with m neighbours per node (FAISS's M, 4..128) and the
+ * candidate list sizes used while building (efConstruction) and searching
+ * (efSearch, at least 1; a search for k uses max(k, efSearch)). */
+rg_status dense_index_create_hnsw(int dim, int m, int ef_construction, int ef_search, rg_dense_index **out,
+                                  rg_err *e);
+/* Sets efSearch of an HNSW index (a loaded file keeps the value it was
+ * saved with until told otherwise); a no-op for flat. */
+rg_status dense_index_set_ef_search(rg_dense_index *x, int ef_search, rg_err *e);
 /* Reads an index file. RG_ERR_NOT_FOUND when absent, RG_ERR_CORRUPT when
  * unreadable or not for dim/kind: both mean "rebuild from the store". */
 rg_status dense_index_load(const char *path, int dim, rg_dense_kind kind, rg_dense_index **out, rg_err *e);

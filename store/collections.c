@@ -1,6 +1,7 @@
 /* collections.c - named groups of documents. */
 #include "store/store_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,16 +31,59 @@ static rg_status check_name(const char *name, rg_err *e)
     return RG_OK;
 }
 
-/* Inserts a collection; *inserted says whether it was new (with
- * if_missing, an existing one is no error). The lock is held. */
-static rg_status insert_collection(rg_store *s, const char *name, const char *metadata_json, int if_missing,
-                                   int64_t *id, rg_err *e)
+void store_index_settings_default(rg_index_settings *x)
+{
+    memset(x, 0, sizeof *x);
+    snprintf(x->type, sizeof x->type, "%s", STORE_INDEX_FLAT);
+    x->hnsw_m = STORE_INDEX_HNSW_M_DEFAULT;
+    x->ef_construction = STORE_INDEX_EF_CONSTRUCTION_DEFAULT;
+    x->ef_search = STORE_INDEX_EF_SEARCH_DEFAULT;
+}
+
+static rg_status check_range(const char *field, int v, int lo, int hi, rg_err *e)
+{
+    if (v < lo || v > hi)
+        return rg_error(e, RG_ERR_INVALID, "index setting '%s' is %d; it must be between %d and %d", field, v, lo,
+                        hi);
+    return RG_OK;
+}
+
+rg_status store_index_settings_check(const rg_index_settings *x, rg_err *e)
+{
+    if (strcmp(x->type, STORE_INDEX_FLAT) != 0 && strcmp(x->type, STORE_INDEX_HNSW) != 0)
+        return rg_error(e, RG_ERR_INVALID, "unknown index type '%.8s' (use flat or hnsw)", x->type);
+    rg_status r = check_range("m", x->hnsw_m, STORE_INDEX_HNSW_M_MIN, STORE_INDEX_HNSW_M_MAX, e);
+    if (!r)
+        r = check_range("ef_construction", x->ef_construction, STORE_INDEX_EF_CONSTRUCTION_MIN,
+                        STORE_INDEX_EF_CONSTRUCTION_MAX, e);
+    if (!r)
+        r = check_range("ef_search", x->ef_search, STORE_INDEX_EF_SEARCH_MIN, STORE_INDEX_EF_SEARCH_MAX, e);
+    return r;
+}
+
+int store_index_settings_equal(const rg_index_settings *a, const rg_index_settings *b)
+{
+    if (strcmp(a->type, b->type) != 0)
+        return 0;
+    /* A flat index has no parameters, so they cannot differ meaningfully. */
+    if (strcmp(a->type, STORE_INDEX_FLAT) == 0)
+        return 1;
+    return a->hnsw_m == b->hnsw_m && a->ef_construction == b->ef_construction && a->ef_search == b->ef_search;
+}
+
+/* Inserts a collection (with if_missing, an existing one is no error).
+ * The lock is held. */
+static rg_status insert_collection(rg_store *s, const char *name, const char *metadata_json,
+                                   const rg_index_settings *index, int if_missing, int64_t *id, rg_err *e)
 {
     sqlite3_stmt *st;
     rg_status r = store_db_prepare(s,
-                                   if_missing ? "INSERT INTO collections(name, metadata, created_ms) VALUES (?1, ?2, ?3) "
-                                                "ON CONFLICT(name) DO NOTHING"
-                                              : "INSERT INTO collections(name, metadata, created_ms) VALUES (?1, ?2, ?3)",
+                                   if_missing ? "INSERT INTO collections(name, metadata, created_ms, index_type, "
+                                                "index_hnsw_m, index_ef_construction, index_ef_search) "
+                                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name) DO NOTHING"
+                                              : "INSERT INTO collections(name, metadata, created_ms, index_type, "
+                                                "index_hnsw_m, index_ef_construction, index_ef_search) "
+                                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                                    &st, e);
     if (r)
         return r;
@@ -47,6 +91,10 @@ static rg_status insert_collection(rg_store *s, const char *name, const char *me
     store_db_bind_text(st, 1, name, &rc);
     store_db_bind_text(st, 2, metadata_json ? metadata_json : "{}", &rc);
     store_db_bind_i64(st, 3, clock_now_ms(), &rc);
+    store_db_bind_text(st, 4, index->type, &rc);
+    store_db_bind_i64(st, 5, index->hnsw_m, &rc);
+    store_db_bind_i64(st, 6, index->ef_construction, &rc);
+    store_db_bind_i64(st, 7, index->ef_search, &rc);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     sqlite3_finalize(st);
@@ -75,20 +123,72 @@ static rg_status insert_collection(rg_store *s, const char *name, const char *me
     return r;
 }
 
+/* Reads the index settings from columns col..col+3 of the current row. */
+static void read_index_settings(sqlite3_stmt *st, int col, rg_index_settings *x)
+{
+    store_index_settings_default(x);
+    const unsigned char *type = sqlite3_column_text(st, col);
+    snprintf(x->type, sizeof x->type, "%s", type ? (const char *)type : STORE_INDEX_FLAT);
+    x->hnsw_m = sqlite3_column_int(st, col + 1);
+    x->ef_construction = sqlite3_column_int(st, col + 2);
+    x->ef_search = sqlite3_column_int(st, col + 3);
+}
+
+/* The index settings of the named collection; RG_ERR_NOT_FOUND when there
+ * is none. The lock is held. */
+static rg_status settings_by_name(rg_store *s, const char *name, rg_index_settings *out, rg_err *e)
+{
+    sqlite3_stmt *st;
+    rg_status r = store_db_prepare(s,
+                                   "SELECT index_type, index_hnsw_m, index_ef_construction, index_ef_search "
+                                   "FROM collections WHERE name = ?1",
+                                   &st, e);
+    if (r)
+        return r;
+    int rc = SQLITE_OK;
+    store_db_bind_text(st, 1, name, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_index_settings(st, 0, out);
+    else if (rc == SQLITE_DONE)
+        r = rg_error(e, RG_ERR_NOT_FOUND, "no collection named \"%.200s\"", name);
+    else
+        r = store_db_fail(s, rc, e, "reading index settings");
+    sqlite3_finalize(st);
+    return r;
+}
+
 /* Creates (or with if_missing, finds) a collection in its own transaction.
- * NULL metadata_json stores "{}". */
-static rg_status create_collection(rg_store *s, const char *name, const char *metadata_json, int if_missing,
-                                   int64_t *id, rg_err *e)
+ * NULL metadata_json stores "{}"; NULL index the default flat index. With
+ * if_missing and explicit settings, an existing collection must already
+ * have them. */
+static rg_status create_collection(rg_store *s, const char *name, const char *metadata_json,
+                                   const rg_index_settings *index, int if_missing, int64_t *id, rg_err *e)
 {
     rg_status r = check_name(name, e);
     if (r)
+        return r;
+    rg_index_settings def;
+    store_index_settings_default(&def);
+    if (index && (r = store_index_settings_check(index, e)))
         return r;
     store_db_lock(s);
     r = store_db_check_metadata(s, metadata_json, e);
     if (!r)
         r = store_db_begin(s, e);
-    if (!r)
-        r = store_db_end(s, insert_collection(s, name, metadata_json, if_missing, id, e), e);
+    if (!r) {
+        r = insert_collection(s, name, metadata_json, index ? index : &def, if_missing, id, e);
+        rg_index_settings have;
+        if (!r && if_missing && index)
+            r = settings_by_name(s, name, &have, e);
+        if (!r && if_missing && index && !store_index_settings_equal(&have, index))
+            r = rg_error(e, RG_ERR_EXISTS,
+                         "collection \"%s\" already exists with a %s index (m %d, ef_construction %d, "
+                         "ef_search %d); index settings are fixed when a collection is created",
+                         name, have.type, have.hnsw_m, have.ef_construction, have.ef_search);
+        r = store_db_end(s, r, e);
+    }
     store_db_unlock(s);
     return r;
 }
@@ -96,18 +196,57 @@ static rg_status create_collection(rg_store *s, const char *name, const char *me
 rg_status store_collection_create(rg_store *s, const char *name, const char *metadata_json, int64_t *id,
                                   rg_err *e)
 {
-    return create_collection(s, name, metadata_json, 0, id, e);
+    return create_collection(s, name, metadata_json, NULL, 0, id, e);
+}
+
+rg_status store_collection_create_indexed(rg_store *s, const char *name, const char *metadata_json,
+                                          const rg_index_settings *index, int64_t *id, rg_err *e)
+{
+    return create_collection(s, name, metadata_json, index, 0, id, e);
 }
 
 rg_status store_collection_ensure(rg_store *s, const char *name, int64_t *id, rg_err *e)
 {
-    return create_collection(s, name, NULL, 1, id, e);
+    return create_collection(s, name, NULL, NULL, 1, id, e);
+}
+
+rg_status store_collection_ensure_indexed(rg_store *s, const char *name, const rg_index_settings *index,
+                                          int64_t *id, rg_err *e)
+{
+    return create_collection(s, name, NULL, index, 1, id, e);
+}
+
+rg_status store_collection_index(rg_store *s, int64_t id, rg_index_settings *out, rg_err *e)
+{
+    store_index_settings_default(out);
+    store_db_lock(s);
+    sqlite3_stmt *st;
+    rg_status r = store_db_prepare(s,
+                                   "SELECT index_type, index_hnsw_m, index_ef_construction, index_ef_search "
+                                   "FROM collections WHERE id = ?1",
+                                   &st, e);
+    if (!r) {
+        int rc = SQLITE_OK;
+        store_db_bind_i64(st, 1, id, &rc);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            read_index_settings(st, 0, out);
+        else if (rc == SQLITE_DONE)
+            r = rg_error(e, RG_ERR_NOT_FOUND, "no collection with id %lld", (long long)id);
+        else
+            r = store_db_fail(s, rc, e, "reading index settings");
+        sqlite3_finalize(st);
+    }
+    store_db_unlock(s);
+    return r;
 }
 
 #define COLLECTION_COLUMNS                                                                         \
     "c.id, c.name, c.metadata, c.created_ms, "                                                     \
     "(SELECT count(*) FROM documents d WHERE d.collection_id = c.id), "                            \
-    "(SELECT count(*) FROM chunks k JOIN documents d ON d.id = k.document_id WHERE d.collection_id = c.id) "
+    "(SELECT count(*) FROM chunks k JOIN documents d ON d.id = k.document_id WHERE d.collection_id = c.id), " \
+    "c.index_type, c.index_hnsw_m, c.index_ef_construction, c.index_ef_search "
 
 static rg_status read_collection(sqlite3_stmt *st, void *elem, rg_err *e)
 {
@@ -117,6 +256,7 @@ static rg_status read_collection(sqlite3_stmt *st, void *elem, rg_err *e)
     c->created_ms = sqlite3_column_int64(st, 3);
     c->n_documents = sqlite3_column_int64(st, 4);
     c->n_chunks = sqlite3_column_int64(st, 5);
+    read_index_settings(st, 6, &c->index);
     rg_status r = RG_OK;
     store_db_column_text(st, 1, 1, &c->name, &r, e);
     store_db_column_json(st, 2, &c->metadata_json, &r, e);

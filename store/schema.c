@@ -101,6 +101,20 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (model, chunk_id)\n"
     ") WITHOUT ROWID;\n"
     "CREATE INDEX chunk_vectors_by_chunk ON chunk_vectors(chunk_id);\n",
+
+    /* 2 -> 3: each collection's dense index settings (the kind of FAISS
+     * index its vectors are kept in). Existing collections keep the exact
+     * flat index they were built with. The bounds match
+     * store_index_settings_check, so a row can never hold settings the
+     * index builder would refuse. */
+    "ALTER TABLE collections ADD COLUMN index_type TEXT NOT NULL DEFAULT 'flat'\n"
+    "  CHECK (index_type IN ('flat', 'hnsw'));\n"
+    "ALTER TABLE collections ADD COLUMN index_hnsw_m INTEGER NOT NULL DEFAULT 32\n"
+    "  CHECK (index_hnsw_m BETWEEN 4 AND 128);\n"
+    "ALTER TABLE collections ADD COLUMN index_ef_construction INTEGER NOT NULL DEFAULT 40\n"
+    "  CHECK (index_ef_construction BETWEEN 8 AND 2048);\n"
+    "ALTER TABLE collections ADD COLUMN index_ef_search INTEGER NOT NULL DEFAULT 64\n"
+    "  CHECK (index_ef_search BETWEEN 8 AND 4096);\n",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -18,7 +18,7 @@
 typedef struct rg_store rg_store;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Opens (creating if needed) the database at path and applies forward
  * migrations. A database from a newer ragd (user_version higher than ours)
@@ -32,6 +32,35 @@ int store_schema_version(rg_store *s);
 /* Collection names: 1..64 chars of [A-Za-z0-9_.-], starting alphanumeric. */
 int store_collection_name_valid(const char *name);
 
+/* How a collection's embedding vectors are indexed: an exact flat index
+ * (the default) or an approximate HNSW graph, which answers faster on large
+ * collections at some recall. The store only keeps and checks the settings;
+ * index/ builds the index from them. Fixed when the collection is created. */
+#define STORE_INDEX_FLAT "flat"
+#define STORE_INDEX_HNSW "hnsw"
+#define STORE_INDEX_HNSW_M_MIN 4 /* graph neighbours per node */
+#define STORE_INDEX_HNSW_M_MAX 128
+#define STORE_INDEX_HNSW_M_DEFAULT 32
+#define STORE_INDEX_EF_CONSTRUCTION_MIN 8 /* candidates kept while inserting */
+#define STORE_INDEX_EF_CONSTRUCTION_MAX 2048
+#define STORE_INDEX_EF_CONSTRUCTION_DEFAULT 40
+#define STORE_INDEX_EF_SEARCH_MIN 8 /* candidates kept while searching */
+#define STORE_INDEX_EF_SEARCH_MAX 4096
+#define STORE_INDEX_EF_SEARCH_DEFAULT 64
+
+typedef struct rg_index_settings {
+    char type[8]; /* STORE_INDEX_FLAT or STORE_INDEX_HNSW */
+    int hnsw_m;   /* the rest only matter for hnsw */
+    int ef_construction;
+    int ef_search;
+} rg_index_settings;
+
+/* Flat, with the HNSW defaults filled in for when the type is changed. */
+void store_index_settings_default(rg_index_settings *x);
+/* RG_ERR_INVALID naming the field and its bounds when out of range. */
+rg_status store_index_settings_check(const rg_index_settings *x, rg_err *e);
+int store_index_settings_equal(const rg_index_settings *a, const rg_index_settings *b);
+
 typedef struct rg_collection {
     int64_t id;
     char *name;
@@ -39,13 +68,23 @@ typedef struct rg_collection {
     int64_t created_ms;
     int64_t n_documents;
     int64_t n_chunks;
+    rg_index_settings index;
 } rg_collection;
 
 /* RG_ERR_EXISTS if the name is taken, RG_ERR_INVALID for a bad name. */
 rg_status store_collection_create(rg_store *s, const char *name, const char *metadata_json, int64_t *id,
                                   rg_err *e);
+/* The same with index settings (NULL = the default flat index). */
+rg_status store_collection_create_indexed(rg_store *s, const char *name, const char *metadata_json,
+                                          const rg_index_settings *index, int64_t *id, rg_err *e);
 /* Returns the id of the named collection, creating it if missing. */
 rg_status store_collection_ensure(rg_store *s, const char *name, int64_t *id, rg_err *e);
+/* The same, creating it with these index settings; an existing collection
+ * whose settings differ is RG_ERR_EXISTS (settings never change silently). */
+rg_status store_collection_ensure_indexed(rg_store *s, const char *name, const rg_index_settings *index,
+                                          int64_t *id, rg_err *e);
+/* The index settings of a collection by id (RG_ERR_NOT_FOUND if none). */
+rg_status store_collection_index(rg_store *s, int64_t id, rg_index_settings *out, rg_err *e);
 rg_status store_collection_get(rg_store *s, const char *name, rg_collection *out, rg_err *e);
 rg_status store_collection_list(rg_store *s, rg_collection **out, size_t *n, rg_err *e);
 /* Deletes the collection with all its documents and chunks (one transaction). */

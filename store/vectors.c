@@ -1,6 +1,7 @@
 /* vectors.c - chunk embedding vectors (schema v2, table chunk_vectors). */
 #include "store/vectors.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "store/store_internal.h"
@@ -132,6 +133,75 @@ rg_status store_chunks_missing_vectors(rg_store *s, const char *model, size_t ma
     }
     store_db_unlock(s);
     return r;
+}
+
+#define BACKLOG_MAX_BATCH 4096
+
+static rg_status read_backlog_chunk(sqlite3_stmt *st, void *elem, rg_err *e)
+{
+    rg_backlog_chunk *c = elem;
+    memset(c, 0, sizeof *c);
+    c->id = sqlite3_column_int64(st, 0);
+    c->collection_id = sqlite3_column_int64(st, 1);
+    rg_status r = RG_OK;
+    store_db_column_text(st, 2, 1, &c->text, &r, e);
+    return r;
+}
+
+rg_status store_vector_backlog(rg_store *s, const char *model, int64_t after_id, size_t max, rg_backlog_chunk **out,
+                               size_t *n, int64_t *scanned_to, rg_err *e)
+{
+    *out = NULL;
+    *n = 0;
+    *scanned_to = after_id;
+    if (!model || !*model)
+        return rg_error(e, RG_ERR_INVALID, "vectors need a model name");
+    if (max == 0 || max > BACKLOG_MAX_BATCH)
+        return rg_error(e, RG_ERR_INVALID, "backlog batch of %zu chunks out of range 1..%d", max, BACKLOG_MAX_BATCH);
+    store_db_lock(s);
+    /* The highest chunk id first: a chunk committed after this read gets a
+     * higher id (ids only grow, one writer at a time), so when fewer than
+     * max rows come back everything up to it has been seen. */
+    int64_t top = 0;
+    rg_status r = store_db_query_i64(s, "SELECT coalesce(max(id), 0) FROM chunks", &top, e);
+    sqlite3_stmt *st = NULL;
+    if (!r)
+        r = store_db_prepare(s,
+                             "SELECT c.id, d.collection_id, c.text FROM chunks c "
+                             "JOIN documents d ON d.id = c.document_id "
+                             "WHERE c.id > ?2 AND c.id <= ?3 AND NOT EXISTS (SELECT 1 FROM chunk_vectors v "
+                             "WHERE v.model = ?1 AND v.chunk_id = c.id) ORDER BY c.id LIMIT ?4",
+                             &st, e);
+    void *v = NULL;
+    size_t len = 0;
+    if (!r) {
+        int rc = SQLITE_OK;
+        store_db_bind_text(st, 1, model, &rc);
+        store_db_bind_i64(st, 2, after_id, &rc);
+        store_db_bind_i64(st, 3, top, &rc);
+        store_db_bind_i64(st, 4, (int64_t)max, &rc);
+        r = store_db_read_rows(s, st, &rc, read_backlog_chunk, sizeof(rg_backlog_chunk), &v, &len,
+                               "finding chunks without vectors", e);
+        sqlite3_finalize(st);
+    }
+    store_db_unlock(s);
+    if (r) {
+        store_backlog_free(v, len);
+        return r;
+    }
+    *out = v;
+    *n = len;
+    *scanned_to = len == max ? ((rg_backlog_chunk *)v)[len - 1].id : (top > after_id ? top : after_id);
+    return RG_OK;
+}
+
+void store_backlog_free(rg_backlog_chunk *c, size_t n)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(c[i].text);
+    free(c);
 }
 
 rg_status store_vectors_count(rg_store *s, int64_t collection_id, const char *model, int64_t *n, rg_err *e)

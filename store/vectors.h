@@ -26,6 +26,22 @@ rg_status store_vectors_scan(rg_store *s, int64_t collection_id, const char *mod
 rg_status store_chunks_missing_vectors(rg_store *s, const char *model, size_t max, int64_t *ids, size_t *n,
                                        rg_err *e);
 
+/* One chunk of the embedding backlog: what it takes to embed it and put
+ * its vector in the right collection's index. */
+typedef struct rg_backlog_chunk {
+    int64_t id;
+    int64_t collection_id;
+    char *text;
+} rg_backlog_chunk;
+
+/* Up to max chunks with ids above after_id that have no vector for model,
+ * oldest first, with their text. *scanned_to gets the chunk id up to which
+ * every chunk has been looked at: the next call's after_id. Chunk ids only
+ * grow, so a caller that keeps the cursor never rescans the whole table. */
+rg_status store_vector_backlog(rg_store *s, const char *model, int64_t after_id, size_t max, rg_backlog_chunk **out,
+                               size_t *n, int64_t *scanned_to, rg_err *e);
+void store_backlog_free(rg_backlog_chunk *c, size_t n);
+
 /* How many vectors model has in a collection (0 = all). */
 rg_status store_vectors_count(rg_store *s, int64_t collection_id, const char *model, int64_t *n, rg_err *e);
 
