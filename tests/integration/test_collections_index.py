@@ -183,3 +183,20 @@ def test_backlog_picks_up_chunks_another_process_stores(make_server, tmp_path):
     run_cli(["ingest", doc], data_dir=s.data_dir, check=0)  # --embed-model none
     wait_vectors(s, "default")
     assert names(s.retrieve("lava mountain explosion", mode="dense"))[0] == "late.txt"
+
+
+def test_backlog_of_chunks_older_than_the_index(make_server, tmp_path):
+    """Chunks without vectors whose ids are below the index's newest (the
+    index caught up past them) must still reach the index at once."""
+    lexical = make_server()
+    lexical.ingest(DOCS[:1])  # pets.txt: no vectors
+    lexical.stop()
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    for name, data in DOCS[1:]:
+        (newer / name).write_bytes(data)
+    run_cli(["ingest", newer, "--embed-model", MODEL_DIR], data_dir=lexical.data_dir, check=0)
+    s = model_server(make_server, data_dir=lexical.data_dir)
+    wait_vectors(s, "default")
+    assert names(s.retrieve("kitty", mode="dense", top_k=4))[0] == "pets.txt"
+    assert names(s.retrieve("spacecraft launch", mode="dense"))[0] == "space.txt"
