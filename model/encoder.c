@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "model/ops_cpu.h"
 #include "model/safetensors.h"
+#include "model/weights.h"
 
 #define ENC_JSON_MAX (1u << 20)
 #define ENC_DEFAULT_BATCH 32
@@ -173,7 +174,7 @@ static rg_status load_modules(rg_encoder *enc, const char *dir, rg_err *e)
 /* ---- weights -------------------------------------------------------------- */
 
 typedef struct {
-    const rg_safetensors *st;
+    const rg_weights *st;
     const char *prefix; /* "" or "bert." */
 } wctx;
 
@@ -183,7 +184,7 @@ static rg_status load_tensor(wctx *w, const char *name, int rank, size_t d0, siz
     snprintf(full, sizeof full, "%s%s", w->prefix, name);
     size_t shape[2] = {d0, d1};
     const rg_st_tensor *t;
-    rg_status st = safetensors_expect(w->st, full, rank, shape, &t, e);
+    rg_status st = weights_expect(w->st, full, rank, shape, &t, e);
     if (st != RG_OK)
         return st;
     float *buf = malloc(t->nelem * sizeof *buf);
@@ -274,7 +275,7 @@ rg_status encoder_load(const char *model_dir, rg_encoder **out, rg_err *e)
     enc->max_batch = ENC_DEFAULT_BATCH;
     char path[4096];
     rg_status st;
-    rg_safetensors *sf = NULL;
+    rg_weights *sf = NULL;
     wctx w = {0};
 
     snprintf(path, sizeof path, "%s/config.json", model_dir);
@@ -292,11 +293,12 @@ rg_status encoder_load(const char *model_dir, rg_encoder **out, rg_err *e)
         goto fail;
     }
 
-    snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
-    if ((st = safetensors_open(path, &sf, e)) != RG_OK)
+    /* model.safetensors, or the shards model.safetensors.index.json names */
+    snprintf(path, sizeof path, "%s", model_dir);
+    if ((st = weights_open(model_dir, &sf, e)) != RG_OK)
         goto fail;
     w.st = sf;
-    w.prefix = safetensors_find(sf, "bert.embeddings.word_embeddings.weight") ? "bert." : "";
+    w.prefix = weights_find(sf, "bert.embeddings.word_embeddings.weight") ? "bert." : "";
     enc->layers = calloc(enc->cfg.num_hidden_layers, sizeof *enc->layers);
     if (!enc->layers) {
         st = rg_error(e, RG_ERR_NOMEM, "out of memory");
@@ -306,7 +308,7 @@ rg_status encoder_load(const char *model_dir, rg_encoder **out, rg_err *e)
         rg_error_wrap(e, "%s", path);
         goto fail;
     }
-    safetensors_close(sf);
+    weights_close(sf);
     LOG_INFO("encoder: %s: %zu layers, hidden %zu, %zu heads, max %zu tokens, %s pooling%s", model_dir,
              enc->cfg.num_hidden_layers, enc->cfg.hidden_size, enc->cfg.num_attention_heads, enc->max_tokens,
              enc->pooling == RG_POOL_CLS ? "CLS" : "mean", enc->normalize ? ", normalized" : "");
@@ -314,7 +316,7 @@ rg_status encoder_load(const char *model_dir, rg_encoder **out, rg_err *e)
     return RG_OK;
 
 fail:
-    safetensors_close(sf);
+    weights_close(sf);
     encoder_free(enc);
     return st;
 }

@@ -1,0 +1,321 @@
+#define _GNU_SOURCE /* realpath, symlink */
+/* test_cross_encoder.c - the BERT cross-encoder code path against reference
+ * logits from sentence-transformers' CrossEncoder
+ * (tests/fixtures/rerank_golden.jsonl, scripts/gen_rerank_golden.py).
+ *
+ * The model is a TEST fixture, not a reranker: the real all-MiniLM-L6-v2
+ * encoder (installed by `make models`) under a seeded random pooler and
+ * classifier (tests/fixtures/rerank_head.safetensors). It is assembled here
+ * in a temporary directory as a sharded checkpoint: config.json from the
+ * fixture, MiniLM's tokenizer files, and a model.safetensors.index.json
+ * mapping the encoder tensors to MiniLM's model.safetensors and the head to
+ * the fixture file. Requires |logit - golden| < 1e-3 for every pair and
+ * the golden order within each query, one pair at a time and batched; plus
+ * the refusals (ELECTRA, two labels, no pooler) and truncation rules. */
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "common/buf.h"
+#include "common/fs.h"
+#include "model/cross_encoder.h"
+#include "model/safetensors.h"
+
+#define GOLDEN "tests/fixtures/rerank_golden.jsonl"
+#define HEAD "tests/fixtures/rerank_head.safetensors"
+#define CONFIG "tests/fixtures/rerank_config.json"
+#define TOL 1e-3
+
+typedef struct golden {
+    int group;
+    char *q, *p;
+    size_t qlen, plen, tokens;
+    int truncated;
+    double logit;
+} golden;
+
+static char *unhex(const char *h, size_t *len)
+{
+    size_t n = strlen(h) / 2;
+    char *s = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        sscanf(h + 2 * i, "%2x", &v);
+        s[i] = (char)v;
+    }
+    s[n] = 0;
+    *len = n;
+    return s;
+}
+
+static size_t load_golden(golden **out)
+{
+    rg_buf b;
+    rg_err e = {0};
+    rg_buf_init(&b, 0);
+    if (fs_read_file(GOLDEN, 16u << 20, &b, &e) != RG_OK) {
+        CHECK_MSG(0, "%s", e.msg);
+        return 0;
+    }
+    size_t n = 0;
+    golden *g = calloc(1024, sizeof *g);
+    *out = g;
+    for (char *p = b.data; p && *p && n < 1024;) {
+        char *nl = strchr(p, '\n');
+        size_t ll = nl ? (size_t)(nl - p) : strlen(p);
+        cJSON *j = cJSON_ParseWithLength(p, ll);
+        p = nl ? nl + 1 : NULL;
+        if (!j)
+            continue;
+        golden *r = &g[n++];
+        r->group = cJSON_GetObjectItem(j, "group")->valueint;
+        r->q = unhex(cJSON_GetObjectItem(j, "query_hex")->valuestring, &r->qlen);
+        r->p = unhex(cJSON_GetObjectItem(j, "passage_hex")->valuestring, &r->plen);
+        r->tokens = (size_t)cJSON_GetObjectItem(j, "tokens")->valuedouble;
+        r->truncated = cJSON_IsTrue(cJSON_GetObjectItem(j, "truncated"));
+        r->logit = cJSON_GetObjectItem(j, "logit")->valuedouble;
+        cJSON_Delete(j);
+    }
+    rg_buf_free(&b);
+    *out = g;
+    return n;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+static int link_abs(const char *target, const char *dir, const char *name)
+{
+    char abs[PATH_MAX], link[4200];
+    if (!realpath(target, abs))
+        return -1;
+    snprintf(link, sizeof link, "%s/%s", dir, name);
+    return symlink(abs, link);
+}
+
+/* The sharded test model: encoder tensors -> encoder.safetensors (MiniLM's
+ * file), head tensors -> head.safetensors (the fixture). */
+static int assemble(const char *minilm, const char *dir)
+{
+    static const char *tok_files[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json",
+                                      "special_tokens_map.json"};
+    char path[4200], src[4200];
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(src, sizeof src, "%s/%s", minilm, tok_files[i]);
+        if (link_abs(src, dir, tok_files[i]))
+            return -1;
+    }
+    snprintf(src, sizeof src, "%s/model.safetensors", minilm);
+    if (link_abs(src, dir, "encoder.safetensors") || link_abs(HEAD, dir, "head.safetensors") ||
+        link_abs(CONFIG, dir, "config.json"))
+        return -1;
+    rg_safetensors *enc, *head;
+    rg_err e;
+    if (safetensors_open(src, &enc, &e) || safetensors_open(HEAD, &head, &e))
+        return -1;
+    cJSON *idx = cJSON_CreateObject(), *map = cJSON_AddObjectToObject(idx, "weight_map");
+    for (size_t i = 0; i < safetensors_count(enc); i++) {
+        const char *name = safetensors_at(enc, i)->name;
+        if (strncmp(name, "pooler.", 7) != 0) /* MiniLM's own pooler is not this model's */
+            cJSON_AddStringToObject(map, name, "encoder.safetensors");
+    }
+    for (size_t i = 0; i < safetensors_count(head); i++)
+        cJSON_AddStringToObject(map, safetensors_at(head, i)->name, "head.safetensors");
+    safetensors_close(enc);
+    safetensors_close(head);
+    char *text = cJSON_Print(idx);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    int rc = write_text(path, text);
+    free(text);
+    cJSON_Delete(idx);
+    return rc;
+}
+
+static void rm_dir(const char *dir)
+{
+    static const char *names[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                                  "encoder.safetensors", "head.safetensors", "config.json",
+                                  "model.safetensors.index.json"};
+    char path[4200];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+/* Same order as the reference within each query, for pairs whose golden
+ * logits differ by more than twice the tolerance (closer ones may swap). */
+static void check_order(const golden *g, size_t n, const float *got, const char *what)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            if (g[i].group == g[j].group && g[i].logit > g[j].logit + 2 * TOL && !(got[i] > got[j]))
+                bad++;
+    CHECK_MSG(bad == 0, "%s: %zu pairs out of the reference order", what, bad);
+}
+
+static void test_golden(const char *dir, const golden *g, size_t n)
+{
+    rg_cross_encoder *ce;
+    rg_err e = {0};
+    rg_status st = cross_encoder_load(dir, &ce, &e);
+    CHECK_OK(st, e);
+    if (st)
+        return;
+    CHECK(cross_encoder_max_tokens(ce) == 512);
+    float *one = calloc(n, sizeof *one), *batched = calloc(n, sizeof *batched);
+    double worst1 = 0, worstb = 0;
+    size_t n_trunc = 0;
+    /* One pair per forward pass: no padding, like the reference. */
+    for (size_t i = 0; i < n; i++) {
+        rg_encoding enc = {0};
+        st = cross_encoder_encode(ce, g[i].q, g[i].qlen, g[i].p, g[i].plen, 1, &enc, &e);
+        CHECK_OK(st, e);
+        CHECK_MSG(enc.n == g[i].tokens, "pair %zu: %zu tokens, reference %zu", i, enc.n, g[i].tokens);
+        n_trunc += g[i].truncated;
+        const rg_encoding *p = &enc;
+        if (!st)
+            st = cross_encoder_logits(ce, &p, 1, &one[i], &e);
+        CHECK_OK(st, e);
+        double d = fabs(one[i] - g[i].logit);
+        worst1 = d > worst1 ? d : worst1;
+        CHECK_MSG(d < TOL, "pair %zu (group %d): logit %.6f, reference %.6f", i, g[i].group, one[i], g[i].logit);
+        /* Over-long pairs are refused when truncation is off. */
+        if (g[i].truncated) {
+            rg_encoding full = {0};
+            CHECK(cross_encoder_encode(ce, g[i].q, g[i].qlen, g[i].p, g[i].plen, 0, &full, &e) == RG_ERR_INVALID);
+            CHECK(strstr(e.msg, "at most 512") != NULL);
+            encoding_free(&full);
+        }
+        encoding_free(&enc);
+    }
+    CHECK(n_trunc >= 5);
+    check_order(g, n, one, "batch 1");
+    /* Batched per query group: padded, length-sorted batches of up to 4. */
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && g[j].group == g[i].group)
+            j++;
+        const char **ps = malloc((j - i) * sizeof *ps);
+        size_t *ls = malloc((j - i) * sizeof *ls), tokens = 0, want = 0;
+        for (size_t k = i; k < j; k++) {
+            ps[k - i] = g[k].p;
+            ls[k - i] = g[k].plen;
+            want += g[k].tokens;
+        }
+        st = cross_encoder_score(ce, g[i].q, g[i].qlen, ps, ls, j - i, 4, batched + i, &tokens, &e);
+        CHECK_OK(st, e);
+        CHECK(tokens == want);
+        free(ps);
+        free(ls);
+        i = j;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(batched[i] - g[i].logit);
+        worstb = d > worstb ? d : worstb;
+        CHECK_MSG(d < TOL, "batched pair %zu: logit %.6f, reference %.6f", i, batched[i], g[i].logit);
+    }
+    check_order(g, n, batched, "batched");
+    printf("test_cross_encoder: %zu pairs (%zu truncated), max |logit - reference| %.2e at batch 1, %.2e batched\n",
+           n, n_trunc, worst1, worstb);
+    free(one);
+    free(batched);
+    cross_encoder_free(ce);
+}
+
+/* Rewrites config.json in dir with one field replaced. */
+static void set_config(const char *dir, const char *field, cJSON *value)
+{
+    rg_buf b;
+    rg_err e;
+    rg_buf_init(&b, 0);
+    fs_read_file(CONFIG, 1 << 20, &b, &e);
+    cJSON *j = cJSON_ParseWithLength(b.data, b.len);
+    rg_buf_free(&b);
+    if (value)
+        cJSON_ReplaceItemInObject(j, field, value);
+    else
+        cJSON_DeleteItemFromObject(j, field);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    char *text = cJSON_Print(j);
+    write_text(path, text);
+    free(text);
+    cJSON_Delete(j);
+}
+
+static void test_refusals(const char *dir)
+{
+    rg_cross_encoder *ce = NULL;
+    rg_err e = {0};
+    cJSON *arch = cJSON_CreateArray();
+    cJSON_AddItemToArray(arch, cJSON_CreateString("ElectraForSequenceClassification"));
+    set_config(dir, "architectures", arch);
+    CHECK(cross_encoder_load(dir, &ce, &e) == RG_ERR_UNSUPPORTED);
+    CHECK(strstr(e.msg, "ElectraForSequenceClassification") != NULL);
+
+    cJSON *labels = cJSON_CreateObject();
+    cJSON_AddStringToObject(labels, "0", "no");
+    cJSON_AddStringToObject(labels, "1", "yes");
+    set_config(dir, "id2label", labels);
+    CHECK(cross_encoder_load(dir, &ce, &e) == RG_ERR_UNSUPPORTED);
+    CHECK(strstr(e.msg, "2 labels") != NULL);
+    set_config(dir, "id2label", NULL); /* transformers' default: two labels */
+    CHECK(cross_encoder_load(dir, &ce, &e) == RG_ERR_UNSUPPORTED);
+    CHECK(ce == NULL);
+
+    /* An index naming a shard outside the directory is refused. */
+    char path[4200];
+    set_config(dir, "architectures", NULL);
+    cJSON *one = cJSON_CreateObject();
+    cJSON_AddStringToObject(one, "0", "LABEL_0");
+    set_config(dir, "id2label", one);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    unlink(path);
+    write_text(path, "{\"weight_map\": {\"classifier.weight\": \"../head.safetensors\"}}");
+    CHECK(cross_encoder_load(dir, &ce, &e) == RG_ERR_CORRUPT);
+    CHECK(strstr(e.msg, "plain file name") != NULL);
+    /* No pooler listed: refused, not silently skipped. */
+    unlink(path);
+    CHECK(cross_encoder_load(dir, &ce, &e) == RG_ERR_NOT_FOUND);
+}
+
+int main(void)
+{
+    const char *models = getenv("RAGD_MODELS");
+    char minilm[4096];
+    snprintf(minilm, sizeof minilm, "%s/all-MiniLM-L6-v2", models && *models ? models : "models");
+    if (!fs_is_file(GOLDEN) || !fs_is_dir(minilm)) {
+        fprintf(stderr, "test_cross_encoder: needs %s and the model at %s (make models)\n", GOLDEN, minilm);
+        return 1;
+    }
+    golden *g = NULL;
+    size_t n = load_golden(&g);
+    CHECK(n >= 100);
+    char dir[] = "/tmp/ragd-test-ce-XXXXXX";
+    if (!mkdtemp(dir) || assemble(minilm, dir) != 0) {
+        fprintf(stderr, "test_cross_encoder: cannot assemble the test model in %s\n", dir);
+        return 1;
+    }
+    test_golden(dir, g, n);
+    test_refusals(dir);
+    rm_dir(dir);
+    for (size_t i = 0; i < n; i++)
+        free(g[i].q), free(g[i].p);
+    free(g);
+    return check_finish("test_cross_encoder");
+}
