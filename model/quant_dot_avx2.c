@@ -212,12 +212,24 @@ AVX2_FN static inline float dot_q45_k(const unsigned char *w, const quant_q8k_bl
     for (size_t b = 0; b < nb; b++, w += bytes) {
         const unsigned char *qs = w + (five ? 48 : 16);
         __m256i qh = five ? load32(w + 16) : _mm256_setzero_si256();
-        int sc[8], m[8];
-        int32_t summ = 0;
-        for (int i = 0; i < 8; i++) {
-            quant_k_scale_min(w + 4, i, &sc[i], &m[i]);
-            summ += m[i] * (a[b].bsums[2 * i] + a[b].bsums[2 * i + 1]);
+        /* the 6-bit scales and mins, decoded here where the compiler can
+         * unroll it (quant_k_scale_min documents the packing) */
+        const unsigned char *ps = w + 4;
+        int16_t sc[8], m[8];
+        for (int j = 0; j < 4; j++) {
+            sc[j] = (int16_t)(ps[j] & 63);
+            m[j] = (int16_t)(ps[j + 4] & 63);
+            sc[j + 4] = (int16_t)((ps[j + 8] & 0x0f) | ((ps[j] >> 6) << 4));
+            m[j + 4] = (int16_t)((ps[j + 8] >> 4) | ((ps[j + 4] >> 6) << 4));
         }
+        /* mins times the activation sums of their 32 elements (pairs of the
+         * 16-element bsums; a pair fits int16: 32 * 127) */
+        __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(const void *)a[b].bsums),
+                                       _mm_loadu_si128((const __m128i *)(const void *)(a[b].bsums + 8)));
+        __m128i mm = _mm_madd_epi16(pairs, _mm_loadu_si128((const __m128i *)(const void *)m));
+        mm = _mm_add_epi32(mm, _mm_shuffle_epi32(mm, 0x4e));
+        mm = _mm_add_epi32(mm, _mm_shuffle_epi32(mm, 0xb1));
+        int32_t summ = _mm_cvtsi128_si32(mm);
         __m256i sumi = _mm256_setzero_si256();
         for (int k = 0; k < 4; k++) {
             __m256i raw = load32(qs + 32 * k);
