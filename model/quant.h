@@ -168,7 +168,8 @@ size_t quant_act_bytes(uint32_t type, size_t cols);
 
 /* Prepares n_vec activation vectors (x: n_vec rows of cols floats) for
  * products with weights of type; act receives n_vec * quant_act_bytes(type,
- * cols) bytes, any alignment. Prepare once, then run the row ranges of many
+ * cols) bytes and must be 4-byte aligned (malloc memory is; a misaligned
+ * buffer is refused with RG_ERR_INVALID). Prepare once, then run the row ranges of many
  * threads on the same act. */
 rg_status quant_act_prepare(uint32_t type, const float *x, size_t cols, size_t n_vec, void *act, rg_err *e);
 
