@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "model/backend.h"
+
 /* Walks argv for options; each command describes what it accepts. */
 typedef struct rg_cli_opt {
     const char *long_name; /* "--collection" */
@@ -21,6 +23,9 @@ int cli_parse(int argc, char **argv, int first, rg_cli_opt *opts, size_t n_opts,
 const rg_cli_opt *cli_opt(const rg_cli_opt *opts, size_t n, const char *long_name);
 /* The data directory: --data, else $RAGD_DATA, else ./data. */
 const char *cli_data_dir(const rg_cli_opt *opts, size_t n);
+/* The model device: --device, else $RAGD_DEVICE, else auto (cpu|cuda|auto).
+ * Returns 0 or -1 after printing an error. */
+int cli_device(const rg_cli_opt *opts, size_t n, rg_device *device);
 /* Parses a positive size option; returns 0 or -1 after printing an error. */
 int cli_size(const rg_cli_opt *o, size_t min, size_t max, size_t *out);
 

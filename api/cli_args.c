@@ -75,6 +75,19 @@ const char *cli_data_dir(const rg_cli_opt *opts, size_t n)
     return env && *env ? env : "./data";
 }
 
+int cli_device(const rg_cli_opt *opts, size_t n, rg_device *device)
+{
+    const rg_cli_opt *o = cli_opt(opts, n, "--device");
+    const char *env = getenv("RAGD_DEVICE");
+    const char *v = o ? o->value : env && *env ? env : "auto";
+    rg_err e;
+    if (backend_device_parse(v, device, &e) != RG_OK) {
+        fprintf(stderr, "ragd: %s: %s\n", o ? "--device" : "RAGD_DEVICE", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_size(const rg_cli_opt *o, size_t min, size_t max, size_t *out)
 {
     if (!o)

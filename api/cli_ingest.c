@@ -26,6 +26,7 @@ static const char ingest_help[] =
     "  --metadata JSON     a JSON object stored with every document\n"
     "  --embed-model DIR   embed chunks with this model, or 'none' (default: the\n"
     "                      installed all-MiniLM-L6-v2, as for serve)\n"
+    "  --device D          where the model runs: cpu, cuda or auto (default: as for serve)\n"
     "  --index SPEC        the collection's vector index when this creates it:\n"
     "                      flat (exact, default) or hnsw[,m=N][,ef_construction=N][,ef_search=N]\n"
     "                      (an existing collection must already have this index)\n"
@@ -119,6 +120,7 @@ int cli_ingest(int argc, char **argv)
         {"--metadata", NULL, 1, NULL, 0},    {"--chunk-tokens", NULL, 1, NULL, 0},
         {"--chunk-overlap", NULL, 1, NULL, 0}, {"--quiet", "-q", 0, NULL, 0},
         {"--embed-model", NULL, 1, NULL, 0}, {"--index", NULL, 1, NULL, 0},
+        {"--device", NULL, 1, NULL, 0},
     };
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char **pos = calloc((size_t)argc, sizeof *pos);
@@ -192,7 +194,9 @@ int cli_ingest(int argc, char **argv)
         rg_embedder_opts eo;
         rg_err e;
         embedder_opts_default(&eo);
-        if (embedder_start(model_dir, &eo, &sem.embedder, &e) != RG_OK) {
+        if (cli_device(opts, n, &eo.device))
+            rc = 2;
+        else if (embedder_start(model_dir, &eo, &sem.embedder, &e) != RG_OK) {
             fprintf(stderr, "ragd: embedding model %s: %s\n", model_dir, e.msg);
             rc = 1;
         }

@@ -136,13 +136,14 @@ static const char search_help[] =
     "  -k N               how many results (default 5, at most 100)\n"
     "  --mode M           lexical (BM25), dense (embeddings) or hybrid (both, fused);\n"
     "                     default hybrid when an embedding model is installed, else lexical\n"
-    "  --embed-model DIR  the embedding model, or 'none' (default: as for serve)\n";
+    "  --embed-model DIR  the embedding model, or 'none' (default: as for serve)\n"
+    "  --device D         where the model runs: cpu, cuda or auto (default: as for serve)\n";
 
 int cli_search(int argc, char **argv)
 {
     rg_cli_opt opts[] = {{"--collection", "-c", 1, NULL, 0}, {"--top-k", "-k", 1, NULL, 0},
                          {"--data", NULL, 1, NULL, 0},         {"--mode", "-m", 1, NULL, 0},
-                         {"--embed-model", NULL, 1, NULL, 0}};
+                         {"--embed-model", NULL, 1, NULL, 0}, {"--device", NULL, 1, NULL, 0}};
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char *pos[1];
     int parsed = cli_parse(argc, argv, 2, opts, n, pos, 1, &npos, search_help);
@@ -153,7 +154,8 @@ int cli_search(int argc, char **argv)
         return 2;
     }
     size_t k = 5;
-    if (cli_size(cli_opt(opts, n, "--top-k"), 1, 100, &k))
+    rg_device device;
+    if (cli_size(cli_opt(opts, n, "--top-k"), 1, 100, &k) || cli_device(opts, n, &device))
         return 2;
     rg_store *s;
     if (cli_open_store(cli_data_dir(opts, n), 0, &s))
@@ -175,6 +177,7 @@ int cli_search(int argc, char **argv)
     if (!rc && mode != SEARCH_LEXICAL && model_dir) {
         rg_embedder_opts eo;
         embedder_opts_default(&eo);
+        eo.device = device;
         char dir[4200];
         snprintf(dir, sizeof dir, "%s/indexes", cli_data_dir(opts, n));
         if (embedder_start(model_dir, &eo, &search.embedder, &e) != RG_OK ||

@@ -19,6 +19,8 @@ static const char serve_help[] =
     "  --api-key KEY       require 'Authorization: Bearer KEY' (default $RAGD_API_KEY)\n"
     "  --embed-model DIR   embedding model directory, or 'none' (default\n"
     "                      $RAGD_MODELS/all-MiniLM-L6-v2 or ./models/all-MiniLM-L6-v2 when installed)\n"
+    "  --device D          where models run: cpu, cuda or auto (default $RAGD_DEVICE,\n"
+    "                      else auto: cuda when a GPU is usable, else cpu)\n"
     "  --max-upload-mb N   largest upload request in MiB (default 256)\n"
     "  --max-body-kb N     largest JSON request body in KiB (default 1024)\n"
     "  --workers N         ingestion worker threads (default 2)\n"
@@ -36,6 +38,7 @@ int cli_serve(int argc, char **argv)
         {"--max-body-kb", NULL, 1, NULL, 0}, {"--workers", NULL, 1, NULL, 0},    {"--queue", NULL, 1, NULL, 0},
         {"--threads", NULL, 1, NULL, 0},     {"--chunk-tokens", NULL, 1, NULL, 0},
         {"--chunk-overlap", NULL, 1, NULL, 0}, {"--verbose", "-v", 0, NULL, 0},
+        {"--device", NULL, 1, NULL, 0},
     };
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char *pos[1];
@@ -59,6 +62,8 @@ int cli_serve(int argc, char **argv)
         cfg.embed_model = default_model;
     else
         LOG_WARN("no embedding model at %s (run `make models`); /v1/embeddings is off", default_model);
+    if (cli_device(opts, n, &cfg.device))
+        return 2;
     size_t port = cfg.port, upload_mb = cfg.max_upload_bytes >> 20, body_kb = cfg.max_body_bytes >> 10;
     size_t chunk = cfg.pipeline.ingest.chunk.target_tokens, overlap = cfg.pipeline.ingest.chunk.overlap_tokens;
     if (cli_size(cli_opt(opts, n, "--port"), 1, 65535, &port) ||

@@ -36,6 +36,14 @@ void route_version(rg_request *r)
     cJSON_AddNumberToObject(c, "devices", devices);
     cJSON_AddStringToObject(c, "description", cuda);
     cJSON_AddStringToObject(o, "cpu", cpu);
+    /* What the loaded models actually run on (--device auto resolves here). */
+    const rg_embedder *em = r->server->semantic.embedder;
+    if (em) {
+        cJSON *m = cJSON_AddObjectToObject(o, "embedding");
+        cJSON_AddStringToObject(m, "model", embedder_model_id(em));
+        cJSON_AddStringToObject(m, "device", backend_device_name(embedder_device(em)));
+        cJSON_AddStringToObject(m, "device_description", embedder_device_desc(em));
+    }
     http_json(r, 200, o);
 }
 

@@ -23,6 +23,7 @@ void server_config_default(rg_server_config *c)
     c->host = "127.0.0.1";
     c->port = 8000;
     c->data_dir = "./data";
+    c->device = RG_DEVICE_AUTO;
     c->max_body_bytes = (size_t)1 << 20;
     c->max_upload_bytes = (size_t)256 << 20;
     c->threads = 8;
@@ -373,6 +374,7 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
     if (cfg->embed_model) {
         rg_embedder_opts eo;
         embedder_opts_default(&eo);
+        eo.device = cfg->device;
         if ((st = embedder_start(cfg->embed_model, &eo, &srv->semantic.embedder, e)))
             return rg_error_wrap(e, "embedding model %s", cfg->embed_model);
         char dir[4200];

@@ -44,6 +44,7 @@ void embedder_opts_default(rg_embedder_opts *o)
 {
     o->queue_capacity = 256;
     o->batch_tokens = 8192;
+    o->device = RG_DEVICE_CPU;
 }
 
 static void fifo_push(request_fifo *q, embed_request *r)
@@ -166,7 +167,10 @@ rg_status embedder_start(const char *model_dir, const rg_embedder_opts *o, rg_em
         free(em);
         return rg_error(e, RG_ERR_INVALID, "embedder queue capacity and batch budget must be positive");
     }
-    rg_status st = encoder_load(model_dir, &em->enc, e);
+    rg_encoder_opts eo;
+    encoder_opts_default(&eo);
+    eo.device = o->device;
+    rg_status st = encoder_load_opts(model_dir, &eo, &em->enc, e);
     if (st) {
         free(em);
         return st;
@@ -258,3 +262,6 @@ const char *embedder_model_id(const rg_embedder *em)
 {
     return em->model_id;
 }
+
+rg_device embedder_device(const rg_embedder *em) { return encoder_device(em->enc); }
+const char *embedder_device_desc(const rg_embedder *em) { return encoder_device_desc(em->enc); }

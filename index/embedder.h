@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "model/backend.h"
 #include "model/tokenizer.h"
 
 typedef struct rg_embedder rg_embedder;
@@ -22,6 +23,7 @@ typedef struct rg_embedder rg_embedder;
 typedef struct rg_embedder_opts {
     size_t queue_capacity; /* requests waiting per class */
     size_t batch_tokens;   /* token budget of one encoder call */
+    rg_device device;      /* where the encoder runs (default cpu; see encoder.h) */
 } rg_embedder_opts;
 
 void embedder_opts_default(rg_embedder_opts *o);
@@ -42,5 +44,8 @@ size_t embedder_max_tokens(const rg_embedder *em);
 const rg_tokenizer *embedder_tokenizer(const rg_embedder *em);
 /* The model's name: the last component of its directory. */
 const char *embedder_model_id(const rg_embedder *em);
+/* Where the encoder runs (cpu or cuda, never auto) and that device in one line. */
+rg_device embedder_device(const rg_embedder *em);
+const char *embedder_device_desc(const rg_embedder *em);
 
 #endif

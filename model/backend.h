@@ -1,10 +1,20 @@
-/* backend.h - which compute backends this build has and what hardware they
- * see. The inference runtime grows here; for now it reports devices so that
+/* backend.h - which compute backends this build has, what hardware they
+ * see, and the user's device choice (--device cpu|cuda|auto), so that
  * `ragd --version` and /v1/version tell the user what will be used. */
 #ifndef RAGD_MODEL_BACKEND_H
 #define RAGD_MODEL_BACKEND_H
 
 #include <stddef.h>
+
+#include "common/err.h"
+
+/* Where a model runs. AUTO: CUDA when the backend is compiled in and a
+ * device is usable, else the CPU. */
+typedef enum rg_device { RG_DEVICE_AUTO = 0, RG_DEVICE_CPU = 1, RG_DEVICE_CUDA = 2 } rg_device;
+
+/* "auto", "cpu" or "cuda" -> *out; anything else is RG_ERR_INVALID. */
+rg_status backend_device_parse(const char *s, rg_device *out, rg_err *e);
+const char *backend_device_name(rg_device d); /* "auto", "cpu", "cuda" */
 
 /* 1 when the CUDA backend was compiled in. */
 int backend_cuda_compiled(void);

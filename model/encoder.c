@@ -1,4 +1,6 @@
-/* encoder.c - BERT-class sentence encoder on the CPU (see encoder.h). */
+/* encoder.c - BERT-class sentence encoder: loading, device choice and the
+ * embedding batches (see encoder.h); the transformer itself runs in
+ * encoder_cpu.c or encoder_cuda.cu. */
 #include "model/encoder.h"
 #include "model/encoder_internal.h"
 
@@ -11,6 +13,7 @@
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "model/encoder_cuda.h"
 #include "model/ops_cpu.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
@@ -260,9 +263,58 @@ static void free_weights(rg_encoder *enc)
     free(enc->layers);
 }
 
+/* ---- device ------------------------------------------------------------------ */
+
+/* Puts the loaded encoder on the device asked for (see rg_encoder_opts). */
+static rg_status select_device(rg_encoder *enc, rg_device want, rg_err *e)
+{
+    enc->device = RG_DEVICE_CPU;
+    char why[512];
+    if (want == RG_DEVICE_CPU) {
+        backend_cpu_describe(enc->device_desc, sizeof enc->device_desc);
+        LOG_INFO("encoder: device cpu (%s)", enc->device_desc);
+        return RG_OK;
+    }
+#ifdef RAGD_HAVE_CUDA
+    if (backend_cuda_devices(why, sizeof why) > 0) {
+        rg_err ce = {0};
+        rg_status st = encoder_cuda_create(enc, &enc->cuda, enc->device_desc, sizeof enc->device_desc, &ce);
+        if (st == RG_OK) {
+            enc->device = RG_DEVICE_CUDA;
+            LOG_INFO("encoder: device cuda%s (%s)", want == RG_DEVICE_AUTO ? " (auto)" : "", enc->device_desc);
+            /* The GPU holds its own copy; the host one would only cost RAM. */
+            free_weights(enc);
+            enc->word_emb = enc->pos_emb = enc->type_emb = enc->emb_ln_g = enc->emb_ln_b = NULL;
+            enc->layers = NULL;
+            return RG_OK;
+        }
+        if (want == RG_DEVICE_CUDA)
+            return rg_error(e, st, "encoder: device cuda: %s", ce.msg);
+        snprintf(why, sizeof why, "%s", ce.msg);
+    }
+#else
+    backend_cuda_devices(why, sizeof why);
+#endif
+    if (want == RG_DEVICE_CUDA)
+        return rg_error(e, RG_ERR_UNSUPPORTED, "encoder: device cuda is not available: %s", why);
+    backend_cpu_describe(enc->device_desc, sizeof enc->device_desc);
+    LOG_INFO("encoder: device cpu (auto: %s)", why);
+    return RG_OK;
+}
+
 /* ---- load / free ----------------------------------------------------------- */
 
+void encoder_opts_default(rg_encoder_opts *o)
+{
+    o->device = RG_DEVICE_CPU;
+}
+
 rg_status encoder_load(const char *model_dir, rg_encoder **out, rg_err *e)
+{
+    return encoder_load_opts(model_dir, NULL, out, e);
+}
+
+rg_status encoder_load_opts(const char *model_dir, const rg_encoder_opts *o, rg_encoder **out, rg_err *e)
 {
     *out = NULL;
     if (!model_dir || strlen(model_dir) > 3000)
@@ -309,6 +361,9 @@ rg_status encoder_load(const char *model_dir, rg_encoder **out, rg_err *e)
         goto fail;
     }
     weights_close(sf);
+    sf = NULL;
+    if ((st = select_device(enc, o ? o->device : RG_DEVICE_CPU, e)) != RG_OK)
+        goto fail;
     LOG_INFO("encoder: %s: %zu layers, hidden %zu, %zu heads, max %zu tokens, %s pooling%s", model_dir,
              enc->cfg.num_hidden_layers, enc->cfg.hidden_size, enc->cfg.num_attention_heads, enc->max_tokens,
              enc->pooling == RG_POOL_CLS ? "CLS" : "mean", enc->normalize ? ", normalized" : "");
@@ -325,6 +380,9 @@ void encoder_free(rg_encoder *enc)
 {
     if (!enc)
         return;
+#ifdef RAGD_HAVE_CUDA
+    encoder_cuda_free(enc->cuda);
+#endif
     free_weights(enc);
     tokenizer_free(enc->tok);
     free(enc);
@@ -336,6 +394,8 @@ const rg_tokenizer *encoder_tokenizer(const rg_encoder *enc) { return enc->tok; 
 const rg_bert_config *encoder_config(const rg_encoder *enc) { return &enc->cfg; }
 rg_pooling encoder_pooling(const rg_encoder *enc) { return enc->pooling; }
 int encoder_normalizes(const rg_encoder *enc) { return enc->normalize; }
+rg_device encoder_device(const rg_encoder *enc) { return enc->device; }
+const char *encoder_device_desc(const rg_encoder *enc) { return enc->device_desc; }
 
 void encoder_set_max_batch(rg_encoder *enc, size_t max_batch)
 {
@@ -344,13 +404,12 @@ void encoder_set_max_batch(rg_encoder *enc, size_t max_batch)
 
 /* ---- forward --------------------------------------------------------------- */
 
-rg_status encoder_forward(const rg_encoder *enc, const int32_t *ids, const int32_t *type_ids, const int32_t *mask,
-                          size_t B, size_t T, float *hidden, rg_err *e)
+/* The checks every backend relies on: shape limits and id ranges. */
+static rg_status check_batch(const rg_encoder *enc, const int32_t *ids, const int32_t *type_ids, size_t B, size_t T,
+                             rg_err *e)
 {
     const rg_bert_config *c = &enc->cfg;
     size_t H = c->hidden_size, I = c->intermediate_size, R = B * T;
-    if (B == 0 || T == 0)
-        return RG_OK;
     if (T > c->max_position_embeddings)
         return rg_error(e, RG_ERR_INVALID, "encoder: %zu tokens exceed the model's %zu positions", T,
                         c->max_position_embeddings);
@@ -362,7 +421,21 @@ rg_status encoder_forward(const rg_encoder *enc, const int32_t *ids, const int32
         if (type_ids && (type_ids[r] < 0 || (size_t)type_ids[r] >= c->type_vocab_size))
             return rg_error(e, RG_ERR_INVALID, "encoder: token type id %d out of range", (int)type_ids[r]);
     }
+    return RG_OK;
+}
 
+rg_status encoder_forward(const rg_encoder *enc, const int32_t *ids, const int32_t *type_ids, const int32_t *mask,
+                          size_t B, size_t T, float *hidden, rg_err *e)
+{
+    if (B == 0 || T == 0)
+        return RG_OK;
+    rg_status st = check_batch(enc, ids, type_ids, B, T, e);
+    if (st != RG_OK)
+        return st;
+#ifdef RAGD_HAVE_CUDA
+    if (enc->cuda)
+        return encoder_cuda_forward(enc->cuda, ids, type_ids, mask, B, T, hidden, e);
+#endif
     return encoder_forward_cpu(enc, ids, type_ids, mask, B, T, hidden, e);
 }
 
@@ -389,8 +462,9 @@ static rg_status embed_batch(const rg_encoder *enc, const char *const *texts, co
     }
     int32_t *ids = calloc(n * T, sizeof *ids), *types = calloc(n * T, sizeof *types);
     int32_t *mask = calloc(n * T, sizeof *mask);
-    float *hidden = malloc(n * T * H * sizeof *hidden);
-    if (!ids || !types || !mask || !hidden) {
+    /* On a GPU pooling happens there: no hidden states come back. */
+    float *hidden = enc->cuda ? NULL : malloc(n * T * H * sizeof *hidden);
+    if (!ids || !types || !mask || (!hidden && !enc->cuda)) {
         st = rg_error(e, RG_ERR_NOMEM, "encoder: out of memory");
         goto done2;
     }
@@ -407,6 +481,13 @@ static rg_status embed_batch(const rg_encoder *enc, const char *const *texts, co
             }
         }
     }
+#ifdef RAGD_HAVE_CUDA
+    if (enc->cuda) {
+        if ((st = check_batch(enc, ids, types, n, T, e)) == RG_OK)
+            st = encoder_cuda_embed(enc->cuda, ids, types, mask, n, T, enc->pooling, enc->normalize, out, e);
+        goto done2;
+    }
+#endif
     if ((st = encoder_forward(enc, ids, types, mask, n, T, hidden, e)) != RG_OK)
         goto done2;
     for (size_t i = 0; i < n; i++) {

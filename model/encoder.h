@@ -1,5 +1,6 @@
 /* encoder.h - BERT-class sentence encoders (all-MiniLM-L6-v2, BGE, GTE, E5)
- * on the CPU: post-LN BERT, mean or CLS pooling, optional L2 normalization.
+ * on the CPU or a CUDA GPU: post-LN BERT, mean or CLS pooling, optional L2
+ * normalization.
  *
  * A model directory in Hugging Face / sentence-transformers layout is read:
  *   config.json                  architecture (model/bert_config.h)
@@ -17,10 +18,11 @@
  * (what sentence-transformers builds for a plain BERT checkpoint, plus the
  * normalization every embedding server applies) and logs that it did.
  *
- * Threads: the products run on OpenBLAS sgemm with OpenBLAS's own threads;
- * everything else is plain single-threaded C for now. A loaded encoder is
- * immutable and each call allocates its own activations, so concurrent
- * calls are safe (though they compete for the same BLAS threads). */
+ * Threads: on the CPU the products run on OpenBLAS sgemm with OpenBLAS's
+ * own threads; a loaded encoder is immutable and each call allocates its
+ * own activations, so concurrent calls are safe (though they compete for
+ * the same BLAS threads). On CUDA (model/encoder_cuda.h) concurrent calls
+ * are safe too: they are serialized on the encoder's one stream. */
 #ifndef RAGD_MODEL_ENCODER_H
 #define RAGD_MODEL_ENCODER_H
 
@@ -28,6 +30,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/backend.h"
 #include "model/bert_config.h"
 #include "model/tokenizer.h"
 
@@ -35,8 +38,21 @@ typedef struct rg_encoder rg_encoder;
 
 typedef enum rg_pooling { RG_POOL_MEAN = 0, RG_POOL_CLS = 1 } rg_pooling;
 
+typedef struct rg_encoder_opts {
+    /* RG_DEVICE_CPU; RG_DEVICE_CUDA (an error when the backend is not
+     * compiled in or no usable GPU is found); RG_DEVICE_AUTO (CUDA when it
+     * works, else the CPU, with a log line saying which and why). */
+    rg_device device;
+} rg_encoder_opts;
+
+void encoder_opts_default(rg_encoder_opts *o); /* device RG_DEVICE_CPU */
+
 /* Loads everything in model_dir. RG_ERR_NOT_FOUND for a missing file,
- * RG_ERR_CORRUPT / RG_ERR_UNSUPPORTED with the file and field named. */
+ * RG_ERR_CORRUPT / RG_ERR_UNSUPPORTED with the file and field named;
+ * RG_ERR_UNSUPPORTED when device cuda was asked for and cannot be used.
+ * o may be NULL (defaults). */
+rg_status encoder_load_opts(const char *model_dir, const rg_encoder_opts *o, rg_encoder **out, rg_err *e);
+/* encoder_load_opts with the defaults: the CPU. */
 rg_status encoder_load(const char *model_dir, rg_encoder **out, rg_err *e);
 void encoder_free(rg_encoder *enc); /* NULL is fine */
 
@@ -46,6 +62,10 @@ const rg_tokenizer *encoder_tokenizer(const rg_encoder *enc);
 const rg_bert_config *encoder_config(const rg_encoder *enc);
 rg_pooling encoder_pooling(const rg_encoder *enc);
 int encoder_normalizes(const rg_encoder *enc);
+/* Where the encoder runs (RG_DEVICE_CPU or RG_DEVICE_CUDA, never AUTO) and
+ * a one-line description of that device. */
+rg_device encoder_device(const rg_encoder *enc);
+const char *encoder_device_desc(const rg_encoder *enc);
 
 /* Texts per forward pass inside encoder_embed (default 32, at least 1). */
 void encoder_set_max_batch(rg_encoder *enc, size_t max_batch);

@@ -24,7 +24,10 @@ struct rg_encoder {
     rg_pooling pooling;
     int normalize;
     float *word_emb, *pos_emb, *type_emb, *emb_ln_g, *emb_ln_b;
-    enc_layer *layers;
+    enc_layer *layers;     /* host weights; freed (NULL) once uploaded to a GPU */
+    rg_device device;      /* where encoder_forward runs: CPU or CUDA */
+    char device_desc[256]; /* one line for logs and /v1/version */
+    struct rg_encoder_cuda *cuda; /* the device copy when device is CUDA */
 };
 
 /* The transformer on the CPU; arguments already checked by encoder_forward. */
