@@ -19,6 +19,9 @@ static const char serve_help[] =
     "  --api-key KEY       require 'Authorization: Bearer KEY' (default $RAGD_API_KEY)\n"
     "  --embed-model DIR   embedding model directory, or 'none' (default\n"
     "                      $RAGD_MODELS/all-MiniLM-L6-v2 or ./models/all-MiniLM-L6-v2 when installed)\n"
+    "  --rerank-model DIR  cross-encoder reranker directory (Hugging Face\n"
+    "                      BertForSequenceClassification), or 'none' (default: none)\n"
+    "  --rerank-max-passages N  passages per ranking request (default 400)\n"
     "  --device D          where models run: cpu, cuda or auto (default $RAGD_DEVICE,\n"
     "                      else auto: cuda when a GPU is usable, else cpu)\n"
     "  --max-upload-mb N   largest upload request in MiB (default 256)\n"
@@ -38,6 +41,7 @@ int cli_serve(int argc, char **argv)
         {"--max-body-kb", NULL, 1, NULL, 0}, {"--workers", NULL, 1, NULL, 0},    {"--queue", NULL, 1, NULL, 0},
         {"--threads", NULL, 1, NULL, 0},     {"--chunk-tokens", NULL, 1, NULL, 0},
         {"--chunk-overlap", NULL, 1, NULL, 0}, {"--verbose", "-v", 0, NULL, 0},
+        {"--rerank-model", NULL, 1, NULL, 0}, {"--rerank-max-passages", NULL, 1, NULL, 0},
         {"--device", NULL, 1, NULL, 0},
     };
     size_t n = sizeof opts / sizeof opts[0], npos;
@@ -62,6 +66,8 @@ int cli_serve(int argc, char **argv)
         cfg.embed_model = default_model;
     else
         LOG_WARN("no embedding model at %s (run `make models`); /v1/embeddings is off", default_model);
+    if ((o = cli_opt(opts, n, "--rerank-model")))
+        cfg.rerank_model = strcmp(o->value, "none") == 0 ? NULL : o->value;
     if (cli_device(opts, n, &cfg.device))
         return 2;
     size_t port = cfg.port, upload_mb = cfg.max_upload_bytes >> 20, body_kb = cfg.max_body_bytes >> 10;
@@ -72,6 +78,7 @@ int cli_serve(int argc, char **argv)
         cli_size(cli_opt(opts, n, "--workers"), 1, 64, &cfg.pipeline.workers) ||
         cli_size(cli_opt(opts, n, "--queue"), 1, 1000000, &cfg.pipeline.queue_capacity) ||
         cli_size(cli_opt(opts, n, "--threads"), 1, 256, &cfg.threads) ||
+        cli_size(cli_opt(opts, n, "--rerank-max-passages"), 1, 100000, &cfg.rerank_max_passages) ||
         cli_size(cli_opt(opts, n, "--chunk-tokens"), 16, 8192, &chunk) ||
         cli_size(cli_opt(opts, n, "--chunk-overlap"), 0, 4096, &overlap))
         return 2;

@@ -44,6 +44,10 @@ void upload_free(rg_upload *u);
 void route_models(rg_request *r);
 void route_embeddings(rg_request *r);
 
+/* routes_ranking.c */
+void route_ranking(rg_request *r);
+void route_rerank(rg_request *r);
+
 /* routes_retrieval.c */
 void route_retrieval(rg_request *r);
 

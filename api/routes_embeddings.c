@@ -6,6 +6,7 @@
 #include "api/routes.h"
 #include "api/server.h"
 #include "index/embedder.h"
+#include "rerank/reranker.h"
 
 #define EMBEDDINGS_MAX_INPUTS 2048
 
@@ -23,6 +24,17 @@ void route_models(rg_request *r)
         cJSON_AddStringToObject(m, "kind", "embedding");
         cJSON_AddNumberToObject(m, "dimensions", (double)embedder_dim(em));
         cJSON_AddNumberToObject(m, "max_tokens", (double)embedder_max_tokens(em));
+        cJSON_AddItemToArray(data, m);
+    }
+    rg_reranker *rr = r->server->semantic.reranker;
+    if (rr) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "id", reranker_model_id(rr));
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", (double)(r->server->started_ms / 1000));
+        cJSON_AddStringToObject(m, "owned_by", "ragd");
+        cJSON_AddStringToObject(m, "kind", "reranker");
+        cJSON_AddNumberToObject(m, "max_tokens", (double)reranker_max_tokens(rr));
         cJSON_AddItemToArray(data, m);
     }
     http_json(r, 200, o);

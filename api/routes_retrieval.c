@@ -1,10 +1,12 @@
 /* POST /v1/retrieval: ranked chunks for a query. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/json_out.h"
 #include "api/routes.h"
 #include "api/server.h"
 #include "index/search.h"
+#include "rag/rerank_stage.h"
 #include "ingest/chunker.h"
 
 #define RETRIEVAL_MAX_QUERY_BYTES 16384
@@ -46,6 +48,8 @@ void route_retrieval(rg_request *r)
     const cJSON *top_k = cJSON_GetObjectItemCaseSensitive(body, "top_k");
     const cJSON *cand = cJSON_GetObjectItemCaseSensitive(body, "candidates");
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(body, "mode");
+    const cJSON *rerank = cJSON_GetObjectItemCaseSensitive(body, "rerank");
+    rg_reranked *reranked = NULL;
     long k = 5, candidates = 0;
     rg_search_mode m = srv->semantic.embedder ? SEARCH_HYBRID : SEARCH_LEXICAL;
     rg_err e;
@@ -71,6 +75,16 @@ void route_retrieval(rg_request *r)
             goto out;
         }
     }
+    if (rerank && !cJSON_IsNull(rerank) && !cJSON_IsBool(rerank)) {
+        http_error(r, 400, "invalid_request", "'rerank' must be a boolean");
+        goto out;
+    }
+    int reranking = cJSON_IsTrue(rerank);
+    if (reranking && !srv->semantic.reranker) {
+        http_error(r, 503, "unavailable",
+                   "'rerank' needs a reranking model (start ragd serve with --rerank-model DIR; no default ships yet)");
+        goto out;
+    }
     if (coll && !cJSON_IsNull(coll) && !cJSON_IsString(coll)) {
         http_error(r, 400, "invalid_request", "'collection' must be a string");
         goto out;
@@ -89,18 +103,33 @@ void route_retrieval(rg_request *r)
         candidates = k > RETRIEVAL_DEFAULT_CANDIDATES ? k : RETRIEVAL_DEFAULT_CANDIDATES;
     rg_search s = {.store = srv->store, .embedder = srv->semantic.embedder, .vindex = srv->semantic.vindex};
     rg_search_result res;
-    if (search_run(&s, coll_id, q->valuestring, m, (size_t)k, (size_t)candidates, &res, &e)) {
+    /* With rerank, retrieval fetches the candidates and the reranker keeps
+     * the best top_k of them. */
+    size_t fetch = reranking && (size_t)candidates > (size_t)k ? (size_t)candidates : (size_t)k;
+    if (search_run(&s, coll_id, q->valuestring, m, fetch, (size_t)candidates, &res, &e)) {
+        http_fail(r, &e);
+        goto out;
+    }
+    size_t rerank_tokens = 0;
+    if (reranking && rerank_stage_run(srv->semantic.reranker, q->valuestring, &res, (size_t)k, &reranked,
+                                      &rerank_tokens, &e)) {
+        search_result_free(&res);
         http_fail(r, &e);
         goto out;
     }
     cJSON *data;
     cJSON *o = json_list(&data);
     cJSON_AddStringToObject(o, "mode", search_mode_name(m));
+    cJSON_AddBoolToObject(o, "reranked", reranking);
     for (size_t i = 0; i < res.n; i++) {
         cJSON *h = json_hit(&res.hits[i]);
         cJSON *ranks = cJSON_AddObjectToObject(h, "ranks");
         cJSON_AddItemToObject(ranks, "lexical", rank_or_null(res.rank_lexical[i]));
         cJSON_AddItemToObject(ranks, "dense", rank_or_null(res.rank_dense[i]));
+        if (reranked) {
+            cJSON_AddNumberToObject(h, "rerank_logit", reranked[i].logit);
+            cJSON_AddNumberToObject(ranks, "retrieval", (double)reranked[i].retrieval_rank);
+        }
         cJSON_AddItemToArray(data, h);
     }
     size_t tokens = res.query_tokens ? res.query_tokens
@@ -111,5 +140,6 @@ void route_retrieval(rg_request *r)
     cJSON_AddNumberToObject(usage, "total_tokens", (double)tokens);
     http_json(r, 200, o);
 out:
+    free(reranked);
     cJSON_Delete(body);
 }

@@ -8,10 +8,12 @@
 #include "index/embedder.h"
 #include "index/vindex.h"
 #include "ingest/pipeline.h"
+#include "rerank/reranker.h"
 
 typedef struct rg_semantic {
     rg_embedder *embedder; /* NULL: no model, lexical only */
     rg_vindex *vindex;     /* NULL outside the server */
+    rg_reranker *reranker; /* NULL: no reranking model (server only) */
     rg_backlog *backlog;   /* the server's embedding backlog worker, or NULL */
     _Atomic long long last_save_ms; /* when changed indexes were last written */
 } rg_semantic;

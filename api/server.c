@@ -24,6 +24,7 @@ void server_config_default(rg_server_config *c)
     c->port = 8000;
     c->data_dir = "./data";
     c->device = RG_DEVICE_AUTO;
+    c->rerank_max_passages = 400;
     c->max_body_bytes = (size_t)1 << 20;
     c->max_upload_bytes = (size_t)256 << 20;
     c->threads = 8;
@@ -59,6 +60,8 @@ static const rg_route routes[] = {
     {"POST", "/v1/retrieval", route_retrieval, 0},
     {"GET", "/v1/models", route_models, 0},
     {"POST", "/v1/embeddings", route_embeddings, 0},
+    {"POST", "/v1/ranking", route_ranking, 0},
+    {"POST", "/v1/rerank", route_rerank, 0},
 };
 
 /* Matches path against pattern, capturing {x} segments into params. */
@@ -389,6 +392,12 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
         if ((st = semantic_backlog_start(&srv->semantic, srv->store, e)))
             return st;
     }
+    if (cfg->rerank_model) {
+        rg_reranker_opts ro;
+        reranker_opts_default(&ro);
+        if ((st = reranker_start(cfg->rerank_model, &ro, &srv->semantic.reranker, e)))
+            return rg_error_wrap(e, "reranking model %s", cfg->rerank_model);
+    }
     if ((st = uploads_sweep(srv, e)))
         return st;
     rg_pipeline_opts po = cfg->pipeline;
@@ -427,6 +436,8 @@ void server_stop(rg_server *srv)
     srv->semantic.vindex = NULL;
     embedder_stop(srv->semantic.embedder);
     srv->semantic.embedder = NULL;
+    reranker_stop(srv->semantic.reranker);
+    srv->semantic.reranker = NULL;
     store_close(srv->store);
     srv->store = NULL;
     metrics_destroy(&srv->metrics);

@@ -18,6 +18,8 @@ typedef struct rg_server_config {
     const char *data_dir;
     const char *api_key;   /* NULL or "" = no authentication */
     const char *embed_model; /* model directory, NULL = no embedding model */
+    const char *rerank_model; /* cross-encoder directory, NULL = no reranker */
+    size_t rerank_max_passages; /* passages per /v1/ranking or /v1/rerank request */
     rg_device device;        /* where the models run (--device) */
     size_t max_body_bytes; /* JSON request bodies */
     size_t max_upload_bytes; /* one multipart upload request, all files together */
