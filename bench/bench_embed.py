@@ -4,7 +4,8 @@ CPU) on the same machine, in the same run, on the same texts.
 
     python3 bench/bench_embed.py [--seconds 5]
 
-Runs build/bench_embed (ragd) and sentence-transformers at batch 1 and 64,
+Runs bench_embed (ragd; build/bench_embed unless --bin names another build's)
+and sentence-transformers at batch 1 and 64,
 on short inputs (~18 tokens) and 256-token inputs, and prints sentences/s,
 tokens/s and the ratio ragd / sentence-transformers. The reference stack is
 installed in its own venv (scripts/refvenv.py), not needed by make test."""
@@ -34,10 +35,10 @@ def texts(kind):
     return [" ".join(words[(i + j) % len(words)] for j in range(300)) + f" {i}" for i in range(64)]
 
 
-def run_ragd(kind, batch, seconds):
+def run_ragd(binary, kind, batch, seconds):
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(texts(kind)))
-    out = subprocess.run([str(REPO / "build" / "bench_embed"), str(MODEL), f.name, str(batch), str(seconds)],
+    out = subprocess.run([binary, str(MODEL), f.name, str(batch), str(seconds)],
                          capture_output=True, text=True, check=True).stdout
     os.unlink(f.name)
     return json.loads(out)
@@ -71,6 +72,7 @@ def main():
                    "RAGD_EMBREF_VENV", "embref-venv")
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--bin", default=str(REPO / "build" / "bench_embed"), help="the bench_embed executable to run")
     args = ap.parse_args()
     import torch
     from sentence_transformers import SentenceTransformer
@@ -81,7 +83,7 @@ def main():
     print(f"{'input':6} {'batch':>5} {'ragd sent/s':>12} {'ragd tok/s':>11} {'ST sent/s':>10} {'ST tok/s':>9} {'ratio':>6}")
     for kind in ("short", "long"):
         for batch in (1, 64):
-            r = run_ragd(kind, batch, args.seconds)
+            r = run_ragd(args.bin, kind, batch, args.seconds)
             p = run_st(model, kind, batch, args.seconds)
             print(f"{kind:6} {batch:5d} {r['sentences_per_s']:12.1f} {r['tokens_per_s']:11.0f} "
                   f"{p['sentences_per_s']:10.1f} {p['tokens_per_s']:9.0f} {r['sentences_per_s'] / p['sentences_per_s']:6.2f}")

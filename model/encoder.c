@@ -364,6 +364,8 @@ rg_status encoder_load_opts(const char *model_dir, const rg_encoder_opts *o, rg_
     sf = NULL;
     if ((st = select_device(enc, o ? o->device : RG_DEVICE_CPU, e)) != RG_OK)
         goto fail;
+    if (enc->device == RG_DEVICE_CPU && (st = encoder_cpu_prepare(enc, e)) != RG_OK)
+        goto fail;
     LOG_INFO("encoder: %s: %zu layers, hidden %zu, %zu heads, max %zu tokens, %s pooling%s", model_dir,
              enc->cfg.num_hidden_layers, enc->cfg.hidden_size, enc->cfg.num_attention_heads, enc->max_tokens,
              enc->pooling == RG_POOL_CLS ? "CLS" : "mean", enc->normalize ? ", normalized" : "");
@@ -380,6 +382,7 @@ void encoder_free(rg_encoder *enc)
 {
     if (!enc)
         return;
+    encoder_cpu_release(enc);
 #ifdef RAGD_HAVE_CUDA
     encoder_cuda_free(enc->cuda);
 #endif

@@ -28,7 +28,15 @@ struct rg_encoder {
     rg_device device;      /* where encoder_forward runs: CPU or CUDA */
     char device_desc[256]; /* one line for logs and /v1/version */
     struct rg_encoder_cuda *cuda; /* the device copy when device is CUDA */
+    struct enc_cpu *cpu;          /* encoder_cpu.c: packed weights and threads, when device is CPU */
 };
+
+/* Packs the layers' weights for the CPU kernels and starts the CPU thread
+ * pool (one thread per available CPU); encoder_load calls it when the
+ * encoder runs on the CPU. encoder_cpu_release undoes it (safe when not
+ * done). */
+rg_status encoder_cpu_prepare(rg_encoder *enc, rg_err *e);
+void encoder_cpu_release(rg_encoder *enc);
 
 /* The transformer on the CPU; arguments already checked by encoder_forward. */
 rg_status encoder_forward_cpu(const rg_encoder *enc, const int32_t *ids, const int32_t *type_ids,

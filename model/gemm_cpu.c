@@ -1,0 +1,199 @@
+/* gemm_cpu.c - packed-operand float GEMM (see gemm_cpu.h). */
+#include "model/gemm_cpu.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define GEMM_X86 1
+#endif
+
+static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+size_t gemm_bpack_floats(size_t K, size_t N) { return round_up(N, GEMM_NR) * K; }
+size_t gemm_apack_floats(size_t M, size_t K) { return round_up(M, GEMM_MR) * K; }
+
+/* Panel p holds columns [16p, 16p + 16) as K rows of 16 floats. */
+void gemm_pack_b_nk(const float *w, size_t ldw, size_t N, size_t K, float *bp)
+{
+    for (size_t n0 = 0; n0 < N; n0 += GEMM_NR) {
+        float *panel = bp + n0 * K;
+        size_t nr = N - n0 < GEMM_NR ? N - n0 : GEMM_NR;
+        for (size_t j = 0; j < GEMM_NR; j++) {
+            if (j >= nr) {
+                for (size_t k = 0; k < K; k++)
+                    panel[k * GEMM_NR + j] = 0.0f;
+                continue;
+            }
+            const float *row = w + (n0 + j) * ldw;
+            for (size_t k = 0; k < K; k++)
+                panel[k * GEMM_NR + j] = row[k];
+        }
+    }
+}
+
+void gemm_pack_b_kn(const float *b, size_t ldb, size_t K, size_t N, float *bp)
+{
+    for (size_t n0 = 0; n0 < N; n0 += GEMM_NR) {
+        float *panel = bp + n0 * K;
+        size_t nr = N - n0 < GEMM_NR ? N - n0 : GEMM_NR;
+        for (size_t k = 0; k < K; k++) {
+            memcpy(panel + k * GEMM_NR, b + k * ldb + n0, nr * sizeof *panel);
+            for (size_t j = nr; j < GEMM_NR; j++)
+                panel[k * GEMM_NR + j] = 0.0f;
+        }
+    }
+}
+
+/* Panel p holds rows [6p, 6p + 6) as K columns of 6 floats, so the kernel
+ * reads A in one stream. */
+static void pack_a(const float *a, size_t lda, size_t M, size_t K, float *ap)
+{
+    for (size_t m0 = 0; m0 < M; m0 += GEMM_MR) {
+        float *panel = ap + m0 * K;
+        size_t mr = M - m0 < GEMM_MR ? M - m0 : GEMM_MR;
+        for (size_t i = 0; i < GEMM_MR; i++) {
+            if (i >= mr) {
+                for (size_t k = 0; k < K; k++)
+                    panel[k * GEMM_MR + i] = 0.0f;
+                continue;
+            }
+            const float *row = a + (m0 + i) * lda;
+            for (size_t k = 0; k < K; k++)
+                panel[k * GEMM_MR + i] = row[k];
+        }
+    }
+}
+
+/* c[6][16] (row stride ldc) = A x B panel (+ bias[16]), where A's element
+ * (row i, k) is a[i * rs + k * ks]: a packed panel (rs 1, ks 6) or six rows
+ * of a row-major matrix read in place (rs lda, ks 1). */
+typedef void (*gemm_kernel)(size_t K, const float *a, size_t rs, size_t ks, const float *b, float *c, size_t ldc,
+                            const float *bias);
+
+static void kernel_c(size_t K, const float *a, size_t rs, size_t ks, const float *b, float *c, size_t ldc,
+                     const float *bias)
+{
+    float acc[GEMM_MR][GEMM_NR];
+    for (size_t i = 0; i < GEMM_MR; i++)
+        for (size_t j = 0; j < GEMM_NR; j++)
+            acc[i][j] = bias ? bias[j] : 0.0f;
+    for (size_t k = 0; k < K; k++, a += ks, b += GEMM_NR)
+        for (size_t i = 0; i < GEMM_MR; i++)
+            for (size_t j = 0; j < GEMM_NR; j++)
+                acc[i][j] += a[i * rs] * b[j];
+    for (size_t i = 0; i < GEMM_MR; i++)
+        memcpy(c + i * ldc, acc[i], sizeof acc[i]);
+}
+
+#ifdef GEMM_X86
+/* 12 accumulators (6 rows x 2 vectors of 8) hide the FMA latency; per k
+ * step two vector loads of B and six broadcasts of A. */
+__attribute__((target("avx2,fma"))) static void kernel_avx2(size_t K, const float *a, size_t rs, size_t ks,
+                                                            const float *b, float *c, size_t ldc, const float *bias)
+{
+    const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs, *a5 = a + 5 * rs;
+    __m256 b0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+    __m256 b1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+    __m256 c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1;
+    __m256 c30 = b0, c31 = b1, c40 = b0, c41 = b1, c50 = b0, c51 = b1;
+#define GEMM_STEP(o)                                                                                              \
+    do {                                                                                                          \
+        __m256 x0 = _mm256_loadu_ps(b + (o)*GEMM_NR), x1 = _mm256_loadu_ps(b + (o)*GEMM_NR + 8), av;             \
+        av = _mm256_broadcast_ss(a0 + (o)*ks);                                                                    \
+        c00 = _mm256_fmadd_ps(av, x0, c00), c01 = _mm256_fmadd_ps(av, x1, c01);                                   \
+        av = _mm256_broadcast_ss(a1 + (o)*ks);                                                                    \
+        c10 = _mm256_fmadd_ps(av, x0, c10), c11 = _mm256_fmadd_ps(av, x1, c11);                                   \
+        av = _mm256_broadcast_ss(a2 + (o)*ks);                                                                    \
+        c20 = _mm256_fmadd_ps(av, x0, c20), c21 = _mm256_fmadd_ps(av, x1, c21);                                   \
+        av = _mm256_broadcast_ss(a3 + (o)*ks);                                                                    \
+        c30 = _mm256_fmadd_ps(av, x0, c30), c31 = _mm256_fmadd_ps(av, x1, c31);                                   \
+        av = _mm256_broadcast_ss(a4 + (o)*ks);                                                                    \
+        c40 = _mm256_fmadd_ps(av, x0, c40), c41 = _mm256_fmadd_ps(av, x1, c41);                                   \
+        av = _mm256_broadcast_ss(a5 + (o)*ks);                                                                    \
+        c50 = _mm256_fmadd_ps(av, x0, c50), c51 = _mm256_fmadd_ps(av, x1, c51);                                   \
+    } while (0)
+    size_t k = 0;
+    size_t k4 = 4 * ks;
+    for (; k + 4 <= K; k += 4, b += 4 * GEMM_NR) {
+        GEMM_STEP(0);
+        GEMM_STEP(1);
+        GEMM_STEP(2);
+        GEMM_STEP(3);
+        a0 += k4, a1 += k4, a2 += k4, a3 += k4, a4 += k4, a5 += k4;
+    }
+    for (; k < K; k++, b += GEMM_NR) {
+        GEMM_STEP(0);
+        a0 += ks, a1 += ks, a2 += ks, a3 += ks, a4 += ks, a5 += ks;
+    }
+#undef GEMM_STEP
+    _mm256_storeu_ps(c, c00), _mm256_storeu_ps(c + 8, c01), c += ldc;
+    _mm256_storeu_ps(c, c10), _mm256_storeu_ps(c + 8, c11), c += ldc;
+    _mm256_storeu_ps(c, c20), _mm256_storeu_ps(c + 8, c21), c += ldc;
+    _mm256_storeu_ps(c, c30), _mm256_storeu_ps(c + 8, c31), c += ldc;
+    _mm256_storeu_ps(c, c40), _mm256_storeu_ps(c + 8, c41), c += ldc;
+    _mm256_storeu_ps(c, c50), _mm256_storeu_ps(c + 8, c51);
+}
+#endif
+
+int gemm_cpu_has_avx2(void)
+{
+#ifdef GEMM_X86
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+void gemm_packed(const float *a, size_t lda, size_t M, size_t K, const float *bp, size_t N, const float *bias, float *c,
+                 size_t ldc, float *apack)
+{
+    if (M == 0 || N == 0)
+        return;
+    gemm_kernel kern = kernel_c;
+#ifdef GEMM_X86
+    if (gemm_cpu_has_avx2())
+        kern = kernel_avx2;
+#endif
+    /* With few column panels A is read about once: read it in place (full
+     * row blocks only) instead of packing it. */
+    int in_place = N <= 2 * GEMM_NR;
+    if (!in_place)
+        pack_a(a, lda, M, K, apack);
+    else if (M % GEMM_MR)
+        pack_a(a + (M - M % GEMM_MR) * lda, lda, M % GEMM_MR, K, apack);
+    float edge[GEMM_MR * GEMM_NR], bias_edge[GEMM_NR];
+    /* B panel outside: one panel (K x 16) stays in cache while every row
+     * panel of A streams past it. */
+    for (size_t n0 = 0; n0 < N; n0 += GEMM_NR) {
+        size_t nr = N - n0 < GEMM_NR ? N - n0 : GEMM_NR;
+        const float *panel = bp + n0 * K;
+        const float *pb = NULL;
+        if (bias) {
+            pb = bias + n0;
+            if (nr < GEMM_NR) {
+                memset(bias_edge, 0, sizeof bias_edge);
+                memcpy(bias_edge, bias + n0, nr * sizeof *bias_edge);
+                pb = bias_edge;
+            }
+        }
+        for (size_t m0 = 0; m0 < M; m0 += GEMM_MR) {
+            size_t mr = M - m0 < GEMM_MR ? M - m0 : GEMM_MR;
+            const float *ap = apack + m0 * K;
+            size_t rs = 1, ks = GEMM_MR;
+            if (in_place) {
+                if (mr == GEMM_MR)
+                    ap = a + m0 * lda, rs = lda, ks = 1;
+                else
+                    ap = apack;
+            }
+            if (mr == GEMM_MR && nr == GEMM_NR) {
+                kern(K, ap, rs, ks, panel, c + m0 * ldc + n0, ldc, pb);
+                continue;
+            }
+            kern(K, ap, rs, ks, panel, edge, GEMM_NR, pb);
+            for (size_t i = 0; i < mr; i++)
+                memcpy(c + (m0 + i) * ldc + n0, edge + i * GEMM_NR, nr * sizeof *c);
+        }
+    }
+}

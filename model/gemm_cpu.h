@@ -1,0 +1,46 @@
+/* gemm_cpu.h - single-threaded float matrix product with a pre-packed right
+ * operand, for the encoder's CPU path (model/encoder_cpu.c).
+ *
+ * Why not OpenBLAS here: the encoder runs its own threads (one product per
+ * thread on a tile of rows), its weights never change so they are packed
+ * once at load in the layout the inner kernel reads, and the products are
+ * small (tens to hundreds of rows) where a library's per-call packing and
+ * threading overhead dominates. On the development machine this kernel runs
+ * ~1.5x faster than single-threaded OpenBLAS on the encoder's shapes (see
+ * docs/BENCHMARKS.md).
+ *
+ * The inner kernel computes a 6 x 16 block of C over the whole K: AVX2+FMA
+ * when the CPU has them (checked at run time, so the binary runs on any
+ * x86-64), portable C otherwise. Results match a plain triple loop up to
+ * float rounding (the sum order differs). */
+#ifndef RAGD_MODEL_GEMM_CPU_H
+#define RAGD_MODEL_GEMM_CPU_H
+
+#include <stddef.h>
+
+#define GEMM_MR 6  /* rows of A per inner kernel */
+#define GEMM_NR 16 /* columns of B per inner kernel (one packed panel) */
+
+/* Floats of a packed B of K x N (N rounded up to GEMM_NR, zero-padded). */
+size_t gemm_bpack_floats(size_t K, size_t N);
+
+/* Packs B[k][n] = w[n * ldw + k] (an nn.Linear weight [N, K], or keys
+ * [N, K] for scores Q K^T) into bp. */
+void gemm_pack_b_nk(const float *w, size_t ldw, size_t N, size_t K, float *bp);
+
+/* Packs B[k][n] = b[k * ldb + n] (a row-major [K, N] matrix). */
+void gemm_pack_b_kn(const float *b, size_t ldb, size_t K, size_t N, float *bp);
+
+/* Floats of the A scratch that gemm_packed needs for M x K. */
+size_t gemm_apack_floats(size_t M, size_t K);
+
+/* C[M, N] = A[M, K] B + bias (bias[N], may be NULL), A row-major with row
+ * stride lda, C with row stride ldc, B packed by gemm_pack_b_*; apack:
+ * scratch of gemm_apack_floats(M, K) floats. */
+void gemm_packed(const float *a, size_t lda, size_t M, size_t K, const float *bp, size_t N, const float *bias, float *c,
+                 size_t ldc, float *apack);
+
+/* Whether the AVX2+FMA kernels are in use on this CPU. */
+int gemm_cpu_has_avx2(void);
+
+#endif
