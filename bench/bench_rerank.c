@@ -1,7 +1,7 @@
 /* bench_rerank - ragd's cross-encoder speed on one machine, for
  * bench_rerank.py.
  *
- *   bench_rerank MODEL_DIR PAIRS_FILE N_PAIRS BATCH SECONDS
+ *   bench_rerank MODEL_DIR PAIRS_FILE N_PAIRS BATCH SECONDS [cpu|cuda|auto]
  *
  * PAIRS_FILE holds one "query<TAB>passage" per line. Each round scores
  * N_PAIRS pairs (cycling through the file) with cross_encoder_score in
@@ -19,8 +19,8 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: bench_rerank MODEL_DIR PAIRS_FILE N_PAIRS BATCH SECONDS\n");
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: bench_rerank MODEL_DIR PAIRS_FILE N_PAIRS BATCH SECONDS [cpu|cuda|auto]\n");
         return 2;
     }
     size_t n_pairs = (size_t)atoi(argv[3]), batch = (size_t)atoi(argv[4]);
@@ -29,11 +29,16 @@ int main(int argc, char **argv)
     rg_buf file;
     rg_buf_init(&file, 0);
     rg_cross_encoder *ce = NULL;
+    rg_device device = RG_DEVICE_CPU;
+    if (argc == 7 && backend_device_parse(argv[6], &device, &e)) {
+        fprintf(stderr, "bench_rerank: %s\n", e.msg);
+        return 2;
+    }
     if (!n_pairs || !batch) {
         fprintf(stderr, "bench_rerank: N_PAIRS and BATCH must be positive\n");
         return 2;
     }
-    if (fs_read_file(argv[2], (size_t)64 << 20, &file, &e) || cross_encoder_load(argv[1], &ce, &e)) {
+    if (fs_read_file(argv[2], (size_t)64 << 20, &file, &e) || cross_encoder_load(argv[1], device, &ce, &e)) {
         fprintf(stderr, "bench_rerank: %s\n", e.msg);
         return 1;
     }
@@ -80,8 +85,8 @@ int main(int argc, char **argv)
         now = clock_mono_us();
     }
     double s = (double)(now - start) / 1e6;
-    printf("{\"pairs_per_s\": %.3f, \"tokens_per_s\": %.1f, \"pairs\": %zu, \"seconds\": %.3f}\n", (double)pairs / s,
-           (double)tokens / s, pairs, s);
+    printf("{\"pairs_per_s\": %.3f, \"tokens_per_s\": %.1f, \"pairs\": %zu, \"seconds\": %.3f, \"device\": \"%s\"}\n",
+           (double)pairs / s, (double)tokens / s, pairs, s, cross_encoder_device_desc(ce));
     cross_encoder_free(ce);
     free(round_p);
     free(logits);

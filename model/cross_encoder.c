@@ -160,7 +160,7 @@ out:
     return st;
 }
 
-rg_status cross_encoder_load(const char *model_dir, rg_cross_encoder **out, rg_err *e)
+rg_status cross_encoder_load(const char *model_dir, rg_device device, rg_cross_encoder **out, rg_err *e)
 {
     *out = NULL;
     if (!model_dir || strlen(model_dir) > 3000)
@@ -173,7 +173,10 @@ rg_status cross_encoder_load(const char *model_dir, rg_cross_encoder **out, rg_e
     rg_cross_encoder *ce = calloc(1, sizeof *ce);
     if (!ce)
         return rg_error(e, RG_ERR_NOMEM, "out of memory");
-    if ((st = encoder_load(model_dir, &ce->enc, e)) != RG_OK)
+    rg_encoder_opts eo;
+    encoder_opts_default(&eo);
+    eo.device = device;
+    if ((st = encoder_load_opts(model_dir, &eo, &ce->enc, e)) != RG_OK)
         goto fail;
     ce->H = encoder_dim(ce->enc);
     if ((st = load_max_tokens(ce, model_dir, e)) != RG_OK || (st = load_head(ce, model_dir, e)) != RG_OK)
@@ -199,6 +202,8 @@ void cross_encoder_free(rg_cross_encoder *ce)
 
 size_t cross_encoder_max_tokens(const rg_cross_encoder *ce) { return ce->max_tokens; }
 const rg_tokenizer *cross_encoder_tokenizer(const rg_cross_encoder *ce) { return encoder_tokenizer(ce->enc); }
+rg_device cross_encoder_device(const rg_cross_encoder *ce) { return encoder_device(ce->enc); }
+const char *cross_encoder_device_desc(const rg_cross_encoder *ce) { return encoder_device_desc(ce->enc); }
 
 rg_status cross_encoder_encode(const rg_cross_encoder *ce, const char *query, size_t query_len, const char *passage,
                                size_t passage_len, int truncate, rg_encoding *out, rg_err *e)

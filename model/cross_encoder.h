@@ -38,16 +38,22 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "model/backend.h"
 #include "model/tokenizer.h"
 
 typedef struct rg_cross_encoder rg_cross_encoder;
 
-rg_status cross_encoder_load(const char *model_dir, rg_cross_encoder **out, rg_err *e);
+/* Loads model_dir for device (cpu, cuda or auto; see model/encoder.h:
+ * the encoder runs there, the small head on the CPU). */
+rg_status cross_encoder_load(const char *model_dir, rg_device device, rg_cross_encoder **out, rg_err *e);
 void cross_encoder_free(rg_cross_encoder *ce); /* NULL is fine */
 
 /* Most tokens per pair, the three special tokens included. */
 size_t cross_encoder_max_tokens(const rg_cross_encoder *ce);
 const rg_tokenizer *cross_encoder_tokenizer(const rg_cross_encoder *ce);
+/* Where the encoder runs (cpu or cuda, never auto) and that device in one line. */
+rg_device cross_encoder_device(const rg_cross_encoder *ce);
+const char *cross_encoder_device_desc(const rg_cross_encoder *ce);
 
 /* Encodes one pair. truncate: cut longest-first to the limit; otherwise a
  * pair longer than the limit is RG_ERR_INVALID naming both numbers.

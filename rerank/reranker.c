@@ -48,6 +48,7 @@ void reranker_opts_default(rg_reranker_opts *o)
     o->queue_capacity = 64;
     o->batch_tokens = 16384;
     o->max_batch = 64;
+    o->device = RG_DEVICE_CPU;
 }
 
 double reranker_relevance(double logit)
@@ -141,7 +142,7 @@ rg_status reranker_start(const char *model_dir, const rg_reranker_opts *o, rg_re
     if (!rr)
         return rg_error(e, RG_ERR_NOMEM, "out of memory");
     rr->opts = *o;
-    rg_status st = cross_encoder_load(model_dir, &rr->ce, e);
+    rg_status st = cross_encoder_load(model_dir, o->device, &rr->ce, e);
     if (st) {
         free(rr);
         return st;
@@ -243,3 +244,5 @@ rg_status reranker_score(rg_reranker *rr, const char *query, const char *const *
 
 size_t reranker_max_tokens(const rg_reranker *rr) { return cross_encoder_max_tokens(rr->ce); }
 const char *reranker_model_id(const rg_reranker *rr) { return rr->model_id; }
+rg_device reranker_device(const rg_reranker *rr) { return cross_encoder_device(rr->ce); }
+const char *reranker_device_desc(const rg_reranker *rr) { return cross_encoder_device_desc(rr->ce); }

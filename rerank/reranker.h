@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "model/backend.h"
 
 typedef struct rg_reranker rg_reranker;
 
@@ -22,6 +23,7 @@ typedef struct rg_reranker_opts {
     size_t queue_capacity; /* requests waiting */
     size_t batch_tokens;   /* padded tokens of one forward pass (at least one pair) */
     size_t max_batch;      /* pairs of one forward pass */
+    rg_device device;      /* where the encoder runs (default cpu; see model/encoder.h) */
 } rg_reranker_opts;
 
 void reranker_opts_default(rg_reranker_opts *o);
@@ -43,6 +45,9 @@ rg_status reranker_score(rg_reranker *rr, const char *query, const char *const *
 size_t reranker_max_tokens(const rg_reranker *rr);
 /* The model's name: the last component of its directory. */
 const char *reranker_model_id(const rg_reranker *rr);
+/* Where the model runs (cpu or cuda, never auto) and that device in one line. */
+rg_device reranker_device(const rg_reranker *rr);
+const char *reranker_device_desc(const rg_reranker *rr);
 
 /* The relevance score reported beside a logit: sigmoid(logit), the
  * probability sentence-transformers' CrossEncoder returns for one-label
