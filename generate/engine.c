@@ -1,0 +1,778 @@
+#include "generate/engine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/fs.h"
+
+/* One sequence, shared by the worker and the caller's handle; freed by
+ * whichever of the two lets go last (refs). Fields marked (worker) are only
+ * touched by the worker thread; the rest under g->mu. */
+struct rg_gen_seq {
+    rg_generator *g;
+    int refs;
+    pthread_cond_t changed; /* new output or finished */
+    atomic_int cancel;
+
+    /* request (copied) */
+    int32_t *prompt;
+    size_t n_prompt, max_tokens;
+    rg_sampling_params sampling;
+    char *stop[GEN_MAX_STOP];
+    size_t stop_len[GEN_MAX_STOP], n_stop, max_stop_len;
+    int logprobs;
+    size_t top_logprobs;
+
+    /* worker state (worker) */
+    rg_kv_cache *kv;
+    size_t kv_reserved;
+    rg_sampler *sampler;
+    rg_bpe_stream stream;
+    rg_buf held;     /* decoded text not yet emitted (may start a stop string) */
+    int32_t next_id; /* sampled, not yet in the cache */
+    int hit_stop;    /* a stop string ended it: nothing more is emitted */
+    size_t generated;
+
+    /* channel (under g->mu) */
+    rg_buf out;           /* final text not yet read */
+    rg_gen_token *tokens; /* token records not yet read */
+    size_t n_tokens, cap_tokens;
+    rg_gen_finish finish;
+    rg_err err;
+    int oom; /* the channel could not grow: the sequence ended in error */
+
+    struct rg_gen_seq *next; /* queue / running list link */
+};
+
+struct rg_generator {
+    rg_decoder *dec;
+    rg_bpe *tok;
+    rg_gen_opts opts;
+    char model_id[256];
+    rg_chat_template chat;
+    rg_err chat_err;
+    int chat_ok;
+    size_t n_vocab, n_ctx;
+    size_t kv_budget; /* tokens */
+    int32_t eos, eot;
+
+    pthread_t worker;
+    int started; /* the worker runs; mu and work are initialised */
+    pthread_mutex_t mu;
+    pthread_cond_t work;
+    rg_gen_seq *queue_head, *queue_tail;
+    size_t queued;
+    int stopping;
+
+    /* (worker) */
+    rg_gen_seq **running;
+    size_t n_running;
+    float *logits; /* max_seqs * n_vocab */
+    float *scratch; /* n_vocab */
+
+    /* stats (under mu) */
+    size_t kv_used, n_running_shared;
+    uint64_t finished, cancelled, tokens_generated, steps;
+};
+
+void generator_opts_default(rg_gen_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->queue_capacity = 64;
+    o->max_seqs = 16;
+    o->kv_cache_mb = 2048;
+    o->prefill_tokens = 512;
+    o->kv_type = RG_KV_F16;
+}
+
+/* ---- output channel ------------------------------------------------------- */
+
+void gen_output_init(rg_gen_output *o)
+{
+    memset(o, 0, sizeof *o);
+    rg_buf_init(&o->text, 0);
+}
+
+void gen_output_free(rg_gen_output *o)
+{
+    rg_buf_free(&o->text);
+    free(o->tokens);
+    memset(o, 0, sizeof *o);
+}
+
+void gen_output_clear(rg_gen_output *o)
+{
+    rg_buf_reset(&o->text);
+    o->n_tokens = 0;
+}
+
+static int tokens_push(rg_gen_token **arr, size_t *n, size_t *cap, const rg_gen_token *t, size_t count)
+{
+    if (*n + count > *cap) {
+        size_t c = *cap ? *cap : 16;
+        while (c < *n + count)
+            c *= 2;
+        rg_gen_token *na = realloc(*arr, c * sizeof *na);
+        if (!na)
+            return -1;
+        *arr = na;
+        *cap = c;
+    }
+    memcpy(*arr + *n, t, count * sizeof *t);
+    *n += count;
+    return 0;
+}
+
+static void seq_free(rg_gen_seq *s)
+{
+    free(s->prompt);
+    for (size_t i = 0; i < s->n_stop; i++)
+        free(s->stop[i]);
+    kv_cache_free(s->kv);
+    sampler_free(s->sampler);
+    rg_buf_free(&s->held);
+    rg_buf_free(&s->out);
+    free(s->tokens);
+    pthread_cond_destroy(&s->changed);
+    free(s);
+}
+
+/* Drops one reference (under g->mu). */
+static void seq_unref(rg_gen_seq *s)
+{
+    if (--s->refs == 0)
+        seq_free(s);
+}
+
+/* Emits final text to the channel (worker, takes g->mu). */
+static void channel_text(rg_generator *g, rg_gen_seq *s, const char *text, size_t n)
+{
+    if (!n)
+        return;
+    pthread_mutex_lock(&g->mu);
+    rg_err e;
+    if (rg_buf_append(&s->out, text, n, &e) != RG_OK)
+        s->oom = 1;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void channel_token(rg_generator *g, rg_gen_seq *s, const rg_gen_token *t)
+{
+    pthread_mutex_lock(&g->mu);
+    if (tokens_push(&s->tokens, &s->n_tokens, &s->cap_tokens, t, 1))
+        s->oom = 1;
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- stop strings ---------------------------------------------------------- */
+
+/* Longest suffix of text that is a proper prefix of some stop string. */
+static size_t stop_prefix_suffix(const rg_gen_seq *s, const char *text, size_t n)
+{
+    size_t best = 0;
+    for (size_t i = 0; i < s->n_stop; i++) {
+        size_t L = s->stop_len[i];
+        size_t k = L - 1 < n ? L - 1 : n;
+        for (; k > best; k--)
+            if (memcmp(text + n - k, s->stop[i], k) == 0) {
+                best = k;
+                break;
+            }
+    }
+    return best;
+}
+
+/* Earliest occurrence of any stop string in text[0..n), or n. */
+static size_t stop_find(const rg_gen_seq *s, const char *text, size_t n)
+{
+    size_t first = n;
+    for (size_t i = 0; i < s->n_stop; i++) {
+        size_t L = s->stop_len[i];
+        for (size_t p = 0; p + L <= n && p < first; p++)
+            if (memcmp(text + p, s->stop[i], L) == 0) {
+                first = p;
+                break;
+            }
+    }
+    return first;
+}
+
+/* Moves what is safe to emit from held to the channel. Returns 1 when a
+ * stop string was found (the sequence ends; nothing from it on is emitted). */
+static int flush_held(rg_generator *g, rg_gen_seq *s, int final)
+{
+    size_t n = s->held.len;
+    if (!n)
+        return 0;
+    size_t stop = s->n_stop ? stop_find(s, s->held.data, n) : n;
+    if (stop < n) {
+        channel_text(g, s, s->held.data, stop);
+        rg_buf_reset(&s->held);
+        return 1;
+    }
+    size_t keep = final ? 0 : stop_prefix_suffix(s, s->held.data, n);
+    channel_text(g, s, s->held.data, n - keep);
+    memmove(s->held.data, s->held.data + n - keep, keep);
+    s->held.len = keep;
+    s->held.data[keep] = '\0';
+    return 0;
+}
+
+/* ---- the worker ------------------------------------------------------------ */
+
+static size_t seq_need(const rg_generator *g, const rg_gen_seq *s)
+{
+    return s->n_prompt + s->max_tokens;
+}
+
+/* Ends a running sequence (worker): frees its cache, reports, unrefs. */
+static void retire(rg_generator *g, rg_gen_seq *s, rg_gen_finish why, const rg_err *err)
+{
+    if (why == RG_GEN_STOP || why == RG_GEN_LENGTH) {
+        /* the rest of the text: a held tail that did not become a stop
+         * string, and an incomplete character (as U+FFFD) */
+        rg_err e;
+        if (!s->hit_stop) {
+            if (bpe_stream_finish(g->tok, &s->stream, &s->held, &e) != RG_OK)
+                s->oom = 1;
+            flush_held(g, s, 1);
+        }
+    }
+    kv_cache_free(s->kv);
+    s->kv = NULL;
+    pthread_mutex_lock(&g->mu);
+    g->kv_used -= s->kv_reserved;
+    s->kv_reserved = 0;
+    if (s->oom && why != RG_GEN_CANCELLED) {
+        why = RG_GEN_ERROR;
+        rg_error(&s->err, RG_ERR_NOMEM, "out of memory for the generated text");
+    } else if (err) {
+        s->err = *err;
+    }
+    s->finish = why;
+    if (why == RG_GEN_CANCELLED)
+        g->cancelled++;
+    else
+        g->finished++;
+    pthread_cond_broadcast(&s->changed);
+    seq_unref(s);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Samples from logits (the sequence's row, used as scratch), records the
+ * token, detokenizes it and decides whether the sequence goes on. Returns
+ * the finish reason, RG_GEN_RUNNING to continue. */
+static rg_gen_finish take_token(rg_generator *g, rg_gen_seq *s, float *row)
+{
+    if (s->logprobs)
+        memcpy(g->scratch, row, g->n_vocab * sizeof *row);
+    int32_t id = sampler_sample(s->sampler, row);
+    sampler_accept(s->sampler, id);
+    s->generated++;
+    s->next_id = id;
+    if (s->logprobs) {
+        rg_gen_token t;
+        t.id = id;
+        t.n_top = s->top_logprobs;
+        sampling_logprobs(g->scratch, g->n_vocab, id, &t.logprob, t.top, t.n_top);
+        channel_token(g, s, &t);
+    }
+    pthread_mutex_lock(&g->mu);
+    g->tokens_generated++;
+    pthread_mutex_unlock(&g->mu);
+    if (id == g->eos || id == g->eot)
+        return RG_GEN_STOP;
+    rg_err e;
+    if (bpe_stream_step(g->tok, &s->stream, id, &s->held, &e) != RG_OK)
+        s->oom = 1;
+    if (flush_held(g, s, 0)) {
+        s->hit_stop = 1;
+        return RG_GEN_STOP;
+    }
+    if (s->generated >= s->max_tokens)
+        return RG_GEN_LENGTH;
+    return RG_GEN_RUNNING;
+}
+
+/* Takes the next admissible queued sequence (under mu), or NULL. */
+static rg_gen_seq *admit_one(rg_generator *g, size_t budget_left, int first)
+{
+    rg_gen_seq *s = g->queue_head;
+    if (!s || g->n_running >= g->opts.max_seqs)
+        return NULL;
+    if (!first && s->n_prompt > budget_left)
+        return NULL;
+    if (g->kv_used + seq_need(g, s) > g->kv_budget)
+        return NULL; /* waits until running sequences free their caches */
+    g->queue_head = s->next;
+    if (!g->queue_head)
+        g->queue_tail = NULL;
+    g->queued--;
+    s->next = NULL;
+    s->kv_reserved = seq_need(g, s);
+    g->kv_used += s->kv_reserved;
+    return s;
+}
+
+/* Removes cancelled sequences still waiting in the queue (under mu). */
+static void drop_cancelled_queued(rg_generator *g)
+{
+    rg_gen_seq **pp = &g->queue_head, *last = NULL;
+    while (*pp) {
+        rg_gen_seq *s = *pp;
+        if (atomic_load(&s->cancel)) {
+            *pp = s->next;
+            g->queued--;
+            s->finish = RG_GEN_CANCELLED;
+            g->cancelled++;
+            pthread_cond_broadcast(&s->changed);
+            seq_unref(s);
+        } else {
+            last = s;
+            pp = &s->next;
+        }
+    }
+    g->queue_tail = last;
+}
+
+/* Prefills a newly admitted sequence and samples its first token. */
+static void start_seq(rg_generator *g, rg_gen_seq *s)
+{
+    rg_err e;
+    rg_err_clear(&e);
+    rg_status st = kv_cache_alloc(g->dec, s->kv_reserved, g->opts.kv_type, &s->kv, &e);
+    if (!st)
+        st = sampler_new(&s->sampling, g->n_vocab, &s->sampler, &e);
+    float *row = g->logits;
+    if (!st)
+        st = decoder_prefill(g->dec, s->kv, s->prompt, s->n_prompt, row, &e);
+    if (st) {
+        retire(g, s, RG_GEN_ERROR, &e);
+        return;
+    }
+    sampler_add_prompt(s->sampler, s->prompt, s->n_prompt);
+    rg_gen_finish f = take_token(g, s, row);
+    if (f != RG_GEN_RUNNING) {
+        retire(g, s, f, NULL);
+        return;
+    }
+    g->running[g->n_running++] = s;
+}
+
+static void decode_step(rg_generator *g)
+{
+    size_t n = g->n_running;
+    rg_kv_cache *kvs[n ? n : 1];
+    int32_t ids[n ? n : 1];
+    for (size_t i = 0; i < n; i++) {
+        kvs[i] = g->running[i]->kv;
+        ids[i] = g->running[i]->next_id;
+    }
+    rg_err e;
+    rg_err_clear(&e);
+    rg_status st = decoder_decode(g->dec, kvs, ids, n, g->logits, &e);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        rg_gen_seq *s = g->running[i];
+        if (st) {
+            retire(g, s, RG_GEN_ERROR, &e);
+            continue;
+        }
+        rg_gen_finish f = take_token(g, s, g->logits + i * g->n_vocab);
+        if (f != RG_GEN_RUNNING)
+            retire(g, s, f, NULL);
+        else
+            g->running[kept++] = s;
+    }
+    g->n_running = kept;
+    pthread_mutex_lock(&g->mu);
+    g->steps++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    rg_generator *g = arg;
+    for (;;) {
+        pthread_mutex_lock(&g->mu);
+        drop_cancelled_queued(g);
+        while (!g->stopping && !g->n_running && !g->queue_head) {
+            pthread_cond_wait(&g->work, &g->mu);
+            drop_cancelled_queued(g);
+        }
+        if (g->stopping) {
+            pthread_mutex_unlock(&g->mu);
+            break;
+        }
+        /* admissions: prefill is done outside the lock, one at a time */
+        size_t budget = g->opts.prefill_tokens;
+        int first = 1;
+        rg_gen_seq *s;
+        while ((s = admit_one(g, budget, first)) != NULL) {
+            g->n_running_shared = g->n_running + 1;
+            pthread_mutex_unlock(&g->mu);
+            budget = s->n_prompt < budget ? budget - s->n_prompt : 0;
+            first = 0;
+            start_seq(g, s);
+            pthread_mutex_lock(&g->mu);
+        }
+        pthread_mutex_unlock(&g->mu);
+
+        /* cancelled running sequences give their caches back now */
+        size_t kept = 0;
+        for (size_t i = 0; i < g->n_running; i++) {
+            rg_gen_seq *r = g->running[i];
+            if (atomic_load(&r->cancel))
+                retire(g, r, RG_GEN_CANCELLED, NULL);
+            else
+                g->running[kept++] = r;
+        }
+        g->n_running = kept;
+        if (g->n_running)
+            decode_step(g);
+        pthread_mutex_lock(&g->mu);
+        g->n_running_shared = g->n_running;
+        pthread_mutex_unlock(&g->mu);
+    }
+    /* stopping: everything still here is cancelled */
+    for (size_t i = 0; i < g->n_running; i++)
+        retire(g, g->running[i], RG_GEN_CANCELLED, NULL);
+    g->n_running = 0;
+    pthread_mutex_lock(&g->mu);
+    while (g->queue_head) {
+        rg_gen_seq *s = g->queue_head;
+        g->queue_head = s->next;
+        s->finish = RG_GEN_CANCELLED;
+        pthread_cond_broadcast(&s->changed);
+        seq_unref(s);
+    }
+    g->queue_tail = NULL;
+    g->queued = 0;
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static void model_id_from_path(char *out, size_t size, const char *path)
+{
+    snprintf(out, size, "%s", path);
+    size_t len = strlen(out);
+    while (len > 1 && out[len - 1] == '/')
+        out[--len] = '\0';
+    const char *base = fs_basename(out);
+    memmove(out, base, strlen(base) + 1);
+    len = strlen(out);
+    if (len > 5 && strcmp(out + len - 5, ".gguf") == 0)
+        out[len - 5] = '\0';
+}
+
+rg_status generator_start(const char *model_path, const rg_gen_opts *o, rg_generator **out, rg_err *e)
+{
+    if (!o->queue_capacity || !o->max_seqs || !o->kv_cache_mb || !o->prefill_tokens)
+        return rg_error(e, RG_ERR_INVALID, "generator queue, sequences, KV cache and prefill budget must be positive");
+    if (o->max_seqs > 1024)
+        return rg_error(e, RG_ERR_INVALID, "at most 1024 sequences at once");
+    rg_generator *g = calloc(1, sizeof *g);
+    if (!g)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    g->opts = *o;
+    rg_decoder_opts dopts = {.threads = o->threads};
+    rg_status st = decoder_load(model_path, &dopts, &g->dec, e);
+    if (!st)
+        st = fs_is_dir(model_path) ? bpe_load_dir(model_path, &g->tok, e) : bpe_load_gguf_path(model_path, &g->tok, e);
+    if (st) {
+        generator_stop(g);
+        return st;
+    }
+    g->n_vocab = decoder_vocab(g->dec);
+    g->n_ctx = decoder_config(g->dec)->n_ctx_train;
+    if (bpe_vocab_size(g->tok) > g->n_vocab) {
+        generator_stop(g);
+        return rg_error(e, RG_ERR_CORRUPT, "%s: the tokenizer has %zu tokens, the model %zu", model_path,
+                        bpe_vocab_size(g->tok), g->n_vocab);
+    }
+    g->eos = bpe_eos_id(g->tok);
+    g->eot = bpe_eot_id(g->tok);
+    size_t per_token = kv_cache_bytes(g->dec, 1, o->kv_type);
+    g->kv_budget = per_token ? (o->kv_cache_mb << 20) / per_token : 0;
+    if (g->kv_budget < 16) {
+        generator_stop(g);
+        return rg_error(e, RG_ERR_INVALID, "a KV cache of %zu MiB holds fewer than 16 tokens of this model",
+                        o->kv_cache_mb);
+    }
+    model_id_from_path(g->model_id, sizeof g->model_id, model_path);
+    /* the chat template: named, or recognised from the model's */
+    size_t bl = 0, el = 0;
+    const char *bos = bpe_bos_id(g->tok) >= 0 ? bpe_token_piece(g->tok, bpe_bos_id(g->tok), &bl) : NULL;
+    const char *eos = g->eos >= 0 ? bpe_token_piece(g->tok, g->eos, &el) : NULL;
+    rg_err ce;
+    rg_err_clear(&ce);
+    rg_status cst = o->chat_template ? chat_template_named(o->chat_template, bos, eos, &g->chat, &ce)
+                                     : chat_template_detect(bpe_chat_template(g->tok), bos, eos, &g->chat, &ce);
+    if (cst && o->chat_template) {
+        generator_stop(g);
+        *e = ce;
+        return cst;
+    }
+    g->chat_ok = cst == RG_OK;
+    g->chat_err = ce;
+    g->opts.chat_template = NULL; /* not kept: the caller's string */
+    g->running = calloc(o->max_seqs, sizeof *g->running);
+    g->logits = malloc(o->max_seqs * g->n_vocab * sizeof *g->logits);
+    g->scratch = malloc(g->n_vocab * sizeof *g->scratch);
+    if (!g->running || !g->logits || !g->scratch) {
+        generator_stop(g);
+        return rg_error(e, RG_ERR_NOMEM, "out of memory for %zu sequences' logits", o->max_seqs);
+    }
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->work, NULL);
+    if (pthread_create(&g->worker, NULL, worker_main, g) != 0) {
+        pthread_mutex_destroy(&g->mu);
+        pthread_cond_destroy(&g->work);
+        generator_stop(g);
+        return rg_error(e, RG_ERR_INTERNAL, "cannot start the generator thread");
+    }
+    g->started = 1;
+    *out = g;
+    return RG_OK;
+}
+
+void generator_stop(rg_generator *g)
+{
+    if (!g)
+        return;
+    if (g->started) {
+        pthread_mutex_lock(&g->mu);
+        g->stopping = 1;
+        pthread_cond_broadcast(&g->work);
+        pthread_mutex_unlock(&g->mu);
+        pthread_join(g->worker, NULL);
+        pthread_mutex_destroy(&g->mu);
+        pthread_cond_destroy(&g->work);
+    }
+    decoder_free(g->dec);
+    bpe_free(g->tok);
+    free(g->running);
+    free(g->logits);
+    free(g->scratch);
+    free(g);
+}
+
+const char *generator_model_id(const rg_generator *g)
+{
+    return g->model_id;
+}
+
+size_t generator_context(const rg_generator *g)
+{
+    return g->n_ctx;
+}
+
+const rg_bpe *generator_tokenizer(const rg_generator *g)
+{
+    return g->tok;
+}
+
+const rg_chat_template *generator_chat_template(const rg_generator *g, rg_err *e)
+{
+    if (g->chat_ok)
+        return &g->chat;
+    if (e)
+        *e = g->chat_err;
+    return NULL;
+}
+
+void generator_stats(rg_generator *g, rg_gen_stats *out)
+{
+    pthread_mutex_lock(&g->mu);
+    out->running = g->n_running_shared;
+    out->queued = g->queued;
+    out->kv_used_tokens = g->kv_used;
+    out->kv_budget_tokens = g->kv_budget;
+    out->finished = g->finished;
+    out->cancelled = g->cancelled;
+    out->tokens_generated = g->tokens_generated;
+    out->steps = g->steps;
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- callers ---------------------------------------------------------------- */
+
+rg_status generator_submit(rg_generator *g, const rg_gen_request *req, rg_gen_seq **out, rg_err *e)
+{
+    *out = NULL;
+    if (!req->n_prompt)
+        return rg_error(e, RG_ERR_INVALID, "the prompt has no tokens");
+    for (size_t i = 0; i < req->n_prompt; i++)
+        if (req->prompt[i] < 0 || (size_t)req->prompt[i] >= g->n_vocab)
+            return rg_error(e, RG_ERR_INVALID, "prompt token %zu (id %d) is outside the vocabulary", i,
+                            (int)req->prompt[i]);
+    size_t limit = g->n_ctx < g->kv_budget ? g->n_ctx : g->kv_budget;
+    if (req->n_prompt >= limit)
+        return rg_error(e, RG_ERR_INVALID,
+                        "the prompt has %zu tokens; this model takes at most %zu, prompt and completion together",
+                        req->n_prompt, limit);
+    size_t max_tokens = req->max_tokens ? req->max_tokens : limit - req->n_prompt;
+    if (req->n_prompt + max_tokens > limit)
+        return rg_error(e, RG_ERR_INVALID,
+                        "the prompt (%zu tokens) and max_tokens (%zu) exceed the model's %zu tokens of context",
+                        req->n_prompt, max_tokens, limit);
+    if (req->n_stop > GEN_MAX_STOP)
+        return rg_error(e, RG_ERR_INVALID, "at most %d stop strings", GEN_MAX_STOP);
+    if (req->logprobs && req->top_logprobs > GEN_MAX_TOP_LOGPROBS)
+        return rg_error(e, RG_ERR_INVALID, "top_logprobs must be at most %d", GEN_MAX_TOP_LOGPROBS);
+    rg_status st = sampling_params_check(&req->sampling, e);
+    if (st)
+        return st;
+    rg_gen_seq *s = calloc(1, sizeof *s);
+    if (!s)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    pthread_cond_init(&s->changed, NULL);
+    rg_buf_init(&s->held, 0);
+    rg_buf_init(&s->out, 0);
+    s->g = g;
+    s->refs = 2; /* the caller's handle and the engine */
+    s->prompt = malloc(req->n_prompt * sizeof *s->prompt);
+    if (!s->prompt) {
+        seq_free(s);
+        return rg_error(e, RG_ERR_NOMEM, "out of memory for a %zu-token prompt", req->n_prompt);
+    }
+    memcpy(s->prompt, req->prompt, req->n_prompt * sizeof *s->prompt);
+    s->n_prompt = req->n_prompt;
+    s->max_tokens = max_tokens;
+    s->sampling = req->sampling;
+    s->logprobs = req->logprobs;
+    s->top_logprobs = req->logprobs ? req->top_logprobs : 0;
+    for (size_t i = 0; i < req->n_stop; i++) {
+        if (!req->stop[i] || !req->stop[i][0])
+            continue;
+        size_t len = strlen(req->stop[i]);
+        if (len > GEN_MAX_STOP_BYTES) {
+            seq_free(s);
+            return rg_error(e, RG_ERR_INVALID, "stop strings may be at most %d bytes", GEN_MAX_STOP_BYTES);
+        }
+        if (!(s->stop[s->n_stop] = strdup(req->stop[i]))) {
+            seq_free(s);
+            return rg_error(e, RG_ERR_NOMEM, "out of memory");
+        }
+        s->stop_len[s->n_stop++] = len;
+    }
+    bpe_stream_init(&s->stream, 1);
+    pthread_mutex_lock(&g->mu);
+    if (g->stopping || g->queued >= g->opts.queue_capacity) {
+        size_t q = g->queued;
+        int stopping = g->stopping;
+        pthread_mutex_unlock(&g->mu);
+        seq_free(s);
+        return stopping ? rg_error(e, RG_ERR_BUSY, "the generator is shutting down")
+                        : rg_error(e, RG_ERR_BUSY, "the generator is busy (%zu requests waiting); retry later", q);
+    }
+    if (g->queue_tail)
+        g->queue_tail->next = s;
+    else
+        g->queue_head = s;
+    g->queue_tail = s;
+    g->queued++;
+    pthread_cond_signal(&g->work);
+    pthread_mutex_unlock(&g->mu);
+    *out = s;
+    return RG_OK;
+}
+
+/* Moves what the channel holds into out (under mu). */
+static int drain(rg_gen_seq *s, rg_gen_output *out)
+{
+    rg_err e;
+    if (s->out.len) {
+        if (rg_buf_append(&out->text, s->out.data, s->out.len, &e) != RG_OK)
+            return -1;
+        rg_buf_reset(&s->out);
+    }
+    if (s->n_tokens) {
+        if (tokens_push(&out->tokens, &out->n_tokens, &out->cap_tokens, s->tokens, s->n_tokens))
+            return -1;
+        s->n_tokens = 0;
+    }
+    out->prompt_tokens = s->n_prompt;
+    out->completion_tokens = s->generated;
+    if (s->finish != RG_GEN_RUNNING) {
+        out->finish = s->finish;
+        out->err = s->err;
+    }
+    return 0;
+}
+
+int generator_read(rg_gen_seq *s, int timeout_ms, rg_gen_output *out)
+{
+    rg_generator *g = s->g;
+    pthread_mutex_lock(&g->mu);
+    struct timespec deadline;
+    if (timeout_ms >= 0) {
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    while (!s->out.len && !s->n_tokens && s->finish == RG_GEN_RUNNING) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&s->changed, &g->mu);
+        } else if (pthread_cond_timedwait(&s->changed, &g->mu, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    int got = s->out.len || s->n_tokens || s->finish != RG_GEN_RUNNING;
+    if (got && drain(s, out))
+        got = -1;
+    pthread_mutex_unlock(&g->mu);
+    return got;
+}
+
+void generator_cancel(rg_gen_seq *s)
+{
+    rg_generator *g = s->g;
+    atomic_store(&s->cancel, 1);
+    pthread_mutex_lock(&g->mu);
+    pthread_cond_signal(&g->work);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void generator_release(rg_gen_seq *s)
+{
+    if (!s)
+        return;
+    rg_generator *g = s->g;
+    generator_cancel(s);
+    pthread_mutex_lock(&g->mu);
+    seq_unref(s);
+    pthread_mutex_unlock(&g->mu);
+}
+
+rg_status generator_complete(rg_generator *g, const rg_gen_request *req, rg_gen_output *out, rg_err *e)
+{
+    rg_gen_seq *s = NULL;
+    rg_status st = generator_submit(g, req, &s, e);
+    if (st)
+        return st;
+    while (out->finish == RG_GEN_RUNNING) {
+        if (generator_read(s, -1, out) < 0) {
+            generator_release(s);
+            return rg_error(e, RG_ERR_NOMEM, "out of memory for the generated text");
+        }
+    }
+    generator_release(s);
+    if (out->finish == RG_GEN_ERROR) {
+        *e = out->err;
+        return e->status ? e->status : RG_ERR_INTERNAL;
+    }
+    return RG_OK;
+}
