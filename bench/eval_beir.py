@@ -8,6 +8,11 @@ reports nDCG@10, recall@10 and recall@100 per mode. A document's score is
 that of its best chunk.
 
     bench/eval_beir.py --dataset ../shared/datasets/scifact [--modes lexical]
+    bench/eval_beir.py --modes hybrid,hybrid+rerank --rerank-model DIR
+
+Mode "hybrid+rerank" fetches the top 100 hybrid candidates and lets the
+reranker named by --rerank-model (any cross-encoder ragd loads) order them
+("rerank": true, "candidates": 100).
 
 Standard library only, so it runs with any python3.
 """
@@ -66,7 +71,10 @@ def main():
     ap.add_argument("--ragd", default=str(REPO / "build" / "ragd"))
     ap.add_argument("--modes", default="lexical")
     ap.add_argument("--keep", help="keep the data directory here")
+    ap.add_argument("--rerank-model", help="cross-encoder directory for the hybrid+rerank mode")
     args = ap.parse_args()
+    if "hybrid+rerank" in args.modes.split(",") and not args.rerank_model:
+        ap.error("mode hybrid+rerank needs --rerank-model DIR")
     ds = Path(args.dataset)
     corpus = load_jsonl(ds / "corpus.jsonl")
     queries = {q["_id"]: q["text"] for q in load_jsonl(ds / "queries.test.jsonl")}
@@ -89,7 +97,8 @@ def main():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    srv = subprocess.Popen([args.ragd, "serve", "--port", str(port), "--data", str(data)],
+    rerank = ["--rerank-model", args.rerank_model] if args.rerank_model else []
+    srv = subprocess.Popen([args.ragd, "serve", "--port", str(port), "--data", str(data), *rerank],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -99,13 +108,15 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        print(f"{'mode':8} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'ms/query':>9}")
+        print(f"{'mode':14} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'ms/query':>9}")
         for mode in args.modes.split(","):
             nd, r10, r100 = [], [], []
             t0 = time.monotonic()
             for qid, rel in qrels.items():
-                res = post(base + "/v1/retrieval",
-                           {"query": queries[qid], "collection": "eval", "top_k": 100, "mode": mode})
+                body = {"query": queries[qid], "collection": "eval", "top_k": 100, "mode": mode}
+                if mode == "hybrid+rerank":
+                    body.update(mode="hybrid", rerank=True, candidates=100)
+                res = post(base + "/v1/retrieval", body)
                 ranked = []
                 for hit in res["data"]:
                     doc = Path(hit["document"]).stem
@@ -116,7 +127,7 @@ def main():
                 r100.append(recall_at(ranked, rel, 100))
             ms = (time.monotonic() - t0) * 1000 / len(qrels)
             n = len(qrels)
-            print(f"{mode:8} {sum(nd)/n:8.4f} {sum(r10)/n:7.4f} {sum(r100)/n:7.4f} {ms:9.2f}")
+            print(f"{mode:14} {sum(nd)/n:8.4f} {sum(r10)/n:7.4f} {sum(r100)/n:7.4f} {ms:9.2f}")
     finally:
         srv.terminate()
         srv.wait()

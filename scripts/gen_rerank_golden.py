@@ -49,6 +49,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gen_embedding_golden as emb  # noqa: E402  (same pinned stack and venv)
+import refvenv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIX = REPO / "tests" / "fixtures"
@@ -278,8 +279,22 @@ def build_model(src):
     return model, cfg, head
 
 
+def ensure_stack(script):
+    """Re-executes script in the embedding fixtures' venv (same pins)."""
+
+    def ready():
+        import sentence_transformers
+        import torch
+
+        return (torch.__version__.split("+")[0] == emb.TORCH_VERSION
+                and sentence_transformers.__version__ == emb.ST_VERSION)
+
+    refvenv.ensure(script, [f"torch=={emb.TORCH_VERSION}", f"sentence-transformers=={emb.ST_VERSION}"], ready,
+                   "RAGD_EMBREF_VENV", "embref-venv")
+
+
 def main():
-    emb.ensure_stack()
+    ensure_stack(__file__)
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     import torch

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Reranking speed: ragd's cross-encoder beside sentence-transformers'
+CrossEncoder (PyTorch) on the same machine, in the same run, on the same
+model and pairs.
+
+    python3 bench/bench_rerank.py [--seconds 5] [--batch 32] [--bin build/bench_rerank] [--device cpu]
+
+The model is the TEST cross-encoder (scripts/rerank_test_model.py: the real
+all-MiniLM-L6-v2 encoder under the seeded head of
+tests/fixtures/rerank_head.safetensors); its speed is that of any
+MiniLM-L6 cross-encoder (ms-marco-MiniLM-L-6-v2 has the same shape), its
+scores mean nothing. Requests of 64 and 256 pairs of one query with
+passages of about 200 tokens each; both sides score them in batches of
+--batch pairs, sorted by length. Prints pairs/s, tokens/s and the ratio
+ragd / sentence-transformers, after checking that the reference
+reproduces the golden logits. The reference stack comes from the venv of
+scripts/gen_embedding_golden.py (re-executes itself there when needed)."""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+import gen_rerank_golden  # noqa: E402
+import rerank_test_model  # noqa: E402
+
+WORDS = ("retrieval augmented generation keeps documents in sqlite and their vectors in faiss indexes while a "
+         "cross encoder reads the query and each candidate passage together to score how well they match").split()
+QUERY = "how does a cross encoder rerank retrieved passages"
+
+
+def passages(n):
+    # ~200 tokens each (all these words are single WordPiece tokens).
+    return [" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(190)) + f" {i}" for i in range(n)]
+
+
+def st_model(tmp):
+    """The test model as a plain transformers checkpoint for CrossEncoder."""
+    import torch
+    from safetensors.torch import load_file
+    from sentence_transformers import CrossEncoder
+
+    model, _, _ = gen_rerank_golden.build_model(rerank_test_model.default_minilm())
+    head = load_file(str(rerank_test_model.FIXTURES / "rerank_head.safetensors"))
+    with torch.no_grad():  # the committed head, not a regenerated one
+        model.bert.pooler.dense.weight.copy_(head["bert.pooler.dense.weight"].float())
+        model.bert.pooler.dense.bias.copy_(head["bert.pooler.dense.bias"].float())
+        model.classifier.weight.copy_(head["classifier.weight"].float())
+        model.classifier.bias.copy_(head["classifier.bias"].float())
+    d = Path(tmp) / "st-model"
+    model.save_pretrained(d)
+    for f in rerank_test_model.TOKENIZER_FILES:
+        shutil.copy(rerank_test_model.default_minilm() / f, d / f)
+    return CrossEncoder(str(d), device="cpu", activation_fn=torch.nn.Identity())
+
+
+def run_ragd(binary, model_dir, pairs_file, n, batch, seconds, device):
+    out = subprocess.run([binary, str(model_dir), pairs_file, str(n), str(batch), str(seconds), device],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def run_st(ce, n, batch, seconds):
+    ps = passages(n)
+    pairs = [(QUERY, p) for p in ps]
+    tok = ce.tokenizer
+    n_tok = sum(len(x) for x in tok([q for q, _ in pairs], [p for _, p in pairs], truncation=True)["input_ids"])
+    ce.predict(pairs, batch_size=batch)  # warm-up
+    done = tokens = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        ce.predict(pairs, batch_size=batch)
+        done += n
+        tokens += n_tok
+    s = time.perf_counter() - start
+    return {"pairs_per_s": done / s, "tokens_per_s": tokens / s}
+
+
+def main():
+    gen_rerank_golden.ensure_stack(__file__)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--bin", default=str(REPO / "build" / "bench_rerank"))
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = rerank_test_model.assemble(tmp)
+        ce = st_model(tmp)
+        pairs_file = Path(tmp) / "pairs.tsv"
+        pairs_file.write_text("".join(f"{QUERY}\t{p}\n" for p in passages(256)))
+        # The reference side must be the fixture's model (ragd's side is
+        # checked against the same golden logits by test_cross_encoder).
+        golden = [json.loads(x) for x in (REPO / "tests/fixtures/rerank_golden.jsonl").read_text().splitlines()[:12]]
+        got = ce.predict([(g["query"], g["passage"]) for g in golden], batch_size=12)
+        worst = max(abs(float(a) - g["logit"]) for a, g in zip(got, golden))
+        assert worst < 1e-4, f"the reference model is not the fixture's: {worst}"
+        print(f"machine: {os.cpu_count()} CPUs; torch {torch.__version__} threads {torch.get_num_threads()}; "
+              f"batch {args.batch}")
+        for n in (64, 256):
+            ours = run_ragd(args.bin, model_dir, str(pairs_file), n, args.batch, args.seconds, args.device)
+            ref = run_st(ce, n, args.batch, args.seconds)
+            print(f"{n:4d} pairs x ~200 tokens: ragd {ours['pairs_per_s']:8.1f} pairs/s "
+                  f"({ours['tokens_per_s']:9.0f} tok/s, {ours['device'][:40]})   "
+                  f"sentence-transformers {ref['pairs_per_s']:8.1f} pairs/s ({ref['tokens_per_s']:9.0f} tok/s)   "
+                  f"ratio {ours['pairs_per_s'] / ref['pairs_per_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
