@@ -39,5 +39,19 @@ int cli_ingest(int argc, char **argv);
 int cli_ls(int argc, char **argv);
 int cli_rm(int argc, char **argv);
 int cli_search(int argc, char **argv);
+int cli_chat(int argc, char **argv);
+
+struct rg_gen_opts;
+/* The generator `serve` and `chat` use by default:
+ * $RAGD_MODELS/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf, else
+ * under ./models. */
+void cli_default_gen_model(char *out, size_t size);
+/* --gen-model PATH|none: *path gets the model (NULL for none; the default
+ * when installed, else NULL after a note when warn is set). Returns 0 or -1
+ * after printing an error (a named model that does not exist). */
+int cli_gen_model(const rg_cli_opt *opts, size_t n, char *buf, size_t size, int warn, const char **path);
+/* --chat-template, --kv-cache-mb, --gen-max-seqs, --gen-queue into o.
+ * Returns 0 or -1 after printing an error. */
+int cli_gen_opts(const rg_cli_opt *opts, size_t n, struct rg_gen_opts *o);
 
 #endif

@@ -22,6 +22,14 @@ static const char serve_help[] =
     "  --rerank-model DIR  cross-encoder reranker directory (Hugging Face\n"
     "                      BertForSequenceClassification), or 'none' (default: none)\n"
     "  --rerank-max-passages N  passages per ranking request (default 400)\n"
+    "  --gen-model PATH    generation model: a GGUF file or Hugging Face directory, or\n"
+    "                      'none' (default $RAGD_MODELS/SmolLM2-135M-Instruct/\n"
+    "                      SmolLM2-135M-Instruct.Q4_1.gguf or under ./models when installed)\n"
+    "  --chat-template T   chatml, llama3, llama2 or mistral, for a model whose own\n"
+    "                      template ragd does not recognise (default: the model's)\n"
+    "  --kv-cache-mb N     KV-cache memory of all generation sequences (default 2048)\n"
+    "  --gen-max-seqs N    sequences generated together (default 16)\n"
+    "  --gen-queue N       generation requests waiting before 503 (default 64)\n"
     "  --device D          where models run: cpu, cuda or auto (default $RAGD_DEVICE,\n"
     "                      else auto: cuda when a GPU is usable, else cpu)\n"
     "  --max-upload-mb N   largest upload request in MiB (default 256)\n"
@@ -43,6 +51,9 @@ int cli_serve(int argc, char **argv)
         {"--chunk-overlap", NULL, 1, NULL, 0}, {"--verbose", "-v", 0, NULL, 0},
         {"--rerank-model", NULL, 1, NULL, 0}, {"--rerank-max-passages", NULL, 1, NULL, 0},
         {"--device", NULL, 1, NULL, 0},
+        {"--gen-model", NULL, 1, NULL, 0}, {"--chat-template", NULL, 1, NULL, 0},
+        {"--kv-cache-mb", NULL, 1, NULL, 0}, {"--gen-max-seqs", NULL, 1, NULL, 0},
+        {"--gen-queue", NULL, 1, NULL, 0},
     };
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char *pos[1];
@@ -69,6 +80,9 @@ int cli_serve(int argc, char **argv)
     if ((o = cli_opt(opts, n, "--rerank-model")))
         cfg.rerank_model = strcmp(o->value, "none") == 0 ? NULL : o->value;
     if (cli_device(opts, n, &cfg.device))
+        return 2;
+    char gen_model[4096];
+    if (cli_gen_model(opts, n, gen_model, sizeof gen_model, 1, &cfg.gen_model) || cli_gen_opts(opts, n, &cfg.gen))
         return 2;
     size_t port = cfg.port, upload_mb = cfg.max_upload_bytes >> 20, body_kb = cfg.max_body_bytes >> 10;
     size_t chunk = cfg.pipeline.ingest.chunk.target_tokens, overlap = cfg.pipeline.ingest.chunk.overlap_tokens;

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
@@ -23,6 +24,13 @@ typedef struct rg_response {
     const char *content_type;
     int body_static; /* body points at static data, do not free */
     char retry_after[16];
+    /* A body produced while it is sent (server-sent events): when
+     * stream_read is set, the server answers with a libmicrohttpd callback
+     * response over it instead of body; stream_free runs once the response
+     * is done or the client has gone away. */
+    ssize_t (*stream_read)(void *ctx, uint64_t pos, char *buf, size_t max);
+    void (*stream_free)(void *ctx);
+    void *stream_ctx;
 } rg_response;
 
 typedef struct rg_request {

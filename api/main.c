@@ -17,7 +17,8 @@ static void usage(FILE *f)
             "  ingest    add files or directories to a collection\n"
             "  ls        list documents\n"
             "  rm        delete a document\n"
-            "  search    search a collection from the terminal\n\n"
+            "  search    search a collection from the terminal\n"
+            "  chat      ask the generation model, one-shot or interactively\n\n"
             "options:\n"
             "  --version  print the version and the compute backends\n"
             "  --help     this text; 'ragd COMMAND --help' for a command\n\n"
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
         return cli_rm(argc, argv);
     if (strcmp(cmd, "search") == 0)
         return cli_search(argc, argv);
+    if (strcmp(cmd, "chat") == 0)
+        return cli_chat(argc, argv);
     fprintf(stderr, "ragd: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -48,6 +48,10 @@ void route_embeddings(rg_request *r);
 void route_ranking(rg_request *r);
 void route_rerank(rg_request *r);
 
+/* routes_completions.c: OpenAI completions and chat completions */
+void route_completions(rg_request *r);
+void route_chat_completions(rg_request *r);
+
 /* routes_retrieval.c */
 void route_retrieval(rg_request *r);
 

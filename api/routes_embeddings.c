@@ -37,6 +37,18 @@ void route_models(rg_request *r)
         cJSON_AddNumberToObject(m, "max_tokens", (double)reranker_max_tokens(rr));
         cJSON_AddItemToArray(data, m);
     }
+    rg_generator *gen = r->server->generator;
+    if (gen) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "id", generator_model_id(gen));
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", (double)(r->server->started_ms / 1000));
+        cJSON_AddStringToObject(m, "owned_by", "ragd");
+        cJSON_AddStringToObject(m, "kind", "generator");
+        cJSON_AddNumberToObject(m, "context_length", (double)generator_context(gen));
+        cJSON_AddNumberToObject(m, "max_model_len", (double)generator_context(gen));
+        cJSON_AddItemToArray(data, m);
+    }
     http_json(r, 200, o);
 }
 

@@ -75,6 +75,30 @@ void route_metrics(rg_request *r)
     for (int i = 0; i < TASK_STATE_COUNT && !s; i++)
         s = rg_buf_printf(&out, &e, "ragd_tasks{state=\"%s\"} %lld\n", store_task_state_name((rg_task_state)i),
                           (long long)st.tasks[i]);
+    if (!s && srv->generator) {
+        rg_gen_stats gs;
+        generator_stats(srv->generator, &gs);
+        s = rg_buf_printf(&out, &e,
+                          "# HELP ragd_generator_sequences Generation sequences decoding now.\n"
+                          "# TYPE ragd_generator_sequences gauge\nragd_generator_sequences %zu\n"
+                          "# HELP ragd_generator_queue_length Generation requests waiting for a slot.\n"
+                          "# TYPE ragd_generator_queue_length gauge\nragd_generator_queue_length %zu\n"
+                          "# HELP ragd_generator_kv_tokens KV-cache positions reserved by running sequences.\n"
+                          "# TYPE ragd_generator_kv_tokens gauge\nragd_generator_kv_tokens %zu\n"
+                          "# HELP ragd_generator_kv_budget_tokens KV-cache positions available in all.\n"
+                          "# TYPE ragd_generator_kv_budget_tokens gauge\nragd_generator_kv_budget_tokens %zu\n"
+                          "# HELP ragd_generator_finished_total Sequences that ran to their end.\n"
+                          "# TYPE ragd_generator_finished_total counter\nragd_generator_finished_total %llu\n"
+                          "# HELP ragd_generator_cancelled_total Sequences cancelled (client gone).\n"
+                          "# TYPE ragd_generator_cancelled_total counter\nragd_generator_cancelled_total %llu\n"
+                          "# HELP ragd_generator_tokens_total Tokens generated.\n"
+                          "# TYPE ragd_generator_tokens_total counter\nragd_generator_tokens_total %llu\n"
+                          "# HELP ragd_generator_steps_total Batched decode steps.\n"
+                          "# TYPE ragd_generator_steps_total counter\nragd_generator_steps_total %llu\n",
+                          gs.running, gs.queued, gs.kv_used_tokens, gs.kv_budget_tokens,
+                          (unsigned long long)gs.finished, (unsigned long long)gs.cancelled,
+                          (unsigned long long)gs.tokens_generated, (unsigned long long)gs.steps);
+    }
     if (s) {
         rg_buf_free(&out);
         http_fail(r, &e);

@@ -28,6 +28,7 @@ void server_config_default(rg_server_config *c)
     c->max_body_bytes = (size_t)1 << 20;
     c->max_upload_bytes = (size_t)256 << 20;
     c->threads = 8;
+    generator_opts_default(&c->gen);
     c->pipeline.workers = 2;
     c->pipeline.queue_capacity = 1024;
     ingest_opts_default(&c->pipeline.ingest);
@@ -62,6 +63,8 @@ static const rg_route routes[] = {
     {"POST", "/v1/embeddings", route_embeddings, 0},
     {"POST", "/v1/ranking", route_ranking, 0},
     {"POST", "/v1/rerank", route_rerank, 0},
+    {"POST", "/v1/completions", route_completions, 0},
+    {"POST", "/v1/chat/completions", route_chat_completions, 0},
 };
 
 /* Matches path against pattern, capturing {x} segments into params. */
@@ -146,8 +149,21 @@ static enum MHD_Result send_response(rg_conn *c)
     c->queued = 1;
     if (!r->res.status)
         http_error(r, 500, "internal_error", "the handler produced no response");
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        r->res.body_len, r->res.body, r->res.body_static ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp;
+    if (r->res.stream_read) {
+        /* a streamed body: MHD owns the context from here and calls
+         * stream_free when the response is done or the client has gone */
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, r->res.stream_read, r->res.stream_ctx,
+                                                 r->res.stream_free);
+        if (!resp)
+            r->res.stream_free(r->res.stream_ctx);
+        r->res.stream_read = NULL;
+        if (resp)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    } else {
+        resp = MHD_create_response_from_buffer(r->res.body_len, r->res.body,
+                                               r->res.body_static ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_COPY);
+    }
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -399,6 +415,8 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
         if ((st = reranker_start(cfg->rerank_model, &ro, &srv->semantic.reranker, e)))
             return rg_error_wrap(e, "reranking model %s", cfg->rerank_model);
     }
+    if (cfg->gen_model && (st = generator_start(cfg->gen_model, &cfg->gen, &srv->generator, e)))
+        return rg_error_wrap(e, "generation model %s", cfg->gen_model);
     if ((st = uploads_sweep(srv, e)))
         return st;
     rg_pipeline_opts po = cfg->pipeline;
@@ -439,6 +457,8 @@ void server_stop(rg_server *srv)
     srv->semantic.embedder = NULL;
     reranker_stop(srv->semantic.reranker);
     srv->semantic.reranker = NULL;
+    generator_stop(srv->generator);
+    srv->generator = NULL;
     store_close(srv->store);
     srv->store = NULL;
     metrics_destroy(&srv->metrics);

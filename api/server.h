@@ -9,6 +9,7 @@
 #include "api/metrics.h"
 #include "api/semantic.h"
 #include "common/err.h"
+#include "generate/engine.h"
 #include "ingest/pipeline.h"
 #include "store/store.h"
 
@@ -19,6 +20,8 @@ typedef struct rg_server_config {
     const char *api_key;   /* NULL or "" = no authentication */
     const char *embed_model; /* model directory, NULL = no embedding model */
     const char *rerank_model; /* cross-encoder directory, NULL = no reranker */
+    const char *gen_model;    /* generator GGUF file or directory, NULL = no generator */
+    rg_gen_opts gen;          /* the generator engine's limits (--kv-cache-mb, ...) */
     size_t rerank_max_passages; /* passages per /v1/ranking or /v1/rerank request */
     rg_device device;        /* where the models run (--device) */
     size_t max_body_bytes; /* JSON request bodies */
@@ -34,6 +37,7 @@ typedef struct rg_server {
     rg_store *store;
     rg_pipeline *pipeline;
     rg_semantic semantic;         /* embedder + vector indexes for ingestion and retrieval */
+    rg_generator *generator;      /* NULL: no generation model */
     int64_t started_ms;
     rg_metrics metrics;
     char uploads_dir[4096];

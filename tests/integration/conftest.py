@@ -162,6 +162,9 @@ class RagdServer:
         # assert BM25 behaviour; the embedding tests name the model.
         if "--embed-model" not in self.extra_args:
             self.extra_args += ["--embed-model", "none"]
+        # No generator either unless asked for (tests/integration/test_completions*.py).
+        if "--gen-model" not in self.extra_args:
+            self.extra_args += ["--gen-model", "none"]
         self.env = dict(env or {})
         self.api_key = self.env.get("RAGD_API_KEY")
         if "--api-key" in self.extra_args:

@@ -1,0 +1,193 @@
+/* Streaming completions: server-sent events in OpenAI's chunk format, read
+ * from a sequence's token channel by libmicrohttpd's content callback.
+ *
+ * Chat: a first chunk with delta {"role":"assistant","content":""}, one
+ * chunk per piece of text with delta {"content":...}, a last chunk with an
+ * empty delta and the finish_reason, with stream_options.include_usage a
+ * chunk with "choices": [] and the usage, then "data: [DONE]". Completions:
+ * chunks with choices[0].text, the last with finish_reason.
+ *
+ * The callback waits a short while for output and returns 0 when there is
+ * none yet (libmicrohttpd calls again), so a stream never holds its HTTP
+ * thread for long. When the client goes away libmicrohttpd destroys the
+ * response, and stream_free cancels the sequence: the engine frees its
+ * cache at the next step. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/completions.h"
+#include "api/server.h"
+
+#define STREAM_WAIT_MS 200
+
+typedef struct completion_stream_state {
+    rg_generator *g;
+    rg_gen_seq *seq;
+    rg_completion c;
+    rg_gen_output out;
+    rg_buf pending; /* SSE bytes not yet handed to libmicrohttpd */
+    size_t sent;
+    size_t text_sent; /* completion text streamed so far (logprobs text_offset) */
+    int started;      /* the chat role chunk is out */
+    int done;         /* [DONE] is queued */
+} completion_stream_state;
+
+static cJSON *chunk_base(const completion_stream_state *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", s->c.id);
+    cJSON_AddStringToObject(o, "object", s->c.chat ? "chat.completion.chunk" : "text_completion");
+    cJSON_AddNumberToObject(o, "created", (double)s->c.created);
+    cJSON_AddStringToObject(o, "model", s->c.model);
+    return o;
+}
+
+/* Queues "data: JSON\n\n" (takes o). Returns -1 when out of memory. */
+static int emit(completion_stream_state *s, cJSON *o)
+{
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    rg_err e;
+    int rc = text && !rg_buf_append_str(&s->pending, "data: ", &e) && !rg_buf_append_str(&s->pending, text, &e) &&
+                     !rg_buf_append_str(&s->pending, "\n\n", &e)
+                 ? 0
+                 : -1;
+    free(text);
+    return rc;
+}
+
+/* One chunk: text (may be empty), the finish reason or NULL, the role on
+ * the first chat chunk. */
+static int emit_choice(completion_stream_state *s, const char *text, const char *finish, int role)
+{
+    cJSON *o = chunk_base(s);
+    cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+    cJSON *ch = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ch, "index", 0);
+    if (s->c.chat) {
+        cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
+        if (role)
+            cJSON_AddStringToObject(delta, "role", "assistant");
+        if (text)
+            cJSON_AddStringToObject(delta, "content", text);
+    } else {
+        cJSON_AddStringToObject(ch, "text", text ? text : "");
+    }
+    if (s->c.logprobs && s->out.n_tokens) {
+        cJSON_AddItemToObject(ch, "logprobs",
+                              completion_logprobs_json(&s->c, generator_tokenizer(s->g), &s->out, s->text_sent));
+    } else {
+        cJSON_AddNullToObject(ch, "logprobs");
+    }
+    if (finish)
+        cJSON_AddStringToObject(ch, "finish_reason", finish);
+    else
+        cJSON_AddNullToObject(ch, "finish_reason");
+    cJSON_AddItemToArray(choices, ch);
+    if (s->c.include_usage)
+        cJSON_AddNullToObject(o, "usage");
+    return emit(s, o);
+}
+
+static int emit_end(completion_stream_state *s)
+{
+    rg_err e;
+    if (s->out.finish == RG_GEN_ERROR || s->out.finish == RG_GEN_CANCELLED) {
+        /* mid-stream failures are told as an error event, as OpenAI does */
+        rg_err err = s->out.err;
+        if (s->out.finish == RG_GEN_CANCELLED)
+            rg_error(&err, RG_ERR_BUSY, "the server is shutting down");
+        cJSON *o = cJSON_CreateObject();
+        cJSON *eo = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(eo, "message", err.msg);
+        cJSON_AddStringToObject(eo, "type", rg_status_name(err.status));
+        cJSON_AddNumberToObject(eo, "code", http_status_for(err.status));
+        if (emit(s, o))
+            return -1;
+    } else {
+        if (emit_choice(s, s->c.chat ? NULL : "", completion_finish_reason(s->out.finish), 0))
+            return -1;
+        if (s->c.include_usage) {
+            cJSON *o = chunk_base(s);
+            cJSON_AddArrayToObject(o, "choices");
+            cJSON *u = cJSON_AddObjectToObject(o, "usage");
+            cJSON_AddNumberToObject(u, "prompt_tokens", (double)s->out.prompt_tokens);
+            cJSON_AddNumberToObject(u, "completion_tokens", (double)s->out.completion_tokens);
+            cJSON_AddNumberToObject(u, "total_tokens", (double)(s->out.prompt_tokens + s->out.completion_tokens));
+            if (emit(s, o))
+                return -1;
+        }
+    }
+    s->done = 1;
+    return rg_buf_append_str(&s->pending, "data: [DONE]\n\n", &e) ? -1 : 0;
+}
+
+static ssize_t stream_read(void *ctx, uint64_t pos, char *buf, size_t max)
+{
+    completion_stream_state *s = ctx;
+    (void)pos;
+    for (;;) {
+        if (s->sent < s->pending.len) {
+            size_t n = s->pending.len - s->sent;
+            if (n > max)
+                n = max;
+            memcpy(buf, s->pending.data + s->sent, n);
+            s->sent += n;
+            if (s->sent == s->pending.len) {
+                rg_buf_reset(&s->pending);
+                s->sent = 0;
+            }
+            return (ssize_t)n;
+        }
+        if (s->done)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (s->c.chat && !s->started) {
+            s->started = 1;
+            if (emit_choice(s, "", NULL, 1))
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            continue;
+        }
+        int got = generator_read(s->seq, STREAM_WAIT_MS, &s->out);
+        if (got < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (got == 0)
+            return 0; /* nothing yet: libmicrohttpd asks again */
+        if (s->out.text.len || s->out.n_tokens) {
+            if (emit_choice(s, s->out.text.data ? s->out.text.data : "", NULL, 0))
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            s->text_sent += s->out.text.len;
+            gen_output_clear(&s->out);
+        }
+        if (s->out.finish != RG_GEN_RUNNING && emit_end(s))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+}
+
+static void stream_free(void *ctx)
+{
+    completion_stream_state *s = ctx;
+    generator_release(s->seq); /* cancels it when the client left early */
+    gen_output_free(&s->out);
+    rg_buf_free(&s->pending);
+    free(s);
+}
+
+void completion_stream(rg_request *r, rg_generator *g, rg_gen_seq *seq, const rg_completion *c)
+{
+    completion_stream_state *s = calloc(1, sizeof *s);
+    if (!s) {
+        generator_release(seq);
+        http_error(r, 500, "internal_error", "out of memory");
+        return;
+    }
+    s->g = g;
+    s->seq = seq;
+    s->c = *c;
+    gen_output_init(&s->out);
+    rg_buf_init(&s->pending, 0);
+    r->res.status = 200;
+    r->res.content_type = "text/event-stream";
+    r->res.stream_read = stream_read;
+    r->res.stream_free = stream_free;
+    r->res.stream_ctx = s;
+}
