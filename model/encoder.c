@@ -447,7 +447,6 @@ rg_status encoder_forward(const rg_encoder *enc, const int32_t *ids, const int32
 static rg_status embed_batch(const rg_encoder *enc, const char *const *texts, const size_t *lens, size_t n,
                              float *out, size_t *tokens, rg_trunc_side side, rg_err *e)
 {
-    size_t H = enc->cfg.hidden_size;
     rg_encoding *encs = calloc(n, sizeof *encs);
     if (!encs)
         return rg_error(e, RG_ERR_NOMEM, "encoder: out of memory");
@@ -465,9 +464,9 @@ static rg_status embed_batch(const rg_encoder *enc, const char *const *texts, co
     }
     int32_t *ids = calloc(n * T, sizeof *ids), *types = calloc(n * T, sizeof *types);
     int32_t *mask = calloc(n * T, sizeof *mask);
-    /* On a GPU pooling happens there: no hidden states come back. */
-    float *hidden = enc->cuda ? NULL : malloc(n * T * H * sizeof *hidden);
-    if (!ids || !types || !mask || (!hidden && !enc->cuda)) {
+    /* Pooling happens inside the backend (on the GPU; on the CPU without
+     * computing padded positions): no hidden states come back. */
+    if (!ids || !types || !mask) {
         st = rg_error(e, RG_ERR_NOMEM, "encoder: out of memory");
         goto done2;
     }
@@ -491,19 +490,10 @@ static rg_status embed_batch(const rg_encoder *enc, const char *const *texts, co
         goto done2;
     }
 #endif
-    if ((st = encoder_forward(enc, ids, types, mask, n, T, hidden, e)) != RG_OK)
-        goto done2;
-    for (size_t i = 0; i < n; i++) {
-        float *o = out + i * H;
-        if (enc->pooling == RG_POOL_CLS)
-            memcpy(o, hidden + i * T * H, H * sizeof *o);
-        else
-            ops_mean_pool(hidden + i * T * H, mask + i * T, T, H, o);
-        if (enc->normalize)
-            ops_l2_normalize(o, H);
-    }
+    if ((st = check_batch(enc, ids, types, n, T, e)) == RG_OK)
+        st = encoder_embed_cpu(enc, ids, types, mask, n, T, enc->pooling, enc->normalize, out, e);
 done2:
-    free(ids), free(types), free(mask), free(hidden);
+    free(ids), free(types), free(mask);
 done:
     for (size_t i = 0; i < n; i++)
         encoding_free(&encs[i]);

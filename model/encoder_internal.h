@@ -42,4 +42,10 @@ void encoder_cpu_release(rg_encoder *enc);
 rg_status encoder_forward_cpu(const rg_encoder *enc, const int32_t *ids, const int32_t *type_ids,
                               const int32_t *mask, size_t B, size_t T, float *hidden, rg_err *e);
 
+/* The transformer plus pooling on the CPU -> out [B, H], computing only the
+ * positions up to each sequence's last real token (no work on padding);
+ * arguments already checked as for encoder_forward. */
+rg_status encoder_embed_cpu(const rg_encoder *enc, const int32_t *ids, const int32_t *type_ids, const int32_t *mask,
+                            size_t B, size_t T, rg_pooling pooling, int normalize, float *out, rg_err *e);
+
 #endif

@@ -1,8 +1,10 @@
 /* test_encoder_cpu.c - the CPU forward pass's threading: encoder_embed
  * called from several threads at once on one encoder (the pool serves one
  * call, the others run alone on their own threads) gives exactly the
- * vectors of serial calls, and a sequence's hidden states do not depend on
- * the padding or the other sequences of its batch. Accuracy against
+ * vectors of serial calls, a text's vector is the same alone or in a padded
+ * batch, and a sequence's hidden states (encoder_forward, which computes
+ * padded positions too) do not depend on the padding or the other
+ * sequences of its batch. Accuracy against
  * sentence-transformers is test_encoder's job. Needs the default model. */
 #include <math.h>
 #include <pthread.h>
@@ -30,10 +32,13 @@ static const char *TEXTS[] = {
 
 typedef struct caller {
     const rg_encoder *enc;
-    const float *want;
+    const float *want, *want_single;
     int ok;
 } caller;
 
+/* Whole batches (row tiles) and single short texts (few rows: the pool
+ * splits products by columns, a caller running alone does not), all
+ * bit-identical to the serial results. */
 static void *caller_main(void *arg)
 {
     caller *c = arg;
@@ -44,6 +49,10 @@ static void *caller_main(void *arg)
     for (int r = 0; r < ROUNDS; r++) {
         c->ok &= encoder_embed(c->enc, TEXTS, NULL, NTEXT, out, NULL, &e) == RG_OK;
         c->ok &= memcmp(out, c->want, NTEXT * dim * sizeof *out) == 0;
+        for (size_t i = 0; i < NTEXT; i++) {
+            c->ok &= encoder_embed(c->enc, &TEXTS[i], NULL, 1, out, NULL, &e) == RG_OK;
+            c->ok &= memcmp(out, c->want_single + i * dim, dim * sizeof *out) == 0;
+        }
     }
     free(out);
     return NULL;
@@ -54,19 +63,28 @@ static void test_concurrent(rg_encoder *enc)
     size_t dim = encoder_dim(enc);
     float *want = malloc(NTEXT * dim * sizeof *want);
     rg_err e = {0};
+    float *want_single = malloc(NTEXT * dim * sizeof *want_single);
     rg_status st = encoder_embed(enc, TEXTS, NULL, NTEXT, want, NULL, &e);
     CHECK_OK(st, e);
+    for (size_t i = 0; i < NTEXT; i++) {
+        st = encoder_embed(enc, &TEXTS[i], NULL, 1, want_single + i * dim, NULL, &e);
+        CHECK_OK(st, e);
+        /* Padding is skipped, not computed and masked: a text's vector is
+         * the same bits alone as beside longer texts. */
+        CHECK_MSG(memcmp(want + i * dim, want_single + i * dim, dim * sizeof *want) == 0,
+                  "text %zu: embedded alone differs from embedded in a padded batch", i);
+    }
     caller cs[NCALLER];
     pthread_t th[NCALLER];
     for (int i = 0; i < NCALLER; i++) {
-        cs[i] = (caller){enc, want, 0};
+        cs[i] = (caller){enc, want, want_single, 0};
         CHECK(pthread_create(&th[i], NULL, caller_main, &cs[i]) == 0);
     }
     for (int i = 0; i < NCALLER; i++) {
         pthread_join(th[i], NULL);
         CHECK_MSG(cs[i].ok, "caller %d: concurrent encoder_embed differs from the serial result", i);
     }
-    free(want);
+    free(want), free(want_single);
 }
 
 /* Sequence 0 ([CLS] a b c [SEP]) alone, then in a batch of 3 padded to 9
