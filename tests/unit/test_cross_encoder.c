@@ -28,136 +28,10 @@
 #include "model/cross_encoder.h"
 #include "model/backend.h"
 #include "model/safetensors.h"
+#include "rerank_fixture.h"
 
-#define GOLDEN "tests/fixtures/rerank_golden.jsonl"
-#define HEAD "tests/fixtures/rerank_head.safetensors"
-#define CONFIG "tests/fixtures/rerank_config.json"
 #define TOL 1e-3
 #define TOL_CUDA 2e-2
-
-typedef struct golden {
-    int group;
-    char *q, *p;
-    size_t qlen, plen, tokens;
-    int truncated;
-    double logit;
-} golden;
-
-static char *unhex(const char *h, size_t *len)
-{
-    size_t n = strlen(h) / 2;
-    char *s = malloc(n + 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        sscanf(h + 2 * i, "%2x", &v);
-        s[i] = (char)v;
-    }
-    s[n] = 0;
-    *len = n;
-    return s;
-}
-
-static size_t load_golden(golden **out)
-{
-    rg_buf b;
-    rg_err e = {0};
-    rg_buf_init(&b, 0);
-    if (fs_read_file(GOLDEN, 16u << 20, &b, &e) != RG_OK) {
-        CHECK_MSG(0, "%s", e.msg);
-        return 0;
-    }
-    size_t n = 0;
-    golden *g = calloc(1024, sizeof *g);
-    *out = g;
-    for (char *p = b.data; p && *p && n < 1024;) {
-        char *nl = strchr(p, '\n');
-        size_t ll = nl ? (size_t)(nl - p) : strlen(p);
-        cJSON *j = cJSON_ParseWithLength(p, ll);
-        p = nl ? nl + 1 : NULL;
-        if (!j)
-            continue;
-        golden *r = &g[n++];
-        r->group = cJSON_GetObjectItem(j, "group")->valueint;
-        r->q = unhex(cJSON_GetObjectItem(j, "query_hex")->valuestring, &r->qlen);
-        r->p = unhex(cJSON_GetObjectItem(j, "passage_hex")->valuestring, &r->plen);
-        r->tokens = (size_t)cJSON_GetObjectItem(j, "tokens")->valuedouble;
-        r->truncated = cJSON_IsTrue(cJSON_GetObjectItem(j, "truncated"));
-        r->logit = cJSON_GetObjectItem(j, "logit")->valuedouble;
-        cJSON_Delete(j);
-    }
-    rg_buf_free(&b);
-    *out = g;
-    return n;
-}
-
-static int write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
-static int link_abs(const char *target, const char *dir, const char *name)
-{
-    char abs[PATH_MAX], link[4200];
-    if (!realpath(target, abs))
-        return -1;
-    snprintf(link, sizeof link, "%s/%s", dir, name);
-    return symlink(abs, link);
-}
-
-/* The sharded test model: encoder tensors -> encoder.safetensors (MiniLM's
- * file), head tensors -> head.safetensors (the fixture). */
-static int assemble(const char *minilm, const char *dir)
-{
-    static const char *tok_files[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json",
-                                      "special_tokens_map.json"};
-    char path[4200], src[4200];
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(src, sizeof src, "%s/%s", minilm, tok_files[i]);
-        if (link_abs(src, dir, tok_files[i]))
-            return -1;
-    }
-    snprintf(src, sizeof src, "%s/model.safetensors", minilm);
-    if (link_abs(src, dir, "encoder.safetensors") || link_abs(HEAD, dir, "head.safetensors") ||
-        link_abs(CONFIG, dir, "config.json"))
-        return -1;
-    rg_safetensors *enc, *head;
-    rg_err e;
-    if (safetensors_open(src, &enc, &e) || safetensors_open(HEAD, &head, &e))
-        return -1;
-    cJSON *idx = cJSON_CreateObject(), *map = cJSON_AddObjectToObject(idx, "weight_map");
-    for (size_t i = 0; i < safetensors_count(enc); i++) {
-        const char *name = safetensors_at(enc, i)->name;
-        if (strncmp(name, "pooler.", 7) != 0) /* MiniLM's own pooler is not this model's */
-            cJSON_AddStringToObject(map, name, "encoder.safetensors");
-    }
-    for (size_t i = 0; i < safetensors_count(head); i++)
-        cJSON_AddStringToObject(map, safetensors_at(head, i)->name, "head.safetensors");
-    safetensors_close(enc);
-    safetensors_close(head);
-    char *text = cJSON_Print(idx);
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    int rc = write_text(path, text);
-    free(text);
-    cJSON_Delete(idx);
-    return rc;
-}
-
-static void rm_dir(const char *dir)
-{
-    static const char *names[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
-                                  "encoder.safetensors", "head.safetensors", "config.json",
-                                  "model.safetensors.index.json"};
-    char path[4200];
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        unlink(path);
-    }
-    rmdir(dir);
-}
 
 /* Same order as the reference within each query, for pairs whose golden
  * logits differ by more than twice the tolerance (closer ones may swap). */
@@ -301,9 +175,8 @@ static void test_refusals(const char *dir)
 
 int main(void)
 {
-    const char *models = getenv("RAGD_MODELS");
     char minilm[4096];
-    snprintf(minilm, sizeof minilm, "%s/all-MiniLM-L6-v2", models && *models ? models : "models");
+    minilm_dir(minilm, sizeof minilm);
     if (!fs_is_file(GOLDEN) || !fs_is_dir(minilm)) {
         fprintf(stderr, "test_cross_encoder: needs %s and the model at %s (make models)\n", GOLDEN, minilm);
         return 1;
