@@ -1,0 +1,77 @@
+/* decoder.h - Llama-family decoder-only transformer (Llama 2/3, SmolLM2,
+ * Mistral, TinyLlama, Qwen2) on the CPU: the forward pass the generator's
+ * continuous-batching engine drives.
+ *
+ * A model is a GGUF file (weights used in their stored type: F32, F16, BF16
+ * and the quantized block types go through model/quant's matrix-vector
+ * kernels, weights read straight from the mapping) or a Hugging Face
+ * directory (config.json + *.safetensors in F32/F16/BF16, also used from the
+ * mapping).
+ *
+ * Sequences live in KV caches (one per sequence, sized when allocated). Two
+ * calls advance them: decoder_prefill appends n prompt tokens to one sequence;
+ * decoder_decode appends one token to each of several sequences in a single
+ * step, reading every weight matrix once for all of them. Both return logits.
+ *
+ * A decoder is used by one thread at a time (the engine's worker); it owns a
+ * small thread pool over which the rows of every matrix product are split. */
+#ifndef RAGD_MODEL_DECODER_H
+#define RAGD_MODEL_DECODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "model/llama_config.h"
+
+typedef struct rg_decoder rg_decoder;
+typedef struct rg_kv_cache rg_kv_cache;
+
+typedef enum rg_kv_type {
+    RG_KV_F16 = 0, /* as llama.cpp's default cache: half the memory */
+    RG_KV_F32 = 1
+} rg_kv_type;
+
+typedef struct rg_decoder_opts {
+    size_t threads; /* 0: the online CPUs, at most 16 */
+    /* 1: dequantize every weight matrix to f32 at load (the fallback path,
+     * forced; 4-8x the memory of a quantized file). Products then run on
+     * unquantized activations: the exact function of the stored weights,
+     * which tests use to measure the kernels' own error. */
+    int f32_weights;
+} rg_decoder_opts;
+
+/* Loads path: a .gguf file or a directory with config.json and safetensors.
+ * opts may be NULL. Errors name the file and what is wrong with it. */
+rg_status decoder_load(const char *path, const rg_decoder_opts *opts, rg_decoder **out, rg_err *e);
+void decoder_free(rg_decoder *d); /* NULL is fine */
+
+const llama_config *decoder_config(const rg_decoder *d);
+size_t decoder_vocab(const rg_decoder *d);
+size_t decoder_threads(const rg_decoder *d);
+
+/* Bytes a cache of max_tokens positions takes (0 on overflow). */
+size_t kv_cache_bytes(const rg_decoder *d, size_t max_tokens, rg_kv_type type);
+/* A cache for one sequence of at most max_tokens positions (prompt and
+ * generated together). RG_ERR_INVALID when max_tokens is 0 or beyond the
+ * model's trained context, RG_ERR_NOMEM when the memory is not there. */
+rg_status kv_cache_alloc(const rg_decoder *d, size_t max_tokens, rg_kv_type type, rg_kv_cache **out, rg_err *e);
+void kv_cache_free(rg_kv_cache *kv); /* NULL is fine */
+/* Forgets the sequence; the memory is kept for the next one. */
+void kv_cache_reset(rg_kv_cache *kv);
+size_t kv_cache_len(const rg_kv_cache *kv);      /* positions filled */
+size_t kv_cache_capacity(const rg_kv_cache *kv); /* max_tokens */
+
+/* Appends ids[0..n) to kv's sequence. When logits is non-NULL it receives
+ * the n_vocab logits of the last position. RG_ERR_INVALID for an id outside
+ * the vocabulary or n == 0, RG_ERR_TOO_LARGE when the cache lacks room
+ * (nothing is appended then). */
+rg_status decoder_prefill(rg_decoder *d, rg_kv_cache *kv, const int32_t *ids, size_t n, float *logits, rg_err *e);
+
+/* One step for n_seq sequences: ids[i] is appended to kv[i] (n_seq distinct
+ * caches) and logits[i * n_vocab ..] receives its next-token logits. All or
+ * nothing: on an error no cache advances. */
+rg_status decoder_decode(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids, size_t n_seq, float *logits,
+                         rg_err *e);
+
+#endif

@@ -1,0 +1,146 @@
+/* decoder_pool.c - spin-then-sleep worker pool for the decoder. */
+#include "model/decoder_pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+/* Iterations a worker polls for new work (yielding between polls) before it
+ * sleeps on the condition variable; a decode step dispatches work every few
+ * tens of microseconds, so this keeps workers awake through a step. */
+#define SPIN_POLLS 2000
+
+struct dec_pool {
+    size_t n;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    atomic_uint gen;      /* bumped for every run */
+    atomic_uint pending;  /* workers (besides the caller) still running */
+    atomic_int sleepers;
+    atomic_int stop;
+    dec_pool_fn fn;
+    void *ctx;
+};
+
+typedef struct worker_arg {
+    dec_pool *p;
+    size_t index;
+} worker_arg;
+
+static void *worker_main(void *arg)
+{
+    worker_arg *wa = arg;
+    dec_pool *p = wa->p;
+    size_t index = wa->index;
+    free(wa);
+    /* every run bumps gen from its initial 0; reading gen here instead could
+     * skip a run dispatched before this thread got scheduled */
+    unsigned seen = 0;
+    for (;;) {
+        unsigned g;
+        int polls = 0;
+        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
+            if (++polls < SPIN_POLLS) {
+                sched_yield();
+                continue;
+            }
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mu);
+            polls = 0;
+        }
+        if (atomic_load(&p->stop))
+            return NULL;
+        seen = g;
+        p->fn(p->ctx, index, p->n);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+    }
+}
+
+rg_status dec_pool_create(size_t n_workers, dec_pool **out, rg_err *e)
+{
+    *out = NULL;
+    if (n_workers == 0 || n_workers > 256)
+        return rg_error(e, RG_ERR_INVALID, "thread count %zu is outside 1..256", n_workers);
+    dec_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory for the thread pool");
+    p->n = n_workers;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    if (n_workers > 1) {
+        p->threads = calloc(n_workers - 1, sizeof *p->threads);
+        if (!p->threads) {
+            dec_pool_free(p);
+            return rg_error(e, RG_ERR_NOMEM, "out of memory for the thread pool");
+        }
+    }
+    for (size_t i = 1; i < n_workers; i++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (wa) {
+            wa->p = p;
+            wa->index = i;
+        }
+        if (!wa || pthread_create(&p->threads[i - 1], NULL, worker_main, wa) != 0) {
+            free(wa);
+            p->n = i; /* join the ones started */
+            dec_pool_free(p);
+            return rg_error(e, RG_ERR_NOMEM, "cannot start decoder thread %zu", i);
+        }
+    }
+    *out = p;
+    return RG_OK;
+}
+
+void dec_pool_free(dec_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->stop, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (size_t i = 1; i < p->n; i++)
+        pthread_join(p->threads[i - 1], NULL);
+    free(p->threads);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    free(p);
+}
+
+size_t dec_pool_size(const dec_pool *p)
+{
+    return p->n;
+}
+
+void dec_pool_run(dec_pool *p, dec_pool_fn fn, void *ctx)
+{
+    if (p->n == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store(&p->pending, (unsigned)(p->n - 1));
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
+    fn(ctx, 0, p->n);
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
+        sched_yield();
+}
+
+void dec_pool_split(size_t n, size_t w, size_t nw, size_t *begin, size_t *end)
+{
+    size_t base = n / nw, extra = n % nw;
+    *begin = w * base + (w < extra ? w : extra);
+    *end = *begin + base + (w < extra ? 1 : 0);
+}
