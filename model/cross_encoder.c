@@ -132,8 +132,8 @@ static rg_status load_head(rg_cross_encoder *ce, const char *dir, rg_err *e)
     char name[64];
     float *cls_b = NULL;
     if (!weights_find(w, "bert.pooler.dense.weight") && !weights_find(w, "pooler.dense.weight")) {
-        st = rg_error(e, RG_ERR_CORRUPT, "%s: no pooler (bert.pooler.dense.weight), which BertForSequenceClassification has",
-                      dir);
+        st = rg_error(e, RG_ERR_CORRUPT,
+                      "%s: no pooler (bert.pooler.dense.weight), which BertForSequenceClassification has", dir);
         goto out;
     }
     snprintf(name, sizeof name, "%s.weight", pool);

@@ -168,6 +168,17 @@ static void test_refusals(const char *dir)
     write_text(path, "{\"weight_map\": {\"classifier.weight\": \"../head.safetensors\"}}");
     CHECK(cross_encoder_load(dir, RG_DEVICE_CPU, &ce, &e) == RG_ERR_CORRUPT);
     CHECK(strstr(e.msg, "plain file name") != NULL);
+    /* Malformed indexes: clear errors, never a crash. */
+    static const char *bad[] = {"not json", "{\"weight_map\": {}}", "{\"weight_map\": [1]}",
+                                "{\"weight_map\": {\"a\": 3}}", "{\"weight_map\": {\"a\": \"missing.safetensors\"}}",
+                                "{\"weight_map\": {\"a\": \".hidden\"}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        unlink(path);
+        write_text(path, bad[i]);
+        rg_status st = cross_encoder_load(dir, RG_DEVICE_CPU, &ce, &e);
+        CHECK_MSG(st == RG_ERR_CORRUPT || st == RG_ERR_NOT_FOUND, "index %zu: status %d", i, (int)st);
+        CHECK(ce == NULL && e.msg[0]);
+    }
     /* No pooler listed: refused, not silently skipped. */
     unlink(path);
     CHECK(cross_encoder_load(dir, RG_DEVICE_CPU, &ce, &e) == RG_ERR_NOT_FOUND);
