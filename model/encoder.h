@@ -18,11 +18,12 @@
  * (what sentence-transformers builds for a plain BERT checkpoint, plus the
  * normalization every embedding server applies) and logs that it did.
  *
- * Threads: on the CPU the products run on OpenBLAS sgemm with OpenBLAS's
- * own threads; a loaded encoder is immutable and each call allocates its
- * own activations, so concurrent calls are safe (though they compete for
- * the same BLAS threads). On CUDA (model/encoder_cuda.h) concurrent calls
- * are safe too: they are serialized on the encoder's one stream. */
+ * Threads: on the CPU a forward pass runs on the encoder's own thread pool
+ * (one thread per available CPU, model/encoder_cpu.c); concurrent calls are
+ * safe: one gets the pool, the others run on their own calling threads
+ * meanwhile, with the same results. On CUDA (model/encoder_cuda.h)
+ * concurrent calls are safe too: they are serialized on the encoder's one
+ * stream. */
 #ifndef RAGD_MODEL_ENCODER_H
 #define RAGD_MODEL_ENCODER_H
 

@@ -31,7 +31,7 @@
 #include "model/gemm_cpu.h"
 #include "model/ops_cpu.h"
 
-#define ROW_TILE_MAX 64 /* rows per task: intermediates stay in L2 */
+#define ROW_TILE_MAX 72 /* rows per task: intermediates stay in L2 */
 
 typedef struct enc_cpu_layer {
     float *qkv, *qkv_b; /* packed [H -> 3H] and its bias [3H] */
@@ -370,7 +370,7 @@ static rg_status run_forward(const rg_encoder *enc, fwd_job *j, rg_err *e)
      * a multiple of the kernel's row block. Fewer than 4 row blocks per
      * thread: split by columns instead. */
     size_t tile = (j->R + 2 * (size_t)n - 1) / (2 * (size_t)n);
-    tile = (tile + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
+    tile = (tile + 2 * GEMM_MR - 1) / (2 * GEMM_MR) * (2 * GEMM_MR); /* whole 12-row AVX-512 blocks */
     j->tile = tile > ROW_TILE_MAX ? ROW_TILE_MAX : tile;
     j->by_cols = n > 1 && j->R < 4 * GEMM_MR * (size_t)n;
     size_t H = j->H, I = j->I, K = I > H ? I : H;
