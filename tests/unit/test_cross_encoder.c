@@ -179,7 +179,25 @@ static void test_refusals(const char *dir)
         CHECK_MSG(st == RG_ERR_CORRUPT || st == RG_ERR_NOT_FOUND, "index %zu: status %d", i, (int)st);
         CHECK(ce == NULL && e.msg[0]);
     }
-    /* No pooler listed: refused, not silently skipped. */
+    /* The encoder without the head: refused naming the pooler, not run
+     * without one. */
+    unlink(path);
+    rg_safetensors *enc;
+    char enc_path[4200];
+    snprintf(enc_path, sizeof enc_path, "%s/encoder.safetensors", dir);
+    CHECK(safetensors_open(enc_path, &enc, &e) == RG_OK);
+    cJSON *idx = cJSON_CreateObject(), *map = cJSON_AddObjectToObject(idx, "weight_map");
+    for (size_t i = 0; enc && i < safetensors_count(enc); i++)
+        if (strncmp(safetensors_at(enc, i)->name, "pooler.", 7) != 0)
+            cJSON_AddStringToObject(map, safetensors_at(enc, i)->name, "encoder.safetensors");
+    safetensors_close(enc);
+    char *text = cJSON_Print(idx);
+    write_text(path, text);
+    free(text);
+    cJSON_Delete(idx);
+    CHECK(cross_encoder_load(dir, RG_DEVICE_CPU, &ce, &e) == RG_ERR_CORRUPT);
+    CHECK(strstr(e.msg, "no pooler") != NULL);
+    /* No weights at all. */
     unlink(path);
     CHECK(cross_encoder_load(dir, RG_DEVICE_CPU, &ce, &e) == RG_ERR_NOT_FOUND);
 }
