@@ -2,7 +2,7 @@
 """Embedding speed: ragd's CPU encoder beside sentence-transformers (PyTorch,
 CPU) on the same machine, in the same run, on the same texts.
 
-    python3 bench/bench_embed.py [--seconds 5]
+    python3 bench/bench_embed.py [--seconds 5] [--repeat N] [--bin build-x/bench_embed]
 
 Runs bench_embed (ragd; build/bench_embed unless --bin names another build's)
 and sentence-transformers at batch 1 and 64,
@@ -12,6 +12,7 @@ installed in its own venv (scripts/refvenv.py), not needed by make test."""
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,20 +74,33 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--bin", default=str(REPO / "build" / "bench_embed"), help="the bench_embed executable to run")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="alternate ragd and sentence-transformers this many times per row and print medians "
+                         "(the ratio is the median of the per-pair ratios), so that a busy machine's load "
+                         "swings hit both sides alike")
     args = ap.parse_args()
     import torch
     from sentence_transformers import SentenceTransformer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model = SentenceTransformer(str(MODEL), device="cpu")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {os.cpu_count()} CPUs")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {os.cpu_count()} CPUs; "
+          f"load average {os.getloadavg()[0]:.2f}; {args.repeat} pair(s) of {args.seconds:g} s per row")
     print(f"{'input':6} {'batch':>5} {'ragd sent/s':>12} {'ragd tok/s':>11} {'ST sent/s':>10} {'ST tok/s':>9} {'ratio':>6}")
     for kind in ("short", "long"):
         for batch in (1, 64):
-            r = run_ragd(args.bin, kind, batch, args.seconds)
-            p = run_st(model, kind, batch, args.seconds)
-            print(f"{kind:6} {batch:5d} {r['sentences_per_s']:12.1f} {r['tokens_per_s']:11.0f} "
-                  f"{p['sentences_per_s']:10.1f} {p['tokens_per_s']:9.0f} {r['sentences_per_s'] / p['sentences_per_s']:6.2f}")
+            rs, ps = [], []
+            for _ in range(max(1, args.repeat)):
+                rs.append(run_ragd(args.bin, kind, batch, args.seconds))
+                ps.append(run_st(model, kind, batch, args.seconds))
+            ratio = statistics.median(r["sentences_per_s"] / p["sentences_per_s"] for r, p in zip(rs, ps))
+
+            def med(xs, key):
+                return statistics.median(x[key] for x in xs)
+
+            print(f"{kind:6} {batch:5d} {med(rs, 'sentences_per_s'):12.1f} {med(rs, 'tokens_per_s'):11.0f} "
+                  f"{med(ps, 'sentences_per_s'):10.1f} {med(ps, 'tokens_per_s'):9.0f} {ratio:6.2f}")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
