@@ -51,7 +51,7 @@ struct placer {
         for (int i = 0; i < n; i++)
             total += len[i];
         float *d = static_cast<float *>(take(total * sizeof(float)));
-        for (int i = 0, at = 0; d && !st && i < n; at += (int)len[i], i++)
+        for (size_t i = 0, at = 0; d && !st && i < (size_t)n; at += len[i], i++)
             st = cu_check(cudaMemcpy(d + at, src[i], len[i] * sizeof(float), cudaMemcpyHostToDevice), "weight upload",
                           e);
         return d;
@@ -66,7 +66,7 @@ struct placer {
         cu_bf16 *d = static_cast<cu_bf16 *>(take(total * sizeof(cu_bf16)));
         if (!d || st)
             return d;
-        for (int i = 0, at = 0; i < n; at += (int)len[i], i++)
+        for (size_t i = 0, at = 0; i < (size_t)n; at += len[i], i++)
             cu_host_to_bf16(src[i], len[i], stage + at);
         st = cu_check(cudaMemcpy(d, stage, total * sizeof(cu_bf16), cudaMemcpyHostToDevice), "weight upload", e);
         return d;
