@@ -84,12 +84,15 @@ rpath="$lib:$lib/openblas-pthread"
 # DT_RPATH (not RUNPATH) so that the prefix also serves the libraries' own
 # dependencies (libxml2 -> ICU, OpenBLAS -> gfortran).
 ldflags="-Wl,--disable-new-dtags -Wl,-rpath,$rpath -Wl,-rpath-link,$rpath"
-step configure "$out/build.log" cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAGD_WERROR=ON \
+# Warnings are not errors here: that machine's compilers may be newer than
+# the Debian ones CI holds the code to; the count goes into the summary.
+step configure "$out/build.log" cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAGD_WERROR=OFF \
     -DPKG_CONFIG_EXECUTABLE="$prefix/pkg-config" -DFAISS_SOURCE_DIR="$root/gpu-deps/faiss" \
     -DFAISS_LIBRARY="$lib/libfaiss.a" -DLAPACK_LIBRARY="$lib/openblas-pthread/libopenblas.so" \
     -DCMAKE_PREFIX_PATH="$prefix/usr" -DCMAKE_EXE_LINKER_FLAGS="$ldflags" || { cat "$summary"; exit 1; }
 grep -q "CUDA backend ON" "$out/build.log" || echo "WARN the CUDA backend is not compiled in (nvcc not found)" | tee -a "$summary"
 step build "$out/build.log" cmake --build "$build" -j "$jobs" || { cat "$summary"; exit 1; }
+echo "compiler warnings: $(grep -c 'warning' "$out/build.log")" | tee -a "$summary"
 
 export RAGD_MODELS=$root/gpu-deps/models
 t0=$SECONDS
