@@ -56,9 +56,14 @@ command -v nvcc > /dev/null || export PATH=/usr/local/cuda/bin:$PATH
 unpack() {
     rm -rf "$prefix" "$root/gpu-deps/faiss" "$root/gpu-deps/models"
     mkdir -p "$prefix" "$root/gpu-deps/faiss" "$root/gpu-deps/models"
-    tar -xJf "$pack/prefix.tar.xz" -C "$prefix" &&
-        tar -xJf "$pack/faiss_c.tar.xz" -C "$root/gpu-deps/faiss" &&
+    tar -xJf "$pack/prefix.tar.xz" -C "$prefix" && tar -xJf "$pack/faiss_c.tar.xz" -C "$root/gpu-deps/faiss" || return 1
+    # Without the model (when the repository has grown past what one call
+    # carries) the kernels are still checked; the model tests then fail.
+    if [ -f "$pack/model.tar.xz" ]; then
         tar -xJf "$pack/model.tar.xz" -C "$root/gpu-deps/models" || return 1
+    else
+        echo "WARN no model.tar.xz carried: only the kernels are checked" | tee -a "$summary"
+    fi
     # What Debian's alternatives would have linked: the OpenBLAS flavour.
     ln -sf openblas-pthread/libopenblas.so.0 "$lib/libopenblas.so.0"
     ln -sf openblas-pthread/libopenblas.so "$lib/libopenblas.so"

@@ -540,21 +540,25 @@ int main(void)
     const char *base = getenv("RAGD_MODELS");
     snprintf(model_dir, sizeof model_dir, "%s/%s", base && *base ? base : "models", MODEL_NAME);
     snprintf(cfg, sizeof cfg, "%s/config.json", model_dir);
-    if (!fs_is_file(cfg)) {
+    /* Without the model the kernels are still checked, and the test fails. */
+    int have_model = fs_is_file(cfg);
+    if (!have_model)
         fprintf(stderr, "test_encoder_cuda: the default model is not installed at %s (run `make models`)\n",
                 model_dir);
-        return 1;
-    }
     int have_gpu = backend_cuda_devices(desc, sizeof desc) > 0;
-    test_device_choice(model_dir, have_gpu);
+    if (have_model)
+        test_device_choice(model_dir, have_gpu);
     if (!have_gpu) {
-        printf("test_encoder_cuda: device choice checked; GPU tests skipped: %s\n", desc);
-        return check_failures ? check_finish("test_encoder_cuda") : 77;
+        printf("test_encoder_cuda: GPU tests skipped: %s\n", desc);
+        if (!have_model || check_failures)
+            return check_finish("test_encoder_cuda") | 1;
+        return 77;
     }
 #ifdef RAGD_HAVE_CUDA
     printf("test_encoder_cuda: %s\n", desc);
     test_kernels();
-    test_model(model_dir);
+    if (have_model)
+        test_model(model_dir);
 #endif
-    return check_finish("test_encoder_cuda");
+    return check_finish("test_encoder_cuda") | !have_model;
 }
