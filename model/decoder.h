@@ -61,6 +61,10 @@ void kv_cache_free(rg_kv_cache *kv); /* NULL is fine */
 void kv_cache_reset(rg_kv_cache *kv);
 size_t kv_cache_len(const rg_kv_cache *kv);      /* positions filled */
 size_t kv_cache_capacity(const rg_kv_cache *kv); /* max_tokens */
+/* Forgets every position from n on (n <= kv_cache_len), keeping 0..n-1: a
+ * shared prompt prefix computed once is continued by several suffixes in
+ * turn (the causal-LM reranker scores many passages after one query). */
+void kv_cache_truncate(rg_kv_cache *kv, size_t n);
 
 /* Appends ids[0..n) to kv's sequence. When logits is non-NULL it receives
  * the n_vocab logits of the last position. RG_ERR_INVALID for an id outside

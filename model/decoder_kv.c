@@ -75,3 +75,11 @@ size_t kv_cache_capacity(const rg_kv_cache *kv)
 {
     return kv->cap;
 }
+
+void kv_cache_truncate(rg_kv_cache *kv, size_t n)
+{
+    /* Positions are written before they are read, so dropping the tail is
+     * only a matter of the length. */
+    if (n < kv->len)
+        kv->len = n;
+}
