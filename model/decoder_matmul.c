@@ -3,6 +3,7 @@
  * llama.cpp does), then the rows of up to three matrices that share the
  * input split evenly over the pool, each row read once for every vector of
  * the batch. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,8 @@
 #include "model/quant.h"
 
 typedef struct mm_job {
+    atomic_size_t next; /* next chunk of rows to take */
+    size_t chunk;
     const dec_mat *const *w;
     float *const *y;
     size_t n_mat, n, total_rows;
@@ -18,23 +21,31 @@ typedef struct mm_job {
     rg_err err[DEC_MAX_THREADS];
 } mm_job;
 
+/* Workers take chunks of rows from a shared counter rather than a fixed
+ * share: on a busy machine a worker that is scheduled late finds the work
+ * already done by the others instead of holding everyone up. */
 static void mm_worker(void *ctx, size_t worker, size_t n_workers)
 {
     mm_job *j = ctx;
-    size_t begin, end;
-    dec_pool_split(j->total_rows, worker, n_workers, &begin, &end);
-    size_t base = 0;
+    (void)n_workers;
     j->st[worker] = RG_OK;
-    for (size_t m = 0; m < j->n_mat && begin < end; m++) {
-        const dec_mat *w = j->w[m];
-        size_t lo = begin > base ? begin - base : 0, hi = end - base < w->rows ? end - base : w->rows;
-        if (end > base && lo < hi) {
-            rg_status st = quant_matmul_prepared(w->type, w->data, w->rows, w->cols, j->act[m], j->n, j->y[m],
-                                                 w->rows, lo, hi, &j->err[worker]);
-            if (st != RG_OK && j->st[worker] == RG_OK)
-                j->st[worker] = st;
+    for (;;) {
+        size_t begin = atomic_fetch_add(&j->next, j->chunk) , end;
+        if (begin >= j->total_rows)
+            break;
+        end = begin + j->chunk < j->total_rows ? begin + j->chunk : j->total_rows;
+        size_t base = 0;
+        for (size_t m = 0; m < j->n_mat && begin < end; m++) {
+            const dec_mat *w = j->w[m];
+            size_t lo = begin > base ? begin - base : 0, hi = end - base < w->rows ? end - base : w->rows;
+            if (end > base && lo < hi) {
+                rg_status st = quant_matmul_prepared(w->type, w->data, w->rows, w->cols, j->act[m], j->n, j->y[m],
+                                                     w->rows, lo, hi, &j->err[worker]);
+                if (st != RG_OK && j->st[worker] == RG_OK)
+                    j->st[worker] = st;
+            }
+            base += w->rows;
         }
-        base += w->rows;
     }
 }
 
@@ -43,7 +54,12 @@ rg_status dec_matmul(rg_decoder *d, const float *x, size_t n, const dec_mat *con
 {
     if (n_mat == 0 || n_mat > 3)
         return rg_error(e, RG_ERR_INTERNAL, "dec_matmul: %zu matrices", n_mat);
-    mm_job j = {.w = w, .y = y, .n_mat = n_mat, .n = n};
+    mm_job j; /* not zero-initialised: the per-worker error records are 32 KB */
+    j.w = w;
+    j.y = y;
+    j.n_mat = n_mat;
+    j.n = n;
+    j.total_rows = 0;
     /* one prepared copy of x per distinct weight type (matrices sharing an
      * input share its column count) */
     size_t need = 0, off[3];
@@ -85,6 +101,11 @@ rg_status dec_matmul(rg_decoder *d, const float *x, size_t n, const dec_mat *con
         }
     }
     size_t nw = dec_pool_size(d->pool);
+    /* about 8 chunks per worker, at least 16 rows each */
+    j.chunk = j.total_rows / (nw * 8);
+    if (j.chunk < 16)
+        j.chunk = 16;
+    atomic_init(&j.next, 0);
     dec_pool_run(d->pool, mm_worker, &j);
     for (size_t i = 0; i < nw; i++)
         if (j.st[i] != RG_OK)

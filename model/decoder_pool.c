@@ -6,10 +6,20 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-/* Iterations a worker polls for new work (yielding between polls) before it
- * sleeps on the condition variable; a decode step dispatches work every few
- * tens of microseconds, so this keeps workers awake through a step. */
-#define SPIN_POLLS 2000
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* A worker first busy-polls for new work (a decode step dispatches every few
+ * tens of microseconds), then polls yielding the CPU (machines shared with
+ * other work), then sleeps on the condition variable. The caller waiting for
+ * the workers busy-polls before it yields: yielding at once hands a whole
+ * scheduler slice to other processes for work that ends microseconds later. */
+#define BUSY_POLLS 20000
+#define YIELD_POLLS 2000
 
 struct dec_pool {
     size_t n;
@@ -42,7 +52,12 @@ static void *worker_main(void *arg)
         unsigned g;
         int polls = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
-            if (++polls < SPIN_POLLS) {
+            ++polls;
+            if (polls < BUSY_POLLS) {
+                cpu_relax();
+                continue;
+            }
+            if (polls < BUSY_POLLS + YIELD_POLLS) {
                 sched_yield();
                 continue;
             }
@@ -134,8 +149,12 @@ void dec_pool_run(dec_pool *p, dec_pool_fn fn, void *ctx)
         pthread_mutex_unlock(&p->mu);
     }
     fn(ctx, 0, p->n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
-        sched_yield();
+    for (unsigned polls = 0; atomic_load_explicit(&p->pending, memory_order_acquire) != 0; polls++) {
+        if (polls < BUSY_POLLS)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
 
 void dec_pool_split(size_t n, size_t w, size_t nw, size_t *begin, size_t *end)
