@@ -34,4 +34,36 @@ cJSON *completion_logprobs_json(const rg_completion *c, const rg_bpe *tok, const
  * it takes over: released when the stream ends or the client goes away). */
 void completion_stream(rg_request *r, rg_generator *g, rg_gen_seq *seq, const rg_completion *c);
 
+/* Answers r with the whole non-streamed response for a finished sequence's
+ * output (out->finish set): 200 with the completion, or the error. */
+void completion_answer(rg_request *r, rg_generator *g, const rg_completion *c, const rg_gen_output *out);
+
+/* ---- non-streaming requests without a blocked HTTP thread ----------------------
+ *
+ * A non-streaming request parks its connection (libmicrohttpd suspend) while
+ * its sequence runs, so any number of them can be in the engine at once, not
+ * only as many as there are HTTP threads. One waiter thread per server
+ * resumes a connection when its sequence finishes (the engine's on_finish
+ * wakes it) and watches every parked socket for the client hanging up
+ * (poll POLLRDHUP), which cancels the sequence: libmicrohttpd itself does
+ * not watch suspended connections. */
+typedef struct rg_completion_waiter rg_completion_waiter;
+typedef struct rg_completion_wait rg_completion_wait;
+
+rg_status completion_waiter_start(rg_completion_waiter **out, rg_err *e);
+/* Stops the thread and resumes every parked connection (their sequences
+ * cancelled): call before MHD_stop_daemon. NULL is fine. */
+void completion_waiter_stop(rg_completion_waiter *w);
+/* Frees it: after the generator is stopped. NULL is fine. */
+void completion_waiter_free(rg_completion_waiter *w);
+
+/* A wait for one request, made before generator_submit: it fills
+ * req->on_finish. NULL when out of memory. */
+rg_completion_wait *completion_wait_new(rg_completion_waiter *w, rg_gen_request *req, const rg_completion *c);
+/* The request was not submitted after all. NULL is fine. */
+void completion_wait_free(rg_completion_wait *cw);
+/* Answers r once seq has finished, parking the connection until then;
+ * takes cw and seq over. */
+void completion_wait_park(rg_request *r, rg_completion_wait *cw, rg_generator *g, rg_gen_seq *seq);
+
 #endif

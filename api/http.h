@@ -14,6 +14,7 @@
 #include "common/err.h"
 
 struct rg_server;
+struct rg_request;
 
 #define HTTP_MAX_PARAMS 2
 
@@ -31,6 +32,16 @@ typedef struct rg_response {
     ssize_t (*stream_read)(void *ctx, uint64_t pos, char *buf, size_t max);
     void (*stream_free)(void *ctx);
     void *stream_ctx;
+    /* A response that waits without holding an HTTP thread: when park is
+     * set the server suspends the connection (libmicrohttpd suspend/resume)
+     * and calls park(r), which must see to it that MHD_resume_connection is
+     * called later; once resumed the server calls unpark(r), which answers as
+     * a handler does and takes park_ctx over. park_free(park_ctx) runs when
+     * the request ends without unpark having run (server shutdown). */
+    void (*park)(struct rg_request *r);
+    void (*unpark)(struct rg_request *r);
+    void (*park_free)(void *ctx);
+    void *park_ctx;
 } rg_response;
 
 typedef struct rg_request {

@@ -418,8 +418,16 @@ static int text_prompt_ids(rg_request *r, rg_generator *g, const cJSON *body, rg
 
 /* ---- the handlers -------------------------------------------------------------- */
 
-static void answer(rg_request *r, rg_generator *g, const rg_completion *c, const rg_gen_output *out)
+void completion_answer(rg_request *r, rg_generator *g, const rg_completion *c, const rg_gen_output *out)
 {
+    if (out->finish == RG_GEN_ERROR) {
+        http_fail(r, &out->err);
+        return;
+    }
+    if (out->finish == RG_GEN_CANCELLED || out->finish == RG_GEN_RUNNING) {
+        http_error(r, 503, "unavailable", "the server is shutting down");
+        return;
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", c->id);
     cJSON_AddStringToObject(o, "object", c->chat ? "chat.completion" : "text_completion");
@@ -493,34 +501,29 @@ static void route_generate(rg_request *r, int chat)
     req.prompt = ids.ids;
     req.n_prompt = ids.n;
     completion_id(&c, r);
+    /* non-streaming: the connection is parked until the sequence ends, so
+     * the HTTP thread serves others meanwhile (completions_wait.c) */
+    rg_completion_wait *cw = NULL;
+    if (!stream && !(cw = completion_wait_new(r->server->gen_waiter, &req, &c))) {
+        bpe_ids_free(&ids);
+        cJSON_Delete(body);
+        http_error(r, 500, "internal_error", "out of memory");
+        return;
+    }
     rg_err e;
     rg_gen_seq *seq = NULL;
     rg_status st = generator_submit(g, &req, &seq, &e); /* copies prompt and stop strings */
     bpe_ids_free(&ids);
     cJSON_Delete(body);
     if (st) {
+        completion_wait_free(cw);
         http_fail(r, &e);
         return;
     }
-    if (stream) {
+    if (stream)
         completion_stream(r, g, seq, &c);
-        return;
-    }
-    rg_gen_output out;
-    gen_output_init(&out);
-    int rc = 0;
-    while (out.finish == RG_GEN_RUNNING && rc >= 0)
-        rc = generator_read(seq, -1, &out);
-    generator_release(seq);
-    if (rc < 0)
-        http_error(r, 500, "internal_error", "out of memory for the generated text");
-    else if (out.finish == RG_GEN_ERROR)
-        http_fail(r, &out.err);
-    else if (out.finish == RG_GEN_CANCELLED)
-        http_error(r, 503, "unavailable", "the server is shutting down");
     else
-        answer(r, g, &c, &out);
-    gen_output_free(&out);
+        completion_wait_park(r, cw, g, seq);
 }
 
 void route_completions(rg_request *r)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/completions.h"
 #include "api/http.h"
 #include "api/routes.h"
 #include "common/fs.h"
@@ -139,6 +140,7 @@ typedef struct rg_conn {
     rg_upload *upload;
     int answered; /* an error was decided before the whole body was read */
     int queued;   /* the response went to MHD */
+    int parked;   /* suspended until the handler's result is ready (res.park) */
     size_t discarded; /* body bytes dropped after an error */
     int64_t start_us;
 } rg_conn;
@@ -270,6 +272,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     /* The whole body has arrived: run the handler and answer. */
+    if (c->parked) { /* resumed: what the handler waited for is there */
+        c->parked = 0;
+        c->req.res.unpark(&c->req);
+        return send_response(c);
+    }
     if (c->answered)
         return c->queued ? MHD_YES : send_response(c);
     {
@@ -277,6 +284,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             upload_finish(c->upload);
         else
             c->route->handler(&c->req);
+    }
+    if (c->req.res.park) {
+        /* the handler waits for a result: free this thread meanwhile */
+        c->parked = 1;
+        MHD_suspend_connection(conn);
+        c->req.res.park(&c->req);
+        return MHD_YES;
     }
     return send_response(c);
 }
@@ -292,6 +306,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_observe(&srv->metrics, c->req.route ? c->req.route : "other", c->req.res.status, seconds);
     if (c->upload)
         upload_free(c->upload);
+    if (c->req.res.park_free)
+        c->req.res.park_free(c->req.res.park_ctx);
     if (!c->req.res.body_static)
         free(c->req.res.body);
     rg_buf_free(&c->req.body);
@@ -417,6 +433,8 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
     }
     if (cfg->gen_model && (st = generator_start(cfg->gen_model, &cfg->gen, &srv->generator, e)))
         return rg_error_wrap(e, "generation model %s", cfg->gen_model);
+    if (srv->generator && (st = completion_waiter_start(&srv->gen_waiter, e)))
+        return st;
     if ((st = uploads_sweep(srv, e)))
         return st;
     rg_pipeline_opts po = cfg->pipeline;
@@ -432,7 +450,7 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
         return rg_error(e, RG_ERR_INVALID, "--host must be an IPv4 address, not '%s'", cfg->host);
 
     srv->daemon = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_END);
@@ -445,6 +463,8 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
 void server_stop(rg_server *srv)
 {
     srv->ready = 0;
+    /* libmicrohttpd must not be stopped with suspended connections */
+    completion_waiter_stop(srv->gen_waiter);
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
@@ -459,6 +479,8 @@ void server_stop(rg_server *srv)
     srv->semantic.reranker = NULL;
     generator_stop(srv->generator);
     srv->generator = NULL;
+    completion_waiter_free(srv->gen_waiter);
+    srv->gen_waiter = NULL;
     store_close(srv->store);
     srv->store = NULL;
     metrics_destroy(&srv->metrics);

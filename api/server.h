@@ -38,6 +38,7 @@ typedef struct rg_server {
     rg_pipeline *pipeline;
     rg_semantic semantic;         /* embedder + vector indexes for ingestion and retrieval */
     rg_generator *generator;      /* NULL: no generation model */
+    struct rg_completion_waiter *gen_waiter; /* parked non-streaming generation requests */
     int64_t started_ms;
     rg_metrics metrics;
     char uploads_dir[4096];

@@ -27,10 +27,13 @@ struct rg_gen_seq {
     size_t stop_len[GEN_MAX_STOP], n_stop, max_stop_len;
     int logprobs;
     size_t top_logprobs;
+    void (*on_finish)(void *ctx); /* (under g->mu) cleared once called or released */
+    void *on_finish_ctx;
 
     /* worker state (worker) */
-    rg_kv_cache *kv;
+    rg_kv_cache *kv; /* allocated at the first prefill chunk */
     size_t kv_reserved;
+    size_t prefilled; /* prompt tokens in the cache; < n_prompt while prefilling */
     rg_sampler *sampler;
     rg_bpe_stream stream;
     rg_buf held;     /* decoded text not yet emitted (may start a stop string) */
@@ -70,13 +73,13 @@ struct rg_generator {
     int stopping;
 
     /* (worker) */
-    rg_gen_seq **running;
+    rg_gen_seq **running; /* admitted, oldest first: prefilling and decoding */
     size_t n_running;
     float *logits; /* max_seqs * n_vocab */
     float *scratch; /* n_vocab */
 
     /* stats (under mu) */
-    size_t kv_used, n_running_shared;
+    size_t kv_used, n_running_shared, n_prefilling_shared;
     uint64_t finished, cancelled, tokens_generated, steps;
 };
 
@@ -87,6 +90,9 @@ void generator_opts_default(rg_gen_opts *o)
     o->max_seqs = 16;
     o->kv_cache_mb = 2048;
     o->prefill_tokens = 512;
+    /* Enough for any answer a chat user waits for, small enough that 16
+     * sequences of a small model fit the default KV budget together. */
+    o->default_max_tokens = 2048;
     o->kv_type = RG_KV_F16;
 }
 
@@ -140,6 +146,18 @@ static void seq_free(rg_gen_seq *s)
     free(s->tokens);
     pthread_cond_destroy(&s->changed);
     free(s);
+}
+
+/* The sequence has its finish reason (under g->mu): wakes its reader and
+ * tells its owner, once. */
+static void seq_finished(rg_gen_seq *s)
+{
+    pthread_cond_broadcast(&s->changed);
+    if (s->on_finish) {
+        void (*fn)(void *) = s->on_finish;
+        s->on_finish = NULL;
+        fn(s->on_finish_ctx);
+    }
 }
 
 /* Drops one reference (under g->mu). */
@@ -260,7 +278,7 @@ static void retire(rg_generator *g, rg_gen_seq *s, rg_gen_finish why, const rg_e
         g->cancelled++;
     else
         g->finished++;
-    pthread_cond_broadcast(&s->changed);
+    seq_finished(s);
     seq_unref(s);
     pthread_mutex_unlock(&g->mu);
 }
@@ -300,13 +318,13 @@ static rg_gen_finish take_token(rg_generator *g, rg_gen_seq *s, float *row)
     return RG_GEN_RUNNING;
 }
 
-/* Takes the next admissible queued sequence (under mu), or NULL. */
-static rg_gen_seq *admit_one(rg_generator *g, size_t budget_left, int first)
+/* Takes the next admissible queued sequence (under mu), or NULL. Strictly
+ * in order: a large request at the head is not overtaken by small ones
+ * behind it, so it cannot be starved. */
+static rg_gen_seq *admit_one(rg_generator *g)
 {
     rg_gen_seq *s = g->queue_head;
     if (!s || g->n_running >= g->opts.max_seqs)
-        return NULL;
-    if (!first && s->n_prompt > budget_left)
         return NULL;
     if (g->kv_used + seq_need(g, s) > g->kv_budget)
         return NULL; /* waits until running sequences free their caches */
@@ -331,7 +349,7 @@ static void drop_cancelled_queued(rg_generator *g)
             g->queued--;
             s->finish = RG_GEN_CANCELLED;
             g->cancelled++;
-            pthread_cond_broadcast(&s->changed);
+            seq_finished(s);
             seq_unref(s);
         } else {
             last = s;
@@ -341,58 +359,102 @@ static void drop_cancelled_queued(rg_generator *g)
     g->queue_tail = last;
 }
 
-/* Prefills a newly admitted sequence and samples its first token. */
-static void start_seq(rg_generator *g, rg_gen_seq *s)
+/* Prefills the next chunk of s's prompt within *budget tokens; the last
+ * chunk's logits give its first token. Returns 1 while s runs on, 0 once it
+ * has been retired. */
+static int prefill_chunk(rg_generator *g, rg_gen_seq *s, size_t *budget)
 {
     rg_err e;
     rg_err_clear(&e);
-    rg_status st = kv_cache_alloc(g->dec, s->kv_reserved, g->opts.kv_type, &s->kv, &e);
+    rg_status st = RG_OK;
+    if (!s->kv) {
+        st = kv_cache_alloc(g->dec, s->kv_reserved, g->opts.kv_type, &s->kv, &e);
+        if (!st)
+            st = sampler_new(&s->sampling, g->n_vocab, &s->sampler, &e);
+    }
+    size_t n = s->n_prompt - s->prefilled;
+    if (n > *budget)
+        n = *budget;
+    int last = s->prefilled + n == s->n_prompt;
+    float *row = g->logits; /* free until this step's decode */
     if (!st)
-        st = sampler_new(&s->sampling, g->n_vocab, &s->sampler, &e);
-    float *row = g->logits;
-    if (!st)
-        st = decoder_prefill(g->dec, s->kv, s->prompt, s->n_prompt, row, &e);
+        st = decoder_prefill(g->dec, s->kv, s->prompt + s->prefilled, n, last ? row : NULL, &e);
     if (st) {
         retire(g, s, RG_GEN_ERROR, &e);
-        return;
+        return 0;
     }
+    s->prefilled += n;
+    *budget -= n;
+    if (!last)
+        return 1;
     sampler_add_prompt(s->sampler, s->prompt, s->n_prompt);
     rg_gen_finish f = take_token(g, s, row);
     if (f != RG_GEN_RUNNING) {
         retire(g, s, f, NULL);
-        return;
+        return 0;
     }
-    g->running[g->n_running++] = s;
+    return 1;
 }
 
+/* Spends this step's prefill budget on the admitted prompts, oldest first. */
+static void prefill_step(rg_generator *g)
+{
+    size_t budget = g->opts.prefill_tokens, kept = 0;
+    for (size_t i = 0; i < g->n_running; i++) {
+        rg_gen_seq *s = g->running[i];
+        if (s->prefilled < s->n_prompt && budget > 0 && !prefill_chunk(g, s, &budget))
+            continue;
+        g->running[kept++] = s;
+    }
+    g->n_running = kept;
+}
+
+/* One token for every sequence whose prompt is all in. */
 static void decode_step(rg_generator *g)
 {
-    size_t n = g->n_running;
-    rg_kv_cache *kvs[n ? n : 1];
-    int32_t ids[n ? n : 1];
-    for (size_t i = 0; i < n; i++) {
-        kvs[i] = g->running[i]->kv;
-        ids[i] = g->running[i]->next_id;
+    size_t n_all = g->n_running, n = 0;
+    rg_kv_cache *kvs[n_all ? n_all : 1];
+    int32_t ids[n_all ? n_all : 1];
+    size_t at[n_all ? n_all : 1];
+    for (size_t i = 0; i < n_all; i++) {
+        rg_gen_seq *s = g->running[i];
+        if (s->prefilled < s->n_prompt)
+            continue;
+        kvs[n] = s->kv;
+        ids[n] = s->next_id;
+        at[n++] = i;
     }
+    if (!n)
+        return;
     rg_err e;
     rg_err_clear(&e);
     rg_status st = decoder_decode(g->dec, kvs, ids, n, g->logits, &e);
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        rg_gen_seq *s = g->running[i];
-        if (st) {
-            retire(g, s, RG_GEN_ERROR, &e);
-            continue;
+    for (size_t k = 0; k < n; k++) {
+        rg_gen_seq *s = g->running[at[k]];
+        rg_gen_finish f = st ? RG_GEN_ERROR : take_token(g, s, g->logits + k * g->n_vocab);
+        if (f != RG_GEN_RUNNING) {
+            retire(g, s, f, st ? &e : NULL);
+            g->running[at[k]] = NULL;
         }
-        rg_gen_finish f = take_token(g, s, g->logits + i * g->n_vocab);
-        if (f != RG_GEN_RUNNING)
-            retire(g, s, f, NULL);
-        else
-            g->running[kept++] = s;
     }
+    size_t kept = 0;
+    for (size_t i = 0; i < n_all; i++)
+        if (g->running[i])
+            g->running[kept++] = g->running[i];
     g->n_running = kept;
     pthread_mutex_lock(&g->mu);
     g->steps++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void publish_counts(rg_generator *g)
+{
+    size_t prefilling = 0;
+    for (size_t i = 0; i < g->n_running; i++)
+        prefilling += g->running[i]->prefilled < g->running[i]->n_prompt;
+    pthread_mutex_lock(&g->mu);
+    g->n_running_shared = g->n_running;
+    g->n_prefilling_shared = prefilling;
     pthread_mutex_unlock(&g->mu);
 }
 
@@ -410,18 +472,14 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&g->mu);
             break;
         }
-        /* admissions: prefill is done outside the lock, one at a time */
-        size_t budget = g->opts.prefill_tokens;
-        int first = 1;
+        /* admissions reserve a slot and KV room; the prompt is prefilled
+         * below, outside the lock, in chunks */
         rg_gen_seq *s;
-        while ((s = admit_one(g, budget, first)) != NULL) {
-            g->n_running_shared = g->n_running + 1;
-            pthread_mutex_unlock(&g->mu);
-            budget = s->n_prompt < budget ? budget - s->n_prompt : 0;
-            first = 0;
-            start_seq(g, s);
-            pthread_mutex_lock(&g->mu);
+        while ((s = admit_one(g)) != NULL) {
+            s->prefilled = 0;
+            g->running[g->n_running++] = s;
         }
+        g->n_running_shared = g->n_running;
         pthread_mutex_unlock(&g->mu);
 
         /* cancelled running sequences give their caches back now */
@@ -434,11 +492,9 @@ static void *worker_main(void *arg)
                 g->running[kept++] = r;
         }
         g->n_running = kept;
-        if (g->n_running)
-            decode_step(g);
-        pthread_mutex_lock(&g->mu);
-        g->n_running_shared = g->n_running;
-        pthread_mutex_unlock(&g->mu);
+        prefill_step(g);
+        decode_step(g);
+        publish_counts(g);
     }
     /* stopping: everything still here is cancelled */
     for (size_t i = 0; i < g->n_running; i++)
@@ -449,7 +505,8 @@ static void *worker_main(void *arg)
         rg_gen_seq *s = g->queue_head;
         g->queue_head = s->next;
         s->finish = RG_GEN_CANCELLED;
-        pthread_cond_broadcast(&s->changed);
+        g->cancelled++;
+        seq_finished(s);
         seq_unref(s);
     }
     g->queue_tail = NULL;
@@ -593,6 +650,7 @@ void generator_stats(rg_generator *g, rg_gen_stats *out)
 {
     pthread_mutex_lock(&g->mu);
     out->running = g->n_running_shared;
+    out->prefilling = g->n_prefilling_shared;
     out->queued = g->queued;
     out->kv_used_tokens = g->kv_used;
     out->kv_budget_tokens = g->kv_budget;
@@ -619,7 +677,12 @@ rg_status generator_submit(rg_generator *g, const rg_gen_request *req, rg_gen_se
         return rg_error(e, RG_ERR_INVALID,
                         "the prompt has %zu tokens; this model takes at most %zu, prompt and completion together",
                         req->n_prompt, limit);
-    size_t max_tokens = req->max_tokens ? req->max_tokens : limit - req->n_prompt;
+    size_t max_tokens = req->max_tokens;
+    if (!max_tokens) {
+        max_tokens = limit - req->n_prompt;
+        if (g->opts.default_max_tokens && g->opts.default_max_tokens < max_tokens)
+            max_tokens = g->opts.default_max_tokens;
+    }
     if (req->n_prompt + max_tokens > limit)
         return rg_error(e, RG_ERR_INVALID,
                         "the prompt (%zu tokens) and max_tokens (%zu) exceed the model's %zu tokens of context",
@@ -649,6 +712,8 @@ rg_status generator_submit(rg_generator *g, const rg_gen_request *req, rg_gen_se
     s->max_tokens = max_tokens;
     s->sampling = req->sampling;
     s->logprobs = req->logprobs;
+    s->on_finish = req->on_finish;
+    s->on_finish_ctx = req->on_finish_ctx;
     s->top_logprobs = req->logprobs ? req->top_logprobs : 0;
     for (size_t i = 0; i < req->n_stop; i++) {
         if (!req->stop[i] || !req->stop[i][0])
@@ -753,6 +818,7 @@ void generator_release(rg_gen_seq *s)
     rg_generator *g = s->g;
     generator_cancel(s);
     pthread_mutex_lock(&g->mu);
+    s->on_finish = NULL;
     seq_unref(s);
     pthread_mutex_unlock(&g->mu);
 }

@@ -4,15 +4,18 @@
  *
  * Each step the worker
  *   1. drops cancelled sequences (their KV caches are freed at once),
- *   2. admits queued prompts while there is a free sequence slot, room in
- *      the KV budget for the prompt plus its max_tokens, and prefill budget
- *      left this step (the first admission of a step may exceed it, so a long
- *      prompt is never starved), prefilling each and sampling its first
- *      token,
- *   3. decodes one token for all running sequences in a single
+ *   2. admits queued prompts, oldest first, while there is a free sequence
+ *      slot and room in the KV budget for the prompt plus its max_tokens,
+ *   3. prefills admitted prompts in chunks, oldest first, up to
+ *      prefill_tokens prompt tokens in all this step: a long prompt is
+ *      spread over several steps instead of stalling the running sequences
+ *      for its whole length; a prompt whose last chunk is in samples its
+ *      first token and decodes from this step on,
+ *   4. decodes one token for all decoding sequences in a single
  *      decoder_decode call, and samples each sequence's next token.
- * Batching does not change a sequence's tokens: each row of a decode step is
- * computed as it would be alone.
+ * Neither batching nor chunking changes a sequence's tokens: each row of a
+ * step is computed as it would be alone, and a prompt's positions attend
+ * over the same cache whether they arrive in one call or several.
  *
  * Output goes through a per-sequence channel: text that is final (complete
  * UTF-8 characters, never part of a possible stop string), the token
@@ -20,6 +23,12 @@
  * counts. A stop string ends the sequence and is not emitted; text that
  * could be the start of one is held back until it is known not to be. The
  * end-of-sequence and end-of-turn tokens end it too, unemitted.
+ *
+ * KV memory is reserved at admission for the prompt plus max_tokens (the
+ * caches cannot grow), so admission is honest: an admitted sequence always
+ * has the room to finish. A request without max_tokens gets
+ * default_max_tokens (capped by the context left after its prompt) rather
+ * than the whole context, so that many such requests fit the budget at once.
  *
  * Bounds: a full request queue is RG_ERR_BUSY at once (the API answers 503
  * with Retry-After); a prompt plus max_tokens beyond the model's context or
@@ -48,7 +57,8 @@ typedef struct rg_gen_opts {
     size_t queue_capacity; /* prompts waiting for a slot */
     size_t max_seqs;       /* sequences decoded together */
     size_t kv_cache_mb;    /* KV memory of all sequences together */
-    size_t prefill_tokens; /* prompt tokens admitted per step */
+    size_t prefill_tokens; /* prompt tokens prefilled per step, all prompts together (chunk bound) */
+    size_t default_max_tokens; /* max_tokens of a request that sets none (0: the rest of the context) */
     size_t threads;        /* decoder threads (0: the online CPUs) */
     rg_kv_type kv_type;
     const char *chat_template; /* NULL: recognise the model's; else a chat_template_named name */
@@ -72,7 +82,8 @@ const rg_bpe *generator_tokenizer(const rg_generator *g);
 const rg_chat_template *generator_chat_template(const rg_generator *g, rg_err *e);
 
 typedef struct rg_gen_stats {
-    size_t running, queued;
+    size_t running, queued; /* running: admitted (prefilling or decoding) */
+    size_t prefilling;      /* admitted, prompt not yet all in the cache */
     size_t kv_used_tokens, kv_budget_tokens;
     uint64_t finished, cancelled, tokens_generated, steps;
 } rg_gen_stats;
@@ -81,12 +92,19 @@ void generator_stats(rg_generator *g, rg_gen_stats *out);
 typedef struct rg_gen_request {
     const int32_t *prompt; /* copied */
     size_t n_prompt;
-    size_t max_tokens; /* 0: up to the context */
+    size_t max_tokens; /* 0: the engine's default_max_tokens, at most the rest of the context */
     rg_sampling_params sampling;
     const char *stop[GEN_MAX_STOP]; /* copied; NULL or "" entries are ignored */
     size_t n_stop;
     int logprobs;       /* report each token's log-probability */
     size_t top_logprobs; /* and this many alternatives (<= GEN_MAX_TOP_LOGPROBS) */
+    /* Optional: called once when the sequence finishes, for whatever reason
+     * (so a caller need not block in generator_read to learn it). It runs on
+     * the engine's worker (or generator_stop's thread) with the engine's lock
+     * held: it must be quick and must not call any generator_* function.
+     * Never called after generator_release has returned. */
+    void (*on_finish)(void *ctx);
+    void *on_finish_ctx;
 } rg_gen_request;
 
 /* Queues a request. *out is the caller's handle until generator_release.
