@@ -12,15 +12,21 @@
  *
  * Everything after attention is row-local, so a tile runs that whole chain
  * while its rows are in cache and only two barriers per layer are needed.
- * The products run on model/gemm_cpu with the weights packed once at load
- * (Q, K and V fused into one [3H, H] product). If another caller's forward
- * pass holds the pool, this call runs alone on its own thread rather than
- * wait, so concurrent calls are safe and independent.
+ * A batch of only a few rows (one short text) cannot give every thread a
+ * tile: then each product is split by columns instead (forward_cols), with
+ * a barrier after each step. The products run on model/gemm_cpu with the
+ * weights packed once at load (Q, K and V fused into one [3H, H] product).
+ * If another caller's forward pass holds the pool, this call runs alone on
+ * its own thread rather than wait, so concurrent calls are safe and
+ * independent; every output element is computed the same way whichever
+ * thread, tile or mode computes it, so the results are too.
  *
- * Padded positions are computed like real ones (queries at padded positions
- * attend to the real keys, as in Hugging Face BERT), so hidden [B, T, H]
- * equals the reference everywhere; keys after a sequence's last real token
- * are cut out of its attention products. */
+ * encoder_forward_cpu computes padded positions like real ones (queries at
+ * padded positions attend to the real keys, as in Hugging Face BERT), so
+ * hidden [B, T, H] equals the reference everywhere. encoder_embed_cpu,
+ * which only returns pooled vectors, lays out just each sequence's tokens
+ * up to its last real one and computes nothing for padding. In both, keys
+ * after a sequence's last real token are cut out of its attention. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -182,6 +188,9 @@ typedef struct fwd_job {
     size_t *seq_off;      /* [B] the row of each sequence's first token */
     size_t *seq_rows;     /* [B] its rows (queries): T, or klen when compact */
     size_t *src;          /* [R] compact rows: index of row r in ids/types/mask; NULL: r itself */
+    float *pool_out;      /* when set: x lives in the workspace and is pooled into [B, H] here */
+    rg_pooling pooling;
+    int normalize;
     float *scratch;
     size_t per_thread; /* floats of scratch per thread */
     size_t attn_off;   /* where the attention scratch starts in a thread's share */
@@ -386,16 +395,32 @@ static rg_status run_forward(const rg_encoder *enc, fwd_job *j, rg_err *e)
      * buffer [R, I] in column mode, then each thread's scratch (sized for
      * either mode, so a call that runs alone can use the same layout). */
     size_t n_qkv = round16(j->R * 3 * H), n_ctx = round16(j->R * H), n_wide = j->by_cols ? round16(j->R * K) : 0;
+    size_t n_x = j->pool_out ? round16(j->R * H) : 0;
     int cached;
-    float *ws = ws_get(enc->cpu, n_qkv + n_ctx + n_wide + j->per_thread * (size_t)n, &cached);
+    float *ws = ws_get(enc->cpu, n_qkv + n_ctx + n_wide + n_x + j->per_thread * (size_t)n, &cached);
     if (!ws)
         return rg_error(e, RG_ERR_NOMEM, "encoder: out of memory for a %zu x %zu batch", j->B, T);
-    j->qkv = ws, j->ctx = ws + n_qkv, j->wide = ws + n_qkv + n_ctx, j->scratch = ws + n_qkv + n_ctx + n_wide;
+    j->qkv = ws, j->ctx = ws + n_qkv, j->wide = ws + n_qkv + n_ctx;
+    if (j->pool_out)
+        j->x = ws + n_qkv + n_ctx + n_wide;
+    j->scratch = ws + n_qkv + n_ctx + n_wide + n_x;
     if (!tpool_try_run(enc->cpu->pool, forward_job, j)) {
         /* Alone: the same tiles, so the same results (each output element
          * is computed the same way whichever thread or mode computes it). */
         j->by_cols = 0;
         tpool_run_single(forward_job, j);
+    }
+    for (size_t b = 0; j->pool_out && b < j->B; b++) {
+        float *o = j->pool_out + b * H;
+        const float *rows = j->x + j->seq_off[b] * H;
+        if (j->seq_rows[b] == 0)
+            memset(o, 0, H * sizeof *o);
+        else if (j->pooling == RG_POOL_CLS)
+            memcpy(o, rows, H * sizeof *o);
+        else
+            ops_mean_pool(rows, j->mask + b * T, j->seq_rows[b], H, o);
+        if (j->normalize)
+            ops_l2_normalize(o, H);
     }
     ws_put(enc->cpu, ws, cached);
     return RG_OK;
@@ -460,26 +485,13 @@ rg_status encoder_embed_cpu(const rg_encoder *enc, const int32_t *ids, const int
 {
     if (!enc->cpu)
         return rg_error(e, RG_ERR_INTERNAL, "encoder: CPU weights not prepared");
-    size_t H = enc->cfg.hidden_size;
     fwd_job j = {.ids = ids, .types = type_ids, .mask = mask, .B = B, .T = T};
+    j.pool_out = out, j.pooling = pooling, j.normalize = normalize;
     rg_status st = layout(&j, 1, e);
-    if (st == RG_OK && !(j.x = alloc_floats(j.R ? j.R * H : 1)))
-        st = rg_error(e, RG_ERR_NOMEM, "encoder: out of memory for a %zu x %zu batch", B, T);
-    if (st == RG_OK)
+    if (st == RG_OK && j.R == 0) /* nothing but padding: zero vectors */
+        memset(out, 0, B * enc->cfg.hidden_size * sizeof *out);
+    else if (st == RG_OK)
         st = run_forward(enc, &j, e);
-    for (size_t b = 0; st == RG_OK && b < B; b++) {
-        float *o = out + b * H;
-        const float *rows = j.x + j.seq_off[b] * H;
-        if (j.seq_rows[b] == 0)
-            memset(o, 0, H * sizeof *o);
-        else if (pooling == RG_POOL_CLS)
-            memcpy(o, rows, H * sizeof *o);
-        else
-            ops_mean_pool(rows, mask + b * T, j.seq_rows[b], H, o);
-        if (normalize)
-            ops_l2_normalize(o, H);
-    }
-    free(j.x);
     layout_free(&j);
     return st;
 }
