@@ -19,8 +19,11 @@ static const char serve_help[] =
     "  --api-key KEY       require 'Authorization: Bearer KEY' (default $RAGD_API_KEY)\n"
     "  --embed-model DIR   embedding model directory, or 'none' (default\n"
     "                      $RAGD_MODELS/all-MiniLM-L6-v2 or ./models/all-MiniLM-L6-v2 when installed)\n"
-    "  --rerank-model DIR  cross-encoder reranker directory (Hugging Face\n"
-    "                      BertForSequenceClassification), or 'none' (default: none)\n"
+    "  --rerank-model M    reranker: a cross-encoder directory (Hugging Face\n"
+    "                      BertForSequenceClassification), a chat model (GGUF file or\n"
+    "                      Hugging Face *ForCausalLM directory) scored by its yes/no logits,\n"
+    "                      'gen' (the --gen-model file), or 'none' (default: the default\n"
+    "                      generator GGUF, SmolLM2-135M-Instruct, when installed)\n"
     "  --rerank-max-passages N  passages per ranking request (default 400)\n"
     "  --gen-model PATH    generation model: a GGUF file or Hugging Face directory, or\n"
     "                      'none' (default $RAGD_MODELS/SmolLM2-135M-Instruct/\n"
@@ -30,6 +33,11 @@ static const char serve_help[] =
     "  --kv-cache-mb N     KV-cache memory of all generation sequences (default 2048)\n"
     "  --gen-max-seqs N    sequences generated together (default 16)\n"
     "  --gen-queue N       generation requests waiting before 503 (default 64)\n"
+    "  --gen-prefill-tokens N  prompt tokens prefilled per generation step (default\n"
+    "                      512): longer prompts are prefilled over several steps\n"
+    "                      while the running sequences keep decoding\n"
+    "  --default-max-tokens N  max_tokens of a generation request that sets none\n"
+    "                      (default 2048, at most the context left after the prompt)\n"
     "  --device D          where models run: cpu, cuda or auto (default $RAGD_DEVICE,\n"
     "                      else auto: cuda when a GPU is usable, else cpu)\n"
     "  --max-upload-mb N   largest upload request in MiB (default 256)\n"
@@ -53,7 +61,8 @@ int cli_serve(int argc, char **argv)
         {"--device", NULL, 1, NULL, 0},
         {"--gen-model", NULL, 1, NULL, 0}, {"--chat-template", NULL, 1, NULL, 0},
         {"--kv-cache-mb", NULL, 1, NULL, 0}, {"--gen-max-seqs", NULL, 1, NULL, 0},
-        {"--gen-queue", NULL, 1, NULL, 0},
+        {"--gen-queue", NULL, 1, NULL, 0}, {"--gen-prefill-tokens", NULL, 1, NULL, 0},
+        {"--default-max-tokens", NULL, 1, NULL, 0},
     };
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char *pos[1];
@@ -77,13 +86,34 @@ int cli_serve(int argc, char **argv)
         cfg.embed_model = default_model;
     else
         LOG_WARN("no embedding model at %s (run `make models`); /v1/embeddings is off", default_model);
-    if ((o = cli_opt(opts, n, "--rerank-model")))
-        cfg.rerank_model = strcmp(o->value, "none") == 0 ? NULL : o->value;
     if (cli_device(opts, n, &cfg.device))
         return 2;
     char gen_model[4096];
     if (cli_gen_model(opts, n, gen_model, sizeof gen_model, 1, &cfg.gen_model) || cli_gen_opts(opts, n, &cfg.gen))
         return 2;
+    /* The reranker loads its own copy of a decoder (the generator's is
+     * driven by the generator's worker alone); a mapped GGUF file's pages
+     * are shared anyway. */
+    char rerank_model[4096];
+    if ((o = cli_opt(opts, n, "--rerank-model"))) {
+        if (strcmp(o->value, "none") == 0) {
+            cfg.rerank_model = NULL;
+        } else if (strcmp(o->value, "gen") == 0) {
+            if (!cfg.gen_model) {
+                fprintf(stderr, "ragd: --rerank-model gen: there is no generation model (see --gen-model)\n");
+                return 2;
+            }
+            cfg.rerank_model = cfg.gen_model;
+        } else {
+            cfg.rerank_model = o->value;
+        }
+    } else {
+        cli_default_gen_model(rerank_model, sizeof rerank_model);
+        if (fs_is_file(rerank_model))
+            cfg.rerank_model = rerank_model;
+        else
+            LOG_WARN("no reranking model at %s (run `make models`); /v1/ranking and /v1/rerank are off", rerank_model);
+    }
     size_t port = cfg.port, upload_mb = cfg.max_upload_bytes >> 20, body_kb = cfg.max_body_bytes >> 10;
     size_t chunk = cfg.pipeline.ingest.chunk.target_tokens, overlap = cfg.pipeline.ingest.chunk.overlap_tokens;
     if (cli_size(cli_opt(opts, n, "--port"), 1, 65535, &port) ||

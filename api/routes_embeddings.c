@@ -34,6 +34,7 @@ void route_models(rg_request *r)
         cJSON_AddNumberToObject(m, "created", (double)(r->server->started_ms / 1000));
         cJSON_AddStringToObject(m, "owned_by", "ragd");
         cJSON_AddStringToObject(m, "kind", "reranker");
+        cJSON_AddStringToObject(m, "method", reranker_method(rr));
         cJSON_AddNumberToObject(m, "max_tokens", (double)reranker_max_tokens(rr));
         cJSON_AddItemToArray(data, m);
     }

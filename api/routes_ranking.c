@@ -26,11 +26,13 @@ static rg_reranker *need_reranker(rg_request *r)
     rg_reranker *rr = r->server->semantic.reranker;
     if (!rr)
         http_error(r, 503, "unavailable",
-                   "no reranking model is loaded (start ragd serve with --rerank-model DIR; no default ships yet)");
+                   "no reranking model is loaded (it was started with --rerank-model none, or the default is not "
+                   "installed: run `make models`, or name one with --rerank-model)");
     return rr;
 }
 
-/* The model a request names is ours when it is our id or "<org>/<our id>". */
+/* The model a request names is ours when it is our id (or, for a causal
+ * LM, the model's own name) or "<org>/<that>". */
 static int model_ok(rg_request *r, rg_reranker *rr, const cJSON *model)
 {
     if (!model || cJSON_IsNull(model))
@@ -40,7 +42,7 @@ static int model_ok(rg_request *r, rg_reranker *rr, const cJSON *model)
         return 0;
     }
     const char *asked = model->valuestring, *slash = strrchr(asked, '/');
-    if (strcmp(slash ? slash + 1 : asked, reranker_model_id(rr)) != 0) {
+    if (!reranker_model_matches(rr, slash ? slash + 1 : asked)) {
         http_error(r, 404, "not_found", "model '%s' is not served here (GET /v1/models lists %s)", asked,
                    reranker_model_id(rr));
         return 0;

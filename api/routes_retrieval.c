@@ -82,7 +82,8 @@ void route_retrieval(rg_request *r)
     int reranking = cJSON_IsTrue(rerank);
     if (reranking && !srv->semantic.reranker) {
         http_error(r, 503, "unavailable",
-                   "'rerank' needs a reranking model (start ragd serve with --rerank-model DIR; no default ships yet)");
+                   "'rerank' needs a reranking model (this server runs with --rerank-model none, or the default "
+                   "is not installed)");
         goto out;
     }
     if (coll && !cJSON_IsNull(coll) && !cJSON_IsString(coll)) {

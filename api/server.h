@@ -19,7 +19,7 @@ typedef struct rg_server_config {
     const char *data_dir;
     const char *api_key;   /* NULL or "" = no authentication */
     const char *embed_model; /* model directory, NULL = no embedding model */
-    const char *rerank_model; /* cross-encoder directory, NULL = no reranker */
+    const char *rerank_model; /* cross-encoder directory or causal-LM GGUF/directory, NULL = none */
     const char *gen_model;    /* generator GGUF file or directory, NULL = no generator */
     rg_gen_opts gen;          /* the generator engine's limits (--kv-cache-mb, ...) */
     size_t rerank_max_passages; /* passages per /v1/ranking or /v1/rerank request */

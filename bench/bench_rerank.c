@@ -8,7 +8,13 @@
  * length-sorted batches of BATCH, repeatedly for about SECONDS after one
  * warm-up round, and prints one JSON line with pairs/s and tokens/s
  * (tokens after truncation, specials included). One query per round: the
- * pairs of a round share the first line's query, as a rerank request does. */
+ * pairs of a round share the first line's query, as a rerank request does.
+ *
+ * A MODEL that is a file is a causal-LM reranker (model/lm_reranker.h): each
+ * round encodes the query's prompt prefix and every passage (limit 1024
+ * tokens) and scores them, the prefix computed once; BATCH is unused and
+ * tokens are the prompts' (prefix counted per pair); the optional last
+ * argument is then the decoder's threads (default: the online CPUs). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +22,32 @@
 #include "common/buf.h"
 #include "common/fs.h"
 #include "model/cross_encoder.h"
+#include "model/lm_reranker.h"
+
+/* One round of the causal-LM reranker: what a request costs, encoding included. */
+static rg_status lm_round(rg_lm_reranker *lr, const char *query, const char **passages, size_t n, float *scores,
+                          size_t *tokens, rg_err *e)
+{
+    rg_bpe_ids prefix = {0};
+    rg_bpe_ids *rests = calloc(n, sizeof *rests);
+    if (!rests)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    rg_status st = lm_reranker_encode_query(lr, query, strlen(query), LM_RERANKER_DEFAULT_MAX_TOKENS, 1, &prefix,
+                                            NULL, e);
+    *tokens = 0;
+    for (size_t i = 0; i < n && !st; i++) {
+        st = lm_reranker_encode_passage(lr, prefix.n, passages[i], strlen(passages[i]), LM_RERANKER_DEFAULT_MAX_TOKENS,
+                                        1, &rests[i], NULL, e);
+        *tokens += prefix.n + rests[i].n;
+    }
+    if (!st)
+        st = lm_reranker_score(lr, prefix.ids, prefix.n, rests, n, scores, e);
+    for (size_t i = 0; i < n; i++)
+        bpe_ids_free(&rests[i]);
+    free(rests);
+    bpe_ids_free(&prefix);
+    return st;
+}
 
 int main(int argc, char **argv)
 {
@@ -30,7 +62,9 @@ int main(int argc, char **argv)
     rg_buf_init(&file, 0);
     rg_cross_encoder *ce = NULL;
     rg_device device = RG_DEVICE_CPU;
-    if (argc == 7 && backend_device_parse(argv[6], &device, &e)) {
+    int lm = fs_is_file(argv[1]);
+    size_t lm_threads = lm && argc == 7 ? (size_t)atoi(argv[6]) : 0;
+    if (!lm && argc == 7 && backend_device_parse(argv[6], &device, &e)) {
         fprintf(stderr, "bench_rerank: %s\n", e.msg);
         return 2;
     }
@@ -38,7 +72,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_rerank: N_PAIRS and BATCH must be positive\n");
         return 2;
     }
-    if (fs_read_file(argv[2], (size_t)64 << 20, &file, &e) || cross_encoder_load(argv[1], device, &ce, &e)) {
+    rg_lm_reranker *lr = NULL;
+    if (fs_read_file(argv[2], (size_t)64 << 20, &file, &e) ||
+        (lm ? lm_reranker_load(argv[1], lm_threads, &lr, &e) : cross_encoder_load(argv[1], device, &ce, &e))) {
         fprintf(stderr, "bench_rerank: %s\n", e.msg);
         return 1;
     }
@@ -68,7 +104,8 @@ int main(int argc, char **argv)
     size_t tokens = 0, pairs = 0, t;
     for (size_t i = 0; i < n_pairs; i++)
         round_p[i] = passages[i % n];
-    if (cross_encoder_score(ce, query, strlen(query), round_p, NULL, n_pairs, batch, logits, &t, &e)) {
+    if (lm ? lm_round(lr, query, round_p, n_pairs, logits, &t, &e)
+           : cross_encoder_score(ce, query, strlen(query), round_p, NULL, n_pairs, batch, logits, &t, &e)) {
         fprintf(stderr, "bench_rerank: %s\n", e.msg);
         return 1;
     }
@@ -76,7 +113,8 @@ int main(int argc, char **argv)
     for (size_t round = 0; now - start < (int64_t)(seconds * 1e6); round++) {
         for (size_t i = 0; i < n_pairs; i++)
             round_p[i] = passages[(round * n_pairs + i) % n];
-        if (cross_encoder_score(ce, query, strlen(query), round_p, NULL, n_pairs, batch, logits, &t, &e)) {
+        if (lm ? lm_round(lr, query, round_p, n_pairs, logits, &t, &e)
+               : cross_encoder_score(ce, query, strlen(query), round_p, NULL, n_pairs, batch, logits, &t, &e)) {
             fprintf(stderr, "bench_rerank: %s\n", e.msg);
             return 1;
         }
@@ -86,8 +124,9 @@ int main(int argc, char **argv)
     }
     double s = (double)(now - start) / 1e6;
     printf("{\"pairs_per_s\": %.3f, \"tokens_per_s\": %.1f, \"pairs\": %zu, \"seconds\": %.3f, \"device\": \"%s\"}\n",
-           (double)pairs / s, (double)tokens / s, pairs, s, cross_encoder_device_desc(ce));
+           (double)pairs / s, (double)tokens / s, pairs, s, lm ? "cpu" : cross_encoder_device_desc(ce));
     cross_encoder_free(ce);
+    lm_reranker_free(lr);
     free(round_p);
     free(logits);
     free(passages);

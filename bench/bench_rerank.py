@@ -14,7 +14,18 @@ passages of about 200 tokens each; both sides score them in batches of
 --batch pairs, sorted by length. Prints pairs/s, tokens/s and the ratio
 ragd / sentence-transformers, after checking that the reference
 reproduces the golden logits. The reference stack comes from the venv of
-scripts/gen_embedding_golden.py (re-executes itself there when needed)."""
+scripts/gen_embedding_golden.py (re-executes itself there when needed).
+
+    python3 bench/bench_rerank.py --kind lm [--seconds 5] [--threads 2] [--bin build/bench_rerank]
+
+The causal-LM (yes/no) reranker on the default generator GGUF
+(SmolLM2-135M-Instruct Q4_1) beside llama.cpp (llama-cpp-python from the venv
+of scripts/gen_llama_golden.py) scoring the same prompts the same way: the
+query's prompt prefix evaluated once, each passage's rest after it (the KV
+cache cut back to the prefix), the last position's logits read. Only 64
+pairs (the 256-pair round takes minutes on two cores); both sides use
+--threads threads (ragd's correctness against llama.cpp on these prompts is
+tests/unit/test_lmrerank.c's job)."""
 import argparse
 import json
 import os
@@ -82,7 +93,85 @@ def run_st(ce, n, batch, seconds):
     return {"pairs_per_s": done / s, "tokens_per_s": tokens / s}
 
 
+def lm_prompts(llm, n):
+    """llama.cpp's ids of the reranker prompts of n bench pairs, built as
+    scripts/gen_lmrerank_golden.py builds them: (prefix, [rest, ...])."""
+    import gen_lmrerank_golden as g
+
+    def tok(text, bos=False, special=False):
+        return llm.tokenize(text.encode("utf-8"), add_bos=bos, special=special)
+
+    tail = tok(g.TAIL, special=True)
+    prefix = tok(g.HEAD, bos=True, special=True) + tok(" " + QUERY) + tok(g.MID)
+    room = g.MAX_TOKENS - len(prefix) - len(tail)
+    return prefix, [tok(" " + p)[:room] + tail for p in passages(n)]
+
+
+def run_llama(llm, prefix, rests, seconds):
+    import llama_cpp
+    import numpy as np
+
+    n_vocab = llm.n_vocab()
+    yes, no = llm.tokenize(b"yes", add_bos=False, special=False)[0], llm.tokenize(b"no", add_bos=False)[0]
+
+    def one_round():
+        scores = []
+        llm.reset()
+        llm.eval(prefix)
+        for r in rests:
+            llm.n_tokens = len(prefix)  # the cache is cut back to the prefix
+            llm.eval(r)
+            row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
+            scores.append(float(row[yes] - row[no]))
+        return scores
+
+    first = one_round()  # warm-up
+    n_tok = sum(len(prefix) + len(r) for r in rests)
+    done = tokens = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        one_round()
+        done += len(rests)
+        tokens += n_tok
+    s = time.perf_counter() - start
+    return first, {"pairs_per_s": done / s, "tokens_per_s": tokens / s}
+
+
+def main_lm(args):
+    import gen_llama_golden as llref
+
+    llref.ensure_stack()
+    import llama_cpp
+
+    model = llref.REPO / "models" / llref.MODEL_FILE
+    if os.environ.get("RAGD_MODELS"):
+        model = Path(os.environ["RAGD_MODELS"]) / llref.MODEL_FILE
+    llm = llama_cpp.Llama(model_path=str(model), n_ctx=2048, n_batch=2048, n_ubatch=2048, n_threads=args.threads,
+                          logits_all=False, verbose=False)
+    n = 64
+    prefix, rests = lm_prompts(llm, n)
+    with tempfile.TemporaryDirectory() as tmp:
+        pairs_file = Path(tmp) / "pairs.tsv"
+        pairs_file.write_text("".join(f"{QUERY}\t{p}\n" for p in passages(n)))
+        out = subprocess.run([args.bin, str(model), str(pairs_file), str(n), "1", str(args.seconds),
+                              str(args.threads)], capture_output=True, text=True, check=True).stdout
+        ours = json.loads(out)
+    _, ref = run_llama(llm, prefix, rests, args.seconds)
+    print(f"machine: {os.cpu_count()} CPUs; llama-cpp-python {llama_cpp.__version__}; threads {args.threads}; "
+          f"prompts of {len(prefix) + len(rests[0])} tokens ({len(prefix)} shared)")
+    print(f"{n:4d} pairs x ~200 tokens: ragd {ours['pairs_per_s']:8.2f} pairs/s ({ours['tokens_per_s']:7.0f} tok/s)   "
+          f"llama.cpp {ref['pairs_per_s']:8.2f} pairs/s ({ref['tokens_per_s']:7.0f} tok/s)   "
+          f"ratio {ours['pairs_per_s'] / ref['pairs_per_s']:.2f}")
+
+
 def main():
+    if "--kind" in sys.argv and sys.argv[sys.argv.index("--kind") + 1:][:1] == ["lm"]:
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--kind")
+        ap.add_argument("--seconds", type=float, default=5)
+        ap.add_argument("--threads", type=int, default=2)
+        ap.add_argument("--bin", default=str(REPO / "build" / "bench_rerank"))
+        return main_lm(ap.parse_args())
     gen_rerank_golden.ensure_stack(__file__)
     os.environ["HF_HUB_OFFLINE"] = "1"
     ap = argparse.ArgumentParser()
@@ -90,6 +179,7 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--bin", default=str(REPO / "build" / "bench_rerank"))
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--kind", default="cross-encoder", choices=["cross-encoder", "lm"])
     args = ap.parse_args()
     import torch
 

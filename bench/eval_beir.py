@@ -10,9 +10,13 @@ that of its best chunk.
     bench/eval_beir.py --dataset ../shared/datasets/scifact [--modes lexical]
     bench/eval_beir.py --modes hybrid,hybrid+rerank --rerank-model DIR
 
-Mode "hybrid+rerank" fetches the top 100 hybrid candidates and lets the
-reranker named by --rerank-model (any cross-encoder ragd loads) order them
-("rerank": true, "candidates": 100).
+Mode "hybrid+rerank" fetches the top --candidates hybrid candidates (100)
+and lets the reranker order them ("rerank": true): the one named by
+--rerank-model, else the server's default (the causal-LM reranker on the
+default generator GGUF). With fewer than 100 candidates, recall@100 is not
+comparable between modes (the reranked list has only the candidates).
+--queries N evaluates only the first N test queries (in qrels order), for
+rerankers too slow to run the whole split on a small machine.
 
 Standard library only, so it runs with any python3.
 """
@@ -61,7 +65,7 @@ def recall_at(ranked, rel, k):
 
 def post(url, body):
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
+    with urllib.request.urlopen(req, timeout=600) as r:
         return json.load(r)
 
 
@@ -71,14 +75,16 @@ def main():
     ap.add_argument("--ragd", default=str(REPO / "build" / "ragd"))
     ap.add_argument("--modes", default="lexical")
     ap.add_argument("--keep", help="keep the data directory here")
-    ap.add_argument("--rerank-model", help="cross-encoder directory for the hybrid+rerank mode")
+    ap.add_argument("--rerank-model", help="reranker for the hybrid+rerank mode (default: the server's)")
+    ap.add_argument("--candidates", type=int, default=100, help="hybrid candidates the reranker orders")
+    ap.add_argument("--queries", type=int, default=0, help="only the first N test queries (0: all)")
     args = ap.parse_args()
-    if "hybrid+rerank" in args.modes.split(",") and not args.rerank_model:
-        ap.error("mode hybrid+rerank needs --rerank-model DIR")
     ds = Path(args.dataset)
     corpus = load_jsonl(ds / "corpus.jsonl")
     queries = {q["_id"]: q["text"] for q in load_jsonl(ds / "queries.test.jsonl")}
     qrels = load_qrels(ds / "qrels.test.tsv")
+    if args.queries:
+        qrels = dict(list(qrels.items())[:args.queries])
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ragd-eval-"))
     docs = work / "docs"
@@ -115,7 +121,7 @@ def main():
             for qid, rel in qrels.items():
                 body = {"query": queries[qid], "collection": "eval", "top_k": 100, "mode": mode}
                 if mode == "hybrid+rerank":
-                    body.update(mode="hybrid", rerank=True, candidates=100)
+                    body.update(mode="hybrid", rerank=True, candidates=args.candidates, top_k=args.candidates)
                 res = post(base + "/v1/retrieval", body)
                 ranked = []
                 for hit in res["data"]:

@@ -7,12 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/fs.h"
 #include "model/cross_encoder.h"
+#include "model/lm_reranker.h"
 
 /* One caller's request, living on the caller's stack while it waits. */
 typedef struct rerank_request {
-    rg_encoding *pairs;
+    rg_encoding *pairs; /* cross-encoder: the encoded pairs */
+    rg_bpe_ids prefix;  /* causal-lm: the query's prompt prefix ... */
+    rg_bpe_ids *rests;  /* ... and each passage's rest of the prompt */
     size_t n;
     float *logits;
     size_t cost; /* tokens of all its pairs */
@@ -23,9 +27,13 @@ typedef struct rerank_request {
 } rerank_request;
 
 struct rg_reranker {
-    rg_cross_encoder *ce;
+    rg_reranker_kind kind;
+    rg_cross_encoder *ce; /* one of these two */
+    rg_lm_reranker *lm;
     rg_reranker_opts opts;
+    size_t max_tokens;
     char model_id[256];
+    char model_name[256]; /* causal-lm: the id without "-rerank" */
     pthread_t worker;
     pthread_mutex_t mu;
     pthread_cond_t work;
@@ -49,6 +57,8 @@ void reranker_opts_default(rg_reranker_opts *o)
     o->batch_tokens = 16384;
     o->max_batch = 64;
     o->device = RG_DEVICE_CPU;
+    o->max_tokens = 0;
+    o->threads = 0;
 }
 
 double reranker_relevance(double logit)
@@ -102,6 +112,17 @@ static void run_job(rg_reranker *rr, rerank_request **reqs, size_t nr)
     free(out);
 }
 
+/* Causal-LM: each request's passages continue its own prefix, one request
+ * after another (their prefixes differ). */
+static void run_lm_job(rg_reranker *rr, rerank_request **reqs, size_t nr)
+{
+    for (size_t i = 0; i < nr; i++) {
+        rg_err_clear(&reqs[i]->err);
+        reqs[i]->status = lm_reranker_score(rr->lm, reqs[i]->prefix.ids, reqs[i]->prefix.n, reqs[i]->rests,
+                                            reqs[i]->n, reqs[i]->logits, &reqs[i]->err);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     rg_reranker *rr = arg;
@@ -123,7 +144,10 @@ static void *worker_main(void *arg)
             budget += r->cost;
         } while (nj < RERANK_MAX_REQUESTS_PER_JOB && rr->head && budget + rr->head->cost <= rr->opts.batch_tokens);
         pthread_mutex_unlock(&rr->mu);
-        run_job(rr, job, nj);
+        if (rr->kind == RG_RERANKER_CAUSAL_LM)
+            run_lm_job(rr, job, nj);
+        else
+            run_job(rr, job, nj);
         pthread_mutex_lock(&rr->mu);
         for (size_t i = 0; i < nj; i++)
             job[i]->done = 1;
@@ -133,30 +157,76 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-rg_status reranker_start(const char *model_dir, const rg_reranker_opts *o, rg_reranker **out, rg_err *e)
+/* A directory holds a causal LM when its config.json names a *ForCausalLM
+ * architecture (Hugging Face's name for decoder checkpoints); a cross-encoder
+ * names *ForSequenceClassification. A file is a GGUF decoder. */
+static rg_reranker_kind kind_of(const char *path)
+{
+    if (!fs_is_dir(path))
+        return RG_RERANKER_CAUSAL_LM;
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg, "%s/config.json", path);
+    rg_buf b;
+    rg_buf_init(&b, (size_t)1 << 20);
+    rg_err e;
+    rg_reranker_kind k = RG_RERANKER_CROSS_ENCODER;
+    if (fs_read_file(cfg, (size_t)1 << 20, &b, &e) == RG_OK && b.data && strstr(b.data, "ForCausalLM\""))
+        k = RG_RERANKER_CAUSAL_LM;
+    rg_buf_free(&b);
+    return k;
+}
+
+static void name_from_path(char *out, size_t size, const char *path)
+{
+    snprintf(out, size, "%s", path);
+    size_t len = strlen(out);
+    while (len > 1 && out[len - 1] == '/')
+        out[--len] = '\0';
+    memmove(out, fs_basename(out), strlen(fs_basename(out)) + 1);
+    len = strlen(out);
+    if (len > 5 && strcmp(out + len - 5, ".gguf") == 0)
+        out[len - 5] = '\0';
+}
+
+rg_status reranker_start(const char *model_path, const rg_reranker_opts *o, rg_reranker **out, rg_err *e)
 {
     *out = NULL;
     if (!o->queue_capacity || !o->batch_tokens || !o->max_batch)
         return rg_error(e, RG_ERR_INVALID, "reranker queue capacity and batch limits must be positive");
+    if (!fs_is_dir(model_path) && !fs_is_file(model_path))
+        return rg_error(e, RG_ERR_NOT_FOUND, "%s: no such file or directory", model_path);
     rg_reranker *rr = calloc(1, sizeof *rr);
     if (!rr)
         return rg_error(e, RG_ERR_NOMEM, "out of memory");
     rr->opts = *o;
-    rg_status st = cross_encoder_load(model_dir, o->device, &rr->ce, e);
+    rr->kind = kind_of(model_path);
+    rg_status st;
+    if (rr->kind == RG_RERANKER_CAUSAL_LM) {
+        st = lm_reranker_load(model_path, o->threads, &rr->lm, e);
+        if (!st) {
+            size_t ctx = lm_reranker_context(rr->lm);
+            rr->max_tokens = o->max_tokens ? o->max_tokens : LM_RERANKER_DEFAULT_MAX_TOKENS;
+            if (rr->max_tokens > ctx)
+                rr->max_tokens = ctx;
+        }
+    } else {
+        st = cross_encoder_load(model_path, o->device, &rr->ce, e);
+        if (!st)
+            rr->max_tokens = cross_encoder_max_tokens(rr->ce);
+    }
     if (st) {
         free(rr);
         return st;
     }
-    snprintf(rr->model_id, sizeof rr->model_id, "%s", model_dir);
-    size_t len = strlen(rr->model_id);
-    while (len > 1 && rr->model_id[len - 1] == '/')
-        rr->model_id[--len] = '\0';
-    memmove(rr->model_id, fs_basename(rr->model_id), strlen(fs_basename(rr->model_id)) + 1);
+    name_from_path(rr->model_name, sizeof rr->model_name, model_path);
+    snprintf(rr->model_id, sizeof rr->model_id, "%.240s%s", rr->model_name,
+             rr->kind == RG_RERANKER_CAUSAL_LM ? "-rerank" : "");
     pthread_mutex_init(&rr->mu, NULL);
     pthread_cond_init(&rr->work, NULL);
     pthread_cond_init(&rr->ready, NULL);
     if (pthread_create(&rr->worker, NULL, worker_main, rr) != 0) {
         cross_encoder_free(rr->ce);
+        lm_reranker_free(rr->lm);
         free(rr);
         return rg_error(e, RG_ERR_INTERNAL, "cannot start the reranker thread");
     }
@@ -177,14 +247,49 @@ void reranker_stop(rg_reranker *rr)
     pthread_cond_destroy(&rr->work);
     pthread_cond_destroy(&rr->ready);
     cross_encoder_free(rr->ce);
+    lm_reranker_free(rr->lm);
     free(rr);
 }
 
-static void free_pairs(rg_encoding *pairs, size_t n)
+static void free_request(rerank_request *r)
 {
-    for (size_t i = 0; pairs && i < n; i++)
-        encoding_free(&pairs[i]);
-    free(pairs);
+    for (size_t i = 0; r->pairs && i < r->n; i++)
+        encoding_free(&r->pairs[i]);
+    free(r->pairs);
+    for (size_t i = 0; r->rests && i < r->n; i++)
+        bpe_ids_free(&r->rests[i]);
+    free(r->rests);
+    bpe_ids_free(&r->prefix);
+}
+
+/* Tokenizes every pair on the caller's thread; r->cost gets their tokens. */
+static rg_status encode_request(rg_reranker *rr, rerank_request *r, const char *query, const char *const *passages,
+                                const size_t *lens, int truncate, rg_err *e)
+{
+    size_t n = r->n, qlen = strlen(query);
+    rg_status st = RG_OK;
+    if (rr->kind == RG_RERANKER_CAUSAL_LM) {
+        if (!(r->rests = calloc(n, sizeof *r->rests)))
+            return rg_error(e, RG_ERR_NOMEM, "out of memory for %zu passages", n);
+        st = lm_reranker_encode_query(rr->lm, query, qlen, rr->max_tokens, truncate, &r->prefix, NULL, e);
+    } else if (!(r->pairs = calloc(n, sizeof *r->pairs))) {
+        return rg_error(e, RG_ERR_NOMEM, "out of memory for %zu passages", n);
+    }
+    for (size_t i = 0; i < n && !st; i++) {
+        const char *p = passages[i] ? passages[i] : "";
+        size_t plen = lens ? lens[i] : strlen(p);
+        if (rr->kind == RG_RERANKER_CAUSAL_LM) {
+            st = lm_reranker_encode_passage(rr->lm, r->prefix.n, p, plen, rr->max_tokens, truncate, &r->rests[i],
+                                            NULL, e);
+            r->cost += r->prefix.n + r->rests[i].n;
+        } else {
+            st = cross_encoder_encode(rr->ce, query, qlen, p, plen, truncate, &r->pairs[i], e);
+            r->cost += r->pairs[i].n;
+        }
+        if (st == RG_ERR_INVALID)
+            rg_error_wrap(e, "passage %zu", i);
+    }
+    return st;
 }
 
 rg_status reranker_score(rg_reranker *rr, const char *query, const char *const *passages, const size_t *lens,
@@ -195,28 +300,17 @@ rg_status reranker_score(rg_reranker *rr, const char *query, const char *const *
     if (n == 0)
         return RG_OK;
     rerank_request r = {.n = n, .logits = logits};
-    r.pairs = calloc(n, sizeof *r.pairs);
-    if (!r.pairs)
-        return rg_error(e, RG_ERR_NOMEM, "out of memory for %zu passages", n);
-    size_t qlen = strlen(query);
-    for (size_t i = 0; i < n; i++) {
-        const char *p = passages[i] ? passages[i] : "";
-        rg_status st = cross_encoder_encode(rr->ce, query, qlen, p, lens ? lens[i] : strlen(p), truncate,
-                                            &r.pairs[i], e);
-        if (st) {
-            free_pairs(r.pairs, n);
-            if (st == RG_ERR_INVALID)
-                rg_error_wrap(e, "passage %zu", i);
-            return st;
-        }
-        r.cost += r.pairs[i].n;
+    rg_status st = encode_request(rr, &r, query, passages, lens, truncate, e);
+    if (st) {
+        free_request(&r);
+        return st;
     }
     pthread_mutex_lock(&rr->mu);
     if (rr->stopping || rr->queued >= rr->opts.queue_capacity) {
         size_t q = rr->queued;
         int stopping = rr->stopping;
         pthread_mutex_unlock(&rr->mu);
-        free_pairs(r.pairs, n);
+        free_request(&r);
         return stopping ? rg_error(e, RG_ERR_BUSY, "the reranker is shutting down")
                         : rg_error(e, RG_ERR_BUSY, "the reranking queue is full (%zu requests); retry later", q);
     }
@@ -231,7 +325,7 @@ rg_status reranker_score(rg_reranker *rr, const char *query, const char *const *
     while (!r.done)
         pthread_cond_wait(&rr->ready, &rr->mu);
     pthread_mutex_unlock(&rr->mu);
-    free_pairs(r.pairs, n);
+    free_request(&r);
     if (r.status) {
         if (e)
             *e = r.err;
@@ -242,7 +336,27 @@ rg_status reranker_score(rg_reranker *rr, const char *query, const char *const *
     return RG_OK;
 }
 
-size_t reranker_max_tokens(const rg_reranker *rr) { return cross_encoder_max_tokens(rr->ce); }
+size_t reranker_max_tokens(const rg_reranker *rr) { return rr->max_tokens; }
 const char *reranker_model_id(const rg_reranker *rr) { return rr->model_id; }
-rg_device reranker_device(const rg_reranker *rr) { return cross_encoder_device(rr->ce); }
-const char *reranker_device_desc(const rg_reranker *rr) { return cross_encoder_device_desc(rr->ce); }
+rg_reranker_kind reranker_kind(const rg_reranker *rr) { return rr->kind; }
+
+const char *reranker_method(const rg_reranker *rr)
+{
+    return rr->kind == RG_RERANKER_CAUSAL_LM ? "causal-lm" : "cross-encoder";
+}
+
+int reranker_model_matches(const rg_reranker *rr, const char *name)
+{
+    return strcmp(name, rr->model_id) == 0 || (rr->kind == RG_RERANKER_CAUSAL_LM && strcmp(name, rr->model_name) == 0);
+}
+
+/* The decoder runs on the CPU only (model/decoder.h). */
+rg_device reranker_device(const rg_reranker *rr)
+{
+    return rr->ce ? cross_encoder_device(rr->ce) : RG_DEVICE_CPU;
+}
+
+const char *reranker_device_desc(const rg_reranker *rr)
+{
+    return rr->ce ? cross_encoder_device_desc(rr->ce) : "cpu";
+}

@@ -1,14 +1,23 @@
-/* reranker.h - the reranker engine: one worker thread owns the
- * cross-encoder (model/cross_encoder.h); callers from any thread submit a
- * query with its passages and wait for one logit per passage.
+/* reranker.h - the reranker engine: one worker thread owns the model;
+ * callers from any thread submit a query with its passages and wait for one
+ * logit per passage. Two kinds of model serve behind the same calls:
+ *
+ *   cross-encoder  a BERT sequence classifier (model/cross_encoder.h): a
+ *                  Hugging Face directory; the logit is its output.
+ *   causal-lm      a chat decoder asked "yes" or "no" (model/lm_reranker.h):
+ *                  a GGUF file, or a Hugging Face directory whose
+ *                  config.json names a *ForCausalLM architecture; the logit
+ *                  is logit("yes") - logit("no").
  *
  * Callers tokenize their own pairs (in parallel, on their own threads, and
  * so learn at once whether a pair is over-long); the worker takes the
  * oldest request and further queued ones while their tokens fit the
- * batch budget, sorts all their pairs by length (longest first, so a batch
- * pads little) and runs padded forward passes of at most max_batch pairs
- * and batch_tokens padded tokens each. A full queue answers RG_ERR_BUSY at
- * once instead of growing. */
+ * batch budget. Cross-encoder: it sorts all their pairs by length (longest
+ * first, so a batch pads little) and runs padded forward passes of at most
+ * max_batch pairs and batch_tokens padded tokens each. Causal-LM: each
+ * request's query prefix is computed once and every passage continues it
+ * (model/lm_reranker.h). A full queue answers RG_ERR_BUSY at once instead
+ * of growing. */
 #ifndef RAGD_RERANK_RERANKER_H
 #define RAGD_RERANK_RERANKER_H
 
@@ -24,12 +33,21 @@ typedef struct rg_reranker_opts {
     size_t batch_tokens;   /* padded tokens of one forward pass (at least one pair) */
     size_t max_batch;      /* pairs of one forward pass */
     rg_device device;      /* where the encoder runs (default cpu; see model/encoder.h) */
+    size_t max_tokens;     /* causal-lm: tokens per prompt (0: LM_RERANKER_DEFAULT_MAX_TOKENS,
+                            * never beyond the model's context) */
+    size_t threads;        /* causal-lm: the decoder's threads (0: its default); CPU only */
 } rg_reranker_opts;
+
+typedef enum rg_reranker_kind {
+    RG_RERANKER_CROSS_ENCODER = 0,
+    RG_RERANKER_CAUSAL_LM = 1
+} rg_reranker_kind;
 
 void reranker_opts_default(rg_reranker_opts *o);
 
-/* Loads the cross-encoder in model_dir and starts the worker. */
-rg_status reranker_start(const char *model_dir, const rg_reranker_opts *o, rg_reranker **out, rg_err *e);
+/* Loads the model at path (a cross-encoder directory, or a causal LM: GGUF
+ * file or decoder directory, see above) and starts the worker. */
+rg_status reranker_start(const char *path, const rg_reranker_opts *o, rg_reranker **out, rg_err *e);
 /* Answers what is queued, then stops the worker and frees the model. */
 void reranker_stop(rg_reranker *rr); /* NULL is fine */
 
@@ -43,15 +61,24 @@ rg_status reranker_score(rg_reranker *rr, const char *query, const char *const *
 
 /* Most tokens per pair, specials included. */
 size_t reranker_max_tokens(const rg_reranker *rr);
-/* The model's name: the last component of its directory. */
+/* The model's name: the last component of its directory; for a causal LM
+ * the file's name without ".gguf" and with "-rerank" appended, so that it
+ * differs from the same file's id as a generator in /v1/models. */
 const char *reranker_model_id(const rg_reranker *rr);
+/* Whether a request's "model" names this reranker: its id, or for a causal
+ * LM also the model's own name (without "-rerank"). */
+int reranker_model_matches(const rg_reranker *rr, const char *name);
+rg_reranker_kind reranker_kind(const rg_reranker *rr);
+/* "cross-encoder" or "causal-lm" (what /v1/models calls the method). */
+const char *reranker_method(const rg_reranker *rr);
 /* Where the model runs (cpu or cuda, never auto) and that device in one line. */
 rg_device reranker_device(const rg_reranker *rr);
 const char *reranker_device_desc(const rg_reranker *rr);
 
 /* The relevance score reported beside a logit: sigmoid(logit), the
  * probability sentence-transformers' CrossEncoder returns for one-label
- * models by default. */
+ * models by default; for a causal LM, P(yes) of a softmax over yes and no
+ * (what Qwen3-Reranker reports). */
 double reranker_relevance(double logit);
 
 #endif

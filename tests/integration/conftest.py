@@ -165,6 +165,10 @@ class RagdServer:
         # No generator either unless asked for (tests/integration/test_completions*.py).
         if "--gen-model" not in self.extra_args:
             self.extra_args += ["--gen-model", "none"]
+        # Nor the default reranker (the generator's GGUF asked yes/no):
+        # tests/integration/test_lmrerank.py starts it.
+        if "--rerank-model" not in self.extra_args:
+            self.extra_args += ["--rerank-model", "none"]
         self.env = dict(env or {})
         self.api_key = self.env.get("RAGD_API_KEY")
         if "--api-key" in self.extra_args:

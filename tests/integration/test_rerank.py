@@ -172,7 +172,7 @@ def test_rerank_cohere_shape(rr):
 
 
 def test_without_a_reranker_everything_answers_503(tmp_path):
-    s = RagdServer(tmp_path / "data")
+    s = RagdServer(tmp_path / "data", extra_args=("--rerank-model", "none"))
     try:
         for path, body in (("/v1/ranking", {"query": {"text": "q"}, "passages": [{"text": "a"}]}),
                            ("/v1/rerank", {"query": "q", "documents": ["a"]}),

@@ -1,0 +1,249 @@
+/* lm_reranker.c - yes/no scoring of (query, passage) prompts on the
+ * decoder (see lm_reranker.h). */
+#include "model/lm_reranker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fs.h"
+#include "model/decoder.h"
+
+#define LM_SYSTEM "Judge whether the Document answers the Query. Note that the answer can only be \"yes\" or \"no\"."
+static const char lm_head[] = "<|im_start|>system\n" LM_SYSTEM "<|im_end|>\n<|im_start|>user\n<Query>:";
+static const char lm_mid[] = "\n<Document>:";
+static const char lm_tail[] = "<|im_end|>\n<|im_start|>assistant\n";
+
+/* Largest query or passage encoded (bytes): far beyond any context, and
+ * bounds the tokenizer's work on hostile input. */
+#define LM_MAX_TEXT ((size_t)1 << 22)
+
+struct rg_lm_reranker {
+    rg_decoder *dec;
+    rg_bpe *tok;
+    rg_bpe_ids head, mid, tail; /* the fixed pieces, tokenized at load */
+    int32_t yes, no;
+    size_t n_ctx;
+    rg_kv_cache *kv; /* grown to the longest prompt scored */
+    float *logits;   /* n_vocab */
+};
+
+static rg_status single_token(const rg_bpe *tok, const char *word, int32_t *id, rg_err *e)
+{
+    rg_bpe_ids ids = {0};
+    rg_status st = bpe_encode(tok, word, strlen(word), 0, &ids, e);
+    if (!st && ids.n != 1)
+        st = rg_error(e, RG_ERR_UNSUPPORTED, "\"%s\" is %zu tokens in this vocabulary; the yes/no reranker needs one",
+                      word, ids.n);
+    if (!st)
+        *id = ids.ids[0];
+    bpe_ids_free(&ids);
+    return st;
+}
+
+/* A directory is the decoder's Hugging Face layout: its tokenizer.json. */
+static rg_status load_tokenizer(const char *path, rg_bpe **out, rg_err *e)
+{
+    return fs_is_dir(path) ? bpe_load_dir(path, out, e) : bpe_load_gguf_path(path, out, e);
+}
+
+rg_status lm_reranker_load(const char *path, size_t threads, rg_lm_reranker **out, rg_err *e)
+{
+    *out = NULL;
+    rg_lm_reranker *lr = calloc(1, sizeof *lr);
+    if (!lr)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    rg_status st = load_tokenizer(path, &lr->tok, e);
+    if (!st) {
+        int32_t s = bpe_piece_id(lr->tok, "<|im_start|>", 12), t = bpe_piece_id(lr->tok, "<|im_end|>", 10);
+        if (s < 0 || t < 0 || !bpe_is_special(lr->tok, s) || !bpe_is_special(lr->tok, t))
+            st = rg_error(e, RG_ERR_UNSUPPORTED,
+                          "the causal-LM reranker's prompt uses ChatML turns (<|im_start|>, <|im_end|>), which "
+                          "this model's vocabulary lacks (SmolLM2 and Qwen2/2.5/3 have them)");
+    }
+    if (!st)
+        st = single_token(lr->tok, "yes", &lr->yes, e);
+    if (!st)
+        st = single_token(lr->tok, "no", &lr->no, e);
+    if (!st)
+        st = bpe_encode(lr->tok, lm_head, strlen(lm_head), RG_BPE_ADD_SPECIAL | RG_BPE_PARSE_SPECIAL, &lr->head, e);
+    if (!st)
+        st = bpe_encode(lr->tok, lm_mid, strlen(lm_mid), 0, &lr->mid, e);
+    if (!st)
+        st = bpe_encode(lr->tok, lm_tail, strlen(lm_tail), RG_BPE_PARSE_SPECIAL, &lr->tail, e);
+    rg_decoder_opts dopts = {.threads = threads};
+    if (!st)
+        st = decoder_load(path, &dopts, &lr->dec, e);
+    if (!st) {
+        lr->n_ctx = decoder_config(lr->dec)->n_ctx_train;
+        if ((size_t)lr->yes >= decoder_vocab(lr->dec) || (size_t)lr->no >= decoder_vocab(lr->dec))
+            st = rg_error(e, RG_ERR_INVALID, "the tokenizer's yes/no ids lie outside the model's %zu logits",
+                          decoder_vocab(lr->dec));
+        else if (lr->head.n + lr->mid.n + lr->tail.n + 2 > lr->n_ctx)
+            st = rg_error(e, RG_ERR_INVALID, "the model's context (%zu tokens) cannot hold the reranking prompt",
+                          lr->n_ctx);
+    }
+    if (!st && !(lr->logits = malloc(decoder_vocab(lr->dec) * sizeof *lr->logits)))
+        st = rg_error(e, RG_ERR_NOMEM, "out of memory");
+    if (st) {
+        lm_reranker_free(lr);
+        return st;
+    }
+    *out = lr;
+    return RG_OK;
+}
+
+void lm_reranker_free(rg_lm_reranker *lr)
+{
+    if (!lr)
+        return;
+    kv_cache_free(lr->kv);
+    decoder_free(lr->dec);
+    bpe_free(lr->tok);
+    bpe_ids_free(&lr->head);
+    bpe_ids_free(&lr->mid);
+    bpe_ids_free(&lr->tail);
+    free(lr->logits);
+    free(lr);
+}
+
+size_t lm_reranker_context(const rg_lm_reranker *lr) { return lr->n_ctx; }
+int32_t lm_reranker_yes_id(const rg_lm_reranker *lr) { return lr->yes; }
+int32_t lm_reranker_no_id(const rg_lm_reranker *lr) { return lr->no; }
+
+/* " " + text, tokenized as content (special tokens stay text). */
+static rg_status encode_content(const rg_bpe *tok, const char *text, size_t len, rg_bpe_ids *out, rg_err *e)
+{
+    if (len > LM_MAX_TEXT)
+        return rg_error(e, RG_ERR_TOO_LARGE, "a text of %zu bytes; at most %zu are read", len, LM_MAX_TEXT);
+    char *buf = malloc(len + 2);
+    if (!buf)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    buf[0] = ' ';
+    memcpy(buf + 1, text, len);
+    buf[len + 1] = '\0';
+    rg_status st = bpe_encode(tok, buf, len + 1, 0, out, e);
+    free(buf);
+    return st;
+}
+
+static rg_status append(rg_bpe_ids *out, const int32_t *ids, size_t n, rg_err *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        rg_status st = bpe_ids_push(out, ids[i], e);
+        if (st)
+            return st;
+    }
+    return RG_OK;
+}
+
+static size_t limit_of(const rg_lm_reranker *lr, size_t max_tokens)
+{
+    return max_tokens && max_tokens < lr->n_ctx ? max_tokens : lr->n_ctx;
+}
+
+rg_status lm_reranker_encode_query(const rg_lm_reranker *lr, const char *query, size_t query_len, size_t max_tokens,
+                                   int truncate, rg_bpe_ids *prefix, size_t *query_tokens, rg_err *e)
+{
+    size_t limit = limit_of(lr, max_tokens), fixed = lr->head.n + lr->mid.n + lr->tail.n;
+    if (fixed >= limit)
+        return rg_error(e, RG_ERR_INVALID, "a limit of %zu tokens cannot hold the reranking prompt (%zu tokens)",
+                        limit, fixed);
+    rg_bpe_ids q = {0};
+    rg_status st = encode_content(lr->tok, query, query_len, &q, e);
+    if (query_tokens)
+        *query_tokens = q.n;
+    if (!st && fixed + q.n > limit) {
+        if (truncate)
+            q.n = limit - fixed;
+        else
+            st = rg_error(e, RG_ERR_INVALID, "the query is %zu tokens; with the prompt's %zu that exceeds the "
+                          "reranker's limit of %zu", q.n, fixed, limit);
+    }
+    if (!st)
+        st = append(prefix, lr->head.ids, lr->head.n, e);
+    if (!st)
+        st = append(prefix, q.ids, q.n, e);
+    if (!st)
+        st = append(prefix, lr->mid.ids, lr->mid.n, e);
+    bpe_ids_free(&q);
+    return st;
+}
+
+rg_status lm_reranker_encode_passage(const rg_lm_reranker *lr, size_t n_prefix, const char *passage,
+                                     size_t passage_len, size_t max_tokens, int truncate, rg_bpe_ids *rest, int *cut,
+                                     rg_err *e)
+{
+    size_t limit = limit_of(lr, max_tokens);
+    if (cut)
+        *cut = 0;
+    if (n_prefix + lr->tail.n > limit)
+        return rg_error(e, RG_ERR_INVALID, "a prefix of %zu tokens leaves no room in the limit of %zu", n_prefix,
+                        limit);
+    rg_bpe_ids p = {0};
+    rg_status st = encode_content(lr->tok, passage, passage_len, &p, e);
+    size_t room = limit - n_prefix - lr->tail.n;
+    if (!st && p.n > room) {
+        if (truncate) {
+            p.n = room;
+            if (cut)
+                *cut = 1;
+        } else {
+            st = rg_error(e, RG_ERR_INVALID, "the query and passage make %zu tokens; the reranker takes at most %zu",
+                          n_prefix + p.n + lr->tail.n, limit);
+        }
+    }
+    if (!st)
+        st = append(rest, p.ids, p.n, e);
+    if (!st)
+        st = append(rest, lr->tail.ids, lr->tail.n, e);
+    bpe_ids_free(&p);
+    return st;
+}
+
+/* A cache of at least need positions (grown in 256-token steps). */
+static rg_status ensure_cache(rg_lm_reranker *lr, size_t need, rg_err *e)
+{
+    if (need > lr->n_ctx)
+        return rg_error(e, RG_ERR_INVALID, "a prompt of %zu tokens exceeds the model's context of %zu", need,
+                        lr->n_ctx);
+    if (lr->kv && kv_cache_capacity(lr->kv) >= need)
+        return RG_OK;
+    size_t cap = (need + 255) / 256 * 256;
+    if (cap > lr->n_ctx)
+        cap = lr->n_ctx;
+    kv_cache_free(lr->kv);
+    lr->kv = NULL;
+    return kv_cache_alloc(lr->dec, cap, RG_KV_F16, &lr->kv, e);
+}
+
+rg_status lm_reranker_score(rg_lm_reranker *lr, const int32_t *prefix, size_t n_prefix, const rg_bpe_ids *rests,
+                            size_t n, float *scores, rg_err *e)
+{
+    if (n == 0)
+        return RG_OK;
+    if (n_prefix == 0)
+        return rg_error(e, RG_ERR_INVALID, "an empty reranking prompt prefix");
+    size_t longest = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rests[i].n == 0)
+            return rg_error(e, RG_ERR_INVALID, "passage %zu: an empty prompt", i);
+        if (rests[i].n > longest)
+            longest = rests[i].n;
+    }
+    if (longest > lr->n_ctx || n_prefix > lr->n_ctx - longest)
+        return rg_error(e, RG_ERR_INVALID, "a prompt of %zu tokens exceeds the model's context of %zu",
+                        n_prefix + longest, lr->n_ctx);
+    rg_status st = ensure_cache(lr, n_prefix + longest, e);
+    if (st)
+        return st;
+    kv_cache_reset(lr->kv);
+    if ((st = decoder_prefill(lr->dec, lr->kv, prefix, n_prefix, NULL, e)))
+        return st;
+    for (size_t i = 0; i < n; i++) {
+        kv_cache_truncate(lr->kv, n_prefix);
+        if ((st = decoder_prefill(lr->dec, lr->kv, rests[i].ids, rests[i].n, lr->logits, e)))
+            return st;
+        scores[i] = lr->logits[lr->yes] - lr->logits[lr->no];
+    }
+    return RG_OK;
+}

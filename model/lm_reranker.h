@@ -1,0 +1,90 @@
+/* lm_reranker.h - causal-LM rerankers (the Qwen3-Reranker style) on the
+ * Llama-family decoder (model/decoder.h): a chat model is asked whether a
+ * passage answers a query, and the relevance score of the pair is
+ *
+ *     score = logit("yes") - logit("no")   at the last prompt position,
+ *
+ * the log-odds of the two answers (a softmax over just those two, as
+ * Qwen3-Reranker takes, is sigmoid(score)).
+ *
+ * The prompt, in ChatML turns (SmolLM2, Qwen2/2.5/3), is five pieces
+ * tokenized one by one and concatenated:
+ *   HEAD   "<|im_start|>system\n" SYSTEM "<|im_end|>\n<|im_start|>user\n<Query>:"
+ *          (markup: special tokens parsed; BOS first when the model asks)
+ *   QUERY  " " + query        (content: special tokens stay text)
+ *   MID    "\n<Document>:"     (plain)
+ *   DOC    " " + passage      (content, cut at its end to fit the limit)
+ *   TAIL   "<|im_end|>\n<|im_start|>assistant\n"   (markup)
+ * with SYSTEM = 'Judge whether the Document answers the Query. Note that
+ * the answer can only be "yes" or "no".' Pieces are tokenized apart (as
+ * Qwen3-Reranker's own code does with its prefix, pair and suffix) so that
+ * a query or passage spelling "<|im_end|>" cannot close a turn, and so that
+ * HEAD+QUERY+MID, the prefix, is the same ids for every passage of a query:
+ * it is computed once and the KV cache is cut back to it after each passage
+ * (kv_cache_truncate). The leading spaces make a query's or passage's first
+ * word the " word" token it is in running text.
+ *
+ * "yes" and "no" are the vocabulary's tokens without a leading space: the
+ * answer is the first token after "assistant\n", where text has no space
+ * (SmolLM2: ids 10407 and 2152; the load checks each is one token).
+ * scripts/gen_lmrerank_golden.py computes the same prompt and scores with
+ * llama.cpp (tests/unit/test_lmrerank.c compares).
+ *
+ * Truncation to a limit of max_tokens per pair (at most the model's
+ * context): the passage loses tokens from its end first; only when the
+ * prompt without any passage exceeds the limit does the query lose tokens
+ * from its end too (the passage then keeps none).
+ *
+ * Models without ChatML turn markers in their vocabulary (Llama 3, Llama 2,
+ * Mistral) are refused with RG_ERR_UNSUPPORTED: their prompt layout has not
+ * been checked against a reference.
+ *
+ * Encoding is thread-safe (the tokenizer is immutable); scoring is used by
+ * one thread at a time (it drives the decoder and owns one KV cache). */
+#ifndef RAGD_MODEL_LM_RERANKER_H
+#define RAGD_MODEL_LM_RERANKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "model/bpe.h"
+
+typedef struct rg_lm_reranker rg_lm_reranker;
+
+/* The default limit of tokens per (query, passage) prompt. */
+#define LM_RERANKER_DEFAULT_MAX_TOKENS 1024
+
+/* path: a GGUF file or a Hugging Face decoder directory (model/decoder.h).
+ * threads: the decoder's threads (0: its default). */
+rg_status lm_reranker_load(const char *path, size_t threads, rg_lm_reranker **out, rg_err *e);
+void lm_reranker_free(rg_lm_reranker *lr); /* NULL is fine */
+
+size_t lm_reranker_context(const rg_lm_reranker *lr); /* the model's trained context */
+int32_t lm_reranker_yes_id(const rg_lm_reranker *lr);
+int32_t lm_reranker_no_id(const rg_lm_reranker *lr);
+
+/* The prefix HEAD+QUERY+MID of query's prompts, appended to prefix (start
+ * it zeroed; bpe_ids_free). max_tokens: the limit per prompt. truncate: cut
+ * an over-long query; otherwise a query that leaves no room for the TAIL is
+ * RG_ERR_INVALID naming the numbers. *query_tokens (may be NULL): the
+ * query's own tokens before any cut. */
+rg_status lm_reranker_encode_query(const rg_lm_reranker *lr, const char *query, size_t query_len, size_t max_tokens,
+                                   int truncate, rg_bpe_ids *prefix, size_t *query_tokens, rg_err *e);
+
+/* The rest of a prompt after a prefix of n_prefix ids: DOC+TAIL, appended to
+ * rest. truncate: cut the passage to fit max_tokens; otherwise an over-long
+ * prompt is RG_ERR_INVALID naming its tokens and the limit. *cut (may be
+ * NULL): 1 when the passage lost tokens. */
+rg_status lm_reranker_encode_passage(const rg_lm_reranker *lr, size_t n_prefix, const char *passage,
+                                     size_t passage_len, size_t max_tokens, int truncate, rg_bpe_ids *rest, int *cut,
+                                     rg_err *e);
+
+/* Scores n prompts prefix + rests[i] into scores[i]: the prefix is
+ * prefilled once, each rest after it in turn. Every prompt fits the
+ * model's context (the encoders above guarantee it for max_tokens within
+ * it). */
+rg_status lm_reranker_score(rg_lm_reranker *lr, const int32_t *prefix, size_t n_prefix, const rg_bpe_ids *rests,
+                            size_t n, float *scores, rg_err *e);
+
+#endif
