@@ -31,7 +31,9 @@ static const char chat_help[] =
     "  --seed N            same seed, same answer (default: random)\n"
     "  --chat-template T   chatml, llama3, llama2 or mistral, for a model whose own\n"
     "                      template ragd does not recognise\n"
-    "  --threads N         decoder threads (default: the online CPUs)\n";
+    "  --threads N         decoder threads (default: the online CPUs)\n"
+    "  --device D          where the model runs: cpu, cuda or auto (default $RAGD_DEVICE,\n"
+    "                      else auto: the GPU when one is usable)\n";
 
 void cli_default_gen_model(char *out, size_t size)
 {
@@ -76,7 +78,8 @@ int cli_gen_opts(const rg_cli_opt *opts, size_t n, rg_gen_opts *o)
     }
     if (cli_size(cli_opt(opts, n, "--kv-cache-mb"), 1, (size_t)1 << 20, &o->kv_cache_mb) ||
         cli_size(cli_opt(opts, n, "--gen-max-seqs"), 1, 1024, &o->max_seqs) ||
-        cli_size(cli_opt(opts, n, "--gen-queue"), 1, 100000, &o->queue_capacity))
+        cli_size(cli_opt(opts, n, "--gen-queue"), 1, 100000, &o->queue_capacity) ||
+        cli_device(opts, n, &o->device))
         return -1;
     return 0;
 }
@@ -224,7 +227,7 @@ int cli_chat(int argc, char **argv)
     rg_cli_opt opts[] = {
         {"--gen-model", NULL, 1, NULL, 0},   {"--system", NULL, 1, NULL, 0},      {"--max-tokens", NULL, 1, NULL, 0},
         {"--temperature", NULL, 1, NULL, 0}, {"--top-p", NULL, 1, NULL, 0},       {"--seed", NULL, 1, NULL, 0},
-        {"--chat-template", NULL, 1, NULL, 0}, {"--threads", NULL, 1, NULL, 0},
+        {"--chat-template", NULL, 1, NULL, 0}, {"--threads", NULL, 1, NULL, 0}, {"--device", NULL, 1, NULL, 0},
     };
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char *pos[1];

@@ -44,6 +44,13 @@ void route_version(rg_request *r)
         cJSON_AddStringToObject(m, "device", backend_device_name(embedder_device(em)));
         cJSON_AddStringToObject(m, "device_description", embedder_device_desc(em));
     }
+    const rg_generator *gen = r->server->generator;
+    if (gen) {
+        cJSON *m = cJSON_AddObjectToObject(o, "generation");
+        cJSON_AddStringToObject(m, "model", generator_model_id(gen));
+        cJSON_AddStringToObject(m, "device", backend_device_name(generator_device(gen)));
+        cJSON_AddStringToObject(m, "device_description", generator_device_desc(gen));
+    }
     http_json(r, 200, o);
 }
 

@@ -94,6 +94,7 @@ void generator_opts_default(rg_gen_opts *o)
      * sequences of a small model fit the default KV budget together. */
     o->default_max_tokens = 2048;
     o->kv_type = RG_KV_F16;
+    o->device = RG_DEVICE_CPU;
 }
 
 /* ---- output channel ------------------------------------------------------- */
@@ -540,7 +541,7 @@ rg_status generator_start(const char *model_path, const rg_gen_opts *o, rg_gener
     if (!g)
         return rg_error(e, RG_ERR_NOMEM, "out of memory");
     g->opts = *o;
-    rg_decoder_opts dopts = {.threads = o->threads};
+    rg_decoder_opts dopts = {.threads = o->threads, .device = o->device};
     rg_status st = decoder_load(model_path, &dopts, &g->dec, e);
     if (!st)
         st = fs_is_dir(model_path) ? bpe_load_dir(model_path, &g->tok, e) : bpe_load_gguf_path(model_path, &g->tok, e);
@@ -630,6 +631,16 @@ const char *generator_model_id(const rg_generator *g)
 size_t generator_context(const rg_generator *g)
 {
     return g->n_ctx;
+}
+
+rg_device generator_device(const rg_generator *g)
+{
+    return decoder_device(g->dec);
+}
+
+const char *generator_device_desc(const rg_generator *g)
+{
+    return decoder_device_desc(g->dec);
 }
 
 const rg_bpe *generator_tokenizer(const rg_generator *g)

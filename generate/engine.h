@@ -60,6 +60,7 @@ typedef struct rg_gen_opts {
     size_t prefill_tokens; /* prompt tokens prefilled per step, all prompts together (chunk bound) */
     size_t default_max_tokens; /* max_tokens of a request that sets none (0: the rest of the context) */
     size_t threads;        /* decoder threads (0: the online CPUs) */
+    rg_device device;      /* where the decoder runs (generator_opts_default: cpu; --device) */
     rg_kv_type kv_type;
     const char *chat_template; /* NULL: recognise the model's; else a chat_template_named name */
 } rg_gen_opts;
@@ -77,6 +78,9 @@ void generator_stop(rg_generator *g); /* NULL is fine */
 /* The model's name: its file name without ".gguf", or its directory's name. */
 const char *generator_model_id(const rg_generator *g);
 size_t generator_context(const rg_generator *g);
+/* Where the decoder runs (cpu or cuda) and a one-line description. */
+rg_device generator_device(const rg_generator *g);
+const char *generator_device_desc(const rg_generator *g);
 const rg_bpe *generator_tokenizer(const rg_generator *g);
 /* The chat template, or NULL with *e saying why (and naming the fallback). */
 const rg_chat_template *generator_chat_template(const rg_generator *g, rg_err *e);

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/backend.h"
 #include "model/llama_config.h"
 
 typedef struct rg_decoder rg_decoder;
@@ -39,6 +40,12 @@ typedef struct rg_decoder_opts {
      * unquantized activations: the exact function of the stored weights,
      * which tests use to measure the kernels' own error. */
     int f32_weights;
+    /* Where the decoder runs (model/decoder_cuda.h for CUDA). The zero value
+     * is RG_DEVICE_AUTO: CUDA when compiled in and a device is usable, else
+     * the CPU; a NULL opts means the CPU. Device cuda that cannot be used is
+     * RG_ERR_UNSUPPORTED with the reason. With CUDA, threads and f32_weights
+     * only concern the host-side pieces (token embedding rows). */
+    rg_device device;
 } rg_decoder_opts;
 
 /* Loads path: a .gguf file or a directory with config.json and safetensors.
@@ -49,11 +56,15 @@ void decoder_free(rg_decoder *d); /* NULL is fine */
 const llama_config *decoder_config(const rg_decoder *d);
 size_t decoder_vocab(const rg_decoder *d);
 size_t decoder_threads(const rg_decoder *d);
+/* Where the loaded decoder runs (cpu or cuda, never auto) and a one-line
+ * description of that device. */
+rg_device decoder_device(const rg_decoder *d);
+const char *decoder_device_desc(const rg_decoder *d);
 
 /* Bytes a cache of max_tokens positions takes (0 on overflow). */
 size_t kv_cache_bytes(const rg_decoder *d, size_t max_tokens, rg_kv_type type);
 /* A cache for one sequence of at most max_tokens positions (prompt and
- * generated together). RG_ERR_INVALID when max_tokens is 0 or beyond the
+ * generated together), in device memory for a CUDA decoder. RG_ERR_INVALID when max_tokens is 0 or beyond the
  * model's trained context, RG_ERR_NOMEM when the memory is not there. */
 rg_status kv_cache_alloc(const rg_decoder *d, size_t max_tokens, rg_kv_type type, rg_kv_cache **out, rg_err *e);
 void kv_cache_free(rg_kv_cache *kv); /* NULL is fine */

@@ -191,6 +191,11 @@ static void kv_store(rg_kv_cache *kv, size_t layer, size_t pos, const float *k, 
 rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids, const size_t *pos, size_t n,
                       const size_t *out_rows, size_t n_out, float *logits, rg_err *e)
 {
+    if (d->cuda)
+        return dec_device_forward(d, kv, ids, pos, n, out_rows, n_out, logits, e);
+    for (size_t t = 0; t < n; t++)
+        if (kv[t]->on_device)
+            return rg_error(e, RG_ERR_INVALID, "KV cache %zu is in GPU memory but the decoder runs on the CPU", t);
     const llama_config *c = &d->cfg;
     size_t E = c->n_embd, hd = c->head_dim, qd = c->n_head * hd, kvd = c->n_head_kv * hd, F = c->n_ff;
     size_t half = c->rope_dim / 2, max_ctx = 0;

@@ -56,12 +56,18 @@ struct rg_decoder {
     size_t scores_ctx;
     void *act;                        /* prepared activations */
     size_t act_bytes;
+
+    /* the device (decoder_device.c); cuda is NULL on the CPU */
+    rg_device device;
+    char device_desc[256];
+    struct rg_decoder_cuda *cuda;
 };
 
 struct rg_kv_cache {
     size_t n_layer, kv_dim, cap, len;
     rg_kv_type type;
     void *k, *v; /* [layer][cap][kv_dim] of f16 or f32 */
+    int on_device; /* k, v are CUDA device memory (a CUDA decoder's cache) */
 };
 
 /* Y[n, w->rows] = X[n, w->cols] * W^T for up to 3 matrices sharing X, their
@@ -75,6 +81,18 @@ rg_status dec_mat_row(const dec_mat *m, size_t r, float *out, rg_err *e);
 /* Loading (decoder_load.c) for one source each. */
 rg_status dec_load_gguf(rg_decoder *d, const char *path, rg_err *e);
 rg_status dec_load_hf(rg_decoder *d, const char *dir, rg_err *e);
+/* Device choice (decoder_device.c): puts the loaded decoder where want
+ * says, filling device, device_desc and cuda; dec_device_free releases the
+ * device side. */
+rg_status dec_device_select(rg_decoder *d, rg_device want, rg_err *e);
+void dec_device_free(rg_decoder *d);
+/* dec_forward on the GPU (d->cuda set). */
+rg_status dec_device_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids, const size_t *pos, size_t n,
+                             const size_t *out_rows, size_t n_out, float *logits, rg_err *e);
+/* A cache's memory on the decoder's device (bytes each for K and V). */
+rg_status dec_device_kv_alloc(const rg_decoder *d, rg_kv_cache *kv, size_t bytes, rg_err *e);
+void dec_device_kv_free(rg_kv_cache *kv);
+
 /* Rotation frequencies from the config (and GGUF's rope_freqs.weight). */
 rg_status dec_rope_init(rg_decoder *d, const float *freq_factors, size_t n_factors, rg_err *e);
 

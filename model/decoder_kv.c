@@ -41,12 +41,10 @@ rg_status kv_cache_alloc(const rg_decoder *d, size_t max_tokens, rg_kv_type type
     kv->kv_dim = c->n_head_kv * c->head_dim;
     kv->cap = max_tokens;
     kv->type = type;
-    /* no zero fill: positions are written before they are read */
-    kv->k = malloc(bytes / 2);
-    kv->v = malloc(bytes / 2);
-    if (!kv->k || !kv->v) {
+    rg_status st = dec_device_kv_alloc(d, kv, bytes / 2, e);
+    if (st != RG_OK) {
         kv_cache_free(kv);
-        return rg_error(e, RG_ERR_NOMEM, "out of memory for a %zu-byte KV cache", bytes);
+        return st;
     }
     *out = kv;
     return RG_OK;
@@ -56,8 +54,7 @@ void kv_cache_free(rg_kv_cache *kv)
 {
     if (!kv)
         return;
-    free(kv->k);
-    free(kv->v);
+    dec_device_kv_free(kv);
     free(kv);
 }
 

@@ -373,6 +373,8 @@ rg_status decoder_load(const char *path, const rg_decoder_opts *opts, rg_decoder
         threads = DEC_MAX_THREADS;
     if (st == RG_OK)
         st = dec_pool_create(threads, &d->pool, e);
+    if (st == RG_OK)
+        st = dec_device_select(d, opts ? opts->device : RG_DEVICE_CPU, e);
     if (st != RG_OK) {
         d->cfg.n_layer = n_layer; /* free every layer slot */
         decoder_free(d);
@@ -386,6 +388,7 @@ void decoder_free(rg_decoder *d)
 {
     if (!d)
         return;
+    dec_device_free(d);
     dec_pool_free(d->pool);
     if (d->layers)
         for (size_t l = 0; l < d->cfg.n_layer; l++) {

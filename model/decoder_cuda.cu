@@ -1,0 +1,484 @@
+// decoder_cuda.cu - the Llama-family decoder on a CUDA GPU (see
+// decoder_cuda.h). One layer over n tokens, all buffers on the device:
+//   x (fp32 residual) --RMSNorm--> xh (fp16)
+//   xh --cuBLAS--> qkv (fp32, one product for Q | K | V)
+//   bias + RoPE; K, V into each token's cache; Q --> q (fp32)
+//   attention of each token over its cache --> atth (fp16)
+//   atth --cuBLAS--> tmp; x += tmp; RMSNorm --> xh
+//   xh --cuBLAS--> gu (fp32, gate | up); SwiGLU --> ffh (fp16)
+//   ffh --cuBLAS--> tmp; x += tmp (folded into the next RMSNorm)
+// After the last layer only the rows whose logits are wanted are normalized
+// and multiplied by the output matrix; the logits come back to the host.
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <pthread.h>
+
+#include "model/decoder_cuda_kernels.cuh"
+
+extern "C" {
+#include "model/decoder_cuda.h"
+#include "model/decoder_internal.h"
+#include "model/quant.h"
+}
+
+namespace {
+
+struct dev_layer {
+    cu_f16 *wqkv, *wo, *wgu, *wdown; // [qd + 2 kvd, E], [E, qd], [2F, E], [E, F]
+    float *attn_norm, *ffn_norm;     // [E]
+    float *bqkv;                     // [qd + 2 kvd] or NULL
+};
+
+// Places tensors in one device allocation: a first pass (base == NULL)
+// only measures, the second uploads through a bounded host staging buffer.
+struct placer {
+    char *base = nullptr;
+    size_t off = 0;
+    uint16_t *stage = nullptr; // fp16 bits
+    size_t stage_n = 0;
+    float *rowbuf = nullptr;   // one dequantized row
+    rg_err *e = nullptr;
+    rg_status st = RG_OK;
+
+    void *take(size_t bytes)
+    {
+        size_t at = off;
+        off += (bytes + 255) & ~(size_t)255;
+        return base ? base + at : nullptr;
+    }
+    float *f32(const float *src, size_t n)
+    {
+        float *d = static_cast<float *>(take(n * sizeof(float)));
+        if (d && !st)
+            st = cu_check(cudaMemcpy(d, src, n * sizeof(float), cudaMemcpyHostToDevice), "weight upload", e);
+        return d;
+    }
+    // Concatenated bias of Q, K, V (NULL when the model has none).
+    float *bias3(const dec_layer *L, size_t qd, size_t kvd)
+    {
+        if (!L->bq)
+            return nullptr;
+        float *d = static_cast<float *>(take((qd + 2 * kvd) * sizeof(float)));
+        if (d && !st) {
+            const float *src[3] = {L->bq, L->bk, L->bv};
+            size_t len[3] = {qd, kvd, kvd}, at = 0;
+            for (int i = 0; i < 3 && !st; at += len[i], i++)
+                st = cu_check(cudaMemcpy(d + at, src[i], len[i] * sizeof(float), cudaMemcpyHostToDevice),
+                              "bias upload", e);
+        }
+        return d;
+    }
+    // The rows of n matrices (same cols) one after the other, each row
+    // dequantized by model/quant and rounded to fp16 (nearest even).
+    cu_f16 *f16(const dec_mat *const *m, int n)
+    {
+        size_t total = 0;
+        for (int i = 0; i < n; i++)
+            total += m[i]->rows * m[i]->cols;
+        cu_f16 *d = static_cast<cu_f16 *>(take(total * sizeof(cu_f16)));
+        if (!d || st)
+            return d;
+        size_t cols = m[0]->cols, fill = 0, done = 0;
+        for (int i = 0; i < n && !st; i++) {
+            const dec_mat *w = m[i];
+            for (size_t r = 0; r < w->rows && !st; r++) {
+                if (dequantize_row(w->type, (const char *)w->data + r * w->row_bytes, rowbuf, cols, e) != RG_OK) {
+                    st = rg_error_wrap(e, "dequantizing a weight for the GPU");
+                    break;
+                }
+                for (size_t c = 0; c < cols; c++)
+                    stage[fill + c] = f32_to_fp16(rowbuf[c]);
+                fill += cols;
+                if (fill + cols > stage_n || (i == n - 1 && r + 1 == w->rows)) {
+                    st = cu_check(cudaMemcpy(d + done, stage, fill * sizeof(uint16_t), cudaMemcpyHostToDevice),
+                                  "weight upload", e);
+                    done += fill;
+                    fill = 0;
+                }
+            }
+        }
+        return d;
+    }
+    cu_f16 *f16(const dec_mat *m) { return f16(&m, 1); }
+};
+
+// Activation buffers for up to cap tokens, carved from one allocation.
+struct acts {
+    float *x, *qkv, *q, *tmp, *gu;
+    cu_f16 *xh, *atth, *ffh;
+    dec_cu_tok *tok;
+    int32_t *rows;
+};
+
+} // namespace
+
+struct rg_decoder_cuda {
+    llama_config cfg;
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    pthread_mutex_t mu;
+    char *weights; // one allocation holding every tensor below
+    size_t weight_bytes;
+    dev_layer *layers;
+    cu_f16 *out_w;
+    float *out_norm, *inv_freq;
+
+    char *ws; // activations for cap tokens
+    size_t cap;
+    acts a;
+    float *logits; // [cap_out, V]
+    size_t cap_out;
+
+    // host staging of one call's inputs
+    float *hx;
+    dec_cu_tok *htok;
+    int32_t *hrows;
+    size_t hcap;
+};
+
+static void place_weights(rg_decoder_cuda *c, const rg_decoder *d, placer *p)
+{
+    const llama_config *cfg = &d->cfg;
+    size_t qd = cfg->n_head * cfg->head_dim, kvd = cfg->n_head_kv * cfg->head_dim;
+    for (size_t l = 0; l < cfg->n_layer; l++) {
+        const dec_layer *L = &d->layers[l];
+        dev_layer *g = &c->layers[l];
+        const dec_mat *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->gate, &L->up};
+        g->wqkv = p->f16(qkv, 3);
+        g->wo = p->f16(&L->wo);
+        g->wgu = p->f16(gu, 2);
+        g->wdown = p->f16(&L->down);
+        g->attn_norm = p->f32(L->attn_norm, cfg->n_embd);
+        g->ffn_norm = p->f32(L->ffn_norm, cfg->n_embd);
+        g->bqkv = p->bias3(L, qd, kvd);
+    }
+    c->out_w = p->f16(&d->output);
+    c->out_norm = p->f32(d->out_norm, cfg->n_embd);
+    c->inv_freq = p->f32(d->inv_freq, cfg->rope_dim / 2);
+}
+
+extern "C" void decoder_cuda_free(rg_decoder_cuda *c)
+{
+    if (!c)
+        return;
+    cudaSetDevice(c->device);
+    if (c->stream)
+        cudaStreamSynchronize(c->stream);
+    cudaFree(c->ws);
+    cudaFree(c->logits);
+    cudaFree(c->weights);
+    if (c->blas)
+        cublasDestroy(c->blas);
+    if (c->stream)
+        cudaStreamDestroy(c->stream);
+    pthread_mutex_destroy(&c->mu);
+    free(c->layers);
+    free(c->hx);
+    free(c->htok);
+    free(c->hrows);
+    free(c);
+}
+
+// What the kernels and cuBLAS's int dimensions can take.
+static rg_status check_shape(const llama_config *cfg, rg_err *e)
+{
+    size_t qd = cfg->n_head * cfg->head_dim, kvd = cfg->n_head_kv * cfg->head_dim;
+    if (cfg->head_dim > DEC_CU_MAX_HEAD_DIM || cfg->head_dim % 2 || cfg->rope_dim % 2 ||
+        cfg->rope_dim > cfg->head_dim)
+        return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA decoder: head size %zu (rotated %zu) is not supported (even, <= %d)",
+                        cfg->head_dim, cfg->rope_dim, DEC_CU_MAX_HEAD_DIM);
+    if (qd + 2 * kvd > INT_MAX / 2 || 2 * cfg->n_ff > INT_MAX / 2 || cfg->n_vocab > INT_MAX / 2 ||
+        cfg->n_embd > INT_MAX / 2 || cfg->n_layer > INT_MAX)
+        return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA decoder: model dimensions beyond the kernels' limits");
+    return RG_OK;
+}
+
+extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **out, char *desc, size_t desc_size,
+                                         rg_err *e)
+{
+    *out = nullptr;
+    const llama_config *cfg = &d->cfg;
+    rg_status st = check_shape(cfg, e);
+    if (st)
+        return st;
+    int n = 0;
+    if ((st = cu_check(cudaGetDeviceCount(&n), "no CUDA device", e)))
+        return st;
+    if (n == 0)
+        return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA decoder: no CUDA device");
+    cudaDeviceProp prop;
+    if ((st = cu_check(cudaSetDevice(0), "cudaSetDevice(0)", e)) ||
+        (st = cu_check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties", e)))
+        return st;
+    if (prop.major < 8) // the build carries code for compute 8.0 and newer only
+        return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA decoder: %s has compute capability %d.%d; 8.0 or newer is needed",
+                        prop.name, prop.major, prop.minor);
+
+    rg_decoder_cuda *c = static_cast<rg_decoder_cuda *>(calloc(1, sizeof *c));
+    if (!c)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&c->mu, nullptr);
+    c->cfg = *cfg;
+    c->device = 0;
+    c->layers = static_cast<dev_layer *>(calloc(cfg->n_layer, sizeof *c->layers));
+    placer p;
+    p.e = e;
+    p.stage_n = (size_t)16 << 20; // 32 MiB of fp16, at least one row
+    if (p.stage_n < cfg->n_ff || p.stage_n < cfg->n_embd)
+        p.stage_n = cfg->n_ff > cfg->n_embd ? cfg->n_ff : cfg->n_embd;
+    size_t widest = cfg->n_ff > cfg->n_embd ? cfg->n_ff : cfg->n_embd;
+    size_t qd = cfg->n_head * cfg->head_dim;
+    if (qd > widest)
+        widest = qd;
+    if (!c->layers || !(p.stage = static_cast<uint16_t *>(malloc(p.stage_n * sizeof(uint16_t)))) ||
+        !(p.rowbuf = static_cast<float *>(malloc(widest * sizeof(float))))) {
+        st = rg_error(e, RG_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if ((st = cu_check(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate", e)) ||
+        (st = cublas_check(cublasCreate(&c->blas), "cublasCreate", e)) ||
+        (st = cublas_check(cublasSetStream(c->blas, c->stream), "cublasSetStream", e)))
+        goto fail;
+    place_weights(c, d, &p); // measure
+    if ((st = cu_check(cudaMalloc((void **)&c->weights, p.off), "allocating the weights", e))) {
+        cudaGetLastError(); // not sticky: clear it so later launch checks are not blamed
+        goto fail;
+    }
+    c->weight_bytes = p.off;
+    p.base = c->weights;
+    p.off = 0;
+    place_weights(c, d, &p); // upload
+    if ((st = p.st))
+        goto fail;
+    if (desc)
+        snprintf(desc, desc_size, "%s, compute %d.%d, %.0f MiB of fp16 weights", prop.name, prop.major, prop.minor,
+                 (double)c->weight_bytes / (1024.0 * 1024.0));
+    free(p.stage);
+    free(p.rowbuf);
+    *out = c;
+    return RG_OK;
+fail:
+    free(p.stage);
+    free(p.rowbuf);
+    decoder_cuda_free(c);
+    return st;
+}
+
+// ---- buffers ----------------------------------------------------------------------
+
+static size_t align256(size_t b)
+{
+    return (b + 255) & ~(size_t)255;
+}
+
+static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
+{
+    if (n <= c->cap)
+        return RG_OK;
+    const llama_config *cfg = &c->cfg;
+    size_t E = cfg->n_embd, qd = cfg->n_head * cfg->head_dim, W = qd + 2 * cfg->n_head_kv * cfg->head_dim,
+           F = cfg->n_ff;
+    size_t sz[10] = {n * E * 4, n * W * 4, n * qd * 4, n * E * 4, n * 2 * F * 4,
+                     n * E * 2, n * qd * 2, n * F * 2, n * sizeof(dec_cu_tok), n * sizeof(int32_t)};
+    size_t total = 0;
+    for (size_t i = 0; i < 10; i++)
+        total += align256(sz[i]);
+    cudaFree(c->ws); // the previous call synchronized: nothing uses it
+    c->ws = nullptr;
+    c->cap = 0;
+    rg_status st = cu_check(cudaMalloc((void **)&c->ws, total), "allocating decoder activations", e);
+    if (st) {
+        cudaGetLastError();
+        return st;
+    }
+    char *p = c->ws;
+    void *slot[10];
+    for (size_t i = 0; i < 10; i++) {
+        slot[i] = p;
+        p += align256(sz[i]);
+    }
+    c->a.x = (float *)slot[0];
+    c->a.qkv = (float *)slot[1];
+    c->a.q = (float *)slot[2];
+    c->a.tmp = (float *)slot[3];
+    c->a.gu = (float *)slot[4];
+    c->a.xh = (cu_f16 *)slot[5];
+    c->a.atth = (cu_f16 *)slot[6];
+    c->a.ffh = (cu_f16 *)slot[7];
+    c->a.tok = (dec_cu_tok *)slot[8];
+    c->a.rows = (int32_t *)slot[9];
+
+    float *hx = static_cast<float *>(realloc(c->hx, n * E * sizeof(float)));
+    if (hx)
+        c->hx = hx;
+    dec_cu_tok *ht = static_cast<dec_cu_tok *>(realloc(c->htok, n * sizeof(dec_cu_tok)));
+    if (ht)
+        c->htok = ht;
+    int32_t *hr = static_cast<int32_t *>(realloc(c->hrows, n * sizeof(int32_t)));
+    if (hr)
+        c->hrows = hr;
+    if (!hx || !ht || !hr)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory for decoder input staging");
+    c->cap = n;
+    return RG_OK;
+}
+
+static rg_status grow_logits(rg_decoder_cuda *c, size_t n_out, rg_err *e)
+{
+    if (n_out <= c->cap_out)
+        return RG_OK;
+    cudaFree(c->logits);
+    c->logits = nullptr;
+    c->cap_out = 0;
+    rg_status st = cu_check(cudaMalloc((void **)&c->logits, n_out * c->cfg.n_vocab * sizeof(float)),
+                            "allocating logits", e);
+    if (st) {
+        cudaGetLastError();
+        return st;
+    }
+    c->cap_out = n_out;
+    return RG_OK;
+}
+
+// ---- the forward pass ------------------------------------------------------------------
+
+static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
+                                const size_t *pos, size_t n, const size_t *out_rows, size_t n_out, float *logits,
+                                rg_err *e)
+{
+    const llama_config *cfg = &c->cfg;
+    int E = (int)cfg->n_embd, qd = (int)(cfg->n_head * cfg->head_dim), kvd = (int)(cfg->n_head_kv * cfg->head_dim);
+    int F = (int)cfg->n_ff, V = (int)cfg->n_vocab, N = (int)n;
+    dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, (int)cfg->rope_dim,
+                      cfg->rope_neox, kvd};
+    rg_status st;
+    if ((st = cu_check(cudaSetDevice(c->device), "cudaSetDevice", e)) || (st = grow_acts(c, n, e)) ||
+        (n_out && (st = grow_logits(c, n_out, e))))
+        return st;
+    // inputs: embeddings from the mapped file (as the CPU path), token slots
+    for (size_t t = 0; t < n; t++) {
+        if ((st = dec_mat_row(&d->tok_embd, (size_t)ids[t], c->hx + t * (size_t)E, e)))
+            return rg_error_wrap(e, "token embedding");
+        c->htok[t].k = kv[t]->k;
+        c->htok[t].v = kv[t]->v;
+        c->htok[t].cap = kv[t]->cap;
+        c->htok[t].pos = (int32_t)pos[t];
+        c->htok[t].half = kv[t]->type == RG_KV_F16;
+    }
+    for (size_t i = 0; i < n_out; i++)
+        c->hrows[i] = (int32_t)out_rows[i];
+    cudaStream_t s = c->stream;
+    // pageable sources: each copy has read its source when it returns
+    if ((st = cu_check(cudaMemcpyAsync(c->a.x, c->hx, n * (size_t)E * sizeof(float), cudaMemcpyHostToDevice, s),
+                       "input upload", e)) ||
+        (st = cu_check(cudaMemcpyAsync(c->a.tok, c->htok, n * sizeof(dec_cu_tok), cudaMemcpyHostToDevice, s),
+                       "input upload", e)) ||
+        (n_out && (st = cu_check(cudaMemcpyAsync(c->a.rows, c->hrows, n_out * sizeof(int32_t),
+                                                 cudaMemcpyHostToDevice, s),
+                                 "input upload", e))))
+        return st;
+    const acts &a = c->a;
+    float eps = cfg->rms_eps;
+    for (size_t l = 0; l < cfg->n_layer; l++) {
+        const dev_layer *L = &c->layers[l];
+        int li = (int)l;
+        // the previous layer's down projection is added here (none before layer 0)
+        if ((st = dec_cu_rmsnorm(s, a.x, l ? a.tmp : nullptr, nullptr, N, E, L->attn_norm, eps, a.xh, e)) ||
+            (st = dec_cu_linear(c->blas, a.xh, N, E, L->wqkv, qd + 2 * kvd, a.qkv, e)) ||
+            (st = dec_cu_qkv_rope(s, a.qkv, L->bqkv, N, &g, c->inv_freq, a.tok, li, a.q, e)) ||
+            (st = dec_cu_attention(s, a.q, a.tok, N, &g, li, a.atth, e)) ||
+            (st = dec_cu_linear(c->blas, a.atth, N, qd, L->wo, E, a.tmp, e)) ||
+            (st = dec_cu_rmsnorm(s, a.x, a.tmp, nullptr, N, E, L->ffn_norm, eps, a.xh, e)) ||
+            (st = dec_cu_linear(c->blas, a.xh, N, E, L->wgu, 2 * F, a.gu, e)) ||
+            (st = dec_cu_swiglu(s, a.gu, N, F, a.ffh, e)) ||
+            (st = dec_cu_linear(c->blas, a.ffh, N, F, L->wdown, E, a.tmp, e)))
+            return st;
+    }
+    if (n_out) {
+        // the last down projection is added for the wanted rows only
+        if ((st = dec_cu_rmsnorm(s, a.x, a.tmp, a.rows, (int)n_out, E, c->out_norm, eps, a.xh, e)) ||
+            (st = dec_cu_linear(c->blas, a.xh, (int)n_out, E, c->out_w, V, c->logits, e)) ||
+            (st = cu_check(cudaMemcpyAsync(logits, c->logits, n_out * (size_t)V * sizeof(float),
+                                           cudaMemcpyDeviceToHost, s),
+                           "logits download", e)))
+            return st;
+    }
+    // a fault in any kernel of the step surfaces here
+    return cu_check(cudaStreamSynchronize(s), "decoder step", e);
+}
+
+extern "C" rg_status decoder_cuda_forward(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_cache *const *kv,
+                                          const int32_t *ids, const size_t *pos, size_t n, const size_t *out_rows,
+                                          size_t n_out, float *logits, rg_err *e)
+{
+    if (n == 0)
+        return RG_OK;
+    if (n > 65535 || n_out > n)
+        return rg_error(e, RG_ERR_INVALID, "CUDA decoder: %zu tokens in one call (at most 65535)", n);
+    for (size_t t = 0; t < n; t++) {
+        if (!kv[t]->on_device)
+            return rg_error(e, RG_ERR_INVALID, "KV cache %zu was allocated for the CPU, the decoder runs on CUDA", t);
+        if (pos[t] >= kv[t]->cap || pos[t] > (size_t)INT32_MAX)
+            return rg_error(e, RG_ERR_INTERNAL, "CUDA decoder: position %zu outside its cache", pos[t]);
+    }
+    for (size_t i = 0; i < n_out; i++)
+        if (out_rows[i] >= n)
+            return rg_error(e, RG_ERR_INTERNAL, "CUDA decoder: logits row %zu of %zu tokens", out_rows[i], n);
+    pthread_mutex_lock(&c->mu);
+    rg_status st = forward_locked(c, d, kv, ids, pos, n, out_rows, n_out, logits, e);
+    if (st != RG_OK)
+        cudaStreamSynchronize(c->stream); // leave nothing in flight on the buffers
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
+// ---- caches and inspection ----------------------------------------------------------------
+
+extern "C" rg_status decoder_cuda_kv_alloc(size_t bytes, void **k, void **v, rg_err *e)
+{
+    *k = *v = nullptr;
+    rg_status st = cu_check(cudaMalloc(k, bytes), "allocating a KV cache on the GPU", e);
+    if (!st)
+        st = cu_check(cudaMalloc(v, bytes), "allocating a KV cache on the GPU", e);
+    if (st) {
+        cudaGetLastError();
+        cudaFree(*k);
+        *k = nullptr;
+        *v = nullptr;
+    }
+    return st;
+}
+
+extern "C" void decoder_cuda_kv_free(void *k, void *v)
+{
+    cudaFree(k);
+    cudaFree(v);
+}
+
+extern "C" rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_cuda_weight which, uint16_t *out,
+                                         size_t out_n, size_t *rows, size_t *cols, rg_err *e)
+{
+    const llama_config *cfg = &c->cfg;
+    size_t E = cfg->n_embd, qd = cfg->n_head * cfg->head_dim, kvd = cfg->n_head_kv * cfg->head_dim, F = cfg->n_ff;
+    if (which != DEC_CUDA_W_OUTPUT && layer >= cfg->n_layer)
+        return rg_error(e, RG_ERR_INVALID, "layer %zu of %zu", layer, cfg->n_layer);
+    const cu_f16 *src;
+    switch (which) {
+    case DEC_CUDA_W_QKV: src = c->layers[layer].wqkv, *rows = qd + 2 * kvd, *cols = E; break;
+    case DEC_CUDA_W_O: src = c->layers[layer].wo, *rows = E, *cols = qd; break;
+    case DEC_CUDA_W_GATE_UP: src = c->layers[layer].wgu, *rows = 2 * F, *cols = E; break;
+    case DEC_CUDA_W_DOWN: src = c->layers[layer].wdown, *rows = E, *cols = F; break;
+    case DEC_CUDA_W_OUTPUT: src = c->out_w, *rows = cfg->n_vocab, *cols = E; break;
+    default: return rg_error(e, RG_ERR_INVALID, "unknown weight %d", (int)which);
+    }
+    if (out_n < *rows * *cols)
+        return rg_error(e, RG_ERR_TOO_LARGE, "%zu values do not fit %zu", *rows * *cols, out_n);
+    pthread_mutex_lock(&c->mu);
+    rg_status st = cu_check(cudaMemcpy(out, src, *rows * *cols * sizeof(uint16_t), cudaMemcpyDeviceToHost),
+                            "weight download", e);
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}

@@ -1,0 +1,63 @@
+/* decoder_cuda.h - the Llama-family decoder on a CUDA GPU
+ * (model/decoder_cuda.cu, kernels in model/decoder_cuda_kernels.cu).
+ *
+ * decoder_load creates one when asked for --device cuda (or auto with a GPU
+ * present): every weight matrix is dequantized on the host with model/quant
+ * (whatever its GGUF or safetensors type) and uploaded once in fp16; norm
+ * weights, biases and RoPE frequencies (the CPU path's table) in fp32.
+ * Quantized blocks are not kept on the device: products run through cuBLAS
+ * on the fp16 copies (on-the-fly dequantizing matrix-vector kernels would
+ * read 3-4x fewer bytes per decode step; not done yet). The token embedding
+ * is looked up on the host from the mapped file, exactly as the CPU path.
+ *
+ * KV caches of a CUDA decoder live in device memory (kv_cache_alloc). One
+ * stream and one cuBLAS handle per decoder; calls are serialized by a mutex
+ * (the generator engine calls from one thread anyway). Activation buffers
+ * grow to the largest call seen and are kept. Only declared when the CUDA
+ * backend is compiled in (RAGD_HAVE_CUDA). */
+#ifndef RAGD_MODEL_DECODER_CUDA_H
+#define RAGD_MODEL_DECODER_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "model/decoder.h"
+
+#ifdef RAGD_HAVE_CUDA
+
+typedef struct rg_decoder_cuda rg_decoder_cuda;
+
+/* Uploads d's weights to device 0. desc (may be NULL) gets a one-line
+ * description of the device and the memory used. */
+rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **out, char *desc, size_t desc_size, rg_err *e);
+void decoder_cuda_free(rg_decoder_cuda *c); /* NULL is fine */
+
+/* dec_forward's contract (model/decoder_internal.h) on the device: token t
+ * is ids[t] at position pos[t] of cache kv[t] (device caches, room checked
+ * by the caller); logits of the n_out rows out_rows go to the host. */
+rg_status decoder_cuda_forward(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
+                               const size_t *pos, size_t n, const size_t *out_rows, size_t n_out, float *logits,
+                               rg_err *e);
+
+/* Device memory for a cache's keys and values, bytes each. */
+rg_status decoder_cuda_kv_alloc(size_t bytes, void **k, void **v, rg_err *e);
+void decoder_cuda_kv_free(void *k, void *v);
+
+/* Which uploaded matrix decoder_cuda_weight reads. */
+typedef enum dec_cuda_weight {
+    DEC_CUDA_W_QKV = 0,  /* attn_q | attn_k | attn_v rows */
+    DEC_CUDA_W_O = 1,
+    DEC_CUDA_W_GATE_UP = 2, /* ffn_gate | ffn_up rows */
+    DEC_CUDA_W_DOWN = 3,
+    DEC_CUDA_W_OUTPUT = 4 /* layer ignored */
+} dec_cuda_weight;
+
+/* Copies an uploaded matrix back as fp16 bits, for tests: *rows x *cols
+ * values; out_n must be at least that. */
+rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_cuda_weight which, uint16_t *out, size_t out_n,
+                              size_t *rows, size_t *cols, rg_err *e);
+
+#endif
+
+#endif

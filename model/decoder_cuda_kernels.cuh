@@ -1,0 +1,78 @@
+// decoder_cuda_kernels.cuh - the Llama-family decoder's CUDA kernels, as
+// launchers on device pointers (C++, included only by model/decoder_cuda*.cu).
+//
+// Precision: the weight products take fp16 operands with fp32 accumulation
+// and write fp32 (cuBLAS). fp16 rather than the encoder's bf16 because the
+// decoder's weights come from GGUF blocks whose dequantized values (an fp16
+// scale times a small integer, plus an fp16 minimum) keep 11 significant
+// bits in fp16 and only 8 in bf16; this family is sensitive enough that
+// bf16 weights alone would use up most of the 1e-2 logit budget. The
+// residual stream, RMSNorm statistics, RoPE, softmax and SwiGLU are fp32.
+//
+// Attention reproduces the CPU path's (and llama.cpp's) roundings with an
+// f16 KV cache: the query is rounded to f16 before the K products and each
+// softmax weight before the V product (see model/decoder_cpu.c).
+//
+// Every launcher checks its launch and returns rg_status; nothing here
+// synchronizes, so a fault while a kernel runs surfaces at the caller's
+// next synchronization.
+#ifndef RAGD_MODEL_DECODER_CUDA_KERNELS_CUH
+#define RAGD_MODEL_DECODER_CUDA_KERNELS_CUH
+
+#include <cstddef>
+#include <cstdint>
+
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "model/ops_cuda.cuh" // cu_check, cublas_check
+
+typedef __half cu_f16;
+
+// Largest head the attention kernel holds in registers (8 values a lane).
+#define DEC_CU_MAX_HEAD_DIM 256
+
+// One token of a forward call: the cache its key and value go to and the
+// position it takes there (it attends to positions 0..pos of that cache).
+struct dec_cu_tok {
+    void *k, *v;  // cache base, [layer][cap][kv_dim] of f16 or f32
+    size_t cap;   // positions per layer in that cache
+    int32_t pos;
+    int32_t half; // 1: f16 cache, 0: f32
+};
+
+// Geometry of the attention part of one layer.
+struct dec_cu_heads {
+    int n_head, n_head_kv, head_dim, rope_dim, neox;
+    int kv_dim; // n_head_kv * head_dim
+};
+
+// y[rows, out] (fp32) = x[rows, in] * W^T, W [out, in] row-major, both fp16.
+rg_status dec_cu_linear(cublasHandle_t h, const cu_f16 *x, int rows, int in, const cu_f16 *w, int out, float *y,
+                        rg_err *e);
+
+// For b < n_rows, r = rows ? rows[b] : b: x[r] += add[r] when add is
+// non-NULL, then out[b] = fp16(x[r] / sqrt(mean(x[r]^2) + eps) * w), the
+// sum of squares in double as the CPU path.
+rg_status dec_cu_rmsnorm(cudaStream_t s, float *x, const float *add, const int32_t *rows, int n_rows, int n,
+                         const float *w, float eps, cu_f16 *out, rg_err *e);
+
+// qkv [n, qd + 2 kv_dim] (the Q | K | V products of n tokens) plus bias
+// (may be NULL) -> RoPE on Q and K at each token's position (adjacent pairs
+// or NEOX halves over the first rope_dim values of each head, angle
+// pos * inv_freq[i]) -> Q into q [n, qd] (rounded to f16 values where the
+// token's cache is f16), K and V into each token's cache at layer, pos.
+rg_status dec_cu_qkv_rope(cudaStream_t s, const float *qkv, const float *bias, int n, const dec_cu_heads *g,
+                          const float *inv_freq, const dec_cu_tok *tok, int layer, float *q, rg_err *e);
+
+// out [n, n_head * head_dim] (fp16) = softmax(q K^T / sqrt(head_dim)) V for
+// every token over its cache's positions 0..pos of layer; query head h
+// reads key/value head h / (n_head / n_head_kv).
+rg_status dec_cu_attention(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
+                           int layer, cu_f16 *out, rg_err *e);
+
+// out[t, i] = fp16(silu(gu[t, i]) * gu[t, F + i]) for t < n, i < F.
+rg_status dec_cu_swiglu(cudaStream_t s, const float *gu, int n, int F, cu_f16 *out, rg_err *e);
+
+#endif

@@ -1,0 +1,218 @@
+// decoder_cuda_ops.cu - model/decoder_cuda_ops.h: each decoder kernel on
+// host arrays, for the tests that check it against the CPU computation.
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "model/decoder_cuda_kernels.cuh"
+
+extern "C" {
+#include "model/decoder_cuda_ops.h"
+}
+
+namespace {
+
+// Device allocations of one call, all freed when it returns.
+struct dev_scratch {
+    enum { MAX = 64 };
+    void *p[MAX];
+    int n = 0;
+    rg_err *e;
+    explicit dev_scratch(rg_err *err) : e(err) {}
+    ~dev_scratch()
+    {
+        cudaDeviceSynchronize();
+        for (int i = 0; i < n; i++)
+            cudaFree(p[i]);
+    }
+    dev_scratch(const dev_scratch &) = delete;
+    dev_scratch &operator=(const dev_scratch &) = delete;
+
+    rg_status alloc(void **out, size_t bytes)
+    {
+        *out = nullptr;
+        if (n == MAX)
+            return rg_error(e, RG_ERR_INTERNAL, "decoder_cuda_ops: too many buffers");
+        rg_status st = cu_check(cudaMalloc(out, bytes ? bytes : 1), "cudaMalloc", e);
+        if (st) {
+            cudaGetLastError();
+            return st;
+        }
+        p[n++] = *out;
+        return RG_OK;
+    }
+    template <typename T> rg_status upload(T **out, const T *host, size_t count)
+    {
+        void *d;
+        rg_status st = alloc(&d, count * sizeof(T));
+        *out = static_cast<T *>(d);
+        if (st || !count || !host)
+            return st;
+        return cu_check(cudaMemcpy(d, host, count * sizeof(T), cudaMemcpyHostToDevice), "upload", e);
+    }
+    rg_status download(void *host, const void *dev, size_t bytes)
+    {
+        rg_status st = cu_check(cudaDeviceSynchronize(), "kernel", e);
+        if (st || !bytes)
+            return st;
+        return cu_check(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost), "download", e);
+    }
+    rg_status download_f16(float *host, const cu_f16 *dev, size_t count)
+    {
+        uint16_t *tmp = static_cast<uint16_t *>(malloc(count ? count * sizeof(uint16_t) : 1));
+        if (!tmp)
+            return rg_error(e, RG_ERR_NOMEM, "decoder_cuda_ops: out of memory");
+        rg_status st = download(tmp, dev, count * sizeof(uint16_t));
+        for (size_t i = 0; !st && i < count; i++) {
+            __half_raw r;
+            r.x = tmp[i];
+            host[i] = __half2float(cu_f16(r));
+        }
+        free(tmp);
+        return st;
+    }
+};
+
+bool heads_ok(const dec_cuda_ops_heads *g)
+{
+    return g->n_head_kv && g->n_head % g->n_head_kv == 0 && g->head_dim <= DEC_CU_MAX_HEAD_DIM &&
+           g->head_dim % 2 == 0 && g->rope_dim % 2 == 0 && g->rope_dim <= g->head_dim && g->n_head <= 4096;
+}
+
+dec_cu_heads to_heads(const dec_cuda_ops_heads *g)
+{
+    dec_cu_heads h = {(int)g->n_head, (int)g->n_head_kv, (int)g->head_dim, (int)g->rope_dim, g->neox,
+                      (int)(g->n_head_kv * g->head_dim)};
+    return h;
+}
+
+size_t cache_bytes(const dec_cuda_ops_cache *c, size_t n_layer, size_t kvd)
+{
+    return n_layer * c->cap * kvd * (c->half ? sizeof(uint16_t) : sizeof(float));
+}
+
+} // namespace
+
+extern "C" rg_status dec_cuda_ops_rmsnorm(const float *x, const float *add, size_t rows, size_t n, const float *w,
+                                          float eps, float *out, float *x_after, rg_err *e)
+{
+    if (rows > INT_MAX || n > INT_MAX)
+        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_rmsnorm: too large");
+    dev_scratch s(e);
+    float *dx, *da = nullptr, *dw;
+    cu_f16 *dout;
+    rg_status st;
+    if ((st = s.upload(&dx, x, rows * n)) || (add && (st = s.upload(&da, add, rows * n))) ||
+        (st = s.upload(&dw, w, n)) || (st = s.upload(&dout, (const cu_f16 *)nullptr, rows * n)) ||
+        (st = dec_cu_rmsnorm(nullptr, dx, da, nullptr, (int)rows, (int)n, dw, eps, dout, e)) ||
+        (st = s.download_f16(out, dout, rows * n)))
+        return st;
+    return x_after ? s.download(x_after, dx, rows * n * sizeof(float)) : RG_OK;
+}
+
+extern "C" rg_status dec_cuda_ops_qkv_rope(const float *qkv, const float *bias, size_t n, const dec_cuda_ops_heads *g,
+                                           const float *inv_freq, const size_t *pos, dec_cuda_ops_cache *cache,
+                                           size_t n_layer, size_t layer, float *q, rg_err *e)
+{
+    if (!heads_ok(g) || n == 0 || n > 65535 || layer >= n_layer)
+        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_qkv_rope: bad geometry");
+    size_t qd = g->n_head * g->head_dim, kvd = g->n_head_kv * g->head_dim, W = qd + 2 * kvd;
+    for (size_t t = 0; t < n; t++)
+        if (pos[t] >= cache->cap)
+            return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_qkv_rope: position beyond the cache");
+    dev_scratch s(e);
+    dec_cu_heads h = to_heads(g);
+    float *dqkv, *dbias = nullptr, *dfreq, *dq;
+    char *dk, *dv;
+    dec_cu_tok *dtok;
+    size_t cb = cache_bytes(cache, n_layer, kvd);
+    dec_cu_tok *ht = static_cast<dec_cu_tok *>(calloc(n, sizeof *ht));
+    if (!ht)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    rg_status st;
+    if ((st = s.upload(&dqkv, qkv, n * W)) || (bias && (st = s.upload(&dbias, bias, W))) ||
+        (st = s.upload(&dfreq, inv_freq, g->rope_dim / 2 ? g->rope_dim / 2 : 1)) ||
+        (st = s.upload(&dq, (const float *)nullptr, n * qd)) ||
+        (st = s.upload(&dk, (const char *)cache->k, cb)) || (st = s.upload(&dv, (const char *)cache->v, cb)))
+        goto out;
+    for (size_t t = 0; t < n; t++) {
+        ht[t].k = dk;
+        ht[t].v = dv;
+        ht[t].cap = cache->cap;
+        ht[t].pos = (int32_t)pos[t];
+        ht[t].half = cache->half;
+    }
+    if ((st = s.upload(&dtok, (const dec_cu_tok *)ht, n)) ||
+        (st = dec_cu_qkv_rope(nullptr, dqkv, dbias, (int)n, &h, dfreq, dtok, (int)layer, dq, e)) ||
+        (st = s.download(q, dq, n * qd * sizeof(float))) || (st = s.download(cache->k, dk, cb)) ||
+        (st = s.download(cache->v, dv, cb)))
+        goto out;
+out:
+    free(ht);
+    return st;
+}
+
+extern "C" rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_cuda_ops_heads *g,
+                                            const dec_cuda_ops_cache *const *caches, const size_t *pos,
+                                            size_t n_layer, size_t layer, float *out, rg_err *e)
+{
+    if (!heads_ok(g) || n == 0 || n > 65535 || layer >= n_layer)
+        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_attention: bad geometry");
+    size_t qd = g->n_head * g->head_dim, kvd = g->n_head_kv * g->head_dim;
+    dev_scratch s(e);
+    dec_cu_heads h = to_heads(g);
+    dec_cu_tok *ht = static_cast<dec_cu_tok *>(calloc(n, sizeof *ht));
+    if (!ht)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    float *dq;
+    cu_f16 *dout;
+    dec_cu_tok *dtok;
+    rg_status st = RG_OK;
+    for (size_t t = 0; t < n && !st; t++) {
+        if (pos[t] >= caches[t]->cap) {
+            st = rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_attention: position beyond the cache");
+            break;
+        }
+        size_t same = t;
+        for (size_t u = 0; u < t; u++)
+            if (caches[u] == caches[t]) {
+                same = u;
+                break;
+            }
+        if (same < t) { // a cache shared with an earlier token: uploaded once
+            ht[t].k = ht[same].k;
+            ht[t].v = ht[same].v;
+        } else {
+            size_t cb = cache_bytes(caches[t], n_layer, kvd);
+            char *dk, *dv;
+            if ((st = s.upload(&dk, (const char *)caches[t]->k, cb)) ||
+                (st = s.upload(&dv, (const char *)caches[t]->v, cb)))
+                break;
+            ht[t].k = dk;
+            ht[t].v = dv;
+        }
+        ht[t].cap = caches[t]->cap;
+        ht[t].pos = (int32_t)pos[t];
+        ht[t].half = caches[t]->half;
+    }
+    if (!st && !((st = s.upload(&dq, q, n * qd)) || (st = s.upload(&dout, (const cu_f16 *)nullptr, n * qd)) ||
+                 (st = s.upload(&dtok, (const dec_cu_tok *)ht, n)) ||
+                 (st = dec_cu_attention(nullptr, dq, dtok, (int)n, &h, (int)layer, dout, e))))
+        st = s.download_f16(out, dout, n * qd);
+    free(ht);
+    return st;
+}
+
+extern "C" rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, float *out, rg_err *e)
+{
+    if (n > INT_MAX || F > INT_MAX / 2)
+        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_swiglu: too large");
+    dev_scratch s(e);
+    float *dgu;
+    cu_f16 *dout;
+    rg_status st;
+    if ((st = s.upload(&dgu, gu, n * 2 * F)) || (st = s.upload(&dout, (const cu_f16 *)nullptr, n * F)) ||
+        (st = dec_cu_swiglu(nullptr, dgu, (int)n, (int)F, dout, e)))
+        return st;
+    return s.download_f16(out, dout, n * F);
+}

@@ -1,0 +1,56 @@
+/* decoder_cuda_ops.h - the decoder's CUDA kernels on host arrays, so that
+ * tests can check each against the CPU computation on random inputs.
+ *
+ * Each call uploads its inputs, runs the launcher the CUDA decoder runs
+ * (model/decoder_cuda_kernels.cuh), downloads the results and frees what
+ * it allocated: for checking, not speed. fp16 results come back widened to
+ * float. Only declared when the CUDA backend is compiled in
+ * (RAGD_HAVE_CUDA); they need a device (backend_cuda_devices() > 0). */
+#ifndef RAGD_MODEL_DECODER_CUDA_OPS_H
+#define RAGD_MODEL_DECODER_CUDA_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#ifdef RAGD_HAVE_CUDA
+
+/* A KV cache in host memory: [n_layer][cap][kv_dim] values, fp16 bits
+ * (half = 1, k and v are uint16_t arrays) or floats. */
+typedef struct dec_cuda_ops_cache {
+    void *k, *v;
+    size_t cap;
+    int half;
+} dec_cuda_ops_cache;
+
+/* The attention geometry of a layer. */
+typedef struct dec_cuda_ops_heads {
+    size_t n_head, n_head_kv, head_dim, rope_dim;
+    int neox;
+} dec_cuda_ops_heads;
+
+/* out[rows, n] = RMSNorm(x + add) * w (fp16, widened); add may be NULL;
+ * x_after (may be NULL) receives x + add. */
+rg_status dec_cuda_ops_rmsnorm(const float *x, const float *add, size_t rows, size_t n, const float *w, float eps,
+                               float *out, float *x_after, rg_err *e);
+
+/* qkv [n, qd + 2 kv_dim] + bias (may be NULL) -> q [n, qd] (RoPE applied,
+ * f16-rounded with an f16 cache); every token's K and V are written into
+ * cache (n_layer layers) at layer, pos[t]. */
+rg_status dec_cuda_ops_qkv_rope(const float *qkv, const float *bias, size_t n, const dec_cuda_ops_heads *g,
+                                const float *inv_freq, const size_t *pos, dec_cuda_ops_cache *cache, size_t n_layer,
+                                size_t layer, float *q, rg_err *e);
+
+/* out [n, qd] (fp16, widened): token t's query q[t] over caches[t]'s
+ * positions 0..pos[t] of layer (several tokens may share a cache). */
+rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_cuda_ops_heads *g,
+                                 const dec_cuda_ops_cache *const *caches, const size_t *pos, size_t n_layer,
+                                 size_t layer, float *out, rg_err *e);
+
+/* out[n, F] = silu(gu[:, :F]) * gu[:, F:] (fp16, widened). */
+rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, float *out, rg_err *e);
+
+#endif
+
+#endif
