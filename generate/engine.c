@@ -541,7 +541,7 @@ rg_status generator_start(const char *model_path, const rg_gen_opts *o, rg_gener
     if (!g)
         return rg_error(e, RG_ERR_NOMEM, "out of memory");
     g->opts = *o;
-    rg_decoder_opts dopts = {.threads = o->threads, .device = o->device};
+    rg_decoder_opts dopts = {.threads = o->threads, .device = o->device, .device_set = 1};
     rg_status st = decoder_load(model_path, &dopts, &g->dec, e);
     if (!st)
         st = fs_is_dir(model_path) ? bpe_load_dir(model_path, &g->tok, e) : bpe_load_gguf_path(model_path, &g->tok, e);

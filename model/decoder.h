@@ -40,12 +40,15 @@ typedef struct rg_decoder_opts {
      * unquantized activations: the exact function of the stored weights,
      * which tests use to measure the kernels' own error. */
     int f32_weights;
-    /* Where the decoder runs (model/decoder_cuda.h for CUDA). The zero value
-     * is RG_DEVICE_AUTO: CUDA when compiled in and a device is usable, else
-     * the CPU; a NULL opts means the CPU. Device cuda that cannot be used is
-     * RG_ERR_UNSUPPORTED with the reason. With CUDA, threads and f32_weights
-     * only concern the host-side pieces (token embedding rows). */
+    /* Where the decoder runs (model/decoder_cuda.h for CUDA), read only when
+     * device_set is non-zero: zero-initialised options (and NULL) keep the
+     * CPU, since RG_DEVICE_AUTO is the enum's zero and callers written
+     * before the CUDA path must not move to a GPU unasked. AUTO: CUDA when
+     * compiled in and a device is usable, else the CPU; CUDA that cannot be
+     * used is RG_ERR_UNSUPPORTED with the reason. With CUDA, threads and
+     * f32_weights only concern the host side (token embedding rows). */
     rg_device device;
+    int device_set;
 } rg_decoder_opts;
 
 /* Loads path: a .gguf file or a directory with config.json and safetensors.

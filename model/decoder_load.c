@@ -374,7 +374,7 @@ rg_status decoder_load(const char *path, const rg_decoder_opts *opts, rg_decoder
     if (st == RG_OK)
         st = dec_pool_create(threads, &d->pool, e);
     if (st == RG_OK)
-        st = dec_device_select(d, opts ? opts->device : RG_DEVICE_CPU, e);
+        st = dec_device_select(d, opts && opts->device_set ? opts->device : RG_DEVICE_CPU, e);
     if (st != RG_OK) {
         d->cfg.n_layer = n_layer; /* free every layer slot */
         decoder_free(d);

@@ -63,11 +63,17 @@ static void test_device_choice(const char *path, int have_gpu)
 {
     rg_err e = {0};
     rg_decoder *d = NULL;
-    rg_decoder_opts o = {.device = RG_DEVICE_CPU};
+    rg_decoder_opts o = {.device = RG_DEVICE_AUTO}; /* device_set 0: the CPU whatever device says */
     CHECK_OK(decoder_load(path, NULL, &d, &e), e);
     CHECK(d && decoder_device(d) == RG_DEVICE_CPU && decoder_device_desc(d)[0]);
     decoder_free(d);
     d = NULL;
+    CHECK_OK(decoder_load(path, &o, &d, &e), e);
+    CHECK(d && decoder_device(d) == RG_DEVICE_CPU);
+    decoder_free(d);
+    d = NULL;
+    o.device_set = 1;
+    o.device = RG_DEVICE_CPU;
     CHECK_OK(decoder_load(path, &o, &d, &e), e);
     CHECK(d && decoder_device(d) == RG_DEVICE_CPU);
     decoder_free(d);
@@ -706,7 +712,7 @@ static void test_model(const char *path)
 {
     rg_err e = {0};
     rg_decoder *d = NULL;
-    rg_decoder_opts o = {.device = RG_DEVICE_CUDA};
+    rg_decoder_opts o = {.device = RG_DEVICE_CUDA, .device_set = 1};
     rg_status st = decoder_load(path, &o, &d, &e);
     CHECK_OK(st, e);
     if (st != RG_OK)
