@@ -79,6 +79,8 @@ int cli_gen_opts(const rg_cli_opt *opts, size_t n, rg_gen_opts *o)
     if (cli_size(cli_opt(opts, n, "--kv-cache-mb"), 1, (size_t)1 << 20, &o->kv_cache_mb) ||
         cli_size(cli_opt(opts, n, "--gen-max-seqs"), 1, 1024, &o->max_seqs) ||
         cli_size(cli_opt(opts, n, "--gen-queue"), 1, 100000, &o->queue_capacity) ||
+        cli_size(cli_opt(opts, n, "--gen-prefill-tokens"), 16, 1 << 20, &o->prefill_tokens) ||
+        cli_size(cli_opt(opts, n, "--default-max-tokens"), 1, 1 << 20, &o->default_max_tokens) ||
         cli_device(opts, n, &o->device))
         return -1;
     return 0;

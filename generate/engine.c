@@ -268,6 +268,10 @@ static void retire(rg_generator *g, rg_gen_seq *s, rg_gen_finish why, const rg_e
     pthread_mutex_lock(&g->mu);
     g->kv_used -= s->kv_reserved;
     s->kv_reserved = 0;
+    /* the counts stay consistent with kv_used for anyone reading stats
+     * before the step ends (publish_counts recounts then) */
+    if (g->n_running_shared)
+        g->n_running_shared--;
     if (s->oom && why != RG_GEN_CANCELLED) {
         why = RG_GEN_ERROR;
         rg_error(&s->err, RG_ERR_NOMEM, "out of memory for the generated text");

@@ -7,7 +7,13 @@
  *     text just before it, never emitting part of it; max_tokens ends with
  *     "length"; the same seed gives the same sampled text;
  *   - a full queue is refused at once, a cancelled sequence gives its KV
- *     cache back and the engine keeps serving; over-long prompts are refused.
+ *     cache back and the engine keeps serving; over-long prompts are refused;
+ *   - a prompt prefilled in many small chunks (a small prefill_tokens
+ *     budget) gets exactly the tokens it gets prefilled in one call, also
+ *     while another sequence decodes beside it;
+ *   - a request without max_tokens reserves default_max_tokens, not the
+ *     whole context, and ends there with "length";
+ *   - on_finish is called once when a sequence ends, never after release.
  * The model is SmolLM2-135M-Instruct.Q4_1.gguf under $RAGD_MODELS or ./models
  * ($RAGD_GEN_MODEL names another); without it the test fails saying where
  * it looked (`make models` installs it). */
@@ -93,6 +99,35 @@ static int idle(const rg_gen_stats *s)
     return s->running == 0 && s->queued == 0 && s->kv_used_tokens == 0;
 }
 
+static void count_finish(void *ctx)
+{
+    (*(int *)ctx)++;
+}
+
+/* Greedy tokens of req on g with logprobs; the caller frees out. */
+static void run_greedy(rg_generator *g, const rg_bpe_ids *ids, size_t max_tokens, rg_gen_output *out)
+{
+    rg_gen_request r;
+    greedy_request(&r, ids, max_tokens);
+    gen_output_init(out);
+    rg_err e;
+    CHECK_OK(generator_complete(g, &r, out, &e), e);
+}
+
+static void check_same_tokens(const char *what, const rg_gen_output *a, const rg_gen_output *b)
+{
+    CHECK_MSG(a->n_tokens == b->n_tokens && a->finish == b->finish, "%s: %zu tokens vs %zu", what, a->n_tokens,
+              b->n_tokens);
+    for (size_t k = 0; k < a->n_tokens && k < b->n_tokens; k++) {
+        if (a->tokens[k].id != b->tokens[k].id) {
+            CHECK_MSG(0, "%s: token %zu is %d, %d expected", what, k, b->tokens[k].id, a->tokens[k].id);
+            return;
+        }
+        CHECK_MSG(b->tokens[k].logprob == a->tokens[k].logprob, "%s: token %zu logprob %.7f vs %.7f", what, k,
+                  b->tokens[k].logprob, a->tokens[k].logprob);
+    }
+}
+
 int main(void)
 {
     char path[4096];
@@ -117,6 +152,59 @@ int main(void)
     memset(ids, 0, sizeof ids);
     for (int i = 0; i < N_PROMPTS; i++)
         chat_prompt(g, questions[i], &ids[i]);
+    /* a prompt of a few hundred tokens (prefilled in one call here, in
+     * 16-token chunks below) */
+    char notes[4096] = "Here are my notes:\n";
+    for (int rep = 0; rep < 5; rep++)
+        for (int i = 0; i < N_PROMPTS; i++) {
+            strcat(notes, questions[i]);
+            strcat(notes, "\n");
+        }
+    strcat(notes, "Which of these questions is the hardest, and why?");
+    rg_bpe_ids long_ids = {0};
+    chat_prompt(g, notes, &long_ids);
+    CHECK_MSG(long_ids.n > 300 && long_ids.n < o.prefill_tokens, "long prompt of %zu tokens", long_ids.n);
+    rg_gen_output long_whole;
+    run_greedy(g, &long_ids, GEN_TOKENS, &long_whole);
+    rg_gen_output short_whole;
+    run_greedy(g, &ids[5], GEN_TOKENS, &short_whole);
+
+    /* without max_tokens: default_max_tokens is reserved, not the context */
+    {
+        rg_gen_request r;
+        greedy_request(&r, &ids[5], 0);
+        int finished = 0;
+        r.on_finish = count_finish;
+        r.on_finish_ctx = &finished;
+        rg_gen_seq *s = NULL;
+        CHECK_OK(generator_submit(g, &r, &s, &e), e);
+        wait_until(g, one_running, "the sequence to run");
+        rg_gen_stats stats;
+        generator_stats(g, &stats);
+        CHECK_MSG(stats.kv_used_tokens == ids[5].n + o.default_max_tokens, "reserved %zu for a %zu-token prompt",
+                  stats.kv_used_tokens, ids[5].n);
+        CHECK(o.default_max_tokens == 2048);
+        /* 16 such requests fit the default KV budget together */
+        rg_gen_opts d;
+        generator_opts_default(&d);
+        CHECK_MSG(16 * (ids[5].n + d.default_max_tokens) <= stats.kv_budget_tokens * d.kv_cache_mb / o.kv_cache_mb,
+                  "16 x %zu tokens exceed the default budget", ids[5].n + d.default_max_tokens);
+        /* released before the end: on_finish is not called */
+        generator_release(s);
+        wait_until(g, idle, "the engine to free the sequence");
+        CHECK_MSG(finished == 0, "on_finish ran %d times after release", finished);
+        /* run to its end: on_finish runs once, before the reader sees the end */
+        r.max_tokens = 4;
+        CHECK_OK(generator_submit(g, &r, &s, &e), e);
+        rg_gen_output out;
+        gen_output_init(&out);
+        while (out.finish == RG_GEN_RUNNING)
+            generator_read(s, -1, &out);
+        CHECK_MSG(finished == 1, "on_finish ran %d times", finished);
+        generator_release(s);
+        gen_output_free(&out);
+        CHECK(finished == 1);
+    }
 
     /* each alone */
     rg_gen_output alone[N_PROMPTS];
@@ -278,6 +366,67 @@ int main(void)
         CHECK(generator_submit(g, &r, &s, &e) == RG_ERR_INVALID && !s);
     }
     generator_stop(g);
+
+    /* chunked prefill: 16 prompt tokens per step */
+    {
+        rg_gen_opts co = o;
+        co.prefill_tokens = 16;
+        co.default_max_tokens = 5;
+        rg_generator *cg = NULL;
+        CHECK_OK(generator_start(path, &co, &cg, &e), e);
+        if (cg) {
+            rg_gen_output out;
+            run_greedy(cg, &long_ids, GEN_TOKENS, &out);
+            check_same_tokens("long prompt in 16-token chunks", &long_whole, &out);
+            gen_output_free(&out);
+            /* while a short one decodes: the long prompt's chunks go in
+             * between its steps, neither changes */
+            rg_gen_request ra, rb;
+            greedy_request(&ra, &ids[5], GEN_TOKENS);
+            greedy_request(&rb, &long_ids, GEN_TOKENS);
+            rg_gen_seq *a = NULL, *b = NULL;
+            CHECK_OK(generator_submit(cg, &ra, &a, &e), e);
+            wait_until(cg, one_running, "the short prompt to run");
+            CHECK_OK(generator_submit(cg, &rb, &b, &e), e);
+            rg_gen_output oa, ob;
+            gen_output_init(&oa);
+            gen_output_init(&ob);
+            size_t saw_prefilling = 0, a_tokens_while = 0;
+            while (oa.finish == RG_GEN_RUNNING || ob.finish == RG_GEN_RUNNING) {
+                if (oa.finish == RG_GEN_RUNNING)
+                    generator_read(a, 5, &oa);
+                if (ob.finish == RG_GEN_RUNNING)
+                    generator_read(b, 5, &ob);
+                rg_gen_stats st2;
+                generator_stats(cg, &st2);
+                if (st2.prefilling) {
+                    saw_prefilling++;
+                    a_tokens_while = oa.n_tokens;
+                }
+            }
+            generator_release(a);
+            generator_release(b);
+            check_same_tokens("short prompt beside a chunked one", &short_whole, &oa);
+            check_same_tokens("long prompt in chunks beside a decoding one", &long_whole, &ob);
+            /* the short one kept decoding while the long one was prefilled:
+             * its 24 tokens took as many steps as the long prompt's chunks */
+            CHECK_MSG(saw_prefilling > 0 && a_tokens_while >= 5,
+                      "short sequence had %zu tokens by the last prefill step seen", a_tokens_while);
+            gen_output_free(&oa);
+            gen_output_free(&ob);
+            /* default_max_tokens 5: an unset max_tokens ends there */
+            greedy_request(&ra, &ids[5], 0);
+            gen_output_init(&out);
+            CHECK_OK(generator_complete(cg, &ra, &out, &e), e);
+            CHECK_MSG(out.finish == RG_GEN_LENGTH && out.completion_tokens == 5, "%zu tokens",
+                      out.completion_tokens);
+            gen_output_free(&out);
+            generator_stop(cg);
+        }
+    }
+    gen_output_free(&long_whole);
+    gen_output_free(&short_whole);
+    bpe_ids_free(&long_ids);
 
     /* a full queue and cancellation, on an engine of one slot */
     o.max_seqs = 1;

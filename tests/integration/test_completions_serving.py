@@ -1,0 +1,207 @@
+"""How the generator is served under load, on the real SmolLM2 GGUF, as a
+client would notice it:
+
+- non-streaming requests do not hold an HTTP thread: 16 of them at once on a
+  server with 2 HTTP threads are decoded together (about max_tokens engine
+  steps, read from /v1/metrics), each getting its answer alone;
+- a non-streaming client that hangs up frees its sequence at once;
+- a long prompt is prefilled in chunks (--gen-prefill-tokens), so a running
+  stream keeps receiving tokens meanwhile, and chunking changes no token;
+- a request without max_tokens reserves --default-max-tokens, not the whole
+  context: 16 such streams all run at once under the default --kv-cache-mb,
+  and a request without max_tokens ends with "length" at the default."""
+
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import RagdServer, metric_values
+from test_completions import MODEL, MODEL_FILE, QUESTIONS
+
+
+def metric(server, name):
+    vals = metric_values(server.metrics().text, name)
+    return vals[0][1] if vals else None
+
+
+def wait_metric(server, name, pred, timeout=60):
+    deadline = time.monotonic() + timeout
+    v = metric(server, name)
+    while not pred(v) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        v = metric(server, name)
+    return v
+
+
+def chat_body(question, **kw):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": question}], "temperature": 0}
+    body.update(kw)
+    return body
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """2 HTTP threads; prompts up to 2048 tokens are prefilled in one call."""
+    assert MODEL_FILE.is_file(), f"no model at {MODEL_FILE}: run `make models`"
+    s = RagdServer(
+        tmp_path_factory.mktemp("serving") / "data",
+        extra_args=("--gen-model", str(MODEL_FILE), "--threads", "2", "--gen-prefill-tokens", "2048"),
+    )
+    yield s
+    s.stop()
+
+
+def post_chat(server, body, timeout=600):
+    r = requests.post(server.url + "/v1/chat/completions", json=body, timeout=timeout)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_sixteen_non_streaming_requests_decode_together(server):
+    alone = {q: post_chat(server, chat_body(q, max_tokens=32)) for q in QUESTIONS}
+    longest = max(a["usage"]["completion_tokens"] for a in alone.values())
+    steps_before = metric(server, "ragd_generator_steps_total")
+    results, errors = {}, []
+
+    def run(q):
+        try:
+            results[q] = post_chat(server, chat_body(q, max_tokens=32))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append((q, repr(exc)))
+
+    threads = [threading.Thread(target=run, args=(q,)) for q in QUESTIONS]
+    for t in threads:
+        t.start()
+    # while all 16 wait, the 2 HTTP threads still answer other requests
+    t0 = time.monotonic()
+    assert server.get("/v1/health/live").status_code == 200
+    assert time.monotonic() - t0 < 5
+    for t in threads:
+        t.join(600)
+    assert not errors, errors
+    steps = metric(server, "ragd_generator_steps_total") - steps_before
+    # one batch: about `longest` steps (a request that reaches the engine a
+    # step late adds one); with one request per HTTP thread it was >= 8 x 32
+    assert steps <= longest + 12, f"{steps} decode steps for 16 requests of at most {longest} tokens"
+    for q in QUESTIONS:
+        assert results[q]["choices"][0]["message"]["content"] == alone[q]["choices"][0]["message"]["content"], q
+        assert results[q]["usage"] == alone[q]["usage"], q
+
+
+def test_non_streaming_client_that_hangs_up_frees_its_sequence(server):
+    cancelled = metric(server, "ragd_generator_cancelled_total")
+    tokens = metric(server, "ragd_generator_tokens_total")
+    import json
+
+    body = json.dumps(chat_body("Write a very long story about a lighthouse.", max_tokens=4000)).encode()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+    assert wait_metric(server, "ragd_generator_sequences", lambda v: v == 1) == 1
+    assert wait_metric(server, "ragd_generator_tokens_total", lambda v: v >= tokens + 5) >= tokens + 5
+    sock.close()
+    # the hang-up is noticed while the request is parked: cancelled, freed
+    assert wait_metric(server, "ragd_generator_cancelled_total", lambda v: v == cancelled + 1, 30) == cancelled + 1
+    assert wait_metric(server, "ragd_generator_sequences", lambda v: v == 0, 30) == 0
+    assert metric(server, "ragd_generator_kv_tokens") == 0
+    assert metric(server, "ragd_generator_tokens_total") - tokens < 1000
+    # and the server keeps answering
+    r = post_chat(server, chat_body(QUESTIONS[0], max_tokens=4))
+    assert r["choices"][0]["finish_reason"] == "length"
+
+
+def long_question():
+    notes = "\n".join(f"{i + 1}. {q}" for i, q in enumerate(QUESTIONS * 9))
+    return "Here are my notes:\n" + notes + "\nWhich of these questions is the hardest?"
+
+
+@pytest.fixture(scope="module")
+def chunked_server(tmp_path_factory):
+    """64 prompt tokens per step; requests without max_tokens get 7."""
+    s = RagdServer(
+        tmp_path_factory.mktemp("chunked") / "data",
+        extra_args=("--gen-model", str(MODEL_FILE), "--gen-prefill-tokens", "64", "--default-max-tokens", "7"),
+    )
+    yield s
+    s.stop()
+
+
+def test_long_prompt_is_prefilled_in_chunks_between_decode_steps(server, chunked_server):
+    question = long_question()
+    whole = post_chat(server, chat_body(question, max_tokens=8))  # one prefill call
+    n_prompt = whole["usage"]["prompt_tokens"]
+    assert 1300 < n_prompt < 2048
+    body = chat_body("Write a very long story about a dragon.", max_tokens=1000, stream=True)
+    arrivals = []
+    with requests.post(chunked_server.url + "/v1/chat/completions", json=body, stream=True, timeout=120) as a:
+        assert a.status_code == 200
+        lines = a.iter_lines()
+        while len(arrivals) < 5:
+            if next(lines).startswith(b"data: "):
+                arrivals.append(time.monotonic())
+        result = {}
+
+        def run_long():
+            t = time.monotonic()
+            result["answer"] = post_chat(chunked_server, chat_body(question, max_tokens=8))
+            result["span"] = (t, time.monotonic())
+
+        tb = threading.Thread(target=run_long)
+        tb.start()
+        while tb.is_alive():
+            line = next(lines)
+            if line.startswith(b"data: "):
+                arrivals.append(time.monotonic())
+        tb.join()
+    start, end = result["span"]
+    during = [t for t in arrivals if start <= t <= end]
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:]) if a >= start and b <= end + 0.5]
+    chunks = -(-n_prompt // 64)
+    # the stream got a token at (about) every one of the long prompt's
+    # prefill steps; prefilled whole, it would have stalled for all of them
+    assert len(during) >= chunks // 2, f"{len(during)} stream chunks during a {chunks}-step prefill"
+    assert max(gaps) < (end - start) / 4, f"stream stalled {max(gaps):.2f}s of {end - start:.2f}s"
+    # chunking changes nothing: the same greedy answer as prefilled whole
+    got = result["answer"]
+    assert got["usage"] == whole["usage"]
+    assert got["choices"][0]["message"]["content"] == whole["choices"][0]["message"]["content"]
+
+
+def test_request_without_max_tokens_ends_at_the_default(chunked_server):
+    r = post_chat(chunked_server, chat_body("Write a very long story about a dragon."))
+    assert r["choices"][0]["finish_reason"] == "length" and r["usage"]["completion_tokens"] == 7
+    # an explicit max_tokens is not capped by the default
+    r = post_chat(chunked_server, chat_body("Write a very long story about a dragon.", max_tokens=12))
+    assert r["usage"]["completion_tokens"] == 12
+
+
+ANIMALS = ["dragon", "whale", "fox", "owl", "tiger", "horse", "bee", "crow",
+           "snail", "otter", "wolf", "crab", "heron", "mole", "lynx", "goat"]
+
+
+def test_sixteen_streams_without_max_tokens_run_at_once(server):
+    """Reserving the whole 8192-token context each, only 11 fitted the
+    default 2048 MiB; reserving --default-max-tokens, all 16 run."""
+    budget = metric(server, "ragd_generator_kv_budget_tokens")
+    assert budget == (2048 << 20) // 23040  # the default --kv-cache-mb; f16 cache: 23040 bytes a token
+    streams = []
+    try:
+        for animal in ANIMALS:
+            body = chat_body(f"Write a very long story about a {animal}.", stream=True)
+            streams.append(requests.post(server.url + "/v1/chat/completions", json=body, stream=True, timeout=120))
+        assert all(s.status_code == 200 for s in streams)
+        # all admitted together (the stories run far longer than this takes)
+        assert wait_metric(server, "ragd_generator_sequences", lambda v: v == 16, 60) == 16
+        assert metric(server, "ragd_generator_queue_length") == 0
+        kv = metric(server, "ragd_generator_kv_tokens")
+        assert 16 * 2048 < kv < 16 * (2048 + 100)
+    finally:
+        for s in streams:
+            s.close()
+    assert wait_metric(server, "ragd_generator_kv_tokens", lambda v: v == 0, 30) == 0
