@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Checks split_model.sh / collect_parts.sh / join_model.sh HERE: a file (the
-# argument, default a 7.5 MiB random one) split into 1 MiB parts, carried
-# in two batches as two GPU calls would, joins back bit for bit; a part
-# damaged on the way is refused, a missing part stops the join, a store
-# holding another split is refused.
+# argument, default a 7.5 MiB random one) split into parts and call
+# folders, carried call by call as consecutive GPU calls would, joins back
+# bit for bit; a part damaged on the way is refused, a missing part stops
+# the join, a store holding another split is refused.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 w=$(mktemp -d)
@@ -15,29 +15,23 @@ if [ -z "$src" ]; then
     src=$w/src/Model/model.gguf
 fi
 mib=$(($(stat -c %s "$src") > 64 * 1024 * 1024 ? 25 : 1))
-"$here/split_model.sh" "$src" "$w/split" "$mib" > /dev/null
-mapfile -t parts < <(cd "$w/split" && ls part-*)
-n=${#parts[@]}
-[ "$n" -ge 2 ] || { echo "FAIL: expected several parts, got $n"; exit 1; }
-half=$((n / 2))
+"$here/split_model.sh" "$src" "$w/split" "$mib" 2 > /dev/null
+mapfile -t calls < <(cd "$w/split" && ls -d call-*)
+n_parts=$(grep -c '^part ' "$w/split/MANIFEST")
 fail() { echo "FAIL: $*"; exit 1; }
-# call 1 carries the first half, call 2 the rest (each with the manifest)
-for batch in 1 2; do
-    rm -rf "$w/in" && mkdir -p "$w/in" && cp "$w/split/MANIFEST" "$w/in/"
-    if [ $batch = 1 ]; then sel=("${parts[@]:0:half}"); else sel=("${parts[@]:half}"); fi
-    for p in "${sel[@]}"; do cp "$w/split/$p" "$w/in/"; done
-    if [ $batch = 1 ]; then
-        "$here/collect_parts.sh" "$w/in" "$w/store" > /dev/null
+[ "${#calls[@]}" -ge 2 ] || fail "expected several calls, got ${#calls[@]}"
+for c in "${calls[@]}"; do # each call's folder arrives as a carried path
+    rm -rf "$w/in" && cp -r "$w/split/$c" "$w/in"
+    "$here/collect_parts.sh" "$w/in" "$w/store" > /dev/null
+    if [ "$c" != "${calls[-1]}" ]; then
         "$here/join_model.sh" "$w/store" "$w/models" 2> /dev/null && fail "joined with parts missing"
-    else
-        "$here/collect_parts.sh" "$w/in" "$w/store" > /dev/null
     fi
 done
 "$here/join_model.sh" "$w/store" "$w/models" > /dev/null
 name=$(grep '^file ' "$w/split/MANIFEST" | cut -d' ' -f2)
 cmp "$src" "$w/models/$name" || fail "joined file differs"
 # a damaged part is refused and not stored
-rm -rf "$w/in" "$w/store2" && mkdir -p "$w/in" && cp "$w/split/MANIFEST" "$w/split/part-00" "$w/in/"
+rm -rf "$w/in" && cp -r "$w/split/call-1" "$w/in"
 printf 'X' | dd of="$w/in/part-00" bs=1 seek=1000 conv=notrunc status=none
 "$here/collect_parts.sh" "$w/in" "$w/store2" > /dev/null 2>&1 && fail "damaged part accepted"
 [ ! -f "$w/store2/part-00" ] || fail "damaged part stored"
@@ -50,4 +44,4 @@ cp "$w/part01.bak" "$w/store/part-01"
 # parts of another split are not mixed in
 sed -i '1s/ [0-9a-f]*$/ 0000/' "$w/in/MANIFEST"
 "$here/collect_parts.sh" "$w/in" "$w/store" > /dev/null 2>&1 && fail "mixed two splits"
-echo "PASS split/collect/join: $n parts of $mib MiB, $(stat -c %s "$src") bytes joined bit for bit; damage and gaps refused"
+echo "PASS split/collect/join: $n_parts parts of $mib MiB in ${#calls[@]} calls, $(stat -c %s "$src") bytes joined bit for bit; damage and gaps refused"
