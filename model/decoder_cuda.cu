@@ -58,8 +58,13 @@ struct placer {
     // Concatenated bias of Q, K, V (NULL when the model has none).
     float *bias3(const dec_layer *L, size_t qd, size_t kvd)
     {
-        if (!L->bq)
+        if (!L->bq && !L->bk && !L->bv)
             return nullptr;
+        if (!L->bq || !L->bk || !L->bv) { // a file with some of the three: refused, not half-applied
+            if (!st)
+                st = rg_error(e, RG_ERR_CORRUPT, "a layer has some but not all of the Q, K and V biases");
+            return nullptr;
+        }
         float *d = static_cast<float *>(take((qd + 2 * kvd) * sizeof(float)));
         if (d && !st) {
             const float *src[3] = {L->bq, L->bk, L->bv};
@@ -242,7 +247,9 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
         (st = cublas_check(cublasCreate(&c->blas), "cublasCreate", e)) ||
         (st = cublas_check(cublasSetStream(c->blas, c->stream), "cublasSetStream", e)))
         goto fail;
-    place_weights(c, d, &p); // measure
+    place_weights(c, d, &p); // measure (and refuse what cannot be placed)
+    if ((st = p.st))
+        goto fail;
     if ((st = cu_check(cudaMalloc((void **)&c->weights, p.off), "allocating the weights", e))) {
         cudaGetLastError(); // not sticky: clear it so later launch checks are not blamed
         goto fail;
