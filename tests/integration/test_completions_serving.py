@@ -205,3 +205,34 @@ def test_sixteen_streams_without_max_tokens_run_at_once(server):
         for s in streams:
             s.close()
     assert wait_metric(server, "ragd_generator_kv_tokens", lambda v: v == 0, 30) == 0
+
+
+def test_stopping_with_parked_requests(tmp_path):
+    """A non-streaming request waiting at shutdown does not hold the server
+    up (libmicrohttpd must not be stopped with suspended connections): the
+    server exits cleanly at once and the client is answered 503 or, when the
+    daemon closes the connection first, sees it closed; it never hangs."""
+    s = RagdServer(tmp_path / "data", extra_args=("--gen-model", str(MODEL_FILE)))
+    result = {}
+
+    def run():
+        body = chat_body("Write a very long story about a lighthouse.", max_tokens=4000)
+        try:
+            r = requests.post(s.url + "/v1/chat/completions", json=body, timeout=60)
+            result["answer"] = (r.status_code, r.json()["error"]["message"])
+        except requests.ConnectionError:
+            result["answer"] = "closed"
+
+    t = threading.Thread(target=run)
+    try:
+        t.start()
+        assert wait_metric(s, "ragd_generator_sequences", lambda v: v == 1) == 1
+        time.sleep(1)
+        t0 = time.monotonic()
+        assert s.stop() == 0
+        assert time.monotonic() - t0 < 10
+        t.join(30)
+        assert not t.is_alive()
+        assert result["answer"] in ("closed", (503, "the server is shutting down")), result
+    finally:
+        s.stop()
