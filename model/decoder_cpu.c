@@ -10,6 +10,7 @@
  * call) -> SiLU(gate) * up -> down + residual. Grouped-query attention maps
  * query head h to key/value head h / (n_head / n_head_kv). */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,7 @@ static float dot_f16(const float *a, const uint16_t *b, size_t n)
 /* ---- attention ------------------------------------------------------------------ */
 
 typedef struct att_job {
+    atomic_size_t next; /* next (token, head) task */
     rg_decoder *d;
     rg_kv_cache *const *kv;
     const size_t *pos;
@@ -125,9 +127,8 @@ static void att_worker(void *ctx, size_t worker, size_t n_workers)
     float scale = 1.0f / sqrtf((float)hd);
     float *s = j->d->scores + worker * j->d->scores_ctx;
     float qr[LLAMA_MAX_HEAD_DIM];
-    size_t begin, end;
-    dec_pool_split(j->n * c->n_head, worker, n_workers, &begin, &end);
-    for (size_t task = begin; task < end; task++) {
+    (void)n_workers;
+    for (size_t task; (task = atomic_fetch_add(&j->next, 1)) < j->n * c->n_head;) {
         size_t t = task / c->n_head, h = task % c->n_head, kvh = h / group;
         const rg_kv_cache *kv = j->kv[t];
         size_t kvd = kv->kv_dim, np = j->pos[t] + 1;
@@ -239,7 +240,13 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
                 rope_head(k + h * hd, cs, sn, c->rope_dim, c->rope_neox);
             kv_store(kv[t], l, pos[t], k, v);
         }
-        att_job aj = {d, kv, pos, n, l};
+        att_job aj;
+        atomic_init(&aj.next, 0);
+        aj.d = d;
+        aj.kv = kv;
+        aj.pos = pos;
+        aj.n = n;
+        aj.layer = l;
         dec_pool_run(d->pool, att_worker, &aj);
         const dec_mat *wo[1] = {&L->wo};
         float *wo_out[1] = {d->tmp};

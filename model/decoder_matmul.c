@@ -28,7 +28,6 @@ static void mm_worker(void *ctx, size_t worker, size_t n_workers)
 {
     mm_job *j = ctx;
     (void)n_workers;
-    j->st[worker] = RG_OK;
     for (;;) {
         size_t begin = atomic_fetch_add(&j->next, j->chunk) , end;
         if (begin >= j->total_rows)
@@ -106,6 +105,8 @@ rg_status dec_matmul(rg_decoder *d, const float *x, size_t n, const dec_mat *con
     if (j.chunk < 16)
         j.chunk = 16;
     atomic_init(&j.next, 0);
+    for (size_t i = 0; i < nw; i++)
+        j.st[i] = RG_OK; /* workers that do not join leave theirs */
     dec_pool_run(d->pool, mm_worker, &j);
     for (size_t i = 0; i < nw; i++)
         if (j.st[i] != RG_OK)

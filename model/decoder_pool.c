@@ -27,7 +27,8 @@ struct dec_pool {
     pthread_mutex_t mu;
     pthread_cond_t wake;
     atomic_uint gen;      /* bumped for every run */
-    atomic_uint pending;  /* workers (besides the caller) still running */
+    atomic_int open;      /* 1 while workers may still join the current run */
+    atomic_int joined;    /* workers (besides the caller) inside fn */
     atomic_int sleepers;
     atomic_int stop;
     dec_pool_fn fn;
@@ -72,8 +73,13 @@ static void *worker_main(void *arg)
         if (atomic_load(&p->stop))
             return NULL;
         seen = g;
-        p->fn(p->ctx, index, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
+        /* join only while the run is open and still the one seen; the caller
+         * closes it once the work is done and waits only for those inside
+         * (seq_cst on both sides: either it sees us join or we see it close) */
+        atomic_fetch_add(&p->joined, 1);
+        if (atomic_load(&p->open) && atomic_load(&p->gen) == g)
+            p->fn(p->ctx, index, p->n);
+        atomic_fetch_sub(&p->joined, 1);
     }
 }
 
@@ -141,25 +147,19 @@ void dec_pool_run(dec_pool *p, dec_pool_fn fn, void *ctx)
     }
     p->fn = fn;
     p->ctx = ctx;
-    atomic_store(&p->pending, (unsigned)(p->n - 1));
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    atomic_store(&p->open, 1);
+    atomic_fetch_add(&p->gen, 1);
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
     }
     fn(ctx, 0, p->n);
-    for (unsigned polls = 0; atomic_load_explicit(&p->pending, memory_order_acquire) != 0; polls++) {
+    atomic_store(&p->open, 0);
+    for (unsigned polls = 0; atomic_load(&p->joined) != 0; polls++) {
         if (polls < BUSY_POLLS)
             cpu_relax();
         else
             sched_yield();
     }
-}
-
-void dec_pool_split(size_t n, size_t w, size_t nw, size_t *begin, size_t *end)
-{
-    size_t base = n / nw, extra = n % nw;
-    *begin = w * base + (w < extra ? w : extra);
-    *end = *begin + base + (w < extra ? 1 : 0);
 }

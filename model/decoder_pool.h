@@ -12,16 +12,18 @@
 
 typedef struct dec_pool dec_pool;
 
-/* fn runs once on every worker (0 .. n_workers-1; worker 0 is the caller). */
+/* fn runs on the caller (worker 0) and on each other worker (1 .. n-1) that
+ * wakes up before the caller has finished its own call: fn must share its
+ * work dynamically (take chunks from a counter until none are left), never
+ * assume that every worker runs. That way a worker descheduled on a busy
+ * machine costs nothing: the others do its share and nobody waits for it. */
 typedef void (*dec_pool_fn)(void *ctx, size_t worker, size_t n_workers);
 
 rg_status dec_pool_create(size_t n_workers, dec_pool **out, rg_err *e);
 void dec_pool_free(dec_pool *p); /* NULL is fine; joins the threads */
 size_t dec_pool_size(const dec_pool *p);
-/* Runs fn on all workers and returns when every one has finished. */
+/* Runs fn as above and returns when every call of it has returned. */
 void dec_pool_run(dec_pool *p, dec_pool_fn fn, void *ctx);
 
-/* The share [begin, end) of n items that worker w of nw takes. */
-void dec_pool_split(size_t n, size_t w, size_t nw, size_t *begin, size_t *end);
 
 #endif
