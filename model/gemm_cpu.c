@@ -11,7 +11,9 @@
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 size_t gemm_bpack_floats(size_t K, size_t N) { return round_up(N, GEMM_NR) * K; }
-size_t gemm_apack_floats(size_t M, size_t K) { return round_up(M, GEMM_MR) * K; }
+/* A is read in place; only a ragged last block of fewer than GEMM_MR rows
+ * is copied (see gemm_packed_level), whatever M is. */
+size_t gemm_apack_floats(size_t M, size_t K) { return M ? GEMM_MR * K : 0; }
 
 /* Panel p holds columns [16p, 16p + 16) as K rows of 16 floats. */
 void gemm_pack_b_nk(const float *w, size_t ldw, size_t N, size_t K, float *bp)

@@ -36,8 +36,9 @@ void gemm_pack_b_nk(const float *w, size_t ldw, size_t N, size_t K, float *bp);
 /* Packs B[k][n] = b[k * ldb + n] (a row-major [K, N] matrix). */
 void gemm_pack_b_kn(const float *b, size_t ldb, size_t K, size_t N, float *bp);
 
-/* Floats of the A scratch that gemm_packed needs for M x K (an upper
- * bound: only a ragged last block of rows is copied there). */
+/* Floats of the A scratch that gemm_packed needs for any product of up to
+ * M rows and K columns of A (A is read in place; only a ragged last block
+ * of fewer than GEMM_MR rows is copied there). */
 size_t gemm_apack_floats(size_t M, size_t K);
 
 /* C[M, N] = A[M, K] B + bias (bias[N], may be NULL), A row-major with row
