@@ -39,6 +39,8 @@ def texts(kind):
 def run_ragd(binary, kind, batch, seconds):
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(texts(kind)))
+    # bench_embed inherits this process's CPU affinity (--threads): the
+    # encoder starts one thread per CPU it may run on.
     out = subprocess.run([binary, str(MODEL), f.name, str(batch), str(seconds)],
                          capture_output=True, text=True, check=True).stdout
     os.unlink(f.name)
@@ -78,9 +80,17 @@ def main():
                     help="alternate ragd and sentence-transformers this many times per row and print medians "
                          "(the ratio is the median of the per-pair ratios), so that a busy machine's load "
                          "swings hit both sides alike")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="restrict both sides to the first N CPUs (affinity for ragd, torch.set_num_threads and "
+                         "affinity for PyTorch); default: all CPUs")
     args = ap.parse_args()
     import torch
     from sentence_transformers import SentenceTransformer
+
+    if args.threads > 0:
+        cpus = sorted(os.sched_getaffinity(0))[:args.threads]
+        os.sched_setaffinity(0, cpus)
+        torch.set_num_threads(len(cpus))
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model = SentenceTransformer(str(MODEL), device="cpu")
