@@ -16,7 +16,13 @@ and lets the reranker order them ("rerank": true): the one named by
 default generator GGUF). With fewer than 100 candidates, recall@100 is not
 comparable between modes (the reranked list has only the candidates).
 --queries N evaluates only the first N test queries (in qrels order), for
-rerankers too slow to run the whole split on a small machine.
+rerankers too slow to run the whole split on a small machine, and
+--corpus-sample N ingests only N documents: every document relevant to the
+evaluated queries plus a seeded random sample of the others (an easier
+collection than the full corpus; compare modes only within one such run).
+--eval-first M then evaluates only the first M of the --queries N (the
+sample still holds the documents relevant to all N, so runs with different
+M share one ingested sample).
 
 Standard library only, so it runs with any python3.
 """
@@ -78,6 +84,9 @@ def main():
     ap.add_argument("--rerank-model", help="reranker for the hybrid+rerank mode (default: the server's)")
     ap.add_argument("--candidates", type=int, default=100, help="hybrid candidates the reranker orders")
     ap.add_argument("--queries", type=int, default=0, help="only the first N test queries (0: all)")
+    ap.add_argument("--eval-first", type=int, default=0, help="evaluate only the first M of those queries")
+    ap.add_argument("--corpus-sample", type=int, default=0,
+                    help="ingest only N documents: the relevant ones plus a seeded random sample (0: all)")
     args = ap.parse_args()
     ds = Path(args.dataset)
     corpus = load_jsonl(ds / "corpus.jsonl")
@@ -85,6 +94,17 @@ def main():
     qrels = load_qrels(ds / "qrels.test.tsv")
     if args.queries:
         qrels = dict(list(qrels.items())[:args.queries])
+    if args.corpus_sample:
+        import random
+
+        relevant = {d for rel in qrels.values() for d in rel}
+        others = sorted(d["_id"] for d in corpus if d["_id"] not in relevant)
+        keep = relevant | set(random.Random(0).sample(others, max(0, min(len(others),
+                                                                         args.corpus_sample - len(relevant)))))
+        corpus = [d for d in corpus if d["_id"] in keep]
+        print(f"corpus sample: {len(corpus)} documents ({len(relevant)} relevant to the {len(qrels)} queries)")
+    if args.eval_first:
+        qrels = dict(list(qrels.items())[:args.eval_first])
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ragd-eval-"))
     docs = work / "docs"

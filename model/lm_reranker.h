@@ -26,7 +26,7 @@
  *
  * "yes" and "no" are the vocabulary's tokens without a leading space: the
  * answer is the first token after "assistant\n", where text has no space
- * (SmolLM2: ids 10407 and 2152; the load checks each is one token).
+ * (SmolLM2: ids 10407 and 4607; the load checks each is one token).
  * scripts/gen_lmrerank_golden.py computes the same prompt and scores with
  * llama.cpp (tests/unit/test_lmrerank.c compares).
  *
