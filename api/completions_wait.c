@@ -274,6 +274,8 @@ static void unpark(rg_request *r)
         ;
     if (rc < 0)
         http_error(r, 500, "internal_error", "out of memory for the generated text");
+    else if (cw->cancelled) /* nobody reads it; 499 as nginx logs it, not a server error */
+        http_error(r, 499, "client_closed_request", "the client closed the connection");
     else if (out.finish == RG_GEN_RUNNING || out.finish == RG_GEN_CANCELLED)
         http_error(r, 503, "unavailable", "the server is shutting down");
     else
