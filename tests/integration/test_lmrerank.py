@@ -1,0 +1,167 @@
+"""The default reranker over HTTP: `ragd serve` with no --rerank-model runs
+the causal-LM (yes/no) reranker on the default generator GGUF,
+SmolLM2-135M-Instruct, and answers /v1/ranking, /v1/rerank, LangChain's
+NVIDIARerank and /v1/retrieval "rerank" with llama.cpp's scores
+(tests/fixtures/lmrerank_golden.jsonl, scripts/gen_lmrerank_golden.py).
+
+Scores are compared with the tolerance of tests/unit/test_lmrerank.c (both
+sides quantize activations to 8 bits; the reasons are written there), and
+orders wherever llama.cpp separates two passages by more than ORDER_MARGIN."""
+
+import json
+import math
+from collections import defaultdict
+
+import pytest
+
+from conftest import REPO, RagdServer, expect_error, expect_json, run_cli
+
+MODEL = REPO / "models" / "SmolLM2-135M-Instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+NAME = "SmolLM2-135M-Instruct.Q4_1-rerank"
+TOL = 0.5  # as SCORE_TOL in tests/unit/test_lmrerank.c
+ORDER_MARGIN = 0.8  # as there
+LINES = [json.loads(line) for line in (REPO / "tests/fixtures/lmrerank_golden.jsonl").read_text().splitlines()]
+GOLDEN = [g for g in LINES if "meta" not in g]
+GROUPS = defaultdict(list)
+for g in GOLDEN:
+    if g["max_tokens"] == 1024:  # the server's default limit
+        GROUPS[g["group"]].append(g)
+# Short and varied: the capital of France, passwords, aspirin, the turn-marker
+# injection, and the 300-word query.
+CHECKED = [0, 1, 4, 16, 17]
+
+
+def default_server(data_dir, *extra):
+    """ragd serve with the default reranker: conftest passes --rerank-model
+    none unless told otherwise, so that flag is taken out again."""
+    s = RagdServer(data_dir, extra_args=extra, start=False)
+    i = s.extra_args.index("--rerank-model")
+    del s.extra_args[i:i + 2]
+    s.start()
+    return s
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    assert MODEL.exists(), "run `make models`"
+    s = default_server(tmp_path_factory.mktemp("lmrerank") / "data")
+    yield s
+    s.stop()
+
+
+def assert_golden_order(indices, group):
+    for a in range(len(indices)):
+        for b in range(a + 1, len(indices)):
+            la, lb = group[indices[a]]["score"], group[indices[b]]["score"]
+            assert la > lb - ORDER_MARGIN, (indices, [g["score"] for g in group])
+
+
+def test_models_lists_the_default_reranker(lm):
+    ours = [m for m in lm.get_json("/v1/models")["data"] if m.get("kind") == "reranker"]
+    assert len(ours) == 1
+    assert ours[0]["id"] == NAME and ours[0]["method"] == "causal-lm" and ours[0]["max_tokens"] == 1024
+
+
+@pytest.mark.parametrize("gid", CHECKED)
+def test_ranking_gives_llama_cpp_scores_and_order(lm, gid):
+    group = GROUPS[gid]
+    body = {"model": NAME, "query": {"text": group[0]["query"]}, "passages": [{"text": g["passage"]} for g in group],
+            "truncate": "END"}
+    got = expect_json(lm.post("/v1/ranking", json=body))["rankings"]
+    assert sorted(r["index"] for r in got) == list(range(len(group)))
+    logits = [r["logit"] for r in got]
+    assert logits == sorted(logits, reverse=True)
+    for r in got:
+        assert abs(r["logit"] - group[r["index"]]["score"]) < TOL, (r, group[r["index"]]["score"])
+    assert_golden_order([r["index"] for r in got], group)
+
+
+def test_model_names_and_truncation(lm):
+    group = GROUPS[0]
+    passages = [{"text": g["passage"]} for g in group]
+    for name in ("SmolLM2-135M-Instruct.Q4_1", "HuggingFaceTB/" + NAME):
+        out = expect_json(lm.post("/v1/ranking", json={"model": name, "query": {"text": group[0]["query"]},
+                                                       "passages": passages}))
+        assert len(out["rankings"]) == len(group)
+        # usage: every prompt's tokens (the shared prefix counted per passage)
+        assert out["usage"]["total_tokens"] == sum(len(g["ids"]) for g in group)
+    expect_error(lm.post("/v1/ranking", json={"model": "cross-encoder/ms-marco-MiniLM-L-6-v2",
+                                             "query": {"text": "q"}, "passages": passages}), 404)
+    long = "word " * 3000
+    err = expect_error(lm.post("/v1/ranking", json={"query": {"text": "q"},
+                                                   "passages": [{"text": "short"}, {"text": long}]}), 400)
+    assert "passage 1" in err["message"] and "1024" in err["message"]
+    out = expect_json(lm.post("/v1/ranking", json={"query": {"text": "q"}, "passages": [{"text": long}],
+                                                   "truncate": "END"}))
+    assert out["usage"]["total_tokens"] == 1024
+
+
+def test_rerank_cohere_shape(lm):
+    group = GROUPS[1]
+    out = lm.post_json("/v1/rerank", {"query": group[0]["query"], "documents": [g["passage"] for g in group],
+                                      "top_n": 3, "return_documents": True})
+    res = out["results"]
+    assert len(res) == 3
+    assert_golden_order([r["index"] for r in res], group)
+    for r in res:
+        # relevance_score = P(yes) of a softmax over yes and no
+        assert abs(r["relevance_score"] - 1 / (1 + math.exp(-group[r["index"]]["score"]))) < TOL / 4  # sigmoid' <= 1/4
+        assert r["document"] == {"text": group[r["index"]]["passage"]}
+
+
+def test_nvidia_rerank_client(lm):
+    from langchain_core.documents import Document
+    from langchain_nvidia_ai_endpoints import NVIDIARerank
+
+    group = GROUPS[4]
+    ranker = NVIDIARerank(base_url=lm.url + "/v1", model=NAME, top_n=len(group), truncate="END")
+    docs = [Document(page_content=g["passage"], metadata={"i": i}) for i, g in enumerate(group)]
+    out = ranker.compress_documents(documents=docs, query=group[0]["query"])
+    order = [d.metadata["i"] for d in out]
+    assert sorted(order) == list(range(len(group)))
+    assert_golden_order(order, group)
+    for d in out:
+        assert abs(d.metadata["relevance_score"] - group[d.metadata["i"]]["score"]) < TOL
+
+
+def test_retrieval_with_the_default_reranker(lm):
+    group = GROUPS[0]
+    lm.ingest([(f"doc{i}.txt", "France notes: " + g["passage"]) for i, g in enumerate(group) if g["passage"]],
+              collection="lmr")
+    query = "France notes: " + group[0]["query"]
+    out = lm.post_json("/v1/retrieval", {"query": query, "collection": "lmr", "top_k": 2, "rerank": True,
+                                         "candidates": 10})
+    assert out["reranked"] is True and len(out["data"]) == 2
+    scores = expect_json(lm.post("/v1/ranking", json={"query": {"text": query}, "passages": [
+        {"text": h["text"]} for h in out["data"]]}))["rankings"]
+    for h, r in zip(out["data"], sorted(scores, key=lambda r: r["index"])):
+        assert abs(h["rerank_logit"] - r["logit"]) < 1e-4
+    assert out["data"][0]["rerank_logit"] >= out["data"][1]["rerank_logit"]
+
+
+def test_rerank_model_none_and_gen(tmp_path):
+    s = RagdServer(tmp_path / "none", extra_args=("--rerank-model", "none"))
+    try:
+        err = expect_error(s.post("/v1/ranking", json={"query": {"text": "q"}, "passages": [{"text": "a"}]}), 503,
+                           type_="unavailable")
+        assert "--rerank-model" in err["message"]
+        assert all(m.get("kind") != "reranker" for m in s.get_json("/v1/models")["data"])
+    finally:
+        s.stop()
+    # "gen": the generator's file, served as both kinds
+    s = RagdServer(tmp_path / "gen", extra_args=("--rerank-model", "gen", "--gen-model", str(MODEL)))
+    try:
+        kinds = {m["kind"]: m for m in s.get_json("/v1/models")["data"]}
+        assert kinds["reranker"]["id"] == NAME and kinds["generator"]["id"] == "SmolLM2-135M-Instruct.Q4_1"
+        group = GROUPS[0]
+        got = expect_json(s.post("/v1/ranking", json={"query": {"text": group[0]["query"]},
+                                                      "passages": [{"text": g["passage"]} for g in group]}))
+        assert_golden_order([r["index"] for r in got["rankings"]], group)
+    finally:
+        s.stop()
+    p = run_cli(["serve", "--rerank-model", "gen", "--gen-model", "none", "--embed-model", "none",
+                 "--data", str(tmp_path / "x")])
+    assert p.returncode == 2 and "--rerank-model gen" in p.stderr
+    p = run_cli(["serve", "--rerank-model", str(tmp_path / "missing.gguf"), "--embed-model", "none",
+                 "--gen-model", "none", "--port", "1", "--data", str(tmp_path / "y")], timeout=30)
+    assert p.returncode != 0 and "missing.gguf" in p.stderr

@@ -1,0 +1,294 @@
+/* test_lmrerank.c - the causal-LM (yes/no) reranker against llama.cpp.
+ *
+ * tests/fixtures/lmrerank_golden.jsonl (scripts/gen_lmrerank_golden.py, with
+ * llama-cpp-python on the same GGUF) holds >= 100 (query, passage) pairs in
+ * the reranker's prompt: the token ids llama.cpp's tokenizer gives piece by
+ * piece, and llama.cpp's logits of "yes" and "no" at the last position.
+ * Required here:
+ *   - ragd builds exactly llama.cpp's ids for every pair (prompt pieces,
+ *     leading spaces, passage-first truncation, the query cut under a small
+ *     limit, special-token text in content kept as text);
+ *   - score = logit(yes) - logit(no) within SCORE_TOL of llama.cpp's, and
+ *     the same order per query wherever llama.cpp's scores of two passages
+ *     differ by more than ORDER_MARGIN (see below for both numbers);
+ *   - the prefix computed once and continued per passage gives the score of
+ *     the whole prompt prefilled at once;
+ *   - over-long pairs without truncation and limits too small for the
+ *     prompt are refused with the numbers.
+ *
+ * Why not |logit - golden| < 1e-3 (the issue's figure for cross-encoders):
+ * both llama.cpp and ragd quantize every activation to 8 bits before
+ * multiplying by the Q4_1 weights, in different blocks and kernels, so each
+ * computes the model up to its own rounding; test_decoder bounds ragd's
+ * logits against llama.cpp's by a relative error of 1e-2, and llama.cpp
+ * itself moves by several 1e-2 between its batch and token-by-token paths
+ * (llama_golden.jsonl's self_noise). The yes and no logits here are 22-30 in
+ * size, so 1e-2 of each is 0.22-0.30, and their difference may move by up to
+ * about 0.5. Measured (2026-11-25, 115 pairs): largest |score - llama.cpp|
+ * 0.38, about a third of the pairs above 0.15; the token ids equal
+ * llama.cpp's for all 115, and llama.cpp's own score is exactly the same
+ * with the prefix evaluated apart (score_split). So SCORE_TOL is 0.5 and
+ * orders are required where llama.cpp's scores differ by more than 0.8:
+ * with SmolLM2-135M, whose scores for one query span only about 1-3,
+ * nearer passages did swap (2 of the pairs 0.3 apart), which the test
+ * prints rather than hides. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "common/buf.h"
+#include "common/fs.h"
+#include "model/decoder.h"
+#include "model/lm_reranker.h"
+
+#define MODEL_FILE "SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+#define GOLDEN "tests/fixtures/lmrerank_golden.jsonl"
+#define MAX_RECS 256
+#define SCORE_TOL 0.5
+#define ORDER_MARGIN 0.8
+
+typedef struct rec {
+    cJSON *j;
+    int group;
+    const char *query, *passage;
+    size_t max_tokens, n_prefix;
+    int truncated;
+    double score, score_split;
+} rec;
+
+static const char *str(const cJSON *j, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double num(const cJSON *j, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static int ids_equal(const cJSON *golden, const rg_bpe_ids *prefix, const rg_bpe_ids *rest)
+{
+    size_t n = (size_t)cJSON_GetArraySize(golden);
+    if (n != prefix->n + rest->n)
+        return 0;
+    size_t i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, golden)
+    {
+        int32_t ours = i < prefix->n ? prefix->ids[i] : rest->ids[i - prefix->n];
+        if (ours != (int32_t)v->valueint)
+            return 0;
+        i++;
+    }
+    return 1;
+}
+
+/* Scores one query's passages (recs[0..n), same group and limit) in one call
+ * and compares with the fixture. */
+static int near_swaps; /* passages 0.3..ORDER_MARGIN apart in llama.cpp's scores, in the other order here */
+
+static void check_group(rg_lm_reranker *lr, rec *recs, size_t n, double *worst, double *worst_split, int *id_ok,
+                        int *order_checked)
+{
+    rg_err e = {0};
+    rg_bpe_ids prefix = {0};
+    rg_bpe_ids *rests = calloc(n, sizeof *rests);
+    float *scores = calloc(n, sizeof *scores);
+    size_t qtok = 0;
+    rg_status st = lm_reranker_encode_query(lr, recs[0].query, strlen(recs[0].query), recs[0].max_tokens, 1,
+                                            &prefix, &qtok, &e);
+    CHECK_OK(st, e);
+    CHECK_MSG(prefix.n == recs[0].n_prefix, "group %d: prefix %zu ids, llama.cpp %zu", recs[0].group, prefix.n,
+              recs[0].n_prefix);
+    for (size_t i = 0; i < n && !st; i++) {
+        int cut = 0;
+        st = lm_reranker_encode_passage(lr, prefix.n, recs[i].passage, strlen(recs[i].passage), recs[i].max_tokens, 1,
+                                        &rests[i], &cut, &e);
+        CHECK_OK(st, e);
+        int same = ids_equal(cJSON_GetObjectItemCaseSensitive(recs[i].j, "ids"), &prefix, &rests[i]);
+        *id_ok += same;
+        CHECK_MSG(same, "group %d passage %zu: ids differ from llama.cpp's", recs[i].group, i);
+        CHECK_MSG(cut == recs[i].truncated || (recs[i].truncated && prefix.n + 2 >= recs[i].max_tokens),
+                  "group %d passage %zu: cut %d, llama.cpp %d", recs[i].group, i, cut, recs[i].truncated);
+    }
+    if (!st)
+        st = lm_reranker_score(lr, prefix.ids, prefix.n, rests, n, scores, &e);
+    CHECK_OK(st, e);
+    for (size_t i = 0; i < n && !st; i++) {
+        double d = fabs(scores[i] - recs[i].score);
+        if (d > *worst)
+            *worst = d;
+        double s = fabs(recs[i].score_split - recs[i].score);
+        if (s > *worst_split)
+            *worst_split = s;
+        CHECK_MSG(d < SCORE_TOL, "group %d passage %zu: score %.5f, llama.cpp %.5f (|diff| %.5f)", recs[i].group, i,
+                  scores[i], recs[i].score, d);
+    }
+    /* The order: every two passages llama.cpp separates clearly. */
+    for (size_t a = 0; a < n && !st; a++)
+        for (size_t b = 0; b < n; b++) {
+            if (recs[a].score > recs[b].score + 0.3 && recs[a].score <= recs[b].score + ORDER_MARGIN &&
+                scores[a] <= scores[b]) {
+                near_swaps++;
+                printf("test_lmrerank: group %d: passages %zu and %zu swapped (%.4f vs %.4f; llama.cpp %.4f vs %.4f)\n",
+                       recs[a].group, a, b, scores[a], scores[b], recs[a].score, recs[b].score);
+            }
+            if (recs[a].score > recs[b].score + ORDER_MARGIN) {
+                (*order_checked)++;
+                CHECK_MSG(scores[a] > scores[b], "group %d: passages %zu and %zu in the wrong order (%.4f vs %.4f; "
+                          "llama.cpp %.4f vs %.4f)", recs[a].group, a, b, scores[a], scores[b], recs[a].score,
+                          recs[b].score);
+            }
+        }
+    for (size_t i = 0; i < n; i++)
+        bpe_ids_free(&rests[i]);
+    bpe_ids_free(&prefix);
+    free(rests);
+    free(scores);
+}
+
+/* The prefix reused across passages equals the whole prompt in one prefill. */
+static void check_prefix_reuse(const char *path, rg_lm_reranker *lr, const rec *r)
+{
+    rg_err e = {0};
+    rg_decoder *d = NULL;
+    rg_kv_cache *kv = NULL;
+    CHECK_OK(decoder_load(path, NULL, &d, &e), e);
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(r->j, "ids");
+    size_t n = (size_t)cJSON_GetArraySize(ids), V = decoder_vocab(d), i = 0;
+    int32_t *all = malloc(n * sizeof *all);
+    float *logits = malloc(V * sizeof *logits);
+    const cJSON *v;
+    cJSON_ArrayForEach(v, ids) all[i++] = (int32_t)v->valueint;
+    CHECK_OK(kv_cache_alloc(d, n, RG_KV_F16, &kv, &e), e);
+    CHECK_OK(decoder_prefill(d, kv, all, n, logits, &e), e);
+    double whole = (double)logits[lm_reranker_yes_id(lr)] - logits[lm_reranker_no_id(lr)];
+    rg_bpe_ids rest = {0};
+    for (size_t j = r->n_prefix; j < n; j++)
+        bpe_ids_push(&rest, all[j], &e);
+    float split = NAN;
+    CHECK_OK(lm_reranker_score(lr, all, r->n_prefix, &rest, 1, &split, &e), e);
+    printf("test_lmrerank: one prefill %.6f, prefix + rest %.6f\n", whole, (double)split);
+    CHECK_MSG(fabs(whole - split) < 1e-3, "one prefill %.6f vs prefix + rest %.6f", whole, (double)split);
+    bpe_ids_free(&rest);
+    kv_cache_free(kv);
+    decoder_free(d);
+    free(all);
+    free(logits);
+}
+
+static void check_refusals(rg_lm_reranker *lr)
+{
+    rg_err e = {0};
+    rg_bpe_ids prefix = {0}, rest = {0};
+    const char *q = "what is a cat";
+    CHECK_OK(lm_reranker_encode_query(lr, q, strlen(q), 80, 0, &prefix, NULL, &e), e);
+    char *longp = malloc(4001);
+    for (int i = 0; i < 4000; i++)
+        longp[i] = i % 5 == 4 ? ' ' : 'a' + i % 7;
+    longp[4000] = '\0';
+    rg_status st = lm_reranker_encode_passage(lr, prefix.n, longp, 4000, 80, 0, &rest, NULL, &e);
+    CHECK(st == RG_ERR_INVALID && strstr(e.msg, "at most 80"));
+    bpe_ids_free(&rest);
+    int cut = 0;
+    CHECK_OK(lm_reranker_encode_passage(lr, prefix.n, longp, 4000, 80, 1, &rest, &cut, &e), e);
+    CHECK(cut == 1 && prefix.n + rest.n == 80);
+    bpe_ids_free(&rest);
+    bpe_ids_free(&prefix);
+    st = lm_reranker_encode_query(lr, q, strlen(q), 10, 1, &prefix, NULL, &e);
+    CHECK(st == RG_ERR_INVALID && strstr(e.msg, "limit of 10"));
+    bpe_ids_free(&prefix);
+    st = lm_reranker_encode_query(lr, longp, 4000, 80, 0, &prefix, NULL, &e);
+    CHECK(st == RG_ERR_INVALID && strstr(e.msg, "query"));
+    bpe_ids_free(&prefix);
+    free(longp);
+    float s;
+    rg_bpe_ids empty = {0};
+    int32_t one = 1;
+    CHECK(lm_reranker_score(lr, &one, 1, &empty, 1, &s, &e) == RG_ERR_INVALID);
+}
+
+static void test_golden(const char *path)
+{
+    rg_err e = {0};
+    rg_lm_reranker *lr = NULL;
+    rg_status st = lm_reranker_load(path, 0, &lr, &e);
+    CHECK_OK(st, e);
+    if (st)
+        return;
+    rg_buf b;
+    rg_buf_init(&b, 0);
+    CHECK_OK(fs_read_file(GOLDEN, 16u << 20, &b, &e), e);
+    rec *recs = calloc(MAX_RECS, sizeof *recs);
+    size_t n = 0;
+    for (char *p = b.data; p && *p && n < MAX_RECS;) {
+        char *nl = strchr(p, '\n');
+        size_t ll = nl ? (size_t)(nl - p) : strlen(p);
+        cJSON *j = cJSON_ParseWithLength(p, ll);
+        p = nl ? nl + 1 : NULL;
+        if (!j)
+            continue;
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(j, "meta");
+        if (meta) {
+            struct stat sb;
+            CHECK(stat(path, &sb) == 0 && (double)sb.st_size == num(meta, "model_bytes"));
+            CHECK((int)num(meta, "yes_id") == lm_reranker_yes_id(lr));
+            CHECK((int)num(meta, "no_id") == lm_reranker_no_id(lr));
+            CHECK((size_t)num(meta, "default_max_tokens") == LM_RERANKER_DEFAULT_MAX_TOKENS);
+            cJSON_Delete(j);
+            continue;
+        }
+        recs[n] = (rec){j, (int)num(j, "group"), str(j, "query"), str(j, "passage"), (size_t)num(j, "max_tokens"),
+                        (size_t)num(j, "n_prefix"), cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "truncated")),
+                        num(j, "score"), num(j, "score_split")};
+        n++;
+    }
+    rg_buf_free(&b);
+    CHECK_MSG(n >= 100, "only %zu golden pairs", n);
+    double worst = 0, worst_split = 0;
+    int id_ok = 0, order_checked = 0;
+    for (size_t i = 0; i < n;) {
+        size_t m = 1;
+        while (i + m < n && recs[i + m].group == recs[i].group)
+            m++;
+        check_group(lr, recs + i, m, &worst, &worst_split, &id_ok, &order_checked);
+        i += m;
+    }
+    printf("test_lmrerank: %zu pairs, ids equal llama.cpp's for %d; largest |score - llama.cpp| %.5f (tolerance %.2f); "
+           "llama.cpp against itself (one batch vs two) %.5f; %d ordered pairs checked, %d swapped among those "
+           "0.3 apart\n",
+           n, id_ok, worst, SCORE_TOL, worst_split, order_checked, near_swaps);
+    if (n > 0)
+        check_prefix_reuse(path, lr, &recs[0]);
+    check_refusals(lr);
+    for (size_t i = 0; i < n; i++)
+        cJSON_Delete(recs[i].j);
+    free(recs);
+    lm_reranker_free(lr);
+}
+
+int main(void)
+{
+    char path[1024];
+    const char *explicit = getenv("RAGD_GEN_MODEL");
+    const char *base = getenv("RAGD_MODELS");
+    if (explicit && *explicit)
+        snprintf(path, sizeof path, "%s", explicit);
+    else
+        snprintf(path, sizeof path, "%s/%s", base && *base ? base : "models", MODEL_FILE);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        fprintf(stderr, "test_lmrerank: the generator model is not installed at %s (run `make models`)\n", path);
+        CHECK_MSG(0, "model missing");
+        return check_finish("test_lmrerank");
+    }
+    test_golden(path);
+    return check_finish("test_lmrerank");
+}
