@@ -2,12 +2,13 @@
 """Embedding speed: ragd's CPU encoder beside sentence-transformers (PyTorch,
 CPU) on the same machine, in the same run, on the same texts.
 
-    python3 bench/bench_embed.py [--seconds 5] [--repeat N] [--bin build-x/bench_embed]
+    python3 bench/bench_embed.py [--seconds 5] [--repeat N] [--bin build-x/bench_embed ...]
 
-Runs bench_embed (ragd; build/bench_embed unless --bin names another build's)
-and sentence-transformers at batch 1 and 64,
+Runs bench_embed (ragd; build/bench_embed unless --bin names another build's;
+--bin given more than once runs each build, e.g. two variants of the encoder
+side by side) and sentence-transformers at batch 1 and 64,
 on short inputs (~18 tokens) and 256-token inputs, and prints sentences/s,
-tokens/s and the ratio ragd / sentence-transformers. The reference stack is
+tokens/s and the ratio ragd / sentence-transformers for each build. The reference stack is
 installed in its own venv (scripts/refvenv.py), not needed by make test."""
 import argparse
 import json
@@ -75,7 +76,8 @@ def main():
                    "RAGD_EMBREF_VENV", "embref-venv")
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
-    ap.add_argument("--bin", default=str(REPO / "build" / "bench_embed"), help="the bench_embed executable to run")
+    ap.add_argument("--bin", action="append", default=None,
+                    help="a bench_embed executable to run (repeat to compare builds; default build/bench_embed)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="alternate ragd and sentence-transformers this many times per row and print medians "
                          "(the ratio is the median of the per-pair ratios), so that a busy machine's load "
@@ -84,6 +86,7 @@ def main():
                     help="restrict both sides to the first N CPUs (affinity for ragd, torch.set_num_threads and "
                          "affinity for PyTorch); default: all CPUs")
     args = ap.parse_args()
+    bins = args.bin or [str(REPO / "build" / "bench_embed")]
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -96,20 +99,35 @@ def main():
     model = SentenceTransformer(str(MODEL), device="cpu")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f}; {args.repeat} pair(s) of {args.seconds:g} s per row")
-    print(f"{'input':6} {'batch':>5} {'ragd sent/s':>12} {'ragd tok/s':>11} {'ST sent/s':>10} {'ST tok/s':>9} {'ratio':>6}")
+    for i, b in enumerate(bins):
+        print(f"ragd{i + 1 if len(bins) > 1 else ''} = {b}")
+    names = [f"ragd{i + 1}" if len(bins) > 1 else "ragd" for i in range(len(bins))]
+    head = f"{'input':6} {'batch':>5}"
+    for n in names:
+        head += f" {n + ' sent/s':>12} {n + ' tok/s':>11}"
+    head += f" {'ST sent/s':>10} {'ST tok/s':>9}"
+    for n in names:
+        head += f" {(n + '/ST') if len(bins) > 1 else 'ratio':>9}"
+    print(head)
+
+    def med(xs, key):
+        return statistics.median(x[key] for x in xs)
+
     for kind in ("short", "long"):
         for batch in (1, 64):
-            rs, ps = [], []
+            rs, ps = [[] for _ in bins], []
             for _ in range(max(1, args.repeat)):
-                rs.append(run_ragd(args.bin, kind, batch, args.seconds))
+                for i, b in enumerate(bins):
+                    rs[i].append(run_ragd(b, kind, batch, args.seconds))
                 ps.append(run_st(model, kind, batch, args.seconds))
-            ratio = statistics.median(r["sentences_per_s"] / p["sentences_per_s"] for r, p in zip(rs, ps))
-
-            def med(xs, key):
-                return statistics.median(x[key] for x in xs)
-
-            print(f"{kind:6} {batch:5d} {med(rs, 'sentences_per_s'):12.1f} {med(rs, 'tokens_per_s'):11.0f} "
-                  f"{med(ps, 'sentences_per_s'):10.1f} {med(ps, 'tokens_per_s'):9.0f} {ratio:6.2f}")
+            line = f"{kind:6} {batch:5d}"
+            for r in rs:
+                line += f" {med(r, 'sentences_per_s'):12.1f} {med(r, 'tokens_per_s'):11.0f}"
+            line += f" {med(ps, 'sentences_per_s'):10.1f} {med(ps, 'tokens_per_s'):9.0f}"
+            for r in rs:
+                ratio = statistics.median(x["sentences_per_s"] / p["sentences_per_s"] for x, p in zip(r, ps))
+                line += f" {ratio:9.2f}"
+            print(line, flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -14,19 +14,12 @@
  * while its rows are in cache and only two barriers per layer are needed.
  * A batch of only a few rows (one short text) cannot give every thread a
  * tile: then each product is split by columns instead (forward_cols), with
- * a barrier after each step. The products are OpenBLAS cblas_sgemm calls
- * made from the pool's threads, each on its own row tile or column panel,
- * so OpenBLAS itself must not thread: encoder_cpu_prepare sets it to one
- * thread (see there for why process-wide is acceptable). Q, K and V are
- * fused into one [3H, H] product.
+ * a barrier after each step. The products run on model/gemm_cpu with the
+ * weights packed once at load (Q, K and V fused into one [3H, H] product).
  * If another caller's forward pass holds the pool, this call runs alone on
  * its own thread rather than wait, so concurrent calls are safe and
  * independent; every output element is computed the same way whichever
- * thread, tile or mode computes it, so the results are too. That holds for
- * OpenBLAS only under shape rules (see product()): OpenBLAS 0.3.21 picks
- * different kernels, with different summation orders, for a partial block
- * of rows or a small product, so a row's bits would otherwise depend on its
- * tile. tests/unit/test_encoder_cpu checks the outcome.
+ * thread, tile or mode computes it, so the results are too.
  *
  * encoder_forward_cpu computes padded positions like real ones (queries at
  * padded positions attend to the real keys, as in Hugging Face BERT), so
@@ -34,8 +27,6 @@
  * which only returns pooled vectors, lays out just each sequence's tokens
  * up to its last real one and computes nothing for padding. In both, keys
  * after a sequence's last real token are cut out of its attention. */
-#include <cblas.h>
-#undef I /* from <complex.h>, which OpenBLAS's cblas.h includes; I is the intermediate size here */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -43,24 +34,14 @@
 
 #include "common/thread_pool.h"
 #include "model/encoder_internal.h"
+#include "model/gemm_cpu.h"
 #include "model/ops_cpu.h"
 
-/* Every row-local product is one call whose row count is a multiple of
- * ROW_BLOCK (OpenBLAS's sgemm row unroll on its AVX-512 and AVX2 cores) and
- * whose column panels are at least PANEL_MIN wide (narrower products take
- * OpenBLAS's small-matrix kernel): then a row's result does not depend on
- * the tile or panel it was computed in (measured on 0.3.21, Cooperlake
- * kernels, K 384/1536). The row buffers therefore hold the batch's rows
- * rounded up to ROW_BLOCK (Rp); the extra rows start at zero, stay finite
- * and are never read by attention or pooling. */
-#define ROW_BLOCK 16
-#define PANEL_MIN 96
-/* Rows per task. OpenBLAS packs the weight panel on every call, so it
- * wants tall calls: 256 rows ran 7-16% faster than 64 on one CPU. */
-#define ROW_TILE_MAX 256
+#define ROW_TILE_MAX 72 /* rows per task: intermediates stay in L2 */
 
 typedef struct enc_cpu_layer {
-    float *qkv, *qkv_b; /* fused [3H, H] weight (Q, K, V rows) and its bias [3H] */
+    float *qkv, *qkv_b; /* packed [H -> 3H] and its bias [3H] */
+    float *ao, *i, *o;  /* packed attention output, intermediate, output */
 } enc_cpu_layer;
 
 struct enc_cpu {
@@ -118,6 +99,14 @@ static void ws_put(struct enc_cpu *c, float *w, int cached)
     pthread_mutex_unlock(&c->ws_mu);
 }
 
+static float *pack_nk(const float *w, size_t N, size_t K)
+{
+    float *bp = alloc_floats(gemm_bpack_floats(K, N));
+    if (bp)
+        gemm_pack_b_nk(w, K, N, K, bp);
+    return bp;
+}
+
 void encoder_cpu_release(rg_encoder *enc)
 {
     struct enc_cpu *c = enc->cpu;
@@ -129,7 +118,7 @@ void encoder_cpu_release(rg_encoder *enc)
     if (c->layers) {
         for (size_t l = 0; l < c->n_layers; l++) {
             enc_cpu_layer *ly = &c->layers[l];
-            free(ly->qkv), free(ly->qkv_b);
+            free(ly->qkv), free(ly->qkv_b), free(ly->ao), free(ly->i), free(ly->o);
         }
     }
     free(c->layers);
@@ -140,7 +129,7 @@ void encoder_cpu_release(rg_encoder *enc)
 rg_status encoder_cpu_prepare(rg_encoder *enc, rg_err *e)
 {
     const rg_bert_config *cfg = &enc->cfg;
-    size_t H = cfg->hidden_size, L = cfg->num_hidden_layers;
+    size_t H = cfg->hidden_size, I = cfg->intermediate_size, L = cfg->num_hidden_layers;
     struct enc_cpu *c = calloc(1, sizeof *c);
     if (!c)
         return rg_error(e, RG_ERR_NOMEM, "encoder: out of memory");
@@ -148,39 +137,33 @@ rg_status encoder_cpu_prepare(rg_encoder *enc, rg_err *e)
     pthread_mutex_init(&c->ws_mu, NULL);
     c->n_layers = L;
     c->layers = calloc(L, sizeof *c->layers);
-    if (!c->layers) {
+    float *qkv = alloc_floats(3 * H * H);
+    if (!c->layers || !qkv) {
+        free(qkv);
         encoder_cpu_release(enc);
-        return rg_error(e, RG_ERR_NOMEM, "encoder: out of memory");
+        return rg_error(e, RG_ERR_NOMEM, "encoder: out of memory packing weights");
     }
-    /* The other weights are used where they are ([N, K] nn.Linear layout,
-     * OpenBLAS reads them transposed); only Q|K|V is concatenated. */
     for (size_t l = 0; l < L; l++) {
         const enc_layer *src = &enc->layers[l];
         enc_cpu_layer *ly = &c->layers[l];
-        ly->qkv = alloc_floats(3 * H * H);
+        memcpy(qkv, src->q_w, H * H * sizeof *qkv);
+        memcpy(qkv + H * H, src->k_w, H * H * sizeof *qkv);
+        memcpy(qkv + 2 * H * H, src->v_w, H * H * sizeof *qkv);
+        ly->qkv = pack_nk(qkv, 3 * H, H);
         ly->qkv_b = alloc_floats(3 * H);
-        if (!ly->qkv || !ly->qkv_b) {
+        ly->ao = pack_nk(src->ao_w, H, H);
+        ly->i = pack_nk(src->i_w, I, H);
+        ly->o = pack_nk(src->o_w, H, I);
+        if (!ly->qkv || !ly->qkv_b || !ly->ao || !ly->i || !ly->o) {
+            free(qkv);
             encoder_cpu_release(enc);
-            return rg_error(e, RG_ERR_NOMEM, "encoder: out of memory for the fused Q|K|V weights");
+            return rg_error(e, RG_ERR_NOMEM, "encoder: out of memory packing weights");
         }
-        memcpy(ly->qkv, src->q_w, H * H * sizeof *ly->qkv);
-        memcpy(ly->qkv + H * H, src->k_w, H * H * sizeof *ly->qkv);
-        memcpy(ly->qkv + 2 * H * H, src->v_w, H * H * sizeof *ly->qkv);
-        memcpy(ly->qkv_b, src->q_b, H * sizeof *ly->qkv_b);
-        memcpy(ly->qkv_b + H, src->k_b, H * sizeof *ly->qkv_b);
-        memcpy(ly->qkv_b + 2 * H, src->v_b, H * sizeof *ly->qkv_b);
+        memcpy(ly->qkv_b, src->q_b, H * sizeof *qkv);
+        memcpy(ly->qkv_b + H, src->k_b, H * sizeof *qkv);
+        memcpy(ly->qkv_b + 2 * H, src->v_b, H * sizeof *qkv);
     }
-    /* The pool's threads each call sgemm on their own tile; OpenBLAS must
-     * not start threads of its own under them (oversubscription, and its
-     * level-3 driver serializes concurrent threaded calls). OpenBLAS 0.3.21
-     * (Debian 12) has no per-call or per-thread setting
-     * (openblas_set_num_threads_local came in a later release), so this is
-     * process-wide. Nothing else in ragd wants BLAS threads: FAISS uses
-     * BLAS only for searches of 20 or more queries at once and ragd searches
-     * one query at a time (index/dense.c); the decoder does not use BLAS;
-     * ops_linear/ops_attention are test references. Same value every time,
-     * set before this encoder's first product. */
-    openblas_set_num_threads(1);
+    free(qkv);
     rg_status st = tpool_create(tpool_cpu_count(), &c->pool, e);
     if (st != RG_OK) {
         encoder_cpu_release(enc);
@@ -195,9 +178,7 @@ typedef struct fwd_job {
     const rg_encoder *enc;
     const int32_t *ids, *types, *mask;
     size_t B, T, H, I, heads, d, R, tile;
-    size_t Rp;  /* R rounded up to ROW_BLOCK: the rows of x, qkv, ctx, wide */
-    float *x;   /* [Rp, H] residual stream (workspace) */
-    float *hidden; /* when set: x's first R rows are copied here at the end */
+    float *x;   /* [R, H] residual stream: the caller's hidden buffer */
     float *qkv; /* [R, 3H] */
     float *ctx; /* [R, H] */
     int by_cols;  /* few rows: split the products by columns (see forward_cols) */
@@ -207,7 +188,7 @@ typedef struct fwd_job {
     size_t *seq_off;      /* [B] the row of each sequence's first token */
     size_t *seq_rows;     /* [B] its rows (queries): T, or klen when compact */
     size_t *src;          /* [R] compact rows: index of row r in ids/types/mask; NULL: r itself */
-    float *pool_out;      /* when set: x is pooled into [B, H] here */
+    float *pool_out;      /* when set: x lives in the workspace and is pooled into [B, H] here */
     rg_pooling pooling;
     int normalize;
     float *scratch;
@@ -216,27 +197,6 @@ typedef struct fwd_job {
 } fwd_job;
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
-
-/* row[0..n) = bias, or zeros without one: sgemm then adds the product. */
-static void set_bias(float *row, const float *bias, size_t n)
-{
-    if (bias)
-        memcpy(row, bias, n * sizeof *row);
-    else
-        memset(row, 0, n * sizeof *row);
-}
-
-/* C[m, N] (row stride ldc) = A[m, K] (row stride lda) W^T + bias, W an
- * nn.Linear weight whose rows are ldw apart (a column panel of a larger
- * one when N is less than its rows); m a multiple of ROW_BLOCK. */
-static void product(const float *a, size_t lda, size_t m, size_t K, const float *w, size_t ldw, size_t N,
-                    const float *bias, float *c, size_t ldc)
-{
-    for (size_t r = 0; r < m; r++)
-        set_bias(c + r * ldc, bias, N);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)N, (blasint)K, 1.0f, a, (blasint)lda,
-                w, (blasint)ldw, 1.0f, c, (blasint)ldc);
-}
 
 static void embed_rows(const fwd_job *j, size_t r0, size_t r1)
 {
@@ -261,24 +221,25 @@ static void rows_task(const fwd_job *j, size_t l, size_t r0, size_t r1, float *s
     const rg_encoder *enc = j->enc;
     const struct enc_cpu *c = enc->cpu;
     size_t H = j->H, I = j->I, m = r1 - r0, L = c->n_layers;
-    size_t mp = (m + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK; /* products: whole blocks (rows < Rp) */
     float eps = enc->cfg.layer_norm_eps;
-    float *tmp = scr, *inter = tmp + round16(j->tile * H);
+    float *tmp = scr, *inter = tmp + round16(j->tile * H), *apack = inter + round16(j->tile * I);
     float *x = j->x + r0 * H;
     if (l == SIZE_MAX) {
         embed_rows(j, r0, r1);
     } else {
         const enc_layer *w = &enc->layers[l];
-        product(j->ctx + r0 * H, H, mp, H, w->ao_w, H, H, w->ao_b, tmp, H);
+        const enc_cpu_layer *p = &c->layers[l];
+        gemm_packed(j->ctx + r0 * H, H, m, H, p->ao, H, w->ao_b, tmp, H, apack);
         ops_add_layernorm(x, tmp, m, H, w->aln_g, w->aln_b, eps);
-        product(x, H, mp, H, w->i_w, H, I, w->i_b, inter, I);
+        gemm_packed(x, H, m, H, p->i, I, w->i_b, inter, I, apack);
         ops_gelu(inter, m * I);
-        product(inter, I, mp, I, w->o_w, I, H, w->o_b, tmp, H);
+        gemm_packed(inter, I, m, I, p->o, H, w->o_b, tmp, H, apack);
         ops_add_layernorm(x, tmp, m, H, w->oln_g, w->oln_b, eps);
     }
     size_t next = l == SIZE_MAX ? 0 : l + 1;
     if (next < L)
-        product(x, H, mp, H, c->layers[next].qkv, H, 3 * H, c->layers[next].qkv_b, j->qkv + r0 * 3 * H, 3 * H);
+        gemm_packed(x, H, m, H, c->layers[next].qkv, 3 * H, c->layers[next].qkv_b, j->qkv + r0 * 3 * H, 3 * H,
+                    apack);
 }
 
 /* Attention of sequence b, head h: ctx_h = softmax(Q_h K_h^T / sqrt d) V_h. */
@@ -294,12 +255,12 @@ static void attention_task(const fwd_job *j, size_t b, size_t h, float *scr)
             memset(out + t * H, 0, d * sizeof *out);
         return;
     }
-    /* A sequence's shapes (nq, tk) are the same in whichever batch, tile
-     * or mode it runs, so these calls need no padding for reproducibility. */
-    float *scores = scr, *inv = scores + round16(T * T);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)nq, (blasint)tk, (blasint)d, 1.0f, q,
-                (blasint)(3 * H), k, (blasint)(3 * H), 0.0f, scores, (blasint)tk);
-    float scale = 1.0f / sqrtf((float)d);
+    float *scores = scr, *apack = scores + round16(T * T);
+    float *kpack = apack + round16(gemm_apack_floats(T, T > d ? T : d));
+    float *vpack = kpack + round16(gemm_bpack_floats(d, T));
+    gemm_pack_b_nk(k, 3 * H, tk, d, kpack);
+    gemm_packed(q, 3 * H, nq, d, kpack, tk, NULL, scores, tk, apack);
+    float scale = 1.0f / sqrtf((float)d), *inv = vpack + round16(gemm_bpack_floats(T, d));
     for (size_t t = 0; t < nq; t++) {
         float *row = scores + t * tk;
         if (j->holes[b])
@@ -309,27 +270,24 @@ static void attention_task(const fwd_job *j, size_t b, size_t h, float *scr)
         float sum = ops_softmax_unnormalized(row, tk, scale);
         inv[t] = sum > 0.0f ? 1.0f / sum : 0.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)nq, (blasint)d, (blasint)tk, 1.0f, scores,
-                (blasint)tk, v, (blasint)(3 * H), 0.0f, out, (blasint)H);
+    gemm_pack_b_kn(v, 3 * H, tk, d, vpack);
+    gemm_packed(scores, tk, nq, tk, vpack, d, NULL, out, H, apack);
     for (size_t t = 0; t < nq; t++)
         for (size_t i = 0; i < d; i++)
             out[t * H + i] *= inv[t];
 }
 
-/* Columns of C[R, N] = A[R, K] W^T + bias (optionally GELU), W [N, K],
- * split into tasks of column panels (the last one takes the rest, so none
- * is narrower than PANEL_MIN when N allows); then a barrier. */
-static void cols_phase(rg_tpool_ctx *ctx, const fwd_job *j, const float *a, size_t K, const float *w, size_t N,
-                       const float *bias, float *c, int gelu)
+/* Columns of C[R, N] = A[R, K] B + bias (optionally GELU), split into
+ * tasks of whole column panels; then a barrier. */
+static void cols_phase(rg_tpool_ctx *ctx, const fwd_job *j, const float *a, size_t K, const float *bp, size_t N,
+                       const float *bias, float *c, int gelu, float *apack)
 {
     size_t per = (N + 4 * (size_t)ctx->n - 1) / (4 * (size_t)ctx->n); /* ~4 tasks per thread */
-    per = (per + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
-    if (per < PANEL_MIN)
-        per = PANEL_MIN;
-    long nt = N / per ? (long)(N / per) : 1, t;
+    per = (per + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
+    long nt = (long)((N + per - 1) / per), t;
     while ((t = tpool_claim(ctx, nt)) >= 0) {
-        size_t n0 = (size_t)t * per, nn = t == nt - 1 ? N - n0 : per;
-        product(a, K, j->Rp, K, w + n0 * K, K, nn, bias ? bias + n0 : NULL, c + n0, N);
+        size_t n0 = (size_t)t * per, nn = N - n0 < per ? N - n0 : per;
+        gemm_packed(a, K, j->R, K, bp + n0 * K, nn, bias + n0, c + n0, N, apack);
         if (gelu)
             for (size_t r = 0; r < j->R; r++)
                 ops_gelu(c + r * N + n0, nn);
@@ -354,25 +312,26 @@ static void forward_cols(rg_tpool_ctx *ctx, const fwd_job *j, float *scr)
     const rg_encoder *enc = j->enc;
     const struct enc_cpu *c = enc->cpu;
     size_t H = j->H, I = j->I, L = c->n_layers;
-    float *wide = j->wide;
+    float *apack = scr, *wide = j->wide;
     long t;
     while ((t = tpool_claim(ctx, (long)j->R)) >= 0)
         embed_rows(j, (size_t)t, (size_t)t + 1);
     tpool_sync(ctx);
-    cols_phase(ctx, j, j->x, H, c->layers[0].qkv, 3 * H, c->layers[0].qkv_b, j->qkv, 0);
+    cols_phase(ctx, j, j->x, H, c->layers[0].qkv, 3 * H, c->layers[0].qkv_b, j->qkv, 0, apack);
     for (size_t l = 0; l < L; l++) {
         const enc_layer *w = &enc->layers[l];
+        const enc_cpu_layer *p = &c->layers[l];
         long npairs = (long)(j->B * j->heads);
         while ((t = tpool_claim(ctx, npairs)) >= 0)
             attention_task(j, (size_t)t / j->heads, (size_t)t % j->heads, scr + j->attn_off);
         tpool_sync(ctx);
-        cols_phase(ctx, j, j->ctx, H, w->ao_w, H, w->ao_b, wide, 0);
+        cols_phase(ctx, j, j->ctx, H, p->ao, H, w->ao_b, wide, 0, apack);
         ln_phase(ctx, j, wide, w->aln_g, w->aln_b);
-        cols_phase(ctx, j, j->x, H, w->i_w, I, w->i_b, wide, 1);
-        cols_phase(ctx, j, wide, I, w->o_w, H, w->o_b, j->ctx, 0); /* ctx is free again */
+        cols_phase(ctx, j, j->x, H, p->i, I, w->i_b, wide, 1, apack);
+        cols_phase(ctx, j, wide, I, p->o, H, w->o_b, j->ctx, 0, apack); /* ctx is free again */
         ln_phase(ctx, j, j->ctx, w->oln_g, w->oln_b);
         if (l + 1 < L)
-            cols_phase(ctx, j, j->x, H, c->layers[l + 1].qkv, 3 * H, c->layers[l + 1].qkv_b, j->qkv, 0);
+            cols_phase(ctx, j, j->x, H, c->layers[l + 1].qkv, 3 * H, c->layers[l + 1].qkv_b, j->qkv, 0, apack);
     }
 }
 
@@ -417,45 +376,40 @@ static rg_status run_forward(const rg_encoder *enc, fwd_job *j, rg_err *e)
         return RG_OK;
     int n = tpool_size(enc->cpu->pool);
     /* Tiles: at least two per thread for balance, at most ROW_TILE_MAX rows,
-     * whole row blocks (only the batch's last tile is ragged). Fewer than
-     * 24 rows per thread: split by columns instead. */
+     * a multiple of the kernel's row block. Fewer than 4 row blocks per
+     * thread: split by columns instead. */
     size_t tile = (j->R + 2 * (size_t)n - 1) / (2 * (size_t)n);
-    tile = (tile + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
+    tile = (tile + 2 * GEMM_MR - 1) / (2 * GEMM_MR) * (2 * GEMM_MR); /* whole 12-row AVX-512 blocks */
     j->tile = tile > ROW_TILE_MAX ? ROW_TILE_MAX : tile;
-    j->by_cols = n > 1 && j->R < 24 * (size_t)n;
+    j->by_cols = n > 1 && j->R < 4 * GEMM_MR * (size_t)n;
     size_t H = j->H, I = j->I, K = I > H ? I : H;
-    size_t rows_scr = round16(j->tile * H) + round16(j->tile * I);
-    size_t attn_scr = round16(T * T) + round16(T);
+    size_t rows_scr = round16(j->tile * H) + round16(j->tile * I) + round16(gemm_apack_floats(j->tile, K));
+    if (j->by_cols && round16(gemm_apack_floats(j->R, K)) > rows_scr)
+        rows_scr = round16(gemm_apack_floats(j->R, K));
+    size_t attn_scr = round16(T * T) + round16(gemm_apack_floats(T, T > j->d ? T : j->d)) +
+                      round16(gemm_bpack_floats(j->d, T)) + round16(gemm_bpack_floats(T, j->d)) + round16(T);
     j->attn_off = rows_scr;
     j->per_thread = rows_scr + attn_scr;
     /* encoder_forward bounds B * T * max(H, I) by INT_MAX, so these sizes
-     * cannot overflow. One workspace: qkv [Rp, 3H], ctx [Rp, H], the wide
-     * buffer [Rp, I] in column mode, x [Rp, H], then each thread's scratch
-     * (sized for either mode, so a call that runs alone can use the same
-     * layout). */
-    size_t Rp = (j->R + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
-    j->Rp = Rp;
-    size_t n_qkv = round16(Rp * 3 * H), n_ctx = round16(Rp * H), n_wide = j->by_cols ? round16(Rp * K) : 0;
-    size_t n_x = round16(Rp * H);
+     * cannot overflow. One workspace: qkv [R, 3H], ctx [R, H], the wide
+     * buffer [R, I] in column mode, then each thread's scratch (sized for
+     * either mode, so a call that runs alone can use the same layout). */
+    size_t n_qkv = round16(j->R * 3 * H), n_ctx = round16(j->R * H), n_wide = j->by_cols ? round16(j->R * K) : 0;
+    size_t n_x = j->pool_out ? round16(j->R * H) : 0;
     int cached;
     float *ws = ws_get(enc->cpu, n_qkv + n_ctx + n_wide + n_x + j->per_thread * (size_t)n, &cached);
     if (!ws)
         return rg_error(e, RG_ERR_NOMEM, "encoder: out of memory for a %zu x %zu batch", j->B, T);
     j->qkv = ws, j->ctx = ws + n_qkv, j->wide = ws + n_qkv + n_ctx;
-    j->x = ws + n_qkv + n_ctx + n_wide;
+    if (j->pool_out)
+        j->x = ws + n_qkv + n_ctx + n_wide;
     j->scratch = ws + n_qkv + n_ctx + n_wide + n_x;
-    /* The padding rows are read by the products before anything writes
-     * them: start them at zero (see the top of the file). */
-    memset(j->x + j->R * H, 0, (Rp - j->R) * H * sizeof *j->x);
-    memset(j->ctx + j->R * H, 0, (Rp - j->R) * H * sizeof *j->ctx);
     if (!tpool_try_run(enc->cpu->pool, forward_job, j)) {
         /* Alone: the same tiles, so the same results (each output element
          * is computed the same way whichever thread or mode computes it). */
         j->by_cols = 0;
         tpool_run_single(forward_job, j);
     }
-    if (j->hidden)
-        memcpy(j->hidden, j->x, j->R * H * sizeof *j->x);
     for (size_t b = 0; j->pool_out && b < j->B; b++) {
         float *o = j->pool_out + b * H;
         const float *rows = j->x + j->seq_off[b] * H;
@@ -518,7 +472,7 @@ rg_status encoder_forward_cpu(const rg_encoder *enc, const int32_t *ids, const i
 {
     if (!enc->cpu)
         return rg_error(e, RG_ERR_INTERNAL, "encoder: CPU weights not prepared");
-    fwd_job j = {.ids = ids, .types = type_ids, .mask = mask, .B = B, .T = T, .hidden = hidden};
+    fwd_job j = {.ids = ids, .types = type_ids, .mask = mask, .B = B, .T = T, .x = hidden};
     rg_status st = layout(&j, 0, e);
     if (st == RG_OK)
         st = run_forward(enc, &j, e);
