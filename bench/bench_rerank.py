@@ -139,8 +139,17 @@ def run_llama(llm, prefix, rests, seconds):
 
 def main_lm(args):
     import gen_llama_golden as llref
+    import refvenv
 
-    llref.ensure_stack()
+    def ready():
+        import llama_cpp
+
+        return llama_cpp.__version__ == llref.LLAMA_CPP_PYTHON
+
+    # the llama.cpp reference venv of scripts/gen_llama_golden.py, re-running this script there
+    os.environ.setdefault("CMAKE_ARGS", llref.CMAKE_ARGS)
+    refvenv.ensure(__file__, ["--no-binary", "llama-cpp-python", f"llama-cpp-python=={llref.LLAMA_CPP_PYTHON}"],
+                   ready, "RAGD_LLAMAREF_VENV", "llamaref-venv")
     import llama_cpp
 
     model = llref.REPO / "models" / llref.MODEL_FILE
