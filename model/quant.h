@@ -137,11 +137,14 @@ rg_status quantize_row_q8_k(const float *src, void *dst, size_t n, rg_err *e);
  * indexed by absolute row.
  *
  * As in llama.cpp, the activations are first quantized to 8 bits (blocks of
- * 32 with a float scale for the legacy types and Q8_0, Q8_K blocks of 256 for
- * the k-quants) and the dot products run in integers; F32/F16/BF16 weights
- * use the float activations as they are. The error against the exact product
- * of the dequantized weights is therefore bounded by sum over blocks of
- * (max|x| in the block / 254) * sum |W| over the block (plus float rounding).
+ * 32 with an fp16 scale, ggml's Q8_0/Q8_1, for the legacy types and Q8_0;
+ * Q8_K blocks of 256 with a float scale for the k-quants) and the dot
+ * products run in integers; F32/F16/BF16 weights use the float activations as
+ * they are. The error against the exact product of the dequantized weights is
+ * therefore bounded by sum over blocks of (max|x| in the block / 254) * sum |W|
+ * over the block, plus for the fp16 scale max|x| * 2^-11 * sum |W|, plus for
+ * Q4_1/Q5_1 the fp16 rounding of Q8_1's sum term (|m| * |s| * 2^-10 per
+ * block), plus float rounding.
  *
  * Types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
  * The kernels are chosen at run time: AVX2+FMA+F16C where the CPU has them,

@@ -132,17 +132,29 @@ AVX2_FN static float dot_bf16(const unsigned char *w, const void *act, size_t n)
     return acc;
 }
 
-/* ---- 32-element types ------------------------------------------------------ */
+/* ---- 32-element types, several activation vectors at once ------------------ */
 
-/* The legacy types share one loop: the block's unsigned quants u (0..31)
- * give sum(u * qx); the value is d * (u - off) or d * u + m, so
+/* The block's unsigned quants u (0..31) give sum(u * qx); the value is
+ * d * (u - off) or d * u + m, so
  *   dot = d * dx * sum(u * qx) - d * off * s   or   ... + m * s
  * with s = dx * sum(qx) from the activation block. */
-AVX2_FN static inline float dot_legacy(const unsigned char *w, const quant_a8_block *a, size_t nb, size_t bytes,
-                                       int has_m, int has_qh, float off)
+
+/* One weight row against nv (1..QUANT_MULTI_MAX) activation vectors: each
+ * block is unpacked and its scales converted once, then multiplied into
+ * every vector, where the single-vector kernel would redo that per vector.
+ * quant_matvec runs these for one vector too, so a sequence's products are
+ * bitwise the same alone or in a batch (the per-vector arithmetic does not
+ * depend on nv). */
+AVX2_FN static inline __attribute__((always_inline)) void
+multi_legacy_n(const unsigned char *w, const quant_a8_block *const *a, const size_t nv, size_t nb, size_t bytes,
+               int has_m, int has_qh, float off, float *out)
 {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float sacc = 0.0f;
+    __m256 acc[QUANT_MULTI_MAX];
+    float sacc[QUANT_MULTI_MAX]; /* each vector's offset terms */
+    for (size_t v = 0; v < QUANT_MULTI_MAX; v++) {
+        acc[v] = _mm256_setzero_ps();
+        sacc[v] = 0.0f;
+    }
     size_t qs_at = 2 + (has_m ? 2 : 0) + (has_qh ? 4 : 0);
     for (size_t b = 0; b < nb; b++, w += bytes) {
         float d = half(w);
@@ -152,53 +164,95 @@ AVX2_FN static inline float dot_legacy(const unsigned char *w, const quant_a8_bl
             memcpy(&qh, w + 2 + (has_m ? 2 : 0), 4);
             u = _mm256_or_si256(u, fifth_bits(qh));
         }
-        __m256 p = _mm256_cvtepi32_ps(dot_u8s8(u, load32(a[b].q)));
-        /* two accumulators halve the FMA latency chain */
-        if (b & 1)
-            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d * a[b].d), p, acc1);
-        else
-            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * a[b].d), p, acc0);
-        sacc += has_m ? half(w + 2) * a[b].s : -d * off * a[b].s;
+        float k = has_m ? half(w + 2) : -d * off;
+#pragma GCC unroll 4
+        for (size_t v = 0; v < nv; v++) {
+            const quant_a8_block *av = a[v] + b;
+            __m256 p = _mm256_cvtepi32_ps(dot_u8s8(u, load32(av->q)));
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(d * av->d), p, acc[v]);
+            sacc[v] += k * av->s;
+        }
     }
-    return hsum(_mm256_add_ps(acc0, acc1)) + sacc;
+    for (size_t v = 0; v < nv; v++)
+        out[v] = hsum(acc[v]) + sacc[v];
 }
 
-AVX2_FN static float dot_q4_0(const unsigned char *w, const void *act, size_t nb)
+/* nv as a constant in each case, so the accumulators live in registers
+ * (indexed by a run-time nv they go through memory every block: 6x slower) */
+AVX2_FN static inline __attribute__((always_inline)) void
+multi_legacy(const unsigned char *w, const quant_a8_block *const *a, size_t nv, size_t nb, size_t bytes, int has_m,
+             int has_qh, float off, float *out)
 {
-    return dot_legacy(w, act, nb, GGML_Q4_0_BLOCK_BYTES, 0, 0, 8.0f);
+    switch (nv) {
+    case 1: multi_legacy_n(w, a, 1, nb, bytes, has_m, has_qh, off, out); break;
+    case 2: multi_legacy_n(w, a, 2, nb, bytes, has_m, has_qh, off, out); break;
+    case 3: multi_legacy_n(w, a, 3, nb, bytes, has_m, has_qh, off, out); break;
+    default: multi_legacy_n(w, a, 4, nb, bytes, has_m, has_qh, off, out); break;
+    }
 }
 
-AVX2_FN static float dot_q4_1(const unsigned char *w, const void *act, size_t nb)
+AVX2_FN static void multi_q4_0(const unsigned char *w, const void *const *a, size_t nv, size_t nb, float *out)
 {
-    return dot_legacy(w, act, nb, GGML_Q4_1_BLOCK_BYTES, 1, 0, 0.0f);
+    multi_legacy(w, (const quant_a8_block *const *)a, nv, nb, GGML_Q4_0_BLOCK_BYTES, 0, 0, 8.0f, out);
 }
 
-AVX2_FN static float dot_q5_0(const unsigned char *w, const void *act, size_t nb)
+AVX2_FN static void multi_q4_1(const unsigned char *w, const void *const *a, size_t nv, size_t nb, float *out)
 {
-    return dot_legacy(w, act, nb, GGML_Q5_0_BLOCK_BYTES, 0, 1, 16.0f);
+    multi_legacy(w, (const quant_a8_block *const *)a, nv, nb, GGML_Q4_1_BLOCK_BYTES, 1, 0, 0.0f, out);
 }
 
-AVX2_FN static float dot_q5_1(const unsigned char *w, const void *act, size_t nb)
+AVX2_FN static void multi_q5_0(const unsigned char *w, const void *const *a, size_t nv, size_t nb, float *out)
 {
-    return dot_legacy(w, act, nb, GGML_Q5_1_BLOCK_BYTES, 1, 1, 0.0f);
+    multi_legacy(w, (const quant_a8_block *const *)a, nv, nb, GGML_Q5_0_BLOCK_BYTES, 0, 1, 16.0f, out);
 }
 
-AVX2_FN static float dot_q8_0(const unsigned char *w, const void *act, size_t nb)
+AVX2_FN static void multi_q5_1(const unsigned char *w, const void *const *a, size_t nv, size_t nb, float *out)
 {
-    const quant_a8_block *a = act;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    multi_legacy(w, (const quant_a8_block *const *)a, nv, nb, GGML_Q5_1_BLOCK_BYTES, 1, 1, 0.0f, out);
+}
+
+AVX2_FN static inline __attribute__((always_inline)) void
+multi_q8_0_n(const unsigned char *w, const quant_a8_block *const *a, const size_t nv, size_t nb, float *out)
+{
+    __m256 acc[QUANT_MULTI_MAX];
+    for (size_t v = 0; v < QUANT_MULTI_MAX; v++)
+        acc[v] = _mm256_setzero_ps();
     for (size_t b = 0; b < nb; b++, w += GGML_Q8_0_BLOCK_BYTES) {
-        __m256i q = load32(w + 2), x = load32(a[b].q);
-        /* signed x signed through the unsigned-signed multiply: |q| times x
-         * with q's sign moved onto x (|-128| = 128 still fits unsigned) */
-        __m256i p = dot_u8s8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
-        __m256 s = _mm256_set1_ps(half(w) * a[b].d);
-        if (b & 1)
-            acc1 = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc1);
-        else
-            acc0 = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(p), acc0);
+        __m256i q = load32(w + 2);
+        __m256i aq = _mm256_sign_epi8(q, q); /* |q|, once for every vector */
+        float d = half(w);
+#pragma GCC unroll 4
+        for (size_t v = 0; v < nv; v++) {
+            const quant_a8_block *av = a[v] + b;
+            __m256i p = dot_u8s8(aq, _mm256_sign_epi8(load32(av->q), q));
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(d * av->d), _mm256_cvtepi32_ps(p), acc[v]);
+        }
     }
-    return hsum(_mm256_add_ps(acc0, acc1));
+    for (size_t v = 0; v < nv; v++)
+        out[v] = hsum(acc[v]);
+}
+
+AVX2_FN static void multi_q8_0(const unsigned char *w, const void *const *act, size_t nv, size_t nb, float *out)
+{
+    const quant_a8_block *const *a = (const quant_a8_block *const *)act;
+    switch (nv) {
+    case 1: multi_q8_0_n(w, a, 1, nb, out); break;
+    case 2: multi_q8_0_n(w, a, 2, nb, out); break;
+    case 3: multi_q8_0_n(w, a, 3, nb, out); break;
+    default: multi_q8_0_n(w, a, 4, nb, out); break;
+    }
+}
+
+quant_multi_fn quant_multi_avx2(uint32_t type)
+{
+    switch (type) {
+    case GGML_TYPE_Q4_0: return multi_q4_0;
+    case GGML_TYPE_Q4_1: return multi_q4_1;
+    case GGML_TYPE_Q5_0: return multi_q5_0;
+    case GGML_TYPE_Q5_1: return multi_q5_1;
+    case GGML_TYPE_Q8_0: return multi_q8_0;
+    default: return NULL;
+    }
 }
 
 /* ---- k-quants --------------------------------------------------------------- */
@@ -302,17 +356,14 @@ AVX2_FN static float dot_q6_k(const unsigned char *w, const void *act, size_t nb
     return hsum(acc) + sacc;
 }
 
+/* The 32-element types have no single-vector kernel here: quant_matvec runs
+ * their multi_* kernels for one vector too. */
 quant_dot_fn quant_dot_avx2(uint32_t type)
 {
     switch (type) {
     case GGML_TYPE_F32: return dot_f32;
     case GGML_TYPE_F16: return dot_f16;
     case GGML_TYPE_BF16: return dot_bf16;
-    case GGML_TYPE_Q4_0: return dot_q4_0;
-    case GGML_TYPE_Q4_1: return dot_q4_1;
-    case GGML_TYPE_Q5_0: return dot_q5_0;
-    case GGML_TYPE_Q5_1: return dot_q5_1;
-    case GGML_TYPE_Q8_0: return dot_q8_0;
     case GGML_TYPE_Q4_K: return dot_q4_k;
     case GGML_TYPE_Q5_K: return dot_q5_k;
     case GGML_TYPE_Q6_K: return dot_q6_k;
@@ -328,6 +379,12 @@ int quant_avx2_usable(void)
 }
 
 quant_dot_fn quant_dot_avx2(uint32_t type)
+{
+    (void)type;
+    return NULL;
+}
+
+quant_multi_fn quant_multi_avx2(uint32_t type)
 {
     (void)type;
     return NULL;

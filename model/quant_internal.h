@@ -11,8 +11,9 @@
 
 /* Activations for the 32-element weight types (Q4_0 ... Q8_0): x ~= d * q.
  * s = d * sum(q) carries the offset terms (Q4_0's -8, Q5_0's -16, the _1
- * types' m) out of the integer loop. d is kept in float (ggml keeps fp16):
- * that costs nothing and loses less. */
+ * types' m) out of the integer loop. d holds an fp16 value and, for the _1
+ * types, so does s, as in ggml's block_q8_0/block_q8_1 (quant_matvec.c says
+ * why); they are stored widened to float so the kernels need no conversion. */
 typedef struct quant_a8_block {
     float d;
     float s;
@@ -34,9 +35,16 @@ _Static_assert(sizeof(quant_q8k_block) == GGML_Q8_K_BLOCK_BYTES, "q8k block has 
  * against one prepared activation row. */
 typedef float (*quant_dot_fn)(const unsigned char *w, const void *act, size_t nblocks);
 
+/* One row of weights against nv (1..QUANT_MULTI_MAX) prepared activation
+ * rows a[0..nv), results in out[0..nv): the batched form, which unpacks each
+ * weight block once for all the vectors. */
+#define QUANT_MULTI_MAX 4
+typedef void (*quant_multi_fn)(const unsigned char *w, const void *const *a, size_t nv, size_t nblocks, float *out);
+
 /* The kernel of a weight type on one ISA; NULL when that ISA has none. */
 quant_dot_fn quant_dot_scalar(uint32_t type);
 quant_dot_fn quant_dot_avx2(uint32_t type);
+quant_multi_fn quant_multi_avx2(uint32_t type); /* NULL: use the per-vector kernel */
 /* 1 when the build has the AVX2 kernels and the CPU runs them. */
 int quant_avx2_usable(void);
 

@@ -66,7 +66,17 @@ size_t quant_act_bytes(uint32_t type, size_t cols)
     return blocks > SIZE_MAX / bb ? 0 : blocks * bb;
 }
 
-static void quantize_a8(const float *x, size_t cols, quant_a8_block *out)
+/* x to 8-bit blocks as ggml's x86 CPU path quantizes activations (its
+ * quantize_row_q8_0 / q8_1), because llama.cpp's logits are the reference:
+ * id = 127 / max|x| (not 1 / d), round to nearest even, and the scale d
+ * rounded to fp16 (block_q8_0/q8_1 store it so, and the products use the
+ * rounded value). s carries the weight offsets: for the _1 weight types
+ * (paired with Q8_1 in ggml) it is fp16(d * sum q) with the unrounded d, as
+ * block_q8_1.s; for the others (paired with Q8_0, which has no s; ggml
+ * subtracts the offset in integers) it is the rounded d times sum q, which
+ * is exact in float (an 11-bit d times a 12-bit sum). Keeping both in f32
+ * would be more precise, but it moves the logits away from llama.cpp's. */
+static void quantize_a8(const float *x, size_t cols, int q8_1, quant_a8_block *out)
 {
     for (size_t b = 0; b < cols / 32; b++) {
         const float *v = x + 32 * b;
@@ -77,7 +87,7 @@ static void quantize_a8(const float *x, size_t cols, quant_a8_block *out)
                 amax = a;
         }
         float d = amax / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < 32; j++) {
             long q = lrintf(v[j] * id);
@@ -85,8 +95,9 @@ static void quantize_a8(const float *x, size_t cols, quant_a8_block *out)
             out[b].q[j] = (int8_t)q;
             sum += (int32_t)q;
         }
-        out[b].d = d;
-        out[b].s = d * (float)sum;
+        float dh = fp16_to_f32(f32_to_fp16(d));
+        out[b].d = dh;
+        out[b].s = q8_1 ? fp16_to_f32(f32_to_fp16(d * (float)sum)) : dh * (float)sum;
     }
 }
 
@@ -116,7 +127,10 @@ rg_status quant_act_prepare(uint32_t type, const float *x, size_t cols, size_t n
         unsigned char *dst = out + v * bytes;
         switch (act_kind(type)) {
         case 0: memcpy(dst, xv, bytes); break;
-        case 32: quantize_a8(xv, cols, (quant_a8_block *)(void *)dst); break;
+        case 32:
+            quantize_a8(xv, cols, type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q5_1,
+                        (quant_a8_block *)(void *)dst);
+            break;
         default:
             if ((s = quantize_row_q8_k(xv, dst, cols, e)))
                 return s;
@@ -172,6 +186,27 @@ rg_status quant_matmul_prepared_isa(quant_isa isa, uint32_t type, const void *w,
     size_t act_bytes = quant_act_bytes(type, cols);
     const unsigned char *wb = w;
     const unsigned char *ab = act;
+    /* the batched kernel also for one vector: a sequence's logits must not
+     * depend on how many others share its step */
+    quant_multi_fn multi = isa == QUANT_ISA_AVX2 ? quant_multi_avx2(type) : NULL;
+    if (multi) {
+        /* Up to QUANT_MULTI_MAX vectors per pass over a row: each weight
+         * block is unpacked once for all of them. Vector groups are the
+         * outer loop so a group's activations stay in cache over the rows. */
+        for (size_t v0 = 0; v0 < n_vec; v0 += QUANT_MULTI_MAX) {
+            size_t nv = n_vec - v0 < QUANT_MULTI_MAX ? n_vec - v0 : QUANT_MULTI_MAX;
+            const void *av[QUANT_MULTI_MAX];
+            float out[QUANT_MULTI_MAX];
+            for (size_t v = 0; v < nv; v++)
+                av[v] = ab + (v0 + v) * act_bytes;
+            for (size_t r = row_begin; r < row_end; r++) {
+                multi(wb + r * row_bytes, av, nv, nblocks, out);
+                for (size_t v = 0; v < nv; v++)
+                    y[(v0 + v) * ldy + r] = out[v];
+            }
+        }
+        return RG_OK;
+    }
     /* Row-outer: a row is read from memory once and then stays in L1 for the
      * n_vec activation vectors, so the batch costs one pass over W. */
     for (size_t r = row_begin; r < row_end; r++) {
