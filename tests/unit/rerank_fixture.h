@@ -17,6 +17,7 @@
 
 #include "common/buf.h"
 #include "common/fs.h"
+#include "jsonl_lines.h"
 #include "model/safetensors.h"
 
 #define GOLDEN "tests/fixtures/rerank_golden.jsonl"
@@ -57,13 +58,9 @@ static inline size_t load_golden(golden **out)
     size_t n = 0;
     golden *g = calloc(1024, sizeof *g);
     *out = g;
-    for (char *p = b.data; p && *p && n < 1024;) {
-        char *nl = strchr(p, '\n');
-        size_t ll = nl ? (size_t)(nl - p) : strlen(p);
-        cJSON *j = cJSON_ParseWithLength(p, ll);
-        p = nl ? nl + 1 : NULL;
-        if (!j)
-            continue;
+    char *p = b.data;
+    cJSON *j;
+    while (n < 1024 && (j = jsonl_next(&p))) {
         golden *r = &g[n++];
         r->group = cJSON_GetObjectItem(j, "group")->valueint;
         r->q = unhex(cJSON_GetObjectItem(j, "query_hex")->valuestring, &r->qlen);

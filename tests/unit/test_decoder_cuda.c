@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "llama_golden.h"
 #include "common/buf.h"
 #include "common/fs.h"
 #include "model/backend.h"
@@ -41,7 +42,6 @@
 #include "model/quant.h"
 
 #define MODEL_FILE "SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
-#define GOLDEN "tests/fixtures/llama_golden.jsonl"
 #define MAX_REL 1e-2
 #define NOISE_FACTOR 2.0
 
@@ -120,15 +120,6 @@ static float *rand_vec(size_t n, float lo, float hi)
 static float r16(float x) /* rounded to fp16 and back */
 {
     return fp16_to_f32(f32_to_fp16(x));
-}
-
-static int32_t argmax(const float *x, size_t n)
-{
-    size_t b = 0;
-    for (size_t i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return (int32_t)b;
 }
 
 static double rel_err(const float *a, const float *b, size_t n)
@@ -456,77 +447,6 @@ static double bound(double self_noise)
     return NOISE_FACTOR * self_noise > MAX_REL ? NOISE_FACTOR * self_noise : MAX_REL;
 }
 
-static double noise(const cJSON *rec, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rec, "self_noise"), key);
-    CHECK_MSG(cJSON_IsNumber(v), "fixture lacks self_noise.%s", key);
-    return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
-}
-
-static double rel_err_top(const float *ours, const cJSON *top)
-{
-    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(top, "ids"), *vals = cJSON_GetObjectItemCaseSensitive(top, "vals");
-    double num = 0, den = 0;
-    int n = cJSON_GetArraySize(ids);
-    for (int i = 0; i < n; i++) {
-        double ref = cJSON_GetArrayItem(vals, i)->valuedouble;
-        double d = ours[cJSON_GetArrayItem(ids, i)->valueint] - ref;
-        num += d * d;
-        den += ref * ref;
-    }
-    return n ? sqrt(num / den) : INFINITY;
-}
-
-static double rel_err_centered(const float *a, const float *b, size_t n)
-{
-    double ma = 0, mb = 0, num = 0, den = 0;
-    for (size_t i = 0; i < n; i++)
-        ma += a[i], mb += b[i];
-    ma /= (double)n;
-    mb /= (double)n;
-    for (size_t i = 0; i < n; i++) {
-        double d = (a[i] - ma) - (b[i] - mb);
-        num += d * d;
-        den += (b[i] - mb) * (b[i] - mb);
-    }
-    return sqrt(num / den);
-}
-
-/* base64 of little-endian halves -> n floats; 0 on a size mismatch */
-static int f16_b64(const char *s, float *out, size_t n)
-{
-    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t len = strlen(s), o = 0;
-    unsigned char *bytes = malloc(len / 4 * 3 + 3);
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len && s[i] != '='; i++) {
-        const char *p = strchr(al, s[i]);
-        if (!p || !s[i])
-            break;
-        acc = (acc << 6) | (uint32_t)(p - al);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            bytes[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    int ok = o == n * 2;
-    for (size_t i = 0; ok && i < n; i++)
-        out[i] = fp16_to_f32((uint16_t)(bytes[2 * i] | bytes[2 * i + 1] << 8));
-    free(bytes);
-    return ok;
-}
-
-static int32_t *json_ids(const cJSON *a, size_t *n)
-{
-    *n = (size_t)cJSON_GetArraySize(a);
-    int32_t *ids = malloc((*n + 1) * sizeof *ids);
-    for (size_t i = 0; i < *n; i++)
-        ids[i] = cJSON_GetArrayItem(a, (int)i)->valueint;
-    return ids;
-}
-
 typedef struct tally {
     int complete, excused, strict_top, n_top, strict_full, n_full;
     double worst_top, worst_full, worst_step;
@@ -556,7 +476,7 @@ static void golden_prompt(rg_decoder *d, const cJSON *rec, size_t V, tally *g)
     g->worst_top = r > g->worst_top ? r : g->worst_top;
     const cJSON *f16 = cJSON_GetObjectItemCaseSensitive(rec, "logits_f16");
     if (cJSON_IsString(f16)) {
-        CHECK(f16_b64(f16->valuestring, full, V));
+        CHECK(decode_f16_b64(f16->valuestring, full, V));
         double rf = rel_err_centered(logits, full, V);
         CHECK_MSG(rf < bound(nf), "%s: full logits (centered) relative error %.3g (llama.cpp's own %.3g)", name, rf,
                   nf);
@@ -726,26 +646,8 @@ static void test_model(const char *path)
     printf("test_decoder_cuda: %s\n", decoder_device_desc(d));
     test_upload(d);
     size_t V = decoder_vocab(d);
-    rg_buf b;
-    rg_buf_init(&b, 0);
-    CHECK_OK(fs_read_file(GOLDEN, 64u << 20, &b, &e), e);
     cJSON *recs[128];
-    size_t n_recs = 0;
-    char *p = b.data;
-    while (p && *p && n_recs < 128) {
-        char *nl = strchr(p, '\n');
-        size_t ll = nl ? (size_t)(nl - p) : strlen(p);
-        cJSON *j = cJSON_ParseWithLength(p, ll);
-        p = nl ? nl + 1 : NULL;
-        if (!j)
-            continue;
-        if (cJSON_GetObjectItemCaseSensitive(j, "meta")) {
-            cJSON_Delete(j);
-            continue;
-        }
-        recs[n_recs++] = j;
-    }
-    rg_buf_free(&b);
+    size_t n_recs = llama_golden_read(recs, 128, NULL);
     CHECK_MSG(n_recs >= 30, "only %zu golden prompts", n_recs);
     tally g = {0};
     for (size_t i = 0; i < n_recs; i++)

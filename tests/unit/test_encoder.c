@@ -11,83 +11,15 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "embedding_golden.h"
 #include "common/buf.h"
 #include "common/fs.h"
 #include "model/bert_config.h"
 #include "model/encoder.h"
 
 #define MODEL_NAME "all-MiniLM-L6-v2"
-#define GOLDEN "tests/fixtures/embedding_golden.jsonl"
 #define MIN_COS 0.9999
 #define MIN_COS_BATCH 0.99999
-
-typedef struct golden {
-    char *text;
-    size_t len;
-    size_t tokens;
-    float *vec;
-} golden;
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-static size_t load_golden(golden **out, size_t dim)
-{
-    rg_buf b;
-    rg_err e = {0};
-    rg_buf_init(&b, 0);
-    if (fs_read_file(GOLDEN, 64u << 20, &b, &e) != RG_OK) {
-        fprintf(stderr, "test_encoder: %s\n", e.msg);
-        return 0;
-    }
-    size_t n = 0, cap = 0;
-    golden *g = NULL;
-    char *p = b.data;
-    while (p && *p) {
-        char *nl = strchr(p, '\n');
-        size_t ll = nl ? (size_t)(nl - p) : strlen(p);
-        cJSON *j = cJSON_ParseWithLength(p, ll);
-        p = nl ? nl + 1 : NULL;
-        if (!j)
-            continue;
-        const cJSON *hex = cJSON_GetObjectItemCaseSensitive(j, "text_hex");
-        const cJSON *emb = cJSON_GetObjectItemCaseSensitive(j, "embedding");
-        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "tokens");
-        CHECK(cJSON_IsString(hex) && cJSON_IsArray(emb) && cJSON_IsNumber(tok));
-        if (!cJSON_IsString(hex) || !cJSON_IsArray(emb) || !cJSON_IsNumber(tok) ||
-            (size_t)cJSON_GetArraySize(emb) != dim) {
-            CHECK_MSG(0, "bad golden record %zu", n);
-            cJSON_Delete(j);
-            continue;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            g = realloc(g, cap * sizeof *g);
-        }
-        size_t hl = strlen(hex->valuestring);
-        golden *r = &g[n++];
-        r->len = hl / 2;
-        r->text = malloc(r->len + 1);
-        for (size_t i = 0; i < r->len; i++)
-            r->text[i] = (char)(hexval(hex->valuestring[2 * i]) * 16 + hexval(hex->valuestring[2 * i + 1]));
-        r->text[r->len] = 0;
-        r->tokens = (size_t)tok->valuedouble;
-        r->vec = malloc(dim * sizeof *r->vec);
-        size_t i = 0;
-        const cJSON *x;
-        cJSON_ArrayForEach(x, emb) r->vec[i++] = (float)x->valuedouble;
-        cJSON_Delete(j);
-    }
-    rg_buf_free(&b);
-    *out = g;
-    return n;
-}
 
 static double cosine(const float *a, const float *b, size_t n)
 {

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "embedding_golden.h"
 #include "common/buf.h"
 #include "common/fs.h"
 #include "model/backend.h"
@@ -25,7 +26,6 @@
 #include "model/ops_cuda.h"
 
 #define MODEL_NAME "all-MiniLM-L6-v2"
-#define GOLDEN "tests/fixtures/embedding_golden.jsonl"
 #define MIN_COS_GPU 0.999
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -325,66 +325,6 @@ static void test_kernels(void)
 }
 
 /* ---- the whole model ---------------------------------------------------------------- */
-
-typedef struct golden {
-    char *text;
-    size_t len, tokens;
-    float *vec;
-} golden;
-
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 0;
-}
-
-static size_t load_golden(golden **out, size_t dim)
-{
-    rg_buf b;
-    rg_err e = {0};
-    rg_buf_init(&b, 0);
-    *out = NULL;
-    if (fs_read_file(GOLDEN, 64u << 20, &b, &e) != RG_OK) {
-        CHECK_MSG(0, "%s", e.msg);
-        return 0;
-    }
-    size_t n = 0, cap = 0;
-    golden *g = NULL;
-    for (char *p = b.data; p && *p;) {
-        char *nl = strchr(p, '\n');
-        cJSON *j = cJSON_ParseWithLength(p, nl ? (size_t)(nl - p) : strlen(p));
-        p = nl ? nl + 1 : NULL;
-        if (!j)
-            continue;
-        const cJSON *hex = cJSON_GetObjectItemCaseSensitive(j, "text_hex");
-        const cJSON *emb = cJSON_GetObjectItemCaseSensitive(j, "embedding");
-        const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "tokens");
-        if (!cJSON_IsString(hex) || !cJSON_IsArray(emb) || !cJSON_IsNumber(tok) ||
-            (size_t)cJSON_GetArraySize(emb) != dim) {
-            CHECK_MSG(0, "bad golden record %zu", n);
-            cJSON_Delete(j);
-            continue;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            g = realloc(g, cap * sizeof *g);
-        }
-        golden *r = &g[n++];
-        r->len = strlen(hex->valuestring) / 2;
-        r->text = malloc(r->len + 1);
-        for (size_t i = 0; i < r->len; i++)
-            r->text[i] = (char)(hexval(hex->valuestring[2 * i]) * 16 + hexval(hex->valuestring[2 * i + 1]));
-        r->text[r->len] = 0;
-        r->tokens = (size_t)tok->valuedouble;
-        r->vec = malloc(dim * sizeof *r->vec);
-        size_t i = 0;
-        const cJSON *x;
-        cJSON_ArrayForEach(x, emb) r->vec[i++] = (float)x->valuedouble;
-        cJSON_Delete(j);
-    }
-    rg_buf_free(&b);
-    *out = g;
-    return n;
-}
 
 /* Hidden states of the CUDA encoder against the CPU encoder's on random
  * ids with padding (what the reranker will read through encoder_forward). */

@@ -42,6 +42,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "jsonl_lines.h"
 #include "common/buf.h"
 #include "common/fs.h"
 #include "model/decoder.h"
@@ -229,13 +230,9 @@ static void test_golden(const char *path)
     CHECK_OK(fs_read_file(GOLDEN, 16u << 20, &b, &e), e);
     rec *recs = calloc(MAX_RECS, sizeof *recs);
     size_t n = 0;
-    for (char *p = b.data; p && *p && n < MAX_RECS;) {
-        char *nl = strchr(p, '\n');
-        size_t ll = nl ? (size_t)(nl - p) : strlen(p);
-        cJSON *j = cJSON_ParseWithLength(p, ll);
-        p = nl ? nl + 1 : NULL;
-        if (!j)
-            continue;
+    char *p = b.data;
+    cJSON *j;
+    while (n < MAX_RECS && (j = jsonl_next(&p))) {
         const cJSON *meta = cJSON_GetObjectItemCaseSensitive(j, "meta");
         if (meta) {
             struct stat sb;
