@@ -27,4 +27,21 @@ int backend_cuda_devices(char *desc, size_t desc_size);
 /* One-line description of the CPU backend (BLAS library and threads). */
 void backend_cpu_describe(char *desc, size_t desc_size);
 
+/* What a model supplies to backend_device_choose: ctx is the model;
+ * cpu_describe writes its CPU line; cuda_create (NULL in a build without
+ * CUDA) makes its GPU state and writes the device's line. */
+typedef struct backend_device_hooks {
+    void *ctx;
+    void (*cpu_describe)(void *ctx, char *desc, size_t desc_size);
+    rg_status (*cuda_create)(void *ctx, char *desc, size_t desc_size, rg_err *e);
+} backend_device_hooks;
+
+/* The user's device choice for one model (who: "encoder", "decoder"),
+ * made once at load: CPU as asked; CUDA when a device is usable and
+ * cuda_create succeeds, else an error saying why; AUTO tries CUDA the same
+ * way and falls back to the CPU, logging the reason. *out is the device
+ * chosen and desc its description. */
+rg_status backend_device_choose(const char *who, rg_device want, const backend_device_hooks *h, rg_device *out,
+                                char *desc, size_t desc_size, rg_err *e);
+
 #endif

@@ -4,49 +4,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common/log.h"
 #include "model/backend.h"
 #include "model/decoder_cuda.h"
 #include "model/decoder_internal.h"
 
 /* The CPU path multiplies with model/quant's kernels on its own pool, not
  * through BLAS: say so rather than backend_cpu_describe's BLAS line. */
-static void cpu_desc(rg_decoder *d)
+static void cpu_desc(void *ctx, char *desc, size_t desc_size)
 {
-    snprintf(d->device_desc, sizeof d->device_desc, "CPU, %zu threads (quantized matrix-vector kernels)",
-             dec_pool_size(d->pool));
+    const rg_decoder *d = ctx;
+    snprintf(desc, desc_size, "CPU, %zu threads (quantized matrix-vector kernels)", dec_pool_size(d->pool));
 }
+
+#ifdef RAGD_HAVE_CUDA
+static rg_status cuda_create(void *ctx, char *desc, size_t desc_size, rg_err *e)
+{
+    rg_decoder *d = ctx;
+    return decoder_cuda_create(d, &d->cuda, desc, desc_size, e);
+}
+#endif
 
 rg_status dec_device_select(rg_decoder *d, rg_device want, rg_err *e)
 {
-    d->device = RG_DEVICE_CPU;
-    char why[512];
-    if (want == RG_DEVICE_CPU) {
-        cpu_desc(d);
-        LOG_INFO("decoder: device cpu (%s)", d->device_desc);
-        return RG_OK;
-    }
+    backend_device_hooks h = {.ctx = d, .cpu_describe = cpu_desc};
 #ifdef RAGD_HAVE_CUDA
-    if (backend_cuda_devices(why, sizeof why) > 0) {
-        rg_err ce = {0};
-        rg_status st = decoder_cuda_create(d, &d->cuda, d->device_desc, sizeof d->device_desc, &ce);
-        if (st == RG_OK) {
-            d->device = RG_DEVICE_CUDA;
-            LOG_INFO("decoder: device cuda%s (%s)", want == RG_DEVICE_AUTO ? " (auto)" : "", d->device_desc);
-            return RG_OK;
-        }
-        if (want == RG_DEVICE_CUDA)
-            return rg_error(e, st, "decoder: device cuda: %s", ce.msg);
-        snprintf(why, sizeof why, "%s", ce.msg);
-    }
-#else
-    backend_cuda_devices(why, sizeof why);
+    h.cuda_create = cuda_create;
 #endif
-    if (want == RG_DEVICE_CUDA)
-        return rg_error(e, RG_ERR_UNSUPPORTED, "decoder: device cuda is not available: %s", why);
-    cpu_desc(d);
-    LOG_INFO("decoder: device cpu (auto: %s)", why);
-    return RG_OK;
+    return backend_device_choose("decoder", want, &h, &d->device, d->device_desc, sizeof d->device_desc, e);
 }
 
 void dec_device_free(rg_decoder *d)

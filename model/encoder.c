@@ -265,41 +265,35 @@ static void free_weights(rg_encoder *enc)
 
 /* ---- device ------------------------------------------------------------------ */
 
+static void cpu_describe(void *ctx, char *desc, size_t desc_size)
+{
+    (void)ctx;
+    backend_cpu_describe(desc, desc_size);
+}
+
+#ifdef RAGD_HAVE_CUDA
+static rg_status cuda_create(void *ctx, char *desc, size_t desc_size, rg_err *e)
+{
+    rg_encoder *enc = ctx;
+    return encoder_cuda_create(enc, &enc->cuda, desc, desc_size, e);
+}
+#endif
+
 /* Puts the loaded encoder on the device asked for (see rg_encoder_opts). */
 static rg_status select_device(rg_encoder *enc, rg_device want, rg_err *e)
 {
-    enc->device = RG_DEVICE_CPU;
-    char why[512];
-    if (want == RG_DEVICE_CPU) {
-        backend_cpu_describe(enc->device_desc, sizeof enc->device_desc);
-        LOG_INFO("encoder: device cpu (%s)", enc->device_desc);
-        return RG_OK;
-    }
+    backend_device_hooks h = {.ctx = enc, .cpu_describe = cpu_describe};
 #ifdef RAGD_HAVE_CUDA
-    if (backend_cuda_devices(why, sizeof why) > 0) {
-        rg_err ce = {0};
-        rg_status st = encoder_cuda_create(enc, &enc->cuda, enc->device_desc, sizeof enc->device_desc, &ce);
-        if (st == RG_OK) {
-            enc->device = RG_DEVICE_CUDA;
-            LOG_INFO("encoder: device cuda%s (%s)", want == RG_DEVICE_AUTO ? " (auto)" : "", enc->device_desc);
-            /* The GPU holds its own copy; the host one would only cost RAM. */
-            free_weights(enc);
-            enc->word_emb = enc->pos_emb = enc->type_emb = enc->emb_ln_g = enc->emb_ln_b = NULL;
-            enc->layers = NULL;
-            return RG_OK;
-        }
-        if (want == RG_DEVICE_CUDA)
-            return rg_error(e, st, "encoder: device cuda: %s", ce.msg);
-        snprintf(why, sizeof why, "%s", ce.msg);
-    }
-#else
-    backend_cuda_devices(why, sizeof why);
+    h.cuda_create = cuda_create;
 #endif
-    if (want == RG_DEVICE_CUDA)
-        return rg_error(e, RG_ERR_UNSUPPORTED, "encoder: device cuda is not available: %s", why);
-    backend_cpu_describe(enc->device_desc, sizeof enc->device_desc);
-    LOG_INFO("encoder: device cpu (auto: %s)", why);
-    return RG_OK;
+    rg_status st = backend_device_choose("encoder", want, &h, &enc->device, enc->device_desc, sizeof enc->device_desc, e);
+    if (st == RG_OK && enc->device == RG_DEVICE_CUDA) {
+        /* The GPU holds its own copy; the host one would only cost RAM. */
+        free_weights(enc);
+        enc->word_emb = enc->pos_emb = enc->type_emb = enc->emb_ln_g = enc->emb_ln_b = NULL;
+        enc->layers = NULL;
+    }
+    return st;
 }
 
 /* ---- load / free ----------------------------------------------------------- */
