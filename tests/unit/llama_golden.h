@@ -18,8 +18,9 @@
 
 #define LLAMA_GOLDEN "tests/fixtures/llama_golden.jsonl"
 
-/* The prompt records (at most cap) into recs; the "meta" record, when
- * meta is not NULL, into *meta (else deleted). The caller deletes them. */
+/* The prompt records (at most cap) into recs; the record holding "meta",
+ * when meta is not NULL, into *meta (else deleted). The caller deletes
+ * them. */
 static inline size_t llama_golden_read(cJSON **recs, size_t cap, cJSON **meta)
 {
     rg_buf b;

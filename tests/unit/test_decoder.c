@@ -505,10 +505,11 @@ static void test_golden(const char *path)
     cJSON *recs[128], *meta;
     size_t n_recs = llama_golden_read(recs, 128, &meta);
     if (meta) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(meta, "meta");
         struct stat sb;
         CHECK(stat(path, &sb) == 0 &&
-              (double)sb.st_size == cJSON_GetObjectItemCaseSensitive(meta, "model_bytes")->valuedouble);
-        CHECK((size_t)cJSON_GetObjectItemCaseSensitive(meta, "n_vocab")->valueint == V);
+              (double)sb.st_size == cJSON_GetObjectItemCaseSensitive(m, "model_bytes")->valuedouble);
+        CHECK((size_t)cJSON_GetObjectItemCaseSensitive(m, "n_vocab")->valueint == V);
         cJSON_Delete(meta);
     }
     CHECK_MSG(n_recs >= 30, "only %zu golden prompts", n_recs);
