@@ -15,6 +15,7 @@
 #include <cstring>
 #include <pthread.h>
 
+#include "model/cuda_ctx.cuh"
 #include "model/decoder_cuda_kernels.cuh"
 
 extern "C" {
@@ -121,10 +122,7 @@ struct acts {
 
 struct rg_decoder_cuda {
     llama_config cfg;
-    int device;
-    cudaStream_t stream;
-    cublasHandle_t blas;
-    pthread_mutex_t mu;
+    cu_ctx cx; // device, stream, cuBLAS handle, call mutex
     char *weights; // one allocation holding every tensor below
     size_t weight_bytes;
     dev_layer *layers;
@@ -169,17 +167,11 @@ extern "C" void decoder_cuda_free(rg_decoder_cuda *c)
 {
     if (!c)
         return;
-    cudaSetDevice(c->device);
-    if (c->stream)
-        cudaStreamSynchronize(c->stream);
+    cu_ctx_sync(&c->cx);
     cudaFree(c->ws);
     cudaFree(c->logits);
     cudaFree(c->weights);
-    if (c->blas)
-        cublasDestroy(c->blas);
-    if (c->stream)
-        cudaStreamDestroy(c->stream);
-    pthread_mutex_destroy(&c->mu);
+    cu_ctx_close(&c->cx);
     free(c->layers);
     free(c->hx);
     free(c->htok);
@@ -209,25 +201,18 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
     rg_status st = check_shape(cfg, e);
     if (st)
         return st;
-    int n = 0;
-    if ((st = cu_check(cudaGetDeviceCount(&n), "no CUDA device", e)))
-        return st;
-    if (n == 0)
-        return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA decoder: no CUDA device");
     cudaDeviceProp prop;
-    if ((st = cu_check(cudaSetDevice(0), "cudaSetDevice(0)", e)) ||
-        (st = cu_check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties", e)))
+    if ((st = cu_ctx_device("CUDA decoder", "8.0 or newer is needed", &prop, e)))
         return st;
-    if (prop.major < 8) // the build carries code for compute 8.0 and newer only
-        return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA decoder: %s has compute capability %d.%d; 8.0 or newer is needed",
-                        prop.name, prop.major, prop.minor);
 
     rg_decoder_cuda *c = static_cast<rg_decoder_cuda *>(calloc(1, sizeof *c));
     if (!c)
         return rg_error(e, RG_ERR_NOMEM, "out of memory");
-    pthread_mutex_init(&c->mu, nullptr);
+    if ((st = cu_ctx_open(&c->cx, e))) {
+        decoder_cuda_free(c);
+        return st;
+    }
     c->cfg = *cfg;
-    c->device = 0;
     c->layers = static_cast<dev_layer *>(calloc(cfg->n_layer, sizeof *c->layers));
     placer p;
     p.e = e;
@@ -243,10 +228,6 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
         st = rg_error(e, RG_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if ((st = cu_check(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate", e)) ||
-        (st = cublas_check(cublasCreate(&c->blas), "cublasCreate", e)) ||
-        (st = cublas_check(cublasSetStream(c->blas, c->stream), "cublasSetStream", e)))
-        goto fail;
     place_weights(c, d, &p); // measure (and refuse what cannot be placed)
     if ((st = p.st))
         goto fail;
@@ -293,14 +274,10 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     size_t total = 0;
     for (size_t i = 0; i < 10; i++)
         total += align256(sz[i]);
-    cudaFree(c->ws); // the previous call synchronized: nothing uses it
-    c->ws = nullptr;
-    c->cap = 0;
-    rg_status st = cu_check(cudaMalloc((void **)&c->ws, total), "allocating decoder activations", e);
-    if (st) {
-        cudaGetLastError();
+    c->cap = 0; // the previous call synchronized: nothing uses ws
+    rg_status st = cu_check(cu_regrow((void **)&c->ws, total), "allocating decoder activations", e);
+    if (st)
         return st;
-    }
     char *p = c->ws;
     void *slot[10];
     for (size_t i = 0; i < 10; i++) {
@@ -337,15 +314,11 @@ static rg_status grow_logits(rg_decoder_cuda *c, size_t n_out, rg_err *e)
 {
     if (n_out <= c->cap_out)
         return RG_OK;
-    cudaFree(c->logits);
-    c->logits = nullptr;
     c->cap_out = 0;
-    rg_status st = cu_check(cudaMalloc((void **)&c->logits, n_out * c->cfg.n_vocab * sizeof(float)),
-                            "allocating logits", e);
-    if (st) {
-        cudaGetLastError();
+    rg_status st =
+        cu_check(cu_regrow((void **)&c->logits, n_out * c->cfg.n_vocab * sizeof(float)), "allocating logits", e);
+    if (st)
         return st;
-    }
     c->cap_out = n_out;
     return RG_OK;
 }
@@ -362,7 +335,7 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
     dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, (int)cfg->rope_dim,
                       cfg->rope_neox, kvd};
     rg_status st;
-    if ((st = cu_check(cudaSetDevice(c->device), "cudaSetDevice", e)) || (st = grow_acts(c, n, e)) ||
+    if ((st = cu_check(cudaSetDevice(c->cx.device), "cudaSetDevice", e)) || (st = grow_acts(c, n, e)) ||
         (n_out && (st = grow_logits(c, n_out, e))))
         return st;
     // inputs: embeddings from the mapped file (as the CPU path), token slots
@@ -377,7 +350,7 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
     }
     for (size_t i = 0; i < n_out; i++)
         c->hrows[i] = (int32_t)out_rows[i];
-    cudaStream_t s = c->stream;
+    cudaStream_t s = c->cx.stream;
     // pageable sources: each copy has read its source when it returns
     if ((st = cu_check(cudaMemcpyAsync(c->a.x, c->hx, n * (size_t)E * sizeof(float), cudaMemcpyHostToDevice, s),
                        "input upload", e)) ||
@@ -394,20 +367,20 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
         int li = (int)l;
         // the previous layer's down projection is added here (none before layer 0)
         if ((st = dec_cu_rmsnorm(s, a.x, l ? a.tmp : nullptr, nullptr, N, E, L->attn_norm, eps, a.xh, e)) ||
-            (st = dec_cu_linear(c->blas, a.xh, N, E, L->wqkv, qd + 2 * kvd, a.qkv, e)) ||
+            (st = dec_cu_linear(c->cx.blas, a.xh, N, E, L->wqkv, qd + 2 * kvd, a.qkv, e)) ||
             (st = dec_cu_qkv_rope(s, a.qkv, L->bqkv, N, &g, c->inv_freq, a.tok, li, a.q, e)) ||
             (st = dec_cu_attention(s, a.q, a.tok, N, &g, li, a.atth, e)) ||
-            (st = dec_cu_linear(c->blas, a.atth, N, qd, L->wo, E, a.tmp, e)) ||
+            (st = dec_cu_linear(c->cx.blas, a.atth, N, qd, L->wo, E, a.tmp, e)) ||
             (st = dec_cu_rmsnorm(s, a.x, a.tmp, nullptr, N, E, L->ffn_norm, eps, a.xh, e)) ||
-            (st = dec_cu_linear(c->blas, a.xh, N, E, L->wgu, 2 * F, a.gu, e)) ||
+            (st = dec_cu_linear(c->cx.blas, a.xh, N, E, L->wgu, 2 * F, a.gu, e)) ||
             (st = dec_cu_swiglu(s, a.gu, N, F, a.ffh, e)) ||
-            (st = dec_cu_linear(c->blas, a.ffh, N, F, L->wdown, E, a.tmp, e)))
+            (st = dec_cu_linear(c->cx.blas, a.ffh, N, F, L->wdown, E, a.tmp, e)))
             return st;
     }
     if (n_out) {
         // the last down projection is added for the wanted rows only
         if ((st = dec_cu_rmsnorm(s, a.x, a.tmp, a.rows, (int)n_out, E, c->out_norm, eps, a.xh, e)) ||
-            (st = dec_cu_linear(c->blas, a.xh, (int)n_out, E, c->out_w, V, c->logits, e)) ||
+            (st = dec_cu_linear(c->cx.blas, a.xh, (int)n_out, E, c->out_w, V, c->logits, e)) ||
             (st = cu_check(cudaMemcpyAsync(logits, c->logits, n_out * (size_t)V * sizeof(float),
                                            cudaMemcpyDeviceToHost, s),
                            "logits download", e)))
@@ -434,11 +407,11 @@ extern "C" rg_status decoder_cuda_forward(rg_decoder_cuda *c, const rg_decoder *
     for (size_t i = 0; i < n_out; i++)
         if (out_rows[i] >= n)
             return rg_error(e, RG_ERR_INTERNAL, "CUDA decoder: logits row %zu of %zu tokens", out_rows[i], n);
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->cx.mu);
     rg_status st = forward_locked(c, d, kv, ids, pos, n, out_rows, n_out, logits, e);
     if (st != RG_OK)
-        cudaStreamSynchronize(c->stream); // leave nothing in flight on the buffers
-    pthread_mutex_unlock(&c->mu);
+        cudaStreamSynchronize(c->cx.stream); // leave nothing in flight on the buffers
+    pthread_mutex_unlock(&c->cx.mu);
     return st;
 }
 
@@ -483,9 +456,9 @@ extern "C" rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_c
     }
     if (out_n < *rows * *cols)
         return rg_error(e, RG_ERR_TOO_LARGE, "%zu values do not fit %zu", *rows * *cols, out_n);
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->cx.mu);
     rg_status st = cu_check(cudaMemcpy(out, src, *rows * *cols * sizeof(uint16_t), cudaMemcpyDeviceToHost),
                             "weight download", e);
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->cx.mu);
     return st;
 }

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <pthread.h>
 
+#include "model/cuda_ctx.cuh"
 #include "model/ops_cuda.cuh"
 
 extern "C" {
@@ -78,10 +79,7 @@ struct placer {
 
 struct rg_encoder_cuda {
     rg_bert_config cfg;
-    int device;
-    cudaStream_t stream;
-    cublasHandle_t blas;
-    pthread_mutex_t mu;
+    cu_ctx cx; // device, stream, cuBLAS handle, call mutex
     char *weights; // one allocation holding every tensor below
     float *word, *pos, *type, *emb_g, *emb_b;
     dev_layer *layers;
@@ -128,16 +126,10 @@ extern "C" void encoder_cuda_free(rg_encoder_cuda *c)
 {
     if (!c)
         return;
-    cudaSetDevice(c->device);
-    if (c->stream)
-        cudaStreamSynchronize(c->stream);
+    cu_ctx_sync(&c->cx);
     cudaFree(c->ws);
     cudaFree(c->weights);
-    if (c->blas)
-        cublasDestroy(c->blas);
-    if (c->stream)
-        cudaStreamDestroy(c->stream);
-    pthread_mutex_destroy(&c->mu);
+    cu_ctx_close(&c->cx);
     free(c->layers);
     free(c);
 }
@@ -151,27 +143,20 @@ extern "C" rg_status encoder_cuda_create(const rg_encoder *enc, rg_encoder_cuda 
     if (H > CU_MAX_ROW || I > INT_MAX / 4 || cfg->vocab_size > INT_MAX / H)
         return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA encoder: hidden size %zu exceeds the kernels' limit %d", H,
                         CU_MAX_ROW);
-    int n = 0;
-    rg_status st = cu_check(cudaGetDeviceCount(&n), "no CUDA device", e);
+    // bf16 tensor-core products need Ampere or newer
+    cudaDeviceProp prop;
+    rg_status st = cu_ctx_device("CUDA encoder", "the bf16 path needs 8.0 or newer", &prop, e);
     if (st)
         return st;
-    if (n == 0)
-        return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA encoder: no CUDA device");
-    cudaDeviceProp prop;
-    if ((st = cu_check(cudaSetDevice(0), "cudaSetDevice(0)", e)) ||
-        (st = cu_check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties", e)))
-        return st;
-    if (prop.major < 8) // bf16 tensor-core products need Ampere or newer
-        return rg_error(e, RG_ERR_UNSUPPORTED,
-                        "CUDA encoder: %s has compute capability %d.%d; the bf16 path needs 8.0 or newer", prop.name,
-                        prop.major, prop.minor);
 
     rg_encoder_cuda *c = static_cast<rg_encoder_cuda *>(calloc(1, sizeof *c));
     if (!c)
         return rg_error(e, RG_ERR_NOMEM, "out of memory");
-    pthread_mutex_init(&c->mu, nullptr);
+    if ((st = cu_ctx_open(&c->cx, e))) {
+        encoder_cuda_free(c);
+        return st;
+    }
     c->cfg = *cfg;
-    c->device = 0;
     c->layers = static_cast<dev_layer *>(calloc(cfg->num_hidden_layers, sizeof *c->layers));
     size_t stage_n = 3 * H * H > I * H ? 3 * H * H : I * H;
     placer p;
@@ -180,10 +165,6 @@ extern "C" rg_status encoder_cuda_create(const rg_encoder *enc, rg_encoder_cuda 
         st = rg_error(e, RG_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if ((st = cu_check(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate", e)) ||
-        (st = cublas_check(cublasCreate(&c->blas), "cublasCreate", e)) ||
-        (st = cublas_check(cublasSetStream(c->blas, c->stream), "cublasSetStream", e)))
-        goto fail;
     place_weights(c, enc, &p); // measure
     if ((st = cu_check(cudaMalloc((void **)&c->weights, p.off), "allocating the weights", e)))
         goto fail;
@@ -232,13 +213,9 @@ static rg_status ensure_workspace(rg_encoder_cuda *c, size_t B, size_t T, rg_err
     size_t o_k = at(R * H * 2), o_v = at(R * H * 2), o_inter = at(R * I * 2), o_probs = at(S * 2);
     size_t o_ids = at(R * 4), o_types = at(R * 4), o_mask = at(R * 4);
 
-    cudaStreamSynchronize(c->stream);
-    cudaFree(c->ws);
-    c->ws = nullptr;
-    cudaError_t err = cudaMalloc((void **)&c->ws, p.off);
+    cudaStreamSynchronize(c->cx.stream);
+    cudaError_t err = cu_regrow((void **)&c->ws, p.off);
     if (err != cudaSuccess) {
-        cudaGetLastError(); // an allocation failure is not sticky: clear it
-        c->ws = nullptr;
         c->cap_rows = c->cap_scores = 0;
         return rg_error(e, RG_ERR_NOMEM, "CUDA encoder: cannot allocate %.1f MiB of activations for %zu x %zu tokens: %s",
                         (double)p.off / (1024.0 * 1024.0), B, T, cudaGetErrorString(err));
@@ -270,7 +247,7 @@ static rg_status run_layers(rg_encoder_cuda *c, const int32_t *ids, const int32_
     int H = (int)cfg->hidden_size, I = (int)cfg->intermediate_size, heads = (int)cfg->num_attention_heads;
     int R = (int)(B * T);
     float eps = cfg->layer_norm_eps;
-    cudaStream_t s = c->stream;
+    cudaStream_t s = c->cx.stream;
     size_t rb = (size_t)R * sizeof(int32_t);
     rg_status st;
     if ((st = ensure_workspace(c, B, T, e)) ||
@@ -285,13 +262,13 @@ static rg_status run_layers(rg_encoder_cuda *c, const int32_t *ids, const int32_
     cu_attn_bufs ab = {c->qh, c->kh, c->vh, c->scores, c->probs, c->y};
     for (size_t l = 0; l < cfg->num_hidden_layers; l++) {
         const dev_layer *ly = &c->layers[l];
-        if ((st = cu_linear(c->blas, c->xb, R, H, ly->qkv_w, 3 * H, c->big, e)) ||
-            (st = cu_attention(c->blas, s, c->big, ly->qkv_b, c->mask, (int)B, (int)T, H, heads, &ab, c->ctxb, e)) ||
-            (st = cu_linear(c->blas, c->ctxb, R, H, ly->ao_w, H, c->y, e)) ||
+        if ((st = cu_linear(c->cx.blas, c->xb, R, H, ly->qkv_w, 3 * H, c->big, e)) ||
+            (st = cu_attention(c->cx.blas, s, c->big, ly->qkv_b, c->mask, (int)B, (int)T, H, heads, &ab, c->ctxb, e)) ||
+            (st = cu_linear(c->cx.blas, c->ctxb, R, H, ly->ao_w, H, c->y, e)) ||
             (st = cu_add_layernorm(s, c->x, c->y, ly->ao_b, R, H, ly->aln_g, ly->aln_b, eps, c->xb, e)) ||
-            (st = cu_linear(c->blas, c->xb, R, H, ly->i_w, I, c->big, e)) ||
+            (st = cu_linear(c->cx.blas, c->xb, R, H, ly->i_w, I, c->big, e)) ||
             (st = cu_bias_gelu(s, c->big, ly->i_b, R, I, c->interb, e)) ||
-            (st = cu_linear(c->blas, c->interb, R, I, ly->o_w, H, c->y, e)) ||
+            (st = cu_linear(c->cx.blas, c->interb, R, I, ly->o_w, H, c->y, e)) ||
             (st = cu_add_layernorm(s, c->x, c->y, ly->o_b, R, H, ly->oln_g, ly->oln_b, eps, c->xb, e)))
             return rg_error_wrap(e, "layer %zu", l);
     }
@@ -316,17 +293,17 @@ extern "C" rg_status encoder_cuda_forward(rg_encoder_cuda *c, const int32_t *ids
     rg_status st = check_shape(c, B, T, e);
     if (st)
         return st;
-    pthread_mutex_lock(&c->mu);
-    if (!(st = cu_check(cudaSetDevice(c->device), "cudaSetDevice", e)) &&
+    pthread_mutex_lock(&c->cx.mu);
+    if (!(st = cu_check(cudaSetDevice(c->cx.device), "cudaSetDevice", e)) &&
         !(st = run_layers(c, ids, type_ids, mask, B, T, e)))
         st = cu_check(cudaMemcpyAsync(hidden, c->x, B * T * c->cfg.hidden_size * sizeof(float), cudaMemcpyDeviceToHost,
-                                      c->stream),
+                                      c->cx.stream),
                       "download hidden states", e);
     // Always drain the stream: a failed call must not leave work running
     // on buffers the next call reuses.
     rg_err later;
-    rg_status sync = cu_check(cudaStreamSynchronize(c->stream), "encoder forward", st ? &later : e);
-    pthread_mutex_unlock(&c->mu);
+    rg_status sync = cu_check(cudaStreamSynchronize(c->cx.stream), "encoder forward", st ? &later : e);
+    pthread_mutex_unlock(&c->cx.mu);
     return st ? st : sync;
 }
 
@@ -340,15 +317,15 @@ extern "C" rg_status encoder_cuda_embed(rg_encoder_cuda *c, const int32_t *ids, 
     if (st)
         return st;
     size_t H = c->cfg.hidden_size;
-    pthread_mutex_lock(&c->mu);
-    if (!(st = cu_check(cudaSetDevice(c->device), "cudaSetDevice", e)) &&
+    pthread_mutex_lock(&c->cx.mu);
+    if (!(st = cu_check(cudaSetDevice(c->cx.device), "cudaSetDevice", e)) &&
         !(st = run_layers(c, ids, type_ids, mask, B, T, e)) &&
-        !(st = cu_pool(c->stream, c->x, c->mask, (int)B, (int)T, (int)H, pooling == RG_POOL_CLS, normalize, c->pooled,
+        !(st = cu_pool(c->cx.stream, c->x, c->mask, (int)B, (int)T, (int)H, pooling == RG_POOL_CLS, normalize, c->pooled,
                        e)))
-        st = cu_check(cudaMemcpyAsync(out, c->pooled, B * H * sizeof(float), cudaMemcpyDeviceToHost, c->stream),
+        st = cu_check(cudaMemcpyAsync(out, c->pooled, B * H * sizeof(float), cudaMemcpyDeviceToHost, c->cx.stream),
                       "download embeddings", e);
     rg_err later;
-    rg_status sync = cu_check(cudaStreamSynchronize(c->stream), "encoder embed", st ? &later : e);
-    pthread_mutex_unlock(&c->mu);
+    rg_status sync = cu_check(cudaStreamSynchronize(c->cx.stream), "encoder embed", st ? &later : e);
+    pthread_mutex_unlock(&c->cx.mu);
     return st ? st : sync;
 }
