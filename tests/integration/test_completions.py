@@ -92,8 +92,12 @@ def test_chat_non_streaming(client):
     # tests/fixtures/llama_golden.jsonl)
     assert r.usage.prompt_tokens == 37
     assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
-    # greedy decoding of this prompt begins as llama.cpp's does
-    assert c.message.content.startswith("L'Étoile, la Cité")
+    # greedy decoding of this prompt begins as llama.cpp's does, up to its
+    # 8th token, where llama.cpp's two best logits are 0.019 apart (record
+    # "chat_capital", step_top2[7] in tests/fixtures/llama_golden.jsonl) and
+    # the two may part ("Cité" / "Marseillaise"); test_gen_engine holds the
+    # token-level rule
+    assert c.message.content.startswith("L'Étoile, la ")
 
 
 def test_chat_streaming_equals_non_streaming(client):
