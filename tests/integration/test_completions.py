@@ -268,6 +268,11 @@ def test_full_engine_answers_503(tmp_path):
             "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
             "max_tokens": 2000,
             "stream": True,
+            # greedy: this prompt then runs hundreds of tokens without an EOS,
+            # so the running and the queued request stay put while the third
+            # arrives (sampled at temperature 1 it could end early and free
+            # the queue slot, making the third wait instead of getting 503)
+            "temperature": 0,
         }
         a = requests.post(s.url + "/v1/chat/completions", json=body, stream=True, timeout=60)
         assert a.status_code == 200
