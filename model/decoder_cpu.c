@@ -17,6 +17,12 @@
 #include "model/decoder_internal.h"
 #include "model/quant.h"
 
+/* Query tokens per attention task: a tile of consecutive tokens of one
+ * sequence (a prefill) times the query heads of one key/value head share
+ * each cache row read. At most 24 query rows per task keeps the scores
+ * scratch small at any context. */
+#define ATT_TILE_ROWS 24
+
 /* ---- scratch ------------------------------------------------------------------ */
 
 static rg_status grow(float **p, size_t n, rg_err *e)
@@ -41,13 +47,18 @@ static rg_status ensure_scratch(rg_decoder *d, size_t n, size_t max_ctx, rg_err 
             (st = grow(&d->ff_u, n * c->n_ff, e)) || (st = grow(&d->tmp, n * (wide > c->n_embd ? wide : c->n_embd), e)) ||
             (st = grow(&d->rope_cos, n * (c->rope_dim / 2), e)) || (st = grow(&d->rope_sin, n * (c->rope_dim / 2), e)))
             return st;
+        size_t *tiles = realloc(d->tiles, (n + 1) * sizeof *tiles);
+        if (!tiles)
+            return rg_error(e, RG_ERR_NOMEM, "out of memory for %zu attention tiles", n + 1);
+        d->tiles = tiles;
         d->scratch_tokens = n;
     }
-    if (max_ctx > d->scores_ctx) {
-        rg_status st = grow(&d->scores, max_ctx * dec_pool_size(d->pool), e);
+    size_t per_worker = dec_attn_scratch_floats(ATT_TILE_ROWS, max_ctx, c->head_dim);
+    if (per_worker > d->scores_per_worker) {
+        rg_status st = grow(&d->scores, per_worker * dec_pool_size(d->pool), e);
         if (st != RG_OK)
             return st;
-        d->scores_ctx = max_ctx;
+        d->scores_per_worker = per_worker;
     }
     return RG_OK;
 }
@@ -78,98 +89,66 @@ static void rope_head(float *h, const float *cs, const float *sn, size_t rope_di
     }
 }
 
-static float dot_f32(const float *a, const float *b, size_t n)
-{
-    float acc[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (size_t j = 0; j < 8; j++)
-            acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-static float dot_f16(const float *a, const uint16_t *b, size_t n)
-{
-    float acc[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (size_t j = 0; j < 8; j++)
-            acc[j] += a[i + j] * dec_h2f(b[i + j]);
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++)
-        s += a[i] * dec_h2f(b[i]);
-    return s;
-}
-
 /* ---- attention ------------------------------------------------------------------ */
 
+static size_t att_tile_tokens(const llama_config *c)
+{
+    size_t group = c->n_head / c->n_head_kv;
+    return group >= ATT_TILE_ROWS ? 1 : ATT_TILE_ROWS / group;
+}
+
+/* Query heads per task: the whole group, or slices of ATT_TILE_ROWS of a
+ * larger one (multi-query models). */
+static size_t att_heads_per_task(const llama_config *c)
+{
+    size_t group = c->n_head / c->n_head_kv;
+    return group > ATT_TILE_ROWS ? ATT_TILE_ROWS : group;
+}
+
 typedef struct att_job {
-    atomic_size_t next; /* next (token, head) task */
+    atomic_size_t next; /* next (tile, key/value head) task */
     rg_decoder *d;
     rg_kv_cache *const *kv;
     const size_t *pos;
-    size_t n, layer;
+    size_t n_tiles, layer;
 } att_job;
 
-/* With the f16 cache the arithmetic follows llama.cpp's CPU attention: the
- * query is rounded to f16 for the K products (ggml converts the f32 operand
- * of an F16 matrix product to f16), and so are the softmax weights for the V
- * product. This model family is sensitive enough that skipping those
- * roundings alone moves logits by ~1e-2 relative. */
 static void att_worker(void *ctx, size_t worker, size_t n_workers)
 {
     att_job *j = ctx;
-    const llama_config *c = &j->d->cfg;
+    rg_decoder *d = j->d;
+    const llama_config *c = &d->cfg;
     size_t hd = c->head_dim, qd = c->n_head * hd, group = c->n_head / c->n_head_kv;
-    float scale = 1.0f / sqrtf((float)hd);
-    float *s = j->d->scores + worker * j->d->scores_ctx;
-    float qr[LLAMA_MAX_HEAD_DIM];
+    size_t per = att_heads_per_task(c), slices = (group + per - 1) / per, n_tasks = j->n_tiles * c->n_head_kv * slices;
+    float *scratch = d->scores + worker * d->scores_per_worker;
+    const float *q[ATT_TILE_ROWS];
+    float *out[ATT_TILE_ROWS];
+    size_t np[ATT_TILE_ROWS];
     (void)n_workers;
-    for (size_t task; (task = atomic_fetch_add(&j->next, 1)) < j->n * c->n_head;) {
-        size_t t = task / c->n_head, h = task % c->n_head, kvh = h / group;
-        const rg_kv_cache *kv = j->kv[t];
-        size_t kvd = kv->kv_dim, np = j->pos[t] + 1;
-        size_t base = j->layer * kv->cap * kvd + kvh * hd;
-        const float *q = j->d->q + t * qd + h * hd;
-        float *out = j->d->att + t * qd + h * hd;
-        int half = kv->type == RG_KV_F16;
-        if (half) {
-            for (size_t i = 0; i < hd; i++)
-                qr[i] = dec_h2f(f32_to_fp16(q[i]));
-            q = qr;
-        }
-        float mx = -INFINITY;
-        for (size_t p = 0; p < np; p++) {
-            s[p] = (half ? dot_f16(q, (const uint16_t *)kv->k + base + p * kvd, hd)
-                         : dot_f32(q, (const float *)kv->k + base + p * kvd, hd)) *
-                   scale;
-            if (s[p] > mx)
-                mx = s[p];
-        }
-        double sum = 0.0;
-        for (size_t p = 0; p < np; p++) {
-            s[p] = expf(s[p] - mx);
-            sum += s[p];
-        }
-        float inv = (float)(1.0 / sum);
-        memset(out, 0, hd * sizeof(float));
-        for (size_t p = 0; p < np; p++) {
-            float w = s[p] * inv;
-            if (half) {
-                w = dec_h2f(f32_to_fp16(w));
-                const uint16_t *vr = (const uint16_t *)kv->v + base + p * kvd;
-                for (size_t i = 0; i < hd; i++)
-                    out[i] += w * dec_h2f(vr[i]);
-            } else {
-                const float *vr = (const float *)kv->v + base + p * kvd;
-                for (size_t i = 0; i < hd; i++)
-                    out[i] += w * vr[i];
+    for (size_t task; (task = atomic_fetch_add(&j->next, 1)) < n_tasks;) {
+        size_t tile = task / (c->n_head_kv * slices), rest = task % (c->n_head_kv * slices);
+        size_t kvh = rest / slices, g0 = rest % slices * per, g1 = g0 + per < group ? g0 + per : group, nq = 0;
+        for (size_t t = d->tiles[tile]; t < d->tiles[tile + 1]; t++)
+            for (size_t g = g0; g < g1; g++, nq++) {
+                size_t h = kvh * group + g;
+                q[nq] = d->q + t * qd + h * hd;
+                out[nq] = d->att + t * qd + h * hd;
+                np[nq] = j->pos[t] + 1;
             }
-        }
+        dec_attend(j->kv[d->tiles[tile]], j->layer, kvh, hd, q, np, nq, out, scratch);
     }
+}
+
+/* Splits the n tokens into attention tiles: runs of tokens of the same
+ * cache, at most att_tile_tokens long. Returns the tile count. */
+static size_t att_tiles(rg_decoder *d, rg_kv_cache *const *kv, size_t n)
+{
+    size_t per = att_tile_tokens(&d->cfg), count = 0;
+    for (size_t t = 0; t < n; t++)
+        if (t == 0 || kv[t] != kv[t - 1] || t - d->tiles[count - 1] == per)
+            d->tiles[count++] = t;
+    d->tiles[count] = n;
+    return count;
 }
 
 static void kv_store(rg_kv_cache *kv, size_t layer, size_t pos, const float *k, const float *v)
@@ -206,6 +185,7 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
     rg_status st = ensure_scratch(d, n, max_ctx, e);
     if (st != RG_OK)
         return st;
+    size_t n_tiles = att_tiles(d, kv, n);
     for (size_t t = 0; t < n; t++) {
         if ((st = dec_mat_row(&d->tok_embd, (size_t)ids[t], d->x + t * E, e)))
             return rg_error_wrap(e, "token embedding");
@@ -245,7 +225,7 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
         aj.d = d;
         aj.kv = kv;
         aj.pos = pos;
-        aj.n = n;
+        aj.n_tiles = n_tiles;
         aj.layer = l;
         dec_pool_run(d->pool, att_worker, &aj);
         const dec_mat *wo[1] = {&L->wo};

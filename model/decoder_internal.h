@@ -52,8 +52,9 @@ struct rg_decoder {
     size_t scratch_tokens;
     float *x, *xn, *q, *k, *v, *att, *ff_g, *ff_u, *tmp;
     float *rope_cos, *rope_sin;       /* [tokens][rope_dim / 2] */
-    float *scores;                    /* [workers][max context] */
-    size_t scores_ctx;
+    float *scores;                    /* [workers][scores_per_worker], dec_attend's scratch */
+    size_t scores_per_worker;
+    size_t *tiles;                    /* [tokens + 1] attention tiles' first tokens */
     void *act;                        /* prepared activations */
     size_t act_bytes;
 
@@ -101,6 +102,14 @@ rg_status dec_rope_init(rg_decoder *d, const float *freq_factors, size_t n_facto
  * out_rows (n_out of them) go to logits[i * n_vocab]. */
 rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids, const size_t *pos, size_t n,
                       const size_t *out_rows, size_t n_out, float *logits, rg_err *e);
+
+/* Attention (decoder_attn.c) of nq query rows q[i] (head_dim hd) over
+ * key/value head kvh of layer `layer` in cache kv: query i attends positions
+ * 0..np[i]-1 and its output goes to out[i]. scratch holds
+ * dec_attn_scratch_floats(nq, max np[i], hd) floats. */
+void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, const float *const *q, const size_t *np,
+                size_t nq, float *const *out, float *scratch);
+size_t dec_attn_scratch_floats(size_t nq, size_t max_np, size_t hd);
 
 /* Half-float conversion for cache reads (exact, branch-light). */
 static inline float dec_h2f(uint16_t h)

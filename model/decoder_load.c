@@ -424,6 +424,7 @@ void decoder_free(rg_decoder *d)
     free(d->rope_cos);
     free(d->rope_sin);
     free(d->scores);
+    free(d->tiles);
     free(d->act);
     for (size_t i = 0; i < d->n_shards; i++)
         safetensors_close(d->shards[i]);

@@ -1,0 +1,198 @@
+/* decoder_attn.c - the decoder's attention over a sequence's KV cache on the
+ * CPU: a group of query rows (the query heads that share one key/value head,
+ * for one or several tokens of the same sequence) against one key/value head.
+ *
+ * Each cache row is converted to f32 once per group rather than once per
+ * query head and token: with grouped-query attention three or more query
+ * heads read the same K and V rows, and a prefill tile of several tokens
+ * reads them again. The products run on AVX2/F16C where the CPU has it
+ * (chosen at run time, as model/quant does), in portable C elsewhere.
+ *
+ * The arithmetic follows llama.cpp's CPU attention with an f16 cache: the
+ * query is rounded to f16 for the K products (ggml converts the f32 operand
+ * of an F16 matrix product to f16), the softmax is taken in f32 on the
+ * scaled scores and normalized, and each weight is rounded to f16 before it
+ * meets V. This model family is sensitive enough that skipping those
+ * roundings alone moves logits by ~1e-2 relative. */
+#include <math.h>
+#include <string.h>
+
+#include "model/decoder_internal.h"
+#include "model/ops_cpu.h"
+#include "model/quant.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define ATT_X86 1
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+#endif
+
+size_t dec_attn_scratch_floats(size_t nq, size_t max_np, size_t hd)
+{
+    return nq * max_np + nq * hd + hd;
+}
+
+/* ---- portable ------------------------------------------------------------------ */
+
+static float round_f16(float x)
+{
+    return dec_h2f(f32_to_fp16(x));
+}
+
+/* One cache row as f32: the row itself for an f32 cache, else converted
+ * into buf. */
+static const float *row_f32(const rg_kv_cache *kv, const void *base, size_t p, float *buf, size_t hd)
+{
+    if (kv->type != RG_KV_F16)
+        return (const float *)base + p * kv->kv_dim;
+    const uint16_t *r = (const uint16_t *)base + p * kv->kv_dim;
+    for (size_t i = 0; i < hd; i++)
+        buf[i] = dec_h2f(r[i]);
+    return buf;
+}
+
+static float dot_c(const float *a, const float *b, size_t n)
+{
+    float acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (size_t j = 0; j < 8; j++)
+            acc[j] += a[i + j] * b[i + j];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_c(float *y, float w, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += w * x[i];
+}
+
+/* ---- AVX2 + F16C ---------------------------------------------------------------- */
+
+#ifdef ATT_X86
+static int att_avx2(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    }
+    return cached;
+}
+
+AVX2_FN static const float *row_f32_avx2(const rg_kv_cache *kv, const void *base, size_t p, float *buf, size_t hd)
+{
+    if (kv->type != RG_KV_F16)
+        return (const float *)base + p * kv->kv_dim;
+    const uint16_t *r = (const uint16_t *)base + p * kv->kv_dim;
+    for (size_t i = 0; i < hd; i += 8)
+        _mm256_storeu_ps(buf + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(r + i))));
+    return buf;
+}
+
+AVX2_FN static float dot_avx2(const float *a, const float *b, size_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    if (i < n)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    __m256 s = _mm256_add_ps(s0, s1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+AVX2_FN static void axpy_avx2(float *y, float w, const float *x, size_t n)
+{
+    __m256 wv = _mm256_set1_ps(w);
+    for (size_t i = 0; i < n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+}
+#endif
+
+/* ---- the group ------------------------------------------------------------------ */
+
+void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, const float *const *q, const size_t *np,
+                size_t nq, float *const *out, float *scratch)
+{
+    size_t max_np = 0;
+    for (size_t i = 0; i < nq; i++)
+        if (np[i] > max_np)
+            max_np = np[i];
+    float *s = scratch, *qr = s + nq * max_np, *row = qr + nq * hd;
+    size_t off = layer * kv->cap * kv->kv_dim + kvh * hd;
+    const void *kb, *vb;
+    if (kv->type == RG_KV_F16) {
+        kb = (const uint16_t *)kv->k + off;
+        vb = (const uint16_t *)kv->v + off;
+    } else {
+        kb = (const float *)kv->k + off;
+        vb = (const float *)kv->v + off;
+    }
+    int half = kv->type == RG_KV_F16;
+    for (size_t i = 0; i < nq; i++)
+        for (size_t j = 0; j < hd; j++)
+            qr[i * hd + j] = half ? round_f16(q[i][j]) : q[i][j];
+    float scale = 1.0f / sqrtf((float)hd);
+#ifdef ATT_X86
+    int simd = hd % 8 == 0 && att_avx2();
+#else
+    int simd = 0;
+#endif
+
+    /* scores: each K row once, against every query that reaches it */
+    for (size_t p = 0; p < max_np; p++) {
+#ifdef ATT_X86
+        const float *kr = simd ? row_f32_avx2(kv, kb, p, row, hd) : row_f32(kv, kb, p, row, hd);
+#else
+        const float *kr = row_f32(kv, kb, p, row, hd);
+#endif
+        for (size_t i = 0; i < nq; i++) {
+            if (p >= np[i])
+                continue;
+#ifdef ATT_X86
+            float d = simd ? dot_avx2(qr + i * hd, kr, hd) : dot_c(qr + i * hd, kr, hd);
+#else
+            float d = dot_c(qr + i * hd, kr, hd);
+#endif
+            s[i * max_np + p] = d * scale;
+        }
+    }
+
+    /* softmax per query, normalized, then rounded as the V operand */
+    for (size_t i = 0; i < nq; i++) {
+        float *si = s + i * max_np;
+        float sum = ops_softmax_unnormalized(si, np[i], 1.0f);
+        float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        for (size_t p = 0; p < np[i]; p++)
+            si[p] = half ? round_f16(si[p] * inv) : si[p] * inv;
+        memset(out[i], 0, hd * sizeof(float));
+    }
+
+    /* weighted sum of V rows, each row once */
+    for (size_t p = 0; p < max_np; p++) {
+#ifdef ATT_X86
+        const float *vr = simd ? row_f32_avx2(kv, vb, p, row, hd) : row_f32(kv, vb, p, row, hd);
+#else
+        const float *vr = row_f32(kv, vb, p, row, hd);
+#endif
+        for (size_t i = 0; i < nq; i++) {
+            if (p >= np[i])
+                continue;
+#ifdef ATT_X86
+            if (simd)
+                axpy_avx2(out[i], s[i * max_np + p], vr, hd);
+            else
+#endif
+                axpy_c(out[i], s[i * max_np + p], vr, hd);
+        }
+    }
+}
