@@ -27,9 +27,17 @@
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 #endif
 
+/* The V product sums each output over positions in ATT_LANES interleaved
+ * partial sums (position p into sum p % ATT_LANES), then adds them pairwise
+ * as a halving tree: the order of llama.cpp's CPU matrix product (tinyBLAS,
+ * 16 float lanes on AVX-512) for its attention. With 8-bit activations
+ * downstream, a different but equally exact order flips roundings and moves
+ * logits by ~1e-2 relative. */
+#define ATT_LANES 16
+
 size_t dec_attn_scratch_floats(size_t nq, size_t max_np, size_t hd)
 {
-    return nq * max_np + nq * hd + hd;
+    return nq * max_np + nq * hd + hd + nq * ATT_LANES * hd;
 }
 
 /* ---- portable ------------------------------------------------------------------ */
@@ -75,12 +83,8 @@ static void axpy_c(float *y, float w, const float *x, size_t n)
 #ifdef ATT_X86
 static int att_avx2(void)
 {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    }
-    return cached;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
 AVX2_FN static const float *row_f32_avx2(const rg_kv_cache *kv, const void *base, size_t p, float *buf, size_t hd)
@@ -116,7 +120,59 @@ AVX2_FN static void axpy_avx2(float *y, float w, const float *x, size_t n)
     for (size_t i = 0; i < n; i += 8)
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
 }
+
+/* f32 -> f16, round to nearest even (as f32_to_fp16) */
+AVX2_FN static size_t to_f16_avx2(uint16_t *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    return i;
+}
+
+AVX2_FN static size_t round_f16_avx2(float *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT)));
+    return i;
+}
 #endif
+
+/* dst[i] = src[i] rounded to the nearest f16 value (dst may be src). */
+static void round_f16_n(float *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+#ifdef ATT_X86
+    if (att_avx2())
+        i = round_f16_avx2(dst, src, n);
+#endif
+    for (; i < n; i++)
+        dst[i] = round_f16(src[i]);
+}
+
+static void to_f16_n(uint16_t *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+#ifdef ATT_X86
+    if (att_avx2())
+        i = to_f16_avx2(dst, src, n);
+#endif
+    for (; i < n; i++)
+        dst[i] = f32_to_fp16(src[i]);
+}
+
+void dec_kv_store(rg_kv_cache *kv, size_t layer, size_t pos, const float *k, const float *v)
+{
+    size_t off = (layer * kv->cap + pos) * kv->kv_dim;
+    if (kv->type == RG_KV_F16) {
+        to_f16_n((uint16_t *)kv->k + off, k, kv->kv_dim);
+        to_f16_n((uint16_t *)kv->v + off, v, kv->kv_dim);
+    } else {
+        memcpy((float *)kv->k + off, k, kv->kv_dim * sizeof(float));
+        memcpy((float *)kv->v + off, v, kv->kv_dim * sizeof(float));
+    }
+}
 
 /* ---- the group ------------------------------------------------------------------ */
 
@@ -138,9 +194,12 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
         vb = (const float *)kv->v + off;
     }
     int half = kv->type == RG_KV_F16;
-    for (size_t i = 0; i < nq; i++)
-        for (size_t j = 0; j < hd; j++)
-            qr[i * hd + j] = half ? round_f16(q[i][j]) : q[i][j];
+    for (size_t i = 0; i < nq; i++) {
+        if (half)
+            round_f16_n(qr + i * hd, q[i], hd);
+        else
+            memcpy(qr + i * hd, q[i], hd * sizeof(float));
+    }
     float scale = 1.0f / sqrtf((float)hd);
 #ifdef ATT_X86
     int simd = hd % 8 == 0 && att_avx2();
@@ -173,11 +232,14 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
         float sum = ops_softmax_unnormalized(si, np[i], 1.0f);
         float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
         for (size_t p = 0; p < np[i]; p++)
-            si[p] = half ? round_f16(si[p] * inv) : si[p] * inv;
-        memset(out[i], 0, hd * sizeof(float));
+            si[p] *= inv;
+        if (half)
+            round_f16_n(si, si, np[i]);
     }
 
-    /* weighted sum of V rows, each row once */
+    /* weighted sum of V rows, each row once, into interleaved partial sums */
+    float *lanes = row + hd;
+    memset(lanes, 0, nq * ATT_LANES * hd * sizeof(float));
     for (size_t p = 0; p < max_np; p++) {
 #ifdef ATT_X86
         const float *vr = simd ? row_f32_avx2(kv, vb, p, row, hd) : row_f32(kv, vb, p, row, hd);
@@ -187,12 +249,21 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
         for (size_t i = 0; i < nq; i++) {
             if (p >= np[i])
                 continue;
+            float *acc = lanes + (i * ATT_LANES + p % ATT_LANES) * hd;
 #ifdef ATT_X86
             if (simd)
-                axpy_avx2(out[i], s[i * max_np + p], vr, hd);
+                axpy_avx2(acc, s[i * max_np + p], vr, hd);
             else
 #endif
-                axpy_c(out[i], s[i * max_np + p], vr, hd);
+                axpy_c(acc, s[i * max_np + p], vr, hd);
         }
+    }
+    for (size_t i = 0; i < nq; i++) {
+        float *acc = lanes + i * ATT_LANES * hd;
+        for (size_t w = ATT_LANES / 2; w >= 1; w /= 2)
+            for (size_t j = 0; j < w; j++)
+                for (size_t k = 0; k < hd; k++)
+                    acc[j * hd + k] += acc[(j + w) * hd + k];
+        memcpy(out[i], acc, hd * sizeof(float));
     }
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "model/decoder_internal.h"
+#include "model/ops_cpu.h"
 #include "model/quant.h"
 
 /* Query tokens per attention task: a tile of consecutive tokens of one
@@ -65,7 +66,8 @@ static rg_status ensure_scratch(rg_decoder *d, size_t n, size_t max_ctx, rg_err 
 
 /* ---- element-wise pieces ------------------------------------------------------------ */
 
-/* out = x / sqrt(mean(x^2) + eps) * w, the sum of squares in double as ggml. */
+/* out = x / sqrt(mean(x^2) + eps) * w, each square in float and their sum
+ * in double, as ggml. */
 static void rms_norm(const float *x, const float *w, size_t n, float eps, float *out)
 {
     double ss = 0.0;
@@ -98,10 +100,15 @@ static size_t att_tile_tokens(const llama_config *c)
 }
 
 /* Query heads per task: the whole group, or slices of ATT_TILE_ROWS of a
- * larger one (multi-query models). */
-static size_t att_heads_per_task(const llama_config *c)
+ * larger one (multi-query models); one head per task when whole groups
+ * would leave threads idle (a decode step of few sequences: 3 key/value
+ * heads on 2 threads would idle one a third of the time). A query's
+ * arithmetic does not depend on its task, so neither do the results. */
+static size_t att_heads_per_task(const llama_config *c, size_t n_tiles, size_t n_workers)
 {
     size_t group = c->n_head / c->n_head_kv;
+    if (n_workers > 1 && n_tiles * c->n_head_kv < 4 * n_workers)
+        return 1;
     return group > ATT_TILE_ROWS ? ATT_TILE_ROWS : group;
 }
 
@@ -111,6 +118,7 @@ typedef struct att_job {
     rg_kv_cache *const *kv;
     const size_t *pos;
     size_t n_tiles, layer;
+    size_t per; /* query heads per task */
 } att_job;
 
 static void att_worker(void *ctx, size_t worker, size_t n_workers)
@@ -119,7 +127,7 @@ static void att_worker(void *ctx, size_t worker, size_t n_workers)
     rg_decoder *d = j->d;
     const llama_config *c = &d->cfg;
     size_t hd = c->head_dim, qd = c->n_head * hd, group = c->n_head / c->n_head_kv;
-    size_t per = att_heads_per_task(c), slices = (group + per - 1) / per, n_tasks = j->n_tiles * c->n_head_kv * slices;
+    size_t per = j->per, slices = (group + per - 1) / per, n_tasks = j->n_tiles * c->n_head_kv * slices;
     float *scratch = d->scores + worker * d->scores_per_worker;
     const float *q[ATT_TILE_ROWS];
     float *out[ATT_TILE_ROWS];
@@ -149,21 +157,6 @@ static size_t att_tiles(rg_decoder *d, rg_kv_cache *const *kv, size_t n)
             d->tiles[count++] = t;
     d->tiles[count] = n;
     return count;
-}
-
-static void kv_store(rg_kv_cache *kv, size_t layer, size_t pos, const float *k, const float *v)
-{
-    size_t off = (layer * kv->cap + pos) * kv->kv_dim;
-    if (kv->type == RG_KV_F16) {
-        uint16_t *kd = (uint16_t *)kv->k + off, *vd = (uint16_t *)kv->v + off;
-        for (size_t i = 0; i < kv->kv_dim; i++) {
-            kd[i] = f32_to_fp16(k[i]);
-            vd[i] = f32_to_fp16(v[i]);
-        }
-    } else {
-        memcpy((float *)kv->k + off, k, kv->kv_dim * sizeof(float));
-        memcpy((float *)kv->v + off, v, kv->kv_dim * sizeof(float));
-    }
 }
 
 /* ---- the forward pass ---------------------------------------------------------------- */
@@ -218,7 +211,7 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
                 rope_head(q + h * hd, cs, sn, c->rope_dim, c->rope_neox);
             for (size_t h = 0; h < c->n_head_kv; h++)
                 rope_head(k + h * hd, cs, sn, c->rope_dim, c->rope_neox);
-            kv_store(kv[t], l, pos[t], k, v);
+            dec_kv_store(kv[t], l, pos[t], k, v);
         }
         att_job aj;
         atomic_init(&aj.next, 0);
@@ -227,6 +220,7 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
         aj.pos = pos;
         aj.n_tiles = n_tiles;
         aj.layer = l;
+        aj.per = att_heads_per_task(c, n_tiles, dec_pool_size(d->pool));
         dec_pool_run(d->pool, att_worker, &aj);
         const dec_mat *wo[1] = {&L->wo};
         float *wo_out[1] = {d->tmp};
@@ -240,10 +234,7 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
         float *gu_out[2] = {d->ff_g, d->ff_u};
         if ((st = dec_matmul(d, d->xn, n, gu, gu_out, 2, e)))
             return st;
-        for (size_t i = 0; i < n * F; i++) {
-            float g = d->ff_g[i];
-            d->ff_g[i] = g / (1.0f + expf(-g)) * d->ff_u[i];
-        }
+        ops_silu_mul(d->ff_g, d->ff_u, n * F);
         const dec_mat *dn[1] = {&L->down};
         float *dn_out[1] = {d->tmp};
         if ((st = dec_matmul(d, d->ff_g, n, dn, dn_out, 1, e)))

@@ -110,6 +110,9 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
 void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, const float *const *q, const size_t *np,
                 size_t nq, float *const *out, float *scratch);
 size_t dec_attn_scratch_floats(size_t nq, size_t max_np, size_t hd);
+/* Writes a token's keys and values (kv_dim each) at pos of layer `layer`,
+ * rounded to f16 for an f16 cache. */
+void dec_kv_store(rg_kv_cache *kv, size_t layer, size_t pos, const float *k, const float *v);
 
 /* Half-float conversion for cache reads (exact, branch-light). */
 static inline float dec_h2f(uint16_t h)
