@@ -44,6 +44,14 @@ void route_version(rg_request *r)
         cJSON_AddStringToObject(m, "device", backend_device_name(embedder_device(em)));
         cJSON_AddStringToObject(m, "device_description", embedder_device_desc(em));
     }
+    const rg_reranker *rr = r->server->semantic.reranker;
+    if (rr) {
+        cJSON *m = cJSON_AddObjectToObject(o, "ranking");
+        cJSON_AddStringToObject(m, "model", reranker_model_id(rr));
+        cJSON_AddStringToObject(m, "method", reranker_method(rr));
+        cJSON_AddStringToObject(m, "device", backend_device_name(reranker_device(rr)));
+        cJSON_AddStringToObject(m, "device_description", reranker_device_desc(rr));
+    }
     const rg_generator *gen = r->server->generator;
     if (gen) {
         cJSON *m = cJSON_AddObjectToObject(o, "generation");

@@ -74,7 +74,7 @@ int main(int argc, char **argv)
     }
     rg_lm_reranker *lr = NULL;
     if (fs_read_file(argv[2], (size_t)64 << 20, &file, &e) ||
-        (lm ? lm_reranker_load(argv[1], lm_threads, &lr, &e) : cross_encoder_load(argv[1], device, &ce, &e))) {
+        (lm ? lm_reranker_load(argv[1], lm_threads, device, &lr, &e) : cross_encoder_load(argv[1], device, &ce, &e))) {
         fprintf(stderr, "bench_rerank: %s\n", e.msg);
         return 1;
     }
@@ -124,7 +124,7 @@ int main(int argc, char **argv)
     }
     double s = (double)(now - start) / 1e6;
     printf("{\"pairs_per_s\": %.3f, \"tokens_per_s\": %.1f, \"pairs\": %zu, \"seconds\": %.3f, \"device\": \"%s\"}\n",
-           (double)pairs / s, (double)tokens / s, pairs, s, lm ? "cpu" : cross_encoder_device_desc(ce));
+           (double)pairs / s, (double)tokens / s, pairs, s, lm ? lm_reranker_device_desc(lr) : cross_encoder_device_desc(ce));
     cross_encoder_free(ce);
     lm_reranker_free(lr);
     free(round_p);

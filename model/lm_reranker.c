@@ -46,7 +46,7 @@ static rg_status load_tokenizer(const char *path, rg_bpe **out, rg_err *e)
     return fs_is_dir(path) ? bpe_load_dir(path, out, e) : bpe_load_gguf_path(path, out, e);
 }
 
-rg_status lm_reranker_load(const char *path, size_t threads, rg_lm_reranker **out, rg_err *e)
+rg_status lm_reranker_load(const char *path, size_t threads, rg_device device, rg_lm_reranker **out, rg_err *e)
 {
     *out = NULL;
     rg_lm_reranker *lr = calloc(1, sizeof *lr);
@@ -70,7 +70,7 @@ rg_status lm_reranker_load(const char *path, size_t threads, rg_lm_reranker **ou
         st = bpe_encode(lr->tok, lm_mid, strlen(lm_mid), 0, &lr->mid, e);
     if (!st)
         st = bpe_encode(lr->tok, lm_tail, strlen(lm_tail), RG_BPE_PARSE_SPECIAL, &lr->tail, e);
-    rg_decoder_opts dopts = {.threads = threads};
+    rg_decoder_opts dopts = {.threads = threads, .device = device, .device_set = 1};
     if (!st)
         st = decoder_load(path, &dopts, &lr->dec, e);
     if (!st) {
@@ -104,6 +104,16 @@ void lm_reranker_free(rg_lm_reranker *lr)
     bpe_ids_free(&lr->tail);
     free(lr->logits);
     free(lr);
+}
+
+rg_device lm_reranker_device(const rg_lm_reranker *lr)
+{
+    return decoder_device(lr->dec);
+}
+
+const char *lm_reranker_device_desc(const rg_lm_reranker *lr)
+{
+    return decoder_device_desc(lr->dec);
 }
 
 size_t lm_reranker_context(const rg_lm_reranker *lr) { return lr->n_ctx; }

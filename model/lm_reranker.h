@@ -48,6 +48,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/backend.h"
 #include "model/bpe.h"
 
 typedef struct rg_lm_reranker rg_lm_reranker;
@@ -56,11 +57,15 @@ typedef struct rg_lm_reranker rg_lm_reranker;
 #define LM_RERANKER_DEFAULT_MAX_TOKENS 1024
 
 /* path: a GGUF file or a Hugging Face decoder directory (model/decoder.h).
- * threads: the decoder's threads (0: its default). */
-rg_status lm_reranker_load(const char *path, size_t threads, rg_lm_reranker **out, rg_err *e);
+ * threads: the decoder's threads (0: its default); device: where it runs
+ * (RG_DEVICE_AUTO: CUDA when usable, as rg_decoder_opts.device says). */
+rg_status lm_reranker_load(const char *path, size_t threads, rg_device device, rg_lm_reranker **out, rg_err *e);
 void lm_reranker_free(rg_lm_reranker *lr); /* NULL is fine */
 
 size_t lm_reranker_context(const rg_lm_reranker *lr); /* the model's trained context */
+/* Where its decoder runs (cpu or cuda) and that device in one line. */
+rg_device lm_reranker_device(const rg_lm_reranker *lr);
+const char *lm_reranker_device_desc(const rg_lm_reranker *lr);
 int32_t lm_reranker_yes_id(const rg_lm_reranker *lr);
 int32_t lm_reranker_no_id(const rg_lm_reranker *lr);
 

@@ -202,7 +202,7 @@ rg_status reranker_start(const char *model_path, const rg_reranker_opts *o, rg_r
     rr->kind = kind_of(model_path);
     rg_status st;
     if (rr->kind == RG_RERANKER_CAUSAL_LM) {
-        st = lm_reranker_load(model_path, o->threads, &rr->lm, e);
+        st = lm_reranker_load(model_path, o->threads, o->device, &rr->lm, e);
         if (!st) {
             size_t ctx = lm_reranker_context(rr->lm);
             rr->max_tokens = o->max_tokens ? o->max_tokens : LM_RERANKER_DEFAULT_MAX_TOKENS;
@@ -353,10 +353,10 @@ int reranker_model_matches(const rg_reranker *rr, const char *name)
 /* The decoder runs on the CPU only (model/decoder.h). */
 rg_device reranker_device(const rg_reranker *rr)
 {
-    return rr->ce ? cross_encoder_device(rr->ce) : RG_DEVICE_CPU;
+    return rr->ce ? cross_encoder_device(rr->ce) : lm_reranker_device(rr->lm);
 }
 
 const char *reranker_device_desc(const rg_reranker *rr)
 {
-    return rr->ce ? cross_encoder_device_desc(rr->ce) : "cpu";
+    return rr->ce ? cross_encoder_device_desc(rr->ce) : lm_reranker_device_desc(rr->lm);
 }

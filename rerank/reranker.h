@@ -32,10 +32,10 @@ typedef struct rg_reranker_opts {
     size_t queue_capacity; /* requests waiting */
     size_t batch_tokens;   /* padded tokens of one forward pass (at least one pair) */
     size_t max_batch;      /* pairs of one forward pass */
-    rg_device device;      /* where the encoder runs (default cpu; see model/encoder.h) */
+    rg_device device;      /* where the model runs (default cpu; see model/encoder.h, model/decoder.h) */
     size_t max_tokens;     /* causal-lm: tokens per prompt (0: LM_RERANKER_DEFAULT_MAX_TOKENS,
                             * never beyond the model's context) */
-    size_t threads;        /* causal-lm: the decoder's threads (0: its default); CPU only */
+    size_t threads;        /* causal-lm: the decoder's CPU threads (0: its default) */
 } rg_reranker_opts;
 
 typedef enum rg_reranker_kind {

@@ -71,3 +71,21 @@ def test_chat_takes_the_device(tmp_path, gen_model):
         assert p.returncode == 0 and p.stdout.strip(), p.stderr
     else:
         assert p.returncode == 1 and "device cuda is not available" in p.stderr, p.stderr
+
+
+def test_serve_says_where_the_lm_reranker_runs(tmp_path, gen_model):
+    """The causal-LM reranker runs on its own decoder, placed by --device
+    like the generator's: /v1/version reports it under "ranking"."""
+    probe = version_of(tmp_path / "probe")
+    assert "ranking" not in probe  # --rerank-model none
+    gpu = probe["cuda"]["devices"] > 0
+    v = version_of(tmp_path / "auto", ["--rerank-model", gen_model, "--device", "auto"])
+    r = v["ranking"]
+    assert r["model"] == "SmolLM2-135M-Instruct.Q4_1-rerank" and r["method"] == "causal-lm", r
+    assert r["device"] == ("cuda" if gpu else "cpu"), (v, probe["cuda"])
+    v = version_of(tmp_path / "cpu", ["--rerank-model", gen_model, "--device", "cpu"])
+    assert v["ranking"]["device"] == "cpu" and "threads" in v["ranking"]["device_description"]
+    if not gpu:
+        with pytest.raises(ServerStartError) as exc:
+            RagdServer(tmp_path / "cuda", ["--rerank-model", gen_model, "--device", "cuda"])
+        assert "device cuda is not available" in str(exc.value), str(exc.value)

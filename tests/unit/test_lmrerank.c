@@ -221,7 +221,7 @@ static void test_golden(const char *path)
 {
     rg_err e = {0};
     rg_lm_reranker *lr = NULL;
-    rg_status st = lm_reranker_load(path, 0, &lr, &e);
+    rg_status st = lm_reranker_load(path, 0, RG_DEVICE_CPU, &lr, &e);
     CHECK_OK(st, e);
     if (st)
         return;
