@@ -132,6 +132,46 @@ static int int_field(rg_request *r, const cJSON *body, const char *name, double 
     return got;
 }
 
+/* OpenAI's logit_bias: {"<token id>": bias in [-100, 100], ...}. Ids are
+ * checked against the model's vocabulary when the request is submitted. */
+static int logit_bias_field(rg_request *r, const cJSON *body, rg_sampling_params *p)
+{
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(body, "logit_bias");
+    if (!o || cJSON_IsNull(o))
+        return 0;
+    if (!cJSON_IsObject(o)) {
+        http_error(r, 400, "invalid_request_error", "'logit_bias' must be an object of token ids to numbers");
+        return -1;
+    }
+    p->n_bias = 0;
+    for (const cJSON *it = o->child; it; it = it->next) {
+        const char *k = it->string;
+        char *end = NULL;
+        long id = k && *k >= '0' && *k <= '9' ? strtol(k, &end, 10) : -1;
+        if (id < 0 || id > INT32_MAX || !end || *end) {
+            http_error(r, 400, "invalid_request_error", "'logit_bias' keys must be token ids (decimal integers)");
+            return -1;
+        }
+        if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < -100 || it->valuedouble > 100) {
+            http_error(r, 400, "invalid_request_error", "'logit_bias' values must be numbers in [-100, 100]");
+            return -1;
+        }
+        if (p->n_bias == RG_SAMPLING_MAX_BIAS) {
+            http_error(r, 400, "invalid_request_error", "'logit_bias' has more than %d entries",
+                       RG_SAMPLING_MAX_BIAS);
+            return -1;
+        }
+        for (size_t i = 0; i < p->n_bias; i++)
+            if (p->bias_id[i] == (int32_t)id) {
+                http_error(r, 400, "invalid_request_error", "'logit_bias' names token %ld twice", id);
+                return -1;
+            }
+        p->bias_id[p->n_bias] = (int32_t)id;
+        p->bias[p->n_bias++] = (float)it->valuedouble;
+    }
+    return 1;
+}
+
 static int bool_field(rg_request *r, const cJSON *body, const char *name, int *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
@@ -190,6 +230,8 @@ static int parse_common(rg_request *r, const cJSON *body, rg_gen_request *req, r
         return -1;
     if (got)
         req->sampling.repetition_penalty = (float)v;
+    if (logit_bias_field(r, body, &req->sampling) < 0)
+        return -1;
     if ((got = int_field(r, body, "seed", -9.2e18, 9.2e18, &v)) < 0)
         return -1;
     if (got)

@@ -707,6 +707,8 @@ rg_status generator_submit(rg_generator *g, const rg_gen_request *req, rg_gen_se
     if (req->logprobs && req->top_logprobs > GEN_MAX_TOP_LOGPROBS)
         return rg_error(e, RG_ERR_INVALID, "top_logprobs must be at most %d", GEN_MAX_TOP_LOGPROBS);
     rg_status st = sampling_params_check(&req->sampling, e);
+    if (!st)
+        st = sampling_bias_check(&req->sampling, g->n_vocab, e);
     if (st)
         return st;
     rg_gen_seq *s = calloc(1, sizeof *s);

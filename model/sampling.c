@@ -28,6 +28,23 @@ rg_status sampling_params_check(const rg_sampling_params *p, rg_err *e)
         return rg_error(e, RG_ERR_INVALID, "presence_penalty must be in [-2, 2]");
     if (!(p->frequency_penalty >= -2.0f && p->frequency_penalty <= 2.0f))
         return rg_error(e, RG_ERR_INVALID, "frequency_penalty must be in [-2, 2]");
+    if (p->n_bias > RG_SAMPLING_MAX_BIAS)
+        return rg_error(e, RG_ERR_INVALID, "logit_bias has %zu entries; at most %d", p->n_bias, RG_SAMPLING_MAX_BIAS);
+    for (size_t i = 0; i < p->n_bias; i++) {
+        if (p->bias_id[i] < 0)
+            return rg_error(e, RG_ERR_INVALID, "logit_bias token id %d is negative", (int)p->bias_id[i]);
+        if (!(p->bias[i] >= -100.0f && p->bias[i] <= 100.0f))
+            return rg_error(e, RG_ERR_INVALID, "logit_bias for token %d must be in [-100, 100]", (int)p->bias_id[i]);
+    }
+    return RG_OK;
+}
+
+rg_status sampling_bias_check(const rg_sampling_params *p, size_t n_vocab, rg_err *e)
+{
+    for (size_t i = 0; i < p->n_bias && i < RG_SAMPLING_MAX_BIAS; i++)
+        if (p->bias_id[i] < 0 || (size_t)p->bias_id[i] >= n_vocab)
+            return rg_error(e, RG_ERR_INVALID, "logit_bias token id %d is outside the vocabulary (0..%zu)",
+                            (int)p->bias_id[i], n_vocab ? n_vocab - 1 : 0);
     return RG_OK;
 }
 
@@ -93,6 +110,8 @@ rg_status sampler_new(const rg_sampling_params *p, size_t n_vocab, rg_sampler **
         return st;
     if (n_vocab == 0 || n_vocab > ((size_t)1 << 24))
         return rg_error(e, RG_ERR_INVALID, "sampler vocabulary of %zu tokens", n_vocab);
+    if ((st = sampling_bias_check(p, n_vocab, e)))
+        return st;
     rg_sampler *s = calloc(1, sizeof *s);
     if (!s)
         return rg_error(e, RG_ERR_NOMEM, "out of memory for a sampler");
@@ -234,6 +253,8 @@ static void select_top(int32_t *a, size_t n, size_t k, const float *prob)
 int32_t sampler_sample(rg_sampler *s, float *logits)
 {
     size_t n = s->n_vocab;
+    for (size_t i = 0; i < s->p.n_bias; i++)
+        logits[s->p.bias_id[i]] += s->p.bias[i];
     apply_penalties(s, logits);
     if (s->p.temperature == 0.0f)
         return argmax(logits, n);

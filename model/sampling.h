@@ -5,6 +5,8 @@
  * counts of the tokens seen so far for the penalties.
  *
  * The order of operations, per step:
+ *   0. logit bias (OpenAI's logit_bias): a fixed amount added to the logits
+ *      of the listed tokens; -100 in effect bans a token, +100 forces it.
  *   1. repetition penalty (Hugging Face / llama.cpp semantics): every token
  *      that occurs in the prompt or the generated text has its logit divided
  *      by the penalty when positive, multiplied by it when negative; each
@@ -29,6 +31,10 @@
 
 #include "common/err.h"
 
+/* Tokens a request may bias (OpenAI has no documented limit; 300 is what
+ * its API used to enforce). */
+#define RG_SAMPLING_MAX_BIAS 300
+
 typedef struct rg_sampling_params {
     float temperature;        /* 0 = greedy; at most 100 */
     size_t top_k;             /* 0 = off */
@@ -38,12 +44,17 @@ typedef struct rg_sampling_params {
     float presence_penalty;   /* [-2, 2]; 0 = off */
     float frequency_penalty;  /* [-2, 2]; 0 = off */
     uint64_t seed;
+    size_t n_bias;                           /* logit_bias entries, at most RG_SAMPLING_MAX_BIAS */
+    int32_t bias_id[RG_SAMPLING_MAX_BIAS];   /* distinct token ids (checked against the vocabulary by sampler_new) */
+    float bias[RG_SAMPLING_MAX_BIAS];        /* [-100, 100] */
 } rg_sampling_params;
 
 /* temperature 1, top_p 1, no penalties, seed 0. */
 void sampling_params_default(rg_sampling_params *p);
 /* RG_ERR_INVALID naming the first parameter out of its range. */
 rg_status sampling_params_check(const rg_sampling_params *p, rg_err *e);
+/* RG_ERR_INVALID when a logit_bias token id lies outside n_vocab. */
+rg_status sampling_bias_check(const rg_sampling_params *p, size_t n_vocab, rg_err *e);
 
 /* xoshiro256**, seeded through splitmix64: small, fast, and the same
  * sequence everywhere for a seed. */
@@ -58,7 +69,8 @@ double rng_uniform(rg_rng *r);
 
 typedef struct rg_sampler rg_sampler;
 
-/* A sampler over n_vocab logits. */
+/* A sampler over n_vocab logits. A bias entry outside the vocabulary is
+ * RG_ERR_INVALID naming it. */
 rg_status sampler_new(const rg_sampling_params *p, size_t n_vocab, rg_sampler **out, rg_err *e);
 void sampler_free(rg_sampler *s); /* NULL is fine */
 

@@ -179,6 +179,24 @@ def test_chat_logprobs_and_seed(client):
     assert a != c
 
 
+def test_logit_bias(client):
+    """OpenAI's logit_bias through the openai client. Banning the end-of-turn
+    and end-of-text tokens (SmolLM2 ids 2 and 0) makes a greedy answer that
+    stopped on its own run on to max_tokens, its text so far unchanged (no
+    other logit moved); +100 on one token makes it every token."""
+    plain = chat(client, QUESTIONS[5], max_tokens=200)  # "12 times 12 is ..." then the end of its turn
+    assert plain.choices[0].finish_reason == "stop", plain
+    n = plain.usage.completion_tokens
+    banned = chat(client, QUESTIONS[5], max_tokens=n + 8, logit_bias={"2": -100, "0": -100})
+    assert banned.choices[0].finish_reason == "length"
+    assert banned.usage.completion_tokens == n + 8
+    assert banned.choices[0].message.content.startswith(plain.choices[0].message.content)
+    forced = chat(client, QUESTIONS[0], max_tokens=5, logit_bias={"28": 100}, logprobs=True)
+    toks = [t.token for t in forced.choices[0].logprobs.content]
+    assert len(toks) == 5 and len(set(toks)) == 1, toks
+    assert forced.choices[0].message.content == toks[0] * 5
+
+
 def test_content_parts_and_system(client):
     parts = [{"type": "text", "text": "What is the capital"}, {"type": "text", "text": "of France?"}]
     r = client.chat.completions.create(
@@ -268,23 +286,29 @@ def test_full_engine_answers_503(tmp_path):
             "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
             "max_tokens": 2000,
             "stream": True,
-            # greedy: this prompt then runs hundreds of tokens without an EOS,
-            # so the running and the queued request stay put while the third
-            # arrives (sampled at temperature 1 it could end early and free
-            # the queue slot, making the third wait instead of getting 503)
+            # the end-of-turn and end-of-text tokens banned: neither the
+            # running nor the queued request can end early and free a slot
             "temperature": 0,
+            "logit_bias": {"2": -100, "0": -100},
         }
         a = requests.post(s.url + "/v1/chat/completions", json=body, stream=True, timeout=60)
         assert a.status_code == 200
-        next(a.iter_lines())
+        # keep the line iterator: a dropped one closes the connection, which
+        # cancels the sequence (this test's old flake: the slot freed, the
+        # third request queued instead of getting 503)
+        a_lines = a.iter_lines()
+        next(a_lines)
         deadline = time.monotonic() + 30
         while metric(s, "ragd_generator_sequences") != 1 and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert metric(s, "ragd_generator_sequences") == 1
         b = requests.post(s.url + "/v1/chat/completions", json=body, stream=True, timeout=60)
         assert b.status_code == 200  # queued
         deadline = time.monotonic() + 30
         while metric(s, "ragd_generator_queue_length") != 1 and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert metric(s, "ragd_generator_queue_length") == 1
+        assert metric(s, "ragd_generator_sequences") == 1
         t0 = time.monotonic()
         c = requests.post(s.url + "/v1/chat/completions", json=dict(body, stream=False), timeout=60)
         assert time.monotonic() - t0 < 5
@@ -318,6 +342,12 @@ def test_full_engine_answers_503(tmp_path):
         ("/v1/completions", {"prompt": ["a", "b"]}, 400, "prompt"),
         ("/v1/completions", {"prompt": [1, 2, 99999999]}, 400, "vocabulary"),
         ("/v1/completions", {"prompt": "hi", "logprobs": 9}, 400, "logprobs"),
+        ("/v1/completions", {"prompt": "hi", "logit_bias": {"49152": 1}}, 400, "vocabulary"),
+        ("/v1/completions", {"prompt": "hi", "logit_bias": {"abc": 1}}, 400, "token ids"),
+        ("/v1/completions", {"prompt": "hi", "logit_bias": {"-3": 1}}, 400, "token ids"),
+        ("/v1/completions", {"prompt": "hi", "logit_bias": {"5": 101}}, 400, "[-100, 100]"),
+        ("/v1/completions", {"prompt": "hi", "logit_bias": [5]}, 400, "logit_bias"),
+        ("/v1/completions", {"prompt": "hi", "logit_bias": {str(i): 1 for i in range(301)}}, 400, "300"),
     ],
 )
 def test_bad_requests(gen_server, path, body, status, needle):

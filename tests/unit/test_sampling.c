@@ -298,6 +298,52 @@ static void test_params_check(void)
     CHECK(sampler_new(&p, 10, &s, &e) == RG_ERR_INVALID && !s);
 }
 
+/* logit_bias: added before everything else; -100 bans the greedy choice,
+ * +100 forces a token even under sampling; bad entries are refused. */
+static void test_logit_bias(void)
+{
+    rg_sampling_params p;
+    rg_err e;
+    rg_sampler *s = NULL;
+    float x[5];
+    sampling_params_default(&p);
+    p.temperature = 0;
+    p.n_bias = 1;
+    p.bias_id[0] = 3;
+    p.bias[0] = -100;
+    CHECK_OK(sampler_new(&p, 5, &s, &e), e);
+    float base[5] = {1.0f, 2.0f, 0.5f, 9.0f, 3.0f};
+    memcpy(x, base, sizeof x);
+    CHECK(sampler_sample(s, x) == 4); /* 3 would win unbiased */
+    sampler_free(s);
+    p.temperature = 1.0f;
+    p.seed = 7;
+    p.bias_id[0] = 2;
+    p.bias[0] = 100;
+    CHECK_OK(sampler_new(&p, 5, &s, &e), e);
+    int forced = 1;
+    for (int i = 0; i < 200; i++) {
+        memcpy(x, base, sizeof x);
+        forced &= sampler_sample(s, x) == 2;
+    }
+    CHECK_MSG(forced, "a +100 bias did not force its token");
+    sampler_free(s);
+    s = NULL;
+    p.bias_id[0] = 5; /* outside a 5-token vocabulary */
+    CHECK(sampler_new(&p, 5, &s, &e) == RG_ERR_INVALID && !s && strstr(e.msg, "outside the vocabulary"));
+    CHECK(sampling_bias_check(&p, 6, &e) == RG_OK);
+    p.bias_id[0] = -1;
+    CHECK(sampling_params_check(&p, &e) == RG_ERR_INVALID && strstr(e.msg, "logit_bias"));
+    p.bias_id[0] = 1;
+    p.bias[0] = 101;
+    CHECK(sampling_params_check(&p, &e) == RG_ERR_INVALID && strstr(e.msg, "logit_bias"));
+    p.bias[0] = NAN;
+    CHECK(sampling_params_check(&p, &e) == RG_ERR_INVALID);
+    p.bias[0] = 0;
+    p.n_bias = RG_SAMPLING_MAX_BIAS + 1;
+    CHECK(sampling_params_check(&p, &e) == RG_ERR_INVALID && strstr(e.msg, "at most"));
+}
+
 int main(void)
 {
     test_rng();
@@ -307,5 +353,6 @@ int main(void)
     test_seeded();
     test_logprobs();
     test_params_check();
+    test_logit_bias();
     return check_finish("test_sampling");
 }
