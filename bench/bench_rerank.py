@@ -22,8 +22,8 @@ The causal-LM (yes/no) reranker on the default generator GGUF
 (SmolLM2-135M-Instruct Q4_1) beside llama.cpp (llama-cpp-python from the venv
 of scripts/gen_llama_golden.py) scoring the same prompts the same way: the
 query's prompt prefix evaluated once, each passage's rest after it (the KV
-cache cut back to the prefix), the last position's logits read. Only 64
-pairs (the 256-pair round takes minutes on two cores); both sides use
+cache cut back to the prefix), the last position's logits read. --pairs
+64,256 by default (the 256-pair round takes a few minutes); both sides use
 --threads threads (ragd's correctness against llama.cpp on these prompts is
 tests/unit/test_lmrerank.c's job)."""
 import argparse
@@ -157,20 +157,21 @@ def main_lm(args):
         model = Path(os.environ["RAGD_MODELS"]) / llref.MODEL_FILE
     llm = llama_cpp.Llama(model_path=str(model), n_ctx=2048, n_batch=2048, n_ubatch=2048, n_threads=args.threads,
                           logits_all=False, verbose=False)
-    n = 64
-    prefix, rests = lm_prompts(llm, n)
-    with tempfile.TemporaryDirectory() as tmp:
-        pairs_file = Path(tmp) / "pairs.tsv"
-        pairs_file.write_text("".join(f"{QUERY}\t{p}\n" for p in passages(n)))
-        out = subprocess.run([args.bin, str(model), str(pairs_file), str(n), "1", str(args.seconds),
-                              str(args.threads)], capture_output=True, text=True, check=True).stdout
-        ours = json.loads(out)
-    _, ref = run_llama(llm, prefix, rests, args.seconds)
-    print(f"machine: {os.cpu_count()} CPUs; llama-cpp-python {llama_cpp.__version__}; threads {args.threads}; "
-          f"prompts of {len(prefix) + len(rests[0])} tokens ({len(prefix)} shared)")
-    print(f"{n:4d} pairs x ~200 tokens: ragd {ours['pairs_per_s']:8.2f} pairs/s ({ours['tokens_per_s']:7.0f} tok/s)   "
-          f"llama.cpp {ref['pairs_per_s']:8.2f} pairs/s ({ref['tokens_per_s']:7.0f} tok/s)   "
-          f"ratio {ours['pairs_per_s'] / ref['pairs_per_s']:.2f}")
+    for n in args.pairs:
+        prefix, rests = lm_prompts(llm, n)
+        with tempfile.TemporaryDirectory() as tmp:
+            pairs_file = Path(tmp) / "pairs.tsv"
+            pairs_file.write_text("".join(f"{QUERY}\t{p}\n" for p in passages(n)))
+            out = subprocess.run([args.bin, str(model), str(pairs_file), str(n), "1", str(args.seconds),
+                                  str(args.threads)], capture_output=True, text=True, check=True).stdout
+            ours = json.loads(out)
+        _, ref = run_llama(llm, prefix, rests, args.seconds)
+        if n == args.pairs[0]:
+            print(f"machine: {os.cpu_count()} CPUs; llama-cpp-python {llama_cpp.__version__}; threads {args.threads}; "
+                  f"prompts of {len(prefix) + len(rests[0])} tokens ({len(prefix)} shared)")
+        print(f"{n:4d} pairs x ~200 tokens: ragd {ours['pairs_per_s']:8.2f} pairs/s ({ours['tokens_per_s']:7.0f} tok/s)   "
+              f"llama.cpp {ref['pairs_per_s']:8.2f} pairs/s ({ref['tokens_per_s']:7.0f} tok/s)   "
+              f"ratio {ours['pairs_per_s'] / ref['pairs_per_s']:.2f}", flush=True)
 
 
 def main():
@@ -179,6 +180,8 @@ def main():
         ap.add_argument("--kind")
         ap.add_argument("--seconds", type=float, default=5)
         ap.add_argument("--threads", type=int, default=2)
+        ap.add_argument("--pairs", type=lambda v: [int(x) for x in v.split(",")], default=[64, 256],
+                        help="requests' pair counts, comma-separated (default 64,256)")
         ap.add_argument("--bin", default=str(REPO / "build" / "bench_rerank"))
         return main_lm(ap.parse_args())
     gen_rerank_golden.ensure_stack(__file__)
