@@ -368,6 +368,50 @@ AVX2_FN static float dot_q6_k(const unsigned char *w, const void *act, size_t nb
     return hsum(acc) + sacc;
 }
 
+/* ---- activations ------------------------------------------------------------ */
+
+/* quant_matvec.c's quantize_a8 on 32 floats at a time, bit for bit: the
+ * same max, the same single multiply by id, the conversion rounding to
+ * nearest even as lrintf does (MXCSR's default), the same clamp; the fp16
+ * scales are rounded by the caller's f32_to_fp16 as in the portable form. */
+AVX2_FN void quant_a8_quantize_avx2(const float *x, size_t nblocks, int q8_1, quant_a8_block *out)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    for (size_t b = 0; b < nblocks; b++, x += 32) {
+        __m256 v[4];
+        for (int k = 0; k < 4; k++)
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h);
+        float d = amax / 127.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        __m256 idv = _mm256_set1_ps(id);
+        __m256i q[4], sum = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            q[k] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v[k], idv)), lo), hi);
+            sum = _mm256_add_epi32(sum, q[k]);
+        }
+        /* int32 -> int8 keeping element order: the packs work within 128-bit
+         * lanes, the final permute puts the four 4-byte groups in place */
+        __m256i w01 = _mm256_packs_epi32(q[0], q[1]), w23 = _mm256_packs_epi32(q[2], q[3]);
+        __m256i b8 = _mm256_packs_epi16(w01, w23);
+        b8 = _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(void *)out[b].q, b8);
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        int32_t isum = _mm_cvtsi128_si32(s4);
+        float dh = fp16_to_f32(f32_to_fp16(d));
+        out[b].d = dh;
+        out[b].s = q8_1 ? fp16_to_f32(f32_to_fp16(d * (float)isum)) : dh * (float)isum;
+    }
+}
+
 /* The 32-element types have no single-vector kernel here: quant_matvec runs
  * their multi_* kernels for one vector too. */
 quant_dot_fn quant_dot_avx2(uint32_t type)

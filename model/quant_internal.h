@@ -45,6 +45,12 @@ typedef void (*quant_multi_fn)(const unsigned char *w, const void *const *a, siz
 quant_dot_fn quant_dot_scalar(uint32_t type);
 quant_dot_fn quant_dot_avx2(uint32_t type);
 quant_multi_fn quant_multi_avx2(uint32_t type); /* NULL: use the per-vector kernel */
+/* Activations of the 32-element types to 8-bit blocks (quant_matvec.c says
+ * how and why): the portable form, and the AVX2 one, bitwise the same, only
+ * where quant_avx2_usable() says so (x86-64 builds). q8_1: the _1 weight
+ * types' fp16 sum term. */
+void quant_a8_quantize_c(const float *x, size_t nblocks, int q8_1, quant_a8_block *out);
+void quant_a8_quantize_avx2(const float *x, size_t nblocks, int q8_1, quant_a8_block *out);
 /* 1 when the build has the AVX2 kernels and the CPU runs them. */
 int quant_avx2_usable(void);
 

@@ -76,9 +76,9 @@ size_t quant_act_bytes(uint32_t type, size_t cols)
  * subtracts the offset in integers) it is the rounded d times sum q, which
  * is exact in float (an 11-bit d times a 12-bit sum). Keeping both in f32
  * would be more precise, but it moves the logits away from llama.cpp's. */
-static void quantize_a8(const float *x, size_t cols, int q8_1, quant_a8_block *out)
+void quant_a8_quantize_c(const float *x, size_t nblocks, int q8_1, quant_a8_block *out)
 {
-    for (size_t b = 0; b < cols / 32; b++) {
+    for (size_t b = 0; b < nblocks; b++) {
         const float *v = x + 32 * b;
         float amax = 0.0f;
         for (int j = 0; j < 32; j++) {
@@ -99,6 +99,17 @@ static void quantize_a8(const float *x, size_t cols, int q8_1, quant_a8_block *o
         out[b].d = dh;
         out[b].s = q8_1 ? fp16_to_f32(f32_to_fp16(d * (float)sum)) : dh * (float)sum;
     }
+}
+
+static void quantize_a8(const float *x, size_t cols, int q8_1, quant_a8_block *out)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (quant_avx2_usable()) {
+        quant_a8_quantize_avx2(x, cols / 32, q8_1, out);
+        return;
+    }
+#endif
+    quant_a8_quantize_c(x, cols / 32, q8_1, out);
 }
 
 static rg_status check_args(uint32_t type, size_t cols, const void *p, const char *what, rg_err *e)

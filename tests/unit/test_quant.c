@@ -21,6 +21,7 @@
 #include "check.h"
 #include "common/err.h"
 #include "model/quant.h"
+#include "model/quant_internal.h"
 
 #define GOLDEN "tests/fixtures/quant_golden.txt"
 
@@ -458,8 +459,49 @@ static void test_errors(void)
     CHECK(y[0] == 3.0f);
 }
 
+/* The AVX2 activation quantization equals the portable one bit for bit:
+ * random blocks of several scales, ties at .5 after scaling (round to
+ * even), zero and sign-only blocks, huge and subnormal values. */
+static void test_act_quantize_avx2(void)
+{
+    if (!quant_avx2_usable()) {
+        printf("test_quant: no AVX2 here, activation quantization compared on the portable path only\n");
+        return;
+    }
+    enum { NB = 64 };
+    float x[NB * 32];
+    uint64_t r = 0x2545f4914f6cdd1dull;
+    for (size_t i = 0; i < NB * 32; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        float u = (float)((double)(r >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+        float scale = (float)pow(10.0, (double)((i / 32) % 9) - 4.0);
+        x[i] = u * scale;
+    }
+    for (int j = 0; j < 32; j++) {
+        x[32 * 1 + j] = 0.0f;                         /* all zero */
+        x[32 * 2 + j] = j % 2 ? -0.0f : 0.0f;         /* signed zeros */
+        x[32 * 3 + j] = (float)(j - 16) * 0.5f;       /* x * id lands on .5 ties */
+        x[32 * 4 + j] = j == 5 ? 3.0e38f : 1.0f;      /* huge */
+        x[32 * 5 + j] = (float)j * 1.0e-40f;          /* subnormal */
+        x[32 * 6 + j] = j == 31 ? -127.0f : (float)j; /* the negative extreme */
+    }
+    for (int q8_1 = 0; q8_1 < 2; q8_1++) {
+        quant_a8_block a[NB], b[NB];
+        memset(a, 0x55, sizeof a);
+        memset(b, 0xaa, sizeof b);
+        quant_a8_quantize_c(x, NB, q8_1, a);
+        quant_a8_quantize_avx2(x, NB, q8_1, b);
+        size_t differ = 0;
+        for (size_t i = 0; i < NB; i++)
+            differ += memcmp(&a[i], &b[i], sizeof a[i]) != 0;
+        CHECK_MSG(differ == 0, "AVX2 activation quantization differs on %zu of %d blocks (q8_1 %d)", differ, NB,
+                  q8_1);
+    }
+}
+
 int main(void)
 {
+    test_act_quantize_avx2();
     test_golden();
     test_q8_k();
     test_products();
