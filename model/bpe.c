@@ -176,9 +176,14 @@ static rg_status token_decoded(const rg_bpe *t, int32_t id, rg_buf *b, rg_err *e
     const char *s = vocab_token(t->vocab, id, &len);
     if (!s)
         return RG_OK;
-    for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].id == id) /* added tokens are their own text */
-            return rg_buf_append(b, s, len, e);
+    int added = 0;
+    for (size_t i = 0; i < t->n_added && !added; i++)
+        added = t->added[i].id == id;
+    /* byte-level: added tokens are their own text. SentencePiece: the
+     * library's decoders (Replace or Metaspace) turn U+2581 into a space in
+     * added tokens too ("▁<PRE>" decodes to " <PRE>"). */
+    if (added && t->kind == RG_BPE_BYTE_LEVEL)
+        return rg_buf_append(b, s, len, e);
     if (t->kind == RG_BPE_BYTE_LEVEL) {
         /* every character back to its byte; a token with a character outside
          * the alphabet stands for its own UTF-8 (the library's fallback) */
@@ -355,6 +360,7 @@ typedef struct work {
     rg_bpe_ids *out;
     pcre2_match_data *md;
     rg_buf word;   /* the piece in the vocabulary's spelling */
+    rg_buf spelled; /* SentencePiece: the whole segment spelled, before any split */
     sym *syms;
     size_t syms_cap;
     cand *heap;
@@ -567,8 +573,67 @@ static rg_status nfc(const char *s, size_t len, char **out, size_t *out_len, rg_
     return RG_OK;
 }
 
-/* One segment of text between added tokens. */
-static rg_status encode_segment(work *w, const char *s, size_t len, rg_err *e)
+/* U+2581, SentencePiece's spelling of a space. */
+static const char META[] = "\xE2\x96\x81";
+
+/* Whether s begins with what Metaspace spells as U+2581: a space, or the
+ * character itself written in the text. */
+static int begins_with_meta(const char *s, size_t len)
+{
+    return len && (s[0] == ' ' || (len >= 3 && !memcmp(s, META, 3)));
+}
+
+/* SentencePiece: the segment with spaces spelled U+2581 and the prefix in
+ * front where the pipeline asks for it, merged as one word or, with a
+ * splitting Metaspace, as one word per U+2581 (each starts a new word).
+ * first: the segment starts the text (offset 0), what prepend_scheme
+ * "first" looks at; a segment after an added token is not first. */
+static rg_status spm_segment(work *w, const char *s, size_t len, int first, rg_err *e)
+{
+    const rg_bpe *t = w->t;
+    int prefix = t->add_dummy_prefix; /* the legacy Prepend normalizer: always */
+    if (t->metaspace)
+        prefix = (t->meta_prepend == BPE_PREPEND_ALWAYS || (t->meta_prepend == BPE_PREPEND_FIRST && first)) &&
+                 !begins_with_meta(s, len);
+    rg_buf_reset(&w->spelled);
+    rg_status st = rg_buf_reserve(&w->spelled, 3 * len + 3, e);
+    if (st)
+        return st;
+    char *p = w->spelled.data;
+    if (prefix) {
+        memcpy(p, META, 3);
+        p += 3;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == ' ') {
+            memcpy(p, META, 3);
+            p += 3;
+        } else {
+            *p++ = s[i];
+        }
+    }
+    w->spelled.len = (size_t)(p - w->spelled.data);
+    *p = 0;
+    const char *sp = w->spelled.data;
+    size_t n = w->spelled.len, start = 0;
+    while (start < n) {
+        size_t end = n;
+        if (t->metaspace && t->meta_split)
+            for (size_t k = start + 1; k + 3 <= n; k++)
+                if (!memcmp(sp + k, META, 3)) {
+                    end = k;
+                    break;
+                }
+        rg_buf_reset(&w->word);
+        if ((st = rg_buf_append(&w->word, sp + start, end - start, e)) || (st = merge_word(w, e)))
+            return st;
+        start = end;
+    }
+    return RG_OK;
+}
+
+/* One segment of text between added tokens; first as spm_segment's. */
+static rg_status encode_segment(work *w, const char *s, size_t len, int first, rg_err *e)
 {
     const rg_bpe *t = w->t;
     if (len == 0)
@@ -580,31 +645,10 @@ static rg_status encode_segment(work *w, const char *s, size_t len, rg_err *e)
             return st;
         s = norm;
     }
-    if (t->kind == RG_BPE_BYTE_LEVEL) {
+    if (t->kind == RG_BPE_BYTE_LEVEL)
         st = bpe_pretokenize(t, w->md, s, len, byte_level_piece, w, e);
-    } else {
-        /* SentencePiece: one word, spaces spelled U+2581, one in front */
-        rg_buf_reset(&w->word);
-        st = rg_buf_reserve(&w->word, 3 * len + 3, e);
-        if (!st) {
-            char *p = w->word.data;
-            if (t->add_dummy_prefix) {
-                memcpy(p, "\xE2\x96\x81", 3);
-                p += 3;
-            }
-            for (size_t i = 0; i < len; i++) {
-                if (s[i] == ' ') {
-                    memcpy(p, "\xE2\x96\x81", 3);
-                    p += 3;
-                } else {
-                    *p++ = s[i];
-                }
-            }
-            w->word.len = (size_t)(p - w->word.data);
-            *p = 0;
-            st = merge_word(w, e);
-        }
-    }
+    else
+        st = spm_segment(w, s, len, first, e);
     free(norm);
     return st;
 }
@@ -657,11 +701,11 @@ static rg_status encode_text(work *w, const char *s, size_t len, int parse_speci
         if (a->rstrip)
             while (end < len && is_space_byte((unsigned char)s[end]))
                 end++;
-        if ((st = encode_segment(w, s + seg, start - seg, e)) || (st = emit(w, a->id, e)))
+        if ((st = encode_segment(w, s + seg, start - seg, seg == 0, e)) || (st = emit(w, a->id, e)))
             return st;
         seg = i = end;
     }
-    return encode_segment(w, s + seg, len - seg, e);
+    return encode_segment(w, s + seg, len - seg, seg == 0, e);
 }
 
 /* s with every invalid UTF-8 sequence replaced by U+FFFD (NUL kept). */
@@ -710,6 +754,7 @@ rg_status bpe_encode(const rg_bpe *t, const char *text, size_t len, unsigned fla
     rg_buf valid;
     rg_buf_init(&valid, 0);
     rg_buf_init(&w.word, 0);
+    rg_buf_init(&w.spelled, 0);
     size_t n0 = out->n;
     int changed = 0;
     rg_status st = make_valid(text ? text : "", len, &valid, &changed, e);
@@ -732,6 +777,7 @@ rg_status bpe_encode(const rg_bpe *t, const char *text, size_t len, unsigned fla
     pcre2_match_data_free(w.md);
     rg_buf_free(&valid);
     rg_buf_free(&w.word);
+    rg_buf_free(&w.spelled);
     free(w.syms);
     free(w.heap);
     return st;

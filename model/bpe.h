@@ -130,6 +130,7 @@ typedef struct rg_bpe_stream {
     unsigned char pending[4]; /* bytes of a character not yet complete */
     uint8_t n_pending;
     uint8_t started;     /* something was emitted (SentencePiece drops the first space) */
+    uint8_t fed;         /* a token reached the decoder (Metaspace treats the first apart) */
     uint8_t skip_special;
 } rg_bpe_stream;
 

@@ -11,6 +11,7 @@
 #include "model/bpe_impl.h"
 
 static const char REPLACEMENT[] = "\xEF\xBF\xBD";
+static const char META_UTF8[] = "\xE2\x96\x81"; /* U+2581 */
 
 static rg_status check_id(const rg_bpe *t, int32_t id, rg_err *e)
 {
@@ -49,25 +50,52 @@ static rg_status append_lossy(const char *s, size_t len, rg_buf *out, size_t *ho
     return rg_buf_append(out, s + run, (hold ? len : i) - run, e);
 }
 
+/* Appends what token id decodes to when it is the first token the decoder
+ * sees. The Metaspace decoder drops every U+2581 of that token instead of
+ * making it a space (the library's rule: its prefix, and with it any
+ * U+2581 run a text began with); other tokens, and every token under other
+ * decoders, are their precomputed bytes. */
+static rg_status append_token(const rg_bpe *t, int32_t id, int first, rg_buf *out, rg_err *e)
+{
+    size_t len, plen;
+    const char *b = bpe_token_bytes(t, id, &len);
+    if (!b)
+        return RG_OK;
+    const char *piece = first && t->dec_meta_first ? bpe_token_piece(t, id, &plen) : NULL;
+    int has_meta = 0;
+    for (size_t i = 0; piece && !has_meta && i + 3 <= plen; i++)
+        has_meta = !memcmp(piece + i, META_UTF8, 3);
+    if (!has_meta)
+        return rg_buf_append(out, b, len, e); /* byte tokens have no U+2581 and take this path */
+    for (size_t i = 0; i < plen;) {
+        if (i + 3 <= plen && !memcmp(piece + i, META_UTF8, 3)) {
+            i += 3;
+            continue;
+        }
+        rg_status st = rg_buf_append_char(out, piece[i++], e);
+        if (st)
+            return st;
+    }
+    return RG_OK;
+}
+
 rg_status bpe_decode(const rg_bpe *t, const int32_t *ids, size_t n, int skip_special, rg_buf *out, rg_err *e)
 {
     rg_buf raw;
     rg_buf_init(&raw, out->max);
     rg_status st = RG_OK;
+    size_t fed = 0; /* tokens the decoder has seen (skipped ones never reach it) */
     for (size_t i = 0; i < n && !st; i++) {
         if ((st = check_id(t, ids[i], e)))
             break;
         if (skip_special && t->special[ids[i]])
             continue;
-        size_t len;
-        const char *b = bpe_token_bytes(t, ids[i], &len);
-        if (b)
-            st = rg_buf_append(&raw, b, len, e);
+        st = append_token(t, ids[i], fed++ == 0, &raw, e);
     }
     if (!st) {
         const char *s = raw.data ? raw.data : "";
         size_t len = raw.len;
-        if (t->kind == RG_BPE_SPM && t->add_dummy_prefix && len && s[0] == ' ') {
+        if (t->dec_strip_space && len && s[0] == ' ') {
             s++;
             len--;
         }
@@ -83,18 +111,14 @@ void bpe_stream_init(rg_bpe_stream *s, int skip_special)
     s->skip_special = (uint8_t)(skip_special != 0);
 }
 
-rg_status bpe_stream_step(const rg_bpe *t, rg_bpe_stream *s, int32_t id, rg_buf *out, rg_err *e)
+/* The bytes of one token through the stream: the Strip decoder's space
+ * dropped, an open character held back. */
+static rg_status stream_bytes(const rg_bpe *t, rg_bpe_stream *s, const char *b, size_t len, rg_buf *out, rg_err *e)
 {
-    rg_status st = check_id(t, id, e);
-    if (st)
-        return st;
-    if (s->skip_special && t->special[id])
-        return RG_OK;
-    size_t len;
-    const char *b = bpe_token_bytes(t, id, &len);
+    rg_status st;
     if (!b || len == 0)
         return RG_OK;
-    if (t->kind == RG_BPE_SPM && t->add_dummy_prefix && !s->started && s->n_pending == 0 && b[0] == ' ') {
+    if (t->dec_strip_space && !s->started && s->n_pending == 0 && b[0] == ' ') {
         b++;
         len--;
     }
@@ -129,6 +153,31 @@ rg_status bpe_stream_step(const rg_bpe *t, rg_bpe_stream *s, int32_t id, rg_buf 
     }
     if (joined && joined != tmp)
         free(joined);
+    return st;
+}
+
+rg_status bpe_stream_step(const rg_bpe *t, rg_bpe_stream *s, int32_t id, rg_buf *out, rg_err *e)
+{
+    rg_status st = check_id(t, id, e);
+    if (st)
+        return st;
+    if (s->skip_special && t->special[id])
+        return RG_OK;
+    int first = !s->fed;
+    s->fed = 1;
+    if (!(first && t->dec_meta_first)) {
+        size_t len;
+        const char *b = bpe_token_bytes(t, id, &len);
+        return stream_bytes(t, s, b, len, out, e);
+    }
+    rg_buf tok;
+    rg_buf_init(&tok, 0);
+    if ((st = append_token(t, id, first, &tok, e))) {
+        rg_buf_free(&tok);
+        return st;
+    }
+    st = stream_bytes(t, s, tok.data, tok.len, out, e);
+    rg_buf_free(&tok);
     return st;
 }
 

@@ -13,6 +13,9 @@
 /* Most split regexes a pre-tokenizer may chain (Sequence of Split/Digits/ByteLevel). */
 #define BPE_MAX_SPLITS 8
 
+/* Metaspace prepend_scheme: where the U+2581 prefix goes. */
+enum { BPE_PREPEND_NEVER = 0, BPE_PREPEND_ALWAYS = 1, BPE_PREPEND_FIRST = 2 /* the text's first segment only */ };
+
 typedef struct bpe_added {
     char *text;
     size_t len;
@@ -48,6 +51,16 @@ struct rg_bpe {
     int fuse_unk;           /* consecutive unknowns become one <unk> */
     int ignore_merges;      /* a word found whole in the vocabulary is one token */
     int add_dummy_prefix;   /* SentencePiece: U+2581 in front of each segment */
+    /* tokenizer.json's Metaspace pre-tokenizer (newer Llama/Mistral exports,
+     * in place of the Prepend+Replace normalizer): spaces become U+2581 and
+     * the prefix is put in front per meta_prepend, only where the segment
+     * does not already begin with one */
+    int metaspace;
+    int meta_prepend; /* BPE_PREPEND_* */
+    int meta_split;   /* each U+2581 starts a new word (the library's MergedWithNext) */
+    /* SentencePiece decoders: what happens to the first space */
+    int dec_strip_space; /* one leading space of the whole text is dropped (Strip after Fuse) */
+    int dec_meta_first;  /* decoder Metaspace: every U+2581 of the first token is dropped */
     int nfc;                /* NFC-normalize segments first (Qwen2's tokenizer.json) */
 
     pcre2_code *splits[BPE_MAX_SPLITS];

@@ -213,6 +213,7 @@ static rg_status load(const gguf_file *g, rg_bpe **out, rg_err *e)
         t->suffix[t->n_suffix++] = t->eos;
     if (!st && kind == RG_BPE_SPM) {
         t->add_dummy_prefix = add_prefix;
+        t->dec_strip_space = add_prefix; /* llama.cpp drops the prefix's space again */
         t->byte_fallback = 1;
         t->fuse_unk = 1;
         snprintf(t->pre_name, sizeof t->pre_name, "spm");

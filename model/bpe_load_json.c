@@ -4,11 +4,33 @@
  * Supported shapes, the ones the generator families ship:
  *   byte-level: normalizer null or NFC; pre_tokenizer ByteLevel, Split
  *     (Regex, Isolated), Digits, or a Sequence of them; decoder ByteLevel.
- *   SentencePiece: normalizer Sequence[Prepend("▁"), Replace(" ", "▁")],
- *     no pre-tokenizer, byte_fallback; decoder Replace/ByteFallback/Fuse/Strip.
+ *   SentencePiece (model BPE with byte_fallback), in either of the two ways
+ *     transformers exports it:
+ *     legacy: normalizer Sequence[Prepend("▁"), Replace(" ", "▁")], no
+ *       pre-tokenizer (every segment between added tokens gets the prefix);
+ *     Metaspace (non-legacy Llama, Mistral v0.3, newer re-exports):
+ *       normalizer null, pre_tokenizer Metaspace(replacement "▁",
+ *       prepend_scheme first|always|never, split). As in the library: only
+ *       ' ' becomes ▁; the prefix goes in front unless the segment already
+ *       begins with ▁ (so " Hi" is "▁Hi", not "▁▁Hi"); "first" means only
+ *       the segment at the very start of the text, so text after a special
+ *       token gets none; split cuts before every ▁. The old spelling
+ *       add_prefix_space (true: "always"; false: "never") is read too.
+ *     decoder: a Sequence of Replace("▁", " ") or Metaspace (exactly one of
+ *       them, before Fuse), ByteFallback, Fuse, Strip(" ", 1, 0) after Fuse.
+ *       The Metaspace decoder (prepend_scheme other than never) drops every
+ *       ▁ of the first token instead of making it a space.
  *   post_processor TemplateProcessing (its special tokens around $A become
  *     what RG_BPE_ADD_SPECIAL adds), ByteLevel, or a Sequence of them.
- * Anything else is refused with RG_ERR_UNSUPPORTED naming it. */
+ * Anything else is refused with RG_ERR_UNSUPPORTED naming it, and a file
+ * the library itself would refuse (a Metaspace without a replacement, an
+ * unknown prepend_scheme, add_prefix_space false with a scheme other than
+ * never) with RG_ERR_CORRUPT.
+ *
+ * Known difference: ids that spell U+2581 in byte tokens (<0xE2><0x96><0x81>,
+ * never produced by encoding, since "▁" is in every such vocabulary) decode
+ * to the character itself; the library makes it a space when its decoder
+ * runs ByteFallback before Replace/Metaspace. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +57,38 @@ static int is_type(const cJSON *o, const char *type)
 {
     const char *t = jstr(o, "type");
     return t && !strcmp(t, type);
+}
+
+#define META "\xE2\x96\x81" /* U+2581 */
+
+/* A Metaspace pre-tokenizer or decoder: its prepend scheme and split flag,
+ * with the library's defaults (always, split) and its checks. */
+static rg_status parse_metaspace(const cJSON *m, int *prepend, int *split, rg_err *e)
+{
+    const cJSON *rep = cJSON_GetObjectItemCaseSensitive(m, "replacement");
+    if (!cJSON_IsString(rep))
+        return rg_error(e, RG_ERR_CORRUPT, "Metaspace without a replacement character");
+    if (strcmp(rep->valuestring, META))
+        return rg_error(e, RG_ERR_UNSUPPORTED, "Metaspace replacement other than U+2581");
+    *prepend = BPE_PREPEND_ALWAYS;
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(m, "prepend_scheme");
+    if (ps && !cJSON_IsNull(ps)) {
+        const char *v = cJSON_IsString(ps) ? ps->valuestring : "";
+        if (!strcmp(v, "first"))
+            *prepend = BPE_PREPEND_FIRST;
+        else if (!strcmp(v, "never"))
+            *prepend = BPE_PREPEND_NEVER;
+        else if (strcmp(v, "always"))
+            return rg_error(e, RG_ERR_CORRUPT, "Metaspace prepend_scheme %.20s is not first, always or never", v);
+    }
+    /* the library refuses add_prefix_space false unless the scheme is never */
+    if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(m, "add_prefix_space")) && *prepend != BPE_PREPEND_NEVER)
+        return rg_error(e, RG_ERR_CORRUPT, "Metaspace add_prefix_space false contradicts its prepend_scheme");
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(m, "split");
+    if (sp && !cJSON_IsNull(sp) && !cJSON_IsBool(sp))
+        return rg_error(e, RG_ERR_CORRUPT, "Metaspace split is not true or false");
+    *split = !cJSON_IsFalse(sp);
+    return RG_OK;
 }
 
 /* One pre-tokenizer step (not a Sequence). */
@@ -65,6 +119,10 @@ static rg_status set_pre_tokenizer(rg_bpe *t, const cJSON *p, int *byte_level, r
 {
     if (!p || cJSON_IsNull(p))
         return RG_OK;
+    if (is_type(p, "Metaspace")) {
+        t->metaspace = 1;
+        return parse_metaspace(p, &t->meta_prepend, &t->meta_split, e);
+    }
     if (is_type(p, "Sequence")) {
         const cJSON *s;
         cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(p, "pretokenizers"))
@@ -107,6 +165,52 @@ static rg_status set_normalizer(rg_bpe *t, const cJSON *n, int *spm, rg_err *e)
                         jstr(n, "type") ? jstr(n, "type") : "(untyped)");
     *spm = 1;
     t->add_dummy_prefix = prepend;
+    return RG_OK;
+}
+
+/* A SentencePiece decoder: ▁ to space once (Replace or Metaspace, before
+ * Fuse), ByteFallback, Fuse, and Strip(" ", 1, 0) after Fuse. */
+static rg_status set_spm_decoder(rg_bpe *t, const cJSON *d, rg_err *e)
+{
+    if (!d || cJSON_IsNull(d))
+        return rg_error(e, RG_ERR_UNSUPPORTED, "SentencePiece tokenizer without a decoder");
+    const cJSON *list = is_type(d, "Sequence") ? cJSON_GetObjectItemCaseSensitive(d, "decoders") : NULL;
+    int spaces = 0, bytes = 0, fused = 0, n = 0;
+    const cJSON *s = list ? list->child : d;
+    for (; s && n < 16; s = list ? s->next : NULL, n++) {
+        const char *pat = jstr(cJSON_GetObjectItemCaseSensitive(s, "pattern"), "String");
+        const char *content = jstr(s, "content");
+        const cJSON *start = cJSON_GetObjectItemCaseSensitive(s, "start");
+        const cJSON *stop = cJSON_GetObjectItemCaseSensitive(s, "stop");
+        if (is_type(s, "Replace") && pat && content && !strcmp(pat, META) && !strcmp(content, " ") && !fused) {
+            spaces++;
+        } else if (is_type(s, "Metaspace") && !fused) {
+            int prepend, split;
+            rg_status st = parse_metaspace(s, &prepend, &split, e);
+            if (st)
+                return rg_error_wrap(e, "decoder");
+            t->dec_meta_first = prepend != BPE_PREPEND_NEVER;
+            spaces++;
+        } else if (is_type(s, "ByteFallback")) {
+            bytes = 1;
+        } else if (is_type(s, "Fuse")) {
+            fused = 1;
+        } else if (is_type(s, "Strip") && fused && content && !strcmp(content, " ") && cJSON_IsNumber(start) &&
+                   start->valuedouble == 1 && cJSON_IsNumber(stop) && stop->valuedouble == 0) {
+            t->dec_strip_space = 1;
+        } else {
+            const char *type = jstr(s, "type");
+            return rg_error(e, RG_ERR_UNSUPPORTED,
+                            "SentencePiece decoder step %.40s (in this place or with these settings) is not supported",
+                            type ? type : "(untyped)");
+        }
+    }
+    if (s)
+        return rg_error(e, RG_ERR_UNSUPPORTED, "SentencePiece decoder of more than 16 steps");
+    if (spaces != 1 || !bytes)
+        return rg_error(e, RG_ERR_UNSUPPORTED,
+                        "SentencePiece decoder must turn U+2581 into a space once (Replace or Metaspace) and "
+                        "have ByteFallback");
     return RG_OK;
 }
 
@@ -286,6 +390,10 @@ static rg_status build(const cJSON *root, const char *config_json, rg_bpe **out,
         st = set_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), &spm, e);
     if (!st)
         st = set_pre_tokenizer(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), &byte_level, e);
+    if (!st && t->metaspace && (spm || t->nfc))
+        st = rg_error(e, RG_ERR_UNSUPPORTED, "a Metaspace pre-tokenizer with a normalizer");
+    if (!st && t->metaspace)
+        spm = 1;
     if (!st && spm == byte_level)
         st = rg_error(e, RG_ERR_UNSUPPORTED,
                       spm ? "a tokenizer both byte-level and SentencePiece" : "neither a ByteLevel pre-tokenizer "
@@ -300,6 +408,12 @@ static rg_status build(const cJSON *root, const char *config_json, rg_bpe **out,
             t->unk = vocab_get(t->vocab, unk, strlen(unk));
         snprintf(t->pre_name, sizeof t->pre_name, "%s", spm ? "spm" : "tokenizer.json");
         st = set_post(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), e);
+    }
+    if (!st && spm) {
+        if (!t->byte_fallback)
+            st = rg_error(e, RG_ERR_UNSUPPORTED, "SentencePiece BPE without byte_fallback");
+        else
+            st = set_spm_decoder(t, cJSON_GetObjectItemCaseSensitive(root, "decoder"), e);
     }
     if (!st && config_json)
         st = read_config(t, config_json, e);
