@@ -14,7 +14,11 @@
  *      sequence, matches isolated; each piece's bytes are spelled in GPT-2's
  *      byte-to-unicode alphabet.
  *      SentencePiece: spaces become U+2581 and one U+2581 is put in front
- *      (add_dummy_prefix); the segment is one word.
+ *      (add_dummy_prefix); the segment is one word. A tokenizer.json with a
+ *      Metaspace pre-tokenizer puts the U+2581 in front only where the
+ *      segment does not begin with one, and with prepend_scheme "first"
+ *      only at the start of the text; with split, every U+2581 starts a
+ *      new word.
  *   3. BPE merges, lowest rank first (byte-level and tokenizer.json), or
  *      highest score of the merged piece first (SentencePiece GGUF files,
  *      which carry scores, not merges); ties go to the leftmost pair. A
@@ -24,7 +28,11 @@
  *      where the model asks for it, EOS where it asks for it).
  * Decoding reverses the spelling: byte-level tokens back to their bytes,
  * U+2581 back to a space, <0xXX> to its byte, the dummy-prefix space
- * dropped. A valid UTF-8 text comes back exactly: decode(encode(x)) == x.
+ * dropped as the model's decoder says (Strip: one leading space of the
+ * text; Metaspace: every U+2581 of the first token). A valid UTF-8 text
+ * comes back exactly (decode(encode(x)) == x) wherever the library's own
+ * decoder gives it back; SentencePiece loses a leading space or a space
+ * after a special token the same way the library does.
  *
  * Input is untrusted: invalid UTF-8 is read as U+FFFD (one per maximal
  * invalid sequence, as Rust's from_utf8_lossy), every size from a model file

@@ -3,7 +3,10 @@
  * Every id's bytes are precomputed at load (bpe_finish). Decoding joins
  * them, reads invalid UTF-8 as U+FFFD (one per maximal invalid subpart, as
  * Rust's from_utf8_lossy in the library) and, for SentencePiece, drops the
- * space the dummy prefix put in front of the text. The streaming decoder
+ * space the dummy prefix put in front of the text as the model's decoder
+ * does: Strip takes one leading space of the joined text, Metaspace drops
+ * every U+2581 of the first token it is given (skipped specials are never
+ * given to it). The streaming decoder
  * holds back an incomplete character so a client never sees half of one. */
 #include <stdlib.h>
 #include <string.h>
