@@ -166,8 +166,15 @@ extern "C" rg_status encoder_cuda_create(const rg_encoder *enc, rg_encoder_cuda 
         goto fail;
     }
     place_weights(c, enc, &p); // measure
-    if ((st = cu_check(cudaMalloc((void **)&c->weights, p.off), "allocating the weights", e)))
+    if ((st = cu_check(cudaMalloc((void **)&c->weights, p.off), "allocating the weights", e))) {
+        // Not sticky, but it stays this thread's last error: clear it (as
+        // decoder_cuda_create does), or the next launch check on this thread
+        // (cudaGetLastError after a kernel) reports this allocation as its own
+        // failure, e.g. another model used on this thread after --device auto
+        // fell back to the CPU here.
+        cudaGetLastError();
         goto fail;
+    }
     {
         size_t bytes = p.off;
         p.base = c->weights;
@@ -311,12 +318,14 @@ extern "C" rg_status encoder_cuda_embed(rg_encoder_cuda *c, const int32_t *ids, 
                                         const int32_t *mask, size_t B, size_t T, rg_pooling pooling, int normalize,
                                         float *out, rg_err *e)
 {
+    size_t H = c->cfg.hidden_size;
+    if (B > 0 && T == 0) // no tokens at all: zero vectors, as encoder_embed_cpu gives (out was left unwritten)
+        memset(out, 0, B * H * sizeof(float));
     if (B == 0 || T == 0)
         return RG_OK;
     rg_status st = check_shape(c, B, T, e);
     if (st)
         return st;
-    size_t H = c->cfg.hidden_size;
     pthread_mutex_lock(&c->cx.mu);
     if (!(st = cu_check(cudaSetDevice(c->cx.device), "cudaSetDevice", e)) &&
         !(st = run_layers(c, ids, type_ids, mask, B, T, e)) &&

@@ -35,8 +35,10 @@ struct scratch {
             return rg_error(e, RG_ERR_TOO_LARGE, "ops_cuda: buffer too large");
         void *d = nullptr;
         rg_status st = cu_check(cudaMalloc(&d, count ? count * sizeof(T) : 1), "cudaMalloc", e);
-        if (st)
+        if (st) {
+            cudaGetLastError(); // not sticky: later launch checks must not report it
             return st;
+        }
         p[n++] = d;
         *out = static_cast<T *>(d);
         return RG_OK;
