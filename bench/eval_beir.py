@@ -27,6 +27,7 @@ M share one ingested sample).
 Standard library only, so it runs with any python3.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -58,6 +59,24 @@ def load_qrels(path):
     return qrels
 
 
+def load_dataset(ds):
+    """BEIR test split: corpus rows, {query id: text}, {query id: {doc id: grade}}."""
+    corpus = load_jsonl(ds / "corpus.jsonl")
+    queries = {q["_id"]: q["text"] for q in load_jsonl(ds / "queries.test.jsonl")}
+    return corpus, queries, load_qrels(ds / "qrels.test.tsv")
+
+
+def sample_corpus(corpus, qrels, n):
+    """The documents relevant to QRELS plus a seeded random sample of the others, N in all."""
+    import random
+
+    relevant = {d for rel in qrels.values() for d in rel}
+    others = sorted(d["_id"] for d in corpus if d["_id"] not in relevant)
+    keep = relevant | set(random.Random(0).sample(others, max(0, min(len(others), n - len(relevant)))))
+    print(f"corpus sample: {len(keep)} documents ({len(relevant)} relevant to the {len(qrels)} queries)")
+    return [d for d in corpus if d["_id"] in keep]
+
+
 def ndcg_at(ranked, rel, k):
     dcg = sum(rel.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
     ideal = sorted(rel.values(), reverse=True)[:k]
@@ -75,6 +94,47 @@ def post(url, body):
         return json.load(r)
 
 
+def write_corpus(corpus, docs):
+    """Each document as DOCS/<id>.txt: title, blank line, text."""
+    if docs.exists():
+        shutil.rmtree(docs)
+    docs.mkdir(parents=True)
+    for d in corpus:
+        (docs / f"{d['_id']}.txt").write_text(f"{d.get('title', '')}\n\n{d.get('text', '')}\n", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def serve(ragd, data, *extra):
+    """Runs `ragd serve` on DATA on a free port; yields its base URL once ready."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = subprocess.Popen([ragd, "serve", "--port", str(port), "--data", str(data), *extra],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/v1/health/ready", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        srv.terminate()
+        srv.wait()
+
+
+def ranked_documents(hits):
+    """Document ids in the order of their best chunk."""
+    ranked = []
+    for hit in hits:
+        doc = Path(hit["document"]).stem
+        if doc not in ranked:
+            ranked.append(doc)
+    return ranked
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default=str(REPO.parent / "shared" / "datasets" / "scifact"))
@@ -88,31 +148,17 @@ def main():
     ap.add_argument("--corpus-sample", type=int, default=0,
                     help="ingest only N documents: the relevant ones plus a seeded random sample (0: all)")
     args = ap.parse_args()
-    ds = Path(args.dataset)
-    corpus = load_jsonl(ds / "corpus.jsonl")
-    queries = {q["_id"]: q["text"] for q in load_jsonl(ds / "queries.test.jsonl")}
-    qrels = load_qrels(ds / "qrels.test.tsv")
+    corpus, queries, qrels = load_dataset(Path(args.dataset))
     if args.queries:
         qrels = dict(list(qrels.items())[:args.queries])
     if args.corpus_sample:
-        import random
-
-        relevant = {d for rel in qrels.values() for d in rel}
-        others = sorted(d["_id"] for d in corpus if d["_id"] not in relevant)
-        keep = relevant | set(random.Random(0).sample(others, max(0, min(len(others),
-                                                                         args.corpus_sample - len(relevant)))))
-        corpus = [d for d in corpus if d["_id"] in keep]
-        print(f"corpus sample: {len(corpus)} documents ({len(relevant)} relevant to the {len(qrels)} queries)")
+        corpus = sample_corpus(corpus, qrels, args.corpus_sample)
     if args.eval_first:
         qrels = dict(list(qrels.items())[:args.eval_first])
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ragd-eval-"))
     docs = work / "docs"
-    if docs.exists():
-        shutil.rmtree(docs)
-    docs.mkdir(parents=True)
-    for d in corpus:
-        (docs / f"{d['_id']}.txt").write_text(f"{d.get('title', '')}\n\n{d.get('text', '')}\n", encoding="utf-8")
+    write_corpus(corpus, docs)
     data = work / "data"
     t0 = time.monotonic()
     ing = subprocess.run([args.ragd, "ingest", str(docs), "--data", str(data), "--collection", "eval", "--quiet"],
@@ -120,45 +166,31 @@ def main():
     t_ingest = time.monotonic() - t0
     print(ing.stdout.strip(), f"({t_ingest:.1f} s)")
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     rerank = ["--rerank-model", args.rerank_model] if args.rerank_model else []
-    srv = subprocess.Popen([args.ragd, "serve", "--port", str(port), "--data", str(data), *rerank],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/v1/health/ready", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        print(f"{'mode':14} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'ms/query':>9}")
-        for mode in args.modes.split(","):
-            nd, r10, r100 = [], [], []
-            t0 = time.monotonic()
-            for qid, rel in qrels.items():
-                body = {"query": queries[qid], "collection": "eval", "top_k": 100, "mode": mode}
-                if mode == "hybrid+rerank":
-                    body.update(mode="hybrid", rerank=True, candidates=args.candidates, top_k=args.candidates)
-                res = post(base + "/v1/retrieval", body)
-                ranked = []
-                for hit in res["data"]:
-                    doc = Path(hit["document"]).stem
-                    if doc not in ranked:
-                        ranked.append(doc)
-                nd.append(ndcg_at(ranked, rel, 10))
-                r10.append(recall_at(ranked, rel, 10))
-                r100.append(recall_at(ranked, rel, 100))
-            ms = (time.monotonic() - t0) * 1000 / len(qrels)
-            n = len(qrels)
-            print(f"{mode:14} {sum(nd)/n:8.4f} {sum(r10)/n:7.4f} {sum(r100)/n:7.4f} {ms:9.2f}")
+        with serve(args.ragd, data, *rerank) as base:
+            evaluate(base, args, queries, qrels)
     finally:
-        srv.terminate()
-        srv.wait()
         if not args.keep:
             shutil.rmtree(work)
+
+
+def evaluate(base, args, queries, qrels):
+    print(f"{'mode':14} {'nDCG@10':>8} {'R@10':>7} {'R@100':>7} {'ms/query':>9}")
+    for mode in args.modes.split(","):
+        nd, r10, r100 = [], [], []
+        t0 = time.monotonic()
+        for qid, rel in qrels.items():
+            body = {"query": queries[qid], "collection": "eval", "top_k": 100, "mode": mode}
+            if mode == "hybrid+rerank":
+                body.update(mode="hybrid", rerank=True, candidates=args.candidates, top_k=args.candidates)
+            ranked = ranked_documents(post(base + "/v1/retrieval", body)["data"])
+            nd.append(ndcg_at(ranked, rel, 10))
+            r10.append(recall_at(ranked, rel, 10))
+            r100.append(recall_at(ranked, rel, 100))
+        ms = (time.monotonic() - t0) * 1000 / len(qrels)
+        n = len(qrels)
+        print(f"{mode:14} {sum(nd)/n:8.4f} {sum(r10)/n:7.4f} {sum(r100)/n:7.4f} {ms:9.2f}")
 
 
 if __name__ == "__main__":
