@@ -23,6 +23,11 @@ typedef struct vindex_entry {
     /* It holds vectors of deleted chunks that it cannot drop (an HNSW graph
      * cannot remove nodes): rebuilt from the store before its next use. */
     int stale;
+    /* The store's newest vector id (any collection) when a search last
+     * caught this index up: while it has not grown, nothing new can be
+     * there for this collection, and searches skip the catch-up scan, whose
+     * join walks every newer vector of every other collection. */
+    int64_t searched_max;
 } vindex_entry;
 
 struct rg_vindex {
@@ -325,10 +330,18 @@ rg_status vindex_search(rg_vindex *v, int64_t collection_id, const float *query,
             st = RG_OK;
             continue;
         }
-        /* Vectors another process (ragd ingest) stored since: one indexed
-         * query on the store when there are none. */
+        /* Vectors another process (ragd ingest) stored since: a primary-key
+         * lookup says whether any vector is newer than at this index's last
+         * search, and only then is the collection scanned. (This process's
+         * own vectors reach the index through vindex_add.) */
+        int64_t newest = 0;
         if (!st)
+            st = store_vectors_max_id(v->store, v->model, &newest, e);
+        if (!st && newest > x->searched_max) {
             st = catch_up(v, x, e);
+            if (!st)
+                x->searched_max = newest;
+        }
         size_t got = 0;
         if (!st)
             st = dense_index_search(x->index, query, k, tid, tsc, &got, e);

@@ -204,6 +204,27 @@ void store_backlog_free(rg_backlog_chunk *c, size_t n)
     free(c);
 }
 
+rg_status store_vectors_max_id(rg_store *s, const char *model, int64_t *max_id, rg_err *e)
+{
+    *max_id = 0;
+    store_db_lock(s);
+    sqlite3_stmt *st = NULL;
+    rg_status r = store_db_prepare(s, "SELECT coalesce(max(chunk_id), 0) FROM chunk_vectors WHERE model = ?1", &st, e);
+    if (!r) {
+        int rc = SQLITE_OK;
+        store_db_bind_text(st, 1, model, &rc);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *max_id = sqlite3_column_int64(st, 0);
+        else
+            r = store_db_fail(s, rc, e, "reading the newest vector's id");
+        sqlite3_finalize(st);
+    }
+    store_db_unlock(s);
+    return r;
+}
+
 rg_status store_vectors_count(rg_store *s, int64_t collection_id, const char *model, int64_t *n, rg_err *e)
 {
     *n = 0;

@@ -42,6 +42,11 @@ rg_status store_vector_backlog(rg_store *s, const char *model, int64_t after_id,
                                size_t *n, int64_t *scanned_to, rg_err *e);
 void store_backlog_free(rg_backlog_chunk *c, size_t n);
 
+/* The highest chunk id with a vector for model in any collection (0 when
+ * none): one lookup in the primary key. A reader that remembers it can tell
+ * that no vector was stored for a new chunk since, without scanning. */
+rg_status store_vectors_max_id(rg_store *s, const char *model, int64_t *max_id, rg_err *e);
+
 /* How many vectors model has in a collection (0 = all). */
 rg_status store_vectors_count(rg_store *s, int64_t collection_id, const char *model, int64_t *n, rg_err *e);
 

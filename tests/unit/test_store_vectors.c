@@ -64,6 +64,10 @@ int main(void)
     CHECK_OK(store_chunks_missing_vectors(s, "m1", 8, missing, &n, &e), e);
     CHECK(n == 5);
 
+    int64_t top = -1;
+    CHECK_OK(store_vectors_max_id(s, "m1", &top, &e), e);
+    CHECK(top == 0); /* no vector yet */
+
     float va[3 * DIM], vb[2 * DIM];
     for (int i = 0; i < 3 * DIM; i++)
         va[i] = (float)i * 0.5f;
@@ -75,6 +79,11 @@ int main(void)
     CHECK(n == 0);
     CHECK_OK(store_chunks_missing_vectors(s, "m2", 8, missing, &n, &e), e);
     CHECK(n == 5); /* another model has its own vectors */
+
+    CHECK_OK(store_vectors_max_id(s, "m1", &top, &e), e);
+    CHECK(top == b[1]); /* the newest chunk with a vector, across collections */
+    CHECK_OK(store_vectors_max_id(s, "m2", &top, &e), e);
+    CHECK(top == 0);
 
     int64_t cnt = 0;
     CHECK_OK(store_vectors_count(s, c1, "m1", &cnt, &e), e);
