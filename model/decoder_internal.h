@@ -1,7 +1,8 @@
 /* decoder_internal.h - the loaded decoder, shared by the files of model/
  * that build and run it (decoder_load.c reads weights, decoder_matmul.c
- * multiplies by them, decoder_cpu.c runs the layers, decoder_kv.c owns the
- * caches). Nothing outside model/ includes this. */
+ * multiplies by them, decoder_cpu.c runs the layers, decoder_attn.c attends
+ * over a cache and stores into it, decoder_kv.c owns the caches). Nothing
+ * outside model/ includes this. */
 #ifndef RAGD_MODEL_DECODER_INTERNAL_H
 #define RAGD_MODEL_DECODER_INTERNAL_H
 
