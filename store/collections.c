@@ -73,9 +73,41 @@ int store_index_settings_equal(const rg_index_settings *a, const rg_index_settin
 
 /* Inserts a collection (with if_missing, an existing one is no error).
  * The lock is held. */
+/* The id of collection name: RG_OK with *id, or RG_ERR_NOT_FOUND. */
+static rg_status collection_id_of(rg_store *s, const char *name, int64_t *id, rg_err *e)
+{
+    sqlite3_stmt *st;
+    rg_status r = store_db_prepare(s, "SELECT id FROM collections WHERE name = ?1", &st, e);
+    if (r)
+        return r;
+    int rc = SQLITE_OK;
+    store_db_bind_text(st, 1, name, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (id)
+            *id = sqlite3_column_int64(st, 0);
+    } else if (rc == SQLITE_DONE) {
+        r = RG_ERR_NOT_FOUND;
+    } else {
+        r = store_db_fail(s, rc, e, "reading a collection id");
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
 static rg_status insert_collection(rg_store *s, const char *name, const char *metadata_json,
                                    const rg_index_settings *index, int if_missing, int64_t *id, rg_err *e)
 {
+    /* An existing collection is looked up first: the INSERT below, even when
+     * its ON CONFLICT makes it a no-op, takes an AUTOINCREMENT value, and
+     * ingestion ensures its collection once per document (ids jumped by one
+     * per document ingested). */
+    if (if_missing) {
+        rg_status found = collection_id_of(s, name, id, e);
+        if (found != RG_ERR_NOT_FOUND)
+            return found;
+    }
     sqlite3_stmt *st;
     rg_status r = store_db_prepare(s,
                                    if_missing ? "INSERT INTO collections(name, metadata, created_ms, index_type, "
@@ -103,23 +135,9 @@ static rg_status insert_collection(rg_store *s, const char *name, const char *me
     if (rc != SQLITE_DONE)
         return store_db_fail(s, rc, e, "creating a collection");
 
-    r = store_db_prepare(s, "SELECT id FROM collections WHERE name = ?1", &st, e);
-    if (r)
-        return r;
-    rc = SQLITE_OK;
-    store_db_bind_text(st, 1, name, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        if (id)
-            *id = sqlite3_column_int64(st, 0);
-        r = RG_OK;
-    } else if (rc == SQLITE_DONE) {
+    r = collection_id_of(s, name, id, e);
+    if (r == RG_ERR_NOT_FOUND)
         r = rg_error(e, RG_ERR_INTERNAL, "store: collection \"%s\" vanished after insert", name);
-    } else {
-        r = store_db_fail(s, rc, e, "reading a collection id");
-    }
-    sqlite3_finalize(st);
     return r;
 }
 
