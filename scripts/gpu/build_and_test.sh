@@ -68,12 +68,17 @@ unpack() {
     rm -rf "$prefix" "$root/gpu-deps/faiss" "$root/gpu-deps/models"
     mkdir -p "$prefix" "$root/gpu-deps/faiss" "$root/gpu-deps/models"
     tar -xJf "$pack/prefix.tar.xz" -C "$prefix" && tar -xJf "$pack/faiss_c.tar.xz" -C "$root/gpu-deps/faiss" || return 1
-    # Without the model (when the repository has grown past what one call
-    # carries) the kernels are still checked; the model tests then fail.
-    if [ -f "$pack/model.tar.xz" ]; then
-        tar -xJf "$pack/model.tar.xz" -C "$root/gpu-deps/models" || return 1
+    # The embedding model's archive: where an earlier call left it
+    # (EMBED_ARCHIVE, default gpu-deps/embed-kept/model.tar.xz), else in the
+    # pack (older packs). Without it the kernels are still checked; the
+    # model tests then fail.
+    local archive=${EMBED_ARCHIVE:-$root/gpu-deps/embed-kept/model.tar.xz}
+    [ -f "$archive" ] || archive=$pack/model.tar.xz
+    if [ -f "$archive" ]; then
+        tar -xJf "$archive" -C "$root/gpu-deps/models" || return 1
     else
-        echo "WARN no model.tar.xz carried: only the kernels are checked" | tee -a "$summary"
+        echo "WARN no embedding model archive (gpu-deps/embed-kept/model.tar.xz): only the kernels are checked" |
+            tee -a "$summary"
     fi
     # What Debian's alternatives would have linked: the OpenBLAS flavour.
     ln -sf openblas-pthread/libopenblas.so.0 "$lib/libopenblas.so.0"

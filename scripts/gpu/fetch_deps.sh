@@ -20,9 +20,13 @@
 #   gpu-deps/pack/faiss_c.tar.xz
 #                            the faiss C API sources and the faiss headers
 #                            (FAISS_SOURCE_DIR for cmake)
-#   gpu-deps/pack/model.tar.xz
-#                            the default model made smaller by
-#                            scripts/gpu/half_model.py (see there)
+#   gpu-deps/embed/model.tar.xz
+#                            the default embedding model made smaller by
+#                            scripts/gpu/half_model.py (see there): its own
+#                            folder, carried with the generator's last
+#                            model part (scripts/gpu/README.md), since the
+#                            pack and it together with the repository no
+#                            longer fit one call
 #
 # Usage: scripts/gpu/fetch_deps.sh [FAISS_SOURCE_DIR] (default build/_deps/faiss/src)
 set -euo pipefail
@@ -94,9 +98,11 @@ rm -rf "$dest/model"
 python3 "$root/scripts/gpu/half_model.py" "${RAGD_MODELS:-$root/models}/all-MiniLM-L6-v2" "$dest/model/all-MiniLM-L6-v2"
 # lp=1, pb=1: the weights are 16-bit words; LZMA then models the two bytes
 # of a word apart, a few percent smaller than the default.
-tar -C "$dest/model" -cf - all-MiniLM-L6-v2 | xz -T2 --lzma2=preset=6,lc=0,lp=1,pb=1 > "$dest/pack/model.tar.xz"
+mkdir -p "$dest/embed"
+rm -f "$dest/pack/model.tar.xz"
+tar -C "$dest/model" -cf - all-MiniLM-L6-v2 | xz -T2 --lzma2=preset=6,lc=0,lp=1,pb=1 > "$dest/embed/model.tar.xz"
 
-ls -l "$dest/pack"
+ls -l "$dest/pack" "$dest/embed"
 echo "carried: $(du -cb "$dest/pack"/* | tail -n 1 | cut -f1) bytes in gpu-deps/pack;" \
      "repository files that travel: $(cd "$root" && { git ls-files -z; git ls-files -z --others --exclude-standard; } |
        xargs -0 du -cb 2>/dev/null | awk '$2 == "total" {s += $1} END {print s}') bytes (64 MiB = 67108864 in all)"
