@@ -139,25 +139,71 @@ AVX2_FN static size_t round_f16_avx2(float *dst, const float *src, size_t n)
 }
 #endif
 
+/* ---- the kernels of one call, chosen once: simd says the AVX2 ones ---------------- */
+
+static int use_simd(size_t hd)
+{
+#ifdef ATT_X86
+    return hd % 8 == 0 && att_avx2();
+#else
+    (void)hd;
+    return 0;
+#endif
+}
+
+static const float *row_of(int simd, const rg_kv_cache *kv, const void *base, size_t p, float *buf, size_t hd)
+{
+#ifdef ATT_X86
+    if (simd)
+        return row_f32_avx2(kv, base, p, buf, hd);
+#endif
+    (void)simd;
+    return row_f32(kv, base, p, buf, hd);
+}
+
+static float dot_of(int simd, const float *a, const float *b, size_t n)
+{
+#ifdef ATT_X86
+    if (simd)
+        return dot_avx2(a, b, n);
+#endif
+    (void)simd;
+    return dot_c(a, b, n);
+}
+
+static void axpy_of(int simd, float *y, float w, const float *x, size_t n)
+{
+#ifdef ATT_X86
+    if (simd) {
+        axpy_avx2(y, w, x, n);
+        return;
+    }
+#endif
+    (void)simd;
+    axpy_c(y, w, x, n);
+}
+
 /* dst[i] = src[i] rounded to the nearest f16 value (dst may be src). */
-static void round_f16_n(float *dst, const float *src, size_t n)
+static void round_f16_n(int simd, float *dst, const float *src, size_t n)
 {
     size_t i = 0;
 #ifdef ATT_X86
-    if (att_avx2())
+    if (simd)
         i = round_f16_avx2(dst, src, n);
 #endif
+    (void)simd;
     for (; i < n; i++)
         dst[i] = round_f16(src[i]);
 }
 
-static void to_f16_n(uint16_t *dst, const float *src, size_t n)
+static void to_f16_n(int simd, uint16_t *dst, const float *src, size_t n)
 {
     size_t i = 0;
 #ifdef ATT_X86
-    if (att_avx2())
+    if (simd)
         i = to_f16_avx2(dst, src, n);
 #endif
+    (void)simd;
     for (; i < n; i++)
         dst[i] = f32_to_fp16(src[i]);
 }
@@ -166,8 +212,9 @@ void dec_kv_store(rg_kv_cache *kv, size_t layer, size_t pos, const float *k, con
 {
     size_t off = (layer * kv->cap + pos) * kv->kv_dim;
     if (kv->type == RG_KV_F16) {
-        to_f16_n((uint16_t *)kv->k + off, k, kv->kv_dim);
-        to_f16_n((uint16_t *)kv->v + off, v, kv->kv_dim);
+        int simd = use_simd(8); /* the conversions take any length */
+        to_f16_n(simd, (uint16_t *)kv->k + off, k, kv->kv_dim);
+        to_f16_n(simd, (uint16_t *)kv->v + off, v, kv->kv_dim);
     } else {
         memcpy((float *)kv->k + off, k, kv->kv_dim * sizeof(float));
         memcpy((float *)kv->v + off, v, kv->kv_dim * sizeof(float));
@@ -193,37 +240,21 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
         kb = (const float *)kv->k + off;
         vb = (const float *)kv->v + off;
     }
-    int half = kv->type == RG_KV_F16;
+    int half = kv->type == RG_KV_F16, simd = use_simd(hd);
     for (size_t i = 0; i < nq; i++) {
         if (half)
-            round_f16_n(qr + i * hd, q[i], hd);
+            round_f16_n(simd, qr + i * hd, q[i], hd);
         else
             memcpy(qr + i * hd, q[i], hd * sizeof(float));
     }
     float scale = 1.0f / sqrtf((float)hd);
-#ifdef ATT_X86
-    int simd = hd % 8 == 0 && att_avx2();
-#else
-    int simd = 0;
-#endif
 
     /* scores: each K row once, against every query that reaches it */
     for (size_t p = 0; p < max_np; p++) {
-#ifdef ATT_X86
-        const float *kr = simd ? row_f32_avx2(kv, kb, p, row, hd) : row_f32(kv, kb, p, row, hd);
-#else
-        const float *kr = row_f32(kv, kb, p, row, hd);
-#endif
-        for (size_t i = 0; i < nq; i++) {
-            if (p >= np[i])
-                continue;
-#ifdef ATT_X86
-            float d = simd ? dot_avx2(qr + i * hd, kr, hd) : dot_c(qr + i * hd, kr, hd);
-#else
-            float d = dot_c(qr + i * hd, kr, hd);
-#endif
-            s[i * max_np + p] = d * scale;
-        }
+        const float *kr = row_of(simd, kv, kb, p, row, hd);
+        for (size_t i = 0; i < nq; i++)
+            if (p < np[i])
+                s[i * max_np + p] = dot_of(simd, qr + i * hd, kr, hd) * scale;
     }
 
     /* softmax per query, normalized, then rounded as the V operand */
@@ -234,29 +265,17 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
         for (size_t p = 0; p < np[i]; p++)
             si[p] *= inv;
         if (half)
-            round_f16_n(si, si, np[i]);
+            round_f16_n(simd, si, si, np[i]);
     }
 
     /* weighted sum of V rows, each row once, into interleaved partial sums */
     float *lanes = row + hd;
     memset(lanes, 0, nq * ATT_LANES * hd * sizeof(float));
     for (size_t p = 0; p < max_np; p++) {
-#ifdef ATT_X86
-        const float *vr = simd ? row_f32_avx2(kv, vb, p, row, hd) : row_f32(kv, vb, p, row, hd);
-#else
-        const float *vr = row_f32(kv, vb, p, row, hd);
-#endif
-        for (size_t i = 0; i < nq; i++) {
-            if (p >= np[i])
-                continue;
-            float *acc = lanes + (i * ATT_LANES + p % ATT_LANES) * hd;
-#ifdef ATT_X86
-            if (simd)
-                axpy_avx2(acc, s[i * max_np + p], vr, hd);
-            else
-#endif
-                axpy_c(acc, s[i * max_np + p], vr, hd);
-        }
+        const float *vr = row_of(simd, kv, vb, p, row, hd);
+        for (size_t i = 0; i < nq; i++)
+            if (p < np[i])
+                axpy_of(simd, lanes + (i * ATT_LANES + p % ATT_LANES) * hd, s[i * max_np + p], vr, hd);
     }
     for (size_t i = 0; i < nq; i++) {
         float *acc = lanes + i * ATT_LANES * hd;
