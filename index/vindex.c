@@ -318,6 +318,14 @@ rg_status vindex_search(rg_vindex *v, int64_t collection_id, const float *query,
     float *tsc = st ? NULL : malloc((k + 1) * sizeof *tsc);
     if (!st && (!all || !tid || !tsc))
         st = rg_error(e, RG_ERR_NOMEM, "out of memory");
+    /* Vectors another process (ragd ingest) stored since: a primary-key
+     * lookup of the store's newest vector id, once per search, says whether
+     * any vector is newer than at an index's last search, and only then is
+     * that collection scanned. (This process's own vectors reach the index
+     * through vindex_add.) */
+    int64_t newest = 0;
+    if (!st)
+        st = store_vectors_max_id(v->store, v->model, &newest, e);
     size_t total = 0;
     for (size_t c = 0; c < nc && !st; c++) {
         pthread_mutex_lock(&v->mu);
@@ -330,13 +338,6 @@ rg_status vindex_search(rg_vindex *v, int64_t collection_id, const float *query,
             st = RG_OK;
             continue;
         }
-        /* Vectors another process (ragd ingest) stored since: a primary-key
-         * lookup says whether any vector is newer than at this index's last
-         * search, and only then is the collection scanned. (This process's
-         * own vectors reach the index through vindex_add.) */
-        int64_t newest = 0;
-        if (!st)
-            st = store_vectors_max_id(v->store, v->model, &newest, e);
         if (!st && newest > x->searched_max) {
             st = catch_up(v, x, e);
             if (!st)
