@@ -25,6 +25,9 @@ static const char serve_help[] =
     "                      'gen' (the --gen-model file), or 'none' (default: the default\n"
     "                      generator GGUF, SmolLM2-135M-Instruct, when installed)\n"
     "  --rerank-max-passages N  passages per ranking request (default 400)\n"
+    "  --rerank-precision P  a chat-model reranker's CPU arithmetic: f32 (default;\n"
+    "                      transformers' scores, weights stay quantized in memory) or\n"
+    "                      q8 (8-bit activations, f16 cache: llama.cpp's arithmetic)\n"
     "  --gen-model PATH    generation model: a GGUF file or Hugging Face directory, or\n"
     "                      'none' (default $RAGD_MODELS/SmolLM2-135M-Instruct/\n"
     "                      SmolLM2-135M-Instruct.Q4_1.gguf or under ./models when installed)\n"
@@ -58,6 +61,7 @@ int cli_serve(int argc, char **argv)
         {"--threads", NULL, 1, NULL, 0},     {"--chunk-tokens", NULL, 1, NULL, 0},
         {"--chunk-overlap", NULL, 1, NULL, 0}, {"--verbose", "-v", 0, NULL, 0},
         {"--rerank-model", NULL, 1, NULL, 0}, {"--rerank-max-passages", NULL, 1, NULL, 0},
+        {"--rerank-precision", NULL, 1, NULL, 0},
         {"--device", NULL, 1, NULL, 0},
         {"--gen-model", NULL, 1, NULL, 0}, {"--chat-template", NULL, 1, NULL, 0},
         {"--kv-cache-mb", NULL, 1, NULL, 0}, {"--gen-max-seqs", NULL, 1, NULL, 0},
@@ -113,6 +117,14 @@ int cli_serve(int argc, char **argv)
             cfg.rerank_model = rerank_model;
         else
             LOG_WARN("no reranking model at %s (run `make models`); /v1/ranking and /v1/rerank are off", rerank_model);
+    }
+    if ((o = cli_opt(opts, n, "--rerank-precision"))) {
+        int p = lm_precision_parse(o->value);
+        if (p < 0) {
+            fprintf(stderr, "ragd: --rerank-precision is f32 or q8, not '%s'\n", o->value);
+            return 2;
+        }
+        cfg.rerank_precision = (rg_lm_precision)p;
     }
     size_t port = cfg.port, upload_mb = cfg.max_upload_bytes >> 20, body_kb = cfg.max_body_bytes >> 10;
     size_t chunk = cfg.pipeline.ingest.chunk.target_tokens, overlap = cfg.pipeline.ingest.chunk.overlap_tokens;

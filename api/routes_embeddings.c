@@ -35,6 +35,8 @@ void route_models(rg_request *r)
         cJSON_AddStringToObject(m, "owned_by", "ragd");
         cJSON_AddStringToObject(m, "kind", "reranker");
         cJSON_AddStringToObject(m, "method", reranker_method(rr));
+        if (reranker_precision(rr))
+            cJSON_AddStringToObject(m, "precision", reranker_precision(rr));
         cJSON_AddNumberToObject(m, "max_tokens", (double)reranker_max_tokens(rr));
         cJSON_AddItemToArray(data, m);
     }

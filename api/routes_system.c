@@ -49,6 +49,8 @@ void route_version(rg_request *r)
         cJSON *m = cJSON_AddObjectToObject(o, "ranking");
         cJSON_AddStringToObject(m, "model", reranker_model_id(rr));
         cJSON_AddStringToObject(m, "method", reranker_method(rr));
+        if (reranker_precision(rr))
+            cJSON_AddStringToObject(m, "precision", reranker_precision(rr));
         cJSON_AddStringToObject(m, "device", backend_device_name(reranker_device(rr)));
         cJSON_AddStringToObject(m, "device_description", reranker_device_desc(rr));
     }

@@ -428,6 +428,7 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
         rg_reranker_opts ro;
         reranker_opts_default(&ro);
         ro.device = cfg->device;
+        ro.precision = cfg->rerank_precision;
         if ((st = reranker_start(cfg->rerank_model, &ro, &srv->semantic.reranker, e)))
             return rg_error_wrap(e, "reranking model %s", cfg->rerank_model);
     }

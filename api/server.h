@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "generate/engine.h"
 #include "ingest/pipeline.h"
+#include "model/lm_reranker.h"
 #include "store/store.h"
 
 typedef struct rg_server_config {
@@ -23,6 +24,7 @@ typedef struct rg_server_config {
     const char *gen_model;    /* generator GGUF file or directory, NULL = no generator */
     rg_gen_opts gen;          /* the generator engine's limits (--kv-cache-mb, ...) */
     size_t rerank_max_passages; /* passages per /v1/ranking or /v1/rerank request */
+    rg_lm_precision rerank_precision; /* a causal-LM reranker's CPU arithmetic (--rerank-precision) */
     rg_device device;        /* where the models run (--device) */
     size_t max_body_bytes; /* JSON request bodies */
     size_t max_upload_bytes; /* one multipart upload request, all files together */

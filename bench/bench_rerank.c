@@ -14,7 +14,8 @@
  * round encodes the query's prompt prefix and every passage (limit 1024
  * tokens) and scores them, the prefix computed once; BATCH is unused and
  * tokens are the prompts' (prefix counted per pair); the optional last
- * argument is then the decoder's threads (default: the online CPUs). */
+ * argument is then the decoder's threads (default: the online CPUs), and
+ * $RAGD_RERANK_PRECISION f32 (default) or q8 its arithmetic. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +74,14 @@ int main(int argc, char **argv)
         return 2;
     }
     rg_lm_reranker *lr = NULL;
+    const char *prec_name = getenv("RAGD_RERANK_PRECISION");
+    int prec = prec_name && *prec_name ? lm_precision_parse(prec_name) : RG_LM_F32;
+    if (prec < 0) {
+        fprintf(stderr, "bench_rerank: RAGD_RERANK_PRECISION is f32 or q8\n");
+        return 2;
+    }
     if (fs_read_file(argv[2], (size_t)64 << 20, &file, &e) ||
-        (lm ? lm_reranker_load(argv[1], lm_threads, device, &lr, &e) : cross_encoder_load(argv[1], device, &ce, &e))) {
+        (lm ? lm_reranker_load(argv[1], lm_threads, device, (rg_lm_precision)prec, &lr, &e) : cross_encoder_load(argv[1], device, &ce, &e))) {
         fprintf(stderr, "bench_rerank: %s\n", e.msg);
         return 1;
     }

@@ -40,6 +40,16 @@ typedef struct rg_decoder_opts {
      * unquantized activations: the exact function of the stored weights,
      * which tests use to measure the kernels' own error. */
     int f32_weights;
+    /* 1: products run on f32 activations, each tile of weight rows
+     * dequantized on the fly and multiplied by model/gemm_cpu: the function
+     * a reference implementation (transformers) computes on the dequantized
+     * weights, with the weights kept in their stored type. Without it,
+     * activations are rounded to 8-bit blocks as llama.cpp does (faster for
+     * few tokens per call: a decode step reads each quantized row once).
+     * Prompts of dozens of tokens or more run as fast or faster this way
+     * (docs/BENCHMARKS.md). CPU only; a CUDA decoder computes in fp16
+     * weights with f32 accumulation either way. */
+    int f32_activations;
     /* Where the decoder runs (model/decoder_cuda.h for CUDA), read only when
      * device_set is non-zero: zero-initialised options (and NULL) keep the
      * CPU, since RG_DEVICE_AUTO is the enum's zero and callers written

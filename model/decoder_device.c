@@ -8,12 +8,14 @@
 #include "model/decoder_cuda.h"
 #include "model/decoder_internal.h"
 
-/* The CPU path multiplies with model/quant's kernels on its own pool, not
- * through BLAS: say so rather than backend_cpu_describe's BLAS line. */
+/* The CPU path multiplies with model/quant's kernels (or, on f32
+ * activations, gemm_cpu on dequantized tiles) on its own pool, not through
+ * BLAS: say so rather than backend_cpu_describe's BLAS line. */
 static void cpu_desc(void *ctx, char *desc, size_t desc_size)
 {
     const rg_decoder *d = ctx;
-    snprintf(desc, desc_size, "CPU, %zu threads (quantized matrix-vector kernels)", dec_pool_size(d->pool));
+    snprintf(desc, desc_size, "CPU, %zu threads (%s)", dec_pool_size(d->pool),
+             d->f32_activations ? "f32 products on dequantized weight tiles" : "quantized matrix-vector kernels");
 }
 
 #ifdef RAGD_HAVE_CUDA

@@ -47,7 +47,8 @@ struct rg_decoder {
     dec_layer *layers;
     float *inv_freq; /* rope_dim / 2 rotation frequencies, scaling applied */
     dec_pool *pool;
-    int f32_weights; /* rg_decoder_opts.f32_weights */
+    int f32_weights;     /* rg_decoder_opts.f32_weights */
+    int f32_activations; /* rg_decoder_opts.f32_activations */
 
     /* scratch, grown to the largest batch seen (bounded by the caches) */
     size_t scratch_tokens;
@@ -58,6 +59,8 @@ struct rg_decoder {
     size_t *tiles;                    /* [tokens + 1] attention tiles' first tokens */
     void *act;                        /* prepared activations */
     size_t act_bytes;
+    float *f32_scratch;               /* f32 products: per-worker tiles */
+    size_t f32_bytes;
 
     /* the device (decoder_device.c); cuda is NULL on the CPU */
     rg_device device;
@@ -73,7 +76,8 @@ struct rg_kv_cache {
 };
 
 /* Y[n, w->rows] = X[n, w->cols] * W^T for up to 3 matrices sharing X, their
- * rows split over the pool (weights read once for all n vectors). */
+ * rows split over the pool (weights read once for all n vectors); with
+ * f32_activations, on unquantized activations (decoder_matmul.c). */
 rg_status dec_matmul(rg_decoder *d, const float *x, size_t n, const dec_mat *const *w, float *const *y, size_t n_mat,
                      rg_err *e);
 

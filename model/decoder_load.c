@@ -365,6 +365,7 @@ rg_status decoder_load(const char *path, const rg_decoder_opts *opts, rg_decoder
         return rg_error(e, RG_ERR_NOMEM, "out of memory for %zu layers", n_layer);
     }
     d->f32_weights = opts && opts->f32_weights;
+    d->f32_activations = opts && opts->f32_activations;
     st = is_dir ? dec_load_hf(d, path, e) : dec_load_gguf(d, path, e);
     if (st == RG_OK && d->cfg.n_layer != n_layer)
         st = rg_error(e, RG_ERR_CORRUPT, "%s: layer count changed while loading", path);
@@ -426,6 +427,7 @@ void decoder_free(rg_decoder *d)
     free(d->scores);
     free(d->tiles);
     free(d->act);
+    free(d->f32_scratch);
     for (size_t i = 0; i < d->n_shards; i++)
         safetensors_close(d->shards[i]);
     gguf_close(d->gguf);

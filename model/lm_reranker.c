@@ -23,6 +23,7 @@ struct rg_lm_reranker {
     rg_bpe_ids head, mid, tail; /* the fixed pieces, tokenized at load */
     int32_t yes, no;
     size_t n_ctx;
+    rg_lm_precision precision;
     rg_kv_cache *kv; /* grown to the longest prompt scored */
     float *logits;   /* n_vocab */
 };
@@ -46,12 +47,34 @@ static rg_status load_tokenizer(const char *path, rg_bpe **out, rg_err *e)
     return fs_is_dir(path) ? bpe_load_dir(path, out, e) : bpe_load_gguf_path(path, out, e);
 }
 
-rg_status lm_reranker_load(const char *path, size_t threads, rg_device device, rg_lm_reranker **out, rg_err *e)
+const char *lm_precision_name(rg_lm_precision p)
+{
+    switch (p) {
+    case RG_LM_F32: return "f32";
+    case RG_LM_Q8: return "q8";
+    }
+    return NULL;
+}
+
+int lm_precision_parse(const char *s)
+{
+    if (s && strcmp(s, "f32") == 0)
+        return RG_LM_F32;
+    if (s && strcmp(s, "q8") == 0)
+        return RG_LM_Q8;
+    return -1;
+}
+
+rg_status lm_reranker_load(const char *path, size_t threads, rg_device device, rg_lm_precision precision,
+                           rg_lm_reranker **out, rg_err *e)
 {
     *out = NULL;
+    if (!lm_precision_name(precision))
+        return rg_error(e, RG_ERR_INVALID, "unknown reranker precision %d", (int)precision);
     rg_lm_reranker *lr = calloc(1, sizeof *lr);
     if (!lr)
         return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    lr->precision = precision;
     rg_status st = load_tokenizer(path, &lr->tok, e);
     if (!st) {
         int32_t s = bpe_piece_id(lr->tok, "<|im_start|>", 12), t = bpe_piece_id(lr->tok, "<|im_end|>", 10);
@@ -70,7 +93,8 @@ rg_status lm_reranker_load(const char *path, size_t threads, rg_device device, r
         st = bpe_encode(lr->tok, lm_mid, strlen(lm_mid), 0, &lr->mid, e);
     if (!st)
         st = bpe_encode(lr->tok, lm_tail, strlen(lm_tail), RG_BPE_PARSE_SPECIAL, &lr->tail, e);
-    rg_decoder_opts dopts = {.threads = threads, .device = device, .device_set = 1};
+    rg_decoder_opts dopts = {.threads = threads, .device = device, .device_set = 1,
+                             .f32_activations = precision == RG_LM_F32};
     if (!st)
         st = decoder_load(path, &dopts, &lr->dec, e);
     if (!st) {
@@ -116,6 +140,7 @@ const char *lm_reranker_device_desc(const rg_lm_reranker *lr)
     return decoder_device_desc(lr->dec);
 }
 
+rg_lm_precision lm_reranker_precision(const rg_lm_reranker *lr) { return lr->precision; }
 size_t lm_reranker_context(const rg_lm_reranker *lr) { return lr->n_ctx; }
 int32_t lm_reranker_yes_id(const rg_lm_reranker *lr) { return lr->yes; }
 int32_t lm_reranker_no_id(const rg_lm_reranker *lr) { return lr->no; }
@@ -223,7 +248,7 @@ static rg_status ensure_cache(rg_lm_reranker *lr, size_t need, rg_err *e)
         cap = lr->n_ctx;
     kv_cache_free(lr->kv);
     lr->kv = NULL;
-    return kv_cache_alloc(lr->dec, cap, RG_KV_F16, &lr->kv, e);
+    return kv_cache_alloc(lr->dec, cap, lr->precision == RG_LM_F32 ? RG_KV_F32 : RG_KV_F16, &lr->kv, e);
 }
 
 rg_status lm_reranker_score(rg_lm_reranker *lr, const int32_t *prefix, size_t n_prefix, const rg_bpe_ids *rests,

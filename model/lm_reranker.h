@@ -56,16 +56,36 @@ typedef struct rg_lm_reranker rg_lm_reranker;
 /* The default limit of tokens per (query, passage) prompt. */
 #define LM_RERANKER_DEFAULT_MAX_TOKENS 1024
 
+/* The arithmetic of the CPU decoder under the reranker.
+ * F32: f32 activations and an f32 KV cache (rg_decoder_opts.f32_activations):
+ *      the scores transformers computes on the dequantized weights, to
+ *      ~1e-5 (tests/unit/test_lmrerank.c); the default.
+ * Q8:  activations rounded to 8-bit blocks and an f16 cache, as llama.cpp
+ *      computes: the generator's arithmetic, scores within a few tenths of
+ *      llama.cpp's (the yes/no logits are 20-30, their relative error ~1e-2).
+ * A CUDA decoder computes in fp16 weights with f32 accumulation either way. */
+typedef enum rg_lm_precision {
+    RG_LM_F32 = 0,
+    RG_LM_Q8 = 1
+} rg_lm_precision;
+
+/* "f32" / "q8" (NULL when out of range) and the reverse (-1: unknown). */
+const char *lm_precision_name(rg_lm_precision p);
+int lm_precision_parse(const char *s);
+
 /* path: a GGUF file or a Hugging Face decoder directory (model/decoder.h).
  * threads: the decoder's threads (0: its default); device: where it runs
- * (RG_DEVICE_AUTO: CUDA when usable, as rg_decoder_opts.device says). */
-rg_status lm_reranker_load(const char *path, size_t threads, rg_device device, rg_lm_reranker **out, rg_err *e);
+ * (RG_DEVICE_AUTO: CUDA when usable, as rg_decoder_opts.device says);
+ * precision: the CPU arithmetic above. */
+rg_status lm_reranker_load(const char *path, size_t threads, rg_device device, rg_lm_precision precision,
+                           rg_lm_reranker **out, rg_err *e);
 void lm_reranker_free(rg_lm_reranker *lr); /* NULL is fine */
 
 size_t lm_reranker_context(const rg_lm_reranker *lr); /* the model's trained context */
 /* Where its decoder runs (cpu or cuda) and that device in one line. */
 rg_device lm_reranker_device(const rg_lm_reranker *lr);
 const char *lm_reranker_device_desc(const rg_lm_reranker *lr);
+rg_lm_precision lm_reranker_precision(const rg_lm_reranker *lr);
 int32_t lm_reranker_yes_id(const rg_lm_reranker *lr);
 int32_t lm_reranker_no_id(const rg_lm_reranker *lr);
 

@@ -59,6 +59,7 @@ void reranker_opts_default(rg_reranker_opts *o)
     o->device = RG_DEVICE_CPU;
     o->max_tokens = 0;
     o->threads = 0;
+    o->precision = RG_LM_F32;
 }
 
 double reranker_relevance(double logit)
@@ -202,7 +203,7 @@ rg_status reranker_start(const char *model_path, const rg_reranker_opts *o, rg_r
     rr->kind = kind_of(model_path);
     rg_status st;
     if (rr->kind == RG_RERANKER_CAUSAL_LM) {
-        st = lm_reranker_load(model_path, o->threads, o->device, &rr->lm, e);
+        st = lm_reranker_load(model_path, o->threads, o->device, o->precision, &rr->lm, e);
         if (!st) {
             size_t ctx = lm_reranker_context(rr->lm);
             rr->max_tokens = o->max_tokens ? o->max_tokens : LM_RERANKER_DEFAULT_MAX_TOKENS;
@@ -354,6 +355,11 @@ int reranker_model_matches(const rg_reranker *rr, const char *name)
 rg_device reranker_device(const rg_reranker *rr)
 {
     return rr->ce ? cross_encoder_device(rr->ce) : lm_reranker_device(rr->lm);
+}
+
+const char *reranker_precision(const rg_reranker *rr)
+{
+    return rr->lm ? lm_precision_name(lm_reranker_precision(rr->lm)) : NULL;
 }
 
 const char *reranker_device_desc(const rg_reranker *rr)

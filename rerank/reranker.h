@@ -25,6 +25,7 @@
 
 #include "common/err.h"
 #include "model/backend.h"
+#include "model/lm_reranker.h"
 
 typedef struct rg_reranker rg_reranker;
 
@@ -36,6 +37,7 @@ typedef struct rg_reranker_opts {
     size_t max_tokens;     /* causal-lm: tokens per prompt (0: LM_RERANKER_DEFAULT_MAX_TOKENS,
                             * never beyond the model's context) */
     size_t threads;        /* causal-lm: the decoder's CPU threads (0: its default) */
+    rg_lm_precision precision; /* causal-lm: the CPU arithmetic (default f32, model/lm_reranker.h) */
 } rg_reranker_opts;
 
 typedef enum rg_reranker_kind {
@@ -73,6 +75,9 @@ rg_reranker_kind reranker_kind(const rg_reranker *rr);
 const char *reranker_method(const rg_reranker *rr);
 /* Where the model runs (cpu or cuda, never auto) and that device in one line. */
 rg_device reranker_device(const rg_reranker *rr);
+/* A causal-LM reranker's CPU arithmetic ("f32" or "q8"); NULL for a
+ * cross-encoder (f32 on the CPU, bf16 products on CUDA). */
+const char *reranker_precision(const rg_reranker *rr);
 const char *reranker_device_desc(const rg_reranker *rr);
 
 /* The relevance score reported beside a logit: sigmoid(logit), the

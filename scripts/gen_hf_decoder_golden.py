@@ -68,7 +68,9 @@ LAYER_TENSORS = (("attn_norm", "input_layernorm"), ("ffn_norm", "post_attention_
                  ("ffn_down", "mlp.down_proj"))
 
 
-def ensure_stack():
+def ensure_stack(script=__file__):
+    """script: the file to re-run inside the venv (another script that
+    imports this one passes its own)."""
     def ready():
         from importlib.metadata import version
 
@@ -78,7 +80,7 @@ def ensure_stack():
         return (torch.__version__.split("+")[0] == TORCH_VERSION and transformers.__version__ == TRANSFORMERS_VERSION
                 and version("gguf") == GGUF_VERSION)
 
-    refvenv.ensure(__file__, [f"torch=={TORCH_VERSION}", f"transformers=={TRANSFORMERS_VERSION}",
+    refvenv.ensure(script, [f"torch=={TORCH_VERSION}", f"transformers=={TRANSFORMERS_VERSION}",
                               f"gguf=={GGUF_VERSION}"], ready, "RAGD_HFDECREF_VENV", "hfdecref-venv")
 
 

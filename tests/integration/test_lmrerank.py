@@ -1,12 +1,16 @@
 """The default reranker over HTTP: `ragd serve` with no --rerank-model runs
 the causal-LM (yes/no) reranker on the default generator GGUF,
 SmolLM2-135M-Instruct, and answers /v1/ranking, /v1/rerank, LangChain's
-NVIDIARerank and /v1/retrieval "rerank" with llama.cpp's scores
-(tests/fixtures/lmrerank_golden.jsonl, scripts/gen_lmrerank_golden.py).
+NVIDIARerank and /v1/retrieval "rerank" with the scores transformers
+computes on the same weights (tests/fixtures/lmrerank_hf_golden.jsonl,
+scripts/gen_lmrerank_hf_golden.py) within HF_TOL = 1e-3, in their order.
 
-Scores are compared with the tolerance of tests/unit/test_lmrerank.c (both
-sides quantize activations to 8 bits; the reasons are written there), and
-orders wherever llama.cpp separates two passages by more than ORDER_MARGIN."""
+With --rerank-precision q8 (8-bit activations, as llama.cpp) it gives
+llama.cpp's scores (tests/fixtures/lmrerank_golden.jsonl,
+scripts/gen_lmrerank_golden.py) within the tolerance of
+tests/unit/test_lmrerank.c (both sides round activations differently; the
+reasons are written there), in order wherever llama.cpp separates two
+passages by more than ORDER_MARGIN."""
 
 import json
 import math
@@ -18,10 +22,16 @@ from conftest import REPO, RagdServer, expect_error, expect_json, run_cli
 
 MODEL = REPO / "models" / "SmolLM2-135M-Instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 NAME = "SmolLM2-135M-Instruct.Q4_1-rerank"
-TOL = 0.5  # as SCORE_TOL in tests/unit/test_lmrerank.c
+TOL = 0.5  # q8 against llama.cpp: as SCORE_TOL in tests/unit/test_lmrerank.c
 ORDER_MARGIN = 0.8  # as there
+HF_TOL = 1e-3  # f32 (the default) against transformers: as HF_TOL there
 LINES = [json.loads(line) for line in (REPO / "tests/fixtures/lmrerank_golden.jsonl").read_text().splitlines()]
+HF_LINES = [json.loads(line) for line in (REPO / "tests/fixtures/lmrerank_hf_golden.jsonl").read_text().splitlines()]
 GOLDEN = [g for g in LINES if "meta" not in g]
+# the same pair on the same line of both fixtures (the unit test checks the ids' hash)
+for g, h in zip(GOLDEN, [h for h in HF_LINES if "meta" not in h], strict=True):
+    assert g["group"] == h["group"] and len(g["ids"]) == h["n_ids"]
+    g["hf_score"] = h["score"]
 GROUPS = defaultdict(list)
 for g in GOLDEN:
     if g["max_tokens"] == 1024:  # the server's default limit
@@ -52,6 +62,16 @@ def lm(tmp_path_factory):
 
 
 def assert_golden_order(indices, group):
+    """transformers' order (the default precision's reference): every two
+    passages more than 2 * HF_TOL apart."""
+    for a in range(len(indices)):
+        for b in range(a + 1, len(indices)):
+            la, lb = group[indices[a]]["hf_score"], group[indices[b]]["hf_score"]
+            assert la > lb - 2 * HF_TOL, (indices, [g["hf_score"] for g in group])
+
+
+def assert_llama_order(indices, group):
+    """llama.cpp's order, wherever it separates two passages clearly."""
     for a in range(len(indices)):
         for b in range(a + 1, len(indices)):
             la, lb = group[indices[a]]["score"], group[indices[b]]["score"]
@@ -62,10 +82,13 @@ def test_models_lists_the_default_reranker(lm):
     ours = [m for m in lm.get_json("/v1/models")["data"] if m.get("kind") == "reranker"]
     assert len(ours) == 1
     assert ours[0]["id"] == NAME and ours[0]["method"] == "causal-lm" and ours[0]["max_tokens"] == 1024
+    assert ours[0]["precision"] == "f32"
+    ranking = lm.get_json("/v1/version")["ranking"]
+    assert ranking["precision"] == "f32" and "f32 products" in ranking["device_description"]
 
 
 @pytest.mark.parametrize("gid", CHECKED)
-def test_ranking_gives_llama_cpp_scores_and_order(lm, gid):
+def test_ranking_gives_transformers_scores_and_order(lm, gid):
     group = GROUPS[gid]
     body = {"model": NAME, "query": {"text": group[0]["query"]}, "passages": [{"text": g["passage"]} for g in group],
             "truncate": "END"}
@@ -74,7 +97,7 @@ def test_ranking_gives_llama_cpp_scores_and_order(lm, gid):
     logits = [r["logit"] for r in got]
     assert logits == sorted(logits, reverse=True)
     for r in got:
-        assert abs(r["logit"] - group[r["index"]]["score"]) < TOL, (r, group[r["index"]]["score"])
+        assert abs(r["logit"] - group[r["index"]]["hf_score"]) < HF_TOL, (r, group[r["index"]]["hf_score"])
     assert_golden_order([r["index"] for r in got], group)
 
 
@@ -107,7 +130,7 @@ def test_rerank_cohere_shape(lm):
     assert_golden_order([r["index"] for r in res], group)
     for r in res:
         # relevance_score = P(yes) of a softmax over yes and no
-        assert abs(r["relevance_score"] - 1 / (1 + math.exp(-group[r["index"]]["score"]))) < TOL / 4  # sigmoid' <= 1/4
+        assert abs(r["relevance_score"] - 1 / (1 + math.exp(-group[r["index"]]["hf_score"]))) < HF_TOL / 4  # sigmoid' <= 1/4
         assert r["document"] == {"text": group[r["index"]]["passage"]}
 
 
@@ -123,7 +146,7 @@ def test_nvidia_rerank_client(lm):
     assert sorted(order) == list(range(len(group)))
     assert_golden_order(order, group)
     for d in out:
-        assert abs(d.metadata["relevance_score"] - group[d.metadata["i"]]["score"]) < TOL
+        assert abs(d.metadata["relevance_score"] - group[d.metadata["i"]]["hf_score"]) < HF_TOL
 
 
 def test_retrieval_with_the_default_reranker(lm):
@@ -150,17 +173,26 @@ def test_rerank_model_none_and_gen(tmp_path):
         assert all(m.get("kind") != "reranker" for m in s.get_json("/v1/models")["data"])
     finally:
         s.stop()
-    # "gen": the generator's file, served as both kinds
-    s = RagdServer(tmp_path / "gen", extra_args=("--rerank-model", "gen", "--gen-model", str(MODEL)))
+    # "gen": the generator's file, served as both kinds; at q8 precision the
+    # reranker computes as llama.cpp does, and gives its scores
+    s = RagdServer(tmp_path / "gen", extra_args=("--rerank-model", "gen", "--gen-model", str(MODEL),
+                                                 "--rerank-precision", "q8"))
     try:
         kinds = {m["kind"]: m for m in s.get_json("/v1/models")["data"]}
         assert kinds["reranker"]["id"] == NAME and kinds["generator"]["id"] == "SmolLM2-135M-Instruct.Q4_1"
+        assert kinds["reranker"]["precision"] == "q8"
+        assert "quantized" in s.get_json("/v1/version")["ranking"]["device_description"]
         group = GROUPS[0]
         got = expect_json(s.post("/v1/ranking", timeout=SLOW, json={"query": {"text": group[0]["query"]},
                                                       "passages": [{"text": g["passage"]} for g in group]}))
-        assert_golden_order([r["index"] for r in got["rankings"]], group)
+        for r in got["rankings"]:
+            assert abs(r["logit"] - group[r["index"]]["score"]) < TOL, (r, group[r["index"]]["score"])
+        assert_llama_order([r["index"] for r in got["rankings"]], group)
     finally:
         s.stop()
+    p = run_cli(["serve", "--rerank-precision", "f16", "--embed-model", "none", "--gen-model", "none",
+                 "--data", str(tmp_path / "z")])
+    assert p.returncode == 2 and "--rerank-precision is f32 or q8" in p.stderr
     p = run_cli(["serve", "--rerank-model", "gen", "--gen-model", "none", "--embed-model", "none",
                  "--data", str(tmp_path / "x")])
     assert p.returncode == 2 and "--rerank-model gen" in p.stderr
