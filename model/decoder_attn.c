@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "model/decoder_internal.h"
-#include "model/ops_cpu.h"
+#include "model/decoder_math.h"
 #include "model/quant.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -260,10 +260,7 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
     /* softmax per query, normalized, then rounded as the V operand */
     for (size_t i = 0; i < nq; i++) {
         float *si = s + i * max_np;
-        float sum = ops_softmax_unnormalized(si, np[i], 1.0f);
-        float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-        for (size_t p = 0; p < np[i]; p++)
-            si[p] *= inv;
+        dec_math_softmax(si, np[i]);
         if (half)
             round_f16_n(simd, si, si, np[i]);
     }

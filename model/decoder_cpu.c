@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "model/decoder_internal.h"
-#include "model/ops_cpu.h"
+#include "model/decoder_math.h"
 #include "model/quant.h"
 
 /* Query tokens per attention task: a tile of consecutive tokens of one
@@ -72,22 +72,81 @@ static void rms_norm(const float *x, const float *w, size_t n, float eps, float 
 {
     double ss = 0.0;
     for (size_t i = 0; i < n; i++)
-        ss += (double)x[i] * x[i];
+        ss += (double)(x[i] * x[i]);
     float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
     for (size_t i = 0; i < n; i++)
         out[i] = x[i] * scale * w[i];
 }
 
 /* Rotates one head's first rope_dim values: adjacent pairs (2i, 2i+1), or
- * NEOX pairs (i, i + rope_dim/2). */
-static void rope_head(float *h, const float *cs, const float *sn, size_t rope_dim, int neox)
+ * NEOX pairs (i, i + rope_dim/2). Each output is one fused multiply-add on
+ * a rounded product, x0 c - x1 s = fma(x0, c, -(x1 s)), as GCC compiles
+ * ggml's rotation (C++ contracts by default): llama.cpp's rotated Q and K
+ * come out bit for bit, and the products downstream round the same way. */
+static void rope_pairs(float *h, const float *cs, const float *sn, size_t half, int neox)
 {
-    size_t half = rope_dim / 2;
     for (size_t i = 0; i < half; i++) {
         size_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
         float x0 = h[a], x1 = h[b];
-        h[a] = x0 * cs[i] - x1 * sn[i];
-        h[b] = x0 * sn[i] + x1 * cs[i];
+        h[a] = fmaf(x0, cs[i], -(x1 * sn[i]));
+        h[b] = fmaf(x0, sn[i], x1 * cs[i]);
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* the same with fmaf as one instruction instead of a libm call */
+__attribute__((target("fma"))) static void rope_pairs_fma(float *h, const float *cs, const float *sn, size_t half,
+                                                          int neox)
+{
+    rope_pairs(h, cs, sn, half, neox);
+}
+#endif
+
+static void rope_head(float *h, const float *cs, const float *sn, size_t rope_dim, int neox)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("fma")) {
+        rope_pairs_fma(h, cs, sn, rope_dim / 2, neox);
+        return;
+    }
+#endif
+    rope_pairs(h, cs, sn, rope_dim / 2, neox);
+}
+
+/* 1 when the rotation frequencies are the plain ladder base^(-2i/dim) that
+ * dec_rope_init builds (no scaling, no per-frequency factors): then the
+ * angles can be formed as llama.cpp forms them (rope_angles). */
+static int rope_plain(const rg_decoder *d)
+{
+    const llama_config *c = &d->cfg;
+    float scale = powf(c->rope_theta, -2.0f / (float)c->rope_dim), f = 1.0f;
+    for (size_t i = 0; i < c->rope_dim / 2; i++, f *= scale)
+        if (d->inv_freq[i] != f)
+            return 0;
+    return 1;
+}
+
+/* cos and sin of the half angles of position pos. With plain frequencies,
+ * as ggml's rope cache: theta starts at pos and is multiplied by the ladder
+ * step in float for each pair (pos * step^i rounded at every step, not pos
+ * times a rounded step^i), then libm's cosf/sinf. Otherwise pos times the
+ * scaled frequency. */
+static void rope_angles(const rg_decoder *d, int plain, size_t pos, float *cs, float *sn)
+{
+    const llama_config *c = &d->cfg;
+    size_t half = c->rope_dim / 2;
+    if (plain) {
+        float step = powf(c->rope_theta, -2.0f / (float)c->rope_dim), theta = (float)pos;
+        for (size_t i = 0; i < half; i++, theta *= step) {
+            cs[i] = cosf(theta);
+            sn[i] = sinf(theta);
+        }
+        return;
+    }
+    for (size_t i = 0; i < half; i++) {
+        float a = (float)pos * d->inv_freq[i];
+        cs[i] = cosf(a);
+        sn[i] = sinf(a);
     }
 }
 
@@ -179,14 +238,11 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
     if (st != RG_OK)
         return st;
     size_t n_tiles = att_tiles(d, kv, n);
+    int plain = rope_plain(d);
     for (size_t t = 0; t < n; t++) {
         if ((st = dec_mat_row(&d->tok_embd, (size_t)ids[t], d->x + t * E, e)))
             return rg_error_wrap(e, "token embedding");
-        for (size_t i = 0; i < half; i++) {
-            float a = (float)pos[t] * d->inv_freq[i];
-            d->rope_cos[t * half + i] = cosf(a);
-            d->rope_sin[t * half + i] = sinf(a);
-        }
+        rope_angles(d, plain, pos[t], d->rope_cos + t * half, d->rope_sin + t * half);
     }
     for (size_t l = 0; l < c->n_layer; l++) {
         const dec_layer *L = &d->layers[l];
@@ -234,7 +290,7 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
         float *gu_out[2] = {d->ff_g, d->ff_u};
         if ((st = dec_matmul(d, d->xn, n, gu, gu_out, 2, e)))
             return st;
-        ops_silu_mul(d->ff_g, d->ff_u, n * F);
+        dec_math_swiglu(d->ff_g, d->ff_u, n, F);
         const dec_mat *dn[1] = {&L->down};
         float *dn_out[1] = {d->tmp};
         if ((st = dec_matmul(d, d->ff_g, n, dn, dn_out, 1, e)))
