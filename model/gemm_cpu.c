@@ -15,12 +15,64 @@ size_t gemm_bpack_floats(size_t K, size_t N) { return round_up(N, GEMM_NR) * K; 
  * is copied (see gemm_packed_level), whatever M is. */
 size_t gemm_apack_floats(size_t M, size_t K) { return M ? GEMM_MR * K : 0; }
 
+#ifdef GEMM_X86
+/* Rows j0..j0+7 of w, columns k0..k0+7, transposed into the panel: eight
+ * loads, the classic unpack/shuffle/permute 8x8 transpose, eight stores.
+ * The decoder's f32 products pack every weight tile on every call
+ * (decoder_matmul.c), where the one-float-at-a-time copy below cost as
+ * much as dequantizing. */
+__attribute__((target("avx2"))) static void pack_8x8(const float *w, size_t ldw, size_t k0, float *dst)
+{
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(w + (size_t)i * ldw + k0);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* t0 = a0 b0 a1 b1 | a4 b4 a5 b5, t1 = a2 b2 a3 b3 | a6 b6 a7 b7, ... */
+    for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);     /* a0 b0 c0 d0 | a4 b4 c4 d4 */
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee); /* a1 b1 c1 d1 | a5 b5 c5 d5 */
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        /* column i from rows 0-3 (r[i]) and 4-7 (r[i + 4]); halves: k = i and k = i + 4 */
+        _mm256_storeu_ps(dst + (size_t)i * GEMM_NR, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (size_t)(i + 4) * GEMM_NR, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+    }
+}
+
+static int pack_simd(void)
+{
+    static int avx2 = -1;
+    if (avx2 < 0) {
+        __builtin_cpu_init();
+        avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return avx2;
+}
+#endif
+
 /* Panel p holds columns [16p, 16p + 16) as K rows of 16 floats. */
 void gemm_pack_b_nk(const float *w, size_t ldw, size_t N, size_t K, float *bp)
 {
     for (size_t n0 = 0; n0 < N; n0 += GEMM_NR) {
         float *panel = bp + n0 * K;
         size_t nr = N - n0 < GEMM_NR ? N - n0 : GEMM_NR;
+#ifdef GEMM_X86
+        if (nr == GEMM_NR && K >= 8 && pack_simd()) {
+            size_t k8 = K / 8 * 8;
+            for (size_t half = 0; half < 2; half++)
+                for (size_t k0 = 0; k0 < k8; k0 += 8)
+                    pack_8x8(w + (n0 + 8 * half) * ldw, ldw, k0, panel + k0 * GEMM_NR + 8 * half);
+            for (size_t j = 0; j < GEMM_NR; j++)
+                for (size_t k = k8; k < K; k++)
+                    panel[k * GEMM_NR + j] = w[(n0 + j) * ldw + k];
+            continue;
+        }
+#endif
         for (size_t j = 0; j < GEMM_NR; j++) {
             if (j >= nr) {
                 for (size_t k = 0; k < K; k++)

@@ -313,6 +313,8 @@ rg_status dequantize_row(uint32_t type, const void *src, float *dst, size_t n, r
     if (n % l->block_elems != 0)
         return rg_error(e, RG_ERR_INVALID, "%zu elements of type %s are not a whole number of %u-element blocks",
                         n, l->name, (unsigned)l->block_elems);
+    if (quant_avx2_usable() && quant_dequant_avx2(type, p, dst, n / l->block_elems))
+        return RG_OK;
     switch (type) {
     case GGML_TYPE_F32:
         for (size_t i = 0; i < n; i++) {

@@ -51,6 +51,10 @@ quant_multi_fn quant_multi_avx2(uint32_t type); /* NULL: use the per-vector kern
  * types' fp16 sum term. */
 void quant_a8_quantize_c(const float *x, size_t nblocks, int q8_1, quant_a8_block *out);
 void quant_a8_quantize_avx2(const float *x, size_t nblocks, int q8_1, quant_a8_block *out);
+/* nblocks blocks of a Q4_0, Q4_1 or Q8_0 row to floats with AVX2, bitwise
+ * as dequantize_row's portable code; 0 (nothing written) for other types
+ * or builds. Only where quant_avx2_usable() says so. */
+int quant_dequant_avx2(uint32_t type, const unsigned char *src, float *dst, size_t nblocks);
 /* 1 when the build has the AVX2 kernels and the CPU runs them. */
 int quant_avx2_usable(void);
 

@@ -202,8 +202,38 @@ static void test_silu(void)
     free(g), free(u), free(ref);
 }
 
+/* The packed layout itself, element by element: panel p, row k, lane j
+ * holds w[(16p + j) * ldw + k], zero past N (the AVX2 path transposes 8x8
+ * blocks, with scalar tails for K % 8 and a short last panel). */
+static void test_pack_layout(void)
+{
+    static const size_t Ks[] = {1, 7, 8, 9, 16, 23, 64, 577};
+    static const size_t Ns[] = {1, 15, 16, 17, 48, 50};
+    size_t bad = 0, cases = 0;
+    for (size_t a = 0; a < sizeof Ks / sizeof *Ks; a++)
+        for (size_t b = 0; b < sizeof Ns / sizeof *Ns; b++) {
+            size_t K = Ks[a], N = Ns[b], ldw = K + 3;
+            float *w = malloc(N * ldw * sizeof *w), *bp = malloc(gemm_bpack_floats(K, N) * sizeof *bp);
+            for (size_t i = 0; i < N * ldw; i++)
+                w[i] = (float)i;
+            gemm_pack_b_nk(w, ldw, N, K, bp);
+            for (size_t p = 0; p * GEMM_NR < N; p++)
+                for (size_t k = 0; k < K; k++)
+                    for (size_t j = 0; j < GEMM_NR; j++) {
+                        size_t n = p * GEMM_NR + j;
+                        float want = n < N ? w[n * ldw + k] : 0.0f;
+                        bad += bp[p * GEMM_NR * K + k * GEMM_NR + j] != want;
+                    }
+            cases++;
+            free(w);
+            free(bp);
+        }
+    CHECK_MSG(bad == 0, "gemm_pack_b_nk misplaced %zu values over %zu shapes", bad, cases);
+}
+
 int main(void)
 {
+    test_pack_layout();
     test_gemm();
     test_gelu();
     test_softmax();

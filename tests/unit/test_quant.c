@@ -499,8 +499,75 @@ static void test_act_quantize_avx2(void)
     }
 }
 
+/* The AVX2 dequantizer (used by dequantize_row where the CPU has it, so the
+ * golden tests above already run it there) against the formulas of the
+ * portable code, bit for bit, on random blocks: every fp16 scale pattern
+ * class (normal, subnormal, zero, inf, NaN) and every nibble/byte. */
+static void test_dequant_avx2(void)
+{
+    if (!quant_avx2_usable()) {
+        printf("test_quant: no AVX2 on this CPU: the AVX2 dequantizer is not checked\n");
+        return;
+    }
+    enum { NB = 257 };
+    static const uint32_t types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q8_0};
+    static const size_t bytes[] = {GGML_Q4_0_BLOCK_BYTES, GGML_Q4_1_BLOCK_BYTES, GGML_Q8_0_BLOCK_BYTES};
+    unsigned char *src = malloc(NB * 34);
+    float *got = malloc(NB * 32 * sizeof *got), *want = malloc(NB * 32 * sizeof *want);
+    uint32_t rng = 12345;
+    for (size_t t = 0; t < 3; t++) {
+        for (size_t i = 0; i < NB * bytes[t]; i++) {
+            rng = rng * 1664525u + 1013904223u;
+            src[i] = (unsigned char)(rng >> 24);
+        }
+        /* scales: mostly ordinary, some special patterns */
+        static const uint16_t special[] = {0x0000, 0x8000, 0x0001, 0x03ff, 0x7c00, 0xfc00, 0x7e00, 0x3c00, 0x2e66};
+        for (size_t b = 0; b < NB; b++) {
+            unsigned char *blk = src + b * bytes[t];
+            if (b < sizeof special / sizeof *special) {
+                blk[0] = (unsigned char)special[b], blk[1] = (unsigned char)(special[b] >> 8);
+            } else {
+                blk[1] &= 0x3f; /* |d| below 2: like real scales */
+                if (t == 1)
+                    blk[3] = (unsigned char)((blk[3] & 0x3f) | (blk[3] & 0x80));
+            }
+            for (int j = 0; j < 32; j++) {
+                float d = fp16_to_f32((uint16_t)(blk[0] | blk[1] << 8)), v;
+                if (t == 2) {
+                    v = d * (float)(signed char)blk[2 + j];
+                } else {
+                    const unsigned char *qs = blk + (t == 1 ? 4 : 2);
+                    int q = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4;
+                    v = t == 0 ? d * (float)(q - 8) : d * (float)q + fp16_to_f32((uint16_t)(blk[2] | blk[3] << 8));
+                }
+                want[b * 32 + (size_t)j] = v;
+            }
+        }
+        memset(got, 0x5a, NB * 32 * sizeof *got);
+        CHECK(quant_dequant_avx2(types[t], src, got, NB) == 1);
+        /* bitwise, except that a NaN from NaN inputs may carry either
+         * operand's payload (the compiler may swap an addition's operands) */
+#define SAME_BITS(a, b) (memcmp(&(a), &(b), sizeof(a)) == 0 || (isnan(a) && isnan(b)))
+        size_t differ = 0;
+        for (size_t i = 0; i < NB * 32; i++)
+            differ += !SAME_BITS(got[i], want[i]);
+        for (size_t i = 0; i < NB * 32 && differ; i++)
+            if (!SAME_BITS(got[i], want[i]))
+                printf("test_quant: %s value %zu: AVX2 %a, portable %a\n", ggml_type_name(types[t]), i, (double)got[i],
+                       (double)want[i]);
+        CHECK_MSG(differ == 0, "AVX2 dequantization of %s differs in %zu of %d values", ggml_type_name(types[t]),
+                  differ, NB * 32);
+    }
+#undef SAME_BITS
+    CHECK(quant_dequant_avx2(GGML_TYPE_Q6_K, src, got, 1) == 0);
+    free(src);
+    free(got);
+    free(want);
+}
+
 int main(void)
 {
+    test_dequant_avx2();
     test_act_quantize_avx2();
     test_golden();
     test_q8_k();
