@@ -15,8 +15,10 @@
  * meets V. This model family is sensitive enough that skipping those
  * roundings alone moves logits by ~1e-2 relative. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
+#include "model/decoder_attn.h"
 #include "model/decoder_internal.h"
 #include "model/decoder_math.h"
 #include "model/quant.h"
@@ -27,17 +29,38 @@
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 #endif
 
-/* The V product sums each output over positions in ATT_LANES interleaved
- * partial sums (position p into sum p % ATT_LANES), then adds them pairwise
- * as a halving tree: the order of llama.cpp's CPU matrix product (tinyBLAS,
- * 16 float lanes on AVX-512) for its attention. With 8-bit activations
- * downstream, a different but equally exact order flips roundings and moves
- * logits by ~1e-2 relative. */
+/* The V product sums each output over positions in interleaved partial
+ * sums (position p into sum p % lanes), then adds them pairwise as a
+ * halving tree. That is the order of llama.cpp's CPU matrix products for
+ * its attention, and which order depends on how many tokens the batch has
+ * (llamafile_sgemm declines a single column):
+ *   - several tokens: tinyBLAS on AVX-512, 16 float lanes (ATT_LANES) for
+ *     both the K and the V product;
+ *   - one token (a decode step): ggml_vec_dot_f16, four 16-lane
+ *     accumulators over blocks of 64 (ATT_LANES_ONE lanes in all), the
+ *     positions past the last whole block of the cache view summed one by
+ *     one in double. The view has a multiple of ATT_KV_PAD positions, so
+ *     the double tail is its last 32 when that is not a multiple of 64.
+ * With 8-bit activations downstream, a different but equally exact order
+ * flips roundings and moves logits by ~1e-2 relative. */
 #define ATT_LANES 16
+#define ATT_LANES_ONE 64
+#define ATT_KV_PAD 32
 
 size_t dec_attn_scratch_floats(size_t nq, size_t max_np, size_t hd)
 {
-    return nq * max_np + nq * hd + hd + nq * ATT_LANES * hd;
+    /* scores, rounded queries, one cache row, lane sums (the larger
+     * count), and the double tails with a float of slack to align them */
+    return nq * max_np + nq * hd + hd + nq * ATT_LANES_ONE * hd + 2 * nq * hd + 1;
+}
+
+/* Positions of a one-token query attending np positions that llama.cpp's
+ * vec_dot sums in its 64-float blocks; the rest go to its double tail. */
+static size_t one_token_blocked(size_t np)
+{
+    size_t view = (np + ATT_KV_PAD - 1) / ATT_KV_PAD * ATT_KV_PAD;
+    size_t blocked = view / ATT_LANES_ONE * ATT_LANES_ONE;
+    return blocked < np ? blocked : np;
 }
 
 /* ---- portable ------------------------------------------------------------------ */
@@ -70,6 +93,23 @@ static float dot_c(const float *a, const float *b, size_t n)
     for (; i < n; i++)
         s += a[i] * b[i];
     return s;
+}
+
+/* ggml_vec_dot_f16's order: n rounded down to 64 in 64 lanes (i % 64),
+ * reduced 64 -> 32 -> ... -> 1, then the rest added in double. */
+static float dot_one_c(const float *a, const float *b, size_t n)
+{
+    float acc[ATT_LANES_ONE] = {0};
+    size_t n64 = n / ATT_LANES_ONE * ATT_LANES_ONE, i = 0;
+    for (; i < n64; i++)
+        acc[i % ATT_LANES_ONE] += a[i] * b[i];
+    for (size_t w = ATT_LANES_ONE / 2; w >= 1; w /= 2)
+        for (size_t j = 0; j < w; j++)
+            acc[j] += acc[j + w];
+    double sum = acc[0];
+    for (; i < n; i++)
+        sum += (double)(a[i] * b[i]);
+    return (float)sum;
 }
 
 static void axpy_c(float *y, float w, const float *x, size_t n)
@@ -112,6 +152,32 @@ AVX2_FN static float dot_avx2(const float *a, const float *b, size_t n)
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
     return _mm_cvtss_f32(h);
+}
+
+/* dot_one_c with 8-float registers: r[2j], r[2j+1] are the two halves of
+ * ggml's 16-lane accumulator j; accumulator j += j + 2, then 0 += 1, then
+ * the 16 lanes' tree as in dot_avx2. */
+AVX2_FN static float dot_one_avx2(const float *a, const float *b, size_t n)
+{
+    __m256 r[8];
+    for (int j = 0; j < 8; j++)
+        r[j] = _mm256_setzero_ps();
+    size_t n64 = n / ATT_LANES_ONE * ATT_LANES_ONE, i = 0;
+    for (; i < n64; i += ATT_LANES_ONE)
+        for (int j = 0; j < 8; j++)
+            r[j] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * j), _mm256_loadu_ps(b + i + 8 * j), r[j]);
+    for (int j = 0; j < 4; j++)
+        r[j] = _mm256_add_ps(r[j], r[j + 4]);
+    r[0] = _mm256_add_ps(r[0], r[2]);
+    r[1] = _mm256_add_ps(r[1], r[3]);
+    __m256 s = _mm256_add_ps(r[0], r[1]);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    double sum = _mm_cvtss_f32(h);
+    for (; i < n; i++)
+        sum += (double)(a[i] * b[i]);
+    return (float)sum;
 }
 
 AVX2_FN static void axpy_avx2(float *y, float w, const float *x, size_t n)
@@ -171,6 +237,16 @@ static float dot_of(int simd, const float *a, const float *b, size_t n)
     return dot_c(a, b, n);
 }
 
+static float dot_one_of(int simd, const float *a, const float *b, size_t n)
+{
+#ifdef ATT_X86
+    if (simd)
+        return dot_one_avx2(a, b, n);
+#endif
+    (void)simd;
+    return dot_one_c(a, b, n);
+}
+
 static void axpy_of(int simd, float *y, float w, const float *x, size_t n)
 {
 #ifdef ATT_X86
@@ -226,11 +302,17 @@ void dec_kv_store(rg_kv_cache *kv, size_t layer, size_t pos, const float *k, con
 void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, const float *const *q, const size_t *np,
                 size_t nq, float *const *out, float *scratch)
 {
-    size_t max_np = 0;
+    dec_attend_ordered(kv, layer, kvh, hd, q, np, nq, out, scratch, 0);
+}
+
+void dec_attend_ordered(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, const float *const *q,
+                        const size_t *np, size_t nq, float *const *out, float *scratch, int one_token)
+{
+    size_t max_np = 0, lanes_n = one_token ? ATT_LANES_ONE : ATT_LANES;
     for (size_t i = 0; i < nq; i++)
         if (np[i] > max_np)
             max_np = np[i];
-    float *s = scratch, *qr = s + nq * max_np, *row = qr + nq * hd;
+    float *s = scratch, *qr = s + nq * max_np, *row = qr + nq * hd, *lanes = row + hd;
     size_t off = layer * kv->cap * kv->kv_dim + kvh * hd;
     const void *kb, *vb;
     if (kv->type == RG_KV_F16) {
@@ -254,7 +336,8 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
         const float *kr = row_of(simd, kv, kb, p, row, hd);
         for (size_t i = 0; i < nq; i++)
             if (p < np[i])
-                s[i * max_np + p] = dot_of(simd, qr + i * hd, kr, hd) * scale;
+                s[i * max_np + p] = (one_token ? dot_one_of(simd, qr + i * hd, kr, hd)
+                                               : dot_of(simd, qr + i * hd, kr, hd)) * scale;
     }
 
     /* softmax per query, normalized, then rounded as the V operand */
@@ -265,21 +348,55 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
             round_f16_n(simd, si, si, np[i]);
     }
 
-    /* weighted sum of V rows, each row once, into interleaved partial sums */
-    float *lanes = row + hd;
-    memset(lanes, 0, nq * ATT_LANES * hd * sizeof(float));
-    for (size_t p = 0; p < max_np; p++) {
+    /* weighted sum of V rows, each row once, into interleaved partial sums
+     * (a one-token query's tail positions wait for the second pass) */
+    size_t max_blocked = 0;
+    for (size_t i = 0; i < nq; i++) {
+        size_t b = one_token ? one_token_blocked(np[i]) : np[i];
+        max_blocked = b > max_blocked ? b : max_blocked;
+    }
+    memset(lanes, 0, nq * lanes_n * hd * sizeof(float));
+    for (size_t p = 0; p < max_blocked; p++) {
         const float *vr = row_of(simd, kv, vb, p, row, hd);
         for (size_t i = 0; i < nq; i++)
-            if (p < np[i])
-                axpy_of(simd, lanes + (i * ATT_LANES + p % ATT_LANES) * hd, s[i * max_np + p], vr, hd);
+            if (p < (one_token ? one_token_blocked(np[i]) : np[i]))
+                axpy_of(simd, lanes + (i * lanes_n + p % lanes_n) * hd, s[i * max_np + p], vr, hd);
     }
     for (size_t i = 0; i < nq; i++) {
-        float *acc = lanes + i * ATT_LANES * hd;
-        for (size_t w = ATT_LANES / 2; w >= 1; w /= 2)
+        float *acc = lanes + i * lanes_n * hd;
+        for (size_t w = lanes_n / 2; w >= 1; w /= 2)
             for (size_t j = 0; j < w; j++)
                 for (size_t k = 0; k < hd; k++)
                     acc[j * hd + k] += acc[(j + w) * hd + k];
         memcpy(out[i], acc, hd * sizeof(float));
     }
+    if (!one_token)
+        return;
+    size_t min_blocked = max_np;
+    for (size_t i = 0; i < nq; i++) {
+        size_t b = one_token_blocked(np[i]);
+        min_blocked = b < min_blocked ? b : min_blocked;
+    }
+    if (min_blocked == max_np)
+        return;
+
+    /* a one-token query's tail: after the blocks' sum, position by
+     * position in double (ggml's vec_dot leftovers) */
+    uintptr_t at = (uintptr_t)(lanes + nq * lanes_n * hd);
+    double *tail = (double *)(void *)((at + sizeof(double) - 1) / sizeof(double) * sizeof(double));
+    for (size_t i = 0; i < nq; i++)
+        for (size_t k = 0; k < hd; k++)
+            tail[i * hd + k] = out[i][k];
+    for (size_t p = min_blocked; p < max_np; p++) {
+        const float *vr = row_of(simd, kv, vb, p, row, hd);
+        for (size_t i = 0; i < nq; i++)
+            if (p >= one_token_blocked(np[i]) && p < np[i]) {
+                float w = s[i * max_np + p];
+                for (size_t k = 0; k < hd; k++)
+                    tail[i * hd + k] += (double)(w * vr[k]);
+            }
+    }
+    for (size_t i = 0; i < nq; i++)
+        for (size_t k = 0; k < hd; k++)
+            out[i][k] = (float)tail[i * hd + k];
 }

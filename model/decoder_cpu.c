@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/decoder_attn.h"
 #include "model/decoder_internal.h"
 #include "model/decoder_math.h"
 #include "model/quant.h"
@@ -202,7 +203,12 @@ static void att_worker(void *ctx, size_t worker, size_t n_workers)
                 out[nq] = d->att + t * qd + h * hd;
                 np[nq] = j->pos[t] + 1;
             }
-        dec_attend(j->kv[d->tiles[tile]], j->layer, kvh, hd, q, np, nq, out, scratch);
+        /* a tile of one token whose sequence has no other token here is a
+         * decode step (or a one-token prefill) for llama.cpp's ordering */
+        size_t t0 = d->tiles[tile], n = d->tiles[j->n_tiles];
+        int one = d->tiles[tile + 1] - t0 == 1 && (t0 == 0 || j->kv[t0 - 1] != j->kv[t0]) &&
+                  (t0 + 1 == n || j->kv[t0 + 1] != j->kv[t0]);
+        dec_attend_ordered(j->kv[t0], j->layer, kvh, hd, q, np, nq, out, scratch, one);
     }
 }
 
