@@ -19,7 +19,8 @@ scripts/gen_embedding_golden.py (re-executes itself there when needed).
     python3 bench/bench_rerank.py --kind lm [--seconds 5] [--threads 2] [--bin build/bench_rerank]
 
 The causal-LM (yes/no) reranker on the default generator GGUF
-(SmolLM2-135M-Instruct Q4_1) beside llama.cpp (llama-cpp-python from the venv
+(SmolLM2-135M-Instruct Q4_1), at both precisions (f32, the default, and q8;
+model/lm_reranker.h), beside llama.cpp (llama-cpp-python from the venv
 of scripts/gen_llama_golden.py) scoring the same prompts the same way: the
 query's prompt prefix evaluated once, each passage's rest after it (the KV
 cache cut back to the prefix), the last position's logits read. --pairs
@@ -162,16 +163,20 @@ def main_lm(args):
         with tempfile.TemporaryDirectory() as tmp:
             pairs_file = Path(tmp) / "pairs.tsv"
             pairs_file.write_text("".join(f"{QUERY}\t{p}\n" for p in passages(n)))
-            out = subprocess.run([args.bin, str(model), str(pairs_file), str(n), "1", str(args.seconds),
-                                  str(args.threads)], capture_output=True, text=True, check=True).stdout
-            ours = json.loads(out)
+            ours = {}
+            for prec in ("f32", "q8"):  # the default (transformers' scores) and llama.cpp's arithmetic
+                out = subprocess.run([args.bin, str(model), str(pairs_file), str(n), "1", str(args.seconds),
+                                      str(args.threads)], capture_output=True, text=True, check=True,
+                                     env=dict(os.environ, RAGD_RERANK_PRECISION=prec)).stdout
+                ours[prec] = json.loads(out)
         _, ref = run_llama(llm, prefix, rests, args.seconds)
         if n == args.pairs[0]:
             print(f"machine: {os.cpu_count()} CPUs; llama-cpp-python {llama_cpp.__version__}; threads {args.threads}; "
                   f"prompts of {len(prefix) + len(rests[0])} tokens ({len(prefix)} shared)")
-        print(f"{n:4d} pairs x ~200 tokens: ragd {ours['pairs_per_s']:8.2f} pairs/s ({ours['tokens_per_s']:7.0f} tok/s)   "
-              f"llama.cpp {ref['pairs_per_s']:8.2f} pairs/s ({ref['tokens_per_s']:7.0f} tok/s)   "
-              f"ratio {ours['pairs_per_s'] / ref['pairs_per_s']:.2f}", flush=True)
+        for prec, o in ours.items():
+            print(f"{n:4d} pairs x ~200 tokens: ragd {prec:3s} {o['pairs_per_s']:8.2f} pairs/s "
+                  f"({o['tokens_per_s']:7.0f} tok/s)   llama.cpp {ref['pairs_per_s']:8.2f} pairs/s "
+                  f"({ref['tokens_per_s']:7.0f} tok/s)   ratio {o['pairs_per_s'] / ref['pairs_per_s']:.2f}", flush=True)
 
 
 def main():
