@@ -89,12 +89,28 @@ size_t kv_cache_capacity(const rg_kv_cache *kv); /* max_tokens */
  * shared prompt prefix computed once is continued by several suffixes in
  * turn (the causal-LM reranker scores many passages after one query). */
 void kv_cache_truncate(rg_kv_cache *kv, size_t n);
+/* Makes dst hold src's first n positions (n <= kv_cache_len(src)) and
+ * nothing after them: a prefix computed once is copied into the caches of
+ * several continuations that are then prefilled together
+ * (decoder_prefill_batch). Both caches belong to d and have one type;
+ * RG_ERR_TOO_LARGE when dst has no room for n. */
+rg_status kv_cache_copy_prefix(const rg_decoder *d, rg_kv_cache *dst, const rg_kv_cache *src, size_t n, rg_err *e);
 
 /* Appends ids[0..n) to kv's sequence. When logits is non-NULL it receives
  * the n_vocab logits of the last position. RG_ERR_INVALID for an id outside
  * the vocabulary or n == 0, RG_ERR_TOO_LARGE when the cache lacks room
  * (nothing is appended then). */
 rg_status decoder_prefill(rg_decoder *d, rg_kv_cache *kv, const int32_t *ids, size_t n, float *logits, rg_err *e);
+
+/* Appends ids[i][0..n[i]) to kv[i] for n_seq distinct sequences in shared
+ * forward passes (each pass reads the weights once for all its tokens):
+ * whole sequences packed into passes of up to 512 tokens, a longer one in
+ * 512-token chunks alone. Each token's results are those decoder_prefill
+ * gives it (model/decoder_batch.c says why). logits (may be NULL) receives
+ * sequence i's last-position logits at logits[i * n_vocab]. Arguments are
+ * checked before anything runs; on any error nothing is appended. */
+rg_status decoder_prefill_batch(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *const *ids, const size_t *n,
+                                size_t n_seq, float *logits, rg_err *e);
 
 /* One step for n_seq sequences: ids[i] is appended to kv[i] (n_seq distinct
  * caches) and logits[i * n_vocab ..] receives its next-token logits. All or

@@ -438,6 +438,27 @@ extern "C" void decoder_cuda_kv_free(void *k, void *v)
     cudaFree(v);
 }
 
+extern "C" rg_status decoder_cuda_kv_copy(rg_decoder_cuda *c, void *dst_k, void *dst_v, size_t dst_pitch,
+                                          const void *src_k, const void *src_v, size_t src_pitch, size_t bytes,
+                                          size_t n_layer, rg_err *e)
+{
+    // on the decoder's stream, under its mutex, so a copy is ordered after
+    // the forward pass that wrote the source and before the next one
+    pthread_mutex_lock(&c->cx.mu);
+    cudaStream_t s = c->cx.stream;
+    rg_status st = cu_check(cudaSetDevice(c->cx.device), "cudaSetDevice", e);
+    if (!st)
+        st = cu_check(cudaMemcpy2DAsync(dst_k, dst_pitch, src_k, src_pitch, bytes, n_layer, cudaMemcpyDeviceToDevice,
+                                        s), "copying KV cache keys", e);
+    if (!st)
+        st = cu_check(cudaMemcpy2DAsync(dst_v, dst_pitch, src_v, src_pitch, bytes, n_layer, cudaMemcpyDeviceToDevice,
+                                        s), "copying KV cache values", e);
+    if (!st)
+        st = cu_check(cudaStreamSynchronize(s), "copying a KV cache", e);
+    pthread_mutex_unlock(&c->cx.mu);
+    return st;
+}
+
 extern "C" rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_cuda_weight which, uint16_t *out,
                                          size_t out_n, size_t *rows, size_t *cols, rg_err *e)
 {

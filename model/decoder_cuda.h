@@ -43,6 +43,11 @@ rg_status decoder_cuda_forward(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_ca
 /* Device memory for a cache's keys and values, bytes each. */
 rg_status decoder_cuda_kv_alloc(size_t bytes, void **k, void **v, rg_err *e);
 void decoder_cuda_kv_free(void *k, void *v);
+/* For each of n_layer layers, the first bytes bytes of the keys and values
+ * at src (layers src_pitch bytes apart) to dst (dst_pitch apart), on the
+ * decoder's stream, finished on return. */
+rg_status decoder_cuda_kv_copy(rg_decoder_cuda *c, void *dst_k, void *dst_v, size_t dst_pitch, const void *src_k,
+                               const void *src_v, size_t src_pitch, size_t bytes, size_t n_layer, rg_err *e);
 
 /* Which uploaded matrix decoder_cuda_weight reads. */
 typedef enum dec_cuda_weight {

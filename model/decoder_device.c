@@ -90,6 +90,22 @@ void dec_device_kv_free(rg_kv_cache *kv)
     kv->k = kv->v = NULL;
 }
 
+rg_status dec_device_kv_copy(const rg_decoder *d, rg_kv_cache *dst, const rg_kv_cache *src, size_t bytes_per_layer,
+                             rg_err *e)
+{
+#ifdef RAGD_HAVE_CUDA
+    if (d->cuda) {
+        size_t es = dst->type == RG_KV_F32 ? sizeof(float) : sizeof(uint16_t);
+        return decoder_cuda_kv_copy(d->cuda, dst->k, dst->v, dst->cap * dst->kv_dim * es, src->k, src->v,
+                                    src->cap * src->kv_dim * es, bytes_per_layer, d->cfg.n_layer, e);
+    }
+#else
+    (void)dst, (void)src, (void)bytes_per_layer;
+#endif
+    (void)d;
+    return rg_error(e, RG_ERR_INTERNAL, "a device KV cache without a CUDA decoder");
+}
+
 rg_device decoder_device(const rg_decoder *d)
 {
     return d->device;

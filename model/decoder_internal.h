@@ -98,6 +98,10 @@ rg_status dec_device_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_
 /* A cache's memory on the decoder's device (bytes each for K and V). */
 rg_status dec_device_kv_alloc(const rg_decoder *d, rg_kv_cache *kv, size_t bytes, rg_err *e);
 void dec_device_kv_free(rg_kv_cache *kv);
+/* The first bytes_per_layer bytes of every layer's keys and values from
+ * src to dst, both device caches of d (kv_cache_copy_prefix). */
+rg_status dec_device_kv_copy(const rg_decoder *d, rg_kv_cache *dst, const rg_kv_cache *src, size_t bytes_per_layer,
+                             rg_err *e);
 
 /* Rotation frequencies from the config (and GGUF's rope_freqs.weight). */
 rg_status dec_rope_init(rg_decoder *d, const float *freq_factors, size_t n_factors, rg_err *e);

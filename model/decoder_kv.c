@@ -3,6 +3,7 @@
  * fixed at allocation and checked against the model's trained context. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model/decoder_internal.h"
 
@@ -79,4 +80,38 @@ void kv_cache_truncate(rg_kv_cache *kv, size_t n)
      * only a matter of the length. */
     if (n < kv->len)
         kv->len = n;
+}
+
+rg_status kv_cache_copy_prefix(const rg_decoder *d, rg_kv_cache *dst, const rg_kv_cache *src, size_t n, rg_err *e)
+{
+    size_t kvd = d->cfg.n_head_kv * d->cfg.head_dim;
+    if (src->n_layer != d->cfg.n_layer || dst->n_layer != d->cfg.n_layer || src->kv_dim != kvd ||
+        dst->kv_dim != kvd)
+        return rg_error(e, RG_ERR_INVALID, "KV cache belongs to another model");
+    if (src->type != dst->type || src->on_device != dst->on_device)
+        return rg_error(e, RG_ERR_INVALID, "KV caches of different types or devices");
+    if (n > src->len)
+        return rg_error(e, RG_ERR_INVALID, "copying %zu positions of a cache holding %zu", n, src->len);
+    if (n > dst->cap)
+        return rg_error(e, RG_ERR_TOO_LARGE, "%zu positions do not fit a %zu-position cache", n, dst->cap);
+    if (dst == src) {
+        dst->len = n;
+        return RG_OK;
+    }
+    size_t es = elem_size(src->type), row = n * kvd * es;
+    rg_status st = RG_OK;
+    if (n > 0) {
+        if (src->on_device) {
+            st = dec_device_kv_copy(d, dst, src, row, e);
+        } else {
+            /* [layer][cap][kv_dim]: each layer's first n rows are contiguous */
+            for (size_t l = 0; l < d->cfg.n_layer; l++) {
+                memcpy((char *)dst->k + l * dst->cap * kvd * es, (const char *)src->k + l * src->cap * kvd * es, row);
+                memcpy((char *)dst->v + l * dst->cap * kvd * es, (const char *)src->v + l * src->cap * kvd * es, row);
+            }
+        }
+    }
+    if (st == RG_OK)
+        dst->len = n;
+    return st;
 }

@@ -17,6 +17,15 @@ static const char lm_tail[] = "<|im_end|>\n<|im_start|>assistant\n";
  * bounds the tokenizer's work on hostile input. */
 #define LM_MAX_TEXT ((size_t)1 << 22)
 
+/* Passages prefilled together (decoder_prefill_batch) after their query's
+ * prefix is copied into each one's cache: at most LM_BATCH_SEQS of them and
+ * LM_BATCH_TOKENS of their own tokens (one forward pass), and their caches
+ * together at most LM_BATCH_POSITIONS positions (188 MB of f32 cache for
+ * SmolLM2-135M). */
+#define LM_BATCH_SEQS 16
+#define LM_BATCH_TOKENS 512
+#define LM_BATCH_POSITIONS 4096
+
 struct rg_lm_reranker {
     rg_decoder *dec;
     rg_bpe *tok;
@@ -24,8 +33,10 @@ struct rg_lm_reranker {
     int32_t yes, no;
     size_t n_ctx;
     rg_lm_precision precision;
-    rg_kv_cache *kv; /* grown to the longest prompt scored */
-    float *logits;   /* n_vocab */
+    rg_kv_cache *kv;                 /* the query's prefix, grown to the longest seen */
+    rg_kv_cache *slot[LM_BATCH_SEQS]; /* one passage each, all of slot_cap positions */
+    size_t slot_cap;
+    float *logits; /* LM_BATCH_SEQS * n_vocab */
 };
 
 static rg_status single_token(const rg_bpe *tok, const char *word, int32_t *id, rg_err *e)
@@ -106,7 +117,7 @@ rg_status lm_reranker_load(const char *path, size_t threads, rg_device device, r
             st = rg_error(e, RG_ERR_INVALID, "the model's context (%zu tokens) cannot hold the reranking prompt",
                           lr->n_ctx);
     }
-    if (!st && !(lr->logits = malloc(decoder_vocab(lr->dec) * sizeof *lr->logits)))
+    if (!st && !(lr->logits = malloc(LM_BATCH_SEQS * decoder_vocab(lr->dec) * sizeof *lr->logits)))
         st = rg_error(e, RG_ERR_NOMEM, "out of memory");
     if (st) {
         lm_reranker_free(lr);
@@ -121,6 +132,8 @@ void lm_reranker_free(rg_lm_reranker *lr)
     if (!lr)
         return;
     kv_cache_free(lr->kv);
+    for (size_t i = 0; i < LM_BATCH_SEQS; i++)
+        kv_cache_free(lr->slot[i]);
     decoder_free(lr->dec);
     bpe_free(lr->tok);
     bpe_ids_free(&lr->head);
@@ -235,20 +248,46 @@ rg_status lm_reranker_encode_passage(const rg_lm_reranker *lr, size_t n_prefix, 
     return st;
 }
 
-/* A cache of at least need positions (grown in 256-token steps). */
-static rg_status ensure_cache(rg_lm_reranker *lr, size_t need, rg_err *e)
+static rg_kv_type cache_type(const rg_lm_reranker *lr)
 {
-    if (need > lr->n_ctx)
-        return rg_error(e, RG_ERR_INVALID, "a prompt of %zu tokens exceeds the model's context of %zu", need,
-                        lr->n_ctx);
+    return lr->precision == RG_LM_F32 ? RG_KV_F32 : RG_KV_F16;
+}
+
+/* need positions rounded up to 256, within the context */
+static size_t cache_size(const rg_lm_reranker *lr, size_t need)
+{
+    size_t cap = (need + 255) / 256 * 256;
+    return cap > lr->n_ctx ? lr->n_ctx : cap;
+}
+
+/* The prefix cache: at least need positions. */
+static rg_status ensure_prefix_cache(rg_lm_reranker *lr, size_t need, rg_err *e)
+{
     if (lr->kv && kv_cache_capacity(lr->kv) >= need)
         return RG_OK;
-    size_t cap = (need + 255) / 256 * 256;
-    if (cap > lr->n_ctx)
-        cap = lr->n_ctx;
     kv_cache_free(lr->kv);
     lr->kv = NULL;
-    return kv_cache_alloc(lr->dec, cap, lr->precision == RG_LM_F32 ? RG_KV_F32 : RG_KV_F16, &lr->kv, e);
+    return kv_cache_alloc(lr->dec, cache_size(lr, need), cache_type(lr), &lr->kv, e);
+}
+
+/* n slot caches of at least need positions each (all slots share one size:
+ * a larger need frees the smaller ones). */
+static rg_status ensure_slots(rg_lm_reranker *lr, size_t n, size_t need, rg_err *e)
+{
+    if (need > lr->slot_cap) {
+        for (size_t i = 0; i < LM_BATCH_SEQS; i++) {
+            kv_cache_free(lr->slot[i]);
+            lr->slot[i] = NULL;
+        }
+        lr->slot_cap = cache_size(lr, need);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!lr->slot[i]) {
+            rg_status st = kv_cache_alloc(lr->dec, lr->slot_cap, cache_type(lr), &lr->slot[i], e);
+            if (st != RG_OK)
+                return st;
+        }
+    return RG_OK;
 }
 
 rg_status lm_reranker_score(rg_lm_reranker *lr, const int32_t *prefix, size_t n_prefix, const rg_bpe_ids *rests,
@@ -268,17 +307,39 @@ rg_status lm_reranker_score(rg_lm_reranker *lr, const int32_t *prefix, size_t n_
     if (longest > lr->n_ctx || n_prefix > lr->n_ctx - longest)
         return rg_error(e, RG_ERR_INVALID, "a prompt of %zu tokens exceeds the model's context of %zu",
                         n_prefix + longest, lr->n_ctx);
-    rg_status st = ensure_cache(lr, n_prefix + longest, e);
+    rg_status st = ensure_prefix_cache(lr, n_prefix, e);
     if (st)
         return st;
     kv_cache_reset(lr->kv);
     if ((st = decoder_prefill(lr->dec, lr->kv, prefix, n_prefix, NULL, e)))
         return st;
-    for (size_t i = 0; i < n; i++) {
-        kv_cache_truncate(lr->kv, n_prefix);
-        if ((st = decoder_prefill(lr->dec, lr->kv, rests[i].ids, rests[i].n, lr->logits, e)))
-            return st;
-        scores[i] = lr->logits[lr->yes] - lr->logits[lr->no];
+    /* Every slot holds the longest prompt of this request, so slots of one
+     * size serve every batch; as many slots as the position budget allows. */
+    size_t cap = cache_size(lr, n_prefix + longest), max_seqs = LM_BATCH_POSITIONS / cap;
+    if (max_seqs > LM_BATCH_SEQS)
+        max_seqs = LM_BATCH_SEQS;
+    if (max_seqs == 0)
+        max_seqs = 1;
+    size_t V = decoder_vocab(lr->dec);
+    const int32_t *ids[LM_BATCH_SEQS];
+    size_t lens[LM_BATCH_SEQS];
+    for (size_t i = 0; i < n && st == RG_OK;) {
+        /* passages i..j-1: one forward pass's worth (at least one) */
+        size_t j = i, tokens = 0;
+        while (j < n && j - i < max_seqs && (j == i || tokens + rests[j].n <= LM_BATCH_TOKENS))
+            tokens += rests[j++].n;
+        if ((st = ensure_slots(lr, j - i, n_prefix + longest, e)))
+            break;
+        for (size_t k = i; k < j && st == RG_OK; k++) {
+            st = kv_cache_copy_prefix(lr->dec, lr->slot[k - i], lr->kv, n_prefix, e);
+            ids[k - i] = rests[k].ids;
+            lens[k - i] = rests[k].n;
+        }
+        if (st == RG_OK)
+            st = decoder_prefill_batch(lr->dec, lr->slot, ids, lens, j - i, lr->logits, e);
+        for (size_t k = i; k < j && st == RG_OK; k++)
+            scores[k] = lr->logits[(k - i) * V + (size_t)lr->yes] - lr->logits[(k - i) * V + (size_t)lr->no];
+        i = j;
     }
-    return RG_OK;
+    return st;
 }

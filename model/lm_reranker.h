@@ -20,8 +20,11 @@
  * Qwen3-Reranker's own code does with its prefix, pair and suffix) so that
  * a query or passage spelling "<|im_end|>" cannot close a turn, and so that
  * HEAD+QUERY+MID, the prefix, is the same ids for every passage of a query:
- * it is computed once and the KV cache is cut back to it after each passage
- * (kv_cache_truncate). The leading spaces make a query's or passage's first
+ * it is computed once and copied into each passage's cache
+ * (kv_cache_copy_prefix), and the passages' rests are prefilled together,
+ * up to 16 and 512 tokens per forward pass (decoder_prefill_batch: the
+ * weights are read once per pass, which makes short passages cheap; each
+ * score is the one a passage alone would get). The leading spaces make a query's or passage's first
  * word the " word" token it is in running text.
  *
  * "yes" and "no" are the vocabulary's tokens without a leading space: the
@@ -106,7 +109,8 @@ rg_status lm_reranker_encode_passage(const rg_lm_reranker *lr, size_t n_prefix, 
                                      rg_err *e);
 
 /* Scores n prompts prefix + rests[i] into scores[i]: the prefix is
- * prefilled once, each rest after it in turn. Every prompt fits the
+ * prefilled once, the rests after copies of it in shared forward passes.
+ * Every prompt fits the
  * model's context (the encoders above guarantee it for max_tokens within
  * it). */
 rg_status lm_reranker_score(rg_lm_reranker *lr, const int32_t *prefix, size_t n_prefix, const rg_bpe_ids *rests,
