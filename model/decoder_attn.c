@@ -154,23 +154,27 @@ AVX2_FN static float dot_avx2(const float *a, const float *b, size_t n)
     return _mm_cvtss_f32(h);
 }
 
-/* dot_one_c with 8-float registers: r[2j], r[2j+1] are the two halves of
- * ggml's 16-lane accumulator j; accumulator j += j + 2, then 0 += 1, then
- * the 16 lanes' tree as in dot_avx2. */
+/* dot_one_c with 8-float registers: r0+r1, r2+r3, r4+r5, r6+r7 are the
+ * halves of ggml's four 16-lane accumulators; accumulator j += j + 2, then
+ * 0 += 1, then the 16 lanes' tree as in dot_avx2. Named registers, not an
+ * array: GCC keeps an array of eight in memory. */
 AVX2_FN static float dot_one_avx2(const float *a, const float *b, size_t n)
 {
-    __m256 r[8];
-    for (int j = 0; j < 8; j++)
-        r[j] = _mm256_setzero_ps();
+    __m256 r0 = _mm256_setzero_ps(), r1 = r0, r2 = r0, r3 = r0, r4 = r0, r5 = r0, r6 = r0, r7 = r0;
     size_t n64 = n / ATT_LANES_ONE * ATT_LANES_ONE, i = 0;
-    for (; i < n64; i += ATT_LANES_ONE)
-        for (int j = 0; j < 8; j++)
-            r[j] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * j), _mm256_loadu_ps(b + i + 8 * j), r[j]);
-    for (int j = 0; j < 4; j++)
-        r[j] = _mm256_add_ps(r[j], r[j + 4]);
-    r[0] = _mm256_add_ps(r[0], r[2]);
-    r[1] = _mm256_add_ps(r[1], r[3]);
-    __m256 s = _mm256_add_ps(r[0], r[1]);
+    for (; i < n64; i += ATT_LANES_ONE) {
+        r0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), r0);
+        r1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), r1);
+        r2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), r2);
+        r3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), r3);
+        r4 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 32), _mm256_loadu_ps(b + i + 32), r4);
+        r5 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 40), _mm256_loadu_ps(b + i + 40), r5);
+        r6 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 48), _mm256_loadu_ps(b + i + 48), r6);
+        r7 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 56), _mm256_loadu_ps(b + i + 56), r7);
+    }
+    r0 = _mm256_add_ps(_mm256_add_ps(r0, r4), _mm256_add_ps(r2, r6));
+    r1 = _mm256_add_ps(_mm256_add_ps(r1, r5), _mm256_add_ps(r3, r7));
+    __m256 s = _mm256_add_ps(r0, r1);
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
@@ -185,6 +189,25 @@ AVX2_FN static void axpy_avx2(float *y, float w, const float *x, size_t n)
     __m256 wv = _mm256_set1_ps(w);
     for (size_t i = 0; i < n; i += 8)
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+}
+
+AVX2_FN static void add_avx2(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+}
+
+/* acc[0..n) += (double)(w * x[i]): the product rounded to float, the sum
+ * in double */
+AVX2_FN static void axpy_double_avx2(double *acc, float w, const float *x, size_t n)
+{
+    const __m256 wv = _mm256_set1_ps(w);
+    for (size_t i = 0; i < n; i += 8) {
+        __m256 p = _mm256_mul_ps(wv, _mm256_loadu_ps(x + i));
+        _mm256_storeu_pd(acc + i, _mm256_add_pd(_mm256_loadu_pd(acc + i), _mm256_cvtps_pd(_mm256_castps256_ps128(p))));
+        _mm256_storeu_pd(acc + i + 4,
+                         _mm256_add_pd(_mm256_loadu_pd(acc + i + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1))));
+    }
 }
 
 /* f32 -> f16, round to nearest even (as f32_to_fp16) */
@@ -217,7 +240,10 @@ static int use_simd(size_t hd)
 #endif
 }
 
-static const float *row_of(int simd, const rg_kv_cache *kv, const void *base, size_t p, float *buf, size_t hd)
+/* The dispatchers are forced inline: they run per cache row and query, and
+ * GCC stopped inlining row_of once the attention grew its one-token path. */
+static inline __attribute__((always_inline)) const float *row_of(int simd, const rg_kv_cache *kv, const void *base,
+                                                                 size_t p, float *buf, size_t hd)
 {
 #ifdef ATT_X86
     if (simd)
@@ -227,7 +253,7 @@ static const float *row_of(int simd, const rg_kv_cache *kv, const void *base, si
     return row_f32(kv, base, p, buf, hd);
 }
 
-static float dot_of(int simd, const float *a, const float *b, size_t n)
+static inline __attribute__((always_inline)) float dot_of(int simd, const float *a, const float *b, size_t n)
 {
 #ifdef ATT_X86
     if (simd)
@@ -237,7 +263,7 @@ static float dot_of(int simd, const float *a, const float *b, size_t n)
     return dot_c(a, b, n);
 }
 
-static float dot_one_of(int simd, const float *a, const float *b, size_t n)
+static inline __attribute__((always_inline)) float dot_one_of(int simd, const float *a, const float *b, size_t n)
 {
 #ifdef ATT_X86
     if (simd)
@@ -247,7 +273,7 @@ static float dot_one_of(int simd, const float *a, const float *b, size_t n)
     return dot_one_c(a, b, n);
 }
 
-static void axpy_of(int simd, float *y, float w, const float *x, size_t n)
+static inline __attribute__((always_inline)) void axpy_of(int simd, float *y, float w, const float *x, size_t n)
 {
 #ifdef ATT_X86
     if (simd) {
@@ -257,6 +283,34 @@ static void axpy_of(int simd, float *y, float w, const float *x, size_t n)
 #endif
     (void)simd;
     axpy_c(y, w, x, n);
+}
+
+/* y[0..n) += x[0..n) */
+static inline __attribute__((always_inline)) void add_of(int simd, float *y, const float *x, size_t n)
+{
+#ifdef ATT_X86
+    if (simd) {
+        add_avx2(y, x, n);
+        return;
+    }
+#endif
+    (void)simd;
+    for (size_t i = 0; i < n; i++)
+        y[i] += x[i];
+}
+
+static inline __attribute__((always_inline)) void axpy_double_of(int simd, double *acc, float w, const float *x,
+                                                                  size_t n)
+{
+#ifdef ATT_X86
+    if (simd) {
+        axpy_double_avx2(acc, w, x, n);
+        return;
+    }
+#endif
+    (void)simd;
+    for (size_t i = 0; i < n; i++)
+        acc[i] += (double)(w * x[i]);
 }
 
 /* dst[i] = src[i] rounded to the nearest f16 value (dst may be src). */
@@ -308,7 +362,7 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
 void dec_attend_ordered(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, const float *const *q,
                         const size_t *np, size_t nq, float *const *out, float *scratch, int one_token)
 {
-    size_t max_np = 0, lanes_n = one_token ? ATT_LANES_ONE : ATT_LANES;
+    size_t max_np = 0;
     for (size_t i = 0; i < nq; i++)
         if (np[i] > max_np)
             max_np = np[i];
@@ -355,20 +409,25 @@ void dec_attend_ordered(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t 
         size_t b = one_token ? one_token_blocked(np[i]) : np[i];
         max_blocked = b > max_blocked ? b : max_blocked;
     }
-    memset(lanes, 0, nq * lanes_n * hd * sizeof(float));
-    for (size_t p = 0; p < max_blocked; p++) {
-        const float *vr = row_of(simd, kv, vb, p, row, hd);
+    size_t lanes_n = one_token ? ATT_LANES_ONE : ATT_LANES;
+    if (max_blocked == 0) { /* a one-token query over a short context: all in the double tail */
         for (size_t i = 0; i < nq; i++)
-            if (p < (one_token ? one_token_blocked(np[i]) : np[i]))
-                axpy_of(simd, lanes + (i * lanes_n + p % lanes_n) * hd, s[i * max_np + p], vr, hd);
-    }
-    for (size_t i = 0; i < nq; i++) {
-        float *acc = lanes + i * lanes_n * hd;
-        for (size_t w = lanes_n / 2; w >= 1; w /= 2)
-            for (size_t j = 0; j < w; j++)
-                for (size_t k = 0; k < hd; k++)
-                    acc[j * hd + k] += acc[(j + w) * hd + k];
-        memcpy(out[i], acc, hd * sizeof(float));
+            memset(out[i], 0, hd * sizeof(float));
+    } else {
+        memset(lanes, 0, nq * lanes_n * hd * sizeof(float));
+        for (size_t p = 0; p < max_blocked; p++) {
+            const float *vr = row_of(simd, kv, vb, p, row, hd);
+            for (size_t i = 0; i < nq; i++)
+                if (p < (one_token ? one_token_blocked(np[i]) : np[i]))
+                    axpy_of(simd, lanes + (i * lanes_n + (p & (lanes_n - 1))) * hd, s[i * max_np + p], vr, hd);
+        }
+        for (size_t i = 0; i < nq; i++) {
+            float *acc = lanes + i * lanes_n * hd;
+            for (size_t w = lanes_n / 2; w >= 1; w /= 2)
+                for (size_t j = 0; j < w; j++)
+                    add_of(simd, acc + j * hd, acc + (j + w) * hd, hd);
+            memcpy(out[i], acc, hd * sizeof(float));
+        }
     }
     if (!one_token)
         return;
@@ -390,11 +449,8 @@ void dec_attend_ordered(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t 
     for (size_t p = min_blocked; p < max_np; p++) {
         const float *vr = row_of(simd, kv, vb, p, row, hd);
         for (size_t i = 0; i < nq; i++)
-            if (p >= one_token_blocked(np[i]) && p < np[i]) {
-                float w = s[i * max_np + p];
-                for (size_t k = 0; k < hd; k++)
-                    tail[i * hd + k] += (double)(w * vr[k]);
-            }
+            if (p >= one_token_blocked(np[i]) && p < np[i])
+                axpy_double_of(simd, tail + i * hd, s[i * max_np + p], vr, hd);
     }
     for (size_t i = 0; i < nq; i++)
         for (size_t k = 0; k < hd; k++)

@@ -84,7 +84,8 @@ static void rms_norm(const float *x, const float *w, size_t n, float eps, float 
  * a rounded product, x0 c - x1 s = fma(x0, c, -(x1 s)), as GCC compiles
  * ggml's rotation (C++ contracts by default): llama.cpp's rotated Q and K
  * come out bit for bit, and the products downstream round the same way. */
-static void rope_pairs(float *h, const float *cs, const float *sn, size_t half, int neox)
+static inline __attribute__((always_inline)) void rope_pairs(float *h, const float *cs, const float *sn, size_t half,
+                                                              int neox)
 {
     for (size_t i = 0; i < half; i++) {
         size_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
@@ -95,7 +96,7 @@ static void rope_pairs(float *h, const float *cs, const float *sn, size_t half, 
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-/* the same with fmaf as one instruction instead of a libm call */
+/* the same, inlined where fmaf is one instruction instead of a libm call */
 __attribute__((target("fma"))) static void rope_pairs_fma(float *h, const float *cs, const float *sn, size_t half,
                                                           int neox)
 {

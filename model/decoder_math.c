@@ -111,6 +111,54 @@ AVX2_FN static void exp_avx2(float *y, const float *x, size_t n)
         y[i] = exp_one(x[i]);
 }
 
+/* The softmax's whole 16-float blocks: x[i] <- e^(x[i] - mx), returning
+ * the blocks' sums added in double, each block's sum formed as
+ * _mm512_reduce_add_ps forms it (halves, quarters, pairs; a block's two
+ * 8-float halves are the 16 lanes' low and high halves). */
+AVX2_FN static double softmax_blocks_avx2(float *x, size_t blocks, float mx)
+{
+    const __m256 m = _mm256_set1_ps(mx);
+    double sum = 0.0;
+    for (size_t b = 0; b < blocks; b++) {
+        float *p = x + b * 16;
+        __m256 lo = exp8(_mm256_sub_ps(_mm256_loadu_ps(p), m));
+        __m256 hi = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + 8), m));
+        _mm256_storeu_ps(p, lo);
+        _mm256_storeu_ps(p + 8, hi);
+        __m256 s = _mm256_add_ps(lo, hi);
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        sum += (double)_mm_cvtss_f32(h);
+    }
+    return sum;
+}
+
+AVX2_FN static float max_avx2(const float *x, size_t n)
+{
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+    float lanes[8], mx = -INFINITY;
+    _mm256_storeu_ps(lanes, m);
+    for (int j = 0; j < 8; j++)
+        mx = lanes[j] > mx ? lanes[j] : mx;
+    for (; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+AVX2_FN static void scale_avx2(float *x, size_t n, float v)
+{
+    const __m256 s = _mm256_set1_ps(v);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), s));
+    for (; i < n; i++)
+        x[i] *= v;
+}
+
 /* g[0..n) <- g / (1 + e^(0 - g)) * u, n a multiple of 8 */
 AVX2_FN static void swiglu_avx2(float *g, const float *u, size_t n)
 {
@@ -172,28 +220,49 @@ static float sum16(float *v)
 
 void dec_math_softmax(float *x, size_t n)
 {
+#ifdef MATH_X86
+    int avx2 = math_avx2();
+#endif
     float mx = -INFINITY;
-    for (size_t i = 0; i < n; i++)
-        mx = x[i] > mx ? x[i] : mx;
+#ifdef MATH_X86
+    if (avx2)
+        mx = max_avx2(x, n);
+    else
+#endif
+        for (size_t i = 0; i < n; i++)
+            mx = x[i] > mx ? x[i] : mx;
     if (mx == -INFINITY) { /* nothing to attend to: zeros, not NaNs */
         memset(x, 0, n * sizeof *x);
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        x[i] -= mx;
-    dec_math_exp(x, x, n);
     double sum = 0.0;
+    size_t i0 = 0;
+#ifdef MATH_X86
+    if (avx2) {
+        sum = softmax_blocks_avx2(x, n / GGML_LANES, mx);
+        i0 = n / GGML_LANES * GGML_LANES;
+    }
+#endif
     float blk[GGML_LANES];
-    for (size_t i0 = 0; i0 < n; i0 += GGML_LANES) {
+    for (; i0 < n; i0 += GGML_LANES) {
         /* a last partial block is padded with positions that are masked in
          * llama.cpp (its cache rows come in multiples of 32): they add 0 */
         size_t m = n - i0 < GGML_LANES ? n - i0 : GGML_LANES;
-        memcpy(blk, x + i0, m * sizeof *x);
+        for (size_t i = 0; i < m; i++)
+            blk[i] = x[i0 + i] - mx;
+        dec_math_exp(blk, blk, m);
+        memcpy(x + i0, blk, m * sizeof *x);
         for (size_t i = m; i < GGML_LANES; i++)
             blk[i] = 0.0f;
         sum += (double)sum16(blk);
     }
     float inv = (float)(1.0 / sum);
+#ifdef MATH_X86
+    if (avx2) {
+        scale_avx2(x, n, inv);
+        return;
+    }
+#endif
     for (size_t i = 0; i < n; i++)
         x[i] *= inv;
 }
