@@ -649,6 +649,51 @@ out:
     free(ids), free(a), free(b), free(c);
 }
 
+/* A prefix copied between device caches and several rests prefilled in
+ * shared passes (the causal-LM reranker's path) against each sequence
+ * prefilled alone from the original prefix. */
+static void test_prefix_batch(rg_decoder *d, const cJSON *rec, size_t V)
+{
+    enum { NB = 3 };
+    rg_err e = {0};
+    size_t n;
+    int32_t *ids = json_ids(cJSON_GetObjectItemCaseSensitive(rec, "ids"), &n);
+    if (n < 8) {
+        free(ids);
+        return;
+    }
+    size_t np = n / 2, lens[NB] = {n - np, 1, 3};
+    const int32_t *rest[NB] = {ids + np, ids + 1, ids + 2};
+    rg_kv_cache *pre = NULL, *kv[NB] = {0}, *alone = NULL;
+    float *lb = malloc(NB * V * sizeof(float)), *la = malloc(V * sizeof(float));
+    CHECK_OK(kv_cache_alloc(d, n + 4, RG_KV_F32, &pre, &e), e);
+    CHECK_OK(decoder_prefill(d, pre, ids, np, NULL, &e), e);
+    for (size_t b = 0; b < NB; b++) {
+        CHECK_OK(kv_cache_alloc(d, n + 4, RG_KV_F32, &kv[b], &e), e);
+        CHECK_OK(kv_cache_copy_prefix(d, kv[b], pre, np, &e), e);
+    }
+    CHECK_OK(decoder_prefill_batch(d, kv, rest, lens, NB, lb, &e), e);
+    double worst = 0;
+    for (size_t b = 0; b < NB; b++) {
+        CHECK_OK(kv_cache_alloc(d, n + 4, RG_KV_F32, &alone, &e), e);
+        CHECK_OK(decoder_prefill(d, alone, ids, np, NULL, &e), e);
+        CHECK_OK(decoder_prefill(d, alone, rest[b], lens[b], la, &e), e);
+        double r = rel_err(lb + b * V, la, V);
+        worst = r > worst ? r : worst;
+        CHECK_MSG(r < 2e-3 && argmax(lb + b * V, V) == argmax(la, V), "prefix copy + batch, sequence %zu: %.3g", b,
+                  r);
+        CHECK(kv_cache_len(kv[b]) == np + lens[b]);
+        kv_cache_free(alone);
+        alone = NULL;
+    }
+    printf("test_decoder_cuda: prefix copied to %d device caches, rests prefilled together vs alone: %.3g\n", NB,
+           worst);
+    for (size_t b = 0; b < NB; b++)
+        kv_cache_free(kv[b]);
+    kv_cache_free(pre);
+    free(ids), free(lb), free(la);
+}
+
 static void test_model(const char *path)
 {
     rg_err e = {0};
@@ -676,8 +721,10 @@ static void test_model(const char *path)
            n_recs, g.complete, g.excused, g.strict_top, g.n_top, g.strict_full, g.n_full, g.worst_top, g.worst_full,
            g.worst_step);
     test_batched(d, recs, n_recs, V);
-    if (n_recs > 10)
+    if (n_recs > 10) {
         test_cache(d, path, recs[10], V);
+        test_prefix_batch(d, recs[10], V);
+    }
     for (size_t i = 0; i < n_recs; i++)
         cJSON_Delete(recs[i]);
     decoder_free(d);
