@@ -18,7 +18,8 @@
  *     vocabulary with each vector's mean removed (a uniform shift changes no
  *     probability; prompts with stored full logits), and top-64 after 8 and
  *     31 generated tokens. The issue's bound is 1e-2: the prompts meeting it
- *     are counted and printed, and the test enforces GUARD_REL (see below);
+ *     are counted and printed; it is enforced where the decoder runs
+ *     llama.cpp's arithmetic, GUARD_REL elsewhere (see below);
  *   - a batched decode step (several sequences at once) gives each sequence
  *     what it gets alone; an f32 cache decodes as the f16 one; a prompt fed
  *     in two prefills equals one prefill;
@@ -52,13 +53,18 @@
 #include "model/quant.h"
 
 #define MODEL_FILE "SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
-/* The issue asks for relative error below 1e-2 (MAX_REL); the test counts
- * and prints the prompts that meet it. What it enforces is GUARD_REL (or
- * twice llama.cpp's own spread where larger): the agreement measured when
- * this test was written (worst 0.046 top-64, 0.054 full centered, 0.049 after
- * decode steps), so a regression fails, while the shortfall against the
- * issue's bound stays visible in the output and in docs/NOTES.md. A wrong
- * rotation, norm or head mapping gives errors of order 1. */
+/* The issue asks for relative error below 1e-2 (MAX_REL). Where the decoder
+ * runs the kernels that reproduce llama.cpp's CPU arithmetic (x86-64 with
+ * AVX2, FMA and F16C: the products, exp, softmax, RoPE and summation orders
+ * of the AVX-512 build that wrote the fixture, with the same libm), its
+ * logits are bit-equal to llama.cpp's on every golden prompt and decode
+ * step (docs/NOTES.md), so there MAX_REL is enforced on every comparison
+ * and no greedy divergence is excused. Elsewhere (the portable C kernels)
+ * the test enforces GUARD_REL (or twice llama.cpp's own spread where
+ * larger): the agreement measured before the arithmetic was mirrored
+ * (worst 0.046 top-64, 0.054 full centered, 0.049 after decode steps), and
+ * prints the 1e-2 counts. A wrong rotation, norm or head mapping gives
+ * errors of order 1. */
 #define MAX_REL 1e-2
 #define GUARD_REL 6e-2
 #define NOISE_FACTOR 2.0
@@ -66,9 +72,23 @@
  * its own top-logit wobble) count as near-ties; the largest seen was 0.124. */
 #define NEAR_TIE_MIN 0.15
 
-/* the bound for one comparison: GUARD_REL, or twice llama.cpp's own spread */
-static double bound(double self_noise)
+/* 1 where the decoder's kernels mirror llama.cpp's (see above) */
+static int mirrors_llama_cpp(void)
 {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+    return 0;
+#endif
+}
+
+/* the bound for one comparison: MAX_REL on the mirroring kernels, else
+ * GUARD_REL or twice llama.cpp's own spread */
+static double bound(int exact, double self_noise)
+{
+    if (exact)
+        return MAX_REL;
     return NOISE_FACTOR * self_noise > GUARD_REL ? NOISE_FACTOR * self_noise : GUARD_REL;
 }
 
@@ -141,6 +161,7 @@ static void test_hf_config(void)
 /* ---- against llama.cpp ---------------------------------------------------------------- */
 
 typedef struct golden_tally {
+    int exact; /* mirrors_llama_cpp() */
     int excused, strict_top, n_top, strict_full, n_full;
     double worst[3];
 } golden_tally;
@@ -162,7 +183,7 @@ static void golden_prompt(rg_decoder *d, const cJSON *rec, size_t V, golden_tall
     CHECK_OK(decoder_prefill(d, kv, ids, n_ids, logits, &e), e);
     double nt = noise(rec, "rel_top64"), nf = noise(rec, "rel_full_centered"), nabs = noise(rec, "maxabs_top64");
     double r = rel_err_top(logits, cJSON_GetObjectItemCaseSensitive(rec, "top64"));
-    CHECK_MSG(r < bound(nt), "%s: prompt logits top-64 relative error %.3g (llama.cpp's own %.3g)", name, r, nt);
+    CHECK_MSG(r < bound(g->exact, nt), "%s: prompt logits top-64 relative error %.3g (llama.cpp's own %.3g)", name, r, nt);
     g->n_top++;
     g->strict_top += r < MAX_REL;
     if (r > g->worst[0])
@@ -171,7 +192,7 @@ static void golden_prompt(rg_decoder *d, const cJSON *rec, size_t V, golden_tall
     if (cJSON_IsString(f16)) {
         CHECK(decode_f16_b64(f16->valuestring, full, V));
         double rf = rel_err_centered(logits, full, V);
-        CHECK_MSG(rf < bound(nf), "%s: prompt logits full (centered) relative error %.3g (llama.cpp's own %.3g)",
+        CHECK_MSG(rf < bound(g->exact, nf), "%s: prompt logits full (centered) relative error %.3g (llama.cpp's own %.3g)",
                   name, rf, nf);
         g->n_full++;
         g->strict_full += rf < MAX_REL;
@@ -185,7 +206,7 @@ static void golden_prompt(rg_decoder *d, const cJSON *rec, size_t V, golden_tall
             const cJSON *sn = cJSON_GetArrayItem(snaps, k);
             if ((size_t)cJSON_GetObjectItemCaseSensitive(sn, "step")->valueint == s) {
                 double rs = rel_err_top(logits, sn);
-                CHECK_MSG(rs < bound(nt), "%s: step %zu top-64 relative error %.3g", name, s, rs);
+                CHECK_MSG(rs < bound(g->exact, nt), "%s: step %zu top-64 relative error %.3g", name, s, rs);
                 if (rs > g->worst[2])
                     g->worst[2] = rs;
             }
@@ -198,7 +219,7 @@ static void golden_prompt(rg_decoder *d, const cJSON *rec, size_t V, golden_tall
             double tie = NOISE_FACTOR * nabs > NEAR_TIE_MIN ? NOISE_FACTOR * nabs : NEAR_TIE_MIN;
             /* a near-tie in llama.cpp's logits (its best two within tie), and
              * ours took its runner-up or sees the two within tie as well */
-            int excused = v1 - v2 < tie && (ours == second || logits[ours] - logits[ref[s]] < tie);
+            int excused = !g->exact && v1 - v2 < tie && (ours == second || logits[ours] - logits[ref[s]] < tie);
             fprintf(stderr,
                     "%s: step %zu: ours %d (logit %.4f), llama.cpp %d (%.4f; its runner-up %d at %.4f, margin %.4f;"
                     " ours gives them %.4f / %.4f; llama.cpp's own top logits move by %.4f) -> %s\n",
@@ -708,11 +729,13 @@ static void test_golden(const char *path)
     }
     CHECK_MSG(n_recs >= 30, "only %zu golden prompts", n_recs);
     golden_tally g = {0};
+    g.exact = mirrors_llama_cpp();
     for (size_t i = 0; i < n_recs; i++)
         golden_prompt(d, recs[i], V, &g);
     printf("test_decoder: %zu prompts, %d near-tie divergences; within 1e-2: top-64 %d/%d, full %d/%d; worst "
-           "relative error: top-64 %.3g, full (centered) %.3g, decode steps %.3g\n",
-           n_recs, g.excused, g.strict_top, g.n_top, g.strict_full, g.n_full, g.worst[0], g.worst[1], g.worst[2]);
+           "relative error: top-64 %.3g, full (centered) %.3g, decode steps %.3g; enforced: %s\n",
+           n_recs, g.excused, g.strict_top, g.n_top, g.strict_full, g.n_full, g.worst[0], g.worst[1], g.worst[2],
+           g.exact ? "1e-2 everywhere, no greedy divergence (llama.cpp's arithmetic)" : "6e-2 guard, near-ties excused");
     test_batched(d, recs, n_recs, V);
     if (n_recs > 10)
         test_cache(d, recs[10], V);
