@@ -18,7 +18,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "model/decoder_attn.h"
 #include "model/decoder_internal.h"
 #include "model/decoder_math.h"
 #include "model/quant.h"
@@ -354,13 +353,7 @@ void dec_kv_store(rg_kv_cache *kv, size_t layer, size_t pos, const float *k, con
 /* ---- the group ------------------------------------------------------------------ */
 
 void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, const float *const *q, const size_t *np,
-                size_t nq, float *const *out, float *scratch)
-{
-    dec_attend_ordered(kv, layer, kvh, hd, q, np, nq, out, scratch, 0);
-}
-
-void dec_attend_ordered(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, const float *const *q,
-                        const size_t *np, size_t nq, float *const *out, float *scratch, int one_token)
+                size_t nq, float *const *out, float *scratch, int one_token)
 {
     size_t max_np = 0;
     for (size_t i = 0; i < nq; i++)

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/decoder_attn.h"
 #include "model/decoder_internal.h"
 #include "model/decoder_math.h"
 #include "model/quant.h"
@@ -209,7 +208,7 @@ static void att_worker(void *ctx, size_t worker, size_t n_workers)
         size_t t0 = d->tiles[tile], n = d->tiles[j->n_tiles];
         int one = d->tiles[tile + 1] - t0 == 1 && (t0 == 0 || j->kv[t0 - 1] != j->kv[t0]) &&
                   (t0 + 1 == n || j->kv[t0 + 1] != j->kv[t0]);
-        dec_attend_ordered(j->kv[t0], j->layer, kvh, hd, q, np, nq, out, scratch, one);
+        dec_attend(j->kv[t0], j->layer, kvh, hd, q, np, nq, out, scratch, one);
     }
 }
 

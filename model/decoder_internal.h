@@ -115,9 +115,14 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
 /* Attention (decoder_attn.c) of nq query rows q[i] (head_dim hd) over
  * key/value head kvh of layer `layer` in cache kv: query i attends positions
  * 0..np[i]-1 and its output goes to out[i]. scratch holds
- * dec_attn_scratch_floats(nq, max np[i], hd) floats. */
+ * dec_attn_scratch_floats(nq, max np[i], hd) floats. one_token: the queries
+ * belong to a token that is the only one of its sequence in this forward
+ * pass (a decode step, or a prefill of one). llama.cpp sums the products in
+ * one order for a batch of several tokens and in another for one token
+ * (decoder_attn.c says which), and the decoder mirrors whichever llama.cpp
+ * would take, since another order flips 8-bit roundings downstream. */
 void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, const float *const *q, const size_t *np,
-                size_t nq, float *const *out, float *scratch);
+                size_t nq, float *const *out, float *scratch, int one_token);
 size_t dec_attn_scratch_floats(size_t nq, size_t max_np, size_t hd);
 /* Writes a token's keys and values (kv_dim each) at pos of layer `layer`,
  * rounded to f16 for an f16 cache. */

@@ -241,61 +241,6 @@ void ops_gelu(float *x, size_t n)
         x[i] = gelu_one(x[i]);
 }
 
-/* SiLU(g) * u, the gated unit of Llama-family feed-forward layers: g / (1 +
- * e^-g) * u in float, with e^-g computed in double and rounded to float once
- * (so correctly rounded but where e^x lies within ~1e-14 of a rounding
- * boundary). The vector form: Cody-Waite reduction by ln 2, a degree-11
- * Taylor polynomial on |r| <= ln2/2 (relative error ~1e-14); the scalar form
- * libm's exp. Why the care: the decoder quantizes this product to 8 bits, and
- * an exp a unit in the last place off flips roundings there and moves the
- * model's logits measurably away from llama.cpp's (tests/unit/test_decoder.c:
- * the float polynomial exp8 above failed its greedy check). */
-#ifdef OPS_X86
-__attribute__((target("avx2,fma"))) static inline __m128 exp4_via_double(__m128 xf)
-{
-    __m256d x = _mm256_cvtps_pd(xf);
-    x = _mm256_min_pd(_mm256_max_pd(x, _mm256_set1_pd(-110.0)), _mm256_set1_pd(90.0));
-    __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634074)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-01), x); /* ln2 high bits */
-    r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r);        /* ln2 - high */
-    __m256d p = _mm256_set1_pd(1.0 / 39916800.0);
-    static const double inv_fact[11] = {1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0,
-                                        1.0 / 120.0,     1.0 / 24.0,     1.0 / 6.0,     0.5,          1.0,
-                                        1.0};
-    for (int i = 0; i < 11; i++)
-        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inv_fact[i]));
-    __m128i ni = _mm256_cvtpd_epi32(n);
-    __m256i e = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(ni), _mm256_set1_epi64x(1023)), 52);
-    return _mm256_cvtpd_ps(_mm256_mul_pd(p, _mm256_castsi256_pd(e)));
-}
-
-__attribute__((target("avx2,fma"))) static void silu_mul_avx2(float *g, const float *u, size_t n)
-{
-    const __m128 one = _mm_set1_ps(1.0f), neg = _mm_set1_ps(-0.0f);
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        __m128 x = _mm_loadu_ps(g + i);
-        __m128 e = exp4_via_double(_mm_xor_ps(x, neg));
-        _mm_storeu_ps(g + i, _mm_mul_ps(_mm_div_ps(x, _mm_add_ps(one, e)), _mm_loadu_ps(u + i)));
-    }
-    for (; i < n; i++)
-        g[i] = g[i] / (1.0f + (float)exp(-(double)g[i])) * u[i];
-}
-#endif
-
-void ops_silu_mul(float *g, const float *u, size_t n)
-{
-#ifdef OPS_X86
-    if (ops_has_avx2()) {
-        silu_mul_avx2(g, u, n);
-        return;
-    }
-#endif
-    for (size_t i = 0; i < n; i++)
-        g[i] = g[i] / (1.0f + (float)exp(-(double)g[i])) * u[i];
-}
-
 #ifdef OPS_X86
 __attribute__((target("avx2,fma"))) static float max_avx2(const float *x, size_t n)
 {

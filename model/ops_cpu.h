@@ -28,9 +28,6 @@ void ops_add_layernorm(float *x, const float *res, size_t rows, size_t n, const 
  * AVX2 when the CPU has it). */
 void ops_gelu(float *x, size_t n);
 
-/* g[i] <- SiLU(g[i]) * u[i] (Llama's gated feed-forward unit). */
-void ops_silu_mul(float *g, const float *u, size_t n);
-
 /* Softmax of x[0..n) in place. */
 void ops_softmax(float *x, size_t n);
 

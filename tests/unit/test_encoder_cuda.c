@@ -28,7 +28,9 @@
 #define MODEL_NAME "all-MiniLM-L6-v2"
 #define MIN_COS_GPU 0.999
 
-/* ---- helpers ------------------------------------------------------------------ */
+/* ---- helpers (for the GPU checks; a build without CUDA has none) ---------------- */
+
+#ifdef RAGD_HAVE_CUDA
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -98,6 +100,7 @@ static double worst(const float *got, const float *want, size_t n, double abs_to
                   (double)(got)[at_], (double)(want)[at_], w_);                                               \
         printf("test_encoder_cuda: %-28s worst error %.3f of the tolerance\n", name, w_);                    \
     } while (0)
+#endif /* RAGD_HAVE_CUDA */
 
 /* ---- device choice (any machine) ------------------------------------------------ */
 
