@@ -364,53 +364,77 @@ static void drop_cancelled_queued(rg_generator *g)
     g->queue_tail = last;
 }
 
-/* Prefills the next chunk of s's prompt within *budget tokens; the last
- * chunk's logits give its first token. Returns 1 while s runs on, 0 once it
- * has been retired. */
-static int prefill_chunk(rg_generator *g, rg_gen_seq *s, size_t *budget)
+/* A sequence's cache and sampler, made at its first prefill chunk. 0 on
+ * failure (s is retired then). */
+static int ready_to_prefill(rg_generator *g, rg_gen_seq *s)
 {
+    if (s->kv)
+        return 1;
     rg_err e;
     rg_err_clear(&e);
-    rg_status st = RG_OK;
-    if (!s->kv) {
-        st = kv_cache_alloc(g->dec, s->kv_reserved, g->opts.kv_type, &s->kv, &e);
-        if (!st)
-            st = sampler_new(&s->sampling, g->n_vocab, &s->sampler, &e);
-    }
-    size_t n = s->n_prompt - s->prefilled;
-    if (n > *budget)
-        n = *budget;
-    int last = s->prefilled + n == s->n_prompt;
-    float *row = g->logits; /* free until this step's decode */
+    rg_status st = kv_cache_alloc(g->dec, s->kv_reserved, g->opts.kv_type, &s->kv, &e);
     if (!st)
-        st = decoder_prefill(g->dec, s->kv, s->prompt + s->prefilled, n, last ? row : NULL, &e);
+        st = sampler_new(&s->sampling, g->n_vocab, &s->sampler, &e);
     if (st) {
         retire(g, s, RG_GEN_ERROR, &e);
-        return 0;
-    }
-    s->prefilled += n;
-    *budget -= n;
-    if (!last)
-        return 1;
-    sampler_add_prompt(s->sampler, s->prompt, s->n_prompt);
-    rg_gen_finish f = take_token(g, s, row);
-    if (f != RG_GEN_RUNNING) {
-        retire(g, s, f, NULL);
         return 0;
     }
     return 1;
 }
 
-/* Spends this step's prefill budget on the admitted prompts, oldest first. */
+/* Spends this step's prefill budget on the admitted prompts, oldest first:
+ * the next chunk of each, all in one decoder_prefill_batch call (the
+ * weights read once for every prompt of the step; each token's results are
+ * those of a prefill of its own, so chunking and batching change no output).
+ * A prompt whose last chunk is in takes its first token from that chunk's
+ * logits. */
 static void prefill_step(rg_generator *g)
 {
-    size_t budget = g->opts.prefill_tokens, kept = 0;
-    for (size_t i = 0; i < g->n_running; i++) {
+    size_t budget = g->opts.prefill_tokens, n = 0, n_all = g->n_running;
+    rg_kv_cache *kvs[n_all ? n_all : 1];
+    const int32_t *ids[n_all ? n_all : 1];
+    size_t lens[n_all ? n_all : 1], at[n_all ? n_all : 1];
+    for (size_t i = 0; i < n_all && budget > 0; i++) {
         rg_gen_seq *s = g->running[i];
-        if (s->prefilled < s->n_prompt && budget > 0 && !prefill_chunk(g, s, &budget))
+        if (s->prefilled >= s->n_prompt)
             continue;
-        g->running[kept++] = s;
+        if (!ready_to_prefill(g, s)) {
+            g->running[i] = NULL;
+            continue;
+        }
+        size_t m = s->n_prompt - s->prefilled;
+        m = m < budget ? m : budget;
+        kvs[n] = s->kv;
+        ids[n] = s->prompt + s->prefilled;
+        lens[n] = m;
+        at[n++] = i;
+        budget -= m;
     }
+    rg_err e;
+    rg_err_clear(&e);
+    /* g->logits is free until this step's decode */
+    rg_status st = n ? decoder_prefill_batch(g->dec, kvs, ids, lens, n, g->logits, &e) : RG_OK;
+    for (size_t k = 0; k < n; k++) {
+        rg_gen_seq *s = g->running[at[k]];
+        if (st) {
+            retire(g, s, RG_GEN_ERROR, &e);
+            g->running[at[k]] = NULL;
+            continue;
+        }
+        s->prefilled += lens[k];
+        if (s->prefilled < s->n_prompt)
+            continue;
+        sampler_add_prompt(s->sampler, s->prompt, s->n_prompt);
+        rg_gen_finish f = take_token(g, s, g->logits + k * g->n_vocab);
+        if (f != RG_GEN_RUNNING) {
+            retire(g, s, f, NULL);
+            g->running[at[k]] = NULL;
+        }
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n_all; i++)
+        if (g->running[i])
+            g->running[kept++] = g->running[i];
     g->n_running = kept;
 }
 
