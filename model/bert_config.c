@@ -9,10 +9,6 @@
 #include "common/fs.h"
 
 #define BERT_CONFIG_MAX_BYTES (1u << 20)
-/* Upper bounds that keep every product of sizes far from overflow. */
-#define BERT_MAX_DIM ((size_t)1 << 16)
-#define BERT_MAX_LAYERS 256
-#define BERT_MAX_VOCAB ((size_t)1 << 24)
 
 static rg_status get_size(const cJSON *root, const char *what, const char *field, size_t lo, size_t hi,
                           size_t *out, rg_err *e)

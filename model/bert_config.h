@@ -11,6 +11,12 @@
 
 #include "common/err.h"
 
+/* Upper bounds that keep every product of sizes far from overflow (config.json
+ * and GGUF metadata alike). */
+#define BERT_MAX_DIM ((size_t)1 << 16)
+#define BERT_MAX_LAYERS 256
+#define BERT_MAX_VOCAB ((size_t)1 << 24)
+
 typedef struct rg_bert_config {
     size_t hidden_size;             /* H */
     size_t num_hidden_layers;       /* L */

@@ -308,17 +308,10 @@ rg_status encoder_load(const char *model_dir, rg_encoder **out, rg_err *e)
     return encoder_load_opts(model_dir, NULL, out, e);
 }
 
-rg_status encoder_load_opts(const char *model_dir, const rg_encoder_opts *o, rg_encoder **out, rg_err *e)
+/* config.json, sentence-transformers files, tokenizer and safetensors
+ * weights of a model directory. */
+static rg_status load_dir(rg_encoder *enc, const char *model_dir, rg_err *e)
 {
-    *out = NULL;
-    if (!model_dir || strlen(model_dir) > 3000)
-        return rg_error(e, RG_ERR_INVALID, "encoder: invalid model directory");
-    if (!fs_is_dir(model_dir))
-        return rg_error(e, RG_ERR_NOT_FOUND, "encoder: %s is not a directory", model_dir);
-    rg_encoder *enc = calloc(1, sizeof *enc);
-    if (!enc)
-        return rg_error(e, RG_ERR_NOMEM, "out of memory");
-    enc->max_batch = ENC_DEFAULT_BATCH;
     char path[4096];
     rg_status st;
     rg_weights *sf = NULL;
@@ -326,48 +319,58 @@ rg_status encoder_load_opts(const char *model_dir, const rg_encoder_opts *o, rg_
 
     snprintf(path, sizeof path, "%s/config.json", model_dir);
     if ((st = bert_config_load(path, &enc->cfg, e)) != RG_OK)
-        goto fail;
+        return st;
     if ((st = load_max_tokens(enc, model_dir, e)) != RG_OK)
-        goto fail;
+        return st;
     if ((st = load_modules(enc, model_dir, e)) != RG_OK)
-        goto fail;
+        return st;
     if ((st = tokenizer_load(model_dir, &enc->tok, e)) != RG_OK)
-        goto fail;
-    if (tokenizer_vocab_size(enc->tok) > enc->cfg.vocab_size) {
-        st = rg_error(e, RG_ERR_CORRUPT, "%s: the tokenizer has %zu tokens but vocab_size is %zu", model_dir,
-                      tokenizer_vocab_size(enc->tok), enc->cfg.vocab_size);
-        goto fail;
-    }
+        return st;
+    if (tokenizer_vocab_size(enc->tok) > enc->cfg.vocab_size)
+        return rg_error(e, RG_ERR_CORRUPT, "%s: the tokenizer has %zu tokens but vocab_size is %zu", model_dir,
+                        tokenizer_vocab_size(enc->tok), enc->cfg.vocab_size);
 
     /* model.safetensors, or the shards model.safetensors.index.json names */
-    snprintf(path, sizeof path, "%s", model_dir);
     if ((st = weights_open(model_dir, &sf, e)) != RG_OK)
-        goto fail;
+        return st;
     w.st = sf;
     w.prefix = weights_find(sf, "bert.embeddings.word_embeddings.weight") ? "bert." : "";
     enc->layers = calloc(enc->cfg.num_hidden_layers, sizeof *enc->layers);
-    if (!enc->layers) {
+    if (!enc->layers)
         st = rg_error(e, RG_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    if ((st = load_weights(enc, &w, e)) != RG_OK) {
-        rg_error_wrap(e, "%s", path);
-        goto fail;
-    }
+    else if ((st = load_weights(enc, &w, e)) != RG_OK)
+        rg_error_wrap(e, "%s", model_dir);
     weights_close(sf);
-    sf = NULL;
+    return st;
+}
+
+rg_status encoder_load_opts(const char *model_path, const rg_encoder_opts *o, rg_encoder **out, rg_err *e)
+{
+    *out = NULL;
+    if (!model_path || strlen(model_path) > 3000)
+        return rg_error(e, RG_ERR_INVALID, "encoder: invalid model path");
+    /* A directory is a Hugging Face model; a file is read as GGUF. */
+    int is_file = fs_is_file(model_path);
+    if (!is_file && !fs_is_dir(model_path))
+        return rg_error(e, RG_ERR_NOT_FOUND, "encoder: %s is neither a model directory nor a GGUF file", model_path);
+    rg_encoder *enc = calloc(1, sizeof *enc);
+    if (!enc)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    enc->max_batch = ENC_DEFAULT_BATCH;
+    rg_status st = is_file ? encoder_gguf_load(enc, model_path, e) : load_dir(enc, model_path, e);
+    if (st != RG_OK)
+        goto fail;
     if ((st = select_device(enc, o ? o->device : RG_DEVICE_CPU, e)) != RG_OK)
         goto fail;
     if (enc->device == RG_DEVICE_CPU && (st = encoder_cpu_prepare(enc, e)) != RG_OK)
         goto fail;
-    LOG_INFO("encoder: %s: %zu layers, hidden %zu, %zu heads, max %zu tokens, %s pooling%s", model_dir,
+    LOG_INFO("encoder: %s: %zu layers, hidden %zu, %zu heads, max %zu tokens, %s pooling%s", model_path,
              enc->cfg.num_hidden_layers, enc->cfg.hidden_size, enc->cfg.num_attention_heads, enc->max_tokens,
              enc->pooling == RG_POOL_CLS ? "CLS" : "mean", enc->normalize ? ", normalized" : "");
     *out = enc;
     return RG_OK;
 
 fail:
-    weights_close(sf);
     encoder_free(enc);
     return st;
 }

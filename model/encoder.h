@@ -18,6 +18,37 @@
  * (what sentence-transformers builds for a plain BERT checkpoint, plus the
  * normalization every embedding server applies) and logs that it did.
  *
+ * A regular file is read as GGUF in the layout llama.cpp's converter
+ * (convert_hf_to_gguf.py, BertModel) writes (model/encoder_gguf.c):
+ *   general.architecture "bert"; bert.embedding_length, .block_count,
+ *   .attention.head_count, .feed_forward_length, .context_length,
+ *   .attention.layer_norm_epsilon (all required); the vocabulary and
+ *   token-type counts from the rows of token_embd.weight / token_types.weight
+ *   tensors   token_embd, position_embd, token_types, token_embd_norm and per
+ *             layer blk.N.attn_q/attn_k/attn_v/attn_output, attn_output_norm,
+ *             ffn_up, ffn_down, layer_output_norm (.weight and .bias), any
+ *             type model/quant dequantizes, converted to f32 at load
+ *   pooling   bert.pooling_type 1 mean, 2 CLS (others refused by name;
+ *             absent: mean, logged)
+ *   normalize always L2: GGUF does not record sentence-transformers'
+ *             Normalize module, and llama.cpp normalizes embeddings by
+ *             default (embd_normalize 2), so the same file gives the same
+ *             vectors in both
+ *   tokens    tokenizer.ggml.model "bert"; .tokens with the converter's
+ *             "phantom space" rewriting undone (U+2581 "x" -> "x", "[...]"
+ *             kept, other "x" -> "##x"); control and user-defined token
+ *             types are the added tokens; [CLS] = bos_token_id (or
+ *             cls_token_id), [SEP] = seperator_token_id (sic) or
+ *             eos_token_id, [UNK] = unknown_token_id. Always lowercased,
+ *             accents stripped: GGUF does not record do_lower_case and
+ *             llama.cpp's WordPiece always lowercases (uncased models)
+ *   max_tokens bert.context_length (the position table), as llama.cpp: GGUF
+ *             has no sentence-transformers max_seq_length, so e.g.
+ *             all-MiniLM-L6-v2 runs to 512 tokens from GGUF, 256 from its
+ *             directory
+ * A fused blk.N.attn_qkv and cross-encoder heads (cls.*, cls.output.*) are
+ * not read.
+ *
  * Threads: on the CPU a forward pass runs on the encoder's own thread pool
  * (one thread per available CPU, model/encoder_cpu.c); concurrent calls are
  * safe: one gets the pool, the others run on their own calling threads
@@ -48,7 +79,7 @@ typedef struct rg_encoder_opts {
 
 void encoder_opts_default(rg_encoder_opts *o); /* device RG_DEVICE_CPU */
 
-/* Loads everything in model_dir. RG_ERR_NOT_FOUND for a missing file,
+/* Loads the model directory or GGUF file at model_dir. RG_ERR_NOT_FOUND for a missing file,
  * RG_ERR_CORRUPT / RG_ERR_UNSUPPORTED with the file and field named;
  * RG_ERR_UNSUPPORTED when device cuda was asked for and cannot be used.
  * o may be NULL (defaults). */

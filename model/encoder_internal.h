@@ -31,6 +31,16 @@ struct rg_encoder {
     struct enc_cpu *cpu;          /* encoder_cpu.c: packed weights and threads, when device is CPU */
 };
 
+struct gguf_file;
+
+/* Fills enc's config, tokenizer, pooling, normalization, max_tokens and f32
+ * host weights from a BERT GGUF file (encoder_gguf.c); on failure what was
+ * filled stays for encoder_free and e names path. */
+rg_status encoder_gguf_load(rg_encoder *enc, const char *path, rg_err *e);
+/* The WordPiece tokenizer of a BERT GGUF file's tokenizer.ggml.* metadata
+ * (encoder_gguf_vocab.c). */
+rg_status encoder_gguf_tokenizer(const struct gguf_file *g, rg_tokenizer **out, rg_err *e);
+
 /* Packs the layers' weights for the CPU kernels and starts the CPU thread
  * pool (one thread per available CPU); encoder_load calls it when the
  * encoder runs on the CPU. encoder_cpu_release undoes it (safe when not
