@@ -181,6 +181,10 @@ rg_status embedder_start(const char *model_dir, const rg_embedder_opts *o, rg_em
     while (len > 1 && em->model_id[len - 1] == '/')
         em->model_id[--len] = '\0';
     memmove(em->model_id, fs_basename(em->model_id), strlen(fs_basename(em->model_id)) + 1);
+    /* a GGUF file is named without its extension, as the generator's */
+    len = strlen(em->model_id);
+    if (len > 5 && strcmp(em->model_id + len - 5, ".gguf") == 0)
+        em->model_id[len - 5] = '\0';
     pthread_mutex_init(&em->mu, NULL);
     pthread_cond_init(&em->work, NULL);
     pthread_cond_init(&em->ready, NULL);

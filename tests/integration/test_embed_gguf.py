@@ -58,7 +58,6 @@ def embed(server, texts):
     return out, tokens
 
 
-@pytest.mark.xfail(strict=True, reason="index/embedder.c names the model by the whole file name, .gguf included")
 def test_models_lists_the_file(gguf_server):
     kind, s = gguf_server
     models = expect_json(s.get("/v1/models"), 200)["data"]
