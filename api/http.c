@@ -78,6 +78,25 @@ void http_fail(rg_request *r, const rg_err *e)
     http_error(r, status, rg_status_name(e->status), "%s", e->msg[0] ? e->msg : rg_status_name(e->status));
 }
 
+/* Where a valid JSON text spells a NUL character (the escape \u0000), or
+ * -1. cJSON decodes one into a C string, which then ends there: a text
+ * would be cut short without a word, so such bodies are refused instead.
+ * In valid JSON a backslash only starts an escape inside a string, so
+ * skipping each escape's next character is enough to tell "\u0000" from
+ * an escaped backslash followed by "u0000". */
+static long escaped_nul_at(const char *p, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (p[i] != '\\')
+            continue;
+        if (p[i + 1] == 'u' && i + 5 < n && p[i + 2] == '0' && p[i + 3] == '0' && p[i + 4] == '0' &&
+            p[i + 5] == '0')
+            return (long)i;
+        i++; /* the escaped character */
+    }
+    return -1;
+}
+
 cJSON *http_body_json(rg_request *r)
 {
     if (r->body.len == 0) {
@@ -102,6 +121,13 @@ cJSON *http_body_json(rg_request *r)
     if (!cJSON_IsObject(json)) {
         cJSON_Delete(json);
         http_error(r, 400, "invalid_request", "the body must be a JSON object");
+        return NULL;
+    }
+    long nul = escaped_nul_at(r->body.data, r->body.len);
+    if (nul >= 0) {
+        cJSON_Delete(json);
+        http_error(r, 400, "invalid_request",
+                   "a string holds a NUL character (\\u0000 at byte %ld): texts cannot contain it", nul);
         return NULL;
     }
     return json;

@@ -47,6 +47,20 @@ def test_retrieval_bad_request(shared_server, body):
     expect_error(shared_server.post("/v1/retrieval", json=body), 400, "invalid_request")
 
 
+def test_nul_in_a_string_is_refused_not_cut(shared_server):
+    """cJSON would end the C string at an escaped NUL and the text would be
+    cut without a word: refused with 400 instead; an escaped backslash
+    followed by "u0000" is ordinary text."""
+    for path, body in (("/v1/retrieval", '{"query": "abc\\u0000def"}'),
+                       ("/v1/collections", '{"name": "x\\u0000y"}')):
+        err = expect_error(shared_server.post(path, data=body, headers={"Content-Type": "application/json"}), 400,
+                           "invalid_request")
+        assert "NUL" in err["message"]
+    r = shared_server.post("/v1/retrieval", data='{"query": "abc\\\\u0000def"}',
+                           headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+
+
 def test_retrieval_top_k_bounds_accepted(shared_server):
     for k in (1, 100):
         body = shared_server.retrieve("hello", top_k=k)
