@@ -24,7 +24,7 @@ static const char ingest_help[] =
     "  --collection C      collection (default 'default'; created if missing)\n"
     "  --data DIR          data directory (default $RAGD_DATA or ./data)\n"
     "  --metadata JSON     a JSON object stored with every document\n"
-    "  --embed-model DIR   embed chunks with this model, or 'none' (default: the\n"
+    "  --embed-model M     embed chunks with this model (directory or GGUF file), or 'none' (default: the\n"
     "                      installed all-MiniLM-L6-v2, as for serve)\n"
     "  --device D          where the model runs: cpu, cuda or auto (default: as for serve)\n"
     "  --index SPEC        the collection's vector index when this creates it:\n"

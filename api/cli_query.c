@@ -136,7 +136,7 @@ static const char search_help[] =
     "  -k N               how many results (default 5, at most 100)\n"
     "  --mode M           lexical (BM25), dense (embeddings) or hybrid (both, fused);\n"
     "                     default hybrid when an embedding model is installed, else lexical\n"
-    "  --embed-model DIR  the embedding model, or 'none' (default: as for serve)\n"
+    "  --embed-model M    the embedding model (directory or GGUF file), or 'none' (default: as for serve)\n"
     "  --device D         where the model runs: cpu, cuda or auto (default: as for serve)\n";
 
 int cli_search(int argc, char **argv)

@@ -17,7 +17,7 @@ static const char serve_help[] =
     "  --port P            port (default 8000)\n"
     "  --data DIR          data directory (default $RAGD_DATA or ./data)\n"
     "  --api-key KEY       require 'Authorization: Bearer KEY' (default $RAGD_API_KEY)\n"
-    "  --embed-model DIR   embedding model directory, or 'none' (default\n"
+    "  --embed-model M     embedding model: a directory or BERT GGUF file, or 'none' (default\n"
     "                      $RAGD_MODELS/all-MiniLM-L6-v2 or ./models/all-MiniLM-L6-v2 when installed)\n"
     "  --rerank-model M    reranker: a cross-encoder directory (Hugging Face\n"
     "                      BertForSequenceClassification), a chat model (GGUF file or\n"
