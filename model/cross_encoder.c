@@ -12,6 +12,7 @@
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "model/cross_encoder_gguf.h"
 #include "model/encoder.h"
 #include "model/weights.h"
 
@@ -160,13 +161,54 @@ out:
     return st;
 }
 
+/* A GGUF file (cross_encoder_gguf.h): the head first (cheap, and the
+ * clearest refusal), then the encoder, whose limit is bert.context_length. */
+static rg_status load_gguf(const char *path, rg_device device, rg_cross_encoder **out, rg_err *e)
+{
+    ce_gguf_head head;
+    rg_status st = cross_encoder_gguf_head(path, &head, e);
+    if (st != RG_OK)
+        return st;
+    rg_cross_encoder *ce = calloc(1, sizeof *ce);
+    if (!ce) {
+        cross_encoder_gguf_head_free(&head);
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    }
+    ce->pool_w = head.pool_w, ce->pool_b = head.pool_b, ce->cls_w = head.cls_w, ce->cls_b = head.cls_b;
+    rg_encoder_opts eo;
+    encoder_opts_default(&eo);
+    eo.device = device;
+    eo.gguf_rank = 1;
+    if ((st = encoder_load_opts(path, &eo, &ce->enc, e)) != RG_OK)
+        goto fail;
+    ce->H = encoder_dim(ce->enc);
+    if (ce->H != head.H) { /* both read bert.embedding_length: an internal slip */
+        st = rg_error(e, RG_ERR_CORRUPT, "%s: the head is for %zu dimensions, the encoder has %zu", path, head.H,
+                      ce->H);
+        goto fail;
+    }
+    ce->max_tokens = encoder_max_tokens(ce->enc);
+    if (ce->max_tokens <= tokenizer_num_special(encoder_tokenizer(ce->enc), 1)) {
+        st = rg_error(e, RG_ERR_CORRUPT, "%s: a limit of %zu tokens leaves no room for a pair", path, ce->max_tokens);
+        goto fail;
+    }
+    LOG_INFO("cross-encoder: %s (GGUF): pairs of at most %zu tokens", path, ce->max_tokens);
+    *out = ce;
+    return RG_OK;
+fail:
+    cross_encoder_free(ce);
+    return st;
+}
+
 rg_status cross_encoder_load(const char *model_dir, rg_device device, rg_cross_encoder **out, rg_err *e)
 {
     *out = NULL;
     if (!model_dir || strlen(model_dir) > 3000)
         return rg_error(e, RG_ERR_INVALID, "cross-encoder: invalid model directory");
+    if (fs_is_file(model_dir))
+        return load_gguf(model_dir, device, out, e);
     if (!fs_is_dir(model_dir))
-        return rg_error(e, RG_ERR_NOT_FOUND, "cross-encoder: %s is not a directory", model_dir);
+        return rg_error(e, RG_ERR_NOT_FOUND, "cross-encoder: %s is neither a directory nor a GGUF file", model_dir);
     rg_status st = check_head_config(model_dir, e);
     if (st != RG_OK)
         return st;

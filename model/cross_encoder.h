@@ -26,6 +26,15 @@
  * other, then both lose alternately (in practice: the passage is cut first;
  * the query too only when it exceeds half the limit).
  *
+ * Or a GGUF file (model/cross_encoder_gguf.h): llama.cpp's converter layout
+ * for BertForSequenceClassification (bert.* and the encoder tensors as
+ * model/encoder.h reads them, cls.output.* the classifier with one label in
+ * bert.classifier.output_labels) plus BERT's pooler as cls.weight/cls.bias
+ * and bert.pooling_type 4 (rank), which scripts/make_bert_gguf.py writes
+ * and llama.cpp's converter does not (it drops the pooler: such files are
+ * refused, saying so). Same pair encoding and truncation; the limit is
+ * bert.context_length; lowercased as every BERT GGUF (model/encoder.h).
+ *
  * ELECTRA (ElectraForSequenceClassification, as in some ms-marco models),
  * RoBERTa/XLM-R (bge-reranker) and multi-label heads are refused with
  * RG_ERR_UNSUPPORTED naming the architecture: none could be checked
@@ -43,7 +52,7 @@
 
 typedef struct rg_cross_encoder rg_cross_encoder;
 
-/* Loads model_dir for device (cpu, cuda or auto; see model/encoder.h:
+/* Loads model_dir (a directory, or a GGUF file) for device (cpu, cuda or auto; see model/encoder.h:
  * the encoder runs there, the small head on the CPU). */
 rg_status cross_encoder_load(const char *model_dir, rg_device device, rg_cross_encoder **out, rg_err *e);
 void cross_encoder_free(rg_cross_encoder *ce); /* NULL is fine */

@@ -301,6 +301,7 @@ static rg_status select_device(rg_encoder *enc, rg_device want, rg_err *e)
 void encoder_opts_default(rg_encoder_opts *o)
 {
     o->device = RG_DEVICE_CPU;
+    o->gguf_rank = 0;
 }
 
 rg_status encoder_load(const char *model_dir, rg_encoder **out, rg_err *e)
@@ -357,6 +358,7 @@ rg_status encoder_load_opts(const char *model_path, const rg_encoder_opts *o, rg
     if (!enc)
         return rg_error(e, RG_ERR_NOMEM, "out of memory");
     enc->max_batch = ENC_DEFAULT_BATCH;
+    enc->gguf_rank = o ? o->gguf_rank : 0;
     rg_status st = is_file ? encoder_gguf_load(enc, model_path, e) : load_dir(enc, model_path, e);
     if (st != RG_OK)
         goto fail;

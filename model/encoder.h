@@ -46,8 +46,9 @@
  *             has no sentence-transformers max_seq_length, so e.g.
  *             all-MiniLM-L6-v2 runs to 512 tokens from GGUF, 256 from its
  *             directory
- * A fused blk.N.attn_qkv and cross-encoder heads (cls.*, cls.output.*) are
- * not read.
+ * A fused blk.N.attn_qkv is not read. Cross-encoder heads (cls.*,
+ * cls.output.*, bert.pooling_type 4) are model/cross_encoder.c's: with
+ * rg_encoder_opts.gguf_rank the encoder loads such a file and pools nothing.
  *
  * Threads: on the CPU a forward pass runs on the encoder's own thread pool
  * (one thread per available CPU, model/encoder_cpu.c); concurrent calls are
@@ -75,9 +76,14 @@ typedef struct rg_encoder_opts {
      * compiled in or no usable GPU is found); RG_DEVICE_AUTO (CUDA when it
      * works, else the CPU, with a log line saying which and why). */
     rg_device device;
+    /* GGUF only: accept bert.pooling_type 4 (rank), which marks a
+     * cross-encoder whose head the caller reads (model/cross_encoder.h);
+     * the encoder then pools nothing itself (encoder_forward only). 0, the
+     * default: refused, as for an embedding model. */
+    int gguf_rank;
 } rg_encoder_opts;
 
-void encoder_opts_default(rg_encoder_opts *o); /* device RG_DEVICE_CPU */
+void encoder_opts_default(rg_encoder_opts *o); /* device RG_DEVICE_CPU, gguf_rank 0 */
 
 /* Loads the model directory or GGUF file at model_dir. RG_ERR_NOT_FOUND for a missing file,
  * RG_ERR_CORRUPT / RG_ERR_UNSUPPORTED with the file and field named;

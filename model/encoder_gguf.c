@@ -128,8 +128,8 @@ static rg_status read_pooling(rg_encoder *enc, const gguf_file *g, const char *p
         return rg_error(e, RG_ERR_CORRUPT, "metadata key bert.pooling_type must be an integer");
     if (p == 1)
         enc->pooling = RG_POOL_MEAN;
-    else if (p == 2)
-        enc->pooling = RG_POOL_CLS;
+    else if (p == 2 || (p == 4 && enc->gguf_rank))
+        enc->pooling = RG_POOL_CLS; /* rank: the cross-encoder's head pools [CLS] itself */
     else
         return rg_error(e, RG_ERR_UNSUPPORTED, "bert.pooling_type %u (%s) is not supported (1 mean or 2 cls)", p,
                         pooling_name(p));

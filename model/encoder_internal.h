@@ -23,6 +23,7 @@ struct rg_encoder {
     size_t max_batch;
     rg_pooling pooling;
     int normalize;
+    int gguf_rank;         /* rg_encoder_opts.gguf_rank: bert.pooling_type 4 accepted */
     float *word_emb, *pos_emb, *type_emb, *emb_ln_g, *emb_ln_b;
     enc_layer *layers;     /* host weights; freed (NULL) once uploaded to a GPU */
     rg_device device;      /* where encoder_forward runs: CPU or CUDA */

@@ -10,6 +10,7 @@
 #include "common/buf.h"
 #include "common/fs.h"
 #include "model/cross_encoder.h"
+#include "model/gguf.h"
 #include "model/lm_reranker.h"
 
 /* One caller's request, living on the caller's stack while it waits. */
@@ -158,13 +159,29 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* A GGUF file of architecture "bert" is a cross-encoder (model/cross_encoder.h
+ * says which such files it takes); any other file is a causal LM, whose
+ * loader reports what is wrong with it. */
+static rg_reranker_kind kind_of_file(const char *path)
+{
+    gguf_file *g = NULL;
+    rg_err e;
+    if (gguf_open(path, &g, &e) != RG_OK)
+        return RG_RERANKER_CAUSAL_LM;
+    const gguf_kv *kv = gguf_find_kv(g, "general.architecture");
+    const char *arch = kv ? gguf_kv_string(kv, NULL) : NULL;
+    rg_reranker_kind k = arch && strcmp(arch, "bert") == 0 ? RG_RERANKER_CROSS_ENCODER : RG_RERANKER_CAUSAL_LM;
+    gguf_close(g);
+    return k;
+}
+
 /* A directory holds a causal LM when its config.json names a *ForCausalLM
  * architecture (Hugging Face's name for decoder checkpoints); a cross-encoder
- * names *ForSequenceClassification. A file is a GGUF decoder. */
+ * names *ForSequenceClassification. A file: kind_of_file. */
 static rg_reranker_kind kind_of(const char *path)
 {
     if (!fs_is_dir(path))
-        return RG_RERANKER_CAUSAL_LM;
+        return fs_is_file(path) ? kind_of_file(path) : RG_RERANKER_CAUSAL_LM;
     char cfg[4096];
     snprintf(cfg, sizeof cfg, "%s/config.json", path);
     rg_buf b;

@@ -3,9 +3,10 @@
  * logit per passage. Two kinds of model serve behind the same calls:
  *
  *   cross-encoder  a BERT sequence classifier (model/cross_encoder.h): a
- *                  Hugging Face directory; the logit is its output.
+ *                  Hugging Face directory, or a GGUF file whose
+ *                  general.architecture is "bert"; the logit is its output.
  *   causal-lm      a chat decoder asked "yes" or "no" (model/lm_reranker.h):
- *                  a GGUF file, or a Hugging Face directory whose
+ *                  any other GGUF file, or a Hugging Face directory whose
  *                  config.json names a *ForCausalLM architecture; the logit
  *                  is logit("yes") - logit("no").
  *

@@ -47,6 +47,27 @@ size_label/license/tags/languages/datasets); general.name here is the
 directory name. tokenizer.ggml.pre is "jina-v2-en", the value the converter
 derived from this tokenizer's hash; llama.cpp ignores it for WordPiece.
 
+Cross-encoders (config.json architectures ["BertForSequenceClassification"]
+with one label in id2label): as the converter, the classifier becomes
+cls.output.weight [H, 1] / cls.output.bias [1] (GGUF order) and
+bert.classifier.output_labels lists the label names. Two additions that the
+converter (llama-cpp-python 0.3.16) does not make, without which the file
+cannot give the model's logits: BERT's pooler is kept as cls.weight [H, H] /
+cls.bias [H] (llama.cpp's name for the dense + tanh its RANK pooling applies
+before cls.output), and bert.pooling_type is 4 (RANK; the converter writes a
+pooling type only from a sentence-transformers modules.json). The converter
+drops the pooler ("we are only using BERT for embeddings"), so llama.cpp
+would apply the classifier to the [CLS] state directly; ragd refuses such a
+file (model/cross_encoder_gguf.h). Compared once with the converter's output
+for the TEST cross-encoder (scripts/rerank_test_model.py, merged into one
+model.safetensors), --outtype f32 and f16: the converter's 103 tensors in
+the same order, types (F16: cls.output.weight too), shapes and bitwise data,
+plus cls.bias and cls.weight ahead of them (where the pooler's name sorts);
+the same metadata but bert.pooling_type (added) and the descriptive
+general.name / general.size_label.
+
+A sharded checkpoint (model.safetensors.index.json) is read too.
+
 Needs numpy and the `gguf` package (tests/integration/requirements.txt).
 The safetensors file is read by hand (8-byte header length, JSON header,
 raw little-endian data).
@@ -108,13 +129,25 @@ NAME_MAP = {
 DROPPED = ("embeddings.position_ids", "pooler.", "cls.predictions", "cls.seq_relationship")
 
 
-def gguf_name(hf):
+# Cross-encoder head: the converter's classifier name, and the pooler kept
+# under llama.cpp's name for the RANK head's dense + tanh (not the converter's).
+HEAD_MAP = {
+    "classifier.weight": "cls.output.weight",
+    "classifier.bias": "cls.output.bias",
+    "pooler.dense.weight": "cls.weight",
+    "pooler.dense.bias": "cls.bias",
+}
+
+
+def gguf_name(hf, cross_encoder=False):
     if hf.startswith("bert."):
         hf = hf[5:]
     if hf.endswith(".gamma"):
         hf = hf[:-6] + ".weight"
     if hf.endswith(".beta"):
         hf = hf[:-5] + ".bias"
+    if cross_encoder and hf in HEAD_MAP:
+        return HEAD_MAP[hf]
     if any(hf.startswith(d) for d in DROPPED):
         return None
     base, _, suffix = hf.rpartition(".")
@@ -176,6 +209,31 @@ def pooling_type(model_dir):
     return None
 
 
+def read_weights(model_dir):
+    """All tensors of model.safetensors or of the shards that
+    model.safetensors.index.json names."""
+    index = model_dir / "model.safetensors.index.json"
+    if not (model_dir / "model.safetensors").exists() and index.exists():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        out = {}
+        for shard in sorted(set(weight_map.values())):
+            # only what the index maps to this shard (a shard may hold more)
+            out.update({k: v for k, v in read_safetensors(model_dir / shard).items() if weight_map.get(k) == shard})
+        return out
+    return read_safetensors(model_dir / "model.safetensors")
+
+
+def classifier_labels(cfg):
+    """The label names of a BertForSequenceClassification config (None for
+    other models); exits unless there is exactly one."""
+    if cfg.get("architectures") != ["BertForSequenceClassification"]:
+        return None
+    labels = cfg.get("id2label")
+    if not isinstance(labels, dict) or len(labels) != 1:
+        sys.exit("a cross-encoder needs exactly one label in config.json id2label")
+    return [v for _, v in sorted(labels.items())]
+
+
 def layer_sort_key(name):
     # safetensors order (sorted names), layer numbers compared as numbers
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
@@ -204,9 +262,12 @@ def main():
     ftype = gguf.LlamaFileType.ALL_F32 if a.outtype == "f32" else gguf.LlamaFileType.MOSTLY_F16
     w.add_file_type(ftype)
     w.add_causal_attention(False)
-    pt = pooling_type(d)
+    labels = classifier_labels(cfg)
+    pt = gguf.PoolingType.RANK if labels else pooling_type(d)
     if pt is not None:
         w.add_pooling_type(pt)
+    if labels:
+        w.add_classifier_output_labels(labels)
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
     tokens, added = load_vocab(d)
@@ -251,9 +312,9 @@ def main():
     w.add_add_eos_token(True)
     w.add_add_sep_token(False)
 
-    tensors = read_safetensors(d / "model.safetensors")
+    tensors = read_weights(d)
     for hf in sorted(tensors, key=layer_sort_key):
-        name = gguf_name(hf)
+        name = gguf_name(hf, cross_encoder=labels is not None)
         if name is None:
             continue
         if isinstance(tensors[hf], str):
