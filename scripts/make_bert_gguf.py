@@ -34,8 +34,10 @@ Layout written (as the converter's):
 
 Checked by hand once against the real converter: llama.cpp's
 convert_hf_to_gguf.py from the llama-cpp-python 0.3.16 sdist (run in a
-virtualenv with torch, transformers and gguf; mistral_common, which it
-imports only for Mistral models, stubbed out) on models/all-MiniLM-L6-v2,
+virtualenv with torch, transformers and gguf; the converter also imports
+the mistral_common package, used only for Mistral models and not
+installable there, so that one run replaced it with an empty module) on
+models/all-MiniLM-L6-v2,
 with --outtype f32 and f16. The two files agree on every tensor name, its
 order, shape (GGUF order) and type (101 tensors; f16: 37 F16, 64 F32), and
 the tensor data are bitwise equal; every metadata key outside general.*
