@@ -46,11 +46,10 @@ rg_status decoder_prefill_batch(rg_decoder *d, rg_kv_cache *const *kv, const int
 {
     if (n_seq == 0)
         return rg_error(e, RG_ERR_INVALID, "prefill of no sequences");
-    size_t kvd = d->cfg.n_head_kv * d->cfg.head_dim;
     for (size_t s = 0; s < n_seq; s++) {
         if (n[s] == 0)
             return rg_error(e, RG_ERR_INVALID, "sequence %zu: prefill of no tokens", s);
-        if (kv[s]->n_layer != d->cfg.n_layer || kv[s]->kv_dim != kvd)
+        if (!dec_cache_matches(d, kv[s]))
             return rg_error(e, RG_ERR_INVALID, "KV cache %zu belongs to another model", s);
         if (n[s] > kv[s]->cap - kv[s]->len)
             return rg_error(e, RG_ERR_TOO_LARGE, "sequence %zu: %zu tokens do not fit the KV cache (%zu of %zu used)",
@@ -58,10 +57,9 @@ rg_status decoder_prefill_batch(rg_decoder *d, rg_kv_cache *const *kv, const int
         for (size_t j = 0; j < s; j++)
             if (kv[j] == kv[s])
                 return rg_error(e, RG_ERR_INVALID, "sequence %zu appears twice in one prefill", s);
-        for (size_t t = 0; t < n[s]; t++)
-            if (ids[s][t] < 0 || (size_t)ids[s][t] >= d->cfg.n_vocab)
-                return rg_error(e, RG_ERR_INVALID, "token id %d is outside the vocabulary (0..%zu)", ids[s][t],
-                                d->cfg.n_vocab - 1);
+        rg_status st = dec_check_ids(d, ids[s], n[s], e);
+        if (st != RG_OK)
+            return st;
     }
     rg_kv_cache **kvs = malloc(DEC_BATCH_TOKENS * sizeof *kvs);
     int32_t *tok = malloc(DEC_BATCH_TOKENS * sizeof *tok);

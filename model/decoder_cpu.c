@@ -316,7 +316,7 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
 
 /* ---- the public calls ---------------------------------------------------------------- */
 
-static rg_status check_ids(const rg_decoder *d, const int32_t *ids, size_t n, rg_err *e)
+rg_status dec_check_ids(const rg_decoder *d, const int32_t *ids, size_t n, rg_err *e)
 {
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || (size_t)ids[i] >= d->cfg.n_vocab)
@@ -332,10 +332,10 @@ rg_status decoder_prefill(rg_decoder *d, rg_kv_cache *kv, const int32_t *ids, si
 {
     if (n == 0)
         return rg_error(e, RG_ERR_INVALID, "prefill of no tokens");
-    rg_status st = check_ids(d, ids, n, e);
+    rg_status st = dec_check_ids(d, ids, n, e);
     if (st != RG_OK)
         return st;
-    if (kv->n_layer != d->cfg.n_layer || kv->kv_dim != d->cfg.n_head_kv * d->cfg.head_dim)
+    if (!dec_cache_matches(d, kv))
         return rg_error(e, RG_ERR_INVALID, "KV cache belongs to another model");
     if (n > kv->cap - kv->len)
         return rg_error(e, RG_ERR_TOO_LARGE, "%zu tokens do not fit the KV cache (%zu of %zu used)", n, kv->len,
@@ -371,7 +371,7 @@ rg_status decoder_decode(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *i
 {
     if (n_seq == 0)
         return rg_error(e, RG_ERR_INVALID, "decode step of no sequences");
-    rg_status st = check_ids(d, ids, n_seq, e);
+    rg_status st = dec_check_ids(d, ids, n_seq, e);
     if (st != RG_OK)
         return st;
     size_t *pos = malloc(n_seq * 2 * sizeof *pos);
@@ -379,7 +379,7 @@ rg_status decoder_decode(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *i
         return rg_error(e, RG_ERR_NOMEM, "out of memory");
     size_t *rows = pos + n_seq;
     for (size_t i = 0; i < n_seq && st == RG_OK; i++) {
-        if (kv[i]->n_layer != d->cfg.n_layer || kv[i]->kv_dim != d->cfg.n_head_kv * d->cfg.head_dim)
+        if (!dec_cache_matches(d, kv[i]))
             st = rg_error(e, RG_ERR_INVALID, "KV cache %zu belongs to another model", i);
         else if (kv[i]->len >= kv[i]->cap)
             st = rg_error(e, RG_ERR_TOO_LARGE, "sequence %zu has filled its KV cache (%zu tokens)", i, kv[i]->cap);

@@ -103,6 +103,11 @@ void dec_device_kv_free(rg_kv_cache *kv);
 rg_status dec_device_kv_copy(const rg_decoder *d, rg_kv_cache *dst, const rg_kv_cache *src, size_t bytes_per_layer,
                              rg_err *e);
 
+/* RG_ERR_INVALID naming the first of ids[0..n) outside the vocabulary. */
+rg_status dec_check_ids(const rg_decoder *d, const int32_t *ids, size_t n, rg_err *e);
+/* 1 when kv was made for d's shape (layers and key/value width). */
+int dec_cache_matches(const rg_decoder *d, const rg_kv_cache *kv);
+
 /* Rotation frequencies from the config (and GGUF's rope_freqs.weight). */
 rg_status dec_rope_init(rg_decoder *d, const float *freq_factors, size_t n_factors, rg_err *e);
 

@@ -82,11 +82,15 @@ void kv_cache_truncate(rg_kv_cache *kv, size_t n)
         kv->len = n;
 }
 
+int dec_cache_matches(const rg_decoder *d, const rg_kv_cache *kv)
+{
+    return kv->n_layer == d->cfg.n_layer && kv->kv_dim == d->cfg.n_head_kv * d->cfg.head_dim;
+}
+
 rg_status kv_cache_copy_prefix(const rg_decoder *d, rg_kv_cache *dst, const rg_kv_cache *src, size_t n, rg_err *e)
 {
     size_t kvd = d->cfg.n_head_kv * d->cfg.head_dim;
-    if (src->n_layer != d->cfg.n_layer || dst->n_layer != d->cfg.n_layer || src->kv_dim != kvd ||
-        dst->kv_dim != kvd)
+    if (!dec_cache_matches(d, src) || !dec_cache_matches(d, dst))
         return rg_error(e, RG_ERR_INVALID, "KV cache belongs to another model");
     if (src->type != dst->type || src->on_device != dst->on_device)
         return rg_error(e, RG_ERR_INVALID, "KV caches of different types or devices");
