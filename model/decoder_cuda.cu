@@ -1,14 +1,17 @@
 // decoder_cuda.cu - the Llama-family decoder on a CUDA GPU (see
 // decoder_cuda.h). One layer over n tokens, all buffers on the device:
-//   x (fp32 residual) --RMSNorm--> xh (fp16)
+//   x (fp32 residual) --RMSNorm--> xh (fp16, or fp32 in an f32 decoder)
 //   xh --cuBLAS--> qkv (fp32, one product for Q | K | V)
 //   bias + RoPE; K, V into each token's cache; Q --> q (fp32)
-//   attention of each token over its cache --> atth (fp16)
+//   attention of each token over its cache --> atth (as xh)
 //   atth --cuBLAS--> tmp; x += tmp; RMSNorm --> xh
-//   xh --cuBLAS--> gu (fp32, gate | up); SwiGLU --> ffh (fp16)
+//   xh --cuBLAS--> gu (fp32, gate | up); SwiGLU --> ffh (as xh)
 //   ffh --cuBLAS--> tmp; x += tmp (folded into the next RMSNorm)
 // After the last layer only the rows whose logits are wanted are normalized
 // and multiplied by the output matrix; the logits come back to the host.
+// The weight matrices are fp16, or fp32 when the decoder was loaded for f32
+// activations (rg_decoder_opts.f32_activations): then every product input
+// is fp32 too, and with an f32 KV cache nothing is rounded below float32.
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -27,7 +30,7 @@ extern "C" {
 namespace {
 
 struct dev_layer {
-    cu_f16 *wqkv, *wo, *wgu, *wdown; // [qd + 2 kvd, E], [E, qd], [2F, E], [E, F]
+    void *wqkv, *wo, *wgu, *wdown;   // [qd + 2 kvd, E], [E, qd], [2F, E], [E, F], fp16 or fp32
     float *attn_norm, *ffn_norm;     // [E]
     float *bqkv;                     // [qd + 2 kvd] or NULL
 };
@@ -37,7 +40,8 @@ struct dev_layer {
 struct placer {
     char *base = nullptr;
     size_t off = 0;
-    uint16_t *stage = nullptr; // fp16 bits
+    dec_cu_act act = DEC_CU_F16; // the matrices' type on the device
+    char *stage = nullptr;       // stage_n values of that type
     size_t stage_n = 0;
     float *rowbuf = nullptr;   // one dequantized row
     rg_err *e = nullptr;
@@ -76,14 +80,15 @@ struct placer {
         }
         return d;
     }
+    size_t elem() const { return act == DEC_CU_F32 ? sizeof(float) : sizeof(uint16_t); }
     // The rows of n matrices (same cols) one after the other, each row
-    // dequantized by model/quant and rounded to fp16 (nearest even).
-    cu_f16 *f16(const dec_mat *const *m, int n)
+    // dequantized by model/quant, as fp32 or rounded to fp16 (nearest even).
+    void *mats(const dec_mat *const *m, int n)
     {
-        size_t total = 0;
+        size_t total = 0, es = elem();
         for (int i = 0; i < n; i++)
             total += m[i]->rows * m[i]->cols;
-        cu_f16 *d = static_cast<cu_f16 *>(take(total * sizeof(cu_f16)));
+        char *d = static_cast<char *>(take(total * es));
         if (!d || st)
             return d;
         size_t cols = m[0]->cols, fill = 0, done = 0;
@@ -94,11 +99,16 @@ struct placer {
                     st = rg_error_wrap(e, "dequantizing a weight for the GPU");
                     break;
                 }
-                for (size_t c = 0; c < cols; c++)
-                    stage[fill + c] = f32_to_fp16(rowbuf[c]);
+                if (act == DEC_CU_F32) {
+                    memcpy(stage + fill * es, rowbuf, cols * sizeof(float));
+                } else {
+                    uint16_t *h = reinterpret_cast<uint16_t *>(stage) + fill;
+                    for (size_t c = 0; c < cols; c++)
+                        h[c] = f32_to_fp16(rowbuf[c]);
+                }
                 fill += cols;
                 if (fill + cols > stage_n || (i == n - 1 && r + 1 == w->rows)) {
-                    st = cu_check(cudaMemcpy(d + done, stage, fill * sizeof(uint16_t), cudaMemcpyHostToDevice),
+                    st = cu_check(cudaMemcpy(d + done * es, stage, fill * es, cudaMemcpyHostToDevice),
                                   "weight upload", e);
                     done += fill;
                     fill = 0;
@@ -107,13 +117,13 @@ struct placer {
         }
         return d;
     }
-    cu_f16 *f16(const dec_mat *m) { return f16(&m, 1); }
+    void *mats(const dec_mat *m) { return mats(&m, 1); }
 };
 
 // Activation buffers for up to cap tokens, carved from one allocation.
 struct acts {
     float *x, *qkv, *q, *tmp, *gu;
-    cu_f16 *xh, *atth, *ffh;
+    void *xh, *atth, *ffh; // of the decoder's dec_cu_act
     dec_cu_tok *tok;
     int32_t *rows;
 };
@@ -126,7 +136,8 @@ struct rg_decoder_cuda {
     char *weights; // one allocation holding every tensor below
     size_t weight_bytes;
     dev_layer *layers;
-    cu_f16 *out_w;
+    dec_cu_act act; // weights and product inputs: fp16 or fp32
+    void *out_w;
     float *out_norm, *inv_freq;
 
     char *ws; // activations for cap tokens
@@ -150,15 +161,15 @@ static void place_weights(rg_decoder_cuda *c, const rg_decoder *d, placer *p)
         const dec_layer *L = &d->layers[l];
         dev_layer *g = &c->layers[l];
         const dec_mat *qkv[3] = {&L->wq, &L->wk, &L->wv}, *gu[2] = {&L->gate, &L->up};
-        g->wqkv = p->f16(qkv, 3);
-        g->wo = p->f16(&L->wo);
-        g->wgu = p->f16(gu, 2);
-        g->wdown = p->f16(&L->down);
+        g->wqkv = p->mats(qkv, 3);
+        g->wo = p->mats(&L->wo);
+        g->wgu = p->mats(gu, 2);
+        g->wdown = p->mats(&L->down);
         g->attn_norm = p->f32(L->attn_norm, cfg->n_embd);
         g->ffn_norm = p->f32(L->ffn_norm, cfg->n_embd);
         g->bqkv = p->bias3(L, qd, kvd);
     }
-    c->out_w = p->f16(&d->output);
+    c->out_w = p->mats(&d->output);
     c->out_norm = p->f32(d->out_norm, cfg->n_embd);
     c->inv_freq = p->f32(d->inv_freq, cfg->rope_dim / 2);
 }
@@ -213,17 +224,19 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
         return st;
     }
     c->cfg = *cfg;
+    c->act = d->f32_activations ? DEC_CU_F32 : DEC_CU_F16;
     c->layers = static_cast<dev_layer *>(calloc(cfg->n_layer, sizeof *c->layers));
     placer p;
     p.e = e;
-    p.stage_n = (size_t)16 << 20; // 32 MiB of fp16, at least one row
+    p.act = c->act;
+    p.stage_n = (size_t)16 << 20; // 32 MiB of fp16 (64 of fp32), at least one row
     if (p.stage_n < cfg->n_ff || p.stage_n < cfg->n_embd)
         p.stage_n = cfg->n_ff > cfg->n_embd ? cfg->n_ff : cfg->n_embd;
     size_t widest = cfg->n_ff > cfg->n_embd ? cfg->n_ff : cfg->n_embd;
     size_t qd = cfg->n_head * cfg->head_dim;
     if (qd > widest)
         widest = qd;
-    if (!c->layers || !(p.stage = static_cast<uint16_t *>(malloc(p.stage_n * sizeof(uint16_t)))) ||
+    if (!c->layers || !(p.stage = static_cast<char *>(malloc(p.stage_n * p.elem()))) ||
         !(p.rowbuf = static_cast<float *>(malloc(widest * sizeof(float))))) {
         st = rg_error(e, RG_ERR_NOMEM, "out of memory");
         goto fail;
@@ -242,8 +255,8 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
     if ((st = p.st))
         goto fail;
     if (desc)
-        snprintf(desc, desc_size, "%s, compute %d.%d, %.0f MiB of fp16 weights", prop.name, prop.major, prop.minor,
-                 (double)c->weight_bytes / (1024.0 * 1024.0));
+        snprintf(desc, desc_size, "%s, compute %d.%d, %.0f MiB of %s weights", prop.name, prop.major, prop.minor,
+                 (double)c->weight_bytes / (1024.0 * 1024.0), c->act == DEC_CU_F32 ? "fp32" : "fp16");
     free(p.stage);
     free(p.rowbuf);
     *out = c;
@@ -268,9 +281,9 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
         return RG_OK;
     const llama_config *cfg = &c->cfg;
     size_t E = cfg->n_embd, qd = cfg->n_head * cfg->head_dim, W = qd + 2 * cfg->n_head_kv * cfg->head_dim,
-           F = cfg->n_ff;
+           F = cfg->n_ff, es = c->act == DEC_CU_F32 ? 4 : 2;
     size_t sz[10] = {n * E * 4, n * W * 4, n * qd * 4, n * E * 4, n * 2 * F * 4,
-                     n * E * 2, n * qd * 2, n * F * 2, n * sizeof(dec_cu_tok), n * sizeof(int32_t)};
+                     n * E * es, n * qd * es, n * F * es, n * sizeof(dec_cu_tok), n * sizeof(int32_t)};
     size_t total = 0;
     for (size_t i = 0; i < 10; i++)
         total += align256(sz[i]);
@@ -289,9 +302,9 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     c->a.q = (float *)slot[2];
     c->a.tmp = (float *)slot[3];
     c->a.gu = (float *)slot[4];
-    c->a.xh = (cu_f16 *)slot[5];
-    c->a.atth = (cu_f16 *)slot[6];
-    c->a.ffh = (cu_f16 *)slot[7];
+    c->a.xh = slot[5];
+    c->a.atth = slot[6];
+    c->a.ffh = slot[7];
     c->a.tok = (dec_cu_tok *)slot[8];
     c->a.rows = (int32_t *)slot[9];
 
@@ -361,26 +374,27 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
                                  "input upload", e))))
         return st;
     const acts &a = c->a;
+    const dec_cu_act t = c->act;
     float eps = cfg->rms_eps;
     for (size_t l = 0; l < cfg->n_layer; l++) {
         const dev_layer *L = &c->layers[l];
         int li = (int)l;
         // the previous layer's down projection is added here (none before layer 0)
-        if ((st = dec_cu_rmsnorm(s, a.x, l ? a.tmp : nullptr, nullptr, N, E, L->attn_norm, eps, a.xh, e)) ||
-            (st = dec_cu_linear(c->cx.blas, a.xh, N, E, L->wqkv, qd + 2 * kvd, a.qkv, e)) ||
+        if ((st = dec_cu_rmsnorm(s, a.x, l ? a.tmp : nullptr, nullptr, N, E, L->attn_norm, eps, a.xh, t, e)) ||
+            (st = dec_cu_linear(c->cx.blas, t, a.xh, N, E, L->wqkv, qd + 2 * kvd, a.qkv, e)) ||
             (st = dec_cu_qkv_rope(s, a.qkv, L->bqkv, N, &g, c->inv_freq, a.tok, li, a.q, e)) ||
-            (st = dec_cu_attention(s, a.q, a.tok, N, &g, li, a.atth, e)) ||
-            (st = dec_cu_linear(c->cx.blas, a.atth, N, qd, L->wo, E, a.tmp, e)) ||
-            (st = dec_cu_rmsnorm(s, a.x, a.tmp, nullptr, N, E, L->ffn_norm, eps, a.xh, e)) ||
-            (st = dec_cu_linear(c->cx.blas, a.xh, N, E, L->wgu, 2 * F, a.gu, e)) ||
-            (st = dec_cu_swiglu(s, a.gu, N, F, a.ffh, e)) ||
-            (st = dec_cu_linear(c->cx.blas, a.ffh, N, F, L->wdown, E, a.tmp, e)))
+            (st = dec_cu_attention(s, a.q, a.tok, N, &g, li, a.atth, t, e)) ||
+            (st = dec_cu_linear(c->cx.blas, t, a.atth, N, qd, L->wo, E, a.tmp, e)) ||
+            (st = dec_cu_rmsnorm(s, a.x, a.tmp, nullptr, N, E, L->ffn_norm, eps, a.xh, t, e)) ||
+            (st = dec_cu_linear(c->cx.blas, t, a.xh, N, E, L->wgu, 2 * F, a.gu, e)) ||
+            (st = dec_cu_swiglu(s, a.gu, N, F, a.ffh, t, e)) ||
+            (st = dec_cu_linear(c->cx.blas, t, a.ffh, N, F, L->wdown, E, a.tmp, e)))
             return st;
     }
     if (n_out) {
         // the last down projection is added for the wanted rows only
-        if ((st = dec_cu_rmsnorm(s, a.x, a.tmp, a.rows, (int)n_out, E, c->out_norm, eps, a.xh, e)) ||
-            (st = dec_cu_linear(c->cx.blas, a.xh, (int)n_out, E, c->out_w, V, c->logits, e)) ||
+        if ((st = dec_cu_rmsnorm(s, a.x, a.tmp, a.rows, (int)n_out, E, c->out_norm, eps, a.xh, t, e)) ||
+            (st = dec_cu_linear(c->cx.blas, t, a.xh, (int)n_out, E, c->out_w, V, c->logits, e)) ||
             (st = cu_check(cudaMemcpyAsync(logits, c->logits, n_out * (size_t)V * sizeof(float),
                                            cudaMemcpyDeviceToHost, s),
                            "logits download", e)))
@@ -459,14 +473,14 @@ extern "C" rg_status decoder_cuda_kv_copy(rg_decoder_cuda *c, void *dst_k, void 
     return st;
 }
 
-extern "C" rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_cuda_weight which, uint16_t *out,
+extern "C" rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_cuda_weight which, float *out,
                                          size_t out_n, size_t *rows, size_t *cols, rg_err *e)
 {
     const llama_config *cfg = &c->cfg;
     size_t E = cfg->n_embd, qd = cfg->n_head * cfg->head_dim, kvd = cfg->n_head_kv * cfg->head_dim, F = cfg->n_ff;
     if (which != DEC_CUDA_W_OUTPUT && layer >= cfg->n_layer)
         return rg_error(e, RG_ERR_INVALID, "layer %zu of %zu", layer, cfg->n_layer);
-    const cu_f16 *src;
+    const void *src;
     switch (which) {
     case DEC_CUDA_W_QKV: src = c->layers[layer].wqkv, *rows = qd + 2 * kvd, *cols = E; break;
     case DEC_CUDA_W_O: src = c->layers[layer].wo, *rows = E, *cols = qd; break;
@@ -477,9 +491,16 @@ extern "C" rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_c
     }
     if (out_n < *rows * *cols)
         return rg_error(e, RG_ERR_TOO_LARGE, "%zu values do not fit %zu", *rows * *cols, out_n);
+    size_t n = *rows * *cols;
+    uint16_t *h = nullptr;
+    if (c->act == DEC_CU_F16 && !(h = static_cast<uint16_t *>(malloc(n * sizeof(uint16_t)))))
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
     pthread_mutex_lock(&c->cx.mu);
-    rg_status st = cu_check(cudaMemcpy(out, src, *rows * *cols * sizeof(uint16_t), cudaMemcpyDeviceToHost),
-                            "weight download", e);
+    rg_status st = h ? cu_check(cudaMemcpy(h, src, n * sizeof(uint16_t), cudaMemcpyDeviceToHost), "weight download", e)
+                     : cu_check(cudaMemcpy(out, src, n * sizeof(float), cudaMemcpyDeviceToHost), "weight download", e);
     pthread_mutex_unlock(&c->cx.mu);
+    for (size_t i = 0; h && !st && i < n; i++)
+        out[i] = fp16_to_f32(h[i]);
+    free(h);
     return st;
 }

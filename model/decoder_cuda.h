@@ -3,10 +3,13 @@
  *
  * decoder_load creates one when asked for --device cuda (or auto with a GPU
  * present): every weight matrix is dequantized on the host with model/quant
- * (whatever its GGUF or safetensors type) and uploaded once in fp16; norm
- * weights, biases and RoPE frequencies (the CPU path's table) in fp32.
+ * (whatever its GGUF or safetensors type) and uploaded once in fp16, or in
+ * fp32 for a decoder loaded with f32_activations (the causal-LM reranker's
+ * f32 precision: fp32 product inputs too, no TF32, so the scores stay the
+ * float32 function the CPU path and transformers compute); norm weights,
+ * biases and RoPE frequencies (the CPU path's table) in fp32.
  * Quantized blocks are not kept on the device: products run through cuBLAS
- * on the fp16 copies (on-the-fly dequantizing matrix-vector kernels would
+ * on the fp16 (fp32) copies (on-the-fly dequantizing matrix-vector kernels would
  * read 3-4x fewer bytes per decode step; not done yet). The token embedding
  * is looked up on the host from the mapped file, exactly as the CPU path.
  *
@@ -58,9 +61,9 @@ typedef enum dec_cuda_weight {
     DEC_CUDA_W_OUTPUT = 4 /* layer ignored */
 } dec_cuda_weight;
 
-/* Copies an uploaded matrix back as fp16 bits, for tests: *rows x *cols
- * values; out_n must be at least that. */
-rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_cuda_weight which, uint16_t *out, size_t out_n,
+/* Copies an uploaded matrix back, for tests: *rows x *cols values (fp16
+ * ones widened to float); out_n must be at least that. */
+rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_cuda_weight which, float *out, size_t out_n,
                               size_t *rows, size_t *cols, rg_err *e);
 
 #endif

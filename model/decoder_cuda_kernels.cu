@@ -45,23 +45,39 @@ __device__ static double block_sum_d(double v, double *red)
     return red[32];
 }
 
+// ---- activation stores ---------------------------------------------------------
+
+__device__ static void act_put(cu_f16 *o, size_t i, float v)
+{
+    o[i] = __float2half_rn(v);
+}
+
+__device__ static void act_put(float *o, size_t i, float v)
+{
+    o[i] = v;
+}
+
 // ---- products ----------------------------------------------------------------
 
-rg_status dec_cu_linear(cublasHandle_t h, const cu_f16 *x, int rows, int in, const cu_f16 *w, int out, float *y,
-                        rg_err *e)
+rg_status dec_cu_linear(cublasHandle_t h, dec_cu_act t, const void *x, int rows, int in, const void *w, int out,
+                        float *y, rg_err *e)
 {
     // Row-major y = x W^T is column-major y^T = W x^T: W read transposed.
+    // CUBLAS_COMPUTE_32F on fp32 operands is plain fp32 (TF32 would need
+    // CUBLAS_COMPUTE_32F_FAST_TF32 or the handle's TF32 math mode, neither
+    // set), so the f32 decoder really computes in float32.
     const float alpha = 1.0f, beta = 0.0f;
-    return cublas_check(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &alpha, w, CUDA_R_16F, in, x,
-                                     CUDA_R_16F, in, &beta, y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F,
-                                     CUBLAS_GEMM_DEFAULT),
+    cudaDataType dt = t == DEC_CU_F32 ? CUDA_R_32F : CUDA_R_16F;
+    return cublas_check(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &alpha, w, dt, in, x, dt, in, &beta,
+                                     y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                         "decoder product", e);
 }
 
 // ---- RMSNorm -------------------------------------------------------------------
 
+template <typename T>
 __global__ static void k_rmsnorm(float *x, const float *add, const int32_t *rows, int n, const float *w, float eps,
-                                 cu_f16 *out)
+                                 T *out)
 {
     __shared__ double red[33];
     size_t r = rows ? (size_t)rows[blockIdx.x] : (size_t)blockIdx.x;
@@ -79,17 +95,20 @@ __global__ static void k_rmsnorm(float *x, const float *add, const int32_t *rows
     }
     ss = block_sum_d(ss, red);
     float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
-    cu_f16 *o = out + (size_t)blockIdx.x * (size_t)n;
+    T *o = out + (size_t)blockIdx.x * (size_t)n;
     for (int i = threadIdx.x; i < n; i += blockDim.x)
-        o[i] = __float2half_rn(xr[i] * scale * w[i]);
+        act_put(o, (size_t)i, xr[i] * scale * w[i]);
 }
 
 rg_status dec_cu_rmsnorm(cudaStream_t s, float *x, const float *add, const int32_t *rows, int n_rows, int n,
-                         const float *w, float eps, cu_f16 *out, rg_err *e)
+                         const float *w, float eps, void *out, dec_cu_act t, rg_err *e)
 {
     if (n_rows <= 0)
         return RG_OK;
-    k_rmsnorm<<<(unsigned)n_rows, ROW_THREADS, 0, s>>>(x, add, rows, n, w, eps, out);
+    if (t == DEC_CU_F32)
+        k_rmsnorm<<<(unsigned)n_rows, ROW_THREADS, 0, s>>>(x, add, rows, n, w, eps, static_cast<float *>(out));
+    else
+        k_rmsnorm<<<(unsigned)n_rows, ROW_THREADS, 0, s>>>(x, add, rows, n, w, eps, static_cast<cu_f16 *>(out));
     return cu_check(cudaGetLastError(), "RMSNorm kernel", e);
 }
 
@@ -195,8 +214,9 @@ __device__ static float att_score(const float *qv, const dec_cu_tok &tk, size_t 
 // each weight can be normalized, and rounded to f16 with an f16 cache,
 // before it multiplies V, as the CPU path does. No score scratch: memory
 // stays bounded whatever the context.
+template <typename T>
 __global__ static void k_attention(const float *q, const dec_cu_tok *tok, dec_cu_heads g, int layer, float scale,
-                                   cu_f16 *out)
+                                   T *out)
 {
     __shared__ float sm_m[ATT_WARPS], sm_l[ATT_WARPS];
     __shared__ float sm_acc[ATT_WARPS][DEC_CU_MAX_HEAD_DIM];
@@ -261,17 +281,17 @@ __global__ static void k_attention(const float *q, const dec_cu_tok *tok, dec_cu
             sm_acc[warp][i] = acc[j];
     }
     __syncthreads();
-    cu_f16 *o = out + t * (size_t)qd + (size_t)h * (size_t)hd;
+    T *o = out + t * (size_t)qd + (size_t)h * (size_t)hd;
     for (int i = threadIdx.x; i < hd; i += blockDim.x) {
         float v = 0.0f;
         for (int w = 0; w < ATT_WARPS; w++)
             v += sm_acc[w][i];
-        o[i] = __float2half_rn(v);
+        act_put(o, (size_t)i, v);
     }
 }
 
 rg_status dec_cu_attention(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
-                           int layer, cu_f16 *out, rg_err *e)
+                           int layer, void *out, dec_cu_act t, rg_err *e)
 {
     if (n <= 0)
         return RG_OK;
@@ -280,24 +300,27 @@ rg_status dec_cu_attention(cudaStream_t s, const float *q, const dec_cu_tok *tok
                         g->head_dim, n);
     float scale = 1.0f / sqrtf((float)g->head_dim);
     dim3 grid((unsigned)g->n_head, (unsigned)n);
-    k_attention<<<grid, ATT_WARPS * 32, 0, s>>>(q, tok, *g, layer, scale, out);
+    if (t == DEC_CU_F32)
+        k_attention<<<grid, ATT_WARPS * 32, 0, s>>>(q, tok, *g, layer, scale, static_cast<float *>(out));
+    else
+        k_attention<<<grid, ATT_WARPS * 32, 0, s>>>(q, tok, *g, layer, scale, static_cast<cu_f16 *>(out));
     return cu_check(cudaGetLastError(), "attention kernel", e);
 }
 
 // ---- SwiGLU ----------------------------------------------------------------------------
 
-__global__ static void k_swiglu(const float *gu, size_t n, int F, cu_f16 *out)
+template <typename T> __global__ static void k_swiglu(const float *gu, size_t n, int F, T *out)
 {
     size_t total = n * (size_t)F;
     for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < total;
          idx += (size_t)gridDim.x * blockDim.x) {
         size_t t = idx / (size_t)F, i = idx % (size_t)F;
         float g = gu[t * 2 * (size_t)F + i], u = gu[t * 2 * (size_t)F + (size_t)F + i];
-        out[idx] = __float2half_rn(g / (1.0f + expf(-g)) * u);
+        act_put(out, idx, g / (1.0f + expf(-g)) * u);
     }
 }
 
-rg_status dec_cu_swiglu(cudaStream_t s, const float *gu, int n, int F, cu_f16 *out, rg_err *e)
+rg_status dec_cu_swiglu(cudaStream_t s, const float *gu, int n, int F, void *out, dec_cu_act t, rg_err *e)
 {
     size_t total = (size_t)n * (size_t)F;
     if (total == 0)
@@ -305,6 +328,9 @@ rg_status dec_cu_swiglu(cudaStream_t s, const float *gu, int n, int F, cu_f16 *o
     size_t blocks = (total + EW_THREADS - 1) / EW_THREADS;
     if (blocks > 65535)
         blocks = 65535; // grid-stride loop covers the rest
-    k_swiglu<<<(unsigned)blocks, EW_THREADS, 0, s>>>(gu, (size_t)n, F, out);
+    if (t == DEC_CU_F32)
+        k_swiglu<<<(unsigned)blocks, EW_THREADS, 0, s>>>(gu, (size_t)n, F, static_cast<float *>(out));
+    else
+        k_swiglu<<<(unsigned)blocks, EW_THREADS, 0, s>>>(gu, (size_t)n, F, static_cast<cu_f16 *>(out));
     return cu_check(cudaGetLastError(), "SwiGLU kernel", e);
 }

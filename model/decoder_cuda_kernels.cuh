@@ -2,7 +2,10 @@
 // launchers on device pointers (C++, included only by model/decoder_cuda*.cu).
 //
 // Precision: the weight products take fp16 operands with fp32 accumulation
-// and write fp32 (cuBLAS). fp16 rather than the encoder's bf16 because the
+// and write fp32 (cuBLAS); a decoder made for f32 activations
+// (rg_decoder_opts.f32_activations: the causal-LM reranker's default) keeps
+// f32 weights and f32 product inputs instead (dec_cu_act says which), so it
+// computes the function transformers computes in float32. fp16 rather than the encoder's bf16 because the
 // decoder's weights come from GGUF blocks whose dequantized values (an fp16
 // scale times a small integer, plus an fp16 minimum) keep 11 significant
 // bits in fp16 and only 8 in bf16; this family is sensitive enough that
@@ -33,6 +36,10 @@ typedef __half cu_f16;
 // Largest head the attention kernel holds in registers (8 values a lane).
 #define DEC_CU_MAX_HEAD_DIM 256
 
+// The type of the weight matrices and of the activations that feed them
+// (the outputs of RMSNorm, attention and SwiGLU).
+enum dec_cu_act { DEC_CU_F16 = 0, DEC_CU_F32 = 1 };
+
 // One token of a forward call: the cache its key and value go to and the
 // position it takes there (it attends to positions 0..pos of that cache).
 struct dec_cu_tok {
@@ -48,15 +55,16 @@ struct dec_cu_heads {
     int kv_dim; // n_head_kv * head_dim
 };
 
-// y[rows, out] (fp32) = x[rows, in] * W^T, W [out, in] row-major, both fp16.
-rg_status dec_cu_linear(cublasHandle_t h, const cu_f16 *x, int rows, int in, const cu_f16 *w, int out, float *y,
-                        rg_err *e);
+// y[rows, out] (fp32) = x[rows, in] * W^T, W [out, in] row-major, both of
+// type t; fp32 accumulation (with DEC_CU_F32 plain fp32 arithmetic, no TF32).
+rg_status dec_cu_linear(cublasHandle_t h, dec_cu_act t, const void *x, int rows, int in, const void *w, int out,
+                        float *y, rg_err *e);
 
 // For b < n_rows, r = rows ? rows[b] : b: x[r] += add[r] when add is
-// non-NULL, then out[b] = fp16(x[r] / sqrt(mean(x[r]^2) + eps) * w), the
-// sum of squares in double as the CPU path.
+// non-NULL, then out[b] = x[r] / sqrt(mean(x[r]^2) + eps) * w as type t
+// (fp16 rounded to nearest), the sum of squares in double as the CPU path.
 rg_status dec_cu_rmsnorm(cudaStream_t s, float *x, const float *add, const int32_t *rows, int n_rows, int n,
-                         const float *w, float eps, cu_f16 *out, rg_err *e);
+                         const float *w, float eps, void *out, dec_cu_act t, rg_err *e);
 
 // qkv [n, qd + 2 kv_dim] (the Q | K | V products of n tokens) plus bias
 // (may be NULL) -> RoPE on Q and K at each token's position (adjacent pairs
@@ -66,13 +74,13 @@ rg_status dec_cu_rmsnorm(cudaStream_t s, float *x, const float *add, const int32
 rg_status dec_cu_qkv_rope(cudaStream_t s, const float *qkv, const float *bias, int n, const dec_cu_heads *g,
                           const float *inv_freq, const dec_cu_tok *tok, int layer, float *q, rg_err *e);
 
-// out [n, n_head * head_dim] (fp16) = softmax(q K^T / sqrt(head_dim)) V for
-// every token over its cache's positions 0..pos of layer; query head h
+// out [n, n_head * head_dim] (type t) = softmax(q K^T / sqrt(head_dim)) V
+// for every token over its cache's positions 0..pos of layer; query head h
 // reads key/value head h / (n_head / n_head_kv).
 rg_status dec_cu_attention(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
-                           int layer, cu_f16 *out, rg_err *e);
+                           int layer, void *out, dec_cu_act t, rg_err *e);
 
-// out[t, i] = fp16(silu(gu[t, i]) * gu[t, F + i]) for t < n, i < F.
-rg_status dec_cu_swiglu(cudaStream_t s, const float *gu, int n, int F, cu_f16 *out, rg_err *e);
+// out[t, i] = silu(gu[t, i]) * gu[t, F + i] (type t) for t < n, i < F.
+rg_status dec_cu_swiglu(cudaStream_t s, const float *gu, int n, int F, void *out, dec_cu_act t, rg_err *e);
 
 #endif

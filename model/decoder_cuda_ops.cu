@@ -57,8 +57,11 @@ struct dev_scratch {
             return st;
         return cu_check(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost), "download", e);
     }
-    rg_status download_f16(float *host, const cu_f16 *dev, size_t count)
+    // count values of an activation buffer of type t into floats
+    rg_status download_act(float *host, const void *dev, size_t count, dec_cu_act t)
     {
+        if (t == DEC_CU_F32)
+            return download(host, dev, count * sizeof(float));
         uint16_t *tmp = static_cast<uint16_t *>(malloc(count ? count * sizeof(uint16_t) : 1));
         if (!tmp)
             return rg_error(e, RG_ERR_NOMEM, "decoder_cuda_ops: out of memory");
@@ -94,18 +97,19 @@ size_t cache_bytes(const dec_cuda_ops_cache *c, size_t n_layer, size_t kvd)
 } // namespace
 
 extern "C" rg_status dec_cuda_ops_rmsnorm(const float *x, const float *add, size_t rows, size_t n, const float *w,
-                                          float eps, float *out, float *x_after, rg_err *e)
+                                          float eps, int f32, float *out, float *x_after, rg_err *e)
 {
     if (rows > INT_MAX || n > INT_MAX)
         return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_rmsnorm: too large");
     dev_scratch s(e);
     float *dx, *da = nullptr, *dw;
-    cu_f16 *dout;
+    float *dout; // room for either type
+    dec_cu_act t = f32 ? DEC_CU_F32 : DEC_CU_F16;
     rg_status st;
     if ((st = s.upload(&dx, x, rows * n)) || (add && (st = s.upload(&da, add, rows * n))) ||
-        (st = s.upload(&dw, w, n)) || (st = s.upload(&dout, (const cu_f16 *)nullptr, rows * n)) ||
-        (st = dec_cu_rmsnorm(nullptr, dx, da, nullptr, (int)rows, (int)n, dw, eps, dout, e)) ||
-        (st = s.download_f16(out, dout, rows * n)))
+        (st = s.upload(&dw, w, n)) || (st = s.upload(&dout, (const float *)nullptr, rows * n)) ||
+        (st = dec_cu_rmsnorm(nullptr, dx, da, nullptr, (int)rows, (int)n, dw, eps, dout, t, e)) ||
+        (st = s.download_act(out, dout, rows * n, t)))
         return st;
     return x_after ? s.download(x_after, dx, rows * n * sizeof(float)) : RG_OK;
 }
@@ -154,7 +158,7 @@ out:
 
 extern "C" rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_cuda_ops_heads *g,
                                             const dec_cuda_ops_cache *const *caches, const size_t *pos,
-                                            size_t n_layer, size_t layer, float *out, rg_err *e)
+                                            size_t n_layer, size_t layer, int f32, float *out, rg_err *e)
 {
     if (!heads_ok(g) || n == 0 || n > 65535 || layer >= n_layer)
         return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_attention: bad geometry");
@@ -164,8 +168,8 @@ extern "C" rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_
     dec_cu_tok *ht = static_cast<dec_cu_tok *>(calloc(n, sizeof *ht));
     if (!ht)
         return rg_error(e, RG_ERR_NOMEM, "out of memory");
-    float *dq;
-    cu_f16 *dout;
+    float *dq, *dout; // dout: room for either type
+    dec_cu_act t = f32 ? DEC_CU_F32 : DEC_CU_F16;
     dec_cu_tok *dtok;
     rg_status st = RG_OK;
     for (size_t t = 0; t < n && !st; t++) {
@@ -195,24 +199,24 @@ extern "C" rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_
         ht[t].pos = (int32_t)pos[t];
         ht[t].half = caches[t]->half;
     }
-    if (!st && !((st = s.upload(&dq, q, n * qd)) || (st = s.upload(&dout, (const cu_f16 *)nullptr, n * qd)) ||
+    if (!st && !((st = s.upload(&dq, q, n * qd)) || (st = s.upload(&dout, (const float *)nullptr, n * qd)) ||
                  (st = s.upload(&dtok, (const dec_cu_tok *)ht, n)) ||
-                 (st = dec_cu_attention(nullptr, dq, dtok, (int)n, &h, (int)layer, dout, e))))
-        st = s.download_f16(out, dout, n * qd);
+                 (st = dec_cu_attention(nullptr, dq, dtok, (int)n, &h, (int)layer, dout, t, e))))
+        st = s.download_act(out, dout, n * qd, t);
     free(ht);
     return st;
 }
 
-extern "C" rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, float *out, rg_err *e)
+extern "C" rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, int f32, float *out, rg_err *e)
 {
     if (n > INT_MAX || F > INT_MAX / 2)
         return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_swiglu: too large");
     dev_scratch s(e);
-    float *dgu;
-    cu_f16 *dout;
+    float *dgu, *dout; // dout: room for either type
+    dec_cu_act t = f32 ? DEC_CU_F32 : DEC_CU_F16;
     rg_status st;
-    if ((st = s.upload(&dgu, gu, n * 2 * F)) || (st = s.upload(&dout, (const cu_f16 *)nullptr, n * F)) ||
-        (st = dec_cu_swiglu(nullptr, dgu, (int)n, (int)F, dout, e)))
+    if ((st = s.upload(&dgu, gu, n * 2 * F)) || (st = s.upload(&dout, (const float *)nullptr, n * F)) ||
+        (st = dec_cu_swiglu(nullptr, dgu, (int)n, (int)F, dout, t, e)))
         return st;
-    return s.download_f16(out, dout, n * F);
+    return s.download_act(out, dout, n * F, t);
 }

@@ -3,8 +3,9 @@
  *
  * Each call uploads its inputs, runs the launcher the CUDA decoder runs
  * (model/decoder_cuda_kernels.cuh), downloads the results and frees what
- * it allocated: for checking, not speed. fp16 results come back widened to
- * float. Only declared when the CUDA backend is compiled in
+ * it allocated: for checking, not speed. The kernels whose outputs feed a
+ * product write fp16 (the default decoder) or, with f32 set, fp32 (a decoder
+ * loaded for f32 activations); fp16 results come back widened to float. Only declared when the CUDA backend is compiled in
  * (RAGD_HAVE_CUDA); they need a device (backend_cuda_devices() > 0). */
 #ifndef RAGD_MODEL_DECODER_CUDA_OPS_H
 #define RAGD_MODEL_DECODER_CUDA_OPS_H
@@ -30,10 +31,10 @@ typedef struct dec_cuda_ops_heads {
     int neox;
 } dec_cuda_ops_heads;
 
-/* out[rows, n] = RMSNorm(x + add) * w (fp16, widened); add may be NULL;
- * x_after (may be NULL) receives x + add. */
+/* out[rows, n] = RMSNorm(x + add) * w (fp16 widened, or fp32 with f32);
+ * add may be NULL; x_after (may be NULL) receives x + add. */
 rg_status dec_cuda_ops_rmsnorm(const float *x, const float *add, size_t rows, size_t n, const float *w, float eps,
-                               float *out, float *x_after, rg_err *e);
+                               int f32, float *out, float *x_after, rg_err *e);
 
 /* qkv [n, qd + 2 kv_dim] + bias (may be NULL) -> q [n, qd] (RoPE applied,
  * f16-rounded with an f16 cache); every token's K and V are written into
@@ -42,14 +43,15 @@ rg_status dec_cuda_ops_qkv_rope(const float *qkv, const float *bias, size_t n, c
                                 const float *inv_freq, const size_t *pos, dec_cuda_ops_cache *cache, size_t n_layer,
                                 size_t layer, float *q, rg_err *e);
 
-/* out [n, qd] (fp16, widened): token t's query q[t] over caches[t]'s
- * positions 0..pos[t] of layer (several tokens may share a cache). */
+/* out [n, qd] (fp16 widened, or fp32 with f32): token t's query q[t] over
+ * caches[t]'s positions 0..pos[t] of layer (several tokens may share a
+ * cache). */
 rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_cuda_ops_heads *g,
                                  const dec_cuda_ops_cache *const *caches, const size_t *pos, size_t n_layer,
-                                 size_t layer, float *out, rg_err *e);
+                                 size_t layer, int f32, float *out, rg_err *e);
 
-/* out[n, F] = silu(gu[:, :F]) * gu[:, F:] (fp16, widened). */
-rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, float *out, rg_err *e);
+/* out[n, F] = silu(gu[:, :F]) * gu[:, F:] (fp16 widened, or fp32 with f32). */
+rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, int f32, float *out, rg_err *e);
 
 #endif
 

@@ -19,7 +19,11 @@
  *     vocabulary centered) or twice llama.cpp's own spread, the count within
  *     the issue's 1e-2 printed;
  *   - a batched decode step gives each sequence what it gets alone, a split
- *     prefill what one prefill gives, a CPU cache is refused.
+ *     prefill what one prefill gives, a CPU cache is refused;
+ *   - a decoder loaded for f32 activations (the causal-LM reranker's default
+ *     precision) keeps fp32 weights bit for bit, its kernels write fp32, and
+ *     its logits equal the CPU f32 decoder's within 1e-4 (prefill and
+ *     decode steps: both compute the float32 function).
  * Exits 77 (ctest: skipped) without a usable CUDA device, after the
  * device-choice checks. The model is SmolLM2-135M-Instruct.Q4_1.gguf under
  * $RAGD_MODELS or ./models ($RAGD_GEN_MODEL names another path). */
@@ -147,12 +151,19 @@ static double rel_err(const float *a, const float *b, size_t n)
 
 /* ---- kernels against the CPU computation -------------------------------------------------- */
 
-static void test_rmsnorm(size_t rows, size_t n)
+/* Tolerance of a kernel output that feeds a product: fp16 rounding, or
+ * float32 with f32 (a few ulps: the GPU's expf/sqrtf and sum order). */
+static float out_tol(int f32, float ref)
+{
+    return f32 ? 4e-6f * fabsf(ref) + 1e-7f : 1e-3f * fabsf(ref) + 1e-6f;
+}
+
+static void test_rmsnorm(size_t rows, size_t n, int f32)
 {
     rg_err e = {0};
     float *x = rand_vec(rows * n, -3, 3), *add = rand_vec(rows * n, -1, 1), *w = rand_vec(n, 0.5f, 2);
     float *out = malloc(rows * n * sizeof(float)), *xa = malloc(rows * n * sizeof(float));
-    CHECK_OK(dec_cuda_ops_rmsnorm(x, add, rows, n, w, 1e-5f, out, xa, &e), e);
+    CHECK_OK(dec_cuda_ops_rmsnorm(x, add, rows, n, w, 1e-5f, f32, out, xa, &e), e);
     size_t bad = 0;
     for (size_t r = 0; r < rows; r++) {
         float *xr = x + r * n;
@@ -165,10 +176,19 @@ static void test_rmsnorm(size_t rows, size_t n)
         float scale = 1.0f / sqrtf((float)(ss / (double)n) + 1e-5f);
         for (size_t i = 0; i < n; i++) {
             float ref = xr[i] * scale * w[i];
-            bad += fabsf(out[r * n + i] - ref) > 1e-3f * fabsf(ref) + 1e-6f; /* within fp16 rounding */
+            bad += fabsf(out[r * n + i] - ref) > out_tol(f32, ref);
+            /* fp16 outputs are fp16 values; f32 ones are not all (a kernel
+             * that still rounded would pass the looser check above) */
+            bad += !f32 && out[r * n + i] != r16(out[r * n + i]);
         }
     }
-    CHECK_MSG(bad == 0, "RMSNorm %zu x %zu: %zu values differ", rows, n, bad);
+    if (f32) {
+        size_t off16 = 0;
+        for (size_t i = 0; i < rows * n; i++)
+            off16 += out[i] != r16(out[i]);
+        bad += off16 < rows * n / 2;
+    }
+    CHECK_MSG(bad == 0, "RMSNorm %zu x %zu (%s out): %zu values differ", rows, n, f32 ? "f32" : "f16", bad);
     free(x), free(add), free(w), free(out), free(xa);
 }
 
@@ -274,19 +294,22 @@ static void test_qkv_rope(const dec_cuda_ops_heads *g, int bias, int half, float
     free(c.k), free(c.v), free(before.k), free(before.v);
 }
 
-static void test_swiglu(size_t n, size_t F)
+static void test_swiglu(size_t n, size_t F, int f32)
 {
     rg_err e = {0};
     float *gu = rand_vec(n * 2 * F, -6, 6), *out = malloc(n * F * sizeof(float));
-    CHECK_OK(dec_cuda_ops_swiglu(gu, n, F, out, &e), e);
-    size_t bad = 0;
+    CHECK_OK(dec_cuda_ops_swiglu(gu, n, F, f32, out, &e), e);
+    size_t bad = 0, off16 = 0;
     for (size_t t = 0; t < n; t++)
         for (size_t i = 0; i < F; i++) {
             float g = gu[t * 2 * F + i], u = gu[t * 2 * F + F + i];
-            float ref = g / (1.0f + expf(-g)) * u;
-            bad += fabsf(out[t * F + i] - ref) > 1e-3f * fabsf(ref) + 1e-6f;
+            float ref = g / (1.0f + expf(-g)) * u, o = out[t * F + i];
+            bad += fabsf(o - ref) > out_tol(f32, ref) || (!f32 && o != r16(o));
+            off16 += o != r16(o);
         }
-    CHECK_MSG(bad == 0, "SwiGLU %zu x %zu: %zu values differ", n, F, bad);
+    if (f32 && n * F >= 64)
+        bad += off16 < n * F / 2; /* not rounded to fp16 on the way */
+    CHECK_MSG(bad == 0, "SwiGLU %zu x %zu (%s out): %zu values differ", n, F, f32 ? "f32" : "f16", bad);
     free(gu), free(out);
 }
 
@@ -329,9 +352,9 @@ static void cpu_attention(const float *q, const dec_cuda_ops_heads *g, const dec
     free(qr);
 }
 
-/* n tokens; token t reads caches[t] up to pos[t]. */
+/* n tokens; token t reads caches[t] up to pos[t]; fp32 outputs with f32. */
 static void check_attention(const char *what, const dec_cuda_ops_heads *g, const dec_cuda_ops_cache *const *caches,
-                            const size_t *pos, size_t n, size_t layers, size_t layer)
+                            const size_t *pos, size_t n, size_t layers, size_t layer, int f32)
 {
     rg_err e = {0};
     size_t qd = g->n_head * g->head_dim;
@@ -340,21 +363,23 @@ static void check_attention(const char *what, const dec_cuda_ops_heads *g, const
         if (caches[t]->half)
             for (size_t i = 0; i < qd; i++)
                 q[t * qd + i] = r16(q[t * qd + i]);
-    CHECK_OK(dec_cuda_ops_attention(q, n, g, caches, pos, layers, layer, out, &e), e);
+    CHECK_OK(dec_cuda_ops_attention(q, n, g, caches, pos, layers, layer, f32, out, &e), e);
     double worst = 0;
     size_t bad = 0;
     for (size_t t = 0; t < n; t++) {
         cpu_attention(q + t * qd, g, caches[t], pos[t], layer, ref);
         for (size_t i = 0; i < qd; i++) {
             double d = fabs((double)out[t * qd + i] - ref[i]);
-            /* fp16 output rounding, and an f16 weight that rounds the other
-             * way: at most an f16 ulp of the weights' sum times |v| <= 2 */
-            bad += d > 1e-3 * fabs(ref[i]) + (caches[t]->half ? 2e-3 : 1e-5);
+            /* fp16 output rounding (none with f32), and an f16 weight that
+             * rounds the other way: at most an f16 ulp of the weights' sum
+             * times |v| <= 2 */
+            bad += d > (f32 ? 1e-5 : 1e-3) * fabs(ref[i]) + (caches[t]->half ? 2e-3 : 1e-5);
+            bad += !f32 && out[t * qd + i] != r16(out[t * qd + i]);
             worst = d > worst ? d : worst;
         }
     }
-    CHECK_MSG(bad == 0, "attention %s: %zu values differ (worst %.3g)", what, bad, worst);
-    printf("test_decoder_cuda: attention %s: max abs difference %.3g\n", what, worst);
+    CHECK_MSG(bad == 0, "attention %s, %s out: %zu values differ (worst %.3g)", what, f32 ? "f32" : "f16", bad, worst);
+    printf("test_decoder_cuda: attention %s, %s out: max abs difference %.3g\n", what, f32 ? "f32" : "f16", worst);
     free(q), free(out), free(ref);
 }
 
@@ -371,7 +396,7 @@ static void test_attention(void)
         cs1[t] = &c1;
         pos1[t] = 20 + t;
     }
-    check_attention("prefill (causal, GQA 9/3, f16)", &g1, cs1, pos1, 13, 2, 1);
+    check_attention("prefill (causal, GQA 9/3, f16)", &g1, cs1, pos1, 13, 2, 1, 0);
     /* decode: four sequences of 1, 7, 130 and 1500 positions in one step,
      * 8/2 heads of 128, f16 and f32 caches mixed */
     dec_cuda_ops_heads g2 = {8, 2, 128, 128, 1};
@@ -385,14 +410,26 @@ static void test_attention(void)
         cs2[i] = &c2[i];
         pos2[i] = len[i] - 1;
     }
-    check_attention("decode (4 caches, GQA 8/2, f16+f32)", &g2, cs2, pos2, 4, 3, 2);
+    check_attention("decode (4 caches, GQA 8/2, f16+f32)", &g2, cs2, pos2, 4, 3, 2, 0);
     /* one query head per key/value head, head of 80 (not a multiple of 32) */
     dec_cuda_ops_heads g3 = {4, 4, 80, 80, 0};
     dec_cuda_ops_cache c3 = {.cap = 70};
     fill_cache(&c3, 70 * 4 * 80, 0);
     const dec_cuda_ops_cache *cs3[2] = {&c3, &c3};
     size_t pos3[2] = {0, 69};
-    check_attention("head 80 (f32)", &g3, cs3, pos3, 2, 1, 0);
+    check_attention("head 80 (f32)", &g3, cs3, pos3, 2, 1, 0, 0);
+    /* the f32 decoder's: f32 cache, fp32 output */
+    check_attention("head 80 (f32)", &g3, cs3, pos3, 2, 1, 0, 1);
+    dec_cuda_ops_cache c4 = {.cap = 300};
+    fill_cache(&c4, 2 * 300 * 3 * 64, 0);
+    const dec_cuda_ops_cache *cs4[13];
+    size_t pos4[13];
+    for (size_t t = 0; t < 13; t++) {
+        cs4[t] = &c4;
+        pos4[t] = 280 + t;
+    }
+    check_attention("prefill (causal, GQA 9/3, f32)", &g1, cs4, pos4, 13, 2, 1, 1);
+    free(c4.k), free(c4.v);
     free(c1.k), free(c1.v), free(c3.k), free(c3.v);
     for (size_t i = 0; i < 4; i++)
         free(c2[i].k), free(c2[i].v);
@@ -400,27 +437,31 @@ static void test_attention(void)
 
 static void test_kernels(void)
 {
-    test_rmsnorm(7, 576);
-    test_rmsnorm(3, 4099);
+    for (int f32 = 0; f32 < 2; f32++) {
+        test_rmsnorm(7, 576, f32);
+        test_rmsnorm(3, 4099, f32);
+        test_swiglu(5, 1536, f32);
+        test_swiglu(1, 17, f32);
+    }
     dec_cuda_ops_heads smol = {9, 3, 64, 64, 0}, neox = {8, 2, 128, 96, 1};
     test_qkv_rope(&smol, 0, 1, 100000.0f);
     test_qkv_rope(&smol, 1, 0, 10000.0f);
     test_qkv_rope(&neox, 1, 1, 1000000.0f);
     test_qkv_rope(&neox, 0, 0, 500000.0f);
-    test_swiglu(5, 1536);
-    test_swiglu(1, 17);
     test_attention();
 }
 
 /* ---- the uploaded weights ------------------------------------------------------------------ */
 
+/* Values of the uploaded matrix that are not model/quant's dequantization
+ * (rounded to fp16 unless the decoder keeps fp32 weights). */
 static size_t compare_upload(rg_decoder *d, size_t layer, dec_cuda_weight which, const dec_mat *const *m, size_t n_mat)
 {
     rg_err e = {0};
     size_t rows = 0, cols = 0, total = 0;
     for (size_t i = 0; i < n_mat; i++)
         total += m[i]->rows * m[i]->cols;
-    uint16_t *dev = malloc(total * sizeof(uint16_t));
+    float *dev = malloc(total * sizeof(float));
     float *row = malloc(m[0]->cols * sizeof(float));
     CHECK_OK(decoder_cuda_weight(d->cuda, layer, which, dev, total, &rows, &cols, &e), e);
     CHECK(rows * cols == total && cols == m[0]->cols);
@@ -429,7 +470,7 @@ static size_t compare_upload(rg_decoder *d, size_t layer, dec_cuda_weight which,
         for (size_t r = 0; r < m[i]->rows; r++) {
             CHECK_OK(dequantize_row(m[i]->type, (const char *)m[i]->data + r * m[i]->row_bytes, row, cols, &e), e);
             for (size_t c = 0; c < cols; c++)
-                bad += dev[at++] != f32_to_fp16(row[c]);
+                bad += dev[at++] != (d->f32_activations ? row[c] : r16(row[c]));
         }
     free(dev);
     free(row);
@@ -446,10 +487,11 @@ static void test_upload(rg_decoder *d)
                  compare_upload(d, c->n_layer - 1, DEC_CUDA_W_GATE_UP, gu, 2) +
                  compare_upload(d, c->n_layer - 1, DEC_CUDA_W_O, wo, 1) +
                  compare_upload(d, 0, DEC_CUDA_W_DOWN, dn, 1) + compare_upload(d, 0, DEC_CUDA_W_OUTPUT, out, 1);
-    CHECK_MSG(bad == 0, "%zu uploaded weights differ from model/quant's dequantization in fp16", bad);
-    printf("test_decoder_cuda: uploaded weights (%s, %s output) equal model/quant's dequantization in fp16\n",
+    const char *as = d->f32_activations ? "fp32" : "fp16";
+    CHECK_MSG(bad == 0, "%zu uploaded weights differ from model/quant's dequantization in %s", bad, as);
+    printf("test_decoder_cuda: uploaded weights (%s, %s output) equal model/quant's dequantization in %s\n",
            ggml_type_name(L0->wq.type) ? ggml_type_name(L0->wq.type) : "?",
-           ggml_type_name(d->output.type) ? ggml_type_name(d->output.type) : "?");
+           ggml_type_name(d->output.type) ? ggml_type_name(d->output.type) : "?", as);
 }
 
 /* ---- against llama.cpp ------------------------------------------------------------------------ */
@@ -694,6 +736,73 @@ static void test_prefix_batch(rg_decoder *d, const cJSON *rec, size_t V)
     free(ids), free(lb), free(la);
 }
 
+/* The decoder loaded for f32 activations on the GPU against the same on the
+ * CPU (model/decoder_matmul.c's f32 path, which test_decoder and
+ * test_lmrerank hold to transformers within 1e-5 / 1e-3): the same float32
+ * function, so only summation order separates them. Prefill of every
+ * prompt picked, then decode steps. */
+#define F32_TOL 1e-4
+static void test_f32(const char *path, cJSON **recs, size_t n_recs)
+{
+    enum { STEPS = 4 };
+    rg_err e = {0};
+    rg_decoder *g = NULL, *c = NULL;
+    rg_decoder_opts og = {.device = RG_DEVICE_CUDA, .device_set = 1, .f32_activations = 1};
+    rg_decoder_opts oc = {.device = RG_DEVICE_CPU, .device_set = 1, .f32_activations = 1};
+    CHECK_OK(decoder_load(path, &og, &g, &e), e);
+    CHECK_OK(decoder_load(path, &oc, &c, &e), e);
+    if (!g || !c) {
+        decoder_free(g);
+        decoder_free(c);
+        return;
+    }
+    CHECK(decoder_device(g) == RG_DEVICE_CUDA && strstr(decoder_device_desc(g), "fp32"));
+    printf("test_decoder_cuda: f32 decoder: %s\n", decoder_device_desc(g));
+    test_upload(g);
+    size_t V = decoder_vocab(g), pick[] = {0, 3, 10, 16, 25, 30};
+    float *lg = malloc(V * sizeof(float)), *lc = malloc(V * sizeof(float));
+    double worst = 0;
+    size_t checked = 0;
+    for (size_t k = 0; k < sizeof pick / sizeof pick[0]; k++) {
+        if (pick[k] >= n_recs)
+            continue;
+        size_t n;
+        int32_t *ids = json_ids(cJSON_GetObjectItemCaseSensitive(recs[pick[k]], "ids"), &n);
+        rg_kv_cache *kg = NULL, *kc = NULL;
+        CHECK_OK(kv_cache_alloc(g, n + STEPS, RG_KV_F32, &kg, &e), e);
+        CHECK_OK(kv_cache_alloc(c, n + STEPS, RG_KV_F32, &kc, &e), e);
+        if (kg && kc && decoder_prefill(g, kg, ids, n, lg, &e) == RG_OK &&
+            decoder_prefill(c, kc, ids, n, lc, &e) == RG_OK) {
+            for (size_t s = 0; s <= STEPS; s++) {
+                double r = rel_err(lg, lc, V);
+                worst = r > worst ? r : worst;
+                checked++;
+                CHECK_MSG(r < F32_TOL, "f32 decoder, prompt %zu step %zu: GPU vs CPU relative error %.3g", pick[k],
+                          s, r);
+                if (s == STEPS)
+                    break;
+                int32_t next = argmax(lc, V);
+                rg_kv_cache *og1[1] = {kg}, *oc1[1] = {kc};
+                if (decoder_decode(g, og1, &next, 1, lg, &e) != RG_OK || decoder_decode(c, oc1, &next, 1, lc, &e)) {
+                    CHECK_MSG(0, "f32 decoder, prompt %zu: decode: %s", pick[k], e.msg);
+                    break;
+                }
+            }
+        } else {
+            CHECK_MSG(0, "f32 decoder, prompt %zu: %s", pick[k], e.msg);
+        }
+        kv_cache_free(kg);
+        kv_cache_free(kc);
+        free(ids);
+    }
+    printf("test_decoder_cuda: f32 decoder vs the CPU's f32 path: %zu logit vectors, max relative error %.3g "
+           "(bound %.0e)\n",
+           checked, worst, F32_TOL);
+    free(lg), free(lc);
+    decoder_free(g);
+    decoder_free(c);
+}
+
 static void test_model(const char *path)
 {
     rg_err e = {0};
@@ -725,6 +834,7 @@ static void test_model(const char *path)
         test_cache(d, path, recs[10], V);
         test_prefix_batch(d, recs[10], V);
     }
+    test_f32(path, recs, n_recs);
     for (size_t i = 0; i < n_recs; i++)
         cJSON_Delete(recs[i]);
     decoder_free(d);

@@ -53,7 +53,10 @@
 #define GOLDEN "tests/fixtures/lmrerank_golden.jsonl"
 #define HF_GOLDEN "tests/fixtures/lmrerank_hf_golden.jsonl"
 #define HF_TOL 1e-3
-#define HF_TOL_CUDA 2e-2 /* the bound on CUDA (fp16 weights and inputs, f32 accumulation) */
+/* On CUDA the f32 precision keeps fp32 weights and activations on the
+ * device (model/decoder_cuda.h): the same float32 function, so the CPU's
+ * bound, tighter than the issue's 2e-2 for CUDA, holds there too. */
+#define HF_TOL_CUDA HF_TOL
 #define MAX_RECS 256
 #define SCORE_TOL 1e-3
 #define ORDER_MARGIN (2 * SCORE_TOL)
@@ -408,7 +411,7 @@ int main(void)
         return check_finish("test_lmrerank");
     }
     test_hf_golden(path, RG_DEVICE_CPU, HF_TOL);
-    /* on a GPU (none here so far): the same pairs against the CUDA bound */
+    /* on a GPU (none here so far): the same pairs on the CUDA decoder */
     char cuda[256];
     if (backend_cuda_devices(cuda, sizeof cuda) > 0)
         test_hf_golden(path, RG_DEVICE_CUDA, HF_TOL_CUDA);
