@@ -1,85 +1,103 @@
 #!/usr/bin/env bash
-# Builds and tests ragd on a GPU machine that has nvcc, CUDA, CMake, a C/C++
-# compiler and Python (PyTorch, sentence-transformers) but no network and no
-# apt, from what scripts/gpu/fetch_deps.sh packed into gpu-deps/pack. Run it
-# from the repository root THERE:
+# Runs ragd's GPU checks and benchmarks on the GPU machine (nvcc, CUDA,
+# CMake, Python with PyTorch and sentence-transformers; no network, no apt),
+# from the repository root THERE, normally through scripts/gpu/gpu_call.sh
+# (which first takes in what the call carried; scripts/gpu/README.md):
 #
-#   scripts/gpu/build_and_test.sh            (results under $OUT, else ./gpu-out)
+#   STAGE=check|encoder|decoder|all|build scripts/gpu/build_and_test.sh
+#                                  (results under $OUT, else ./gpu-out)
 #
-# Steps: unpack the Debian prefix, the faiss C API sources and the model
-# under gpu-deps/; configure cmake against that prefix (its own pkgconf, the
-# .pc files with the prefix as sysroot, RPATHs into the prefix so nothing
-# is put on LD_LIBRARY_PATH); build (CUDA for sm 80/86/89/90); run
-# test_encoder_cuda on its own, then every unit test; start `ragd serve
-# --device cuda` and ask /v1/version and /v1/embeddings; run the embedding
-# benchmark (scripts/gpu/bench_gpu.py). BENCH=0 skips the benchmark and the
-# server (for a dry run on a machine without a GPU). Each step's log goes to
-# $OUT; summary.txt says which steps passed. Exit status: 0 when every step
-# passed.
+# Binaries: the prebuilt ones (scripts/gpu/prebuild.sh, checked and set up
+# by check_prebuilt.sh in gpu-deps/prebuilt-run) when they match this tree;
+# else those an earlier call built in build-gpu; else, when gpu-deps/pack is
+# here (scripts/gpu/fetch_deps.sh), they are built now from source against
+# the pack's Debian prefix (only the targets below, CUDA for sm_90;
+# CUDA_ARCH changes it). STAGE=build only does that.
 #
-# The generator (issue 5): its GGUF is larger than one call carries, so it
-# comes split over the calls before this one (scripts/gpu/README.md); when
-# $MODEL_PARTS (default gpu-deps/model-parts) holds a complete set, it is
-# joined and checked against the manifest and the golden fixture's SHA-256,
-# then test_decoder_cuda runs (kernels, then the model against llama.cpp's
-# outputs), `ragd serve --device cuda` answers a chat completion, and
-# bench_decode_device measures prompt and generated tokens/s at 1 and 16
-# sequences and time to first token against the device's copy bandwidth.
-# Without the parts only test_decoder_cuda's kernel checks run (and the
-# test then fails, naming the missing model).
+# Stages (only the tests with a CUDA part; CI runs the CPU suite):
+#   check    which binaries, and `ragd --version` (names the GPU)
+#   encoder  needs gpu-deps/models/all-MiniLM-L6-v2 (the half-size copy):
+#            test_encoder_cuda; test_cross_encoder (its CUDA pass decides:
+#            the CPU pass fails its 1e-3 bound on the half-size weights by
+#            design, see README); the embedding benchmark (bench_gpu.py,
+#            128 tokens); bench_rerank on CUDA (the test cross-encoder);
+#            `ragd serve --device cuda` with /v1/embeddings
+#   decoder  needs the generator's parts in gpu-deps/model-parts: joins and
+#            checks the GGUF (manifest and the golden fixture's SHA-256);
+#            test_decoder_cuda; bench_decode_device (512-token prompt,
+#            TTFT, 1 and 16 sequences); test_lmrerank (its CPU and CUDA passes);
+#            llama.cpp on the GPU through scripts/gpu/run_peer.sh when the
+#            peer folder is here (gpu-deps/peer-kept or gpu-deps/peer;
+#            a WARN otherwise); `ragd serve --device cuda` chat completion
+#   all      encoder then decoder
+# Every step runs under `timeout`, at most what is left of CALL_BUDGET_S
+# (default 400) seconds for the whole script, in order of importance, and
+# appends its PASS/FAIL/SKIP/TIMEOUT line to $OUT/summary.txt at once, so a
+# call cut short still returns what was done. Logs (at most 8 files come
+# back from a call): summary.txt, setup.log, tests.log, bench.log,
+# serve.log, bench_gpu.json, peer.json, peer.log.
+# BENCH=0 skips benchmarks, servers and the peer (a dry run without a GPU,
+# where the CUDA tests exit 77, counted as SKIP). SKIP_TESTS (a regex of
+# test names) leaves tests out. Exit status 0 when no step failed.
 set -uo pipefail
 root=$(pwd)
 [ -f "$root/scripts/gpu/build_and_test.sh" ] || { echo "run from the repository root" >&2; exit 2; }
 out=${OUT:-$root/gpu-out}
 mkdir -p "$out"
-pack=$root/gpu-deps/pack
-prefix=$root/gpu-deps/prefix
-lib=$prefix/usr/lib/x86_64-linux-gnu
+stage=${STAGE:-all}
+case $stage in check | encoder | decoder | all | build) ;; *) echo "STAGE is check, encoder, decoder, all or build" >&2; exit 2 ;; esac
+budget=${CALL_BUDGET_S:-400}
+deps=$root/gpu-deps
+run=$deps/prebuilt-run
 build=$root/build-gpu
-jobs=$(nproc 2>/dev/null || echo 4)
+models=$deps/models
+parts=${MODEL_PARTS:-$deps/model-parts}
+work=$deps/run
 summary=$out/summary.txt
-: > "$summary"
-for f in build.log encoder_cuda.log decoder_cuda.log ctest.log serve.log bench.txt; do : > "$out/$f"; done
+mkdir -p "$work" "$models"
+export RAGD_MODELS=$models
+command -v nvcc > /dev/null || export PATH=/usr/local/cuda/bin:$PATH
 failed=0
-step() { # step NAME LOG CMD...: runs CMD, logs it, records PASS/FAIL
-    local name=$1 logf=$2
-    shift 2
-    local t0=$SECONDS
-    if "$@" >> "$logf" 2>&1; then
-        echo "PASS $name ($((SECONDS - t0)) s)" | tee -a "$summary"
-    else
-        echo "FAIL $name ($((SECONDS - t0)) s, see $(basename "$logf"))" | tee -a "$summary"
+start=$SECONDS
+note() { echo "$*" | tee -a "$summary"; }
+# step NAME LOG LIMIT CMD...: CMD (a command or an exported function) under
+# `timeout`, its output appended to LOG; one line in the summary.
+step() {
+    local name=$1 logf=$2 limit=$3
+    shift 3
+    local left=$((budget - (SECONDS - start) - 5))
+    if [ "$left" -lt 10 ]; then
+        note "SKIP $name (the budget of $budget s is spent)"
         failed=1
         return 1
     fi
+    [ "$limit" -le "$left" ] || limit=$left
+    echo "== $name ($(date -u +%H:%M:%S), limit $limit s)" >> "$logf"
+    local t0=$SECONDS rc
+    timeout -k 5 "$limit" bash -c '"$@"' "$name" "$@" >> "$logf" 2>&1
+    rc=$?
+    case $rc in
+    0) note "PASS $name ($((SECONDS - t0)) s)" ;;
+    77) note "SKIP $name (no usable GPU)" ;;
+    124 | 137) note "TIMEOUT $name (limit $limit s, see $(basename "$logf"))"; failed=1 ;;
+    *) note "FAIL $name (exit $rc, $((SECONDS - t0)) s, see $(basename "$logf"))"; failed=1 ;;
+    esac
+    return $rc
 }
+skipped() { [ -n "${SKIP_TESTS:-}" ] && [[ $1 =~ ^(${SKIP_TESTS})$ ]] && note "SKIP $1 (SKIP_TESTS)"; }
+export root out models work
 
-{
-    echo "host: $(uname -m), $(ldd --version 2>&1 | head -n 1)"
-    command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-    command -v nvcc > /dev/null || export PATH=/usr/local/cuda/bin:$PATH
-    nvcc --version | tail -n 1
-    cmake --version | head -n 1
-    echo "commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-} >> "$summary" 2>&1
-command -v nvcc > /dev/null || export PATH=/usr/local/cuda/bin:$PATH
+note "== build_and_test.sh STAGE=$stage ($(date -u +%H:%M:%S))"
 
-unpack() {
-    rm -rf "$prefix" "$root/gpu-deps/faiss" "$root/gpu-deps/models"
-    mkdir -p "$prefix" "$root/gpu-deps/faiss" "$root/gpu-deps/models"
-    tar -xJf "$pack/prefix.tar.xz" -C "$prefix" && tar -xJf "$pack/faiss_c.tar.xz" -C "$root/gpu-deps/faiss" || return 1
-    # The embedding model's archive: where an earlier call left it
-    # (EMBED_ARCHIVE, default gpu-deps/embed-kept/model.tar.xz), else in the
-    # pack (older packs). Without it the kernels are still checked; the
-    # model tests then fail.
-    local archive=${EMBED_ARCHIVE:-$root/gpu-deps/embed-kept/model.tar.xz}
-    [ -f "$archive" ] || archive=$pack/model.tar.xz
-    if [ -f "$archive" ]; then
-        tar -xJf "$archive" -C "$root/gpu-deps/models" || return 1
-    else
-        echo "WARN no embedding model archive (gpu-deps/embed-kept/model.tar.xz): only the kernels are checked" |
-            tee -a "$summary"
-    fi
+# ---- the binaries ------------------------------------------------------
+targets=(ragd test_encoder_cuda test_decoder_cuda test_cross_encoder test_lmrerank
+         bench_embed_device bench_decode_device bench_rerank)
+source_build() { # from gpu-deps/pack: the Debian prefix and the faiss C API sources
+    local pack=$deps/pack prefix=$deps/prefix
+    local lib=$prefix/usr/lib/x86_64-linux-gnu
+    rm -rf "$prefix" "$deps/faiss" "$build"
+    mkdir -p "$prefix" "$deps/faiss"
+    tar -xJf "$pack/prefix.tar.xz" -C "$prefix" && tar -xJf "$pack/faiss_c.tar.xz" -C "$deps/faiss" || return 1
     # What Debian's alternatives would have linked: the OpenBLAS flavour.
     ln -sf openblas-pthread/libopenblas.so.0 "$lib/libopenblas.so.0"
     ln -sf openblas-pthread/libopenblas.so "$lib/libopenblas.so"
@@ -88,145 +106,227 @@ unpack() {
     # serves libmicrohttpd.so at run time, so the line is dropped here.
     sed -i '/^Requires.private:/d' "$lib/pkgconfig/libmicrohttpd.pc"
     # pkgconf from the prefix, on its own library, reading only the prefix.
-    cat > "$prefix/pkg-config" <<EOF
-#!/bin/sh
-LD_LIBRARY_PATH="$lib" exec "$prefix/usr/bin/pkgconf" "\$@"
-EOF
+    printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s/usr/bin/pkgconf" "$@"\n' "$lib" "$prefix" > "$prefix/pkg-config"
     chmod +x "$prefix/pkg-config"
-    du -sh "$prefix"
+    export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$lib/openblas-pthread/pkgconfig:$prefix/usr/share/pkgconfig
+    export PKG_CONFIG_SYSROOT_DIR=$prefix PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 PKG_CONFIG_ALLOW_SYSTEM_LIBS=1
+    unset PKG_CONFIG_PATH
+    # DT_RPATH (not RUNPATH) so that the prefix also serves the libraries'
+    # own dependencies (libxml2 -> ICU, OpenBLAS -> gfortran).
+    local rpath="$lib:$lib/openblas-pthread"
+    # Warnings are not errors here: that machine's compilers may be newer
+    # than the Debian ones CI holds the code to.
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAGD_WERROR=OFF \
+        -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" \
+        -DPKG_CONFIG_EXECUTABLE="$prefix/pkg-config" -DFAISS_SOURCE_DIR="$deps/faiss" \
+        -DFAISS_LIBRARY="$lib/libfaiss.a" -DLAPACK_LIBRARY="$lib/openblas-pthread/libopenblas.so" \
+        -DCMAKE_PREFIX_PATH="$prefix/usr" \
+        -DCMAKE_EXE_LINKER_FLAGS="-Wl,--disable-new-dtags -Wl,-rpath,$rpath -Wl,-rpath-link,$rpath" || return 1
+    grep -q 'CUDA backend ON' "$build/CMakeCache.txt" "$out/setup.log" 2> /dev/null ||
+        echo "WARN the CUDA backend may not be compiled in"
+    cmake --build "$build" -j "$(nproc 2> /dev/null || echo 8)" --target "${targets[@]}" || return 1
+    "$build/ragd" --version && touch "$build/.ok"
 }
-step unpack "$out/build.log" unpack || { cat "$summary"; exit 1; }
+export -f source_build
+export deps build
+export targets_list="${targets[*]}"
+bin=
+if [ "$stage" != build ]; then
+    if [ -f "$run/MANIFEST" ] && "$root/scripts/gpu/check_prebuilt.sh" - "$run" >> "$out/setup.log" 2>&1; then
+        bin=$run/wrap
+    elif [ ! -f "$run/MANIFEST" ] && [ -f "$deps/prebuilt/bundle.tar.xz" ] &&
+        "$root/scripts/gpu/check_prebuilt.sh" "$deps/prebuilt" "$run" >> "$out/setup.log" 2>&1; then
+        bin=$run/wrap
+    fi
+    if [ -n "$bin" ]; then
+        note "binaries: prebuilt ($(sed -n 's/^commit //p' "$run/MANIFEST" | cut -c1-12), checked against this tree)"
+    else
+        [ -f "$run/MANIFEST" ] && note "$(grep 'PREBUILT UNUSABLE' "$out/setup.log" | tail -n 1)"
+    fi
+fi
+if [ -z "$bin" ] && [ "$stage" != build ] && [ -f "$build/.ok" ]; then
+    bin=$build
+    note "binaries: built from source by an earlier call (build-gpu)"
+fi
+if [ -z "$bin" ]; then
+    if [ -f "$deps/pack/prefix.tar.xz" ]; then
+        step "build from source (sm_${CUDA_ARCH:-90})" "$out/setup.log" "${BUILD_LIMIT_S:-420}" bash -c \
+            'targets=($targets_list); source_build' || { cat "$summary"; exit 1; }
+        bin=$build
+    else
+        note "FAIL no usable binaries: the prebuilt ones are missing or unusable (setup.log) and gpu-deps/pack," \
+            "to build from, was not carried: run the fallback call (README)"
+        exit 1
+    fi
+fi
+export bin
+[ "$stage" = build ] && { cat "$summary"; exit $failed; }
+"$bin/ragd" --version 2>&1 | sed -n 's/^cuda: /cuda: /p' | tee -a "$summary"
 
-# The generator's GGUF, joined from the parts earlier calls left (unpack
-# above cleared gpu-deps/models, so this comes after it).
-parts=${MODEL_PARTS:-$root/gpu-deps/model-parts}
-gen_model=$root/gpu-deps/models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf
-gen_golden_sha() { # the file the golden fixtures were made from
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["meta"]["model_sha256"])' \
-        "$root/tests/fixtures/llama_golden.jsonl"
+# ---- encoder: test_encoder_cuda, test_cross_encoder, benchmarks -------------
+# test_cross_encoder's CUDA pass: the CHECK failures printed between the CPU
+# pass's summary line and the CUDA pass's belong to the CUDA pass (stdout
+# line-buffered so the order holds); its bound is 2e-2.
+cross_encoder_cuda() {
+    local log=$work/cross_encoder.out rc
+    stdbuf -oL -eL "$bin/test_cross_encoder" > "$log" 2>&1
+    rc=$?
+    cat "$log"
+    grep -q 'CUDA pass not run' "$log" && { echo "no CUDA pass (no GPU); test exit $rc"; return 77; }
+    local cuda_line n_fail
+    cuda_line=$(grep -n '^test_cross_encoder: cuda' "$log" | head -n 1 | cut -d: -f1)
+    [ -n "$cuda_line" ] || { echo "no CUDA pass line (test exit $rc)"; return 1; }
+    n_fail=$(sed -n "$(grep -n '^test_cross_encoder: cpu' "$log" | head -n 1 | cut -d: -f1),${cuda_line}p" "$log" |
+        grep -c 'CHECK failed')
+    echo "CUDA pass: $n_fail CHECK failures (the whole test exited $rc: the CPU pass's bound is 1e-3)"
+    [ "$n_fail" = 0 ]
 }
+rerank_bench_cuda() { # the test cross-encoder on the half-size MiniLM, bench_rerank.py's pairs
+    local d=$work/rerank && rm -rf "$d" && mkdir -p "$d"
+    python3 - "$d" <<'EOF' || return 1
+import sys
+sys.path[:0] = ["bench", "scripts"]
+import bench_rerank as b, rerank_test_model as r
+r.assemble(sys.argv[1])
+open(sys.argv[1] + "/pairs.tsv", "w").write("".join(f"{b.QUERY}\t{p}\n" for p in b.passages(256)))
+EOF
+    local n
+    for n in 64 256; do
+        echo "pairs $n batch 32: $("$bin/bench_rerank" "$d/ragd-test-cross-encoder" "$d/pairs.tsv" $n 32 "${BENCH_SECONDS:-3}" cuda)" ||
+            return 1
+    done
+}
+serve_embed() {
+    local data port=8765 pid ok=1
+    data=$(mktemp -d)
+    "$bin/ragd" serve --device cuda --data "$data" --port $port --embed-model "$RAGD_MODELS/all-MiniLM-L6-v2" &
+    pid=$!
+    for _ in $(seq 1 60); do
+        curl -sf "http://127.0.0.1:$port/v1/health/ready" > /dev/null && break
+        sleep 1
+    done
+    curl -sf "http://127.0.0.1:$port/v1/version" && echo &&
+        curl -sf "http://127.0.0.1:$port/v1/embeddings" -H 'Content-Type: application/json' \
+            -d '{"input": ["GPU embeddings from ragd"], "model": "all-MiniLM-L6-v2"}' | head -c 300 && echo &&
+        curl -sf "http://127.0.0.1:$port/v1/version" | grep -q '"device":"cuda"\|"device": "cuda"' && ok=0
+    kill "$pid"
+    wait "$pid"
+    rm -rf "$data"
+    return $ok
+}
+export -f cross_encoder_cuda rerank_bench_cuda serve_embed
+encoder_stage() {
+    if [ ! -f "$models/all-MiniLM-L6-v2/model.safetensors" ]; then
+        note "FAIL encoder stage: no embedding model in gpu-deps/models (the call carrying embed/ was not run here)"
+        failed=1
+        return
+    fi
+    skipped test_encoder_cuda || {
+        step test_encoder_cuda "$out/tests.log" 240 "$bin/test_encoder_cuda"
+        grep '^test_encoder_cuda' "$out/tests.log" | tail -n 20 >> "$summary"
+    }
+    skipped test_cross_encoder || {
+        step "test_cross_encoder (CUDA pass, 2e-2)" "$out/tests.log" 180 cross_encoder_cuda
+        grep -E '^test_cross_encoder: (cpu|cuda)' "$work/cross_encoder.out" >> "$summary" 2> /dev/null
+        grep '^CUDA pass:' "$out/tests.log" | tail -n 1 >> "$summary"
+    }
+    [ "${BENCH:-1}" != 0 ] || return 0
+    step "embedding benchmark (128 tokens)" "$out/bench.log" 300 python3 "$root/scripts/gpu/bench_gpu.py" \
+        "$bin/bench_embed_device" "$models/all-MiniLM-L6-v2" "$out" --seconds "${BENCH_SECONDS:-3}"
+    sed -n '/^GPU: /,$p' "$out/bench.log" | grep -v '^==' | tail -n 5 >> "$summary"
+    step "rerank benchmark (cross-encoder, cuda)" "$out/bench.log" 120 rerank_bench_cuda
+    grep '^pairs ' "$out/bench.log" | tail -n 2 >> "$summary"
+    step "serve --device cuda (embeddings)" "$out/serve.log" 90 serve_embed
+}
+
+# ---- decoder: the generator ------------------------------------------------
+gen_model=$models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf
+export gen_model parts
 join_gen_model() {
-    "$root/scripts/gpu/join_model.sh" "$parts" "$root/gpu-deps/models" || return 1
+    "$root/scripts/gpu/join_model.sh" "$parts" "$models" || return 1
     local want got
-    want=$(gen_golden_sha) && got=$(sha256sum "$gen_model" | cut -d' ' -f1) || return 1
+    want=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["meta"]["model_sha256"])' \
+        "$root/tests/fixtures/llama_golden.jsonl") && got=$(sha256sum "$gen_model" | cut -d' ' -f1) || return 1
     echo "generator model sha256 $got, golden fixtures' $want"
     [ "$got" = "$want" ]
 }
-if [ -f "$parts/MANIFEST" ]; then
-    step "join the generator model" "$out/decoder_cuda.log" join_gen_model
-else
-    echo "WARN no generator model parts in $parts: test_decoder_cuda checks only the kernels" | tee -a "$summary"
-fi
-
-export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$lib/openblas-pthread/pkgconfig:$prefix/usr/share/pkgconfig
-export PKG_CONFIG_SYSROOT_DIR=$prefix
-export PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 PKG_CONFIG_ALLOW_SYSTEM_LIBS=1
-unset PKG_CONFIG_PATH
-rpath="$lib:$lib/openblas-pthread"
-# DT_RPATH (not RUNPATH) so that the prefix also serves the libraries' own
-# dependencies (libxml2 -> ICU, OpenBLAS -> gfortran).
-ldflags="-Wl,--disable-new-dtags -Wl,-rpath,$rpath -Wl,-rpath-link,$rpath"
-# Warnings are not errors here: that machine's compilers may be newer than
-# the Debian ones CI holds the code to; the count goes into the summary.
-step configure "$out/build.log" cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAGD_WERROR=OFF \
-    -DPKG_CONFIG_EXECUTABLE="$prefix/pkg-config" -DFAISS_SOURCE_DIR="$root/gpu-deps/faiss" \
-    -DFAISS_LIBRARY="$lib/libfaiss.a" -DLAPACK_LIBRARY="$lib/openblas-pthread/libopenblas.so" \
-    -DCMAKE_PREFIX_PATH="$prefix/usr" -DCMAKE_EXE_LINKER_FLAGS="$ldflags" || { cat "$summary"; exit 1; }
-grep -q "CUDA backend ON" "$out/build.log" || echo "WARN the CUDA backend is not compiled in (nvcc not found)" | tee -a "$summary"
-step build "$out/build.log" cmake --build "$build" -j "$jobs" || { cat "$summary"; exit 1; }
-echo "compiler warnings: $(grep -c 'warning' "$out/build.log")" | tee -a "$summary"
-
-export RAGD_MODELS=$root/gpu-deps/models
-t0=$SECONDS
-"$build/test_encoder_cuda" > "$out/encoder_cuda.log" 2>&1
-rc=$?
-case $rc in
-0) echo "PASS test_encoder_cuda ($((SECONDS - t0)) s)" ;;
-77) echo "SKIP test_encoder_cuda (no usable GPU)" ;;
-*) echo "FAIL test_encoder_cuda (exit $rc, see encoder_cuda.log)"; failed=1 ;;
-esac | tee -a "$summary"
-[ $rc = 0 ] || [ $rc = 77 ] || failed=1
-grep "test_encoder_cuda" "$out/encoder_cuda.log" | tail -n 30 >> "$summary"
-t0=$SECONDS
-"$build/test_decoder_cuda" >> "$out/decoder_cuda.log" 2>&1
-rc=$?
-case $rc in
-0) echo "PASS test_decoder_cuda ($((SECONDS - t0)) s)" ;;
-77) echo "SKIP test_decoder_cuda (no usable GPU)" ;;
-*) echo "FAIL test_decoder_cuda (exit $rc, see decoder_cuda.log)" ;;
-esac | tee -a "$summary"
-[ $rc = 0 ] || [ $rc = 77 ] || failed=1
-grep -E "test_decoder_cuda|near-tie|MISMATCH|CHECK failed" "$out/decoder_cuda.log" | tail -n 40 >> "$summary"
-# These need what is not carried: the f32 weights bit for bit (golden
-# fixtures of safetensors, cross-encoder and reranker tests) or the
-# generator's models. They run too, but only as information.
-not_carried='test_safetensors|test_cross_encoder|test_reranker|test_bpe|test_gen_engine|test_decoder|test_quant_model'
-(cd "$build" && ctest --output-on-failure -j 4 --timeout 600 -E "$not_carried" > "$out/ctest.log" 2>&1)
-echo "unit tests: $(grep -E 'tests passed|tests failed' "$out/ctest.log" | tail -n 1)" | tee -a "$summary"
-grep -E "\*\*\*Failed|\*\*\*Skipped|Not Run|Timeout" "$out/ctest.log" >> "$summary"
-grep -q "100% tests passed" "$out/ctest.log" || failed=1
-(cd "$build" && ctest --output-on-failure -j 4 --timeout 600 -R "$not_carried" >> "$out/ctest.log" 2>&1)
-echo "(information) tests needing files not carried: $(grep -E 'tests passed|tests failed' "$out/ctest.log" | tail -n 1)" |
-    tee -a "$summary"
-
-if [ "${BENCH:-1}" != 0 ]; then
-    serve_smoke() {
-        local data port=8765 pid ok=1
-        data=$(mktemp -d)
-        "$build/ragd" serve --device cuda --data "$data" --port $port --embed-model "$RAGD_MODELS/all-MiniLM-L6-v2" &
-        pid=$!
-        for _ in $(seq 1 60); do
-            curl -sf "http://127.0.0.1:$port/v1/health/ready" > /dev/null && break
-            sleep 1
-        done
-        curl -sf "http://127.0.0.1:$port/v1/version" && echo &&
-            curl -sf "http://127.0.0.1:$port/v1/embeddings" -H 'Content-Type: application/json' \
-                -d '{"input": ["GPU embeddings from ragd"], "model": "all-MiniLM-L6-v2"}' | head -c 300 && echo &&
-            curl -sf "http://127.0.0.1:$port/v1/version" | grep -q '"device":"cuda"\|"device": "cuda"' && ok=0
-        kill "$pid"
-        wait "$pid"
-        rm -rf "$data"
-        return $ok
-    }
-    step "serve --device cuda" "$out/serve.log" serve_smoke
-    step benchmark "$out/bench.txt" python3 "$root/scripts/gpu/bench_gpu.py" "$build/bench_embed_device" \
-        "$RAGD_MODELS/all-MiniLM-L6-v2" "$out" --seconds "${BENCH_SECONDS:-5}"
-    cat "$out/bench.txt" >> "$summary"
-    if [ -f "$gen_model" ]; then
-        # A completion through the server, greedy, on the GPU.
-        gen_smoke() {
-            local data port=8766 pid ok=1
-            data=$(mktemp -d)
-            "$build/ragd" serve --device cuda --data "$data" --port $port --embed-model none --rerank-model none \
-                --gen-model "$gen_model" &
-            pid=$!
-            for _ in $(seq 1 60); do
-                curl -sf "http://127.0.0.1:$port/v1/health/ready" > /dev/null && break
-                sleep 1
-            done
-            curl -sf "http://127.0.0.1:$port/v1/version" && echo &&
-                curl -sf "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
-                    -d '{"messages": [{"role": "user", "content": "What is the capital of France?"}],
-                         "max_tokens": 24, "temperature": 0}' && echo &&
-                curl -sf "http://127.0.0.1:$port/v1/version" | python3 -c \
-                    'import json,sys; sys.exit(json.load(sys.stdin)["generation"]["device"] != "cuda")' && ok=0
-            kill "$pid"
-            wait "$pid"
-            rm -rf "$data"
-            return $ok
-        }
-        step "serve --device cuda (generator)" "$out/serve.log" gen_smoke
-        # 512 prompt tokens: the golden prompts' ids one after another.
-        python3 -c 'import json,sys
-ids = [i for l in open(sys.argv[1]) for i in json.loads(l).get("ids", [])]
-print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" > "$out/.ids512"
-        decode_bench() {
-            "$build/bench_decode_device" "$gen_model" "$out/.ids512" "${GEN_STEPS:-128}" 16 cuda
-        }
-        step "decode benchmark" "$out/decoder_cuda.log" decode_bench
-        rm -f "$out/.ids512"
-        grep '^{"device"' "$out/decoder_cuda.log" | tail -n 1 >> "$summary"
+decode_bench() {
+    "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 cuda > "$work/ragd_decode.out" || return $?
+    cat "$work/ragd_decode.out"
+    grep '^{' "$work/ragd_decode.out" | tail -n 1 > "$work/ragd_decode.json"
+}
+peer_run() {
+    local args=("$PEER" "$gen_model" "$work/ids512.txt" "$out/peer.json")
+    [ -s "$work/ragd_decode.json" ] && args+=("$work/ragd_decode.json")
+    "$root/scripts/gpu/run_peer.sh" "${args[@]}"
+}
+serve_gen() {
+    local data port=8766 pid ok=1
+    data=$(mktemp -d)
+    "$bin/ragd" serve --device cuda --data "$data" --port $port --embed-model none --rerank-model none \
+        --gen-model "$gen_model" &
+    pid=$!
+    for _ in $(seq 1 60); do
+        curl -sf "http://127.0.0.1:$port/v1/health/ready" > /dev/null && break
+        sleep 1
+    done
+    curl -sf "http://127.0.0.1:$port/v1/version" && echo &&
+        curl -sf "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+            -d '{"messages": [{"role": "user", "content": "What is the capital of France?"}],
+                 "max_tokens": 24, "temperature": 0}' && echo &&
+        curl -sf "http://127.0.0.1:$port/v1/version" | python3 -c \
+            'import json,sys; sys.exit(json.load(sys.stdin)["generation"]["device"] != "cuda")' && ok=0
+    kill "$pid"
+    wait "$pid"
+    rm -rf "$data"
+    return $ok
+}
+export -f join_gen_model decode_bench peer_run serve_gen
+decoder_stage() {
+    if [ -f "$gen_model" ] && [ -f "$parts/MANIFEST" ] && [ "$(sha256sum "$gen_model" | cut -d' ' -f1)" = \
+        "$(sed -n 's/^file [^ ]* [0-9]* //p' "$parts/MANIFEST")" ]; then
+        note "generator model: joined by an earlier run"
+    elif [ -f "$parts/MANIFEST" ]; then
+        step "join the generator model" "$out/setup.log" 60 join_gen_model
+    else
+        note "WARN no generator model parts in $parts: test_decoder_cuda checks only the kernels"
     fi
-fi
-cat "$summary"
+    # The benchmark's 512 prompt tokens (llama.cpp's peer reads the same
+    # file): the golden prompts' ids one after another.
+    python3 -c 'import json,sys
+ids = [i for l in open(sys.argv[1]) for i in json.loads(l).get("ids", [])]
+print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" > "$work/ids512.txt"
+    skipped test_decoder_cuda || {
+        step test_decoder_cuda "$out/tests.log" 300 "$bin/test_decoder_cuda"
+        grep -E '^test_decoder_cuda|near-tie|MISMATCH|CHECK failed' "$out/tests.log" | tail -n 30 >> "$summary"
+    }
+    if [ "${BENCH:-1}" != 0 ] && [ -f "$gen_model" ]; then
+        step "decode benchmark (bench_decode_device)" "$out/bench.log" 180 decode_bench
+        [ -s "$work/ragd_decode.json" ] && cat "$work/ragd_decode.json" >> "$summary"
+    fi
+    skipped test_lmrerank || {
+        step "test_lmrerank (CPU and CUDA passes)" "$out/tests.log" 300 "$bin/test_lmrerank"
+        grep -E '^test_lmrerank' "$out/tests.log" | tail -n 8 >> "$summary"
+    }
+    [ "${BENCH:-1}" != 0 ] && [ -f "$gen_model" ] || return 0
+    PEER=${PEER_DIR:-}
+    [ -n "$PEER" ] || for d in "$deps/peer-kept" "$deps/peer"; do [ -d "$d" ] && { PEER=$d; break; }; done
+    export PEER
+    if [ -z "$PEER" ]; then
+        note "WARN no llama.cpp peer (gpu-deps/peer, scripts/gpu/build_llama_peer.sh): the GPU comparison is not run"
+    elif [ ! -x "$root/scripts/gpu/run_peer.sh" ]; then
+        note "WARN scripts/gpu/run_peer.sh is not in this tree: the llama.cpp peer is not run"
+    else
+        step "llama.cpp peer on the GPU (run_peer.sh)" "$out/peer.log" 240 peer_run
+        [ -s "$out/peer.json" ] && head -c 2000 "$out/peer.json" >> "$summary" && echo >> "$summary"
+    fi
+    step "serve --device cuda (generator)" "$out/serve.log" 90 serve_gen
+}
+
+case $stage in
+encoder) encoder_stage ;;
+decoder) decoder_stage ;;
+all) encoder_stage; decoder_stage ;;
+esac
+note "== done in $((SECONDS - start)) s, $([ $failed = 0 ] && echo 'no step failed' || echo 'some steps failed')"
 exit $failed
