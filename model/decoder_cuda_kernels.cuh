@@ -2,15 +2,16 @@
 // launchers on device pointers (C++, included only by model/decoder_cuda*.cu).
 //
 // Precision: the weight products take fp16 operands with fp32 accumulation
-// and write fp32 (cuBLAS); a decoder made for f32 activations
-// (rg_decoder_opts.f32_activations: the causal-LM reranker's default) keeps
-// f32 weights and f32 product inputs instead (dec_cu_act says which), so it
-// computes the function transformers computes in float32. fp16 rather than the encoder's bf16 because the
-// decoder's weights come from GGUF blocks whose dequantized values (an fp16
-// scale times a small integer, plus an fp16 minimum) keep 11 significant
-// bits in fp16 and only 8 in bf16; this family is sensitive enough that
-// bf16 weights alone would use up most of the 1e-2 logit budget. The
-// residual stream, RMSNorm statistics, RoPE, softmax and SwiGLU are fp32.
+// and write fp32 (cuBLAS), as the encoder's. fp16 rather than bf16 also
+// because the decoder's weights come from GGUF blocks whose dequantized
+// values (an fp16 scale times a small integer, plus an fp16 minimum) keep
+// 11 significant bits in fp16 and only 8 in bf16; this family is sensitive
+// enough that bf16 weights alone would use up most of the 1e-2 logit
+// budget. A decoder made for f32 activations (rg_decoder_opts.
+// f32_activations: the causal-LM reranker's default) keeps f32 weights and
+// f32 product inputs instead (dec_cu_act says which), so it computes the
+// function transformers computes in float32. The residual stream, RMSNorm
+// statistics, RoPE, softmax and SwiGLU are fp32 in both.
 //
 // Attention reproduces the CPU path's (and llama.cpp's) roundings with an
 // f16 KV cache: the query is rounded to f16 before the K products and each
@@ -29,9 +30,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include "model/ops_cuda.cuh" // cu_check, cublas_check
-
-typedef __half cu_f16;
+#include "model/ops_cuda.cuh" // cu_check, cublas_check, cu_f16
 
 // Largest head the attention kernel holds in registers (8 values a lane).
 #define DEC_CU_MAX_HEAD_DIM 256

@@ -1,11 +1,11 @@
 // encoder_cuda.cu - the BERT encoder on a CUDA GPU (see encoder_cuda.h).
 //
 // One layer, B*T = R rows, all buffers on the device:
-//   xb (bf16) --cuBLAS--> qkv (fp32, [R, 3H], one product for Q, K and V)
+//   xb (fp16) --cuBLAS--> qkv (fp32, [R, 3H], one product for Q, K and V)
 //   attention (ops_cuda: split heads + bias, Q K^T, masked softmax, P V,
-//   merge heads) --> ctxb (bf16)
+//   merge heads) --> ctxb (fp16)
 //   ctxb --cuBLAS--> y; x = LayerNorm(x + y + bias) (fp32 residual), xb
-//   xb --cuBLAS--> inter (fp32); interb = GELU(inter + bias) (bf16)
+//   xb --cuBLAS--> inter (fp32); interb = GELU(inter + bias) (fp16)
 //   interb --cuBLAS--> y; x = LayerNorm(x + y + bias), xb
 // The residual stream x stays fp32 from the embeddings to the pooling.
 #include <climits>
@@ -25,7 +25,7 @@ extern "C" {
 namespace {
 
 struct dev_layer {
-    cu_bf16 *qkv_w, *ao_w, *i_w, *o_w;        // [3H, H], [H, H], [I, H], [H, I]
+    cu_f16 *qkv_w, *ao_w, *i_w, *o_w;        // [3H, H], [H, H], [I, H], [H, I]
     float *qkv_b, *ao_b, *i_b, *o_b;          // [3H], [H], [I], [H]
     float *aln_g, *aln_b, *oln_g, *oln_b;     // [H]
 };
@@ -35,7 +35,7 @@ struct dev_layer {
 struct placer {
     char *base = nullptr;
     size_t off = 0;
-    cu_bf16 *stage = nullptr; // host staging for the bf16 conversion
+    cu_f16 *stage = nullptr; // host staging for the fp16 conversion
     rg_err *e = nullptr;
     rg_status st = RG_OK;
 
@@ -58,21 +58,21 @@ struct placer {
         return d;
     }
     float *f32(const float *src, size_t len) { return f32(&src, &len, 1); }
-    // Concatenation of n fp32 host arrays, converted to bf16.
-    cu_bf16 *bf16(const float *const *src, const size_t *len, int n)
+    // Concatenation of n fp32 host arrays, converted to fp16.
+    cu_f16 *fp16(const float *const *src, const size_t *len, int n)
     {
         size_t total = 0;
         for (int i = 0; i < n; i++)
             total += len[i];
-        cu_bf16 *d = static_cast<cu_bf16 *>(take(total * sizeof(cu_bf16)));
+        cu_f16 *d = static_cast<cu_f16 *>(take(total * sizeof(cu_f16)));
         if (!d || st)
             return d;
         for (size_t i = 0, at = 0; i < (size_t)n; at += len[i], i++)
-            cu_host_to_bf16(src[i], len[i], stage + at);
-        st = cu_check(cudaMemcpy(d, stage, total * sizeof(cu_bf16), cudaMemcpyHostToDevice), "weight upload", e);
+            cu_host_to_f16(src[i], len[i], stage + at);
+        st = cu_check(cudaMemcpy(d, stage, total * sizeof(cu_f16), cudaMemcpyHostToDevice), "weight upload", e);
         return d;
     }
-    cu_bf16 *bf16(const float *src, size_t len) { return bf16(&src, &len, 1); }
+    cu_f16 *fp16(const float *src, size_t len) { return fp16(&src, &len, 1); }
 };
 
 } // namespace
@@ -89,7 +89,7 @@ struct rg_encoder_cuda {
     char *ws;
     size_t cap_rows, cap_scores;
     float *x, *y, *big, *pooled, *scores;
-    cu_bf16 *xb, *ctxb, *qh, *kh, *vh, *interb, *probs;
+    cu_f16 *xb, *ctxb, *qh, *kh, *vh, *interb, *probs;
     int32_t *ids, *types, *mask;
 };
 
@@ -107,15 +107,15 @@ static void place_weights(rg_encoder_cuda *c, const rg_encoder *enc, placer *p)
         dev_layer *d = &c->layers[l];
         const float *qkv_w[3] = {s->q_w, s->k_w, s->v_w}, *qkv_b[3] = {s->q_b, s->k_b, s->v_b};
         const size_t hh[3] = {H * H, H * H, H * H}, h3[3] = {H, H, H};
-        d->qkv_w = p->bf16(qkv_w, hh, 3);
+        d->qkv_w = p->fp16(qkv_w, hh, 3);
         d->qkv_b = p->f32(qkv_b, h3, 3);
-        d->ao_w = p->bf16(s->ao_w, H * H);
+        d->ao_w = p->fp16(s->ao_w, H * H);
         d->ao_b = p->f32(s->ao_b, H);
         d->aln_g = p->f32(s->aln_g, H);
         d->aln_b = p->f32(s->aln_b, H);
-        d->i_w = p->bf16(s->i_w, I * H);
+        d->i_w = p->fp16(s->i_w, I * H);
         d->i_b = p->f32(s->i_b, I);
-        d->o_w = p->bf16(s->o_w, H * I);
+        d->o_w = p->fp16(s->o_w, H * I);
         d->o_b = p->f32(s->o_b, H);
         d->oln_g = p->f32(s->oln_g, H);
         d->oln_b = p->f32(s->oln_b, H);
@@ -143,9 +143,9 @@ extern "C" rg_status encoder_cuda_create(const rg_encoder *enc, rg_encoder_cuda 
     if (H > CU_MAX_ROW || I > INT_MAX / 4 || cfg->vocab_size > INT_MAX / H)
         return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA encoder: hidden size %zu exceeds the kernels' limit %d", H,
                         CU_MAX_ROW);
-    // bf16 tensor-core products need Ampere or newer
+    // the build carries code for Ampere (8.0) and newer only
     cudaDeviceProp prop;
-    rg_status st = cu_ctx_device("CUDA encoder", "the bf16 path needs 8.0 or newer", &prop, e);
+    rg_status st = cu_ctx_device("CUDA encoder", "the fp16 path needs 8.0 or newer", &prop, e);
     if (st)
         return st;
 
@@ -161,7 +161,7 @@ extern "C" rg_status encoder_cuda_create(const rg_encoder *enc, rg_encoder_cuda 
     size_t stage_n = 3 * H * H > I * H ? 3 * H * H : I * H;
     placer p;
     p.e = e;
-    if (!c->layers || !(p.stage = static_cast<cu_bf16 *>(malloc(stage_n * sizeof(cu_bf16))))) {
+    if (!c->layers || !(p.stage = static_cast<cu_f16 *>(malloc(stage_n * sizeof(cu_f16))))) {
         st = rg_error(e, RG_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -183,7 +183,7 @@ extern "C" rg_status encoder_cuda_create(const rg_encoder *enc, rg_encoder_cuda 
         if ((st = p.st))
             goto fail;
         if (desc)
-            snprintf(desc, desc_size, "%s, compute %d.%d, %.0f MiB of bf16/fp32 weights", prop.name, prop.major,
+            snprintf(desc, desc_size, "%s, compute %d.%d, %.0f MiB of fp16/fp32 weights", prop.name, prop.major,
                      prop.minor, (double)bytes / (1024.0 * 1024.0));
     }
     free(p.stage);
@@ -233,13 +233,13 @@ static rg_status ensure_workspace(rg_encoder_cuda *c, size_t B, size_t T, rg_err
     c->big = (float *)(w + o_big);
     c->pooled = (float *)(w + o_pool);
     c->scores = (float *)(w + o_scores);
-    c->xb = (cu_bf16 *)(w + o_xb);
-    c->ctxb = (cu_bf16 *)(w + o_ctxb);
-    c->qh = (cu_bf16 *)(w + o_q);
-    c->kh = (cu_bf16 *)(w + o_k);
-    c->vh = (cu_bf16 *)(w + o_v);
-    c->interb = (cu_bf16 *)(w + o_inter);
-    c->probs = (cu_bf16 *)(w + o_probs);
+    c->xb = (cu_f16 *)(w + o_xb);
+    c->ctxb = (cu_f16 *)(w + o_ctxb);
+    c->qh = (cu_f16 *)(w + o_q);
+    c->kh = (cu_f16 *)(w + o_k);
+    c->vh = (cu_f16 *)(w + o_v);
+    c->interb = (cu_f16 *)(w + o_inter);
+    c->probs = (cu_f16 *)(w + o_probs);
     c->ids = (int32_t *)(w + o_ids);
     c->types = (int32_t *)(w + o_types);
     c->mask = (int32_t *)(w + o_mask);

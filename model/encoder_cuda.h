@@ -2,8 +2,8 @@
  *
  * encoder.c creates one when the encoder is loaded for --device cuda (or
  * auto with a GPU present): the weights are uploaded once, the products'
- * weights in bf16 (fp32 accumulation), embedding tables, biases and layer
- * norm parameters in fp32 (see model/ops_cuda.cuh for why bf16).
+ * weights in fp16 (fp32 accumulation), embedding tables, biases and layer
+ * norm parameters in fp32 (see model/ops_cuda.cuh for why fp16).
  *
  * Threads: one CUDA stream and one cuBLAS handle per encoder; calls from
  * several threads are serialized by a mutex inside (the embedder engine

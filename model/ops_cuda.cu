@@ -6,6 +6,10 @@
 #include <cmath>
 #include <cstring>
 
+extern "C" {
+#include "model/quant.h" // f32_to_fp16
+}
+
 #define ROW_THREADS 256
 #define EW_THREADS 256
 #define SOFTMAX_WARPS 8
@@ -26,24 +30,13 @@ rg_status cublas_check(cublasStatus_t st, const char *what, rg_err *e)
                     cublasGetStatusString(st));
 }
 
-cu_bf16 cu_host_f2bf(float f)
+void cu_host_to_f16(const float *src, size_t n, cu_f16 *dst)
 {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    uint16_t r;
-    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))
-        r = (uint16_t)((u >> 16) | 0x40u); /* quiet NaN, sign kept */
-    else
-        r = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); /* nearest, ties to even */
-    __nv_bfloat16_raw raw;
-    raw.x = r;
-    return cu_bf16(raw);
-}
-
-void cu_host_to_bf16(const float *src, size_t n, cu_bf16 *dst)
-{
-    for (size_t i = 0; i < n; i++)
-        dst[i] = cu_host_f2bf(src[i]);
+    for (size_t i = 0; i < n; i++) {
+        __half_raw raw;
+        raw.x = f32_to_fp16(src[i]);
+        dst[i] = cu_f16(raw);
+    }
 }
 
 // ---- reductions ------------------------------------------------------------
@@ -83,7 +76,7 @@ __device__ static float block_sum(float v, float *red)
 
 // Normalizes row[0..n) (shared) and writes it out; all threads of the block.
 __device__ static void layernorm_row(const float *row, int n, const float *gamma, const float *beta, float eps,
-                                     float *out, cu_bf16 *outb, float *red)
+                                     float *out, cu_f16 *outb, float *red)
 {
     float s = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x)
@@ -100,7 +93,7 @@ __device__ static void layernorm_row(const float *row, int n, const float *gamma
         float o = (row[i] - mean) * inv * gamma[i] + beta[i];
         out[i] = o;
         if (outb)
-            outb[i] = __float2bfloat16(o);
+            outb[i] = __float2half_rn(o);
     }
 }
 
@@ -108,7 +101,7 @@ __device__ static void layernorm_row(const float *row, int n, const float *gamma
 
 __global__ static void k_embed_layernorm(const int32_t *ids, const int32_t *types, int T, int H, const float *word,
                                          const float *pos, const float *type, const float *gamma, const float *beta,
-                                         float eps, float *x, cu_bf16 *xb)
+                                         float eps, float *x, cu_f16 *xb)
 {
     extern __shared__ float row[];
     __shared__ float red[33];
@@ -124,7 +117,7 @@ __global__ static void k_embed_layernorm(const int32_t *ids, const int32_t *type
 }
 
 __global__ static void k_add_layernorm(float *x, const float *y, const float *bias, int n, const float *gamma,
-                                       const float *beta, float eps, cu_bf16 *xb)
+                                       const float *beta, float eps, cu_f16 *xb)
 {
     extern __shared__ float row[];
     __shared__ float red[33];
@@ -140,19 +133,19 @@ __global__ static void k_add_layernorm(float *x, const float *y, const float *bi
     layernorm_row(row, n, gamma, beta, eps, xr, xb ? xb + r * n : nullptr, red);
 }
 
-__global__ static void k_bias_gelu(const float *y, const float *bias, size_t rows, int n, cu_bf16 *out)
+__global__ static void k_bias_gelu(const float *y, const float *bias, size_t rows, int n, cu_f16 *out)
 {
     const float inv_sqrt2 = 0.70710678118654752440f;
     size_t total = rows * (size_t)n;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
         float v = y[i] + (bias ? bias[i % (size_t)n] : 0.0f);
-        out[i] = __float2bfloat16(0.5f * v * (1.0f + erff(v * inv_sqrt2)));
+        out[i] = __float2half_rn(0.5f * v * (1.0f + erff(v * inv_sqrt2)));
     }
 }
 
-// qkv [B*T, 3H] + bias -> qh, kh, vh [B, heads, T, d] bf16.
-__global__ static void k_split_heads(const float *qkv, const float *bias3, int B, int T, int H, int heads, cu_bf16 *qh,
-                                     cu_bf16 *kh, cu_bf16 *vh)
+// qkv [B*T, 3H] + bias -> qh, kh, vh [B, heads, T, d] fp16.
+__global__ static void k_split_heads(const float *qkv, const float *bias3, int B, int T, int H, int heads, cu_f16 *qh,
+                                     cu_f16 *kh, cu_f16 *vh)
 {
     int d = H / heads;
     size_t total = (size_t)B * T * 3 * H;
@@ -162,14 +155,14 @@ __global__ static void k_split_heads(const float *qkv, const float *bias3, int B
         int which = c / H, cc = c % H, h = cc / d, j = cc % d;
         size_t b = r / T, t = r % T;
         float v = qkv[i] + (bias3 ? bias3[c] : 0.0f);
-        cu_bf16 *dst = which == 0 ? qh : which == 1 ? kh : vh;
-        dst[((b * heads + h) * T + t) * d + j] = __float2bfloat16(v);
+        cu_f16 *dst = which == 0 ? qh : which == 1 ? kh : vh;
+        dst[((b * heads + h) * T + t) * d + j] = __float2half_rn(v);
     }
 }
 
 // One warp per score row (b, h, query): masked, scaled softmax over keys.
 __global__ static void k_masked_softmax(const float *scores, const int32_t *mask, size_t rows, int T, int heads,
-                                        float scale, cu_bf16 *probs)
+                                        float scale, cu_f16 *probs)
 {
     size_t row = blockIdx.x * (size_t)SOFTMAX_WARPS + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
@@ -178,7 +171,7 @@ __global__ static void k_masked_softmax(const float *scores, const int32_t *mask
     size_t b = row / ((size_t)heads * T);
     const int32_t *m = mask + b * T;
     const float *s = scores + row * T;
-    cu_bf16 *p = probs + row * T;
+    cu_f16 *p = probs + row * T;
     float mx = -INFINITY;
     for (int j = lane; j < T; j += 32)
         if (m[j])
@@ -186,7 +179,7 @@ __global__ static void k_masked_softmax(const float *scores, const int32_t *mask
     mx = warp_max(mx);
     if (mx == -INFINITY) { // no real key: zero weights give a zero context
         for (int j = lane; j < T; j += 32)
-            p[j] = __float2bfloat16(0.0f);
+            p[j] = __float2half_rn(0.0f);
         return;
     }
     float sum = 0.0f;
@@ -196,11 +189,11 @@ __global__ static void k_masked_softmax(const float *scores, const int32_t *mask
     sum = warp_sum(sum);
     float inv = 1.0f / sum;
     for (int j = lane; j < T; j += 32)
-        p[j] = __float2bfloat16(m[j] ? expf(s[j] * scale - mx) * inv : 0.0f);
+        p[j] = __float2half_rn(m[j] ? expf(s[j] * scale - mx) * inv : 0.0f);
 }
 
-// ctx [B, heads, T, d] fp32 -> ctxb [B*T, H] bf16.
-__global__ static void k_merge_heads(const float *ctx, int B, int T, int H, int heads, cu_bf16 *ctxb)
+// ctx [B, heads, T, d] fp32 -> ctxb [B*T, H] fp16.
+__global__ static void k_merge_heads(const float *ctx, int B, int T, int H, int heads, cu_f16 *ctxb)
 {
     int d = H / heads;
     size_t total = (size_t)B * T * H;
@@ -208,7 +201,7 @@ __global__ static void k_merge_heads(const float *ctx, int B, int T, int H, int 
         size_t r = i / H;
         int c = (int)(i % H), h = c / d, j = c % d;
         size_t b = r / T, t = r % T;
-        ctxb[i] = __float2bfloat16(ctx[((b * heads + h) * T + t) * d + j]);
+        ctxb[i] = __float2half_rn(ctx[((b * heads + h) * T + t) * d + j]);
     }
 }
 
@@ -263,20 +256,20 @@ static rg_status row_size_ok(int n, const char *what, rg_err *e)
     return RG_OK;
 }
 
-rg_status cu_linear(cublasHandle_t h, const cu_bf16 *x, int rows, int in, const cu_bf16 *w, int out, float *y,
+rg_status cu_linear(cublasHandle_t h, const cu_f16 *x, int rows, int in, const cu_f16 *w, int out, float *y,
                     rg_err *e)
 {
     // Row-major y = x W^T is column-major y^T = W x^T: W read transposed.
     const float alpha = 1.0f, beta = 0.0f;
-    return cublas_check(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &alpha, w, CUDA_R_16BF, in, x,
-                                     CUDA_R_16BF, in, &beta, y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F,
+    return cublas_check(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &alpha, w, CUDA_R_16F, in, x,
+                                     CUDA_R_16F, in, &beta, y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F,
                                      CUBLAS_GEMM_DEFAULT),
                         "linear layer", e);
 }
 
 rg_status cu_embed_layernorm(cudaStream_t s, const int32_t *ids, const int32_t *types, int B, int T, int H,
                              const float *word, const float *pos, const float *type, const float *gamma,
-                             const float *beta, float eps, float *x, cu_bf16 *xb, rg_err *e)
+                             const float *beta, float eps, float *x, cu_f16 *xb, rg_err *e)
 {
     rg_status st = row_size_ok(H, "embeddings", e);
     if (st)
@@ -287,7 +280,7 @@ rg_status cu_embed_layernorm(cudaStream_t s, const int32_t *ids, const int32_t *
 }
 
 rg_status cu_add_layernorm(cudaStream_t s, float *x, const float *y, const float *bias, int rows, int n,
-                           const float *gamma, const float *beta, float eps, cu_bf16 *xb, rg_err *e)
+                           const float *gamma, const float *beta, float eps, cu_f16 *xb, rg_err *e)
 {
     rg_status st = row_size_ok(n, "layer norm", e);
     if (st)
@@ -297,7 +290,7 @@ rg_status cu_add_layernorm(cudaStream_t s, float *x, const float *y, const float
     return cu_check(cudaGetLastError(), "layer norm kernel", e);
 }
 
-rg_status cu_bias_gelu(cudaStream_t s, const float *y, const float *bias, int rows, int n, cu_bf16 *out, rg_err *e)
+rg_status cu_bias_gelu(cudaStream_t s, const float *y, const float *bias, int rows, int n, cu_f16 *out, rg_err *e)
 {
     size_t total = (size_t)rows * (size_t)n;
     k_bias_gelu<<<ew_blocks(total), EW_THREADS, 0, s>>>(y, bias, (size_t)rows, n, out);
@@ -305,7 +298,7 @@ rg_status cu_bias_gelu(cudaStream_t s, const float *y, const float *bias, int ro
 }
 
 rg_status cu_attention(cublasHandle_t h, cudaStream_t s, const float *qkv, const float *bias3, const int32_t *mask,
-                       int B, int T, int H, int heads, const cu_attn_bufs *buf, cu_bf16 *ctxb, rg_err *e)
+                       int B, int T, int H, int heads, const cu_attn_bufs *buf, cu_f16 *ctxb, rg_err *e)
 {
     int d = H / heads, BH = B * heads;
     size_t R = (size_t)B * T;
@@ -317,8 +310,8 @@ rg_status cu_attention(cublasHandle_t h, cudaStream_t s, const float *qkv, const
     const float one = 1.0f, zero = 0.0f;
     long long sqk = (long long)T * d, sss = (long long)T * T;
     // scores[bh] (row-major [query, key]) = Q K^T, i.e. column-major K Q^T.
-    st = cublas_check(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, T, T, d, &one, buf->kh, CUDA_R_16BF, d,
-                                                 sqk, buf->qh, CUDA_R_16BF, d, sqk, &zero, buf->scores, CUDA_R_32F, T,
+    st = cublas_check(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, T, T, d, &one, buf->kh, CUDA_R_16F, d,
+                                                 sqk, buf->qh, CUDA_R_16F, d, sqk, &zero, buf->scores, CUDA_R_32F, T,
                                                  sss, BH, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                       "attention scores", e);
     if (st)
@@ -330,8 +323,8 @@ rg_status cu_attention(cublasHandle_t h, cudaStream_t s, const float *qkv, const
     if ((st = cu_check(cudaGetLastError(), "softmax kernel", e)))
         return st;
     // ctx[bh] (row-major [query, d]) = P V, i.e. column-major V^T P^T.
-    st = cublas_check(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, d, T, T, &one, buf->vh, CUDA_R_16BF, d,
-                                                 sqk, buf->probs, CUDA_R_16BF, T, sss, &zero, buf->ctx, CUDA_R_32F, d,
+    st = cublas_check(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, d, T, T, &one, buf->vh, CUDA_R_16F, d,
+                                                 sqk, buf->probs, CUDA_R_16F, T, sss, &zero, buf->ctx, CUDA_R_32F, d,
                                                  sqk, BH, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                       "attention context", e);
     if (st)

@@ -4,7 +4,7 @@
  * Each call uploads its inputs, runs the same launcher the CUDA encoder
  * runs (model/ops_cuda.cuh), downloads the result and frees what it
  * allocated; it is meant for checking, not speed. Inputs that the encoder
- * feeds to cuBLAS in bf16 are rounded to bf16 on the way in, and bf16
+ * feeds to cuBLAS in fp16 are rounded to fp16 on the way in, and fp16
  * results come back widened to float, so a test compares exactly what the
  * encoder computes. Only declared when the CUDA backend is compiled in
  * (RAGD_HAVE_CUDA); they need a device (backend_cuda_devices() > 0). */
@@ -18,7 +18,7 @@
 
 #ifdef RAGD_HAVE_CUDA
 
-/* y[rows, out] = x[rows, in] * W^T (no bias) in bf16 with fp32 accumulation. */
+/* y[rows, out] = x[rows, in] * W^T (no bias) in fp16 with fp32 accumulation. */
 rg_status ops_cuda_linear(const float *x, size_t rows, size_t in, const float *w, size_t out, float *y, rg_err *e);
 
 /* x[B*T, H] = LayerNorm(word[ids] + pos[t] + type[types]) (types may be
@@ -32,11 +32,11 @@ rg_status ops_cuda_embed_layernorm(const int32_t *ids, const int32_t *types, siz
 rg_status ops_cuda_add_layernorm(float *x, const float *y, const float *bias, size_t rows, size_t n,
                                  const float *gamma, const float *beta, float eps, rg_err *e);
 
-/* out = gelu(y + bias) rounded to bf16 (bias may be NULL). */
+/* out = gelu(y + bias) rounded to fp16 (bias may be NULL). */
 rg_status ops_cuda_bias_gelu(const float *y, const float *bias, size_t rows, size_t n, float *out, rg_err *e);
 
 /* As ops_attention: q, k, v, ctx [B*T, H]; mask [B*T]. ctx is rounded to
- * bf16, as the encoder feeds it to the output projection. */
+ * fp16, as the encoder feeds it to the output projection. */
 rg_status ops_cuda_attention(const float *q, const float *k, const float *v, const int32_t *mask, size_t B, size_t T,
                              size_t H, size_t heads, float *ctx, rg_err *e);
 

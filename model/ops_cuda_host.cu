@@ -50,12 +50,12 @@ struct scratch {
             return st;
         return cu_check(cudaMemcpy(*out, host, count * sizeof(T), cudaMemcpyHostToDevice), "upload", e);
     }
-    rg_status upload_bf16(cu_bf16 **out, const float *host, size_t count)
+    rg_status upload_f16(cu_f16 **out, const float *host, size_t count)
     {
-        cu_bf16 *tmp = static_cast<cu_bf16 *>(malloc(count ? count * sizeof(cu_bf16) : 1));
+        cu_f16 *tmp = static_cast<cu_f16 *>(malloc(count ? count * sizeof(cu_f16) : 1));
         if (!tmp)
             return rg_error(e, RG_ERR_NOMEM, "ops_cuda: out of memory");
-        cu_host_to_bf16(host, count, tmp);
+        cu_host_to_f16(host, count, tmp);
         rg_status st = upload(out, tmp, count);
         free(tmp);
         return st;
@@ -67,14 +67,14 @@ struct scratch {
             return st;
         return cu_check(cudaMemcpy(host, dev, count * sizeof(T), cudaMemcpyDeviceToHost), "download", e);
     }
-    rg_status download_bf16(float *host, const cu_bf16 *dev, size_t count)
+    rg_status download_f16(float *host, const cu_f16 *dev, size_t count)
     {
-        cu_bf16 *tmp = static_cast<cu_bf16 *>(malloc(count ? count * sizeof(cu_bf16) : 1));
+        cu_f16 *tmp = static_cast<cu_f16 *>(malloc(count ? count * sizeof(cu_f16) : 1));
         if (!tmp)
             return rg_error(e, RG_ERR_NOMEM, "ops_cuda: out of memory");
         rg_status st = download(tmp, dev, count);
         for (size_t i = 0; !st && i < count; i++)
-            host[i] = __bfloat162float(tmp[i]);
+            host[i] = __half2float(tmp[i]);
         free(tmp);
         return st;
     }
@@ -97,10 +97,10 @@ extern "C" rg_status ops_cuda_linear(const float *x, size_t rows, size_t in, con
     if (st || (st = dims_ok(in, out, 1, e)))
         return st;
     scratch s(e);
-    cu_bf16 *dx = nullptr, *dw = nullptr;
+    cu_f16 *dx = nullptr, *dw = nullptr;
     float *dy = nullptr;
     cublasHandle_t h;
-    if ((st = s.upload_bf16(&dx, x, rows * in)) || (st = s.upload_bf16(&dw, w, out * in)) ||
+    if ((st = s.upload_f16(&dx, x, rows * in)) || (st = s.upload_f16(&dw, w, out * in)) ||
         (st = s.alloc(&dy, rows * out)))
         return st;
     if ((st = cublas_check(cublasCreate(&h), "cublasCreate", e)))
@@ -146,7 +146,7 @@ extern "C" rg_status ops_cuda_add_layernorm(float *x, const float *y, const floa
         return st;
     scratch s(e);
     float *dx = nullptr, *dy = nullptr, *dbias = nullptr, *dg = nullptr, *db = nullptr;
-    cu_bf16 *dxb = nullptr;
+    cu_f16 *dxb = nullptr;
     if ((st = s.upload(&dx, x, rows * n)) || (y && (st = s.upload(&dy, y, rows * n))) ||
         (bias && (st = s.upload(&dbias, bias, n))) || (st = s.upload(&dg, gamma, n)) ||
         (st = s.upload(&db, beta, n)) || (st = s.alloc(&dxb, rows * n)))
@@ -164,13 +164,13 @@ extern "C" rg_status ops_cuda_bias_gelu(const float *y, const float *bias, size_
         return st;
     scratch s(e);
     float *dy = nullptr, *dbias = nullptr;
-    cu_bf16 *dout = nullptr;
+    cu_f16 *dout = nullptr;
     if ((st = s.upload(&dy, y, rows * n)) || (bias && (st = s.upload(&dbias, bias, n))) ||
         (st = s.alloc(&dout, rows * n)))
         return st;
     if ((st = cu_bias_gelu(0, dy, dbias, (int)rows, (int)n, dout, e)))
         return st;
-    return s.download_bf16(out, dout, rows * n);
+    return s.download_f16(out, dout, rows * n);
 }
 
 extern "C" rg_status ops_cuda_attention(const float *q, const float *k, const float *v, const int32_t *mask, size_t B,
@@ -193,7 +193,7 @@ extern "C" rg_status ops_cuda_attention(const float *q, const float *k, const fl
     scratch s(e);
     float *dqkv = nullptr;
     int32_t *dm = nullptr;
-    cu_bf16 *dctxb = nullptr;
+    cu_f16 *dctxb = nullptr;
     cu_attn_bufs b = {};
     size_t S = B * heads * T * T;
     st = s.upload(&dqkv, qkv, R * 3 * H);
@@ -207,7 +207,7 @@ extern "C" rg_status ops_cuda_attention(const float *q, const float *k, const fl
         return st;
     st = cu_attention(h, 0, dqkv, nullptr, dm, (int)B, (int)T, (int)H, (int)heads, &b, dctxb, e);
     if (!st)
-        st = s.download_bf16(ctx, dctxb, R * H);
+        st = s.download_f16(ctx, dctxb, R * H);
     cublasDestroy(h);
     return st;
 }

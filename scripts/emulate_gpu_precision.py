@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""How far the GPU paths' reduced precision moves the models' outputs,
+emulated in transformers on the CPU (no GPU needed): the numbers behind the
+precision choices of the CUDA encoder (model/ops_cuda.cuh: fp16, not bf16)
+and of the causal-LM reranker on CUDA (model/decoder_cuda.h: fp32 weights
+and inputs for its f32 precision, not the generator's fp16).
+
+    scripts/emulate_gpu_precision.py encoder bf16|fp16
+    scripts/emulate_gpu_precision.py lmrerank fp16
+
+encoder: the TEST cross-encoder of scripts/gen_rerank_golden.py (MiniLM's
+  layers + its seeded head) with what the CUDA encoder rounds rounded to
+  the given type: the weights and inputs of every encoder linear layer, the
+  per-head Q, K, V (after their bias) and the attention probabilities; the
+  products accumulate in fp32 and the residual stream, layer norms, pooler
+  and classifier stay fp32, as on the GPU. Prints the largest |logit -
+  golden| over tests/fixtures/rerank_golden.jsonl (the reranker issue
+  allows 2e-2 on CUDA) and the smallest cosine to
+  tests/fixtures/embedding_golden.jsonl with mean pooling (the embedding
+  issue asks 0.999).
+lmrerank: the default reranker's decoder as gen_lmrerank_hf_golden.py runs
+  it (LlamaForCausalLM in float32 on the GGUF's dequantized weights) with
+  the fp16 decoder's roundings: weights and inputs of every linear layer,
+  K and V as an f16 cache holds them. Prints the largest |score - golden|
+  over tests/fixtures/lmrerank_hf_golden.jsonl.
+
+Runs in the reference virtualenvs of the golden scripts (the same pinned
+torch and transformers); not needed by `make test`."""
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+
+def rounder(torch, name):
+    dt = {"bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return lambda t: t.to(dt).float()
+
+
+def round_linears(torch, modules, rd, outputs_of=()):
+    for name, m in modules:
+        if isinstance(m, torch.nn.Linear):
+            m.weight.data = rd(m.weight.data)
+            m.register_forward_pre_hook(lambda mod, a: (rd(a[0]),))
+            if name.endswith(outputs_of):
+                m.register_forward_hook(lambda mod, a, out: rd(out))
+
+
+def encoder(kind):
+    import gen_rerank_golden as grg
+    grg.ensure_stack(__file__)  # may re-run this script in the venv, arguments kept
+    del sys.argv[1:]  # minilm_dir() reads its own argument
+    import torch
+    import transformers.models.bert.modeling_bert as mb
+    from transformers import AutoTokenizer
+
+    torch.set_num_threads(2)
+    rd = rounder(torch, kind)
+    src = grg.minilm_dir()
+    model, _, _ = grg.build_model(src)
+
+    def eager(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
+        w = torch.matmul(query, key.transpose(2, 3)) * (scaling or query.size(-1) ** -0.5)
+        if attention_mask is not None:
+            w = w + attention_mask
+        w = rd(torch.nn.functional.softmax(w, dim=-1))  # probabilities as the GPU feeds P V
+        return torch.matmul(w, value).transpose(1, 2).contiguous(), w
+
+    mb.eager_attention_forward = eager
+    model.config._attn_implementation = "eager"
+    round_linears(torch, model.bert.encoder.named_modules(), rd, ("query", "key", "value"))
+    tok = AutoTokenizer.from_pretrained(str(src))
+    worst = 0.0
+    with torch.no_grad():
+        for line in open(REPO / "tests" / "fixtures" / "rerank_golden.jsonl", encoding="utf-8"):
+            r = json.loads(line)
+            enc = tok([r["query"]], [r["passage"]], truncation=True, max_length=512, return_tensors="pt")
+            worst = max(worst, abs(float(model(**enc).logits[0, 0]) - r["logit"]))
+        cos = 1.0
+        for line in open(REPO / "tests" / "fixtures" / "embedding_golden.jsonl", encoding="utf-8"):
+            r = json.loads(line)
+            enc = tok([r["text"]], truncation=True, max_length=256, return_tensors="pt")
+            v = model.bert(**enc).last_hidden_state[0].mean(0)
+            g = torch.tensor(r["embedding"])
+            cos = min(cos, float((v / v.norm() * g / g.norm()).sum()))
+    print(f"encoder in {kind}: cross-encoder logits within {worst:.4f} of the golden ones; "
+          f"embeddings' smallest cosine {cos:.7f}")
+
+
+def lmrerank(kind):
+    import gen_hf_decoder_golden as hfg
+    hfg.ensure_stack(__file__)
+    del sys.argv[1:]  # model_path() reads its own argument
+    import torch
+    from gguf import GGUFReader
+
+    torch.set_num_threads(2)
+    rd = rounder(torch, kind)
+    fix = REPO / "tests" / "fixtures"
+    src = [json.loads(x) for x in (fix / "lmrerank_golden.jsonl").read_text(encoding="utf-8").splitlines()]
+    gold = [json.loads(x) for x in (fix / "lmrerank_hf_golden.jsonl").read_text(encoding="utf-8").splitlines()]
+    yes, no = src[0]["meta"]["yes_id"], src[0]["meta"]["no_id"]
+    reader = GGUFReader(str(hfg.model_path()))
+    with tempfile.TemporaryDirectory() as tmp:
+        _, _, theta = hfg.write_hf_dir(reader, Path(tmp))
+        model = hfg.load_reference(Path(tmp), theta)
+    round_linears(torch, model.named_modules(), rd, ("k_proj", "v_proj"))
+    worst = 0.0
+    with torch.no_grad():
+        for p, g in zip(src[1:], gold[1:]):
+            last = model(input_ids=torch.tensor([p["ids"]]), use_cache=False).logits[0, -1]
+            worst = max(worst, abs(float(last[yes] - last[no]) - g["score"]))
+    print(f"causal-LM reranker in {kind}: scores within {worst:.4f} of transformers' float32 ones")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in ("encoder", "lmrerank") or sys.argv[2] not in ("bf16", "fp16"):
+        sys.exit(__doc__)
+    what, kind = sys.argv[1], sys.argv[2]
+    (encoder if what == "encoder" else lmrerank)(kind)
