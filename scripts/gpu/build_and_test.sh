@@ -37,7 +37,10 @@
 # back from a call): summary.txt, setup.log, tests.log, bench.log,
 # serve.log, bench_gpu.json, peer.json, peer.log.
 # BENCH=0 skips benchmarks, servers and the peer (a dry run without a GPU,
-# where the CUDA tests exit 77, counted as SKIP). SKIP_TESTS (a regex of
+# where the CUDA tests exit 77, counted as SKIP); BENCH_DEVICE=cpu runs the
+# servers and the C benchmarks on the CPU instead (the dry run's wiring
+# check; bench_gpu.py and the peer are then skipped), with GEN_STEPS and
+# BENCH_SECONDS to keep it short. SKIP_TESTS (a regex of
 # test names) leaves tests out. Exit status 0 when no step failed.
 set -uo pipefail
 root=$(pwd)
@@ -85,7 +88,8 @@ step() {
     return $rc
 }
 skipped() { [ -n "${SKIP_TESTS:-}" ] && [[ $1 =~ ^(${SKIP_TESTS})$ ]] && note "SKIP $1 (SKIP_TESTS)"; }
-export root out models work
+dev=${BENCH_DEVICE:-cuda}
+export root out models work dev
 
 note "== build_and_test.sh STAGE=$stage ($(date -u +%H:%M:%S))"
 
@@ -169,7 +173,9 @@ export bin
 # line-buffered so the order holds); its bound is 2e-2.
 cross_encoder_cuda() {
     local log=$work/cross_encoder.out rc
-    stdbuf -oL -eL "$bin/test_cross_encoder" > "$log" 2>&1
+    local sb=()
+    command -v stdbuf > /dev/null && sb=(stdbuf -oL -eL)
+    "${sb[@]}" "$bin/test_cross_encoder" > "$log" 2>&1
     rc=$?
     cat "$log"
     grep -q 'CUDA pass not run' "$log" && { echo "no CUDA pass (no GPU); test exit $rc"; return 77; }
@@ -192,14 +198,14 @@ open(sys.argv[1] + "/pairs.tsv", "w").write("".join(f"{b.QUERY}\t{p}\n" for p in
 EOF
     local n
     for n in 64 256; do
-        echo "pairs $n batch 32: $("$bin/bench_rerank" "$d/ragd-test-cross-encoder" "$d/pairs.tsv" $n 32 "${BENCH_SECONDS:-3}" cuda)" ||
+        echo "pairs $n batch 32: $("$bin/bench_rerank" "$d/ragd-test-cross-encoder" "$d/pairs.tsv" $n 32 "${BENCH_SECONDS:-3}" "$dev")" ||
             return 1
     done
 }
 serve_embed() {
     local data port=8765 pid ok=1
     data=$(mktemp -d)
-    "$bin/ragd" serve --device cuda --data "$data" --port $port --embed-model "$RAGD_MODELS/all-MiniLM-L6-v2" &
+    "$bin/ragd" serve --device "$dev" --data "$data" --port $port --embed-model "$RAGD_MODELS/all-MiniLM-L6-v2" &
     pid=$!
     for _ in $(seq 1 60); do
         curl -sf "http://127.0.0.1:$port/v1/health/ready" > /dev/null && break
@@ -208,7 +214,7 @@ serve_embed() {
     curl -sf "http://127.0.0.1:$port/v1/version" && echo &&
         curl -sf "http://127.0.0.1:$port/v1/embeddings" -H 'Content-Type: application/json' \
             -d '{"input": ["GPU embeddings from ragd"], "model": "all-MiniLM-L6-v2"}' | head -c 300 && echo &&
-        curl -sf "http://127.0.0.1:$port/v1/version" | grep -q '"device":"cuda"\|"device": "cuda"' && ok=0
+        curl -sf "http://127.0.0.1:$port/v1/version" | grep -q "\"device\": *\"$dev\"" && ok=0
     kill "$pid"
     wait "$pid"
     rm -rf "$data"
@@ -222,7 +228,7 @@ encoder_stage() {
         return
     fi
     skipped test_encoder_cuda || {
-        step test_encoder_cuda "$out/tests.log" 240 "$bin/test_encoder_cuda"
+        step test_encoder_cuda "$out/tests.log" 150 "$bin/test_encoder_cuda"
         grep '^test_encoder_cuda' "$out/tests.log" | tail -n 20 >> "$summary"
     }
     skipped test_cross_encoder || {
@@ -231,12 +237,13 @@ encoder_stage() {
         grep '^CUDA pass:' "$out/tests.log" | tail -n 1 >> "$summary"
     }
     [ "${BENCH:-1}" != 0 ] || return 0
-    step "embedding benchmark (128 tokens)" "$out/bench.log" 300 python3 "$root/scripts/gpu/bench_gpu.py" \
+    [ "$dev" = cuda ] || note "SKIP embedding benchmark (BENCH_DEVICE=$dev: bench_gpu.py is for CUDA)"
+    [ "$dev" != cuda ] || step "embedding benchmark (128 tokens)" "$out/bench.log" 180 python3 "$root/scripts/gpu/bench_gpu.py" \
         "$bin/bench_embed_device" "$models/all-MiniLM-L6-v2" "$out" --seconds "${BENCH_SECONDS:-3}"
     sed -n '/^GPU: /,$p' "$out/bench.log" | grep -v '^==' | tail -n 5 >> "$summary"
-    step "rerank benchmark (cross-encoder, cuda)" "$out/bench.log" 120 rerank_bench_cuda
+    step "rerank benchmark (cross-encoder, $dev)" "$out/bench.log" 120 rerank_bench_cuda
     grep '^pairs ' "$out/bench.log" | tail -n 2 >> "$summary"
-    step "serve --device cuda (embeddings)" "$out/serve.log" 90 serve_embed
+    step "serve --device $dev (embeddings)" "$out/serve.log" 90 serve_embed
 }
 
 # ---- decoder: the generator ------------------------------------------------
@@ -251,7 +258,7 @@ join_gen_model() {
     [ "$got" = "$want" ]
 }
 decode_bench() {
-    "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 cuda > "$work/ragd_decode.out" || return $?
+    "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" > "$work/ragd_decode.out" || return $?
     cat "$work/ragd_decode.out"
     grep '^{' "$work/ragd_decode.out" | tail -n 1 > "$work/ragd_decode.json"
 }
@@ -263,7 +270,7 @@ peer_run() {
 serve_gen() {
     local data port=8766 pid ok=1
     data=$(mktemp -d)
-    "$bin/ragd" serve --device cuda --data "$data" --port $port --embed-model none --rerank-model none \
+    "$bin/ragd" serve --device "$dev" --data "$data" --port $port --embed-model none --rerank-model none \
         --gen-model "$gen_model" &
     pid=$!
     for _ in $(seq 1 60); do
@@ -275,7 +282,7 @@ serve_gen() {
             -d '{"messages": [{"role": "user", "content": "What is the capital of France?"}],
                  "max_tokens": 24, "temperature": 0}' && echo &&
         curl -sf "http://127.0.0.1:$port/v1/version" | python3 -c \
-            'import json,sys; sys.exit(json.load(sys.stdin)["generation"]["device"] != "cuda")' && ok=0
+            'import json,sys; sys.exit(json.load(sys.stdin)["generation"]["device"] != sys.argv[1])' "$dev" && ok=0
     kill "$pid"
     wait "$pid"
     rm -rf "$data"
@@ -297,22 +304,24 @@ decoder_stage() {
 ids = [i for l in open(sys.argv[1]) for i in json.loads(l).get("ids", [])]
 print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" > "$work/ids512.txt"
     skipped test_decoder_cuda || {
-        step test_decoder_cuda "$out/tests.log" 300 "$bin/test_decoder_cuda"
+        step test_decoder_cuda "$out/tests.log" 180 "$bin/test_decoder_cuda"
         grep -E '^test_decoder_cuda|near-tie|MISMATCH|CHECK failed' "$out/tests.log" | tail -n 30 >> "$summary"
     }
     if [ "${BENCH:-1}" != 0 ] && [ -f "$gen_model" ]; then
-        step "decode benchmark (bench_decode_device)" "$out/bench.log" 180 decode_bench
+        step "decode benchmark (bench_decode_device)" "$out/bench.log" 120 decode_bench
         [ -s "$work/ragd_decode.json" ] && cat "$work/ragd_decode.json" >> "$summary"
     fi
     skipped test_lmrerank || {
-        step "test_lmrerank (CPU and CUDA passes)" "$out/tests.log" 300 "$bin/test_lmrerank"
+        step "test_lmrerank (CPU and CUDA passes)" "$out/tests.log" 180 "$bin/test_lmrerank"
         grep -E '^test_lmrerank' "$out/tests.log" | tail -n 8 >> "$summary"
     }
     [ "${BENCH:-1}" != 0 ] && [ -f "$gen_model" ] || return 0
     PEER=${PEER_DIR:-}
     [ -n "$PEER" ] || for d in "$deps/peer-kept" "$deps/peer"; do [ -d "$d" ] && { PEER=$d; break; }; done
     export PEER
-    if [ -z "$PEER" ]; then
+    if [ "$dev" != cuda ]; then
+        note "SKIP llama.cpp peer (BENCH_DEVICE=$dev)"
+    elif [ -z "$PEER" ]; then
         note "WARN no llama.cpp peer (gpu-deps/peer, scripts/gpu/build_llama_peer.sh): the GPU comparison is not run"
     elif [ ! -x "$root/scripts/gpu/run_peer.sh" ]; then
         note "WARN scripts/gpu/run_peer.sh is not in this tree: the llama.cpp peer is not run"
@@ -320,7 +329,7 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
         step "llama.cpp peer on the GPU (run_peer.sh)" "$out/peer.log" 240 peer_run
         [ -s "$out/peer.json" ] && head -c 2000 "$out/peer.json" >> "$summary" && echo >> "$summary"
     fi
-    step "serve --device cuda (generator)" "$out/serve.log" 90 serve_gen
+    step "serve --device $dev (generator)" "$out/serve.log" 90 serve_gen
 }
 
 case $stage in

@@ -3,7 +3,8 @@
 # laid out in gpu-deps/calls: a scratch copy of the working tree as the
 # device tool makes it (tracked and untracked-not-ignored files, no .git),
 # each call's carried folder copied in, then `scripts/gpu/gpu_call.sh N`
-# with BENCH=0 (no benchmarks, servers or peer) and OUT per call. The CUDA
+# with BENCH=0 (no benchmarks, servers or peer; see DRY_BENCH) and OUT per
+# call. The CUDA
 # tests exit 77 here (SKIP); everything else must pass. Also runs the
 # prebuilt binaries with only the bundle's libraries, the C library and
 # the CUDA toolkit's (a private mount namespace hides /usr/lib/x86_64-linux-gnu;
@@ -12,6 +13,8 @@
 #   scripts/gpu/dry_run.sh [SCRATCH_DIR]     (default /tmp/ragd-gpu-dry-run)
 #
 # SKIP_TESTS (a regex, e.g. test_lmrerank, slow on two cores) is passed on.
+# DRY_BENCH=cpu runs the servers and the C benchmarks too, on the CPU
+# (BENCH_DEVICE=cpu, GEN_STEPS 8, BENCH_SECONDS 1: their wiring, not speed).
 # FALLBACK=1 changes a source file in the scratch copy first: call 1 must
 # then refuse the prebuilt binaries, and the fallback call (gpu-deps/pack)
 # builds them from source (minutes here) for the calls after it.
@@ -27,6 +30,10 @@ mkdir -p "$scratch/tree" "$scratch/out"
 if [ "${FALLBACK:-0}" = 1 ]; then # a source file changed after the prebuild
     echo "/* changed after the prebuild (dry run) */" >> "$scratch/tree/common/$(ls "$scratch/tree/common" | grep '\.c$' | head -n 1)"
 fi
+bench_env=(env BENCH=0)
+if [ "${DRY_BENCH:-}" = cpu ]; then
+    bench_env=(env BENCH=1 BENCH_DEVICE=cpu GEN_STEPS="${GEN_STEPS:-8}" BENCH_SECONDS="${BENCH_SECONDS:-1}")
+fi
 status=0
 n=$(ls -d "$calls"/call-* | wc -l)
 for ((c = 1; c <= n; c++)); do
@@ -38,7 +45,7 @@ for ((c = 1; c <= n; c++)); do
     mkdir -p "$scratch/tree/gpu-deps/calls"
     cp -rL "$calls/call-$c" "$scratch/tree/gpu-deps/calls/call-$c"
     mkdir -p "$scratch/out/$c"
-    (cd "$scratch/tree" && OUT=$scratch/out/$c BENCH=0 scripts/gpu/gpu_call.sh $c > /dev/null 2>&1)
+    (cd "$scratch/tree" && OUT=$scratch/out/$c "${bench_env[@]}" scripts/gpu/gpu_call.sh $c > /dev/null 2>&1)
     rc=$?
     cat "$scratch/out/$c/summary.txt"
     if [ "${FALLBACK:-0}" = 1 ] && [ $c = 1 ]; then

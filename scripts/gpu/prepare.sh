@@ -38,7 +38,7 @@ log() { echo "prepare: $*"; }
 if [ "${FRESH:-0}" = 1 ] || [ ! -f "$deps/pack/prefix.tar.xz" ] || [ ! -f "$deps/pack/faiss_c.tar.xz" ] ||
     [ ! -f "$deps/embed/model.tar.xz" ]; then
     t=$SECONDS
-    "$root/scripts/gpu/fetch_deps.sh"
+    "$root/scripts/gpu/fetch_deps.sh" ${FAISS_SOURCE_DIR:+"$FAISS_SOURCE_DIR"}
     log "fetch_deps.sh: $((SECONDS - t)) s"
 else
     log "gpu-deps/pack and gpu-deps/embed are there (FRESH=1 redoes them)"
