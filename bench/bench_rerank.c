@@ -14,8 +14,9 @@
  * round encodes the query's prompt prefix and every passage (limit 1024
  * tokens) and scores them, the prefix computed once; BATCH is unused and
  * tokens are the prompts' (prefix counted per pair); the optional last
- * argument is then the decoder's threads (default: the online CPUs), and
- * $RAGD_RERANK_PRECISION f32 (default) or q8 its arithmetic. */
+ * argument is then the device (cpu, cuda or auto) or, as a number, the CPU
+ * decoder's threads (default: the online CPUs), and $RAGD_RERANK_PRECISION
+ * f32 (default) or q8 its arithmetic. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,7 @@ static rg_status lm_round(rg_lm_reranker *lr, const char *query, const char **pa
 int main(int argc, char **argv)
 {
     if (argc != 6 && argc != 7) {
-        fprintf(stderr, "usage: bench_rerank MODEL_DIR PAIRS_FILE N_PAIRS BATCH SECONDS [cpu|cuda|auto]\n");
+        fprintf(stderr, "usage: bench_rerank MODEL PAIRS_FILE N_PAIRS BATCH SECONDS [cpu|cuda|auto|THREADS]\n");
         return 2;
     }
     size_t n_pairs = (size_t)atoi(argv[3]), batch = (size_t)atoi(argv[4]);
@@ -64,8 +65,9 @@ int main(int argc, char **argv)
     rg_cross_encoder *ce = NULL;
     rg_device device = RG_DEVICE_CPU;
     int lm = fs_is_file(argv[1]);
-    size_t lm_threads = lm && argc == 7 ? (size_t)atoi(argv[6]) : 0;
-    if (!lm && argc == 7 && backend_device_parse(argv[6], &device, &e)) {
+    int threads_arg = lm && argc == 7 && argv[6][0] >= '0' && argv[6][0] <= '9';
+    size_t lm_threads = threads_arg ? (size_t)atoi(argv[6]) : 0;
+    if (argc == 7 && !threads_arg && backend_device_parse(argv[6], &device, &e)) {
         fprintf(stderr, "bench_rerank: %s\n", e.msg);
         return 2;
     }
