@@ -38,11 +38,17 @@ log() { echo "prepare: $*"; }
 if [ "${FRESH:-0}" = 1 ] || [ ! -f "$deps/pack/prefix.tar.xz" ] || [ ! -f "$deps/pack/faiss_c.tar.xz" ] ||
     [ ! -f "$deps/embed/model.tar.xz" ]; then
     t=$SECONDS
-    "$root/scripts/gpu/fetch_deps.sh" ${FAISS_SOURCE_DIR:+"$FAISS_SOURCE_DIR"}
-    log "fetch_deps.sh: $((SECONDS - t)) s"
+    if "$root/scripts/gpu/fetch_deps.sh" ${FAISS_SOURCE_DIR:+"$FAISS_SOURCE_DIR"}; then
+        log "fetch_deps.sh: $((SECONDS - t)) s"
+    else
+        log "WARN fetch_deps.sh failed after $((SECONDS - t)) s"
+    fi
 else
     log "gpu-deps/pack and gpu-deps/embed are there (FRESH=1 redoes them)"
 fi
+[ -f "$deps/embed/model.tar.xz" ] || { echo "prepare: no gpu-deps/embed/model.tar.xz" >&2; exit 1; }
+[ -f "$deps/pack/prefix.tar.xz" ] && [ -f "$deps/pack/faiss_c.tar.xz" ] ||
+    log "WARN no gpu-deps/pack: no fallback build is possible if the prebuilt binaries are refused"
 
 # 2. the generator in parts
 [ -f "$gen_src" ] || { echo "prepare: no generator model at $gen_src (make models)" >&2; exit 1; }
@@ -67,8 +73,11 @@ fi
 if [ -x "$root/scripts/gpu/build_llama_peer.sh" ] && [ "${SKIP_PEER:-0}" != 1 ] &&
     ! ls "$deps"/peer/llama_cpp_python-*.whl > /dev/null 2>&1; then
     t=$SECONDS
-    "$root/scripts/gpu/build_llama_peer.sh" "$deps/peer"
-    log "build_llama_peer.sh: $((SECONDS - t)) s"
+    if "$root/scripts/gpu/build_llama_peer.sh" "$deps/peer"; then
+        log "build_llama_peer.sh: $((SECONDS - t)) s"
+    else
+        log "WARN build_llama_peer.sh failed after $((SECONDS - t)) s"
+    fi
 fi
 peer=
 if [ -n "${PEER_DIR:-}" ]; then
@@ -162,7 +171,8 @@ for ((c = 1; c <= n_calls; c++)); do
         [ -d gen ] && printf 'gen %s parts (%s) ' "$(ls gen | grep -c '^part-')" "$(size_of gen)"; true)
     printf '%-10s %12s %s; stage %s; %s bytes spare\n' "call-$c" "$b" "$what" "$(cat "$d/STAGE")" $((limit - tree - b))
 done
-printf '%-10s %12s %s\n' fallback "$(size_of "$deps/pack")" "gpu-deps/pack (only when call 1 says PREBUILT UNUSABLE)"
+[ ! -d "$deps/pack" ] ||
+    printf '%-10s %12s %s\n' fallback "$(size_of "$deps/pack")" "gpu-deps/pack (only when call 1 says PREBUILT UNUSABLE)"
 echo
 echo "The device calls, one right after the other (the machine goes back after ~30 s idle):"
 timeout_of() { case $(cut -d' ' -f1 "$deps/calls/call-$1/STAGE") in check) echo 120 ;; encoder) echo 300 ;; decoder) echo 420 ;; *) echo 90 ;; esac; }
