@@ -59,6 +59,9 @@ work=$deps/run
 summary=$out/summary.txt
 mkdir -p "$work" "$models"
 export RAGD_MODELS=$models
+# No network there: the hub is never asked (a local model directory needs
+# nothing from it), and Python's output reaches the logs as it is printed.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 command -v nvcc > /dev/null || export PATH=/usr/local/cuda/bin:$PATH
 failed=0
 start=$SECONDS

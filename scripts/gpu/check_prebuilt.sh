@@ -21,8 +21,10 @@
 #     toolkit's or the Python CUDA wheels' folders;
 #   - `ragd --version` runs (and names the GPU).
 # On success it writes RUN_DIR/wrap/NAME for every binary: a small script
-# that runs RUN_DIR/bin/NAME with LD_LIBRARY_PATH set for it alone (Python,
-# PyTorch and curl keep the system's libraries), and RUN_DIR/OK; exit 0.
+# that runs RUN_DIR/bin/NAME with the bundle's folders put before any
+# LD_LIBRARY_PATH already set (the image may find the driver's libcuda
+# through it), for that binary alone (Python, PyTorch and curl keep the
+# system's libraries), and RUN_DIR/OK; exit 0.
 # Otherwise exit 1 with the reason on the last line, and RUN_DIR/OK removed.
 set -uo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 IN_DIR|- RUN_DIR" >&2; exit 2; }
@@ -70,7 +72,8 @@ echo "glibc: here $have, needed $need"
 
 # The libraries.
 missing() { # missing LIBPATH: the libraries ldd does not find for any binary
-    for b in "$run"/bin/*; do LD_LIBRARY_PATH=$1 ldd "$b" 2>&1; done | awk '/not found/ {print $1}' | sort -u
+    for b in "$run"/bin/*; do LD_LIBRARY_PATH=$1${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ldd "$b" 2>&1; done |
+        awk '/not found/ {print $1}' | sort -u
 }
 path=$run/lib
 miss=$(missing "$path")
@@ -99,16 +102,16 @@ for p in sys.path:
     miss=$(missing "$path")
 fi
 [ -z "$miss" ] || bad "libraries not found: $(echo "$miss" | tr '\n' ' ')"
-echo "libraries: all found (LD_LIBRARY_PATH=$path)"
+echo "libraries: all found (LD_LIBRARY_PATH=$path${LD_LIBRARY_PATH:+, then $LD_LIBRARY_PATH})"
 for b in "$run"/bin/*; do
-    LD_LIBRARY_PATH=$path ldd "$b" | grep -E 'libcudart|libcublas|libstdc|libgomp|libopenblas' | sed "s|^|$(basename "$b"): |"
+    LD_LIBRARY_PATH=$path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ldd "$b" | grep -E 'libcudart|libcublas|libstdc|libgomp|libopenblas' | sed "s|^|$(basename "$b"): |"
 done | sort -u -t: -k2 | sed 's/ (0x[0-9a-f]*)//' | head -n 8
 
 # The binaries run.
 mkdir -p "$run/wrap"
 for b in "$run"/bin/*; do
     n=$(basename "$b")
-    printf '#!/bin/sh\nLD_LIBRARY_PATH="%s" exec "%s" "$@"\n' "$path" "$b" > "$run/wrap/$n"
+    printf '#!/bin/sh\nLD_LIBRARY_PATH="%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "%s" "$@"\n' "$path" "$b" > "$run/wrap/$n"
     chmod +x "$run/wrap/$n"
 done
 v=$(timeout 60 "$run/wrap/ragd" --version 2>&1) || bad "ragd --version failed: $(echo "$v" | tail -n 3 | tr '\n' ' ')"

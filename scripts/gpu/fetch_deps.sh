@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepares gpu-deps/pack/ (git-ignored) for a GPU machine that has nvcc,
 # CUDA, CMake and a C compiler but no network, no apt and maybe no dpkg or
-# pkg-config: run it HERE, carry gpu-deps/pack to the GPU machine and run
-# scripts/gpu/build_and_test.sh there.
+# pkg-config: run HERE by scripts/gpu/prepare.sh; the pack is carried only
+# for the fallback build (when the prebuilt binaries are refused there).
 #
 #   gpu-deps/debs/           the Debian packages ragd builds and links
 #                            against and the runtime libraries they need that
@@ -23,10 +23,9 @@
 #   gpu-deps/embed/model.tar.xz
 #                            the default embedding model made smaller by
 #                            scripts/gpu/half_model.py (see there): its own
-#                            folder, carried with the generator's last
-#                            model part (scripts/gpu/README.md), since the
-#                            pack and it together with the repository no
-#                            longer fit one call
+#                            folder, carried in a call of its own with some
+#                            of the generator's parts (scripts/gpu/prepare.sh
+#                            lays the calls out; README.md there)
 #
 # Usage: scripts/gpu/fetch_deps.sh [FAISS_SOURCE_DIR] (default build/_deps/faiss/src)
 set -euo pipefail
