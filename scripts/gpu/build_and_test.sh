@@ -104,7 +104,8 @@ source_build() { # from gpu-deps/pack: the Debian prefix and the faiss C API sou
     local lib=$prefix/usr/lib/x86_64-linux-gnu
     rm -rf "$prefix" "$deps/faiss" "$build"
     mkdir -p "$prefix" "$deps/faiss"
-    tar -xJf "$pack/prefix.tar.xz" -C "$prefix" && tar -xJf "$pack/faiss_c.tar.xz" -C "$deps/faiss" || return 1
+    bash "$root/scripts/gpu/untar_xz.sh" "$pack/prefix.tar.xz" "$prefix" &&
+        bash "$root/scripts/gpu/untar_xz.sh" "$pack/faiss_c.tar.xz" "$deps/faiss" || return 1
     # What Debian's alternatives would have linked: the OpenBLAS flavour.
     ln -sf openblas-pthread/libopenblas.so.0 "$lib/libopenblas.so.0"
     ln -sf openblas-pthread/libopenblas.so "$lib/libopenblas.so"
@@ -139,10 +140,10 @@ export deps build
 export targets_list="${targets[*]}"
 bin=
 if [ "$stage" != build ]; then
-    if [ -f "$run/MANIFEST" ] && "$root/scripts/gpu/check_prebuilt.sh" - "$run" >> "$out/setup.log" 2>&1; then
+    if [ -f "$run/MANIFEST" ] && bash "$root/scripts/gpu/check_prebuilt.sh" - "$run" >> "$out/setup.log" 2>&1; then
         bin=$run/wrap
     elif [ ! -f "$run/MANIFEST" ] && [ -f "$deps/prebuilt/bundle.tar.xz" ] &&
-        "$root/scripts/gpu/check_prebuilt.sh" "$deps/prebuilt" "$run" >> "$out/setup.log" 2>&1; then
+        bash "$root/scripts/gpu/check_prebuilt.sh" "$deps/prebuilt" "$run" >> "$out/setup.log" 2>&1; then
         bin=$run/wrap
     fi
     if [ -n "$bin" ]; then
@@ -205,25 +206,38 @@ EOF
             return 1
     done
 }
+http() { # http URL [JSON_BODY]: curl -sf, or Python's urllib where curl is missing
+    if command -v curl > /dev/null && [ -z "${NO_CURL:-}" ]; then
+        if [ $# -gt 1 ]; then curl -sf "$1" -H 'Content-Type: application/json' -d "$2"; else curl -sf "$1"; fi
+    else
+        python3 -c 'import sys, urllib.request
+data = sys.argv[2].encode() if len(sys.argv) > 2 else None
+req = urllib.request.Request(sys.argv[1], data=data, headers={"Content-Type": "application/json"})
+try:
+    sys.stdout.write(urllib.request.urlopen(req, timeout=60).read().decode())
+except Exception as e:
+    sys.exit(22)' "$@"
+    fi
+}
 serve_embed() {
     local data port=8765 pid ok=1
     data=$(mktemp -d)
     "$bin/ragd" serve --device "$dev" --data "$data" --port $port --embed-model "$RAGD_MODELS/all-MiniLM-L6-v2" &
     pid=$!
     for _ in $(seq 1 60); do
-        curl -sf "http://127.0.0.1:$port/v1/health/ready" > /dev/null && break
+        http "http://127.0.0.1:$port/v1/health/ready" > /dev/null && break
         sleep 1
     done
-    curl -sf "http://127.0.0.1:$port/v1/version" && echo &&
-        curl -sf "http://127.0.0.1:$port/v1/embeddings" -H 'Content-Type: application/json' \
-            -d '{"input": ["GPU embeddings from ragd"], "model": "all-MiniLM-L6-v2"}' | head -c 300 && echo &&
-        curl -sf "http://127.0.0.1:$port/v1/version" | grep -q "\"device\": *\"$dev\"" && ok=0
+    http "http://127.0.0.1:$port/v1/version" && echo &&
+        http "http://127.0.0.1:$port/v1/embeddings" \
+            '{"input": ["GPU embeddings from ragd"], "model": "all-MiniLM-L6-v2"}' | head -c 300 && echo &&
+        http "http://127.0.0.1:$port/v1/version" | grep -q "\"device\": *\"$dev\"" && ok=0
     kill "$pid"
     wait "$pid"
     rm -rf "$data"
     return $ok
 }
-export -f cross_encoder_cuda rerank_bench_cuda serve_embed
+export -f cross_encoder_cuda rerank_bench_cuda serve_embed http
 encoder_stage() {
     if [ ! -f "$models/all-MiniLM-L6-v2/model.safetensors" ]; then
         note "FAIL encoder stage: no embedding model in gpu-deps/models (the call carrying embed/ was not run here)"
@@ -253,7 +267,7 @@ encoder_stage() {
 gen_model=$models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf
 export gen_model parts
 join_gen_model() {
-    "$root/scripts/gpu/join_model.sh" "$parts" "$models" || return 1
+    bash "$root/scripts/gpu/join_model.sh" "$parts" "$models" || return 1
     local want got
     want=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["meta"]["model_sha256"])' \
         "$root/tests/fixtures/llama_golden.jsonl") && got=$(sha256sum "$gen_model" | cut -d' ' -f1) || return 1
@@ -268,7 +282,7 @@ decode_bench() {
 peer_run() {
     local args=("$PEER" "$gen_model" "$work/ids512.txt" "$out/peer.json")
     [ -s "$work/ragd_decode.json" ] && args+=("$work/ragd_decode.json")
-    "$root/scripts/gpu/run_peer.sh" "${args[@]}"
+    bash "$root/scripts/gpu/run_peer.sh" "${args[@]}"
 }
 serve_gen() {
     local data port=8766 pid ok=1
@@ -277,14 +291,14 @@ serve_gen() {
         --gen-model "$gen_model" &
     pid=$!
     for _ in $(seq 1 60); do
-        curl -sf "http://127.0.0.1:$port/v1/health/ready" > /dev/null && break
+        http "http://127.0.0.1:$port/v1/health/ready" > /dev/null && break
         sleep 1
     done
-    curl -sf "http://127.0.0.1:$port/v1/version" && echo &&
-        curl -sf "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
-            -d '{"messages": [{"role": "user", "content": "What is the capital of France?"}],
-                 "max_tokens": 24, "temperature": 0}' && echo &&
-        curl -sf "http://127.0.0.1:$port/v1/version" | python3 -c \
+    http "http://127.0.0.1:$port/v1/version" && echo &&
+        http "http://127.0.0.1:$port/v1/chat/completions" \
+            '{"messages": [{"role": "user", "content": "What is the capital of France?"}],
+              "max_tokens": 24, "temperature": 0}' && echo &&
+        http "http://127.0.0.1:$port/v1/version" | python3 -c \
             'import json,sys; sys.exit(json.load(sys.stdin)["generation"]["device"] != sys.argv[1])' "$dev" && ok=0
     kill "$pid"
     wait "$pid"
@@ -326,7 +340,7 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
         note "SKIP llama.cpp peer (BENCH_DEVICE=$dev)"
     elif [ -z "$PEER" ]; then
         note "WARN no llama.cpp peer (gpu-deps/peer, scripts/gpu/build_llama_peer.sh): the GPU comparison is not run"
-    elif [ ! -x "$root/scripts/gpu/run_peer.sh" ]; then
+    elif [ ! -f "$root/scripts/gpu/run_peer.sh" ]; then
         note "WARN scripts/gpu/run_peer.sh is not in this tree: the llama.cpp peer is not run"
     else
         step "llama.cpp peer on the GPU (run_peer.sh)" "$out/peer.log" 240 peer_run

@@ -40,7 +40,7 @@ if [ "$in" != - ]; then
         bad "bundle.tar.xz differs from its MANIFEST (damaged on the way?)"
     rm -rf "$run"
     mkdir -p "$run"
-    xz -dc "$in/bundle.tar.xz" | tar -xf - -C "$run" || bad "cannot unpack bundle.tar.xz"
+    bash "$root/scripts/gpu/untar_xz.sh" "$in/bundle.tar.xz" "$run" || bad "cannot unpack bundle.tar.xz"
     cp "$in/MANIFEST" "$in/sources.sha256" "$run/"
 fi
 [ -f "$run/MANIFEST" ] || bad "nothing unpacked in $run"
@@ -56,7 +56,7 @@ echo "prebuilt commit $commit (sources changed since then: $(sed -n 's/^sources_
 if [ "$head" != "$commit" ] && [ "${head#unknown}" = "$head" ]; then
     echo "WARN commit differs from HEAD: the source files' checksums below decide"
 fi
-diff_list=$(diff <(cut -c67- "$run/sources.sha256") <("$root/scripts/gpu/sources.sh" "$root") | grep '^[<>]' | head -n 5)
+diff_list=$(diff <(cut -c67- "$run/sources.sha256") <(bash "$root/scripts/gpu/sources.sh" "$root") | grep '^[<>]' | head -n 5)
 [ -z "$diff_list" ] || bad "the tree's source files are not those the binaries were built from: $(echo "$diff_list" | tr '\n' ' ')"
 changed=$(cd "$root" && sha256sum -c "$run/sources.sha256" 2> /dev/null | grep -v ': OK$' | head -n 5)
 [ -z "$changed" ] || bad "source files changed since the prebuild (run scripts/gpu/prebuild.sh again): $(echo "$changed" | tr '\n' ' ')"

@@ -14,7 +14,8 @@
 #
 # SKIP_TESTS (a regex, e.g. test_lmrerank, slow on two cores) is passed on.
 # DRY_BENCH=cpu runs the servers and the C benchmarks too, on the CPU
-# (BENCH_DEVICE=cpu, GEN_STEPS 8, BENCH_SECONDS 1: their wiring, not speed).
+# (BENCH_DEVICE=cpu, GEN_STEPS 8, BENCH_SECONDS 1: their wiring, not speed);
+# NO_CURL=1 makes the servers' checks use Python's urllib instead of curl.
 # FALLBACK=1 changes a source file in the scratch copy first: call 1 must
 # then refuse the prebuilt binaries, and the fallback call (gpu-deps/pack)
 # builds them from source (minutes here) for the calls after it.
@@ -27,6 +28,9 @@ rm -rf "$scratch"
 mkdir -p "$scratch/tree" "$scratch/out"
 (cd "$root" && { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 -I{} sh -c '[ -f "{}" ] && echo "{}"' |
     tar -cf - -T -) | tar -xf - -C "$scratch/tree"
+# The scripts are started with bash everywhere, in case the device's copy of
+# the tree loses the executable bits: here they are taken away to check it.
+chmod -x "$scratch/tree"/scripts/gpu/*.sh
 if [ "${FALLBACK:-0}" = 1 ]; then # a source file changed after the prebuild
     echo "/* changed after the prebuild (dry run) */" >> "$scratch/tree/common/$(ls "$scratch/tree/common" | grep '\.c$' | head -n 1)"
 fi
@@ -45,7 +49,7 @@ for ((c = 1; c <= n; c++)); do
     mkdir -p "$scratch/tree/gpu-deps/calls"
     cp -rL "$calls/call-$c" "$scratch/tree/gpu-deps/calls/call-$c"
     mkdir -p "$scratch/out/$c"
-    (cd "$scratch/tree" && OUT=$scratch/out/$c "${bench_env[@]}" scripts/gpu/gpu_call.sh $c > /dev/null 2>&1)
+    (cd "$scratch/tree" && OUT=$scratch/out/$c "${bench_env[@]}" bash scripts/gpu/gpu_call.sh $c > /dev/null 2>&1)
     rc=$?
     cat "$scratch/out/$c/summary.txt"
     if [ "${FALLBACK:-0}" = 1 ] && [ $c = 1 ]; then
@@ -55,7 +59,7 @@ for ((c = 1; c <= n; c++)); do
         echo "=== fallback call: carries $(du -sb "$root/gpu-deps/pack" | cut -f1) bytes + tree"
         cp -r "$root/gpu-deps/pack" "$scratch/tree/gpu-deps/pack"
         mkdir -p "$scratch/out/fallback"
-        (cd "$scratch/tree" && OUT=$scratch/out/fallback BENCH=0 nice -n 5 scripts/gpu/gpu_call.sh fallback > /dev/null 2>&1) ||
+        (cd "$scratch/tree" && OUT=$scratch/out/fallback BENCH=0 nice -n 5 bash scripts/gpu/gpu_call.sh fallback > /dev/null 2>&1) ||
             status=1
         cat "$scratch/out/fallback/summary.txt"
         continue

@@ -17,7 +17,9 @@
 # stage named in the folder's STAGE file (check, encoder, decoder, none) with
 # scripts/gpu/build_and_test.sh, under the budget written beside it.
 # `fallback` builds from source (build_and_test.sh STAGE=build). Results:
-# $OUT/summary.txt (appended step by step) and the logs beside it.
+# $OUT/summary.txt (appended step by step) and the logs beside it. The
+# scripts it runs are started with bash, in case the copy of the tree lost
+# their executable bits.
 set -uo pipefail
 root=$(pwd)
 [ -f "$root/scripts/gpu/gpu_call.sh" ] || { echo "run from the repository root" >&2; exit 2; }
@@ -44,7 +46,7 @@ t0=$SECONDS
 
 if [ "$1" = fallback ]; then
     [ -f "$deps/pack/prefix.tar.xz" ] || { note "FAIL gpu-deps/pack was not carried"; exit 1; }
-    STAGE=build CALL_BUDGET_S=${CALL_BUDGET_S:-480} "$root/scripts/gpu/build_and_test.sh"
+    STAGE=build CALL_BUDGET_S=${CALL_BUDGET_S:-480} bash "$root/scripts/gpu/build_and_test.sh"
     exit $?
 fi
 case $1 in '' | *[!0-9]*) echo "N is a call number" >&2; exit 2 ;; esac
@@ -58,18 +60,18 @@ if [ -f "$in/SHA256SUMS" ]; then
 fi
 status=0
 if [ -d "$in/prebuilt" ]; then
-    "$root/scripts/gpu/check_prebuilt.sh" "$in/prebuilt" "$deps/prebuilt-run" >> "$setup" 2>&1
+    bash "$root/scripts/gpu/check_prebuilt.sh" "$in/prebuilt" "$deps/prebuilt-run" >> "$setup" 2>&1
     grep -E '^(PREBUILT|cuda: |glibc: |libraries: |WARN|prebuilt commit)' "$setup" | tee -a "$summary"
     if [ ! -f "$deps/prebuilt-run/OK" ]; then
         note "NEXT: the prebuilt binaries cannot be used here; make the fallback call next" \
-            "(carry [\"gpu-deps/pack\"], scripts/gpu/gpu_call.sh fallback), then go on with the plan"
+            "(carry [\"gpu-deps/pack\"], bash scripts/gpu/gpu_call.sh fallback), then go on with the plan"
         status=1
     fi
 fi
 if [ -f "$in/embed/model.tar.xz" ]; then
     rm -rf "$deps/models/all-MiniLM-L6-v2"
     mkdir -p "$deps/models"
-    if tar -xJf "$in/embed/model.tar.xz" -C "$deps/models" >> "$setup" 2>&1; then
+    if bash "$root/scripts/gpu/untar_xz.sh" "$in/embed/model.tar.xz" "$deps/models" >> "$setup" 2>&1; then
         note "embedding model: unpacked into gpu-deps/models/all-MiniLM-L6-v2"
     else
         note "FAIL cannot unpack embed/model.tar.xz"
@@ -77,7 +79,7 @@ if [ -f "$in/embed/model.tar.xz" ]; then
     fi
 fi
 if [ -f "$in/gen/MANIFEST" ]; then
-    if "$root/scripts/gpu/collect_parts.sh" "$in/gen" "$deps/model-parts" >> "$setup" 2>&1; then
+    if bash "$root/scripts/gpu/collect_parts.sh" "$in/gen" "$deps/model-parts" >> "$setup" 2>&1; then
         note "generator parts: $(tail -n 1 "$setup")"
     else
         note "FAIL generator parts refused (see setup.log): send the same call again"
@@ -102,7 +104,7 @@ check | encoder | decoder)
     if [ "$stage" != check ] && [ ! -f "$deps/prebuilt-run/OK" ] && [ ! -f "$root/build-gpu/.ok" ]; then
         note "WARN neither prebuilt nor fallback binaries are here (machine given back between calls? start again at call 1)"
     fi
-    STAGE=$stage CALL_BUDGET_S=${CALL_BUDGET_S:-${budget:-400}} "$root/scripts/gpu/build_and_test.sh" || status=1
+    STAGE=$stage CALL_BUDGET_S=${CALL_BUDGET_S:-${budget:-400}} bash "$root/scripts/gpu/build_and_test.sh" || status=1
     ;;
 *) note "FAIL unknown stage $stage in $in/STAGE"; status=1 ;;
 esac

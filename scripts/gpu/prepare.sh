@@ -177,9 +177,9 @@ echo
 echo "The device calls, one right after the other (the machine goes back after ~30 s idle):"
 timeout_of() { case $(cut -d' ' -f1 "$deps/calls/call-$1/STAGE") in check) echo 120 ;; encoder) echo 300 ;; decoder) echo 420 ;; *) echo 90 ;; esac; }
 for ((c = 1; c <= n_calls; c++)); do
-    echo "  run  carry=[\"gpu-deps/calls/call-$c\"]  command=\"scripts/gpu/gpu_call.sh $c\"  timeout_s=$(timeout_of $c)"
+    echo "  run  carry=[\"gpu-deps/calls/call-$c\"]  command=\"bash scripts/gpu/gpu_call.sh $c\"  timeout_s=$(timeout_of $c)"
     if [ $c = 1 ]; then
-        echo "       (if its output says PREBUILT UNUSABLE: run  carry=[\"gpu-deps/pack\"]  command=\"scripts/gpu/gpu_call.sh fallback\"  timeout_s=540  next)"
+        echo "       (if its output says PREBUILT UNUSABLE: run  carry=[\"gpu-deps/pack\"]  command=\"bash scripts/gpu/gpu_call.sh fallback\"  timeout_s=540  next)"
     fi
 done
 echo "  then give_back. Results: summary.txt of each call (also setup.log, tests.log, bench.log, serve.log, bench_gpu.json, peer.json, peer.log)."
