@@ -14,6 +14,7 @@
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
+#include <faiss/c_api/utils/distances_c.h>
 
 #define DENSE_MAGIC "RAGDVEC1"
 #define DENSE_MAX_DIM 65536
@@ -56,9 +57,23 @@ const char *dense_kind_name(rg_dense_kind kind)
     return kind == DENSE_HNSW ? "hnsw" : "flat";
 }
 
+/* Flat search of fewer queries than FAISS's distance_compute_blas_threshold
+ * (20) runs FAISS's own inner-product loops, which Debian's libfaiss.a
+ * compiles for baseline x86-64: scalar code (fvec_inner_product_ref in a
+ * profile). A dense query is one query, so every search took that path.
+ * From one query up they now go through BLAS instead (OpenBLAS, whose
+ * kernels are chosen for the CPU at run time); see docs/BENCHMARKS.md,
+ * "Single-query flat search". HNSW searches are not affected. */
+static void faiss_tune(void)
+{
+    faiss_set_distance_compute_blas_threshold(1);
+}
+
 static rg_status wrap(FaissIndex *faiss, int dim, rg_dense_kind kind, int64_t max_id, rg_dense_index **out,
                       rg_err *e)
 {
+    static pthread_once_t tuned = PTHREAD_ONCE_INIT;
+    pthread_once(&tuned, faiss_tune);
     rg_dense_index *x = calloc(1, sizeof *x);
     if (!x) {
         faiss_Index_free(faiss);
