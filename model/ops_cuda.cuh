@@ -34,8 +34,11 @@ extern "C" {
 typedef __half cu_f16;
 
 // Largest row (hidden or intermediate size) the row kernels cache in
-// shared memory: 12288 floats = 48 KiB, the default dynamic limit.
-#define CU_MAX_ROW 12288
+// shared memory. Without an opt-in (cudaFuncSetAttribute) a block may use
+// 48 KiB of shared memory in all, static plus dynamic, and the row kernels
+// also hold a static 33-float reduction array: 12288 floats (exactly
+// 48 KiB) would fail to launch. 12160 floats (47.5 KiB) leave 512 bytes.
+#define CU_MAX_ROW 12160
 
 rg_status cu_check(cudaError_t err, const char *what, rg_err *e);
 rg_status cublas_check(cublasStatus_t st, const char *what, rg_err *e);

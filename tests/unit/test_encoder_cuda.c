@@ -311,6 +311,16 @@ static void test_kernels(void)
     test_add_layernorm(29, 384, 1);
     test_add_layernorm(7, 1000, 1);
     test_add_layernorm(3, 1536, 0);
+    /* The longest row the row kernels accept (CU_MAX_ROW in ops_cuda.cuh):
+     * its shared-memory row plus the static reduction array must stay
+     * within 48 KiB, or the launch fails; one more is refused up front. */
+    test_add_layernorm(2, 12160, 1);
+    {
+        rg_err e = {0};
+        float *x = rand_array(12161, -1, 1), *g = rand_array(12161, 0.5f, 1.5f), *b = rand_array(12161, -0.5f, 0.5f);
+        CHECK(ops_cuda_add_layernorm(x, NULL, NULL, 1, 12161, g, b, 1e-12f, &e) == RG_ERR_UNSUPPORTED);
+        free(x), free(g), free(b);
+    }
     test_embed_layernorm(3, 11, 384, 1);
     test_embed_layernorm(2, 40, 100, 0);
     test_bias_gelu(13, 1536);
