@@ -97,7 +97,7 @@ def main():
            "sentence_transformers": sentence_transformers.__version__, "ragd": {}, "st_fp32": {}, "st_fp16": {}}
     for b in BATCHES:
         res["ragd"][b] = run_ragd(a.bench_bin, a.model_dir, texts, b, a.seconds)
-    # The carried copy mixes bf16 and f16 tensors (half_model.py); whatever
+    # The carried copy mixes f16 and f32 tensors (half_model.py); whatever
     # dtype the loader picks, measure fp32 and then fp16 explicitly.
     st = SentenceTransformer(a.model_dir, device="cuda").float()
     for b in BATCHES:

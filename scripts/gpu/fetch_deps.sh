@@ -28,6 +28,7 @@
 #                            lays the calls out; README.md there)
 #
 # Usage: scripts/gpu/fetch_deps.sh [FAISS_SOURCE_DIR] (default build/_deps/faiss/src)
+#        MODEL_ONLY=1 scripts/gpu/fetch_deps.sh   (only gpu-deps/embed)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 faiss_src=${1:-$root/build/_deps/faiss/src}
@@ -49,6 +50,24 @@ packages=(
     libutf8proc-dev libutf8proc2
     libpcre2-dev libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3
 )
+
+# The model, smaller (see half_model.py); EMBED_SHA256 records which
+# half_model.py made it (prepare.sh remakes it when that changes).
+make_model() {
+    rm -rf "$dest/model"
+    python3 "$root/scripts/gpu/half_model.py" "${RAGD_MODELS:-$root/models}/all-MiniLM-L6-v2" "$dest/model/all-MiniLM-L6-v2"
+    # lp=1, pb=1: the weights are mostly 16-bit words; LZMA then models the
+    # two bytes of a word apart, a few percent smaller than the default.
+    mkdir -p "$dest/embed"
+    rm -f "$dest/pack/model.tar.xz" "$dest/embed/model.tar.xz" "$dest/embed/EMBED_SHA256" # (links of it stay intact)
+    tar -C "$dest/model" -cf - all-MiniLM-L6-v2 | xz -T2 --lzma2=preset=6,lc=0,lp=1,pb=1 > "$dest/embed/model.tar.xz"
+    sha256sum "$root/scripts/gpu/half_model.py" | cut -d' ' -f1 > "$dest/embed/EMBED_SHA256"
+}
+if [ "${MODEL_ONLY:-0}" = 1 ]; then # only the embedding model
+    make_model
+    ls -l "$dest/embed"
+    exit 0
+fi
 
 apt_dir=$dest/apt
 mkdir -p "$apt_dir/parts" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
@@ -85,6 +104,7 @@ rm -rf "$stage/usr/share/doc" "$stage/usr/share/man" "$stage/usr/share/info" "$s
 rm -f "$lib"/libicui18n.so* "$lib"/libicuio.so* "$lib"/libicutest.so* "$lib"/libicutu.so* \
     "$lib"/openblas-pthread/liblapack.so* "$lib"/openblas-pthread/libblas.so*
 rm -rf "$lib/icu" "$stage/usr/share/icu" "$stage/usr/bin/icu-config" "$stage/usr/bin/icuinfo"
+rm -f "$dest/pack/prefix.tar.xz" "$dest/pack/faiss_c.tar.xz" # (links of them stay intact)
 tar -C "$stage" -cf - . | xz -T2 -6 > "$dest/pack/prefix.tar.xz"
 rm -rf "$stage"
 
@@ -92,14 +112,7 @@ rm -rf "$stage"
 [ -f "$faiss_src/c_api/Index_c.cpp" ] || { echo "no faiss source at $faiss_src (run the normal build first)" >&2; exit 1; }
 tar -C "$faiss_src" -cJf "$dest/pack/faiss_c.tar.xz" --exclude='*.o' c_api $(cd "$faiss_src" && find faiss -name '*.h')
 
-# The model, smaller (see half_model.py).
-rm -rf "$dest/model"
-python3 "$root/scripts/gpu/half_model.py" "${RAGD_MODELS:-$root/models}/all-MiniLM-L6-v2" "$dest/model/all-MiniLM-L6-v2"
-# lp=1, pb=1: the weights are 16-bit words; LZMA then models the two bytes
-# of a word apart, a few percent smaller than the default.
-mkdir -p "$dest/embed"
-rm -f "$dest/pack/model.tar.xz"
-tar -C "$dest/model" -cf - all-MiniLM-L6-v2 | xz -T2 --lzma2=preset=6,lc=0,lp=1,pb=1 > "$dest/embed/model.tar.xz"
+make_model
 
 ls -l "$dest/pack" "$dest/embed"
 echo "carried: $(du -cb "$dest/pack"/* | tail -n 1 | cut -f1) bytes in gpu-deps/pack;" \

@@ -6,7 +6,8 @@
 #
 #   1. scripts/gpu/fetch_deps.sh, unless gpu-deps/pack and gpu-deps/embed
 #      are already there (FRESH=1 redoes it): the Debian prefix for the
-#      fallback build and the half-size embedding model
+#      fallback build and the half-size embedding model (remade alone,
+#      MODEL_ONLY=1, when scripts/gpu/half_model.py changed)
 #   2. scripts/gpu/split_model.sh: the generator's GGUF in parts of
 #      PART_MIB (default 2) MiB, so that the calls can be filled to the brim
 #   3. scripts/gpu/prebuild.sh: the binaries for sm_90 and their libraries
@@ -45,6 +46,12 @@ if [ "${FRESH:-0}" = 1 ] || [ ! -f "$deps/pack/prefix.tar.xz" ] || [ ! -f "$deps
     fi
 else
     log "gpu-deps/pack and gpu-deps/embed are there (FRESH=1 redoes them)"
+fi
+# the embedding model again when half_model.py changed since it was made
+if [ "$(cat "$deps/embed/EMBED_SHA256" 2> /dev/null)" != "$(sha256sum "$root/scripts/gpu/half_model.py" | cut -d' ' -f1)" ]; then
+    t=$SECONDS
+    MODEL_ONLY=1 "$root/scripts/gpu/fetch_deps.sh"
+    log "the embedding model remade with this half_model.py: $((SECONDS - t)) s"
 fi
 [ -f "$deps/embed/model.tar.xz" ] || { echo "prepare: no gpu-deps/embed/model.tar.xz" >&2; exit 1; }
 [ -f "$deps/pack/prefix.tar.xz" ] && [ -f "$deps/pack/faiss_c.tar.xz" ] ||
