@@ -7,7 +7,8 @@
  * "faiss loops": FAISS's default for fewer than 20 queries, its own
  * inner-product loops (scalar in Debian's baseline-x86-64 libfaiss.a);
  * "blas": distance_compute_blas_threshold 1, what ragd sets, so the query
- * goes through BLAS (OpenBLAS's CPU-dispatched kernels). N random unit
+ * goes through BLAS (OpenBLAS's CPU-dispatched kernels, on the calling
+ * thread: index/dense.c sets OpenBLAS to one thread, for both paths here). N random unit
  * vectors, ids 1..N; each query is a stored vector with noise added, the
  * two paths alternating query by query so load on the machine hits both
  * alike. Prints one JSON line: median and mean milliseconds of each, the

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cblas.h>
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/error_c.h>
@@ -62,10 +63,15 @@ const char *dense_kind_name(rg_dense_kind kind)
  * compiles for baseline x86-64: scalar code (fvec_inner_product_ref in a
  * profile). A dense query is one query, so every search took that path.
  * From one query up they now go through BLAS instead (OpenBLAS, whose
- * kernels are chosen for the CPU at run time); see docs/BENCHMARKS.md,
- * "Single-query flat search". HNSW searches are not affected. */
+ * kernels are chosen for the CPU at run time): 2-3x faster, see
+ * docs/BENCHMARKS.md, "Single-query flat search". OpenBLAS runs that
+ * product on the calling thread: its own threads, spinning beside the
+ * server's model threads on a busy machine, made a 100K-vector search take
+ * 0.5 s instead of 14 ms (measured); nothing else in ragd calls BLAS (the
+ * models multiply with model/gemm_cpu). HNSW searches are not affected. */
 static void faiss_tune(void)
 {
+    openblas_set_num_threads(1);
     faiss_set_distance_compute_blas_threshold(1);
 }
 
