@@ -26,6 +26,7 @@
 #            checks the GGUF (manifest and the golden fixture's SHA-256);
 #            test_decoder_cuda; bench_decode_device (512-token prompt,
 #            TTFT, 1 and 16 sequences); test_lmrerank (its CPU and CUDA passes);
+#            bench_rerank on the causal-LM reranker (f32, 64 and 256 pairs);
 #            llama.cpp on the GPU through scripts/gpu/run_peer.sh when the
 #            peer folder is here (gpu-deps/peer-kept or gpu-deps/peer;
 #            a WARN otherwise); `ragd serve --device cuda` chat completion
@@ -191,19 +192,24 @@ cross_encoder_cuda() {
     echo "CUDA pass: $n_fail CHECK failures (the whole test exited $rc: the CPU pass's bound is 1e-3)"
     [ "$n_fail" = 0 ]
 }
-rerank_bench_cuda() { # the test cross-encoder on the half-size MiniLM, bench_rerank.py's pairs
+rerank_pairs() { # bench_rerank.py's query and 256 passages of ~200 tokens; the test cross-encoder
     local d=$work/rerank && rm -rf "$d" && mkdir -p "$d"
-    python3 - "$d" <<'EOF' || return 1
-import sys
+    python3 - "$d" <<'EOF'
+import os, sys
 sys.path[:0] = ["bench", "scripts"]
 import bench_rerank as b, rerank_test_model as r
-r.assemble(sys.argv[1])
 open(sys.argv[1] + "/pairs.tsv", "w").write("".join(f"{b.QUERY}\t{p}\n" for p in b.passages(256)))
+if os.path.isdir(r.default_minilm()):
+    r.assemble(sys.argv[1])
 EOF
-    local n
+}
+rerank_bench_cuda() { # the test cross-encoder on the half-size MiniLM
+    local d=$work/rerank
+    rerank_pairs || return 1
+    local n r
     for n in 64 256; do
-        echo "pairs $n batch 32: $("$bin/bench_rerank" "$d/ragd-test-cross-encoder" "$d/pairs.tsv" $n 32 "${BENCH_SECONDS:-3}" "$dev")" ||
-            return 1
+        r=$("$bin/bench_rerank" "$d/ragd-test-cross-encoder" "$d/pairs.tsv" $n 32 "${BENCH_SECONDS:-3}" "$dev") || return 1
+        echo "pairs $n batch 32: $r"
     done
 }
 http() { # http URL [JSON_BODY]: curl -sf, or Python's urllib where curl is missing
@@ -237,7 +243,7 @@ serve_embed() {
     rm -rf "$data"
     return $ok
 }
-export -f cross_encoder_cuda rerank_bench_cuda serve_embed http
+export -f cross_encoder_cuda rerank_pairs rerank_bench_cuda serve_embed http
 encoder_stage() {
     if [ ! -f "$models/all-MiniLM-L6-v2/model.safetensors" ]; then
         note "FAIL encoder stage: no embedding model in gpu-deps/models (the call carrying embed/ was not run here)"
@@ -284,6 +290,14 @@ peer_run() {
     [ -s "$work/ragd_decode.json" ] && args+=("$work/ragd_decode.json")
     bash "$root/scripts/gpu/run_peer.sh" "${args[@]}"
 }
+lm_rerank_bench() { # the causal-LM reranker (SmolLM2 yes/no) on the generator's GGUF, f32 precision
+    [ -f "$work/rerank/pairs.tsv" ] || rerank_pairs || return 1
+    local n r
+    for n in ${RERANK_LM_PAIRS:-64 256}; do
+        r=$("$bin/bench_rerank" "$gen_model" "$work/rerank/pairs.tsv" "$n" 1 "${BENCH_SECONDS:-3}" "$dev") || return 1
+        echo "lm pairs $n: $r"
+    done
+}
 serve_gen() {
     local data port=8766 pid ok=1
     data=$(mktemp -d)
@@ -305,7 +319,7 @@ serve_gen() {
     rm -rf "$data"
     return $ok
 }
-export -f join_gen_model decode_bench peer_run serve_gen
+export -f join_gen_model decode_bench lm_rerank_bench peer_run serve_gen
 decoder_stage() {
     if [ -f "$gen_model" ] && [ -f "$parts/MANIFEST" ] && [ "$(sha256sum "$gen_model" | cut -d' ' -f1)" = \
         "$(sed -n 's/^file [^ ]* [0-9]* //p' "$parts/MANIFEST")" ]; then
@@ -333,6 +347,8 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
         grep -E '^test_lmrerank' "$out/tests.log" | tail -n 8 >> "$summary"
     }
     [ "${BENCH:-1}" != 0 ] && [ -f "$gen_model" ] || return 0
+    step "rerank benchmark (causal-LM, $dev)" "$out/bench.log" 120 lm_rerank_bench
+    grep '^lm pairs ' "$out/bench.log" | tail -n 2 >> "$summary"
     PEER=${PEER_DIR:-}
     [ -n "$PEER" ] || for d in "$deps/peer-kept" "$deps/peer"; do [ -d "$d" ] && { PEER=$d; break; }; done
     export PEER

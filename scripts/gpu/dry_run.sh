@@ -14,7 +14,8 @@
 #
 # SKIP_TESTS (a regex, e.g. test_lmrerank, slow on two cores) is passed on.
 # DRY_BENCH=cpu runs the servers and the C benchmarks too, on the CPU
-# (BENCH_DEVICE=cpu, GEN_STEPS 8, BENCH_SECONDS 1: their wiring, not speed);
+# (BENCH_DEVICE=cpu, GEN_STEPS 8, BENCH_SECONDS 1, RERANK_LM_PAIRS 4: their
+# wiring, not speed);
 # NO_CURL=1 makes the servers' checks use Python's urllib instead of curl.
 # FALLBACK=1 changes a source file in the scratch copy first: call 1 must
 # then refuse the prebuilt binaries, and the fallback call (gpu-deps/pack)
@@ -36,7 +37,8 @@ if [ "${FALLBACK:-0}" = 1 ]; then # a source file changed after the prebuild
 fi
 bench_env=(env BENCH=0)
 if [ "${DRY_BENCH:-}" = cpu ]; then
-    bench_env=(env BENCH=1 BENCH_DEVICE=cpu GEN_STEPS="${GEN_STEPS:-8}" BENCH_SECONDS="${BENCH_SECONDS:-1}")
+    bench_env=(env BENCH=1 BENCH_DEVICE=cpu GEN_STEPS="${GEN_STEPS:-8}" BENCH_SECONDS="${BENCH_SECONDS:-1}"
+               RERANK_LM_PAIRS="${RERANK_LM_PAIRS:-4}")
 fi
 status=0
 n=$(ls -d "$calls"/call-* | wc -l)

@@ -77,7 +77,7 @@ else
 fi
 
 # 4. the llama.cpp peer
-if [ -x "$root/scripts/gpu/build_llama_peer.sh" ] && [ "${SKIP_PEER:-0}" != 1 ] &&
+if [ -x "$root/scripts/gpu/build_llama_peer.sh" ] && [ "${SKIP_PEER:-0}" != 1 ] && [ -z "${PEER_DIR:-}" ] &&
     ! ls "$deps"/peer/llama_cpp_python-*.whl > /dev/null 2>&1; then
     t=$SECONDS
     if "$root/scripts/gpu/build_llama_peer.sh" "$deps/peer"; then
