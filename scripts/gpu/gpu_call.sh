@@ -102,7 +102,8 @@ check | encoder | decoder)
             "probably given back between calls: start again at call 1)"
     fi
     if [ "$stage" != check ] && [ ! -f "$deps/prebuilt-run/OK" ] && [ ! -f "$root/build-gpu/.ok" ]; then
-        note "WARN neither prebuilt nor fallback binaries are here (machine given back between calls? start again at call 1)"
+        note "WARN no usable binaries here yet: call 1 refused the prebuilt ones and no fallback call was made," \
+            "or the machine was given back between calls (then start again at call 1)"
     fi
     STAGE=$stage CALL_BUDGET_S=${CALL_BUDGET_S:-${budget:-400}} bash "$root/scripts/gpu/build_and_test.sh" || status=1
     ;;
