@@ -290,37 +290,58 @@ static rg_status ensure_slots(rg_lm_reranker *lr, size_t n, size_t need, rg_err 
     return RG_OK;
 }
 
+/* A group's prompts fit the model: *longest gets its longest rest. */
+static rg_status check_prompts(const rg_lm_reranker *lr, size_t n_prefix, const rg_bpe_ids *rests, size_t n,
+                               size_t *longest, rg_err *e)
+{
+    if (n_prefix == 0)
+        return rg_error(e, RG_ERR_INVALID, "an empty reranking prompt prefix");
+    *longest = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rests[i].n == 0)
+            return rg_error(e, RG_ERR_INVALID, "passage %zu: an empty prompt", i);
+        if (rests[i].n > *longest)
+            *longest = rests[i].n;
+    }
+    if (*longest > lr->n_ctx || n_prefix > lr->n_ctx - *longest)
+        return rg_error(e, RG_ERR_INVALID, "a prompt of %zu tokens exceeds the model's context of %zu",
+                        n_prefix + *longest, lr->n_ctx);
+    return RG_OK;
+}
+
+/* Slots of cache_size(need) positions that the position budget allows. */
+static size_t slots_for(const rg_lm_reranker *lr, size_t need)
+{
+    size_t max_seqs = LM_BATCH_POSITIONS / cache_size(lr, need);
+    if (max_seqs > LM_BATCH_SEQS)
+        max_seqs = LM_BATCH_SEQS;
+    return max_seqs ? max_seqs : 1;
+}
+
+static void put_scores(const rg_lm_reranker *lr, size_t n, float *scores)
+{
+    size_t V = decoder_vocab(lr->dec);
+    for (size_t k = 0; k < n; k++)
+        scores[k] = lr->logits[k * V + (size_t)lr->yes] - lr->logits[k * V + (size_t)lr->no];
+}
+
 rg_status lm_reranker_score(rg_lm_reranker *lr, const int32_t *prefix, size_t n_prefix, const rg_bpe_ids *rests,
                             size_t n, float *scores, rg_err *e)
 {
     if (n == 0)
         return RG_OK;
-    if (n_prefix == 0)
-        return rg_error(e, RG_ERR_INVALID, "an empty reranking prompt prefix");
-    size_t longest = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (rests[i].n == 0)
-            return rg_error(e, RG_ERR_INVALID, "passage %zu: an empty prompt", i);
-        if (rests[i].n > longest)
-            longest = rests[i].n;
-    }
-    if (longest > lr->n_ctx || n_prefix > lr->n_ctx - longest)
-        return rg_error(e, RG_ERR_INVALID, "a prompt of %zu tokens exceeds the model's context of %zu",
-                        n_prefix + longest, lr->n_ctx);
-    rg_status st = ensure_prefix_cache(lr, n_prefix, e);
+    size_t longest;
+    rg_status st = check_prompts(lr, n_prefix, rests, n, &longest, e);
     if (st)
+        return st;
+    if ((st = ensure_prefix_cache(lr, n_prefix, e)))
         return st;
     kv_cache_reset(lr->kv);
     if ((st = decoder_prefill(lr->dec, lr->kv, prefix, n_prefix, NULL, e)))
         return st;
     /* Every slot holds the longest prompt of this request, so slots of one
      * size serve every batch; as many slots as the position budget allows. */
-    size_t cap = cache_size(lr, n_prefix + longest), max_seqs = LM_BATCH_POSITIONS / cap;
-    if (max_seqs > LM_BATCH_SEQS)
-        max_seqs = LM_BATCH_SEQS;
-    if (max_seqs == 0)
-        max_seqs = 1;
-    size_t V = decoder_vocab(lr->dec);
+    size_t max_seqs = slots_for(lr, n_prefix + longest);
     const int32_t *ids[LM_BATCH_SEQS];
     size_t lens[LM_BATCH_SEQS];
     for (size_t i = 0; i < n && st == RG_OK;) {
@@ -337,9 +358,90 @@ rg_status lm_reranker_score(rg_lm_reranker *lr, const int32_t *prefix, size_t n_
         }
         if (st == RG_OK)
             st = decoder_prefill_batch(lr->dec, lr->slot, ids, lens, j - i, lr->logits, e);
-        for (size_t k = i; k < j && st == RG_OK; k++)
-            scores[k] = lr->logits[(k - i) * V + (size_t)lr->yes] - lr->logits[(k - i) * V + (size_t)lr->no];
+        if (st == RG_OK)
+            put_scores(lr, j - i, scores + i);
         i = j;
     }
     return st;
+}
+
+/* Several small groups in shared passes: every group's prefix into its
+ * first slot (one batched prefill for all prefixes), copied into its other
+ * slots, then every passage's rest (one batched prefill). The caller made
+ * sure the passages fit the slots. */
+static rg_status score_set(rg_lm_reranker *lr, rg_lm_group *const *m, size_t nm, size_t need, rg_err *e)
+{
+    size_t total = 0;
+    for (size_t k = 0; k < nm; k++)
+        total += m[k]->n;
+    rg_status st = ensure_slots(lr, total, need, e);
+    if (st)
+        return st;
+    rg_kv_cache *first[LM_BATCH_SEQS];
+    const int32_t *ids[LM_BATCH_SEQS];
+    size_t lens[LM_BATCH_SEQS], at = 0;
+    for (size_t k = 0; k < nm; k++) {
+        first[k] = lr->slot[at];
+        kv_cache_reset(first[k]);
+        ids[k] = m[k]->prefix;
+        lens[k] = m[k]->n_prefix;
+        at += m[k]->n;
+    }
+    if ((st = decoder_prefill_batch(lr->dec, first, ids, lens, nm, NULL, e)))
+        return st;
+    at = 0;
+    for (size_t k = 0; k < nm; k++)
+        for (size_t p = 0; p < m[k]->n; p++, at++) {
+            if (p && (st = kv_cache_copy_prefix(lr->dec, lr->slot[at], first[k], m[k]->n_prefix, e)))
+                return st;
+            ids[at] = m[k]->rests[p].ids;
+            lens[at] = m[k]->rests[p].n;
+        }
+    if ((st = decoder_prefill_batch(lr->dec, lr->slot, ids, lens, total, lr->logits, e)))
+        return st;
+    float all[LM_BATCH_SEQS];
+    put_scores(lr, total, all);
+    at = 0;
+    for (size_t k = 0; k < nm; at += m[k]->n, k++)
+        memcpy(m[k]->scores, all + at, m[k]->n * sizeof *all);
+    return RG_OK;
+}
+
+void lm_reranker_score_groups(rg_lm_reranker *lr, rg_lm_group *g, size_t ng)
+{
+    rg_lm_group *set[LM_BATCH_SEQS];
+    size_t i = 0;
+    while (i < ng) {
+        /* a set: the next groups that are small enough to share passes */
+        size_t nm = 0, seqs = 0, need = 0;
+        for (; i < ng; i++) {
+            rg_err_clear(&g[i].err);
+            size_t longest = 0;
+            g[i].status = g[i].n ? check_prompts(lr, g[i].n_prefix, g[i].rests, g[i].n, &longest, &g[i].err) : RG_OK;
+            if (g[i].status || g[i].n == 0)
+                continue; /* answered already */
+            size_t want = g[i].n_prefix + longest, need2 = want > need ? want : need;
+            if (2 * g[i].n > LM_BATCH_SEQS || g[i].n > slots_for(lr, want)) {
+                if (nm)
+                    break; /* run the set first; this group comes back next round */
+                /* a large group fills its own passes */
+                g[i].status = lm_reranker_score(lr, g[i].prefix, g[i].n_prefix, g[i].rests, g[i].n, g[i].scores,
+                                                &g[i].err);
+                continue;
+            }
+            if (nm && seqs + g[i].n > slots_for(lr, need2))
+                break;
+            set[nm++] = &g[i];
+            seqs += g[i].n;
+            need = need2;
+        }
+        if (nm) {
+            rg_err e;
+            rg_err_clear(&e);
+            rg_status st = score_set(lr, set, nm, need, &e);
+            for (size_t k = 0; k < nm; k++)
+                if ((set[k]->status = st))
+                    set[k]->err = e;
+        }
+    }
 }

@@ -119,4 +119,25 @@ rg_status lm_reranker_encode_passage(const rg_lm_reranker *lr, size_t n_prefix, 
 rg_status lm_reranker_score(rg_lm_reranker *lr, const int32_t *prefix, size_t n_prefix, const rg_bpe_ids *rests,
                             size_t n, float *scores, rg_err *e);
 
+/* One request's prompts for lm_reranker_score_groups: what
+ * lm_reranker_score takes, and its outcome. */
+typedef struct rg_lm_group {
+    const int32_t *prefix;
+    size_t n_prefix;
+    const rg_bpe_ids *rests;
+    size_t n;
+    float *scores; /* n scores out */
+    rg_status status;
+    rg_err err;
+} rg_lm_group;
+
+/* Scores ng groups (requests) as lm_reranker_score would one by one, with
+ * the same results bit for bit on the CPU, but small groups (at most half
+ * a pass of passages) share forward passes: their prefixes are prefilled
+ * together, then all their passages together, so concurrent requests of a
+ * few passages each cost about one request's passes. Each group gets its
+ * own status and error; one group's failure does not touch the others'
+ * scores (a failed shared pass fails the groups in it). */
+void lm_reranker_score_groups(rg_lm_reranker *lr, rg_lm_group *g, size_t ng);
+
 #endif

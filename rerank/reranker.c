@@ -114,14 +114,18 @@ static void run_job(rg_reranker *rr, rerank_request **reqs, size_t nr)
     free(out);
 }
 
-/* Causal-LM: each request's passages continue its own prefix, one request
- * after another (their prefixes differ). */
+/* Causal-LM: each request's passages continue its own prefix; requests of
+ * a few passages share forward passes (lm_reranker_score_groups). */
 static void run_lm_job(rg_reranker *rr, rerank_request **reqs, size_t nr)
 {
+    rg_lm_group g[RERANK_MAX_REQUESTS_PER_JOB];
+    for (size_t i = 0; i < nr; i++)
+        g[i] = (rg_lm_group){reqs[i]->prefix.ids, reqs[i]->prefix.n, reqs[i]->rests, reqs[i]->n, reqs[i]->logits,
+                             RG_OK, {0}};
+    lm_reranker_score_groups(rr->lm, g, nr);
     for (size_t i = 0; i < nr; i++) {
-        rg_err_clear(&reqs[i]->err);
-        reqs[i]->status = lm_reranker_score(rr->lm, reqs[i]->prefix.ids, reqs[i]->prefix.n, reqs[i]->rests,
-                                            reqs[i]->n, reqs[i]->logits, &reqs[i]->err);
+        reqs[i]->status = g[i].status;
+        reqs[i]->err = g[i].err;
     }
 }
 

@@ -218,6 +218,72 @@ static void check_refusals(rg_lm_reranker *lr)
     CHECK(lm_reranker_score(lr, &one, 1, &empty, 1, &s, &e) == RG_ERR_INVALID);
 }
 
+/* Requests scored together (lm_reranker_score_groups, as the engine runs a
+ * job) give each request exactly what lm_reranker_score gives it alone:
+ * small groups share passes, a large one (9 passages) runs its own, an
+ * invalid one (an empty prompt) fails alone, an empty one is a no-op. */
+static void test_groups(rg_lm_reranker *lr, const rec *recs, size_t n)
+{
+    enum { NG = 9, INVALID = 4, EMPTY = 6 };
+    const size_t want_n[NG] = {1, 3, 2, 9, 1, 4, 0, 1, 2};
+    rg_err e = {0};
+    rg_lm_group g[NG];
+    rg_bpe_ids prefix[NG] = {{0}}, *rests[NG] = {0}, bad = {0};
+    float *alone[NG] = {0};
+    size_t at = 0, total = 0, took[NG] = {0};
+    memset(g, 0, sizeof g);
+    for (size_t k = 0; k < NG; k++) {
+        while (at < n && k && at > 0 && recs[at].group == recs[at - 1].group)
+            at++; /* the next query */
+        if (at >= n)
+            break;
+        /* the query of this group, passages from it and the next ones */
+        size_t take = took[k] = want_n[k];
+        CHECK_OK(lm_reranker_encode_query(lr, recs[at].query, strlen(recs[at].query), recs[at].max_tokens, 1,
+                                          &prefix[k], NULL, &e), e);
+        rests[k] = calloc(take + 1, sizeof *rests[k]);
+        alone[k] = calloc(take + 1, sizeof *alone[k]);
+        for (size_t i = 0; i < take; i++) {
+            const char *text = recs[(at + i) % n].passage;
+            CHECK_OK(lm_reranker_encode_passage(lr, prefix[k].n, text, strlen(text), recs[at].max_tokens, 1,
+                                                &rests[k][i], NULL, &e), e);
+        }
+        g[k] = (rg_lm_group){prefix[k].ids, prefix[k].n, k == INVALID ? &bad : rests[k], k == INVALID ? 1 : take,
+                             calloc(take + 1, sizeof(float)), RG_ERR_INTERNAL, {0}};
+        if (k != INVALID && k != EMPTY)
+            CHECK_OK(lm_reranker_score(lr, prefix[k].ids, prefix[k].n, rests[k], take, alone[k], &e), e);
+        total += g[k].n;
+        at++;
+    }
+    CHECK_MSG(g[NG - 1].prefix != NULL, "the fixture has fewer than %d query groups", NG);
+    if (g[NG - 1].prefix) {
+        int failures = check_failures;
+        lm_reranker_score_groups(lr, g, NG);
+        for (size_t k = 0; k < NG; k++) {
+            if (k == INVALID) {
+                CHECK_MSG(g[k].status == RG_ERR_INVALID && strstr(g[k].err.msg, "empty"), "group %zu: %d %s", k,
+                          (int)g[k].status, g[k].err.msg);
+                continue;
+            }
+            CHECK_MSG(g[k].status == RG_OK, "group %zu: %s", k, g[k].err.msg);
+            CHECK_MSG(memcmp(g[k].scores, alone[k], g[k].n * sizeof(float)) == 0,
+                      "group %zu (%zu passages): scores together differ from alone (first %.7f vs %.7f)", k, g[k].n,
+                      g[k].n ? g[k].scores[0] : 0.0, g[k].n ? alone[k][0] : 0.0);
+        }
+        if (check_failures == failures)
+            printf("test_lmrerank: %d requests (%zu prompts) scored together equal each alone, bit for bit\n", NG,
+                   total);
+    }
+    for (size_t k = 0; k < NG; k++) {
+        for (size_t i = 0; i < took[k]; i++)
+            bpe_ids_free(&rests[k][i]);
+        bpe_ids_free(&prefix[k]);
+        free(rests[k]);
+        free(alone[k]);
+        free(g[k].scores);
+    }
+}
+
 static void test_golden(const char *path)
 {
     rg_err e = {0};
@@ -266,6 +332,7 @@ static void test_golden(const char *path)
            n, id_ok, worst, SCORE_TOL, worst_split, order_checked);
     if (n > 0)
         check_prefix_reuse(path, lr, &recs[0]);
+    test_groups(lr, recs, n);
     check_refusals(lr);
     for (size_t i = 0; i < n; i++)
         cJSON_Delete(recs[i].j);
