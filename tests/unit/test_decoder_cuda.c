@@ -383,20 +383,30 @@ static void check_attention(const char *what, const dec_cuda_ops_heads *g, const
     free(q), free(out), free(ref);
 }
 
+/* A prefill: 13 tokens of one sequence at positions first..first + 12
+ * (causal) of a cache of cap positions in two layers, layer 1 read. */
+static void check_prefill(const char *what, const dec_cuda_ops_heads *g, size_t cap, size_t first, int half, int f32)
+{
+    enum { NT = 13 };
+    dec_cuda_ops_cache c = {.cap = cap};
+    fill_cache(&c, 2 * cap * g->n_head_kv * g->head_dim, half);
+    const dec_cuda_ops_cache *cs[NT];
+    size_t pos[NT];
+    for (size_t t = 0; t < NT; t++) {
+        cs[t] = &c;
+        pos[t] = first + t;
+    }
+    check_attention(what, g, cs, pos, NT, 2, 1, f32);
+    free(c.k), free(c.v);
+}
+
 static void test_attention(void)
 {
-    /* prefill: 13 tokens of one sequence at positions 20..32 (causal),
-     * grouped-query 9/3 heads of 64, f16 cache */
+    /* grouped-query 9/3 heads of 64: an f16 cache (f16 output), an f32
+     * cache with the f32 decoder's fp32 output */
     dec_cuda_ops_heads g1 = {9, 3, 64, 64, 0};
-    dec_cuda_ops_cache c1 = {.cap = 40};
-    fill_cache(&c1, 2 * 40 * 3 * 64, 1);
-    const dec_cuda_ops_cache *cs1[13];
-    size_t pos1[13];
-    for (size_t t = 0; t < 13; t++) {
-        cs1[t] = &c1;
-        pos1[t] = 20 + t;
-    }
-    check_attention("prefill (causal, GQA 9/3, f16)", &g1, cs1, pos1, 13, 2, 1, 0);
+    check_prefill("prefill (causal, GQA 9/3, f16)", &g1, 40, 20, 1, 0);
+    check_prefill("prefill (causal, GQA 9/3, f32)", &g1, 300, 280, 0, 1);
     /* decode: four sequences of 1, 7, 130 and 1500 positions in one step,
      * 8/2 heads of 128, f16 and f32 caches mixed */
     dec_cuda_ops_heads g2 = {8, 2, 128, 128, 1};
@@ -420,17 +430,7 @@ static void test_attention(void)
     check_attention("head 80 (f32)", &g3, cs3, pos3, 2, 1, 0, 0);
     /* the f32 decoder's: f32 cache, fp32 output */
     check_attention("head 80 (f32)", &g3, cs3, pos3, 2, 1, 0, 1);
-    dec_cuda_ops_cache c4 = {.cap = 300};
-    fill_cache(&c4, 2 * 300 * 3 * 64, 0);
-    const dec_cuda_ops_cache *cs4[13];
-    size_t pos4[13];
-    for (size_t t = 0; t < 13; t++) {
-        cs4[t] = &c4;
-        pos4[t] = 280 + t;
-    }
-    check_attention("prefill (causal, GQA 9/3, f32)", &g1, cs4, pos4, 13, 2, 1, 1);
-    free(c4.k), free(c4.v);
-    free(c1.k), free(c1.v), free(c3.k), free(c3.v);
+    free(c3.k), free(c3.v);
     for (size_t i = 0; i < 4; i++)
         free(c2[i].k), free(c2[i].v);
 }
