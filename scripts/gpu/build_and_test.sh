@@ -160,7 +160,7 @@ fi
 if [ -z "$bin" ]; then
     if [ -f "$deps/pack/prefix.tar.xz" ]; then
         step "build from source (sm_${CUDA_ARCH:-90})" "$out/setup.log" "${BUILD_LIMIT_S:-420}" bash -c \
-            'targets=($targets_list); source_build' || { cat "$summary"; exit 1; }
+            'targets=($targets_list); source_build' || exit 1
         bin=$build
     else
         note "FAIL no usable binaries: the prebuilt ones are missing or unusable (setup.log) and gpu-deps/pack," \
@@ -169,7 +169,7 @@ if [ -z "$bin" ]; then
     fi
 fi
 export bin
-[ "$stage" = build ] && { cat "$summary"; exit $failed; }
+[ "$stage" = build ] && exit $failed
 "$bin/ragd" --version 2>&1 | sed -n 's/^cuda: /cuda: /p' | tee -a "$summary"
 
 # ---- encoder: test_encoder_cuda, test_cross_encoder, benchmarks -------------
