@@ -5,6 +5,13 @@ same run, same model directory, same texts of exactly 128 tokens ([CLS] and
 [SEP] included). Prints sentences/s at each batch size, the batch-1 latency,
 and ragd / sentence-transformers ratios; writes OUT/bench_gpu.json.
 
+The compute bound, measured in the same run: the FLOPs of one sentence
+(per layer 2 T (4 H^2 + 2 H I) for the products with weights and 4 T^2 H
+for Q K^T and P V; config.json gives L, H, I) against the TFLOP/s that
+PyTorch gets from one 8192^3 fp16 matrix product with fp32 accumulation on
+this GPU (the encoder's own arithmetic; the median of 10 after warm-up):
+ragd's sentences/s x FLOPs per sentence / that rate.
+
     python3 scripts/gpu/bench_gpu.py BENCH_BIN MODEL_DIR OUT [--seconds 5]
 
 Runs where PyTorch, sentence-transformers and tokenizers are installed (the
@@ -81,6 +88,34 @@ def run_st(model, texts, batch, seconds):
             "latency_ms_mean": 1000 * statistics.mean(lat), "latency_ms_p50": 1000 * statistics.median(lat)}
 
 
+def flops_per_text(model_dir, tokens):
+    with open(os.path.join(model_dir, "config.json")) as f:
+        c = json.load(f)
+    L, H, I, T = c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"], tokens
+    return L * (2 * T * (4 * H * H + 2 * H * I) + 4 * T * T * H)
+
+
+def gemm_tflops():
+    """fp16 in, fp32 accumulation: what cuBLAS can do for the encoder."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
+    n = 8192
+    a = torch.randn(n, n, device="cuda", dtype=torch.float16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.float16)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(10):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        a @ b
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1000)
+    return 2 * n ** 3 / statistics.median(times) / 1e12
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bench_bin")
@@ -105,6 +140,8 @@ def main():
     st.half()
     for b in BATCHES:
         res["st_fp16"][b] = run_st(st, texts, b, a.seconds)
+    res["flops_per_text"] = flops_per_text(a.model_dir, TOKENS)
+    res["gemm_fp16_tflops"] = gemm_tflops()
 
     print(f"GPU: {res['gpu']}; torch {res['torch']}; sentence-transformers {res['sentence_transformers']}; "
           f"{TOKENS}-token texts")
@@ -115,6 +152,15 @@ def main():
         print(f"{b:>5} {r['sentences_per_s']:>10.1f} {f32['sentences_per_s']:>12.1f} {f16['sentences_per_s']:>12.1f}"
               f" {r['sentences_per_s'] / f32['sentences_per_s']:>8.2f} {r['sentences_per_s'] / f16['sentences_per_s']:>8.2f}"
               f" {r['latency_ms_p50']:>8.3f} {f32['latency_ms_p50']:>8.3f} {f16['latency_ms_p50']:>8.3f}")
+    peak = res["gemm_fp16_tflops"]
+    print(f"compute bound: {res['flops_per_text'] / 1e9:.3f} GFLOP per {TOKENS}-token text; an 8192^3 fp16 "
+          f"product (fp32 accumulation) runs at {peak:.0f} TFLOP/s here")
+    for b in BATCHES:
+        tf = res["ragd"][b]["sentences_per_s"] * res["flops_per_text"] / 1e12
+        res["ragd"][b]["tflops"] = tf
+        res["ragd"][b]["fraction_of_gemm"] = tf / peak
+        print(f"  batch {b:>3}: ragd {tf:.2f} TFLOP/s = {tf / peak:.3f} of it "
+              f"(bound {peak * 1e12 / res['flops_per_text']:.0f} sentences/s)")
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "bench_gpu.json"), "w") as f:
         json.dump(res, f, indent=1)

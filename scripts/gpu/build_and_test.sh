@@ -225,15 +225,23 @@ except Exception as e:
     sys.exit(22)' "$@"
     fi
 }
-serve_embed() {
-    local data port=8765 pid ok=1
-    data=$(mktemp -d)
-    "$bin/ragd" serve --device "$dev" --data "$data" --port $port --embed-model "$RAGD_MODELS/all-MiniLM-L6-v2" &
-    pid=$!
+# start_server PORT ARGS...: `ragd serve` on PORT with ARGS in the
+# background, its pid in $server_pid, waiting up to 60 s until it is ready.
+start_server() {
+    local port=$1
+    shift
+    "$bin/ragd" serve --device "$dev" --port "$port" "$@" &
+    server_pid=$!
     for _ in $(seq 1 60); do
         http "http://127.0.0.1:$port/v1/health/ready" > /dev/null && break
         sleep 1
     done
+}
+serve_embed() {
+    local data port=8765 pid ok=1
+    data=$(mktemp -d)
+    start_server $port --data "$data" --embed-model "$RAGD_MODELS/all-MiniLM-L6-v2"
+    pid=$server_pid
     http "http://127.0.0.1:$port/v1/version" && echo &&
         http "http://127.0.0.1:$port/v1/embeddings" \
             '{"input": ["GPU embeddings from ragd"], "model": "all-MiniLM-L6-v2"}' | head -c 300 && echo &&
@@ -243,7 +251,7 @@ serve_embed() {
     rm -rf "$data"
     return $ok
 }
-export -f cross_encoder_cuda rerank_pairs rerank_bench_cuda serve_embed http
+export -f cross_encoder_cuda rerank_pairs rerank_bench_cuda start_server serve_embed http
 encoder_stage() {
     if [ ! -f "$models/all-MiniLM-L6-v2/model.safetensors" ]; then
         note "FAIL encoder stage: no embedding model in gpu-deps/models (the call carrying embed/ was not run here)"
@@ -301,13 +309,8 @@ lm_rerank_bench() { # the causal-LM reranker (SmolLM2 yes/no) on the generator's
 serve_gen() {
     local data port=8766 pid ok=1
     data=$(mktemp -d)
-    "$bin/ragd" serve --device "$dev" --data "$data" --port $port --embed-model none --rerank-model none \
-        --gen-model "$gen_model" &
-    pid=$!
-    for _ in $(seq 1 60); do
-        http "http://127.0.0.1:$port/v1/health/ready" > /dev/null && break
-        sleep 1
-    done
+    start_server $port --data "$data" --embed-model none --rerank-model none --gen-model "$gen_model"
+    pid=$server_pid
     http "http://127.0.0.1:$port/v1/version" && echo &&
         http "http://127.0.0.1:$port/v1/chat/completions" \
             '{"messages": [{"role": "user", "content": "What is the capital of France?"}],
