@@ -22,10 +22,28 @@
 #include "model/decoder_cuda_kernels.cuh"
 
 extern "C" {
+#include "common/log.h"
 #include "model/decoder_cuda.h"
 #include "model/decoder_internal.h"
 #include "model/quant.h"
 }
+
+// CUDA graphs for repeated small calls. A forward pass launches ~10
+// kernels and cuBLAS products per layer (~300 for SmolLM2-135M); a decode
+// step of 16 sequences gives each microseconds of work, so launching is
+// most of the step. The sequence of launches depends only on the token
+// count, the number of logits rows and the buffers (positions, caches and
+// rows are read from device memory at run time), so a call of at most
+// DEC_GRAPH_MAX_TOKENS tokens whose shape was seen before is captured into
+// a graph once and replayed after. Graphs are dropped when the buffers are
+// reallocated. RAGD_CUDA_GRAPHS=0 turns them off; a capture that fails
+// turns them off for the decoder (logged) and the call runs directly.
+#define DEC_GRAPH_MAX_TOKENS 64
+#define DEC_GRAPH_SLOTS 8
+#define DEC_SEEN_SLOTS 16
+// cuBLAS's workspace, set explicitly so nothing is allocated while a graph
+// is being captured.
+#define DEC_BLAS_WORKSPACE ((size_t)32 << 20)
 
 namespace {
 
@@ -120,6 +138,12 @@ struct placer {
     void *mats(const dec_mat *m) { return mats(&m, 1); }
 };
 
+struct step_graph {
+    int n, n_out;          // the shape it was captured for
+    cudaGraphExec_t exec;  // nullptr: a free slot
+    unsigned long long used;
+};
+
 // Activation buffers for up to cap tokens, carved from one allocation.
 struct acts {
     float *x, *qkv, *q, *tmp, *gu;
@@ -151,7 +175,24 @@ struct rg_decoder_cuda {
     dec_cu_tok *htok;
     int32_t *hrows;
     size_t hcap;
+
+    void *blas_ws; // DEC_BLAS_WORKSPACE bytes
+    int graphs_on;
+    step_graph graphs[DEC_GRAPH_SLOTS];
+    int seen[DEC_SEEN_SLOTS][2]; // shapes run directly once (n, n_out); n 0: empty
+    unsigned seen_next;
+    unsigned long long tick;
 };
+
+static void drop_graphs(rg_decoder_cuda *c)
+{
+    for (int i = 0; i < DEC_GRAPH_SLOTS; i++) {
+        if (c->graphs[i].exec)
+            cudaGraphExecDestroy(c->graphs[i].exec);
+        c->graphs[i] = step_graph{0, 0, nullptr, 0};
+    }
+    memset(c->seen, 0, sizeof c->seen);
+}
 
 static void place_weights(rg_decoder_cuda *c, const rg_decoder *d, placer *p)
 {
@@ -179,6 +220,8 @@ extern "C" void decoder_cuda_free(rg_decoder_cuda *c)
     if (!c)
         return;
     cu_ctx_sync(&c->cx);
+    drop_graphs(c);
+    cudaFree(c->blas_ws);
     cudaFree(c->ws);
     cudaFree(c->logits);
     cudaFree(c->weights);
@@ -223,6 +266,16 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
         decoder_cuda_free(c);
         return st;
     }
+    if ((st = cu_check(cudaMalloc(&c->blas_ws, DEC_BLAS_WORKSPACE), "allocating the cuBLAS workspace", e)) ||
+        (st = cublas_check(cublasSetWorkspace(c->cx.blas, c->blas_ws, DEC_BLAS_WORKSPACE), "cublasSetWorkspace", e))) {
+        cudaGetLastError();
+        decoder_cuda_free(c);
+        return st;
+    }
+    {
+        const char *g = getenv("RAGD_CUDA_GRAPHS");
+        c->graphs_on = !(g && strcmp(g, "0") == 0);
+    }
     c->cfg = *cfg;
     c->act = d->f32_activations ? DEC_CU_F32 : DEC_CU_F16;
     c->layers = static_cast<dev_layer *>(calloc(cfg->n_layer, sizeof *c->layers));
@@ -255,8 +308,9 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
     if ((st = p.st))
         goto fail;
     if (desc)
-        snprintf(desc, desc_size, "%s, compute %d.%d, %.0f MiB of %s weights", prop.name, prop.major, prop.minor,
-                 (double)c->weight_bytes / (1024.0 * 1024.0), c->act == DEC_CU_F32 ? "fp32" : "fp16");
+        snprintf(desc, desc_size, "%s, compute %d.%d, %.0f MiB of %s weights, CUDA graphs %s", prop.name, prop.major,
+                 prop.minor, (double)c->weight_bytes / (1024.0 * 1024.0), c->act == DEC_CU_F32 ? "fp32" : "fp16",
+                 c->graphs_on ? "on" : "off");
     free(p.stage);
     free(p.rowbuf);
     *out = c;
@@ -287,7 +341,8 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     size_t total = 0;
     for (size_t i = 0; i < 10; i++)
         total += align256(sz[i]);
-    c->cap = 0; // the previous call synchronized: nothing uses ws
+    drop_graphs(c); // they point into the old buffers
+    c->cap = 0;     // the previous call synchronized: nothing uses ws
     rg_status st = cu_check(cu_regrow((void **)&c->ws, total), "allocating decoder activations", e);
     if (st)
         return st;
@@ -327,6 +382,7 @@ static rg_status grow_logits(rg_decoder_cuda *c, size_t n_out, rg_err *e)
 {
     if (n_out <= c->cap_out)
         return RG_OK;
+    drop_graphs(c);
     c->cap_out = 0;
     rg_status st =
         cu_check(cu_regrow((void **)&c->logits, n_out * c->cfg.n_vocab * sizeof(float)), "allocating logits", e);
@@ -338,15 +394,14 @@ static rg_status grow_logits(rg_decoder_cuda *c, size_t n_out, rg_err *e)
 
 // ---- the forward pass ------------------------------------------------------------------
 
+static rg_status run_step(rg_decoder_cuda *c, int N, int n_out, rg_err *e);
+
 static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
                                 const size_t *pos, size_t n, const size_t *out_rows, size_t n_out, float *logits,
                                 rg_err *e)
 {
     const llama_config *cfg = &c->cfg;
-    int E = (int)cfg->n_embd, qd = (int)(cfg->n_head * cfg->head_dim), kvd = (int)(cfg->n_head_kv * cfg->head_dim);
-    int F = (int)cfg->n_ff, V = (int)cfg->n_vocab, N = (int)n;
-    dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, (int)cfg->rope_dim,
-                      cfg->rope_neox, kvd};
+    int E = (int)cfg->n_embd, V = (int)cfg->n_vocab, N = (int)n;
     rg_status st;
     if ((st = cu_check(cudaSetDevice(c->cx.device), "cudaSetDevice", e)) || (st = grow_acts(c, n, e)) ||
         (n_out && (st = grow_logits(c, n_out, e))))
@@ -373,6 +428,29 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
                                                  cudaMemcpyHostToDevice, s),
                                  "input upload", e))))
         return st;
+    if ((st = run_step(c, N, (int)n_out, e)))
+        return st;
+    if (n_out && (st = cu_check(cudaMemcpyAsync(logits, c->logits, n_out * (size_t)V * sizeof(float),
+                                                cudaMemcpyDeviceToHost, s),
+                                "logits download", e)))
+        return st;
+    // a fault in any kernel of the step surfaces here
+    return cu_check(cudaStreamSynchronize(s), "decoder step", e);
+}
+
+// Every launch of a forward pass over N tokens whose inputs are on the
+// device (a.x, a.tok, a.rows), ending with n_out rows of logits in
+// c->logits: nothing that reads or writes host memory, so it can be
+// captured into a graph.
+static rg_status run_layers(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
+{
+    const llama_config *cfg = &c->cfg;
+    int E = (int)cfg->n_embd, qd = (int)(cfg->n_head * cfg->head_dim), kvd = (int)(cfg->n_head_kv * cfg->head_dim);
+    int F = (int)cfg->n_ff, V = (int)cfg->n_vocab;
+    dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, (int)cfg->rope_dim,
+                      cfg->rope_neox, kvd};
+    cudaStream_t s = c->cx.stream;
+    rg_status st;
     const acts &a = c->a;
     const dec_cu_act t = c->act;
     float eps = cfg->rms_eps;
@@ -393,15 +471,65 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
     }
     if (n_out) {
         // the last down projection is added for the wanted rows only
-        if ((st = dec_cu_rmsnorm(s, a.x, a.tmp, a.rows, (int)n_out, E, c->out_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, t, a.xh, (int)n_out, E, c->out_w, V, c->logits, e)) ||
-            (st = cu_check(cudaMemcpyAsync(logits, c->logits, n_out * (size_t)V * sizeof(float),
-                                           cudaMemcpyDeviceToHost, s),
-                           "logits download", e)))
+        if ((st = dec_cu_rmsnorm(s, a.x, a.tmp, a.rows, n_out, E, c->out_norm, eps, a.xh, t, e)) ||
+            (st = dec_cu_linear(c->cx.blas, t, a.xh, n_out, E, c->out_w, V, c->logits, e)))
             return st;
     }
-    // a fault in any kernel of the step surfaces here
-    return cu_check(cudaStreamSynchronize(s), "decoder step", e);
+    return RG_OK;
+}
+
+// run_layers through a graph when the shape is small and seen before.
+static rg_status run_step(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
+{
+    if (!c->graphs_on || N > DEC_GRAPH_MAX_TOKENS)
+        return run_layers(c, N, n_out, e);
+    cudaStream_t s = c->cx.stream;
+    step_graph *free_slot = nullptr, *oldest = &c->graphs[0];
+    for (int i = 0; i < DEC_GRAPH_SLOTS; i++) {
+        step_graph *g = &c->graphs[i];
+        if (g->exec && g->n == N && g->n_out == n_out) {
+            g->used = ++c->tick;
+            return cu_check(cudaGraphLaunch(g->exec, s), "decoder graph launch", e);
+        }
+        if (!g->exec && !free_slot)
+            free_slot = g;
+        if (g->used < oldest->used)
+            oldest = g;
+    }
+    int seen = 0;
+    for (int i = 0; i < DEC_SEEN_SLOTS && !seen; i++)
+        seen = c->seen[i][0] == N && c->seen[i][1] == n_out;
+    if (!seen) { // a shape run once is not worth a capture yet
+        c->seen[c->seen_next % DEC_SEEN_SLOTS][0] = N;
+        c->seen[c->seen_next % DEC_SEEN_SLOTS][1] = n_out;
+        c->seen_next++;
+        return run_layers(c, N, n_out, e);
+    }
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    rg_err ce_err = {RG_OK, {0}};
+    rg_status st = cu_check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "begin capture", &ce_err);
+    if (!st) {
+        st = run_layers(c, N, n_out, &ce_err);
+        rg_status end = cu_check(cudaStreamEndCapture(s, &graph), "end capture", st ? nullptr : &ce_err);
+        if (!st)
+            st = end;
+    }
+    if (!st)
+        st = cu_check(cudaGraphInstantiate(&exec, graph, 0), "graph instantiate", &ce_err);
+    if (graph)
+        cudaGraphDestroy(graph);
+    if (st) { // run it directly; later calls too
+        cudaGetLastError();
+        c->graphs_on = 0;
+        LOG_WARN("CUDA decoder: CUDA graphs turned off (%s); steps are launched directly", ce_err.msg);
+        return run_layers(c, N, n_out, e);
+    }
+    step_graph *slot = free_slot ? free_slot : oldest;
+    if (slot->exec)
+        cudaGraphExecDestroy(slot->exec);
+    *slot = step_graph{N, n_out, exec, ++c->tick};
+    return cu_check(cudaGraphLaunch(exec, s), "decoder graph launch", e);
 }
 
 extern "C" rg_status decoder_cuda_forward(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_cache *const *kv,
@@ -471,6 +599,16 @@ extern "C" rg_status decoder_cuda_kv_copy(rg_decoder_cuda *c, void *dst_k, void 
         st = cu_check(cudaStreamSynchronize(s), "copying a KV cache", e);
     pthread_mutex_unlock(&c->cx.mu);
     return st;
+}
+
+extern "C" size_t decoder_cuda_graphs(rg_decoder_cuda *c)
+{
+    pthread_mutex_lock(&c->cx.mu);
+    size_t n = 0;
+    for (int i = 0; i < DEC_GRAPH_SLOTS; i++)
+        n += c->graphs[i].exec != nullptr;
+    pthread_mutex_unlock(&c->cx.mu);
+    return n;
 }
 
 extern "C" rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_cuda_weight which, float *out,

@@ -23,7 +23,8 @@
  *   - a decoder loaded for f32 activations (the causal-LM reranker's default
  *     precision) keeps fp32 weights bit for bit, its kernels write fp32, and
  *     its logits equal the CPU f32 decoder's within 1e-4 (prefill and
- *     decode steps: both compute the float32 function).
+ *     decode steps: both compute the float32 function);
+ *   - decode steps replayed from CUDA graphs give what direct launches give.
  * Exits 77 (ctest: skipped) without a usable CUDA device, after the
  * device-choice checks. The model is SmolLM2-135M-Instruct.Q4_1.gguf under
  * $RAGD_MODELS or ./models ($RAGD_GEN_MODEL names another path). */
@@ -803,6 +804,69 @@ static void test_f32(const char *path, cJSON **recs, size_t n_recs)
     decoder_free(c);
 }
 
+/* CUDA graphs: decode steps of four sequences, the same tokens fed to a
+ * decoder launching directly (RAGD_CUDA_GRAPHS=0) and to one that captures
+ * the step's shape on its second occurrence and replays it after: the same
+ * logits (the same kernels and products; a replay reading stale buffers or
+ * positions would be far off). */
+static void test_graphs(const char *path, cJSON **recs, size_t n_recs)
+{
+    enum { NB = 4, STEPS = 6 };
+    if (n_recs < 26)
+        return;
+    rg_err e = {0};
+    rg_decoder *d[2] = {0};
+    rg_decoder_opts o = {.device = RG_DEVICE_CUDA, .device_set = 1};
+    setenv("RAGD_CUDA_GRAPHS", "0", 1);
+    CHECK_OK(decoder_load(path, &o, &d[0], &e), e);
+    unsetenv("RAGD_CUDA_GRAPHS");
+    CHECK_OK(decoder_load(path, &o, &d[1], &e), e);
+    if (!d[0] || !d[1]) {
+        decoder_free(d[0]);
+        decoder_free(d[1]);
+        return;
+    }
+    CHECK(strstr(decoder_device_desc(d[0]), "graphs off") && strstr(decoder_device_desc(d[1]), "graphs on"));
+    size_t V = decoder_vocab(d[0]), pick[NB] = {0, 10, 16, 25};
+    rg_kv_cache *kv[2][NB] = {{0}};
+    float *lg[2] = {malloc(NB * V * sizeof(float)), malloc(NB * V * sizeof(float))};
+    int32_t next[NB];
+    double worst = 0;
+    for (size_t b = 0; b < NB; b++) {
+        size_t n;
+        int32_t *ids = json_ids(cJSON_GetObjectItemCaseSensitive(recs[pick[b]], "ids"), &n);
+        for (int k = 0; k < 2; k++) {
+            CHECK_OK(kv_cache_alloc(d[k], n + STEPS + 1, RG_KV_F16, &kv[k][b], &e), e);
+            CHECK_OK(decoder_prefill(d[k], kv[k][b], ids, n, lg[k], &e), e);
+        }
+        next[b] = argmax(lg[0], V);
+        free(ids);
+    }
+    for (size_t s = 0; s < STEPS; s++) {
+        for (int k = 0; k < 2; k++)
+            CHECK_OK(decoder_decode(d[k], kv[k], next, NB, lg[k], &e), e);
+        for (size_t b = 0; b < NB; b++) {
+            double r = rel_err(lg[1] + b * V, lg[0] + b * V, V);
+            worst = r > worst ? r : worst;
+            CHECK_MSG(r < 1e-5 && argmax(lg[1] + b * V, V) == argmax(lg[0] + b * V, V),
+                      "step %zu sequence %zu: graph replay vs direct launches %.3g", s, b, r);
+            next[b] = argmax(lg[0] + b * V, V);
+        }
+    }
+    size_t held = decoder_cuda_graphs(d[1]->cuda);
+    CHECK_MSG(held > 0 && decoder_cuda_graphs(d[0]->cuda) == 0, "graphs held: %zu with them on, %zu off", held,
+              decoder_cuda_graphs(d[0]->cuda));
+    printf("test_decoder_cuda: %d decode steps of %d sequences through CUDA graphs (%zu held) vs direct launches: "
+           "max relative error %.3g\n",
+           STEPS, NB, held, worst);
+    for (int k = 0; k < 2; k++) {
+        for (size_t b = 0; b < NB; b++)
+            kv_cache_free(kv[k][b]);
+        free(lg[k]);
+        decoder_free(d[k]);
+    }
+}
+
 static void test_model(const char *path)
 {
     rg_err e = {0};
@@ -835,6 +899,7 @@ static void test_model(const char *path)
         test_prefix_batch(d, recs[10], V);
     }
     test_f32(path, recs, n_recs);
+    test_graphs(path, recs, n_recs);
     for (size_t i = 0; i < n_recs; i++)
         cJSON_Delete(recs[i]);
     decoder_free(d);
