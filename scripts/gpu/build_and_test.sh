@@ -292,6 +292,10 @@ decode_bench() {
     "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" > "$work/ragd_decode.out" || return $?
     cat "$work/ragd_decode.out"
     grep '^{' "$work/ragd_decode.out" | tail -n 1 > "$work/ragd_decode.json"
+    # the same without CUDA graphs (model/decoder_cuda.cu): what they save
+    echo "without CUDA graphs:"
+    RAGD_CUDA_GRAPHS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
+        grep '^{' | tail -n 1
 }
 peer_run() {
     local args=("$PEER" "$gen_model" "$work/ids512.txt" "$out/peer.json")
