@@ -33,13 +33,14 @@ extern "C" {
 // step of 16 sequences gives each microseconds of work, so launching is
 // most of the step. The sequence of launches depends only on the token
 // count, the number of logits rows and the buffers (positions, caches and
-// rows are read from device memory at run time), so a call of at most
-// DEC_GRAPH_MAX_TOKENS tokens whose shape was seen before is captured into
-// a graph once and replayed after. Graphs are dropped when the buffers are
+// rows are read from device memory at run time), so a decode step (every
+// token wants its logits) of at most DEC_GRAPH_MAX_TOKENS tokens whose
+// shape was seen before is captured into a graph once and replayed after;
+// one slot per batch size the generator engine's 16 sequences can give. Graphs are dropped when the buffers are
 // reallocated. RAGD_CUDA_GRAPHS=0 turns them off; a capture that fails
 // turns them off for the decoder (logged) and the call runs directly.
 #define DEC_GRAPH_MAX_TOKENS 64
-#define DEC_GRAPH_SLOTS 8
+#define DEC_GRAPH_SLOTS 16
 #define DEC_SEEN_SLOTS 16
 // cuBLAS's workspace, set explicitly so nothing is allocated while a graph
 // is being captured.
@@ -478,10 +479,11 @@ static rg_status run_layers(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
     return RG_OK;
 }
 
-// run_layers through a graph when the shape is small and seen before.
+// run_layers through a graph for a decode step whose shape was seen before
+// (prefill chunks vary too much to be worth capturing).
 static rg_status run_step(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
 {
-    if (!c->graphs_on || N > DEC_GRAPH_MAX_TOKENS)
+    if (!c->graphs_on || N > DEC_GRAPH_MAX_TOKENS || n_out != N)
         return run_layers(c, N, n_out, e);
     cudaStream_t s = c->cx.stream;
     step_graph *free_slot = nullptr, *oldest = &c->graphs[0];

@@ -52,8 +52,8 @@ void decoder_cuda_kv_free(void *k, void *v);
 rg_status decoder_cuda_kv_copy(rg_decoder_cuda *c, void *dst_k, void *dst_v, size_t dst_pitch, const void *src_k,
                                const void *src_v, size_t src_pitch, size_t bytes, size_t n_layer, rg_err *e);
 
-/* CUDA graphs the decoder holds now (for tests): a forward call of at most
- * 64 tokens whose shape (tokens, logits rows) was run before is captured
+/* CUDA graphs the decoder holds now (for tests): a decode step (logits for
+ * every token) of at most 64 tokens whose size was run before is captured
  * once and replayed; RAGD_CUDA_GRAPHS=0 in the environment at creation
  * turns them off, as does a failed capture. */
 size_t decoder_cuda_graphs(rg_decoder_cuda *c);
