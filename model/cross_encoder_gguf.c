@@ -65,39 +65,6 @@ static rg_status check_meta(const gguf_file *g, size_t *H, rg_err *e)
     return RG_OK;
 }
 
-/* Tensor name as f32 with GGUF dims [d0, d1] (d1 0: a vector of d0). */
-static rg_status load(const gguf_file *g, const char *name, size_t d0, size_t d1, float **out, rg_err *e)
-{
-    const gguf_tensor *t = gguf_tensor_find(g, name);
-    if (!t)
-        return rg_error(e, RG_ERR_CORRUPT, "tensor %s is missing", name);
-    int ok = t->n_dims == (d1 ? 2u : 1u) && t->dims[0] == (int64_t)d0 && t->dims[1] == (int64_t)(d1 ? d1 : 1) &&
-             t->dims[2] == 1 && t->dims[3] == 1;
-    if (!ok) {
-        if (d1)
-            return rg_error(e, RG_ERR_CORRUPT, "tensor %s has shape [%lld, %lld, %lld, %lld] (GGUF order), expected "
-                            "[%zu, %zu]", name, (long long)t->dims[0], (long long)t->dims[1], (long long)t->dims[2],
-                            (long long)t->dims[3], d0, d1);
-        return rg_error(e, RG_ERR_CORRUPT, "tensor %s has shape [%lld, %lld, %lld, %lld], expected [%zu]", name,
-                        (long long)t->dims[0], (long long)t->dims[1], (long long)t->dims[2], (long long)t->dims[3],
-                        d0);
-    }
-    if (!dequantize_supported(t->type)) {
-        const char *tn = ggml_type_name(t->type);
-        return rg_error(e, RG_ERR_UNSUPPORTED, "tensor %s: type %s is not supported", name, tn ? tn : "unknown");
-    }
-    float *buf = malloc((size_t)t->n_elems * sizeof *buf);
-    if (!buf)
-        return rg_error(e, RG_ERR_NOMEM, "out of memory converting tensor %s", name);
-    rg_status st = gguf_tensor_to_f32(t, buf, e);
-    if (st != RG_OK) {
-        free(buf);
-        return st;
-    }
-    *out = buf;
-    return RG_OK;
-}
-
 void cross_encoder_gguf_head_free(ce_gguf_head *h)
 {
     if (!h)
@@ -120,10 +87,11 @@ rg_status cross_encoder_gguf_head(const char *path, ce_gguf_head *out, rg_err *e
     if ((st = check_meta(g, &H, e)) != RG_OK)
         goto out;
     out->H = H;
-    if ((st = load(g, "cls.weight", H, H, &out->pool_w, e)) != RG_OK ||
-        (st = load(g, "cls.bias", H, 0, &out->pool_b, e)) != RG_OK ||
-        (st = load(g, "cls.output.weight", H, 1, &out->cls_w, e)) != RG_OK ||
-        (st = load(g, "cls.output.bias", 1, 0, &cls_b, e)) != RG_OK)
+    /* Hugging Face shapes: pooler [H, H], classifier [1, H] (GGUF [H, 1]) */
+    if ((st = gguf_tensor_load_f32(g, "cls.weight", H, H, &out->pool_w, e)) != RG_OK ||
+        (st = gguf_tensor_load_f32(g, "cls.bias", H, 0, &out->pool_b, e)) != RG_OK ||
+        (st = gguf_tensor_load_f32(g, "cls.output.weight", 1, H, &out->cls_w, e)) != RG_OK ||
+        (st = gguf_tensor_load_f32(g, "cls.output.bias", 1, 0, &cls_b, e)) != RG_OK)
         goto out;
     out->cls_b = cls_b[0];
 out:

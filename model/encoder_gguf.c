@@ -138,46 +138,10 @@ static rg_status read_pooling(rg_encoder *enc, const gguf_file *g, const char *p
 
 /* ---- weights ------------------------------------------------------------------- */
 
-/* Loads tensor name as f32: rows x cols in Hugging Face terms (cols 0 for a
- * vector), which GGUF lists as [cols, rows]. */
-static rg_status load_tensor(const gguf_file *g, const char *name, size_t rows, size_t cols, float **out, rg_err *e)
-{
-    const gguf_tensor *t = find(g, name);
-    if (!t)
-        return rg_error(e, RG_ERR_CORRUPT, "tensor %s is missing", name);
-    int64_t want[GGUF_MAX_DIMS] = {(int64_t)(cols ? cols : rows), cols ? (int64_t)rows : 1, 1, 1};
-    int ok = t->n_dims <= (cols ? 2u : 1u);
-    for (int i = 0; i < GGUF_MAX_DIMS; i++)
-        ok = ok && t->dims[i] == want[i];
-    if (!ok) {
-        if (cols)
-            return rg_error(e, RG_ERR_CORRUPT, "tensor %s has shape [%lld, %lld, %lld, %lld] (GGUF order), expected "
-                            "[%zu, %zu]", name, (long long)t->dims[0], (long long)t->dims[1], (long long)t->dims[2],
-                            (long long)t->dims[3], cols, rows);
-        return rg_error(e, RG_ERR_CORRUPT, "tensor %s has shape [%lld, %lld, %lld, %lld], expected [%zu]", name,
-                        (long long)t->dims[0], (long long)t->dims[1], (long long)t->dims[2], (long long)t->dims[3],
-                        rows);
-    }
-    if (!dequantize_supported(t->type)) {
-        const char *tn = ggml_type_name(t->type);
-        return rg_error(e, RG_ERR_UNSUPPORTED, "tensor %s: type %s is not supported", name, tn ? tn : "unknown");
-    }
-    float *buf = malloc((size_t)t->n_elems * sizeof *buf);
-    if (!buf)
-        return rg_error(e, RG_ERR_NOMEM, "out of memory converting tensor %s", name);
-    rg_status st = gguf_tensor_to_f32(t, buf, e);
-    if (st != RG_OK) {
-        free(buf);
-        return st;
-    }
-    *out = buf;
-    return RG_OK;
-}
-
 #define LT(field, suffix, rows, cols)                                                                       \
     do {                                                                                                    \
         snprintf(name, sizeof name, "blk.%zu.%s", l, suffix);                                               \
-        if ((st = load_tensor(g, name, rows, cols, &ly->field, e)) != RG_OK)                                 \
+        if ((st = gguf_tensor_load_f32(g, name, rows, cols, &ly->field, e)) != RG_OK)                       \
             return st;                                                                                      \
     } while (0)
 
@@ -186,11 +150,11 @@ static rg_status load_weights(rg_encoder *enc, const gguf_file *g, rg_err *e)
     const rg_bert_config *c = &enc->cfg;
     size_t H = c->hidden_size, I = c->intermediate_size;
     rg_status st;
-    if ((st = load_tensor(g, "token_embd.weight", c->vocab_size, H, &enc->word_emb, e)) != RG_OK ||
-        (st = load_tensor(g, "position_embd.weight", c->max_position_embeddings, H, &enc->pos_emb, e)) != RG_OK ||
-        (st = load_tensor(g, "token_types.weight", c->type_vocab_size, H, &enc->type_emb, e)) != RG_OK ||
-        (st = load_tensor(g, "token_embd_norm.weight", H, 0, &enc->emb_ln_g, e)) != RG_OK ||
-        (st = load_tensor(g, "token_embd_norm.bias", H, 0, &enc->emb_ln_b, e)) != RG_OK)
+    if ((st = gguf_tensor_load_f32(g, "token_embd.weight", c->vocab_size, H, &enc->word_emb, e)) != RG_OK ||
+        (st = gguf_tensor_load_f32(g, "position_embd.weight", c->max_position_embeddings, H, &enc->pos_emb, e)) != RG_OK ||
+        (st = gguf_tensor_load_f32(g, "token_types.weight", c->type_vocab_size, H, &enc->type_emb, e)) != RG_OK ||
+        (st = gguf_tensor_load_f32(g, "token_embd_norm.weight", H, 0, &enc->emb_ln_g, e)) != RG_OK ||
+        (st = gguf_tensor_load_f32(g, "token_embd_norm.bias", H, 0, &enc->emb_ln_b, e)) != RG_OK)
         return st;
     char name[96];
     for (size_t l = 0; l < c->num_hidden_layers; l++) {

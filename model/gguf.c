@@ -1047,3 +1047,38 @@ rg_status gguf_tensor_to_f32(const gguf_tensor *t, float *dst, rg_err *e)
         rg_error_wrap(e, "tensor '%s'", t->name);
     return s;
 }
+
+rg_status gguf_tensor_load_f32(const gguf_file *g, const char *name, size_t rows, size_t cols, float **out,
+                               rg_err *e)
+{
+    const gguf_tensor *t = gguf_tensor_find(g, name);
+    if (!t)
+        return rg_error(e, RG_ERR_CORRUPT, "tensor %s is missing", name);
+    int64_t want[GGUF_MAX_DIMS] = {(int64_t)(cols ? cols : rows), cols ? (int64_t)rows : 1, 1, 1};
+    int ok = t->n_dims <= (cols ? 2u : 1u);
+    for (int i = 0; i < GGUF_MAX_DIMS; i++)
+        ok = ok && t->dims[i] == want[i];
+    if (!ok) {
+        if (cols)
+            return rg_error(e, RG_ERR_CORRUPT, "tensor %s has shape [%lld, %lld, %lld, %lld] (GGUF order), expected "
+                            "[%zu, %zu]", name, (long long)t->dims[0], (long long)t->dims[1], (long long)t->dims[2],
+                            (long long)t->dims[3], cols, rows);
+        return rg_error(e, RG_ERR_CORRUPT, "tensor %s has shape [%lld, %lld, %lld, %lld], expected [%zu]", name,
+                        (long long)t->dims[0], (long long)t->dims[1], (long long)t->dims[2], (long long)t->dims[3],
+                        rows);
+    }
+    if (!dequantize_supported(t->type)) {
+        const char *tn = ggml_type_name(t->type);
+        return rg_error(e, RG_ERR_UNSUPPORTED, "tensor %s: type %s is not supported", name, tn ? tn : "unknown");
+    }
+    float *buf = malloc((size_t)t->n_elems * sizeof *buf);
+    if (!buf)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory converting tensor %s", name);
+    rg_status st = gguf_tensor_to_f32(t, buf, e);
+    if (st != RG_OK) {
+        free(buf);
+        return st;
+    }
+    *out = buf;
+    return RG_OK;
+}

@@ -126,4 +126,11 @@ const gguf_tensor *gguf_tensor_find(const gguf_file *g, const char *name);
  * dequantize_row (model/quant.h lists those it handles). */
 rg_status gguf_tensor_to_f32(const gguf_tensor *t, float *dst, rg_err *e);
 
+/* Tensor name as a new f32 array (free() it) of rows x cols in Hugging Face
+ * order, which GGUF lists as [cols, rows]; cols 0 means a vector of rows.
+ * Missing, of another shape (trailing dimensions of 1 are fine) or of a
+ * type model/quant cannot dequantize: a clear error naming the tensor. */
+rg_status gguf_tensor_load_f32(const gguf_file *g, const char *name, size_t rows, size_t cols, float **out,
+                               rg_err *e);
+
 #endif
