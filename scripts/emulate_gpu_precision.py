@@ -7,7 +7,7 @@ and inputs for its f32 precision, not the generator's fp16).
 
     scripts/emulate_gpu_precision.py encoder bf16|fp16
     scripts/emulate_gpu_precision.py lmrerank fp16
-    scripts/emulate_gpu_precision.py decoder fp16|fp32
+    scripts/emulate_gpu_precision.py decoder fp16|fp32|q8
 
 encoder: the TEST cross-encoder of scripts/gen_rerank_golden.py (MiniLM's
   layers + its seeded head) with what the CUDA encoder rounds rounded to
@@ -32,6 +32,9 @@ decoder: the generator (same model and roundings as lmrerank, or none with
   only as a near-tie. Prints how many prompts keep all 32 tokens, how many
   diverge at a near-tie and how many fail: what the fp16 CUDA decoder can
   expect from test_decoder_cuda (the issue asks 30 of the 33 prompts).
+  q8: fp32 weights with the activations rounded as llama.cpp rounds them
+  (blocks of 32, model/quant_matvec.c) and an f16 cache: whether faking
+  llama.cpp's 8-bit activations on a GPU would get closer to it.
 
 Runs in the reference virtualenvs of the golden scripts (the same pinned
 torch and transformers); not needed by `make test`."""
@@ -125,6 +128,19 @@ def lmrerank(kind):
     print(f"causal-LM reranker in {kind}: scores within {worst:.4f} of transformers' float32 ones")
 
 
+def fake_q8(torch, x):
+    """x with each block of 32 along the last dimension rounded as llama.cpp
+    quantizes activations (model/quant_matvec.c): q = round(x * 127 / amax)
+    to nearest even, value q * fp16(amax / 127)."""
+    shape = x.shape
+    b = x.reshape(-1, 32).float()
+    amax = b.abs().amax(dim=1, keepdim=True)
+    idv = torch.where(amax > 0, 127.0 / amax, torch.zeros_like(amax))
+    q = torch.round(b * idv).clamp(-127, 127)
+    dh = (amax / 127.0).half().float()
+    return (q * dh).reshape(shape)
+
+
 def decoder(kind):
     import gen_hf_decoder_golden as hfg
     hfg.ensure_stack(__file__)
@@ -137,7 +153,14 @@ def decoder(kind):
     with tempfile.TemporaryDirectory() as tmp:
         _, _, theta = hfg.write_hf_dir(reader, Path(tmp))
         model = hfg.load_reference(Path(tmp), theta)
-    if kind != "fp32":
+    if kind == "q8":  # fp32 weights, activations rounded as llama.cpp's, f16 cache
+        f16 = rounder(torch, "fp16")
+        for name, m in model.named_modules():
+            if isinstance(m, torch.nn.Linear):
+                m.register_forward_pre_hook(lambda mod, a: (fake_q8(torch, a[0]),))
+                if name.endswith(("k_proj", "v_proj")):
+                    m.register_forward_hook(lambda mod, a, out: f16(out))
+    elif kind != "fp32":
         round_linears(torch, model.named_modules(), rounder(torch, kind), ("k_proj", "v_proj"))
     recs = [json.loads(x) for x in (REPO / "tests" / "fixtures" / "llama_golden.jsonl").read_text().splitlines()[1:]]
     complete = near = failed = 0
@@ -177,6 +200,6 @@ def decoder(kind):
 
 if __name__ == "__main__":
     modes = {"encoder": encoder, "lmrerank": lmrerank, "decoder": decoder}
-    if len(sys.argv) != 3 or sys.argv[1] not in modes or sys.argv[2] not in ("bf16", "fp16", "fp32"):
+    if len(sys.argv) != 3 or sys.argv[1] not in modes or sys.argv[2] not in ("bf16", "fp16", "fp32", "q8"):
         sys.exit(__doc__)
     modes[sys.argv[1]](sys.argv[2])
