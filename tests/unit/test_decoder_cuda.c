@@ -24,7 +24,9 @@
  *     precision) keeps fp32 weights bit for bit, its kernels write fp32, and
  *     its logits equal the CPU f32 decoder's within 1e-4 (prefill and
  *     decode steps: both compute the float32 function);
- *   - decode steps replayed from CUDA graphs give what direct launches give.
+ *   - decode steps replayed from CUDA graphs give what direct launches give;
+ *   - the fp16 decoder's logits are the float32 function's (the CPU f32
+ *     path) within 1e-2, centered, on every third golden prompt.
  * Exits 77 (ctest: skipped) without a usable CUDA device, after the
  * device-choice checks. The model is SmolLM2-135M-Instruct.Q4_1.gguf under
  * $RAGD_MODELS or ./models ($RAGD_GEN_MODEL names another path). */
@@ -737,6 +739,59 @@ static void test_prefix_batch(rg_decoder *d, const cJSON *rec, size_t V)
     free(ids), free(lb), free(la);
 }
 
+/* The fp16 decoder against the float32 function (the CPU decoder with f32
+ * activations and an f32 cache, which test_decoder holds to transformers
+ * within 1e-5): the last-position logits of every third golden prompt,
+ * centered, within the issue's 1e-2. Emulated in transformers
+ * (scripts/emulate_gpu_precision.py's roundings), fp16 weights, inputs and
+ * cache move them by at most 0.002 centered (0.0095 uncentered) on these
+ * prompts, so this holds with room while a wrong kernel is off by the
+ * logits' size. Unlike the comparison with llama.cpp it does not depend on
+ * llama.cpp's 8-bit activations (which no float arithmetic reproduces:
+ * docs/NOTES.md, "Issue 5: the CUDA decoder"). */
+#define VS_F32_TOL 1e-2
+static void test_vs_f32(rg_decoder *d, const char *path, cJSON **recs, size_t n_recs)
+{
+    rg_err e = {0};
+    rg_decoder *c = NULL;
+    rg_decoder_opts oc = {.device = RG_DEVICE_CPU, .device_set = 1, .f32_activations = 1};
+    CHECK_OK(decoder_load(path, &oc, &c, &e), e);
+    if (!c)
+        return;
+    size_t V = decoder_vocab(d), checked = 0;
+    float *lg = malloc(V * sizeof(float)), *lc = malloc(V * sizeof(float));
+    double worst = 0;
+    const char *worst_name = "";
+    for (size_t i = 0; i < n_recs; i += 3) {
+        size_t n;
+        int32_t *ids = json_ids(cJSON_GetObjectItemCaseSensitive(recs[i], "ids"), &n);
+        const char *name = cJSON_GetObjectItemCaseSensitive(recs[i], "name")->valuestring;
+        rg_kv_cache *kg = NULL, *kc = NULL;
+        CHECK_OK(kv_cache_alloc(d, n, RG_KV_F16, &kg, &e), e);
+        CHECK_OK(kv_cache_alloc(c, n, RG_KV_F32, &kc, &e), e);
+        if (kg && kc && decoder_prefill(d, kg, ids, n, lg, &e) == RG_OK &&
+            decoder_prefill(c, kc, ids, n, lc, &e) == RG_OK) {
+            double r = rel_err_centered(lg, lc, V);
+            if (r > worst) {
+                worst = r;
+                worst_name = name;
+            }
+            checked++;
+            CHECK_MSG(r < VS_F32_TOL, "%s: fp16 CUDA decoder vs float32: centered relative error %.3g", name, r);
+        } else {
+            CHECK_MSG(0, "%s: %s", name, e.msg);
+        }
+        kv_cache_free(kg);
+        kv_cache_free(kc);
+        free(ids);
+    }
+    printf("test_decoder_cuda: fp16 decoder vs float32 (CPU f32 path) on %zu prompts: worst centered relative "
+           "error %.3g (%s; bound %.0e)\n",
+           checked, worst, worst_name, VS_F32_TOL);
+    free(lg), free(lc);
+    decoder_free(c);
+}
+
 /* The decoder loaded for f32 activations on the GPU against the same on the
  * CPU (model/decoder_matmul.c's f32 path, which test_decoder and
  * test_lmrerank hold to transformers within 1e-5 / 1e-3): the same float32
@@ -912,6 +967,7 @@ static void test_model(const char *path)
         test_cache(d, path, recs[10], V);
         test_prefix_batch(d, recs[10], V);
     }
+    test_vs_f32(d, path, recs, n_recs);
     test_f32(path, recs, n_recs);
     test_graphs(path, recs, n_recs);
     for (size_t i = 0; i < n_recs; i++)
