@@ -33,8 +33,8 @@ decoder: the generator (same model and roundings as lmrerank, or none with
   diverge at a near-tie and how many fail: what the fp16 CUDA decoder can
   expect from test_decoder_cuda (the issue asks 30 of the 33 prompts).
   q8: fp32 weights with the activations rounded as llama.cpp rounds them
-  (blocks of 32, model/quant_matvec.c) and an f16 cache: whether faking
-  llama.cpp's 8-bit activations on a GPU would get closer to it.
+  (blocks of 32, model/quant_matvec.c) and an f16 cache: whether a GPU
+  rounding its activations to 8 bits as llama.cpp does would get closer.
 
 Runs in the reference virtualenvs of the golden scripts (the same pinned
 torch and transformers); not needed by `make test`."""
@@ -128,7 +128,7 @@ def lmrerank(kind):
     print(f"causal-LM reranker in {kind}: scores within {worst:.4f} of transformers' float32 ones")
 
 
-def fake_q8(torch, x):
+def q8_round(torch, x):
     """x with each block of 32 along the last dimension rounded as llama.cpp
     quantizes activations (model/quant_matvec.c): q = round(x * 127 / amax)
     to nearest even, value q * fp16(amax / 127)."""
@@ -157,7 +157,7 @@ def decoder(kind):
         f16 = rounder(torch, "fp16")
         for name, m in model.named_modules():
             if isinstance(m, torch.nn.Linear):
-                m.register_forward_pre_hook(lambda mod, a: (fake_q8(torch, a[0]),))
+                m.register_forward_pre_hook(lambda mod, a: (q8_round(torch, a[0]),))
                 if name.endswith(("k_proj", "v_proj")):
                     m.register_forward_hook(lambda mod, a, out: f16(out))
     elif kind != "fp32":
