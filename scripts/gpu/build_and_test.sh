@@ -125,7 +125,7 @@ source_build() { # from gpu-deps/pack: the Debian prefix and the faiss C API sou
     local rpath="$lib:$lib/openblas-pthread"
     # Warnings are not errors here: that machine's compilers may be newer
     # than the Debian ones CI holds the code to.
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAGD_WERROR=OFF \
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAGD_WERROR=OFF -DRAGD_CUDASIM=OFF \
         -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" \
         -DPKG_CONFIG_EXECUTABLE="$prefix/pkg-config" -DFAISS_SOURCE_DIR="$deps/faiss" \
         -DFAISS_LIBRARY="$lib/libfaiss.a" -DLAPACK_LIBRARY="$lib/openblas-pthread/libopenblas.so" \

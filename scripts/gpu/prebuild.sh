@@ -69,7 +69,7 @@ fi
 echo "prebuild: $(wc -l < "$work/sources.list") source files of $commit (changed since: $dirty) in $work/src"
 
 # 2. Configure and build only what the GPU run uses.
-nice -n "${NICE:-5}" cmake -S "$work/src" -B "$work/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAGD_WERROR=OFF \
+nice -n "${NICE:-5}" cmake -S "$work/src" -B "$work/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRAGD_WERROR=OFF -DRAGD_CUDASIM=OFF \
     -DCMAKE_CUDA_ARCHITECTURES="$arch" -DFAISS_SOURCE_DIR="$faiss" > "$work/configure.log" 2>&1 ||
     { tail -n 30 "$work/configure.log"; exit 1; }
 grep -q "CUDA backend ON" "$work/configure.log" || { echo "prebuild: cmake did not enable the CUDA backend" >&2; exit 1; }

@@ -17,7 +17,10 @@
  *     runner-up or sees the two as close; printed with the numbers);
  *     last-position logits within 6e-2 relative error (top-64 and full
  *     vocabulary centered) or twice llama.cpp's own spread, the count within
- *     the issue's 1e-2 printed;
+ *     the issue's 1e-2 printed; where the float32 function itself (the CPU
+ *     f32 decoder, run beside on the same tokens) is further than that from
+ *     llama.cpp, within its distance + 1e-2 (see anchored_bound), and at
+ *     every checked position within 1e-2 (centered) of float32;
  *   - a batched decode step gives each sequence what it gets alone, a split
  *     prefill what one prefill gives, a CPU cache is refused;
  *   - a decoder loaded for f32 activations (the causal-LM reranker's default
@@ -63,6 +66,8 @@
 #define GUARD_REL 6e-2
 #define NOISE_FACTOR 2.0
 #define NEAR_TIE_MIN 0.15
+/* our fp16 logits against the float32 function (the CPU f32 path), centered */
+#define VS_F32_TOL 1e-2
 
 static const char *model_path(char *buf, size_t size)
 {
@@ -505,11 +510,40 @@ static double bound(double self_noise)
 }
 
 typedef struct tally {
-    int complete, excused, strict_top, n_top, strict_full, n_full;
-    double worst_top, worst_full, worst_step;
+    int complete, excused, strict_top, n_top, strict_full, n_full, anchored;
+    double worst_top, worst_full, worst_step, worst_vs_f32;
 } tally;
 
-static void golden_prompt(rg_decoder *d, const cJSON *rec, size_t V, tally *g)
+/* The bound on our distance to llama.cpp at a checked position: the guard
+ * (or twice llama.cpp's own spread), or, where the float32 function itself
+ * (r32: the CPU f32 decoder, which test_decoder holds to transformers) is
+ * further from llama.cpp than that, r32 + 1e-2. llama.cpp rounds
+ * activations to 8 bits (its q8 dot products); the CPU path mirrors that,
+ * a float GPU path cannot: at step 8 of chat_hello and chat_summary exact
+ * float32 is 0.064 / 0.063 from llama.cpp's logits (cudasim and
+ * scripts/emulate_gpu_precision.py decoder fp32 agree). Our own rounding
+ * is held separately to 1e-2 of the float32 function at the same
+ * positions, so the sum is what the triangle inequality allows. */
+static double anchored_bound(double self_noise, double r32, tally *g)
+{
+    double b = bound(self_noise);
+    if (r32 + MAX_REL > b) {
+        g->anchored++;
+        return r32 + MAX_REL;
+    }
+    return b;
+}
+
+/* Our logits against the float32 function's at the same position. */
+static void check_vs_f32(const char *name, const char *where, const float *ours, const float *f32, size_t V,
+                         tally *g)
+{
+    double r = rel_err_centered(ours, f32, V);
+    CHECK_MSG(r < VS_F32_TOL, "%s: %s: centered relative error %.3g to the float32 function", name, where, r);
+    g->worst_vs_f32 = r > g->worst_vs_f32 ? r : g->worst_vs_f32;
+}
+
+static void golden_prompt(rg_decoder *d, rg_decoder *d32, const cJSON *rec, size_t V, tally *g)
 {
     const char *name = cJSON_GetObjectItemCaseSensitive(rec, "name")->valuestring;
     size_t n_ids, n_greedy;
@@ -519,15 +553,20 @@ static void golden_prompt(rg_decoder *d, const cJSON *rec, size_t V, tally *g)
     const cJSON *snaps = cJSON_GetObjectItemCaseSensitive(rec, "steps_top64");
     double nt = noise(rec, "rel_top64"), nf = noise(rec, "rel_full_centered"), nabs = noise(rec, "maxabs_top64");
     rg_err e = {0};
-    rg_kv_cache *kv = NULL;
-    float *logits = malloc(V * sizeof(float)), *full = malloc(V * sizeof(float));
+    rg_kv_cache *kv = NULL, *kv32 = NULL;
+    float *logits = malloc(V * sizeof(float)), *full = malloc(V * sizeof(float)), *l32 = malloc(V * sizeof(float));
     CHECK_OK(kv_cache_alloc(d, n_ids + n_greedy, RG_KV_F16, &kv, &e), e);
-    if (!kv || decoder_prefill(d, kv, ids, n_ids, logits, &e) != RG_OK) {
+    CHECK_OK(kv_cache_alloc(d32, n_ids + n_greedy, RG_KV_F32, &kv32, &e), e);
+    if (!kv || !kv32 || decoder_prefill(d, kv, ids, n_ids, logits, &e) != RG_OK ||
+        decoder_prefill(d32, kv32, ids, n_ids, l32, &e) != RG_OK) {
         CHECK_MSG(0, "%s: prefill: %s", name, e.msg);
         goto out;
     }
-    double r = rel_err_top(logits, cJSON_GetObjectItemCaseSensitive(rec, "top64"));
-    CHECK_MSG(r < bound(nt), "%s: prompt logits top-64 relative error %.3g (llama.cpp's own %.3g)", name, r, nt);
+    check_vs_f32(name, "prompt", logits, l32, V, g);
+    const cJSON *top64 = cJSON_GetObjectItemCaseSensitive(rec, "top64");
+    double r = rel_err_top(logits, top64), r32 = rel_err_top(l32, top64);
+    CHECK_MSG(r < anchored_bound(nt, r32, g),
+              "%s: prompt logits top-64 relative error %.3g (llama.cpp's own %.3g, float32's %.3g)", name, r, nt, r32);
     g->n_top++;
     g->strict_top += r < MAX_REL;
     g->worst_top = r > g->worst_top ? r : g->worst_top;
@@ -546,8 +585,10 @@ static void golden_prompt(rg_decoder *d, const cJSON *rec, size_t V, tally *g)
         for (int k = 0; k < cJSON_GetArraySize(snaps); k++) {
             const cJSON *sn = cJSON_GetArrayItem(snaps, k);
             if ((size_t)cJSON_GetObjectItemCaseSensitive(sn, "step")->valueint == s) {
-                double rs = rel_err_top(logits, sn);
-                CHECK_MSG(rs < bound(nt), "%s: step %zu top-64 relative error %.3g", name, s, rs);
+                double rs = rel_err_top(logits, sn), rs32 = rel_err_top(l32, sn);
+                CHECK_MSG(rs < anchored_bound(nt, rs32, g),
+                          "%s: step %zu top-64 relative error %.3g (float32's %.3g)", name, s, rs, rs32);
+                check_vs_f32(name, "decode step", logits, l32, V, g);
                 g->worst_step = rs > g->worst_step ? rs : g->worst_step;
             }
         }
@@ -571,8 +612,9 @@ static void golden_prompt(rg_decoder *d, const cJSON *rec, size_t V, tally *g)
             break;
         }
         if (s + 1 < n_greedy) {
-            rg_kv_cache *one[1] = {kv};
-            if (decoder_decode(d, one, &ours, 1, logits, &e) != RG_OK) {
+            rg_kv_cache *one[1] = {kv}, *one32[1] = {kv32};
+            if (decoder_decode(d, one, &ours, 1, logits, &e) != RG_OK ||
+                decoder_decode(d32, one32, &ours, 1, l32, &e) != RG_OK) {
                 CHECK_MSG(0, "%s: decode: %s", name, e.msg);
                 break;
             }
@@ -581,7 +623,8 @@ static void golden_prompt(rg_decoder *d, const cJSON *rec, size_t V, tally *g)
     g->complete += s == n_greedy;
 out:
     kv_cache_free(kv);
-    free(logits), free(full), free(ids), free(ref);
+    kv_cache_free(kv32);
+    free(logits), free(full), free(l32), free(ids), free(ref);
 }
 
 /* Four prompts decoded together each get what they get alone. */
@@ -749,7 +792,6 @@ static void test_prefix_batch(rg_decoder *d, const cJSON *rec, size_t V)
  * logits' size. Unlike the comparison with llama.cpp it does not depend on
  * llama.cpp's 8-bit activations (which no float arithmetic reproduces:
  * docs/NOTES.md, "Issue 5: the CUDA decoder"). */
-#define VS_F32_TOL 1e-2
 static void test_vs_f32(rg_decoder *d, const char *path, cJSON **recs, size_t n_recs)
 {
     rg_err e = {0};
@@ -762,7 +804,7 @@ static void test_vs_f32(rg_decoder *d, const char *path, cJSON **recs, size_t n_
     float *lg = malloc(V * sizeof(float)), *lc = malloc(V * sizeof(float));
     double worst = 0;
     const char *worst_name = "";
-    for (size_t i = 0; i < n_recs; i += 3) {
+    for (size_t i = 0; i < n_recs; i += 3 * cudasim_stride(2)) {
         size_t n;
         int32_t *ids = json_ids(cJSON_GetObjectItemCaseSensitive(recs[i], "ids"), &n);
         const char *name = cJSON_GetObjectItemCaseSensitive(recs[i], "name")->valuestring;
@@ -953,15 +995,23 @@ static void test_model(const char *path)
     size_t n_recs = llama_golden_read(recs, 128, NULL);
     CHECK_MSG(n_recs >= 30, "only %zu golden prompts", n_recs);
     tally g = {0};
-    for (size_t i = 0; i < n_recs; i++)
-        golden_prompt(d, recs[i], V, &g);
+    size_t visited = 0;
+    rg_decoder *d32 = NULL; /* the float32 function, on the CPU */
+    rg_decoder_opts o32 = {.device = RG_DEVICE_CPU, .device_set = 1, .f32_activations = 1};
+    CHECK_OK(decoder_load(path, &o32, &d32, &e), e);
+    for (size_t i = 0; i < n_recs && d32; i += cudasim_stride(4), visited++)
+        golden_prompt(d, d32, recs[i], V, &g);
+    decoder_free(d32);
     /* no count of complete prompts is required (test_decoder.c has none):
      * every divergence above is a failure unless it is a near-tie */
     printf("test_decoder_cuda: %zu prompts, %d with llama.cpp's 32 greedy tokens, %d near-tie divergences; within "
            "1e-2: top-64 %d/%d, full %d/%d; worst relative error: top-64 %.3g, full (centered) %.3g, decode steps "
            "%.3g\n",
-           n_recs, g.complete, g.excused, g.strict_top, g.n_top, g.strict_full, g.n_full, g.worst_top, g.worst_full,
+           visited, g.complete, g.excused, g.strict_top, g.n_top, g.strict_full, g.n_full, g.worst_top, g.worst_full,
            g.worst_step);
+    printf("test_decoder_cuda: against the float32 function at the same positions: worst centered relative error "
+           "%.3g (bound %.0e); %d positions where float32 itself is beyond the guard, bound there float32's + 1e-2\n",
+           g.worst_vs_f32, VS_F32_TOL, g.anchored);
     test_batched(d, recs, n_recs, V);
     if (n_recs > 10) {
         test_cache(d, path, recs[10], V);

@@ -1,0 +1,162 @@
+// cudasim.h - runs ragd's CUDA sources on the CPU, for tests only.
+//
+// No GPU has been available where ragd is developed, so the CUDA code
+// (model/*.cu) would otherwise first execute on a rented GPU with minutes
+// to spare. cudasim compiles those same sources as C++ (tests/cudasim/
+// rewrite.cmake turns `k<<<grid, block, smem, stream>>>(args)` into a
+// cudasim::launch call and `extern __shared__` arrays into the launch's
+// dynamic shared memory; nothing else in them changes) and supplies the
+// parts of the CUDA runtime and cuBLAS they call. Every GPU thread of a
+// block runs as a fiber on the calling thread, so __syncthreads and warp
+// shuffles are real rendezvous: a barrier reached by only part of a block,
+// or a shuffle by part of a warp, is reported, not papered over.
+//
+// What it checks that a plain CPU port would not: device and host pointers
+// kept apart (kernel arguments, copies, cuBLAS operands), reads past a
+// device allocation (guard pages), reads of device memory never written
+// (allocations start as NaN), launch limits, stream ordering (work queued
+// on a stream runs only when something waits for it, so a missing
+// synchronization returns stale data), and what graph capture forbids.
+// What it cannot show: speed, data races the GPU's scheduling would
+// expose, and the hardware's own arithmetic (cuBLAS products are computed
+// in fp32 from the same fp16 or fp32 operands).
+//
+// This header is force-included into each rewritten .cu file after the
+// CUDA toolkit's own headers, which give the types (dim3, __half, ...).
+#ifndef RAGD_TESTS_CUDASIM_H
+#define RAGD_TESTS_CUDASIM_H
+
+#include <cuda_runtime.h>
+#include <cuda_fp16.h>
+#include <cublas_v2.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+// CUDA's execution-space keywords mean nothing on the host.
+#undef __global__
+#undef __device__
+#undef __host__
+#undef __shared__
+#undef __forceinline__
+#undef __launch_bounds__
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+// Shared memory: one copy per host thread, shared by the fibers (GPU
+// threads) of the block that thread is running; blocks run one at a time.
+#define __shared__ static thread_local
+
+namespace cudasim {
+
+// The running GPU thread's coordinates (set by the scheduler on every
+// switch) and its launch's dynamic shared memory.
+struct coords { // trivial, so the thread_local needs no initialization call
+    uint3 thread, block, block_dim, grid_dim;
+    void *dyn_smem;
+};
+extern thread_local coords cur;
+
+inline void *dynamic_smem() { return cur.dyn_smem; }
+
+// Block-wide barrier, and the exchange at the heart of every warp shuffle:
+// lane publishes v and receives the value lane `src` published (the
+// caller computes src); both are rendezvous points of the fibers.
+void syncthreads();
+uint64_t warp_exchange(uint64_t v, int src, unsigned mask);
+
+template <typename T> inline T shfl_from(T v, int src, unsigned mask)
+{
+    static_assert(sizeof(T) <= sizeof(uint64_t) && std::is_trivially_copyable<T>::value, "shuffle of a wide type");
+    uint64_t bits = 0;
+    std::memcpy(&bits, &v, sizeof v);
+    bits = warp_exchange(bits, src, mask);
+    T out;
+    std::memcpy(&out, &bits, sizeof out);
+    return out;
+}
+
+inline int lane_id()
+{
+    unsigned linear = cur.thread.x + cur.block_dim.x * (cur.thread.y + cur.block_dim.y * cur.thread.z);
+    return (int)(linear & 31u);
+}
+
+// ---- launches ------------------------------------------------------------------
+
+struct config {
+    dim3 grid, block;
+    size_t smem;
+    cudaStream_t stream;
+    config(dim3 g, dim3 b, size_t s = 0, cudaStream_t st = nullptr) : grid(g), block(b), smem(s), stream(st) {}
+};
+
+// Validates the launch, checks that no pointer argument is a host pointer,
+// then queues body (one GPU thread's work) on the stream or the capture.
+void submit(const char *kernel, const config &c, std::function<void()> body, const char *bad_arg);
+
+// Device memory: the allocation holding p, or none.
+bool is_device_ptr(const void *p);
+
+template <typename A> inline const char *host_ptr_arg(const A &a)
+{
+    if constexpr (std::is_pointer<A>::value) {
+        if (a != nullptr && !is_device_ptr((const void *)a))
+            return "a pointer argument is not device memory (nullptr or cudaMalloc'd)";
+    }
+    return nullptr;
+}
+
+template <typename F, typename... A> void launch(const char *kernel, const config &c, F f, A... args)
+{
+    const char *bad = nullptr;
+    const char *each[] = {host_ptr_arg(args)..., nullptr};
+    for (const char *b : each)
+        if (b && !bad)
+            bad = b;
+    auto tup = std::make_tuple(args...);
+    submit(kernel, c, [f, tup]() { std::apply(f, tup); }, bad);
+}
+
+} // namespace cudasim
+
+#define threadIdx (cudasim::cur.thread)
+#define blockIdx (cudasim::cur.block)
+#define blockDim (cudasim::cur.block_dim)
+#define gridDim (cudasim::cur.grid_dim)
+
+inline void __syncthreads() { cudasim::syncthreads(); }
+
+template <typename T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32)
+{
+    int lane = cudasim::lane_id();
+    int src = lane ^ lane_mask;
+    if (src >= ((lane / width) + 1) * width)
+        src = lane;
+    return cudasim::shfl_from(v, src, mask);
+}
+
+template <typename T> inline T __shfl_sync(unsigned mask, T v, int src_lane, int width = 32)
+{
+    int lane = cudasim::lane_id();
+    return cudasim::shfl_from(v, (lane / width) * width + (src_lane % width), mask);
+}
+
+template <typename T> inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32)
+{
+    int lane = cudasim::lane_id();
+    int src = lane + (int)delta;
+    if (src >= ((lane / width) + 1) * width)
+        src = lane;
+    return cudasim::shfl_from(v, src, mask);
+}
+
+#endif

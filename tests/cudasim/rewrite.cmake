@@ -1,0 +1,23 @@
+# rewrite.cmake - turns one of ragd's .cu files into C++ for cudasim
+# (see tests/cudasim/cudasim.h). Run as
+#   cmake -DIN=model/x.cu -DOUT=build/x.cpp -P tests/cudasim/rewrite.cmake
+# Two constructs of CUDA C++ are not C++ and are rewritten; everything else
+# is compiled as written:
+#   name<<<cfg>>>(args)             -> cudasim::launch("name", cudasim::config(cfg),
+#                                        [](auto... a) { name(a...); }, args)
+#   extern __shared__ T name[];    -> T *name = static_cast<T *>(cudasim::dynamic_smem());
+# A launch this does not recognise is left as `<<<`, which the C++ compiler
+# rejects: nothing is silently dropped.
+file(READ "${IN}" src)
+string(REGEX REPLACE
+  "([A-Za-z_][A-Za-z0-9_]*)<<<([^;>]*)>>>\\("
+  "cudasim::launch(\"\\1\", cudasim::config(\\2), [](auto... cudasim_a) { \\1(cudasim_a...); }, "
+  src "${src}")
+string(REGEX REPLACE
+  "extern __shared__ ([A-Za-z_][A-Za-z0-9_ ]*[A-Za-z0-9_]) ([A-Za-z_][A-Za-z0-9_]*)\\[\\];"
+  "\\1 *\\2 = static_cast<\\1 *>(cudasim::dynamic_smem());"
+  src "${src}")
+file(WRITE "${OUT}.tmp" "#line 1 \"${IN}\"\n${src}")
+# rewrite only when the text changed, so a reconfigure recompiles nothing
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)
+file(REMOVE "${OUT}.tmp")
