@@ -665,11 +665,16 @@ static void test_batched(rg_decoder *d, cJSON **recs, size_t n_recs, size_t V)
         }
         double r = rel_err(lb + b * V, la, V);
         worst = r > worst ? r : worst;
-        /* cuBLAS may pick another kernel for another batch size: the fp32
-         * accumulation order differs (and so, rarely, an fp16 rounding of
-         * the next product's input), nothing else */
-        CHECK_MSG(r < 2e-3 && argmax(lb + b * V, V) == argmax(la, V), "batched sequence %zu: %.3g against alone", b,
-                  r);
+        /* Under cudasim a product's columns do not depend on each other
+         * (tests/cudasim/cublas.cpp), so batching must change nothing. On
+         * a GPU cuBLAS picks another kernel for another batch size: the
+         * fp32 sums' order differs, which flips fp16 roundings of later
+         * inputs; cudasim with whole-matrix products measured 5e-3 after 6
+         * steps. Each is an fp16 evaluation of the float32 function, held
+         * to 1e-2 of it (test_vs_f32, check_vs_f32): that bound here. */
+        double tol = cudasim_stride(2) > 1 ? 1e-6 : VS_F32_TOL;
+        CHECK_MSG(r < tol && argmax(lb + b * V, V) == argmax(la, V),
+                  "batched sequence %zu: %.3g against alone (bound %.0e)", b, r, tol);
         kv_cache_free(alone);
         alone = NULL;
         free(ids);
@@ -999,7 +1004,7 @@ static void test_model(const char *path)
     rg_decoder *d32 = NULL; /* the float32 function, on the CPU */
     rg_decoder_opts o32 = {.device = RG_DEVICE_CPU, .device_set = 1, .f32_activations = 1};
     CHECK_OK(decoder_load(path, &o32, &d32, &e), e);
-    for (size_t i = 0; i < n_recs && d32; i += cudasim_stride(4), visited++)
+    for (size_t i = 0; i < n_recs && d32; i += cudasim_stride(6), visited++)
         golden_prompt(d, d32, recs[i], V, &g);
     decoder_free(d32);
     /* no count of complete prompts is required (test_decoder.c has none):
