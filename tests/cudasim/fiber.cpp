@@ -73,7 +73,7 @@ constexpr unsigned MAX_WARPS = MAX_THREADS / 32;
 struct fiber {
     void *sp = nullptr;
     fiber_state state = NOT_STARTED;
-    int stack = -1; // index into scheduler::stacks while started
+    int stack = -1; // its stack in the arena while it has one
     uint3 tid{};
     unsigned linear = 0;
     unsigned mask = 0; // of the shuffle it waits at

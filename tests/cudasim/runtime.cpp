@@ -250,8 +250,6 @@ bool device_range(const void *p, size_t bytes)
     return bytes <= (size_t)(a.base + a.size - (const char *)p);
 }
 
-bool thread_capturing() { return thread_capture != nullptr; }
-
 void invalidate_thread_capture(const char *why)
 {
     if (thread_capture && !thread_capture->invalidated) {
@@ -267,14 +265,12 @@ void enqueue(cudaStream_t s, const char *what, std::function<void()> work)
         st->captured.emplace_back(what, std::move(work));
         return;
     }
-    if (thread_capture && (st == &legacy_stream || thread_capture->mode != cudaStreamCaptureModeRelaxed)) {
-        // work on another stream while capturing: on the legacy stream it
-        // would wait for the captured one, which capture forbids
-        if (st == &legacy_stream) {
-            invalidate_thread_capture(what);
-            fail(cudaErrorStreamCaptureImplicit, "%s on the legacy stream during stream capture", what);
-            return;
-        }
+    if (thread_capture && st == &legacy_stream) {
+        // the legacy stream would wait for the stream being captured,
+        // which capture forbids
+        invalidate_thread_capture(what);
+        fail(cudaErrorStreamCaptureImplicit, "%s on the legacy stream during stream capture", what);
+        return;
     }
     std::lock_guard<std::recursive_mutex> lock(device_mu);
     st->queue.emplace_back(what, std::move(work));

@@ -44,9 +44,8 @@ bool device_range(const void *p, size_t bytes);
 // the stream is being captured, appends it to the capture. The work runs
 // when something waits for the stream (cudasim's streams are lazy).
 void enqueue(cudaStream_t s, const char *what, std::function<void()> work);
-// The capture mode of the calling thread's open capture, or -1 when the
-// thread captures nothing; synchronizing calls are refused during one.
-bool thread_capturing();
+// Marks the calling thread's open capture (global or thread-local mode)
+// invalid: its cudaStreamEndCapture will fail, naming why.
 void invalidate_thread_capture(const char *why);
 
 } // namespace cudasim
