@@ -1,6 +1,6 @@
 // decoder_cuda_kernels.cu - the decoder's CUDA kernels and their launchers
 // (see decoder_cuda_kernels.cuh). Row kernels run one block per row (token);
-// attention runs one block per (query head, token).
+// attention runs one block per (query head, token), one key per thread.
 #include "model/decoder_cuda_kernels.cuh"
 
 #include <climits>
@@ -8,17 +8,11 @@
 
 #define ROW_THREADS 256
 #define EW_THREADS 256
-#define ATT_WARPS 4
-#define ATT_PER_LANE (DEC_CU_MAX_HEAD_DIM / 32)
+#define ATT_THREADS 128
+#define ATT_WARPS (ATT_THREADS / 32)
+#define ATT_SCORES 2048 // scores kept between the passes (8 KiB of shared memory)
 
 // ---- reductions ------------------------------------------------------------
-
-__device__ static float warp_sum_f(float v)
-{
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 __device__ static double warp_sum_d(double v)
 {
@@ -190,53 +184,122 @@ rg_status dec_cu_qkv_rope(cudaStream_t s, const float *qkv, const float *bias, i
 
 // ---- attention -----------------------------------------------------------------------
 
+// q . k over one head of hd values, q in shared memory (f32 values, already
+// rounded to f16 where the cache is f16), k a cache row: one thread, in
+// order. 16-byte loads where the row allows (hd a multiple of 8 halves or
+// 4 floats, and the row so aligned: the usual case), else one at a time.
+__device__ static float att_dot(const float *q, const void *base, size_t row, int hd, int half)
+{
+    float d = 0.0f;
+    if (half) {
+        const cu_f16 *k = (const cu_f16 *)base + row;
+        if ((hd & 7) == 0 && ((uintptr_t)k & 15) == 0) {
+            const uint4 *k4 = (const uint4 *)k;
+            for (int i = 0; i < hd / 8; i++) {
+                union { // eight halves in one load; a union, not a cast, so no aliasing rule is broken
+                    uint4 u;
+                    __half2 h2[4];
+                } r;
+                r.u = k4[i];
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    float2 f = __half22float2(r.h2[j]);
+                    d += q[8 * i + 2 * j] * f.x;
+                    d += q[8 * i + 2 * j + 1] * f.y;
+                }
+            }
+        } else {
+            for (int i = 0; i < hd; i++)
+                d += q[i] * __half2float(k[i]);
+        }
+    } else {
+        const float *k = (const float *)base + row;
+        if ((hd & 3) == 0 && ((uintptr_t)k & 15) == 0) {
+            const float4 *k4 = (const float4 *)k;
+            for (int i = 0; i < hd / 4; i++) {
+                float4 f = k4[i];
+                d += q[4 * i] * f.x;
+                d += q[4 * i + 1] * f.y;
+                d += q[4 * i + 2] * f.z;
+                d += q[4 * i + 3] * f.w;
+            }
+        } else {
+            for (int i = 0; i < hd; i++)
+                d += q[i] * k[i];
+        }
+    }
+    return d;
+}
+
 __device__ static float cache_get(const void *base, size_t idx, int half)
 {
     return half ? __half2float(((const cu_f16 *)base)[idx]) : ((const float *)base)[idx];
 }
 
-// q . k[p] * scale over one head; lane l holds the query's values l, l + 32, ...
-__device__ static float att_score(const float *qv, const dec_cu_tok &tk, size_t row, int hd, int lane, float scale)
+// Block-wide max and sum of the (m, l) pairs of an online softmax: every
+// thread gets the maximum M and L = sum of l * exp(m - M).
+__device__ static void att_combine(float m, float l, float *red, float *M_out, float *L_out)
 {
-    float d = 0.0f;
-#pragma unroll
-    for (int j = 0; j < ATT_PER_LANE; j++) {
-        int i = lane + 32 * j;
-        if (i < hd)
-            d += qv[j] * cache_get(tk.k, row + (size_t)i, tk.half);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int o = 16; o > 0; o >>= 1) {
+        float m2 = __shfl_xor_sync(0xffffffffu, m, o), l2 = __shfl_xor_sync(0xffffffffu, l, o);
+        float mm = fmaxf(m, m2);
+        l = (l > 0.0f ? l * expf(m - mm) : 0.0f) + (l2 > 0.0f ? l2 * expf(m2 - mm) : 0.0f);
+        m = mm;
     }
-    return warp_sum_f(d) * scale;
+    if (lane == 0) {
+        red[warp] = m;
+        red[ATT_WARPS + warp] = l;
+    }
+    __syncthreads();
+    float M = red[0];
+    for (int w = 1; w < ATT_WARPS; w++)
+        M = fmaxf(M, red[w]);
+    float L = 0.0f;
+    for (int w = 0; w < ATT_WARPS; w++)
+        if (red[ATT_WARPS + w] > 0.0f)
+            L += red[ATT_WARPS + w] * expf(red[w] - M);
+    *M_out = M;
+    *L_out = L;
 }
 
-// Block (h, t): ATT_WARPS warps split the positions 0..pos. Pass 1 finds
-// the maximum score and the softmax sum (online, per warp, then combined);
-// pass 2 recomputes each score (bit-identical: same warp, same order), so
-// each weight can be normalized, and rounded to f16 with an f16 cache,
-// before it multiplies V, as the CPU path does. No score scratch: memory
-// stays bounded whatever the context.
+// Block (h, t), ATT_THREADS threads, one key per thread at a time: thread i
+// scores positions i, i + ATT_THREADS, ... each with a whole dot product of
+// its own (no reduction across lanes per key). Pass 1 keeps an online
+// maximum and sum per thread, then combines them over the block. Pass 2
+// walks the positions in tiles of ATT_THREADS: each thread turns its
+// score into the normalized weight (rounded to f16 with an f16 cache, as
+// the CPU path does before the V product), and the block then sums the
+// tile's weighted V rows, thread (part, d) taking dimension d of every
+// parts-th position so the V reads of a warp are consecutive. Scores of
+// the first ATT_SCORES positions are kept from pass 1 (by the thread that
+// computed them, so no barrier is needed); later ones are recomputed by
+// the same thread with the same code. Memory stays bounded whatever the
+// context.
 template <typename T>
-__global__ static void k_attention(const float *q, const dec_cu_tok *tok, dec_cu_heads g, int layer, float scale,
-                                   T *out)
+__global__ static void __launch_bounds__(ATT_THREADS)
+    k_attention(const float *q, const dec_cu_tok *tok, dec_cu_heads g, int layer, float scale, T *out)
 {
-    __shared__ float sm_m[ATT_WARPS], sm_l[ATT_WARPS];
-    __shared__ float sm_acc[ATT_WARPS][DEC_CU_MAX_HEAD_DIM];
-    int h = blockIdx.x;
+    __shared__ float sm_q[DEC_CU_MAX_HEAD_DIM];
+    __shared__ float sm_s[ATT_SCORES];
+    __shared__ float sm_w[ATT_THREADS];
+    __shared__ float sm_red[2 * ATT_WARPS];
+    __shared__ float sm_acc[ATT_THREADS];
+    int h = blockIdx.x, tid = threadIdx.x;
     size_t t = blockIdx.y;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const dec_cu_tok tk = tok[t];
     int hd = g.head_dim, qd = g.n_head * hd, kvh = h / (g.n_head / g.n_head_kv);
-    float qv[ATT_PER_LANE];
-#pragma unroll
-    for (int j = 0; j < ATT_PER_LANE; j++) {
-        int i = lane + 32 * j;
-        qv[j] = i < hd ? q[t * (size_t)qd + (size_t)(h * hd + i)] : 0.0f;
-    }
+    for (int i = tid; i < hd; i += ATT_THREADS)
+        sm_q[i] = q[t * (size_t)qd + (size_t)(h * hd + i)];
+    __syncthreads();
     size_t base = (size_t)layer * tk.cap * (size_t)g.kv_dim + (size_t)kvh * (size_t)hd;
     int np = tk.pos + 1;
 
     float m = -INFINITY, l = 0.0f;
-    for (int p = warp; p < np; p += ATT_WARPS) {
-        float s = att_score(qv, tk, base + (size_t)p * (size_t)g.kv_dim, hd, lane, scale);
+    for (int p = tid; p < np; p += ATT_THREADS) {
+        float s = att_dot(sm_q, tk.k, base + (size_t)p * (size_t)g.kv_dim, hd, tk.half) * scale;
+        if (p < ATT_SCORES)
+            sm_s[p] = s;
         if (s > m) {
             l = l * expf(m - s) + 1.0f;
             m = s;
@@ -244,48 +307,55 @@ __global__ static void k_attention(const float *q, const dec_cu_tok *tok, dec_cu
             l += expf(s - m);
         }
     }
-    if (lane == 0) {
-        sm_m[warp] = m;
-        sm_l[warp] = l;
-    }
-    __syncthreads();
-    float M = sm_m[0];
-    for (int w = 1; w < ATT_WARPS; w++)
-        M = fmaxf(M, sm_m[w]);
-    float L = 0.0f;
-    for (int w = 0; w < ATT_WARPS; w++)
-        if (sm_l[w] > 0.0f)
-            L += sm_l[w] * expf(sm_m[w] - M);
+    float M, L;
+    att_combine(m, l, sm_red, &M, &L);
     float inv = 1.0f / L;
 
-    float acc[ATT_PER_LANE];
-#pragma unroll
-    for (int j = 0; j < ATT_PER_LANE; j++)
-        acc[j] = 0.0f;
-    for (int p = warp; p < np; p += ATT_WARPS) {
-        size_t row = base + (size_t)p * (size_t)g.kv_dim;
-        float wgt = expf(att_score(qv, tk, row, hd, lane, scale) - M) * inv;
-        if (tk.half)
-            wgt = __half2float(__float2half_rn(wgt));
-#pragma unroll
-        for (int j = 0; j < ATT_PER_LANE; j++) {
-            int i = lane + 32 * j;
-            if (i < hd)
-                acc[j] += wgt * cache_get(tk.v, row + (size_t)i, tk.half);
+    // (part, d): dimension d (and d + ATT_THREADS when hd > ATT_THREADS)
+    // of positions part, part + parts, ... of each tile.
+    int parts = hd < ATT_THREADS ? ATT_THREADS / hd : 1;
+    int part = hd < ATT_THREADS ? tid / hd : 0;
+    int d0 = hd < ATT_THREADS ? tid % hd : tid;
+    float acc0 = 0.0f, acc1 = 0.0f;
+    for (int tile = 0; tile < np; tile += ATT_THREADS) {
+        int p = tile + tid;
+        if (p < np) {
+            float s = p < ATT_SCORES ? sm_s[p]
+                                     : att_dot(sm_q, tk.k, base + (size_t)p * (size_t)g.kv_dim, hd, tk.half) * scale;
+            float wgt = expf(s - M) * inv;
+            if (tk.half)
+                wgt = __half2float(__float2half_rn(wgt));
+            sm_w[tid] = wgt;
         }
+        __syncthreads();
+        int n_in = np - tile < ATT_THREADS ? np - tile : ATT_THREADS;
+        if (part < parts) {
+            for (int k = part; k < n_in; k += parts) {
+                size_t row = base + (size_t)(tile + k) * (size_t)g.kv_dim;
+                float wk = sm_w[k];
+                if (d0 < hd)
+                    acc0 += wk * cache_get(tk.v, row + (size_t)d0, tk.half);
+                if (d0 + ATT_THREADS < hd)
+                    acc1 += wk * cache_get(tk.v, row + (size_t)(d0 + ATT_THREADS), tk.half);
+            }
+        }
+        __syncthreads(); // sm_w is refilled by the next tile
     }
-#pragma unroll
-    for (int j = 0; j < ATT_PER_LANE; j++) {
-        int i = lane + 32 * j;
-        if (i < hd)
-            sm_acc[warp][i] = acc[j];
-    }
-    __syncthreads();
     T *o = out + t * (size_t)qd + (size_t)h * (size_t)hd;
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+    if (parts == 1) {
+        if (part == 0 && d0 < hd) // threads past hd (hd < ATT_THREADS) idle
+            act_put(o, (size_t)d0, acc0);
+        if (part == 0 && d0 + ATT_THREADS < hd)
+            act_put(o, (size_t)(d0 + ATT_THREADS), acc1);
+        return;
+    }
+    // parts > 1: the parts' sums of each dimension meet in shared memory
+    sm_acc[tid] = acc0; // threads past parts * hd hold 0
+    __syncthreads();
+    for (int i = tid; i < hd; i += ATT_THREADS) {
         float v = 0.0f;
-        for (int w = 0; w < ATT_WARPS; w++)
-            v += sm_acc[w][i];
+        for (int pt = 0; pt < parts; pt++)
+            v += sm_acc[pt * hd + i];
         act_put(o, (size_t)i, v);
     }
 }
@@ -301,9 +371,9 @@ rg_status dec_cu_attention(cudaStream_t s, const float *q, const dec_cu_tok *tok
     float scale = 1.0f / sqrtf((float)g->head_dim);
     dim3 grid((unsigned)g->n_head, (unsigned)n);
     if (t == DEC_CU_F32)
-        k_attention<<<grid, ATT_WARPS * 32, 0, s>>>(q, tok, *g, layer, scale, static_cast<float *>(out));
+        k_attention<<<grid, ATT_THREADS, 0, s>>>(q, tok, *g, layer, scale, static_cast<float *>(out));
     else
-        k_attention<<<grid, ATT_WARPS * 32, 0, s>>>(q, tok, *g, layer, scale, static_cast<cu_f16 *>(out));
+        k_attention<<<grid, ATT_THREADS, 0, s>>>(q, tok, *g, layer, scale, static_cast<cu_f16 *>(out));
     return cu_check(cudaGetLastError(), "attention kernel", e);
 }
 

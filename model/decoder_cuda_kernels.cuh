@@ -32,7 +32,7 @@
 
 #include "model/ops_cuda.cuh" // cu_check, cublas_check, cu_f16
 
-// Largest head the attention kernel holds in registers (8 values a lane).
+// Largest head the attention kernel takes (two output values a thread).
 #define DEC_CU_MAX_HEAD_DIM 256
 
 // The type of the weight matrices and of the activations that feed them

@@ -439,6 +439,27 @@ static void test_attention(void)
     /* the f32 decoder's: f32 cache, fp32 output */
     check_attention("head 80 (f32)", &g3, cs3, pos3, 2, 1, 0, 1);
     free(c3.k), free(c3.v);
+    /* past the scores the kernel keeps between its passes (2048: later ones
+     * are recomputed), with a head of 256 (two outputs a thread) */
+    dec_cuda_ops_heads g4 = {2, 1, 256, 256, 0};
+    dec_cuda_ops_cache c4 = {.cap = 2200};
+    fill_cache(&c4, 2200 * 256, 1);
+    const dec_cuda_ops_cache *cs4[2] = {&c4, &c4};
+    size_t pos4[2] = {2199, 2047};
+    check_attention("head 256, 2200 positions (f16)", &g4, cs4, pos4, 2, 1, 0, 0);
+    free(c4.k), free(c4.v);
+    /* rows that take no 16-byte loads (36 halves, 34 floats), and parts of
+     * the block idle (three parts of 36 or 34 dimensions in 128 threads) */
+    for (int half = 0; half < 2; half++) {
+        size_t hd = half ? 36 : 34;
+        dec_cuda_ops_heads g5 = {2, 2, hd, hd, 0};
+        dec_cuda_ops_cache c5 = {.cap = 50};
+        fill_cache(&c5, 50 * 2 * hd, half);
+        const dec_cuda_ops_cache *cs5[2] = {&c5, &c5};
+        size_t pos5[2] = {10, 49};
+        check_attention(half ? "head 36 (f16)" : "head 34 (f32)", &g5, cs5, pos5, 2, 1, 0, !half);
+        free(c5.k), free(c5.v);
+    }
     for (size_t i = 0; i < 4; i++)
         free(c2[i].k), free(c2[i].v);
 }
