@@ -154,7 +154,9 @@ class RagdServer:
     helpers send. env adds variables to the child's environment (ragd's own
     RAGD_* variables from the test runner's environment are not inherited)."""
 
-    def __init__(self, data_dir, extra_args=(), env=None, start=True):
+    def __init__(self, data_dir, extra_args=(), env=None, start=True, binary=None, ready_timeout=READY_TIMEOUT_S):
+        self.binary = Path(binary) if binary else RAGD_BIN
+        self.ready_timeout = ready_timeout
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.extra_args = [str(a) for a in extra_args]
@@ -197,13 +199,13 @@ class RagdServer:
 
     def command(self):
         return [
-            str(RAGD_BIN), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            str(self.binary), "serve", "--host", "127.0.0.1", "--port", str(self.port),
             "--data", str(self.data_dir), *self.extra_args,
         ]
 
     def start(self, port=None):
-        if not RAGD_BIN.is_file() or not os.access(RAGD_BIN, os.X_OK):
-            raise ServerStartError(f"ragd binary not found at {RAGD_BIN} (build it, or set RAGD_BIN)")
+        if not self.binary.is_file() or not os.access(self.binary, os.X_OK):
+            raise ServerStartError(f"ragd binary not found at {self.binary} (build it, or set RAGD_BIN)")
         last = None
         for attempt in range(4):
             self.port = port if (port and attempt == 0) else free_port()
@@ -226,7 +228,7 @@ class RagdServer:
                 env=clean_env(self.env),
             )
         self.returncode = None
-        deadline = time.monotonic() + READY_TIMEOUT_S
+        deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             rc = self.proc.poll()
             if rc is not None:
@@ -241,7 +243,7 @@ class RagdServer:
                 pass
             time.sleep(0.05)
         self.kill()
-        raise ServerStartError(f"ragd serve not ready within {READY_TIMEOUT_S:.0f} s\n{self.log_tail()}")
+        raise ServerStartError(f"ragd serve not ready within {self.ready_timeout:.0f} s\n{self.log_tail()}")
 
     def stop(self, timeout=15):
         """SIGTERM, wait up to timeout seconds, then SIGKILL. Returns the exit status."""

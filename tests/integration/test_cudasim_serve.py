@@ -1,0 +1,212 @@
+"""`ragd serve --device cuda` with the default models, its CUDA code run on
+the CPU by cudasim (tests/cudasim; the build's ragd_cudasim is the server
+linked against it): the CUDA paths as a client meets them, through the
+engines' batching, the decoder's graphs and HTTP, where no GPU is.
+
+- /v1/version says all three models run on CUDA;
+- embeddings of golden texts sent as concurrent requests (the embedder
+  batches across them) are within cosine 0.999 of sentence-transformers'
+  (the CUDA bound of tests/unit/test_encoder_cuda.c), and a document
+  ingested through the CUDA embedder is found by dense retrieval;
+- /v1/ranking with the default reranker (f32 on the device) gives
+  transformers' scores within 1e-3, in their order;
+- chat: streaming clients at once, decoded together in one batch while
+  sequences join and leave, each get exactly the text their prompt gets
+  alone, and a client that hangs up mid-stream is cancelled without
+  touching the others. Exactly, because this server's cudasim computes
+  every product column by column (CUDASIM_GEMM_COLUMNS), so no sum depends
+  on the batch; on a GPU, cuBLAS's order may move a near-tie, and
+  tests/unit/test_decoder_cuda.c holds batched decoding to 1e-2 there.
+
+Speed means nothing here (some 10^4 times slower than a GPU)."""
+
+import json
+import math
+import os
+import threading
+import time
+
+import pytest
+import requests
+from openai import OpenAI
+
+from conftest import RAGD_BIN, REPO, RagdServer, expect_json, metric_values
+
+SIM_BIN = RAGD_BIN.parent / "ragd_cudasim"
+MODELS = os.environ.get("RAGD_MODELS", str(REPO / "models"))
+EMBED_DIR = os.path.join(MODELS, "all-MiniLM-L6-v2")
+GEN_FILE = os.path.join(MODELS, "SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
+GEN_NAME = "SmolLM2-135M-Instruct.Q4_1"
+RERANK_NAME = GEN_NAME + "-rerank"
+EMB_GOLDEN = [json.loads(line) for line in (REPO / "tests/fixtures/embedding_golden.jsonl").read_text().splitlines()]
+SLOW = 600  # seconds for one emulated request
+
+pytestmark = pytest.mark.skipif(
+    not SIM_BIN.is_file(), reason=f"{SIM_BIN} not built (CMake RAGD_CUDASIM=OFF, or no nvcc)")
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    assert os.path.isfile(os.path.join(EMBED_DIR, "config.json")) and os.path.isfile(GEN_FILE), "run `make models`"
+    s = RagdServer(tmp_path_factory.mktemp("cudasim") / "data", binary=SIM_BIN, ready_timeout=180, start=False,
+                   extra_args=("--device", "cuda", "--embed-model", EMBED_DIR, "--gen-model", GEN_FILE),
+                   env={"OPENBLAS_NUM_THREADS": "1", "CUDASIM_GEMM_COLUMNS": "1000000"})
+    i = s.extra_args.index("--rerank-model")  # conftest's "none": the default reranker instead
+    del s.extra_args[i:i + 2]
+    s.start()
+    yield s
+    s.stop()
+
+
+def cosine(a, b):
+    dot = sum(x * y for x, y in zip(a, b))
+    return dot / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+
+
+def metric(server, name):
+    vals = metric_values(server.metrics().text, name)
+    return vals[0][1] if vals else None
+
+
+def run_all(fns):
+    """Runs the callables on threads at once; returns their results in order."""
+    out, errors = [None] * len(fns), []
+
+    def call(i):
+        try:
+            out[i] = fns[i]()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append((i, repr(exc)))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(SLOW)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in threads), "a request did not finish"
+    return out
+
+
+def test_every_model_runs_on_cuda(sim):
+    v = sim.get_json("/v1/version")
+    assert v["cuda"]["devices"] == 1 and "cudasim" in v["cuda"]["description"]
+    for part in ("embedding", "ranking", "generation"):
+        assert v[part]["device"] == "cuda", v
+        assert "cudasim" in v[part]["device_description"], v
+    assert "fp16" in v["generation"]["device_description"] and "graphs on" in v["generation"]["device_description"]
+    assert "fp32" in v["ranking"]["device_description"]
+
+
+def test_concurrent_embeddings_match_golden(sim):
+    cases = [g for g in EMB_GOLDEN if g["text"].strip()][:24]
+    groups = [cases[i::4] for i in range(4)]  # four requests at once, mixed lengths in each
+
+    def post(group):
+        return lambda: expect_json(sim.post("/v1/embeddings", timeout=SLOW, json={
+            "model": "all-MiniLM-L6-v2", "input": [g["text"] for g in group], "encoding_format": "float"}))
+
+    for group, body in zip(groups, run_all([post(g) for g in groups])):
+        assert [d["index"] for d in body["data"]] == list(range(len(group)))
+        for g, d in zip(group, body["data"]):
+            assert cosine(d["embedding"], g["embedding"]) >= 0.999, g["text"][:60]
+        assert body["usage"]["prompt_tokens"] == sum(g["tokens"] for g in group)
+
+
+def test_dense_retrieval_with_cuda_vectors(sim):
+    facts = {
+        "volcano.txt": "Mount Etna is an active stratovolcano on the east coast of Sicily.",
+        "bread.txt": "Sourdough bread rises because of wild yeast and lactic acid bacteria.",
+        "orbit.txt": "The International Space Station circles the Earth about every ninety minutes.",
+    }
+    sim.ingest(list(facts.items()), collection="sim", timeout=SLOW)
+    hits = sim.hits("Which Italian mountain erupts?", collection="sim", mode="dense", top_k=3)
+    assert hits and hits[0]["text"].startswith("Mount Etna"), hits
+    hits = sim.hits("how long does one trip around the planet take for the space lab", collection="sim",
+                    mode="dense", top_k=3)
+    assert hits[0]["text"].startswith("The International Space Station"), hits
+
+
+def test_ranking_gives_transformers_scores(sim):
+    hf = [json.loads(line) for line in (REPO / "tests/fixtures/lmrerank_hf_golden.jsonl").read_text().splitlines()]
+    src = [json.loads(line) for line in (REPO / "tests/fixtures/lmrerank_golden.jsonl").read_text().splitlines()]
+    group = [(s, h) for s, h in zip(src[1:], hf[1:], strict=True) if s["group"] == 0]
+    assert len(group) == 6 and group[0][0]["max_tokens"] == 1024
+    body = {"model": RERANK_NAME, "query": {"text": group[0][0]["query"]},
+            "passages": [{"text": s["passage"]} for s, _ in group], "truncate": "END"}
+    got = expect_json(sim.post("/v1/ranking", timeout=SLOW, json=body))["rankings"]
+    assert sorted(r["index"] for r in got) == list(range(6))
+    for r in got:
+        assert abs(r["logit"] - group[r["index"]][1]["score"]) < 1e-3, (r, group[r["index"]][1]["score"])
+    want = sorted(range(6), key=lambda i: -group[i][1]["score"])
+    gaps = [group[want[k]][1]["score"] - group[want[k + 1]][1]["score"] for k in range(5)]
+    assert min(gaps) > 2e-3  # transformers' order is clear, so it must be ours
+    assert [r["index"] for r in got] == want
+
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "List three primary colours.",
+    "What is 12 times 12?",
+    "Name a famous painter.",
+    "What do bees make?",
+]
+MAX_TOKENS = 10
+
+
+def stream_text(client, question, max_tokens):
+    chunks = list(client.chat.completions.create(
+        model=GEN_NAME, messages=[{"role": "user", "content": question}], stream=True, temperature=0,
+        max_tokens=max_tokens))
+    assert chunks and chunks[-1].choices[0].finish_reason in ("stop", "length")
+    return "".join(c.choices[0].delta.content or "" for c in chunks)
+
+
+def test_streams_decoded_together_match_alone(sim):
+    client = OpenAI(base_url=sim.url + "/v1", api_key="unused", max_retries=0, timeout=SLOW)
+    alone = [client.chat.completions.create(
+        model=GEN_NAME, messages=[{"role": "user", "content": q}], temperature=0,
+        max_tokens=MAX_TOKENS).choices[0].message.content for q in QUESTIONS]
+    assert all(a.strip() for a in alone)
+    assert len(set(alone)) == len(alone)  # six answers, so a mix-up would show
+    steps = metric(sim, "ragd_generator_steps_total")
+    # different lengths, so sequences leave the batch (and its graphs) at
+    # different steps
+    lengths = [MAX_TOKENS - (i % 3) for i in range(len(QUESTIONS))]
+    together = run_all([lambda q=q, n=n: stream_text(client, q, n) for q, n in zip(QUESTIONS, lengths)])
+    for q, n, a, t in zip(QUESTIONS, lengths, alone, together):
+        short = client.chat.completions.create(
+            model=GEN_NAME, messages=[{"role": "user", "content": q}], temperature=0,
+            max_tokens=n).choices[0].message.content if n != MAX_TOKENS else a
+        assert t == short, (q, t, short)
+    # decoded together: far fewer steps than one sequence after another
+    assert metric(sim, "ragd_generator_steps_total") - steps < len(QUESTIONS) * MAX_TOKENS
+
+
+def test_hang_up_mid_stream_leaves_the_others(sim):
+    cancelled = metric(sim, "ragd_generator_cancelled_total")
+    client = OpenAI(base_url=sim.url + "/v1", api_key="unused", max_retries=0, timeout=SLOW)
+    want = client.chat.completions.create(
+        model=GEN_NAME, messages=[{"role": "user", "content": QUESTIONS[1]}], temperature=0,
+        max_tokens=MAX_TOKENS).choices[0].message.content
+
+    def hang_up():
+        body = {"model": GEN_NAME, "messages": [{"role": "user", "content": QUESTIONS[0]}], "stream": True,
+                "max_tokens": 400, "temperature": 0}
+        with requests.post(sim.url + "/v1/chat/completions", json=body, stream=True, timeout=SLOW) as r:
+            assert r.status_code == 200
+            for line in r.iter_lines():
+                if line.startswith(b"data: {"):
+                    return "hung up"  # after the first chunk: the context manager closes the socket
+        return "ended"
+
+    got = run_all([hang_up, lambda: stream_text(client, QUESTIONS[1], MAX_TOKENS)])
+    assert got == ["hung up", want]
+    deadline = time.monotonic() + SLOW
+    while metric(sim, "ragd_generator_cancelled_total") < cancelled + 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert metric(sim, "ragd_generator_cancelled_total") == cancelled + 1
+    while metric(sim, "ragd_generator_sequences") != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert metric(sim, "ragd_generator_sequences") == 0 and metric(sim, "ragd_generator_kv_tokens") == 0
