@@ -40,8 +40,12 @@ run: build models
 unit: build models
 	cd $(BUILD) && ctest --output-on-failure
 
+# The device tests a second time on ragd_cudasim (the server on emulated
+# CUDA, built unless RAGD_CUDASIM=OFF), where their "with a GPU" branches run.
 integration: build venv models
 	RAGD_BIN=$(abspath $(BUILD))/ragd $(VENV)/bin/python -m pytest -q tests/integration
+	if [ -x $(BUILD)/ragd_cudasim ]; then RAGD_BIN=$(abspath $(BUILD))/ragd_cudasim OPENBLAS_NUM_THREADS=1 \
+	  $(VENV)/bin/python -m pytest -q tests/integration/test_device.py tests/integration/test_gen_device.py; fi
 
 test: unit integration
 
