@@ -559,6 +559,23 @@ static void model_id_from_path(char *out, size_t size, const char *path)
         out[len - 5] = '\0';
 }
 
+/* On a GPU the sequences' caches are allocated as requests come: a budget
+ * the device cannot hold would fail requests later, so it is refused at
+ * start. A tenth of the free memory is left for activations and cuBLAS. */
+static rg_status check_device_memory(const rg_generator *g, rg_err *e)
+{
+    if (decoder_device(g->dec) != RG_DEVICE_CUDA)
+        return RG_OK;
+    size_t free_b = 0, total_b = 0, want = g->opts.kv_cache_mb << 20;
+    rg_status st = decoder_device_memory(g->dec, &free_b, &total_b, e);
+    if (st || want <= free_b / 10 * 9)
+        return st;
+    return rg_error(e, RG_ERR_INVALID,
+                    "a KV cache of %zu MiB does not fit on the GPU: %zu of its %zu MiB are free after the weights, "
+                    "%zu MiB at most for the cache (--kv-cache-mb)",
+                    g->opts.kv_cache_mb, free_b >> 20, total_b >> 20, (free_b / 10 * 9) >> 20);
+}
+
 rg_status generator_start(const char *model_path, const rg_gen_opts *o, rg_generator **out, rg_err *e)
 {
     if (!o->queue_capacity || !o->max_seqs || !o->kv_cache_mb || !o->prefill_tokens)
@@ -592,6 +609,10 @@ rg_status generator_start(const char *model_path, const rg_gen_opts *o, rg_gener
         generator_stop(g);
         return rg_error(e, RG_ERR_INVALID, "a KV cache of %zu MiB holds fewer than 16 tokens of this model",
                         o->kv_cache_mb);
+    }
+    if ((st = check_device_memory(g, e))) {
+        generator_stop(g);
+        return st;
     }
     model_id_from_path(g->model_id, sizeof g->model_id, model_path);
     /* the chat template: named, or recognised from the model's */

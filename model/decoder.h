@@ -73,6 +73,9 @@ size_t decoder_threads(const rg_decoder *d);
  * description of that device. */
 rg_device decoder_device(const rg_decoder *d);
 const char *decoder_device_desc(const rg_decoder *d);
+/* Free and total memory of the GPU a CUDA decoder runs on (its weights
+ * already there); RG_ERR_UNSUPPORTED on the CPU. */
+rg_status decoder_device_memory(const rg_decoder *d, size_t *free_bytes, size_t *total_bytes, rg_err *e);
 
 /* Bytes a cache of max_tokens positions takes (0 on overflow). */
 size_t kv_cache_bytes(const rg_decoder *d, size_t max_tokens, rg_kv_type type);

@@ -561,6 +561,14 @@ extern "C" rg_status decoder_cuda_forward(rg_decoder_cuda *c, const rg_decoder *
 
 // ---- caches and inspection ----------------------------------------------------------------
 
+extern "C" rg_status decoder_cuda_memory(rg_decoder_cuda *c, size_t *free_bytes, size_t *total_bytes, rg_err *e)
+{
+    rg_status st = cu_check(cudaSetDevice(c->cx.device), "cudaSetDevice", e);
+    if (!st)
+        st = cu_check(cudaMemGetInfo(free_bytes, total_bytes), "reading the GPU's free memory", e);
+    return st;
+}
+
 extern "C" rg_status decoder_cuda_kv_alloc(size_t bytes, void **k, void **v, rg_err *e)
 {
     *k = *v = nullptr;

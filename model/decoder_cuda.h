@@ -43,6 +43,9 @@ rg_status decoder_cuda_forward(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_ca
                                const size_t *pos, size_t n, const size_t *out_rows, size_t n_out, float *logits,
                                rg_err *e);
 
+/* cudaMemGetInfo of the decoder's device. */
+rg_status decoder_cuda_memory(rg_decoder_cuda *c, size_t *free_bytes, size_t *total_bytes, rg_err *e);
+
 /* Device memory for a cache's keys and values, bytes each. */
 rg_status decoder_cuda_kv_alloc(size_t bytes, void **k, void **v, rg_err *e);
 void decoder_cuda_kv_free(void *k, void *v);

@@ -111,6 +111,16 @@ rg_device decoder_device(const rg_decoder *d)
     return d->device;
 }
 
+rg_status decoder_device_memory(const rg_decoder *d, size_t *free_bytes, size_t *total_bytes, rg_err *e)
+{
+    *free_bytes = *total_bytes = 0;
+#ifdef RAGD_HAVE_CUDA
+    if (d->cuda)
+        return decoder_cuda_memory(d->cuda, free_bytes, total_bytes, e);
+#endif
+    return rg_error(e, RG_ERR_UNSUPPORTED, "decoder: no device memory on %s", backend_device_name(d->device));
+}
+
 const char *decoder_device_desc(const rg_decoder *d)
 {
     return d->device_desc;

@@ -57,7 +57,9 @@ namespace {
 
 std::recursive_mutex device_mu; // one device: work runs one item at a time
 std::mutex alloc_mu;
+constexpr size_t DEVICE_MEMORY = (size_t)16 << 30; // what the emulated device reports and holds
 std::map<const char *, alloc_info> allocs; // keyed by base
+size_t allocated = 0;                       // bytes of live allocations, against DEVICE_MEMORY
 std::vector<CUstream_st *> streams;         // created streams, for device-wide waits
 CUstream_st legacy_stream;
 thread_local cudaError_t last_error = cudaSuccess;
@@ -373,7 +375,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device)
     snprintf(prop->name, sizeof prop->name, "cudasim (CPU emulation of sm_90)");
     prop->major = 9;
     prop->minor = 0;
-    prop->totalGlobalMem = (size_t)16 << 30;
+    prop->totalGlobalMem = DEVICE_MEMORY;
     prop->sharedMemPerBlock = 48 * 1024;
     prop->warpSize = 32;
     prop->maxThreadsPerBlock = 1024;
@@ -402,14 +404,21 @@ cudaError_t cudaMalloc(void **ptr, size_t size)
     *ptr = nullptr;
     if (refuse_in_capture("cudaMalloc"))
         return cudaErrorStreamCaptureUnsupported;
-    if (size > ((size_t)16 << 30))
-        return record(cudaErrorMemoryAllocation);
+    {
+        std::lock_guard<std::mutex> lock(alloc_mu);
+        if (size > DEVICE_MEMORY - allocated)
+            return record(cudaErrorMemoryAllocation); // the device is full, as a GPU's would be
+        allocated += size;                            // reserved now, so two threads cannot both take the rest
+    }
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t body = (size + 15) & ~(size_t)15;
     size_t span = (body + page - 1) / page * page;
     char *m = (char *)mmap(nullptr, span + 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
+    if (m == MAP_FAILED) {
+        std::lock_guard<std::mutex> lock(alloc_mu);
+        allocated -= size;
         return record(cudaErrorMemoryAllocation);
+    }
     mprotect(m, page, PROT_NONE);
     mprotect(m + page + span, page, PROT_NONE);
     char *base = m + page + span - body;
@@ -437,6 +446,7 @@ cudaError_t cudaFree(void *ptr)
             return fail(cudaErrorInvalidValue, "cudaFree(%p): not the start of a device allocation", ptr);
         a = it->second;
         allocs.erase(it);
+        allocated -= a.size;
     }
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t body = (a.size + 15) & ~(size_t)15;
@@ -447,8 +457,9 @@ cudaError_t cudaFree(void *ptr)
 
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total)
 {
-    *free_bytes = (size_t)12 << 30;
-    *total = (size_t)16 << 30;
+    std::lock_guard<std::mutex> lock(alloc_mu);
+    *free_bytes = DEVICE_MEMORY - allocated;
+    *total = DEVICE_MEMORY;
     return cudaSuccess;
 }
 

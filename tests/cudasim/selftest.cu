@@ -166,6 +166,20 @@ int main()
     EXPECT(cudaStreamEndCapture(s, &g) == cudaErrorStreamCaptureInvalidated && !g, "capture invalidated");
     cudaGetLastError();
 
+    // the device's memory is finite and cudaMemGetInfo says what is left
+    size_t free0 = 0, total = 0, free1 = 0;
+    EXPECT(cudaMemGetInfo(&free0, &total) == cudaSuccess && free0 < total, "cudaMemGetInfo");
+    void *block = nullptr, *more = nullptr;
+    EXPECT(cudaMalloc(&more, free0 + 1) == cudaErrorMemoryAllocation && !more, "a byte more than is free");
+    cudaGetLastError();
+    EXPECT(cudaMalloc(&block, 64u << 20) == cudaSuccess, "64 MiB");
+    EXPECT(cudaMemGetInfo(&free1, &total) == cudaSuccess && free1 == free0 - (64u << 20), "%zu bytes free after "
+           "64 MiB of %zu", free1, free0);
+    EXPECT(cudaMalloc(&more, free1 + 1) == cudaErrorMemoryAllocation && !more, "a byte more than is left");
+    cudaGetLastError();
+    cudaFree(block);
+    EXPECT(cudaMemGetInfo(&free1, &total) == cudaSuccess && free1 == free0, "cudaFree gives the memory back");
+
     // cuBLAS: C (2x3) = A^T (2x4 from a 4x2) * B (4x3), column-major
     float ha[8] = {1, 2, 3, 4, 5, 6, 7, 8}, hb[12], hc[6], *da, *db, *dc;
     for (int i = 0; i < 12; i++)

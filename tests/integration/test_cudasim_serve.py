@@ -30,7 +30,7 @@ import pytest
 import requests
 from openai import OpenAI
 
-from conftest import RAGD_BIN, REPO, RagdServer, expect_json, metric_values
+from conftest import RAGD_BIN, REPO, RagdServer, ServerStartError, expect_json, metric_values
 
 SIM_BIN = RAGD_BIN.parent / "ragd_cudasim"
 MODELS = os.environ.get("RAGD_MODELS", str(REPO / "models"))
@@ -210,3 +210,20 @@ def test_hang_up_mid_stream_leaves_the_others(sim):
     while metric(sim, "ragd_generator_sequences") != 0 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert metric(sim, "ragd_generator_sequences") == 0 and metric(sim, "ragd_generator_kv_tokens") == 0
+
+
+def test_kv_cache_beyond_the_gpu_is_refused_at_start(tmp_path):
+    """The sequences' caches are allocated on the GPU as requests come; a
+    --kv-cache-mb the device cannot hold (cudasim's has 16 GiB) is a
+    start-up error naming the sizes, not failed requests later."""
+    with pytest.raises(ServerStartError) as exc:
+        RagdServer(tmp_path / "big", binary=SIM_BIN, ready_timeout=180,
+                   extra_args=("--device", "cuda", "--gen-model", GEN_FILE, "--kv-cache-mb", "20000"))
+    msg = str(exc.value)
+    assert "KV cache of 20000 MiB does not fit on the GPU" in msg and "--kv-cache-mb" in msg, msg
+    s = RagdServer(tmp_path / "fits", binary=SIM_BIN, ready_timeout=180,
+                   extra_args=("--device", "cuda", "--gen-model", GEN_FILE, "--kv-cache-mb", "4096"))
+    try:
+        assert s.get_json("/v1/version")["generation"]["device"] == "cuda"
+    finally:
+        s.stop()
