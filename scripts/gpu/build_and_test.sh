@@ -42,7 +42,10 @@
 # servers and the C benchmarks on the CPU instead (the dry run's wiring
 # check; bench_gpu.py and the peer are then skipped), with GEN_STEPS and
 # BENCH_SECONDS to keep it short. SKIP_TESTS (a regex of
-# test names) leaves tests out. Exit status 0 when no step failed.
+# test names, or "embedding benchmark") leaves them out. BIN_DIR takes the
+# binaries from that folder as they are and LIMIT_SCALE multiplies every
+# step's time limit: scripts/gpu/sim_rehearsal.sh runs the stages HERE on
+# the cudasim builds that way. Exit status 0 when no step failed.
 set -uo pipefail
 root=$(pwd)
 [ -f "$root/scripts/gpu/build_and_test.sh" ] || { echo "run from the repository root" >&2; exit 2; }
@@ -78,6 +81,7 @@ step() {
         failed=1
         return 1
     fi
+    limit=$((limit * ${LIMIT_SCALE:-1}))
     [ "$limit" -le "$left" ] || limit=$left
     echo "== $name ($(date -u +%H:%M:%S), limit $limit s)" >> "$logf"
     local t0=$SECONDS rc
@@ -140,7 +144,10 @@ export -f source_build
 export deps build
 export targets_list="${targets[*]}"
 bin=
-if [ "$stage" != build ]; then
+if [ -n "${BIN_DIR:-}" ] && [ "$stage" != build ]; then
+    bin=$BIN_DIR
+    note "binaries: $BIN_DIR (BIN_DIR)"
+elif [ "$stage" != build ]; then
     if [ -f "$run/MANIFEST" ] && bash "$root/scripts/gpu/check_prebuilt.sh" - "$run" >> "$out/setup.log" 2>&1; then
         bin=$run/wrap
     elif [ ! -f "$run/MANIFEST" ] && [ -f "$deps/prebuilt/bundle.tar.xz" ] &&
@@ -207,7 +214,7 @@ rerank_bench_cuda() { # the test cross-encoder on the half-size MiniLM
     local d=$work/rerank
     rerank_pairs || return 1
     local n r
-    for n in 64 256; do
+    for n in ${RERANK_PAIRS:-64 256}; do
         r=$("$bin/bench_rerank" "$d/ragd-test-cross-encoder" "$d/pairs.tsv" $n 32 "${BENCH_SECONDS:-3}" "$dev") || return 1
         echo "pairs $n batch 32: $r"
     done
@@ -268,9 +275,12 @@ encoder_stage() {
         grep '^CUDA pass:' "$out/tests.log" | tail -n 1 >> "$summary"
     }
     [ "${BENCH:-1}" != 0 ] || return 0
-    [ "$dev" = cuda ] || note "SKIP embedding benchmark (BENCH_DEVICE=$dev: bench_gpu.py is for CUDA)"
-    [ "$dev" != cuda ] || step "embedding benchmark (128 tokens)" "$out/bench.log" 180 python3 "$root/scripts/gpu/bench_gpu.py" \
-        "$bin/bench_embed_device" "$models/all-MiniLM-L6-v2" "$out" --seconds "${BENCH_SECONDS:-3}"
+    if [ "$dev" != cuda ]; then
+        note "SKIP embedding benchmark (BENCH_DEVICE=$dev: bench_gpu.py is for CUDA)"
+    elif ! skipped "embedding benchmark"; then
+        step "embedding benchmark (128 tokens)" "$out/bench.log" 180 python3 "$root/scripts/gpu/bench_gpu.py" \
+            "$bin/bench_embed_device" "$models/all-MiniLM-L6-v2" "$out" --seconds "${BENCH_SECONDS:-3}"
+    fi
     sed -n '/^GPU: /,$p' "$out/bench.log" | grep -v '^==' | tail -n 5 >> "$summary"
     step "rerank benchmark (cross-encoder, $dev)" "$out/bench.log" 120 rerank_bench_cuda
     grep '^pairs ' "$out/bench.log" | tail -n 2 >> "$summary"
@@ -343,7 +353,9 @@ ids = [i for l in open(sys.argv[1]) for i in json.loads(l).get("ids", [])]
 print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" > "$work/ids512.txt"
     skipped test_decoder_cuda || {
         step test_decoder_cuda "$out/tests.log" 180 "$bin/test_decoder_cuda"
-        grep -E '^test_decoder_cuda|near-tie|MISMATCH|CHECK failed' "$out/tests.log" | tail -n 30 >> "$summary"
+        # its own lines only (tests.log holds the encoder stage's too when STAGE=all)
+        sed -n '/^== test_decoder_cuda (/,$p' "$out/tests.log" | grep -E '^test_decoder_cuda|near-tie|MISMATCH|CHECK failed' |
+            tail -n 30 >> "$summary"
     }
     if [ "${BENCH:-1}" != 0 ] && [ -f "$gen_model" ]; then
         step "decode benchmark (bench_decode_device)" "$out/bench.log" 120 decode_bench
