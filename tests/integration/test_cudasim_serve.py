@@ -8,8 +8,8 @@ engines' batching, the decoder's graphs and HTTP, where no GPU is.
   batches across them) are within cosine 0.999 of sentence-transformers'
   (the CUDA bound of tests/unit/test_encoder_cuda.c), and a document
   ingested through the CUDA embedder is found by dense retrieval;
-- /v1/ranking with the default reranker (f32 on the device) gives
-  transformers' scores within 1e-3, in their order;
+- /v1/ranking with the default reranker (f32 on the device), two requests
+  at once, gives transformers' scores within 1e-3, in their order;
 - chat: streaming clients at once, decoded together in one batch while
   sequences join and leave, each get exactly the text their prompt gets
   alone, and a client that hangs up mid-stream is cancelled without
@@ -127,21 +127,37 @@ def test_dense_retrieval_with_cuda_vectors(sim):
     assert hits[0]["text"].startswith("The International Space Station"), hits
 
 
-def test_ranking_gives_transformers_scores(sim):
+def ranking_groups():
     hf = [json.loads(line) for line in (REPO / "tests/fixtures/lmrerank_hf_golden.jsonl").read_text().splitlines()]
     src = [json.loads(line) for line in (REPO / "tests/fixtures/lmrerank_golden.jsonl").read_text().splitlines()]
-    group = [(s, h) for s, h in zip(src[1:], hf[1:], strict=True) if s["group"] == 0]
-    assert len(group) == 6 and group[0][0]["max_tokens"] == 1024
-    body = {"model": RERANK_NAME, "query": {"text": group[0][0]["query"]},
-            "passages": [{"text": s["passage"]} for s, _ in group], "truncate": "END"}
-    got = expect_json(sim.post("/v1/ranking", timeout=SLOW, json=body))["rankings"]
-    assert sorted(r["index"] for r in got) == list(range(6))
-    for r in got:
-        assert abs(r["logit"] - group[r["index"]][1]["score"]) < 1e-3, (r, group[r["index"]][1]["score"])
-    want = sorted(range(6), key=lambda i: -group[i][1]["score"])
-    gaps = [group[want[k]][1]["score"] - group[want[k + 1]][1]["score"] for k in range(5)]
-    assert min(gaps) > 2e-3  # transformers' order is clear, so it must be ours
-    assert [r["index"] for r in got] == want
+    groups = {}
+    for s, h in zip(src[1:], hf[1:], strict=True):
+        groups.setdefault(s["group"], []).append((s, h))
+    return groups
+
+
+def test_concurrent_rankings_give_transformers_scores(sim):
+    """Two /v1/ranking requests at once (short groups 0 and 1 of the
+    fixture, 6 passages each), each scored as transformers scores it."""
+    groups = ranking_groups()
+    chosen = [groups[0], groups[1]]
+    for group in chosen:
+        assert len(group) == 6 and all(s["max_tokens"] == 1024 for s, _ in group)
+
+    def rank(group):
+        body = {"model": RERANK_NAME, "query": {"text": group[0][0]["query"]},
+                "passages": [{"text": s["passage"]} for s, _ in group], "truncate": "END"}
+        return lambda: expect_json(sim.post("/v1/ranking", timeout=SLOW, json=body))["rankings"]
+
+    for group, got in zip(chosen, run_all([rank(g) for g in chosen])):
+        assert sorted(r["index"] for r in got) == list(range(6))
+        for r in got:
+            assert abs(r["logit"] - group[r["index"]][1]["score"]) < 1e-3, (r, group[r["index"]][1]["score"])
+        # in transformers' order wherever it separates two passages by more than 2e-3
+        for a in range(6):
+            for b in range(a + 1, 6):
+                sa, sb = group[got[a]["index"]][1]["score"], group[got[b]["index"]][1]["score"]
+                assert sa > sb - 2e-3, (got, [h["score"] for _, h in group])
 
 
 QUESTIONS = [
