@@ -16,7 +16,9 @@
 // device allocation (guard pages), reads of device memory never written
 // (allocations start as NaN), launch limits, stream ordering (work queued
 // on a stream runs only when something waits for it, so a missing
-// synchronization returns stale data), and what graph capture forbids.
+// synchronization returns stale data), what graph capture forbids, a
+// device of finite memory (16 GiB), and order dependence (threads of a
+// block and blocks of a grid are taken in alternating orders).
 // What it cannot show: speed, data races the GPU's scheduling would
 // expose, and the hardware's own arithmetic (cuBLAS products are computed
 // in fp32 from the same fp16 or fp32 operands).

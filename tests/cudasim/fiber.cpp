@@ -13,7 +13,8 @@
 // a warp shuffle costs one switch per lane. Blocks alternate the order in
 // which threads are taken (lowest first, then highest first), so code that
 // reads shared memory another thread writes without a barrier between
-// sees the wrong value in one of the two. Threads that return while others
+// sees the wrong value in one of the two; launches alternate the order of
+// their blocks likewise. Threads that return while others
 // wait at __syncthreads, a shuffle missing lanes of its mask, or threads
 // waiting at different barriers are reported and end the test.
 #include "sim_internal.h"
@@ -97,6 +98,7 @@ struct scheduler {
     int running = -1;
     unsigned n = 0;
     bool reverse = false; // this block takes threads highest first
+    unsigned long long launches = 0; // grids run so far: odd ones take their blocks last first
     const std::function<void()> *body = nullptr;
     const char *kernel = nullptr;
     // Each lane's published shuffle value, double-buffered: a lane writes
@@ -387,34 +389,39 @@ void run_grid(const char *kernel, dim3 grid, dim3 block, size_t smem, const std:
     cur.block_dim = make_uint3(block.x, block.y, block.z);
     cur.grid_dim = make_uint3(grid.x, grid.y, grid.z);
     cur.dyn_smem = dyn.data();
-    unsigned long long count = 0;
-    for (unsigned bz = 0; bz < grid.z; bz++)
-        for (unsigned by = 0; by < grid.y; by++)
-            for (unsigned bx = 0; bx < grid.x; bx++) {
-                // shared memory is garbage when a block starts: NaN here
-                memset(dyn.data(), 0xff, dyn.size());
-                cur.block = make_uint3(bx, by, bz);
-                sched->reverse = (count++ & 1) != 0;
-                sched->at_sync = sched->done = 0;
-                for (unsigned w = 0; w * 32 < n; w++)
-                    sched->warps[w] = warp_state();
-                for (unsigned i = 0; i < n; i++) {
-                    fiber &f = sched->fibers[i];
-                    f = fiber();
-                    f.linear = i;
-                    f.tid = make_uint3(i % block.x, (i / block.x) % block.y, i / (block.x * block.y));
-                }
-                unsigned cursor = sched->reverse ? n - 1 : 0;
-                sched->runner = true; // the first thread's fiber runs them all, barriers permitting
-                sched->runner_owner = (int)cursor;
-                while (sched->done < n) {
-                    int i = can_run(sched->fibers[cursor]) ? (int)cursor : next_runnable(cursor, 0, n);
-                    if (i < 0)
-                        report_stuck(cur.block);
-                    run_from_host((unsigned)i);
-                    cursor = (unsigned)i;
-                }
-            }
+    // Blocks run one at a time, in index order or (every other launch) the
+    // reverse: a GPU runs them in any order, so a kernel that reads what
+    // another block of the same grid writes gets it wrong in one of the two.
+    unsigned long long n_blocks = (unsigned long long)grid.x * grid.y * grid.z;
+    bool grid_reverse = (sched->launches++ & 1) != 0;
+    for (unsigned long long count = 0; count < n_blocks; count++) {
+        unsigned long long b = grid_reverse ? n_blocks - 1 - count : count;
+        unsigned bx = (unsigned)(b % grid.x), by = (unsigned)(b / grid.x % grid.y),
+                 bz = (unsigned)(b / ((unsigned long long)grid.x * grid.y));
+        // shared memory is garbage when a block starts: NaN here
+        memset(dyn.data(), 0xff, dyn.size());
+        cur.block = make_uint3(bx, by, bz);
+        sched->reverse = (count & 1) != 0;
+        sched->at_sync = sched->done = 0;
+        for (unsigned w = 0; w * 32 < n; w++)
+            sched->warps[w] = warp_state();
+        for (unsigned i = 0; i < n; i++) {
+            fiber &f = sched->fibers[i];
+            f = fiber();
+            f.linear = i;
+            f.tid = make_uint3(i % block.x, (i / block.x) % block.y, i / (block.x * block.y));
+        }
+        unsigned cursor = sched->reverse ? n - 1 : 0;
+        sched->runner = true; // the first thread's fiber runs them all, barriers permitting
+        sched->runner_owner = (int)cursor;
+        while (sched->done < n) {
+            int i = can_run(sched->fibers[cursor]) ? (int)cursor : next_runnable(cursor, 0, n);
+            if (i < 0)
+                report_stuck(cur.block);
+            run_from_host((unsigned)i);
+            cursor = (unsigned)i;
+        }
+    }
     sched->body = nullptr;
     cur.dyn_smem = nullptr;
 }

@@ -65,6 +65,13 @@ __global__ static void k_no_barrier(const float *x, float *out)
 
 __global__ static void k_write_past(float *x, int n) { x[n + 1024 + threadIdx.x] = 1.0f; }
 
+// Wrong on a GPU: block b reads what block b - 1 writes in the same grid.
+__global__ static void k_chain(float *x)
+{
+    if (threadIdx.x == 0)
+        x[blockIdx.x + 1] = x[blockIdx.x] + 1.0f;
+}
+
 // Runs f in a child; true if the child died of SIGABRT or SIGSEGV.
 template <typename F> static bool dies(F f)
 {
@@ -134,6 +141,18 @@ int main()
         for (int t = 0; t < 64; t++)
             wrong += back[(size_t)(b * 64 + t)] != h[(size_t)(63 - t)] + (float)b;
     EXPECT(wrong > 0, "a read of shared memory without a barrier went unnoticed");
+
+    // blocks run in index order in one launch and the reverse in the next,
+    // so a grid that depends on its blocks' order gives two answers
+    std::vector<float> chain[2];
+    for (int run = 0; run < 2; run++) {
+        cudaMemset(d, 0, 9 * sizeof(float));
+        k_chain<<<8, 32>>>(d);
+        chain[run].resize(9);
+        cudaMemcpy(chain[run].data(), d, 9 * sizeof(float), cudaMemcpyDeviceToHost);
+    }
+    EXPECT(chain[0] != chain[1], "a grid that depends on the order of its blocks went unnoticed (last %g, %g)",
+           chain[0][8], chain[1][8]);
 
     // streams are lazy: the legacy stream does not wait for a non-blocking one
     cudaStream_t s;
