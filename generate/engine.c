@@ -561,19 +561,26 @@ static void model_id_from_path(char *out, size_t size, const char *path)
 
 /* On a GPU the sequences' caches are allocated as requests come: a budget
  * the device cannot hold would fail requests later, so it is refused at
- * start. A tenth of the free memory is left for activations and cuBLAS. */
+ * start. What the decoder allocates later besides the caches: the logits
+ * of up to max_seqs rows, counted here, and activations for a prefill
+ * chunk and cuBLAS's workspace, for which a tenth of the free memory is
+ * left. */
 static rg_status check_device_memory(const rg_generator *g, rg_err *e)
 {
     if (decoder_device(g->dec) != RG_DEVICE_CUDA)
         return RG_OK;
-    size_t free_b = 0, total_b = 0, want = g->opts.kv_cache_mb << 20;
+    size_t free_b = 0, total_b = 0;
     rg_status st = decoder_device_memory(g->dec, &free_b, &total_b, e);
-    if (st || want <= free_b / 10 * 9)
+    if (st)
         return st;
+    size_t room = free_b / 10 * 9, logits = g->opts.max_seqs * g->n_vocab * sizeof(float);
+    size_t cache_room = room > logits ? room - logits : 0;
+    if (g->opts.kv_cache_mb <= cache_room >> 20)
+        return RG_OK;
     return rg_error(e, RG_ERR_INVALID,
                     "a KV cache of %zu MiB does not fit on the GPU: %zu of its %zu MiB are free after the weights, "
                     "%zu MiB at most for the cache (--kv-cache-mb)",
-                    g->opts.kv_cache_mb, free_b >> 20, total_b >> 20, (free_b / 10 * 9) >> 20);
+                    g->opts.kv_cache_mb, free_b >> 20, total_b >> 20, cache_room >> 20);
 }
 
 rg_status generator_start(const char *model_path, const rg_gen_opts *o, rg_generator **out, rg_err *e)

@@ -281,7 +281,7 @@ encoder_stage() {
         step "embedding benchmark (128 tokens)" "$out/bench.log" 180 python3 "$root/scripts/gpu/bench_gpu.py" \
             "$bin/bench_embed_device" "$models/all-MiniLM-L6-v2" "$out" --seconds "${BENCH_SECONDS:-3}"
     fi
-    sed -n '/^GPU: /,$p' "$out/bench.log" | grep -v '^==' | tail -n 5 >> "$summary"
+    sed -n '/^GPU: /,$p' "$out/bench.log" 2> /dev/null | grep -v '^==' | tail -n 5 >> "$summary"
     step "rerank benchmark (cross-encoder, $dev)" "$out/bench.log" 120 rerank_bench_cuda
     grep '^pairs ' "$out/bench.log" | tail -n 2 >> "$summary"
     step "serve --device $dev (embeddings)" "$out/serve.log" 90 serve_embed

@@ -27,8 +27,10 @@ calls=$root/gpu-deps/calls
 [ -d "$calls/call-1" ] || { echo "no gpu-deps/calls: run scripts/gpu/prepare.sh first" >&2; exit 1; }
 rm -rf "$scratch"
 mkdir -p "$scratch/tree" "$scratch/out"
-(cd "$root" && { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 -I{} sh -c '[ -f "{}" ] && echo "{}"' |
-    tar -cf - -T -) | tar -xf - -C "$scratch/tree"
+# (files only: a deleted file git still tracks is skipped; names passed NUL-separated)
+(cd "$root" && { git ls-files -z; git ls-files -z --others --exclude-standard; } |
+    while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done | tar --null -T - -cf -) |
+    tar -xf - -C "$scratch/tree"
 # The scripts are started with bash everywhere, in case the device's copy of
 # the tree loses the executable bits: here they are taken away to check it.
 chmod -x "$scratch/tree"/scripts/gpu/*.sh

@@ -38,8 +38,10 @@ gguf=$models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf
 
 rm -rf "$scratch"
 mkdir -p "$scratch/tree" "$scratch/out" "$scratch/bin"
-(cd "$root" && { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 -I{} sh -c '[ -f "{}" ] && echo "{}"' |
-    tar -cf - -T -) | tar -xf - -C "$scratch/tree"
+# (files only: a deleted file git still tracks is skipped; names passed NUL-separated)
+(cd "$root" && { git ls-files -z; git ls-files -z --others --exclude-standard; } |
+    while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done | tar --null -T - -cf -) |
+    tar -xf - -C "$scratch/tree"
 deps=$scratch/tree/gpu-deps
 mkdir -p "$deps/models"
 bash "$root/scripts/gpu/untar_xz.sh" "$embed" "$deps/models" || exit 1

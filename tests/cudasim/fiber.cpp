@@ -13,8 +13,9 @@
 // a warp shuffle costs one switch per lane. Blocks alternate the order in
 // which threads are taken (lowest first, then highest first), so code that
 // reads shared memory another thread writes without a barrier between
-// sees the wrong value in one of the two; launches alternate the order of
-// their blocks likewise. Threads that return while others
+// sees the wrong value in one of the two; a kernel's launches alternate
+// the order of their blocks likewise (and single-block grids the order of
+// their threads). Threads that return while others
 // wait at __syncthreads, a shuffle missing lanes of its mask, or threads
 // waiting at different barriers are reported and end the test.
 #include "sim_internal.h"
@@ -23,6 +24,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #if !defined(__x86_64__)
@@ -98,7 +101,11 @@ struct scheduler {
     int running = -1;
     unsigned n = 0;
     bool reverse = false; // this block takes threads highest first
-    unsigned long long launches = 0; // grids run so far: odd ones take their blocks last first
+    // launches of each kernel so far (by name: a fixed sequence of launches,
+    // a decode step or a graph replay, would otherwise give a kernel at an
+    // even place the same order every time): odd ones take their blocks
+    // last first, and their first block's threads highest first
+    std::unordered_map<std::string, unsigned long long> launches;
     const std::function<void()> *body = nullptr;
     const char *kernel = nullptr;
     // Each lane's published shuffle value, double-buffered: a lane writes
@@ -393,7 +400,8 @@ void run_grid(const char *kernel, dim3 grid, dim3 block, size_t smem, const std:
     // reverse: a GPU runs them in any order, so a kernel that reads what
     // another block of the same grid writes gets it wrong in one of the two.
     unsigned long long n_blocks = (unsigned long long)grid.x * grid.y * grid.z;
-    bool grid_reverse = (sched->launches++ & 1) != 0;
+    unsigned long long launch_no = sched->launches[kernel]++;
+    bool grid_reverse = (launch_no & 1) != 0;
     for (unsigned long long count = 0; count < n_blocks; count++) {
         unsigned long long b = grid_reverse ? n_blocks - 1 - count : count;
         unsigned bx = (unsigned)(b % grid.x), by = (unsigned)(b / grid.x % grid.y),
@@ -401,7 +409,7 @@ void run_grid(const char *kernel, dim3 grid, dim3 block, size_t smem, const std:
         // shared memory is garbage when a block starts: NaN here
         memset(dyn.data(), 0xff, dyn.size());
         cur.block = make_uint3(bx, by, bz);
-        sched->reverse = (count & 1) != 0;
+        sched->reverse = ((count + launch_no) & 1) != 0;
         sched->at_sync = sched->done = 0;
         for (unsigned w = 0; w * 32 < n; w++)
             sched->warps[w] = warp_state();

@@ -208,7 +208,9 @@ def test_hang_up_mid_stream_leaves_the_others(sim):
         max_tokens=MAX_TOKENS).choices[0].message.content
 
     def hang_up():
-        body = {"model": GEN_NAME, "messages": [{"role": "user", "content": QUESTIONS[0]}], "stream": True,
+        # a long answer, so the server is still writing when it notices
+        essay = "Write a long essay, with many paragraphs, on the history of the Roman Empire."
+        body = {"model": GEN_NAME, "messages": [{"role": "user", "content": essay}], "stream": True,
                 "max_tokens": 400, "temperature": 0}
         with requests.post(sim.url + "/v1/chat/completions", json=body, stream=True, timeout=SLOW) as r:
             assert r.status_code == 200
