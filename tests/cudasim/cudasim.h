@@ -55,6 +55,10 @@
 #define __launch_bounds__(...)
 // Shared memory: one copy per host thread, shared by the fibers (GPU
 // threads) of the block that thread is running; blocks run one at a time.
+// A static would keep the previous block's values where a GPU's shared
+// memory holds garbage, so rewrite.cmake follows each static __shared__
+// declaration with CUDASIM_FRESH_SHARED(name): the first thread of a block
+// to pass it fills the variable with NaN bytes (below).
 #define __shared__ static thread_local
 
 namespace cudasim {
@@ -64,8 +68,18 @@ namespace cudasim {
 struct coords { // trivial, so the thread_local needs no initialization call
     uint3 thread, block, block_dim, grid_dim;
     void *dyn_smem;
+    unsigned long long block_serial; // this host thread's blocks so far, counting this one
 };
 extern thread_local coords cur;
+
+#define CUDASIM_FRESH_SHARED(name)                                  \
+    do {                                                           \
+        static thread_local unsigned long long cudasim_serial_##name; \
+        if (cudasim_serial_##name != cudasim::cur.block_serial) {  \
+            std::memset(&(name), 0xff, sizeof(name));              \
+            cudasim_serial_##name = cudasim::cur.block_serial;     \
+        }                                                          \
+    } while (0)
 
 inline void *dynamic_smem() { return cur.dyn_smem; }
 

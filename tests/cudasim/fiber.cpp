@@ -409,6 +409,7 @@ void run_grid(const char *kernel, dim3 grid, dim3 block, size_t smem, const std:
         // shared memory is garbage when a block starts: NaN here
         memset(dyn.data(), 0xff, dyn.size());
         cur.block = make_uint3(bx, by, bz);
+        cur.block_serial++; // static __shared__ variables are refilled with NaN (CUDASIM_FRESH_SHARED)
         sched->reverse = ((count + launch_no) & 1) != 0;
         sched->at_sync = sched->done = 0;
         for (unsigned w = 0; w * 32 < n; w++)

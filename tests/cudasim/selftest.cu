@@ -65,6 +65,16 @@ __global__ static void k_no_barrier(const float *x, float *out)
 
 __global__ static void k_write_past(float *x, int n) { x[n + 1024 + threadIdx.x] = 1.0f; }
 
+// Wrong on a GPU: block 1 reads shared memory only block 0 wrote.
+__global__ static void k_stale_shared(float *out)
+{
+    __shared__ float s[32];
+    if (blockIdx.x == 0)
+        s[threadIdx.x] = 1.0f;
+    __syncthreads();
+    out[blockIdx.x * 32 + threadIdx.x] = s[threadIdx.x];
+}
+
 // Wrong on a GPU: block b reads what block b - 1 writes in the same grid.
 __global__ static void k_chain(float *x)
 {
@@ -141,6 +151,15 @@ int main()
         for (int t = 0; t < 64; t++)
             wrong += back[(size_t)(b * 64 + t)] != h[(size_t)(63 - t)] + (float)b;
     EXPECT(wrong > 0, "a read of shared memory without a barrier went unnoticed");
+
+    // static shared memory holds no value when a block starts (NaN here),
+    // whatever the block before it left there, in either order of blocks
+    for (int run = 0; run < 2; run++) {
+        k_stale_shared<<<2, 32>>>(o);
+        cudaMemcpy(back.data(), o, 64 * sizeof(float), cudaMemcpyDeviceToHost);
+        EXPECT(back[0] == 1.0f && std::isnan(back[32 + 5]), "launch %d: block 1 read %g from a shared array only "
+               "block 0 wrote", run, back[32 + 5]);
+    }
 
     // blocks run in index order in one launch and the reverse in the next,
     // so a grid that depends on its blocks' order gives two answers
