@@ -27,10 +27,7 @@ calls=$root/gpu-deps/calls
 [ -d "$calls/call-1" ] || { echo "no gpu-deps/calls: run scripts/gpu/prepare.sh first" >&2; exit 1; }
 rm -rf "$scratch"
 mkdir -p "$scratch/tree" "$scratch/out"
-# (files only: a deleted file git still tracks is skipped; names passed NUL-separated)
-(cd "$root" && { git ls-files -z; git ls-files -z --others --exclude-standard; } |
-    while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done | tar --null -T - -cf -) |
-    tar -xf - -C "$scratch/tree"
+bash "$root/scripts/gpu/copy_tree.sh" "$scratch/tree" || exit 1
 # The scripts are started with bash everywhere, in case the device's copy of
 # the tree loses the executable bits: here they are taken away to check it.
 chmod -x "$scratch/tree"/scripts/gpu/*.sh

@@ -38,10 +38,7 @@ gguf=$models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf
 
 rm -rf "$scratch"
 mkdir -p "$scratch/tree" "$scratch/out" "$scratch/bin"
-# (files only: a deleted file git still tracks is skipped; names passed NUL-separated)
-(cd "$root" && { git ls-files -z; git ls-files -z --others --exclude-standard; } |
-    while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done | tar --null -T - -cf -) |
-    tar -xf - -C "$scratch/tree"
+bash "$root/scripts/gpu/copy_tree.sh" "$scratch/tree" || exit 1
 deps=$scratch/tree/gpu-deps
 mkdir -p "$deps/models"
 bash "$root/scripts/gpu/untar_xz.sh" "$embed" "$deps/models" || exit 1

@@ -21,7 +21,6 @@ engines' batching, the decoder's graphs and HTTP, where no GPU is.
 Speed means nothing here (some 10^4 times slower than a GPU)."""
 
 import json
-import math
 import os
 import threading
 import time
@@ -31,13 +30,15 @@ import requests
 from openai import OpenAI
 
 from conftest import RAGD_BIN, REPO, RagdServer, ServerStartError, expect_json, metric_values
+from test_completions import QUESTIONS as QUESTIONS_ALL
+from test_embeddings import cosine
+from test_lmrerank import GROUPS, HF_TOL, NAME as RERANK_NAME, assert_golden_order
 
 SIM_BIN = RAGD_BIN.parent / "ragd_cudasim"
 MODELS = os.environ.get("RAGD_MODELS", str(REPO / "models"))
 EMBED_DIR = os.path.join(MODELS, "all-MiniLM-L6-v2")
 GEN_FILE = os.path.join(MODELS, "SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
 GEN_NAME = "SmolLM2-135M-Instruct.Q4_1"
-RERANK_NAME = GEN_NAME + "-rerank"
 EMB_GOLDEN = [json.loads(line) for line in (REPO / "tests/fixtures/embedding_golden.jsonl").read_text().splitlines()]
 SLOW = 600  # seconds for one emulated request
 
@@ -56,11 +57,6 @@ def sim(tmp_path_factory):
     s.start()
     yield s
     s.stop()
-
-
-def cosine(a, b):
-    dot = sum(x * y for x, y in zip(a, b))
-    return dot / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
 
 
 def metric(server, name):
@@ -127,47 +123,26 @@ def test_dense_retrieval_with_cuda_vectors(sim):
     assert hits[0]["text"].startswith("The International Space Station"), hits
 
 
-def ranking_groups():
-    hf = [json.loads(line) for line in (REPO / "tests/fixtures/lmrerank_hf_golden.jsonl").read_text().splitlines()]
-    src = [json.loads(line) for line in (REPO / "tests/fixtures/lmrerank_golden.jsonl").read_text().splitlines()]
-    groups = {}
-    for s, h in zip(src[1:], hf[1:], strict=True):
-        groups.setdefault(s["group"], []).append((s, h))
-    return groups
-
-
 def test_concurrent_rankings_give_transformers_scores(sim):
     """Two /v1/ranking requests at once (short groups 0 and 1 of the
     fixture, 6 passages each), each scored as transformers scores it."""
-    groups = ranking_groups()
-    chosen = [groups[0], groups[1]]
-    for group in chosen:
-        assert len(group) == 6 and all(s["max_tokens"] == 1024 for s, _ in group)
+    chosen = [GROUPS[0], GROUPS[1]]
+    assert all(len(group) == 6 for group in chosen)
 
     def rank(group):
-        body = {"model": RERANK_NAME, "query": {"text": group[0][0]["query"]},
-                "passages": [{"text": s["passage"]} for s, _ in group], "truncate": "END"}
+        body = {"model": RERANK_NAME, "query": {"text": group[0]["query"]},
+                "passages": [{"text": g["passage"]} for g in group], "truncate": "END"}
         return lambda: expect_json(sim.post("/v1/ranking", timeout=SLOW, json=body))["rankings"]
 
     for group, got in zip(chosen, run_all([rank(g) for g in chosen])):
         assert sorted(r["index"] for r in got) == list(range(6))
         for r in got:
-            assert abs(r["logit"] - group[r["index"]][1]["score"]) < 1e-3, (r, group[r["index"]][1]["score"])
-        # in transformers' order wherever it separates two passages by more than 2e-3
-        for a in range(6):
-            for b in range(a + 1, 6):
-                sa, sb = group[got[a]["index"]][1]["score"], group[got[b]["index"]][1]["score"]
-                assert sa > sb - 2e-3, (got, [h["score"] for _, h in group])
+            assert abs(r["logit"] - group[r["index"]]["hf_score"]) < HF_TOL, (r, group[r["index"]]["hf_score"])
+        assert_golden_order([r["index"] for r in got], group)
 
 
-QUESTIONS = [
-    "What is the capital of France?",
-    "Write a haiku about the sea.",
-    "List three primary colours.",
-    "What is 12 times 12?",
-    "Name a famous painter.",
-    "What do bees make?",
-]
+# six of test_completions' questions, with six different answers
+QUESTIONS = [QUESTIONS_ALL[i] for i in (0, 1, 2, 5, 6, 10)]
 MAX_TOKENS = 10
 
 
