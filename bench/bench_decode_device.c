@@ -139,7 +139,7 @@ int main(int argc, char **argv)
     if (decoder_load(argv[1], &o, &d, &e) != RG_OK)
         return fail(&e);
     size_t V = decoder_vocab(d);
-    float *logits = malloc(V * n_seq * sizeof(float));
+    float *logits = decoder_logits_alloc(d, n_seq); /* pinned on a GPU, as the engine's */
     rg_kv_cache **kv = calloc(n_seq, sizeof *kv);
     int32_t *toks = malloc(n_seq * sizeof *toks);
     if (!logits || !kv || !toks)
@@ -205,7 +205,7 @@ int main(int argc, char **argv)
         kv_cache_free(kv[s]);
     free(kv);
     free(toks);
-    free(logits);
+    decoder_logits_free(d, logits);
     decoder_free(d);
     return 0;
 }

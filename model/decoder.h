@@ -69,6 +69,14 @@ void decoder_free(rg_decoder *d); /* NULL is fine */
 const llama_config *decoder_config(const rg_decoder *d);
 size_t decoder_vocab(const rg_decoder *d);
 size_t decoder_threads(const rg_decoder *d);
+/* Runs fn(ctx, worker, n_workers) on the decoder's host threads, which are
+ * idle between forward passes (on a GPU, always): the caller is worker 0
+ * and each other worker (< decoder_threads) that wakes in time joins, so
+ * fn must share its work dynamically (tasks taken from an atomic counter)
+ * and never assume that every worker runs. Not during a forward pass. The
+ * generator picks its sequences' next tokens this way: a second pool
+ * beside this one would spin against it on a small machine. */
+void decoder_host_parallel(rg_decoder *d, void (*fn)(void *ctx, size_t worker, size_t n_workers), void *ctx);
 /* Where the loaded decoder runs (cpu or cuda, never auto) and a one-line
  * description of that device. */
 rg_device decoder_device(const rg_decoder *d);
@@ -76,6 +84,16 @@ const char *decoder_device_desc(const rg_decoder *d);
 /* Free and total memory of the GPU a CUDA decoder runs on (its weights
  * already there); RG_ERR_UNSUPPORTED on the CPU. */
 rg_status decoder_device_memory(const rg_decoder *d, size_t *free_bytes, size_t *total_bytes, rg_err *e);
+
+/* A buffer for rows x n_vocab logits that the decoder fills fastest: pinned
+ * (page-locked) host memory for a CUDA decoder, whose downloads into it run
+ * at the bus's full rate without the driver's staging copy (a 16-sequence
+ * step of a 49K-token vocabulary brings back 3 MB), plain memory on the
+ * CPU. Any float buffer works as the logits argument below; this one is
+ * faster. NULL when rows is 0 or the memory is not there. Free it with
+ * decoder_logits_free on the same decoder. */
+float *decoder_logits_alloc(const rg_decoder *d, size_t rows);
+void decoder_logits_free(const rg_decoder *d, float *logits); /* NULL is fine */
 
 /* Bytes a cache of max_tokens positions takes (0 on overflow). */
 size_t kv_cache_bytes(const rg_decoder *d, size_t max_tokens, rg_kv_type type);

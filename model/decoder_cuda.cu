@@ -171,7 +171,8 @@ struct rg_decoder_cuda {
     float *logits; // [cap_out, V]
     size_t cap_out;
 
-    // host staging of one call's inputs
+    // host staging of one call's inputs (pinned; hx, htok, hrows lie in hstage)
+    char *hstage;
     float *hx;
     dec_cu_tok *htok;
     int32_t *hrows;
@@ -228,9 +229,7 @@ extern "C" void decoder_cuda_free(rg_decoder_cuda *c)
     cudaFree(c->weights);
     cu_ctx_close(&c->cx);
     free(c->layers);
-    free(c->hx);
-    free(c->htok);
-    free(c->hrows);
+    cudaFreeHost(c->hstage);
     free(c);
 }
 
@@ -325,6 +324,17 @@ fail:
 
 // ---- buffers ----------------------------------------------------------------------
 
+extern "C" rg_status decoder_cuda_host_alloc(size_t bytes, void **out, rg_err *e)
+{
+    *out = nullptr;
+    return cu_check(cudaMallocHost(out, bytes ? bytes : 1), "allocating pinned host memory", e);
+}
+
+extern "C" void decoder_cuda_host_free(void *p)
+{
+    cudaFreeHost(p);
+}
+
 static size_t align256(size_t b)
 {
     return (b + 255) & ~(size_t)255;
@@ -364,17 +374,18 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     c->a.tok = (dec_cu_tok *)slot[8];
     c->a.rows = (int32_t *)slot[9];
 
-    float *hx = static_cast<float *>(realloc(c->hx, n * E * sizeof(float)));
-    if (hx)
-        c->hx = hx;
-    dec_cu_tok *ht = static_cast<dec_cu_tok *>(realloc(c->htok, n * sizeof(dec_cu_tok)));
-    if (ht)
-        c->htok = ht;
-    int32_t *hr = static_cast<int32_t *>(realloc(c->hrows, n * sizeof(int32_t)));
-    if (hr)
-        c->hrows = hr;
-    if (!hx || !ht || !hr)
-        return rg_error(e, RG_ERR_NOMEM, "out of memory for decoder input staging");
+    // host staging in pinned memory: the uploads then run at the bus's rate
+    // without a driver copy (each call waits for its stream before it
+    // returns, so the next call's writes never race a pending upload)
+    size_t hsz[3] = {n * E * sizeof(float), n * sizeof(dec_cu_tok), n * sizeof(int32_t)};
+    cudaFreeHost(c->hstage);
+    c->hstage = nullptr;
+    if ((st = cu_check(cudaMallocHost((void **)&c->hstage, align256(hsz[0]) + align256(hsz[1]) + hsz[2]),
+                       "allocating pinned decoder input staging", e)))
+        return st;
+    c->hx = (float *)c->hstage;
+    c->htok = (dec_cu_tok *)(c->hstage + align256(hsz[0]));
+    c->hrows = (int32_t *)(c->hstage + align256(hsz[0]) + align256(hsz[1]));
     c->cap = n;
     return RG_OK;
 }
@@ -420,7 +431,8 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
     for (size_t i = 0; i < n_out; i++)
         c->hrows[i] = (int32_t)out_rows[i];
     cudaStream_t s = c->cx.stream;
-    // pageable sources: each copy has read its source when it returns
+    // pinned sources: the copies read them when the stream runs, before the
+    // synchronization that ends this call
     if ((st = cu_check(cudaMemcpyAsync(c->a.x, c->hx, n * (size_t)E * sizeof(float), cudaMemcpyHostToDevice, s),
                        "input upload", e)) ||
         (st = cu_check(cudaMemcpyAsync(c->a.tok, c->htok, n * sizeof(dec_cu_tok), cudaMemcpyHostToDevice, s),
@@ -431,6 +443,9 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
         return st;
     if ((st = run_step(c, N, (int)n_out, e)))
         return st;
+    // into pinned memory (decoder_logits_alloc) this runs at the bus's rate
+    // and lands by the synchronization below; into pageable memory the driver
+    // stages it and returns when it is done
     if (n_out && (st = cu_check(cudaMemcpyAsync(logits, c->logits, n_out * (size_t)V * sizeof(float),
                                                 cudaMemcpyDeviceToHost, s),
                                 "logits download", e)))

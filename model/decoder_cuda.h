@@ -43,6 +43,12 @@ rg_status decoder_cuda_forward(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_ca
                                const size_t *pos, size_t n, const size_t *out_rows, size_t n_out, float *logits,
                                rg_err *e);
 
+/* Pinned (page-locked) host memory, for logits the decoder downloads into
+ * (decoder_logits_alloc): a device-to-host copy into it runs at the bus's
+ * full rate, where pageable memory goes through a driver staging copy. */
+rg_status decoder_cuda_host_alloc(size_t bytes, void **out, rg_err *e);
+void decoder_cuda_host_free(void *p); /* NULL is fine */
+
 /* cudaMemGetInfo of the decoder's device. */
 rg_status decoder_cuda_memory(rg_decoder_cuda *c, size_t *free_bytes, size_t *total_bytes, rg_err *e);
 

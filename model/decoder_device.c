@@ -1,6 +1,7 @@
 /* decoder_device.c - where a loaded decoder runs: the CPU (decoder_cpu.c) or
  * a CUDA GPU (decoder_cuda.cu), chosen once at load as the encoder chooses
  * (--device cpu|cuda|auto), and the device side of its KV caches. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -104,6 +105,32 @@ rg_status dec_device_kv_copy(const rg_decoder *d, rg_kv_cache *dst, const rg_kv_
 #endif
     (void)d;
     return rg_error(e, RG_ERR_INTERNAL, "a device KV cache without a CUDA decoder");
+}
+
+float *decoder_logits_alloc(const rg_decoder *d, size_t rows)
+{
+    size_t V = d->cfg.n_vocab;
+    if (!rows || rows > SIZE_MAX / sizeof(float) / V)
+        return NULL;
+#ifdef RAGD_HAVE_CUDA
+    if (d->cuda) {
+        void *p = NULL;
+        return decoder_cuda_host_alloc(rows * V * sizeof(float), &p, NULL) == RG_OK ? p : NULL;
+    }
+#endif
+    return malloc(rows * V * sizeof(float));
+}
+
+void decoder_logits_free(const rg_decoder *d, float *logits)
+{
+#ifdef RAGD_HAVE_CUDA
+    if (d->cuda) {
+        decoder_cuda_host_free(logits);
+        return;
+    }
+#endif
+    (void)d;
+    free(logits);
 }
 
 rg_device decoder_device(const rg_decoder *d)

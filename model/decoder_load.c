@@ -448,3 +448,8 @@ size_t decoder_threads(const rg_decoder *d)
 {
     return dec_pool_size(d->pool);
 }
+
+void decoder_host_parallel(rg_decoder *d, void (*fn)(void *ctx, size_t worker, size_t n_workers), void *ctx)
+{
+    dec_pool_run(d->pool, fn, ctx);
+}

@@ -117,7 +117,7 @@ rg_status lm_reranker_load(const char *path, size_t threads, rg_device device, r
             st = rg_error(e, RG_ERR_INVALID, "the model's context (%zu tokens) cannot hold the reranking prompt",
                           lr->n_ctx);
     }
-    if (!st && !(lr->logits = malloc(LM_BATCH_SEQS * decoder_vocab(lr->dec) * sizeof *lr->logits)))
+    if (!st && !(lr->logits = decoder_logits_alloc(lr->dec, LM_BATCH_SEQS)))
         st = rg_error(e, RG_ERR_NOMEM, "out of memory");
     if (st) {
         lm_reranker_free(lr);
@@ -134,12 +134,13 @@ void lm_reranker_free(rg_lm_reranker *lr)
     kv_cache_free(lr->kv);
     for (size_t i = 0; i < LM_BATCH_SEQS; i++)
         kv_cache_free(lr->slot[i]);
+    if (lr->dec)
+        decoder_logits_free(lr->dec, lr->logits);
     decoder_free(lr->dec);
     bpe_free(lr->tok);
     bpe_ids_free(&lr->head);
     bpe_ids_free(&lr->mid);
     bpe_ids_free(&lr->tail);
-    free(lr->logits);
     free(lr);
 }
 

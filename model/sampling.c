@@ -250,6 +250,42 @@ static void select_top(int32_t *a, size_t n, size_t k, const float *prob)
         }
 }
 
+/* Draws from cand[0..n) (weights prob, summing to total; u uniform in
+ * [0, total)), walking the candidates in a fixed order, by probability
+ * then id, so that the same seed picks the same token whatever order
+ * selection left them in. Sorting a whole 49K vocabulary costs ~6 ms, at
+ * every step of every sequence with the default temperature 1, so only the
+ * head (at least 2^-13 of the best) is sorted first: it comes first in the
+ * full order, and most draws end inside it; the tail is sorted only for
+ * a draw that reaches it. The walk, its sums and the token are exactly
+ * those of the full sort's. */
+static int32_t draw(int32_t *cand, size_t n, const float *prob, double u)
+{
+    float best = 0;
+    for (size_t i = 0; i < n; i++)
+        if (prob[cand[i]] > best)
+            best = prob[cand[i]];
+    float cut = best * 0x1p-13f;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (prob[cand[i]] >= cut) {
+            int32_t t = cand[m];
+            cand[m] = cand[i];
+            cand[i] = t;
+            m++;
+        }
+    sort_candidates(cand, m, prob);
+    double cum = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == m)
+            sort_candidates(cand + m, n - m, prob);
+        cum += prob[cand[i]];
+        if (u < cum)
+            return cand[i];
+    }
+    return cand[n - 1]; /* rounding left u at the very end */
+}
+
 int32_t sampler_sample(rg_sampler *s, float *logits)
 {
     size_t n = s->n_vocab;
@@ -332,16 +368,7 @@ int32_t sampler_sample(rg_sampler *s, float *logits)
             }
         nc = m;
     }
-    /* Draw: walk the candidates in a fixed (sorted) order so that the same
-     * seed picks the same token whatever order selection left them in. */
-    sort_candidates(cand, nc, prob);
-    double u = rng_uniform(&s->rng) * total, cum = 0;
-    for (size_t i = 0; i < nc; i++) {
-        cum += prob[cand[i]];
-        if (u < cum)
-            return cand[i];
-    }
-    return cand[nc - 1]; /* rounding left u at the very end */
+    return draw(cand, nc, prob, rng_uniform(&s->rng) * total);
 }
 
 void sampling_logprobs(const float *logits, size_t n, int32_t chosen, float *chosen_lp, rg_token_logprob *top,

@@ -16,6 +16,14 @@
 // the work earlier; running it as late as the rules allow makes a missing
 // wait visible. Host-to-device copies from pageable memory take their
 // data at the call, as CUDA's staging does.
+//
+// Pinned host memory (cudaMallocHost, cudaHostAlloc) is recorded too,
+// filled with 0xff bytes like device memory: copies between it and the
+// device are truly asynchronous, as on a GPU, so they run when the stream
+// runs. A host-to-device copy reads its source then (a host write after
+// the call but before the wait reaches the device), and a device-to-host
+// copy lands only when something waits (reading the buffer before that
+// sees the old bytes).
 #include "sim_internal.h"
 
 #include <sys/mman.h>
@@ -59,6 +67,7 @@ std::recursive_mutex device_mu; // one device: work runs one item at a time
 std::mutex alloc_mu;
 constexpr size_t DEVICE_MEMORY = (size_t)16 << 30; // what the emulated device reports and holds
 std::map<const char *, alloc_info> allocs; // keyed by base
+std::map<const char *, size_t> pinned;      // pinned host allocations: base -> size
 size_t allocated = 0;                       // bytes of live allocations, against DEVICE_MEMORY
 std::vector<CUstream_st *> streams;         // created streams, for device-wide waits
 CUstream_st legacy_stream;
@@ -130,6 +139,18 @@ const char *kind_name(cudaMemcpyKind k)
     case cudaMemcpyDeviceToDevice: return "DeviceToDevice";
     default: return "Default";
     }
+}
+
+// [p, p + n) lies inside one pinned host allocation.
+bool pinned_range(const void *p, size_t n)
+{
+    std::lock_guard<std::mutex> lock(alloc_mu);
+    auto it = pinned.upper_bound((const char *)p);
+    if (it == pinned.begin())
+        return false;
+    --it;
+    const char *q = (const char *)p;
+    return q >= it->first && n <= it->second && (size_t)(q - it->first) <= it->second - n;
 }
 
 // Checks a copy's pointers against its kind.
@@ -455,6 +476,46 @@ cudaError_t cudaFree(void *ptr)
     return cudaSuccess;
 }
 
+// Pinned host memory: ordinary memory here, recorded so that copies from and
+// to it are asynchronous (see the top of this file).
+cudaError_t cudaHostAlloc(void **ptr, size_t size, unsigned int flags)
+{
+    (void)flags;
+    *ptr = nullptr;
+    if (refuse_in_capture("cudaHostAlloc"))
+        return cudaErrorStreamCaptureUnsupported;
+    char *m = (char *)malloc(size ? size : 1);
+    if (!m)
+        return record(cudaErrorMemoryAllocation);
+    memset(m, 0xff, size);
+    {
+        std::lock_guard<std::mutex> lock(alloc_mu);
+        pinned[m] = size;
+    }
+    *ptr = m;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void **ptr, size_t size) { return cudaHostAlloc(ptr, size, cudaHostAllocDefault); }
+
+cudaError_t cudaFreeHost(void *ptr)
+{
+    if (!ptr)
+        return cudaSuccess;
+    if (refuse_in_capture("cudaFreeHost"))
+        return cudaErrorStreamCaptureUnsupported;
+    run_all_streams(); // as cudaFree, it waits for the device
+    {
+        std::lock_guard<std::mutex> lock(alloc_mu);
+        auto it = pinned.find((const char *)ptr);
+        if (it == pinned.end())
+            return fail(cudaErrorInvalidValue, "cudaFreeHost(%p): not the start of a pinned host allocation", ptr);
+        pinned.erase(it);
+    }
+    free(ptr);
+    return cudaSuccess;
+}
+
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total)
 {
     std::lock_guard<std::mutex> lock(alloc_mu);
@@ -483,6 +544,13 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, cudaMemcpy
     bool from_host = kind == cudaMemcpyHostToDevice || (kind == cudaMemcpyDefault && !is_device_ptr(src));
     bool to_host = kind == cudaMemcpyDeviceToHost || (kind == cudaMemcpyDefault && !is_device_ptr(dst));
     CUstream_st *st = resolve(stream);
+    if ((to_host && pinned_range(dst, count)) || (from_host && pinned_range(src, count))) {
+        // pinned host memory: the copy runs with the stream, reading or
+        // writing the host buffer then (and may be captured into a graph)
+        enqueue(stream, to_host ? "cudaMemcpyAsync DeviceToHost (pinned)" : "cudaMemcpyAsync HostToDevice (pinned)",
+                [dst, src, count]() { memcpy(dst, src, count); });
+        return cudaSuccess;
+    }
     if (to_host) {
         // into pageable memory the call returns once the copy is done
         if (st->capturing || thread_capture) {

@@ -204,6 +204,36 @@ int main()
     EXPECT(cudaStreamEndCapture(s, &g) == cudaErrorStreamCaptureInvalidated && !g, "capture invalidated");
     cudaGetLastError();
 
+    // pinned host memory: copies from and to it run with the stream, so a
+    // result read before the wait is not there yet, and a source written
+    // after the call but before the stream runs is what the device gets
+    float *pin = nullptr;
+    EXPECT(cudaMallocHost((void **)&pin, n * sizeof(float)) == cudaSuccess && pin, "cudaMallocHost");
+    cudaMemcpyAsync(pin, d, n * sizeof(float), cudaMemcpyDeviceToHost, s);
+    EXPECT(std::isnan(pin[5]), "a pinned download read before the stream ran: %g", pin[5]);
+    cudaStreamSynchronize(s);
+    EXPECT(pin[5] == 60.0f, "the pinned download after cudaStreamSynchronize: %g", pin[5]);
+    pin[5] = 1.0f;
+    cudaMemcpyAsync(d, pin, n * sizeof(float), cudaMemcpyHostToDevice, s);
+    pin[5] = 7.0f; // still in time: the copy has not run
+    cudaStreamSynchronize(s);
+    cudaMemcpy(back.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost);
+    EXPECT(back[5] == 7.0f, "a pinned upload takes the source when it runs: %g", back[5]);
+    EXPECT(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess, "begin capture");
+    k_scale<<<(n + 127) / 128, 128, 0, s>>>(d, n, 2.0f);
+    EXPECT(cudaMemcpyAsync(pin, d, n * sizeof(float), cudaMemcpyDeviceToHost, s) == cudaSuccess,
+           "a pinned download in a capture");
+    EXPECT(cudaStreamEndCapture(s, &g) == cudaSuccess && g, "end capture");
+    EXPECT(cudaGraphInstantiate(&x, g, 0) == cudaSuccess, "instantiate");
+    cudaGraphLaunch(x, s);
+    cudaStreamSynchronize(s);
+    EXPECT(pin[5] == 14.0f, "the replayed pinned download: %g", pin[5]);
+    cudaGraphExecDestroy(x);
+    cudaGraphDestroy(g);
+    EXPECT(cudaFreeHost(back.data()) == cudaErrorInvalidValue, "cudaFreeHost of pageable memory");
+    cudaGetLastError();
+    EXPECT(cudaFreeHost(pin) == cudaSuccess, "cudaFreeHost");
+
     // the device's memory is finite and cudaMemGetInfo says what is left
     size_t free0 = 0, total = 0, free1 = 0;
     EXPECT(cudaMemGetInfo(&free0, &total) == cudaSuccess && free0 < total, "cudaMemGetInfo");

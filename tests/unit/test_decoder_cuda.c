@@ -656,7 +656,10 @@ static void test_batched(rg_decoder *d, cJSON **recs, size_t n_recs, size_t V)
         return;
     rg_err e = {0};
     rg_kv_cache *kv[NB] = {0}, *alone = NULL;
-    float *lb = malloc(NB * V * sizeof(float)), *la = malloc(V * sizeof(float));
+    /* the batch's logits come into pinned memory, as the engine's do; the
+     * ones alone into pageable memory: both downloads are checked */
+    float *lb = decoder_logits_alloc(d, NB), *la = malloc(V * sizeof(float));
+    CHECK(lb && decoder_logits_alloc(d, 0) == NULL);
     int32_t next[NB], toks[NB][STEPS];
     size_t pick[NB] = {0, 10, 16, 25};
     for (size_t b = 0; b < NB; b++) {
@@ -706,7 +709,8 @@ static void test_batched(rg_decoder *d, cJSON **recs, size_t n_recs, size_t V)
     CHECK(decoder_decode(d, dup, next, 2, lb, &e) == RG_ERR_INVALID && kv_cache_len(kv[0]) == len0);
     for (size_t b = 0; b < NB; b++)
         kv_cache_free(kv[b]);
-    free(lb), free(la);
+    decoder_logits_free(d, lb);
+    free(la);
 }
 
 /* Split prefill, f32 cache, the CPU path's agreement, a CPU cache refused. */
@@ -952,7 +956,9 @@ static void test_graphs(const char *path, cJSON **recs, size_t n_recs)
     CHECK(strstr(decoder_device_desc(d[0]), "graphs off") && strstr(decoder_device_desc(d[1]), "graphs on"));
     size_t V = decoder_vocab(d[0]), pick[NB] = {0, 10, 16, 25};
     rg_kv_cache *kv[2][NB] = {{0}};
-    float *lg[2] = {malloc(NB * V * sizeof(float)), malloc(NB * V * sizeof(float))};
+    /* replayed steps download into pinned memory (the engine's case), direct
+     * ones into pageable memory */
+    float *lg[2] = {malloc(NB * V * sizeof(float)), decoder_logits_alloc(d[1], NB)};
     int32_t next[NB];
     double worst = 0;
     for (size_t b = 0; b < NB; b++) {
@@ -999,7 +1005,10 @@ static void test_graphs(const char *path, cJSON **recs, size_t n_recs)
     for (int k = 0; k < 2; k++) {
         for (size_t b = 0; b < NB; b++)
             kv_cache_free(kv[k][b]);
-        free(lg[k]);
+        if (k)
+            decoder_logits_free(d[k], lg[k]);
+        else
+            free(lg[k]);
         decoder_free(d[k]);
     }
 }

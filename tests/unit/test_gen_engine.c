@@ -387,6 +387,47 @@ int main(void)
             free(texts[k]);
     }
 
+    /* sampled sequences decoded together (their tokens picked in parallel,
+     * each with its own logprobs scratch) draw exactly what each draws
+     * alone with its seed */
+    {
+        rg_gen_request r[N_PROMPTS];
+        rg_gen_seq *ss[N_PROMPTS];
+        rg_gen_output tog[N_PROMPTS], one;
+        for (int i = 0; i < N_PROMPTS; i++) {
+            greedy_request(&r[i], &ids[i], GEN_TOKENS);
+            r[i].sampling.temperature = 1.0f;
+            r[i].sampling.seed = 100 + (uint64_t)i;
+            r[i].top_logprobs = 3;
+            gen_output_init(&tog[i]);
+            CHECK_OK(generator_submit(g, &r[i], &ss[i], &e), e);
+        }
+        for (int i = 0; i < N_PROMPTS; i++) {
+            while (tog[i].finish == RG_GEN_RUNNING)
+                generator_read(ss[i], -1, &tog[i]);
+            generator_release(ss[i]);
+        }
+        size_t differ = 0;
+        for (int i = 0; i < N_PROMPTS; i++) {
+            gen_output_init(&one);
+            CHECK_OK(generator_complete(g, &r[i], &one, &e), e);
+            int same = one.n_tokens == tog[i].n_tokens && one.n_tokens > 0;
+            for (size_t k = 0; same && k < one.n_tokens; k++) {
+                const rg_gen_token *a = &one.tokens[k], *b = &tog[i].tokens[k];
+                same = a->id == b->id && a->logprob == b->logprob && a->n_top == 3 && b->n_top == 3 &&
+                       memcmp(a->top, b->top, 3 * sizeof *a->top) == 0;
+            }
+            CHECK_MSG(same && one.text.data && tog[i].text.data && strcmp(one.text.data, tog[i].text.data) == 0,
+                      "seed %d: alone '%s', together '%s'", 100 + i, one.text.data ? one.text.data : "",
+                      tog[i].text.data ? tog[i].text.data : "");
+            differ += i > 0 && tog[i].text.data && tog[0].text.data && strcmp(tog[i].text.data, tog[0].text.data);
+            gen_output_free(&one);
+        }
+        CHECK(differ > 0);
+        for (int i = 0; i < N_PROMPTS; i++)
+            gen_output_free(&tog[i]);
+    }
+
     /* over-long and invalid requests */
     {
         rg_gen_request r;

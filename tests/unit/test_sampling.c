@@ -344,6 +344,85 @@ static void test_logit_bias(void)
     CHECK(sampling_params_check(&p, &e) == RG_ERR_INVALID && strstr(e.msg, "at most"));
 }
 
+/* The draw walks the candidates sorted by probability then id, sorting
+ * only the head first (model/sampling.c, draw): its tokens must be exactly
+ * those of a walk over the fully sorted vocabulary, tail draws included.
+ * The reference below repeats the sampler's arithmetic at temperature 1
+ * (expf(l - max), the double total in id order, one uniform per draw) and
+ * sorts everything. */
+static const float *ref_prob;
+static int ref_cmp(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (ref_prob[x] != ref_prob[y])
+        return ref_prob[x] > ref_prob[y] ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static void test_draw_order(void)
+{
+    enum { V = 5000, SEEDS = 1500 };
+    static float logits[V], work[V], prob[V];
+    static int32_t order[V];
+    size_t in_tail[2] = {0, 0};
+    for (int shape = 0; shape < 2; shape++) {
+        rg_rng r;
+        rng_seed(&r, 77 + (uint64_t)shape);
+        /* shape 0: one token far above a flat tail holding most of the mass;
+         * shape 1: a spread of logits, a few far below the head's cut */
+        for (size_t i = 0; i < V; i++)
+            logits[i] = shape == 0 ? (float)(rng_uniform(&r) - 0.5) : (float)(rng_uniform(&r) * 14.0 - 7.0);
+        logits[1234] = shape == 0 ? 10.0f : 9.0f;
+        float max = -INFINITY;
+        for (size_t i = 0; i < V; i++)
+            max = logits[i] > max ? logits[i] : max;
+        double total = 0;
+        for (size_t i = 0; i < V; i++) {
+            prob[i] = expf(logits[i] - max);
+            total += prob[i];
+            order[i] = (int32_t)i;
+        }
+        ref_prob = prob;
+        qsort(order, V, sizeof *order, ref_cmp);
+        size_t head = 0;
+        while (head < V && prob[order[head]] >= prob[order[0]] * 0x1p-13f)
+            head++;
+        size_t mismatches = 0;
+        for (uint64_t seed = 1; seed <= SEEDS; seed++) {
+            rg_sampling_params p;
+            sampling_params_default(&p);
+            p.seed = seed;
+            rg_sampler *s = NULL;
+            rg_err e;
+            CHECK_OK(sampler_new(&p, V, &s, &e), e);
+            if (!s)
+                return;
+            memcpy(work, logits, sizeof logits);
+            int32_t got = sampler_sample(s, work);
+            sampler_free(s);
+            rg_rng u_rng;
+            rng_seed(&u_rng, seed);
+            double u = rng_uniform(&u_rng) * total, cum = 0;
+            size_t k = 0;
+            for (; k < V - 1; k++) {
+                cum += prob[order[k]];
+                if (u < cum)
+                    break;
+            }
+            in_tail[shape] += k >= head;
+            if (got != order[k] && mismatches++ < 5)
+                CHECK_MSG(0, "shape %d seed %llu: drew %d, the fully sorted walk %d (position %zu)", shape,
+                          (unsigned long long)seed, got, order[k], k);
+        }
+        CHECK_MSG(mismatches == 0, "shape %d: %zu of %d draws differ from the fully sorted walk", shape, mismatches,
+                  SEEDS);
+    }
+    /* shape 0 drew from the tail about a fifth of the time (its mass,
+     * 4999 tokens near e^-10 of the head's), shape 1 from the head */
+    CHECK_MSG(in_tail[0] > SEEDS / 10 && in_tail[1] < SEEDS / 10, "tail draws: %zu and %zu of %d", in_tail[0],
+              in_tail[1], SEEDS);
+}
+
 int main(void)
 {
     test_rng();
@@ -354,5 +433,6 @@ int main(void)
     test_logprobs();
     test_params_check();
     test_logit_bias();
+    test_draw_order();
     return check_finish("test_sampling");
 }
