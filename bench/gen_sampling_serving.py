@@ -45,9 +45,9 @@ def chat(s, i, max_tokens, temperature, out):
     out[i] = r.json()["usage"]["completion_tokens"]
 
 
-def one_round(binary, model, tmp, n, max_tokens, temperature, threads):
+def one_round(binary, model, tmp, n, max_tokens, temperature, http_threads):
     s = RagdServer(tmp / f"r{time.monotonic_ns()}", binary=binary,
-                   extra_args=("--gen-model", model, "--threads", str(threads)))
+                   extra_args=("--gen-model", model, "--threads", str(http_threads)))
     try:
         chat(s, 0, 4, temperature, {})  # warm
         out = {}
@@ -73,7 +73,9 @@ def main():
     ap.add_argument("--requests", type=int, default=16)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--temperature", type=float, default=None, help="default: not sent (the API's 1.0)")
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--http-threads", type=int, default=2,
+                    help="ragd serve --threads (HTTP threads; non-streaming requests park, so few are needed); "
+                    "the decoder takes the online CPUs")
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ragd-bench-sampling-"))
@@ -81,10 +83,10 @@ def main():
     for _ in range(args.rounds):
         for key, b in (("bin", args.bin), ("peer", args.peer_bin)):
             res[key].append(one_round(b, args.model, tmp, args.requests, args.max_tokens, args.temperature,
-                                      args.threads))
+                                      args.http_threads))
     temp = "1 (default)" if args.temperature is None else args.temperature
     print(f"model {os.path.basename(args.model)}, {args.requests} concurrent chats x {args.max_tokens} tokens, "
-          f"temperature {temp}, --threads {args.threads}, {os.cpu_count()} CPUs, {args.rounds} rounds")
+          f"temperature {temp}, {args.http_threads} HTTP threads, {os.cpu_count()} CPUs, {args.rounds} rounds")
     for key, b in (("bin", args.bin), ("peer", args.peer_bin)):
         tps = [r[0] for r in res[key]]
         ms = [r[1] for r in res[key]]
