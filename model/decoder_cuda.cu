@@ -180,6 +180,7 @@ struct rg_decoder_cuda {
 
     void *blas_ws; // DEC_BLAS_WORKSPACE bytes
     int graphs_on;
+    int matvec_max; // products of at most this many rows on dec_cu_linear's own kernel (RAGD_CUDA_MATVEC_ROWS)
     step_graph graphs[DEC_GRAPH_SLOTS];
     int seen[DEC_SEEN_SLOTS][2]; // shapes run directly once (n, n_out); n 0: empty
     unsigned seen_next;
@@ -275,6 +276,9 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
     {
         const char *g = getenv("RAGD_CUDA_GRAPHS");
         c->graphs_on = !(g && strcmp(g, "0") == 0);
+        const char *m = getenv("RAGD_CUDA_MATVEC_ROWS");
+        long v = m && *m ? strtol(m, nullptr, 10) : DEC_CU_MATVEC_MAX_ROWS;
+        c->matvec_max = v < 0 ? 0 : v > DEC_CU_MATVEC_MAX_ROWS ? DEC_CU_MATVEC_MAX_ROWS : (int)v;
     }
     c->cfg = *cfg;
     c->act = d->f32_activations ? DEC_CU_F32 : DEC_CU_F16;
@@ -307,10 +311,14 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
     place_weights(c, d, &p); // upload
     if ((st = p.st))
         goto fail;
-    if (desc)
-        snprintf(desc, desc_size, "%s, compute %d.%d, %.0f MiB of %s weights, CUDA graphs %s", prop.name, prop.major,
-                 prop.minor, (double)c->weight_bytes / (1024.0 * 1024.0), c->act == DEC_CU_F32 ? "fp32" : "fp16",
-                 c->graphs_on ? "on" : "off");
+    if (desc) {
+        char mv[64] = "all products on cuBLAS";
+        if (c->act == DEC_CU_F16 && c->matvec_max > 0)
+            snprintf(mv, sizeof mv, "products of up to %d rows on ragd's kernel", c->matvec_max);
+        snprintf(desc, desc_size, "%s, compute %d.%d, %.0f MiB of %s weights, CUDA graphs %s, %s", prop.name,
+                 prop.major, prop.minor, (double)c->weight_bytes / (1024.0 * 1024.0),
+                 c->act == DEC_CU_F32 ? "fp32" : "fp16", c->graphs_on ? "on" : "off", mv);
+    }
     free(p.stage);
     free(p.rowbuf);
     *out = c;
@@ -469,26 +477,27 @@ static rg_status run_layers(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
     rg_status st;
     const acts &a = c->a;
     const dec_cu_act t = c->act;
+    const int mv = c->matvec_max;
     float eps = cfg->rms_eps;
     for (size_t l = 0; l < cfg->n_layer; l++) {
         const dev_layer *L = &c->layers[l];
         int li = (int)l;
         // the previous layer's down projection is added here (none before layer 0)
         if ((st = dec_cu_rmsnorm(s, a.x, l ? a.tmp : nullptr, nullptr, N, E, L->attn_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, t, a.xh, N, E, L->wqkv, qd + 2 * kvd, a.qkv, e)) ||
+            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, N, E, L->wqkv, qd + 2 * kvd, a.qkv, e)) ||
             (st = dec_cu_qkv_rope(s, a.qkv, L->bqkv, N, &g, c->inv_freq, a.tok, li, a.q, e)) ||
             (st = dec_cu_attention(s, a.q, a.tok, N, &g, li, a.atth, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, t, a.atth, N, qd, L->wo, E, a.tmp, e)) ||
+            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.atth, N, qd, L->wo, E, a.tmp, e)) ||
             (st = dec_cu_rmsnorm(s, a.x, a.tmp, nullptr, N, E, L->ffn_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, t, a.xh, N, E, L->wgu, 2 * F, a.gu, e)) ||
+            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, N, E, L->wgu, 2 * F, a.gu, e)) ||
             (st = dec_cu_swiglu(s, a.gu, N, F, a.ffh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, t, a.ffh, N, F, L->wdown, E, a.tmp, e)))
+            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.ffh, N, F, L->wdown, E, a.tmp, e)))
             return st;
     }
     if (n_out) {
         // the last down projection is added for the wanted rows only
         if ((st = dec_cu_rmsnorm(s, a.x, a.tmp, a.rows, n_out, E, c->out_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, t, a.xh, n_out, E, c->out_w, V, c->logits, e)))
+            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, n_out, E, c->out_w, V, c->logits, e)))
             return st;
     }
     return RG_OK;

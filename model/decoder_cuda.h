@@ -8,10 +8,14 @@
  * f32 precision: fp32 product inputs too, no TF32, so the scores stay the
  * float32 function the CPU path and transformers compute); norm weights,
  * biases and RoPE frequencies (the CPU path's table) in fp32.
- * Quantized blocks are not kept on the device: products run through cuBLAS
- * on the fp16 (fp32) copies (on-the-fly dequantizing matrix-vector kernels would
- * read 3-4x fewer bytes per decode step; not done yet). The token embedding
- * is looked up on the host from the mapped file, exactly as the CPU path.
+ * Quantized blocks are not kept on the device: products run on the fp16
+ * (fp32) copies (on-the-fly dequantizing matrix-vector kernels would read
+ * 3-4x fewer bytes per decode step; not done yet), through cuBLAS, except
+ * fp16 products of at most 16 token rows (decode steps), which run on the
+ * decoder's own kernel: its result for a sequence does not depend on the
+ * other sequences of the step (RAGD_CUDA_MATVEC_ROWS=N lowers the limit, 0
+ * sends everything to cuBLAS). The token embedding is looked up on the
+ * host from the mapped file, exactly as the CPU path.
  *
  * KV caches of a CUDA decoder live in device memory (kv_cache_alloc). One
  * stream and one cuBLAS handle per decoder; calls are serialized by a mutex

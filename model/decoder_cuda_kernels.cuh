@@ -56,8 +56,16 @@ struct dec_cu_heads {
 
 // y[rows, out] (fp32) = x[rows, in] * W^T, W [out, in] row-major, both of
 // type t; fp32 accumulation (with DEC_CU_F32 plain fp32 arithmetic, no TF32).
-rg_status dec_cu_linear(cublasHandle_t h, dec_cu_act t, const void *x, int rows, int in, const void *w, int out,
-                        float *y, rg_err *e);
+// fp16 products of at most matvec_max rows (DEC_CU_MATVEC_MAX_ROWS at most;
+// in a multiple of 8, 16-byte aligned operands) run on the decoder's own
+// kernel on stream s, whose result for a row does not depend on the other
+// rows; the rest through cuBLAS (handle h, bound to s).
+#define DEC_CU_MATVEC_MAX_ROWS 16
+rg_status dec_cu_linear(cublasHandle_t h, cudaStream_t s, int matvec_max, dec_cu_act t, const void *x, int rows,
+                        int in, const void *w, int out, float *y, rg_err *e);
+// Whether dec_cu_linear takes its own kernel for such a product (given
+// aligned operands).
+int dec_cu_matvec_takes(dec_cu_act t, int rows, int in, int max_rows);
 
 // For b < n_rows, r = rows ? rows[b] : b: x[r] += add[r] when add is
 // non-NULL, then out[b] = x[r] / sqrt(mean(x[r]^2) + eps) * w as type t

@@ -220,3 +220,24 @@ extern "C" rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, in
         return st;
     return s.download_act(out, dout, n * F, t);
 }
+
+extern "C" rg_status dec_cuda_ops_linear(const uint16_t *x, size_t rows, size_t in, const uint16_t *w, size_t out,
+                                         int matvec_max, float *y, rg_err *e)
+{
+    if (rows > INT_MAX || in > INT_MAX || out > INT_MAX)
+        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_linear: too large");
+    dev_scratch s(e);
+    uint16_t *dx, *dw;
+    float *dy;
+    cublasHandle_t h = nullptr;
+    rg_status st;
+    if ((st = s.upload(&dx, x, rows * in)) || (st = s.upload(&dw, w, out * in)) ||
+        (st = s.upload(&dy, (const float *)nullptr, rows * out)) ||
+        (st = cublas_check(cublasCreate(&h), "cublasCreate", e)))
+        return st;
+    st = dec_cu_linear(h, nullptr, matvec_max, DEC_CU_F16, dx, (int)rows, (int)in, dw, (int)out, dy, e);
+    if (!st)
+        st = s.download(y, dy, rows * out * sizeof(float));
+    cublasDestroy(h);
+    return st;
+}

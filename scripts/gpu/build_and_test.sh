@@ -306,6 +306,11 @@ decode_bench() {
     echo "without CUDA graphs:"
     RAGD_CUDA_GRAPHS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
         grep '^{' | tail -n 1
+    # decode products on cuBLAS instead of ragd's small-batch kernel
+    # (model/decoder_cuda_kernels.cu k_matvec_f16): which is faster here
+    echo "decode products on cuBLAS (RAGD_CUDA_MATVEC_ROWS=0):"
+    RAGD_CUDA_MATVEC_ROWS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
+        grep '^{' | tail -n 1
 }
 peer_run() {
     local args=("$PEER" "$gen_model" "$work/ids512.txt" "$out/peer.json")

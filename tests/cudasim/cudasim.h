@@ -151,6 +151,13 @@ template <typename F, typename... A> void launch(const char *kernel, const confi
 
 inline void __syncthreads() { cudasim::syncthreads(); }
 
+// Every lane of mask waits for the others, as at a shuffle (which is how
+// it is emulated: an exchange whose value is dropped).
+inline void __syncwarp(unsigned mask = 0xffffffffu)
+{
+    (void)cudasim::shfl_from(0u, cudasim::lane_id(), mask);
+}
+
 template <typename T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32)
 {
     int lane = cudasim::lane_id();

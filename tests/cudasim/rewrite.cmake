@@ -5,6 +5,7 @@
 # is compiled as written:
 #   name<<<cfg>>>(args)             -> cudasim::launch("name", cudasim::config(cfg),
 #                                        [](auto... a) { name(a...); }, args)
+#                                     (name may carry template arguments: k<N><<<...>>>)
 #   extern __shared__ T name[];    -> T *name = static_cast<T *>(cudasim::dynamic_smem());
 #   __shared__ T name[N]...;       -> the same, then CUDASIM_FRESH_SHARED(name); (NaN for
 #                                     each block, as a GPU gives no value)
@@ -12,8 +13,8 @@
 # rejects: nothing is silently dropped.
 file(READ "${IN}" src)
 string(REGEX REPLACE
-  "([A-Za-z_][A-Za-z0-9_]*)<<<([^;>]*)>>>\\("
-  "cudasim::launch(\"\\1\", cudasim::config(\\2), [](auto... cudasim_a) { \\1(cudasim_a...); }, "
+  "([A-Za-z_][A-Za-z0-9_]*(<[^<>;]*>)?)<<<([^;>]*)>>>\\("
+  "cudasim::launch(\"\\1\", cudasim::config(\\3), [](auto... cudasim_a) { \\1(cudasim_a...); }, "
   src "${src}")
 string(REGEX REPLACE
   "extern __shared__ ([A-Za-z_][A-Za-z0-9_ ]*[A-Za-z0-9_]) ([A-Za-z_][A-Za-z0-9_]*)\\[\\];"

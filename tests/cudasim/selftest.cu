@@ -56,6 +56,17 @@ __global__ static void k_divergent(float *x)
     x[threadIdx.x] = 1.0f;
 }
 
+// each warp reverses its 32 values through shared memory, ordered by
+// __syncwarp alone
+__global__ static void k_warp_reverse(const float *x, float *out)
+{
+    __shared__ float s[64];
+    s[threadIdx.x] = x[threadIdx.x];
+    __syncwarp();
+    int lane = (int)(threadIdx.x & 31), base = (int)(threadIdx.x & ~31u);
+    out[threadIdx.x] = s[base + 31 - lane];
+}
+
 __global__ static void k_no_barrier(const float *x, float *out)
 {
     __shared__ float s[64];
@@ -151,6 +162,17 @@ int main()
         for (int t = 0; t < 64; t++)
             wrong += back[(size_t)(b * 64 + t)] != h[(size_t)(63 - t)] + (float)b;
     EXPECT(wrong > 0, "a read of shared memory without a barrier went unnoticed");
+
+    // __syncwarp orders a warp's shared writes before its reads, in either
+    // thread order
+    for (int run = 0; run < 2; run++) {
+        k_warp_reverse<<<1, 64>>>(d, o);
+        cudaMemcpy(back.data(), o, 64 * sizeof(float), cudaMemcpyDeviceToHost);
+        int off = 0;
+        for (int t = 0; t < 64; t++)
+            off += back[(size_t)t] != h[(size_t)((t & ~31) + 31 - (t & 31))];
+        EXPECT(off == 0, "__syncwarp, launch %d: %d values not reversed", run, off);
+    }
 
     // static shared memory holds no value when a block starts (NaN here),
     // whatever the block before it left there, in either order of blocks
