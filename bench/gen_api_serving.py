@@ -39,6 +39,18 @@ def metric(s, name):
     return v[0][1] if v else None
 
 
+def timed_concurrently(s, calls):
+    """Runs each (function, args, kwargs) of calls on its own thread; returns
+    the wall seconds and the generator steps the server took meanwhile."""
+    st0, t0 = metric(s, "ragd_generator_steps_total") or 0, time.monotonic()
+    ts = [threading.Thread(target=f, args=a, kwargs=k) for f, a, k in calls]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return time.monotonic() - t0, (metric(s, "ragd_generator_steps_total") or 0) - st0
+
+
 def chat(s, q, **kw):
     body = {"messages": [{"role": "user", "content": q}], "temperature": 0}
     body.update(kw)
@@ -55,13 +67,7 @@ def non_streaming(model, tmp):
         for q in QUESTIONS:
             chat(s, q, max_tokens=32)
         seq_s, seq_steps = time.monotonic() - t0, metric(s, "ragd_generator_steps_total") - st0
-        st0, t0 = metric(s, "ragd_generator_steps_total"), time.monotonic()
-        ts = [threading.Thread(target=chat, args=(s, q), kwargs={"max_tokens": 32}) for q in QUESTIONS]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        con_s, con_steps = time.monotonic() - t0, metric(s, "ragd_generator_steps_total") - st0
+        con_s, con_steps = timed_concurrently(s, [(chat, (s, q), {"max_tokens": 32}) for q in QUESTIONS])
     finally:
         s.stop()
     print(f"16 non-streaming requests, max_tokens 32 (--threads 8):")

@@ -16,7 +16,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -24,15 +23,10 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "integration"))
-from conftest import RagdServer, metric_values  # noqa: E402
-from gen_api_serving import QUESTIONS  # noqa: E402
+from conftest import RagdServer  # noqa: E402
+from gen_api_serving import QUESTIONS, timed_concurrently  # noqa: E402
 
 END_TOKENS = ("0", "2")  # SmolLM2: <|endoftext|>, <|im_end|>
-
-
-def metric(s, name):
-    v = metric_values(s.metrics().text, name)
-    return v[0][1] if v else 0
 
 
 def chat(s, i, max_tokens, temperature, out):
@@ -51,13 +45,7 @@ def one_round(binary, model, tmp, n, max_tokens, temperature, http_threads):
     try:
         chat(s, 0, 4, temperature, {})  # warm
         out = {}
-        st0, t0 = metric(s, "ragd_generator_steps_total"), time.monotonic()
-        ts = [threading.Thread(target=chat, args=(s, i, max_tokens, temperature, out)) for i in range(n)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        wall, steps = time.monotonic() - t0, metric(s, "ragd_generator_steps_total") - st0
+        wall, steps = timed_concurrently(s, [(chat, (s, i, max_tokens, temperature, out), {}) for i in range(n)])
     finally:
         s.stop()
     tokens = sum(out.values())

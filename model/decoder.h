@@ -89,9 +89,10 @@ rg_status decoder_device_memory(const rg_decoder *d, size_t *free_bytes, size_t 
  * (page-locked) host memory for a CUDA decoder, whose downloads into it run
  * at the bus's full rate without the driver's staging copy (a 16-sequence
  * step of a 49K-token vocabulary brings back 3 MB), plain memory on the
- * CPU. Any float buffer works as the logits argument below; this one is
- * faster. NULL when rows is 0 or the memory is not there. Free it with
- * decoder_logits_free on the same decoder. */
+ * CPU (and where the system refuses to lock more memory). Any float
+ * buffer works as the logits argument below; this one is faster. NULL
+ * when rows is 0 or the memory is not there. Free it with
+ * decoder_logits_free (not free()). */
 float *decoder_logits_alloc(const rg_decoder *d, size_t rows);
 void decoder_logits_free(const rg_decoder *d, float *logits); /* NULL is fine */
 

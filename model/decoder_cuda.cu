@@ -176,7 +176,6 @@ struct rg_decoder_cuda {
     float *hx;
     dec_cu_tok *htok;
     int32_t *hrows;
-    size_t hcap;
 
     void *blas_ws; // DEC_BLAS_WORKSPACE bytes
     int graphs_on;
@@ -277,8 +276,13 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
         const char *g = getenv("RAGD_CUDA_GRAPHS");
         c->graphs_on = !(g && strcmp(g, "0") == 0);
         const char *m = getenv("RAGD_CUDA_MATVEC_ROWS");
-        long v = m && *m ? strtol(m, nullptr, 10) : DEC_CU_MATVEC_MAX_ROWS;
-        c->matvec_max = v < 0 ? 0 : v > DEC_CU_MATVEC_MAX_ROWS ? DEC_CU_MATVEC_MAX_ROWS : (int)v;
+        char *end = nullptr;
+        long v = m && *m ? strtol(m, &end, 10) : DEC_CU_MATVEC_MAX_ROWS;
+        if (m && *m && (*end || v < 0)) {
+            LOG_WARN("CUDA decoder: RAGD_CUDA_MATVEC_ROWS=%s is not a row count; using %d", m, DEC_CU_MATVEC_MAX_ROWS);
+            v = DEC_CU_MATVEC_MAX_ROWS;
+        }
+        c->matvec_max = v > DEC_CU_MATVEC_MAX_ROWS ? DEC_CU_MATVEC_MAX_ROWS : (int)v;
     }
     c->cfg = *cfg;
     c->act = d->f32_activations ? DEC_CU_F32 : DEC_CU_F16;
@@ -335,7 +339,10 @@ fail:
 extern "C" rg_status decoder_cuda_host_alloc(size_t bytes, void **out, rg_err *e)
 {
     *out = nullptr;
-    return cu_check(cudaMallocHost(out, bytes ? bytes : 1), "allocating pinned host memory", e);
+    rg_status st = cu_check(cudaMallocHost(out, bytes ? bytes : 1), "allocating pinned host memory", e);
+    if (st)
+        cudaGetLastError(); // not sticky: the caller may fall back to plain memory
+    return st;
 }
 
 extern "C" void decoder_cuda_host_free(void *p)

@@ -3,6 +3,7 @@
 // attention runs one block per (query head, token), one key per thread.
 #include "model/decoder_cuda_kernels.cuh"
 
+#include <atomic>
 #include <climits>
 #include <cmath>
 
@@ -152,6 +153,13 @@ static const matvec_launcher matvec_for[DEC_CU_MATVEC_MAX_ROWS + 1] = {
     launch_matvec<10>, launch_matvec<11>, launch_matvec<12>, launch_matvec<13>, launch_matvec<14>,
     launch_matvec<15>, launch_matvec<16>};
 
+static std::atomic<unsigned long long> matvec_launched{0};
+
+unsigned long long dec_cu_matvec_launches(void)
+{
+    return matvec_launched.load();
+}
+
 int dec_cu_matvec_takes(dec_cu_act t, int rows, int in, int max_rows)
 {
     return t == DEC_CU_F16 && rows >= 1 && rows <= max_rows && rows <= DEC_CU_MATVEC_MAX_ROWS && in % 8 == 0;
@@ -162,6 +170,7 @@ rg_status dec_cu_linear(cublasHandle_t h, cudaStream_t s, int matvec_max, dec_cu
 {
     if (dec_cu_matvec_takes(t, rows, in, matvec_max) && ((uintptr_t)w & 15) == 0 && ((uintptr_t)x & 15) == 0) {
         matvec_for[rows](s, w, x, in, out, y);
+        matvec_launched++;
         return cu_check(cudaGetLastError(), "decoder product (matvec)", e);
     }
     // Row-major y = x W^T is column-major y^T = W x^T: W read transposed.

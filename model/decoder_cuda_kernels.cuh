@@ -66,6 +66,8 @@ rg_status dec_cu_linear(cublasHandle_t h, cudaStream_t s, int matvec_max, dec_cu
 // Whether dec_cu_linear takes its own kernel for such a product (given
 // aligned operands).
 int dec_cu_matvec_takes(dec_cu_act t, int rows, int in, int max_rows);
+// Products dec_cu_linear has sent to its own kernel so far (for tests).
+unsigned long long dec_cu_matvec_launches(void);
 
 // For b < n_rows, r = rows ? rows[b] : b: x[r] += add[r] when add is
 // non-NULL, then out[b] = x[r] / sqrt(mean(x[r]^2) + eps) * w as type t

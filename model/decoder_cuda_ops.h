@@ -55,9 +55,10 @@ rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, int f32, floa
 
 /* y[rows, out] = x[rows, in] W^T in fp32 from fp16 x and W [out, in] (fp16
  * bits), as the fp16 decoder's products: on dec_cu_linear's own kernel
- * when rows <= matvec_max (and in is a multiple of 8), else cuBLAS. */
+ * when rows <= matvec_max (and in is a multiple of 8), else cuBLAS;
+ * *on_kernel (may be NULL) says which ran. */
 rg_status dec_cuda_ops_linear(const uint16_t *x, size_t rows, size_t in, const uint16_t *w, size_t out,
-                              int matvec_max, float *y, rg_err *e);
+                              int matvec_max, float *y, int *on_kernel, rg_err *e);
 
 #endif
 

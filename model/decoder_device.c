@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model/backend.h"
 #include "model/decoder_cuda.h"
@@ -107,30 +108,48 @@ rg_status dec_device_kv_copy(const rg_decoder *d, rg_kv_cache *dst, const rg_kv_
     return rg_error(e, RG_ERR_INTERNAL, "a device KV cache without a CUDA decoder");
 }
 
+/* A logits buffer starts LOGITS_HEAD bytes into its allocation, after a
+ * note of how it was allocated: pinned memory can be refused (the system
+ * limits page-locked memory), and plain memory then still works. */
+#define LOGITS_HEAD 64
+enum { LOGITS_PLAIN = 0x504c4e, LOGITS_PINNED = 0x50494e };
+
 float *decoder_logits_alloc(const rg_decoder *d, size_t rows)
 {
     size_t V = d->cfg.n_vocab;
-    if (!rows || rows > SIZE_MAX / sizeof(float) / V)
+    if (!rows || !V || rows > (SIZE_MAX - LOGITS_HEAD) / sizeof(float) / V)
         return NULL;
+    size_t bytes = LOGITS_HEAD + rows * V * sizeof(float);
+    char *p = NULL;
+    uint32_t kind = LOGITS_PLAIN;
 #ifdef RAGD_HAVE_CUDA
-    if (d->cuda) {
-        void *p = NULL;
-        return decoder_cuda_host_alloc(rows * V * sizeof(float), &p, NULL) == RG_OK ? p : NULL;
+    void *pinned = NULL;
+    if (d->cuda && decoder_cuda_host_alloc(bytes, &pinned, NULL) == RG_OK) {
+        p = pinned;
+        kind = LOGITS_PINNED;
     }
 #endif
-    return malloc(rows * V * sizeof(float));
+    if (!p && !(p = malloc(bytes)))
+        return NULL;
+    memcpy(p, &kind, sizeof kind);
+    return (float *)(p + LOGITS_HEAD);
 }
 
 void decoder_logits_free(const rg_decoder *d, float *logits)
 {
+    (void)d;
+    if (!logits)
+        return;
+    char *p = (char *)logits - LOGITS_HEAD;
+    uint32_t kind;
+    memcpy(&kind, p, sizeof kind);
 #ifdef RAGD_HAVE_CUDA
-    if (d->cuda) {
-        decoder_cuda_host_free(logits);
+    if (kind == LOGITS_PINNED) {
+        decoder_cuda_host_free(p);
         return;
     }
 #endif
-    (void)d;
-    free(logits);
+    free(p);
 }
 
 rg_device decoder_device(const rg_decoder *d)

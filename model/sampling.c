@@ -250,6 +250,32 @@ static void select_top(int32_t *a, size_t n, size_t k, const float *prob)
         }
 }
 
+/* Moves the candidates of probability at least 2^-13 of the best to the
+ * front of cand[0..n) (in no particular order) and returns their count;
+ * *mass (may be NULL) gets their summed probability. They are the head of
+ * the order by probability: sorting them alone is sorting that prefix. */
+static size_t partition_head(int32_t *cand, size_t n, const float *prob, double *mass)
+{
+    float best = 0;
+    for (size_t i = 0; i < n; i++)
+        if (prob[cand[i]] > best)
+            best = prob[cand[i]];
+    float cut = best * 0x1p-13f;
+    size_t m = 0;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        if (prob[cand[i]] >= cut) {
+            int32_t t = cand[m];
+            cand[m] = cand[i];
+            cand[i] = t;
+            sum += prob[cand[m]];
+            m++;
+        }
+    if (mass)
+        *mass = sum;
+    return m;
+}
+
 /* Draws from cand[0..n) (weights prob, summing to total; u uniform in
  * [0, total)), walking the candidates in a fixed order, by probability
  * then id, so that the same seed picks the same token whatever order
@@ -261,19 +287,7 @@ static void select_top(int32_t *a, size_t n, size_t k, const float *prob)
  * those of the full sort's. */
 static int32_t draw(int32_t *cand, size_t n, const float *prob, double u)
 {
-    float best = 0;
-    for (size_t i = 0; i < n; i++)
-        if (prob[cand[i]] > best)
-            best = prob[cand[i]];
-    float cut = best * 0x1p-13f;
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (prob[cand[i]] >= cut) {
-            int32_t t = cand[m];
-            cand[m] = cand[i];
-            cand[i] = t;
-            m++;
-        }
+    size_t m = partition_head(cand, n, prob, NULL);
     sort_candidates(cand, m, prob);
     double cum = 0;
     for (size_t i = 0; i < n; i++) {
@@ -324,21 +338,8 @@ int32_t sampler_sample(rg_sampler *s, float *logits)
          * only those above a small fraction of the best: they are the top
          * of the order, and when their mass reaches top_p the nucleus lies
          * among them. Otherwise sort everything. */
-        float best = 0;
-        for (size_t i = 0; i < nc; i++)
-            if (prob[cand[i]] > best)
-                best = prob[cand[i]];
-        float cut = best * 1e-4f;
-        size_t m = 0;
-        double head = 0;
-        for (size_t i = 0; i < nc; i++)
-            if (prob[cand[i]] >= cut) {
-                int32_t t = cand[m];
-                cand[m] = cand[i];
-                cand[i] = t;
-                head += prob[cand[m]];
-                m++;
-            }
+        double head;
+        size_t m = partition_head(cand, nc, prob, &head);
         double want = (double)s->p.top_p * total;
         if (head < want)
             m = nc;
@@ -368,6 +369,8 @@ int32_t sampler_sample(rg_sampler *s, float *logits)
             }
         nc = m;
     }
+    if (nc == 0) /* every probability NaN (a broken model's logits): a valid id, not cand[-1] */
+        return argmax(logits, n);
     return draw(cand, nc, prob, rng_uniform(&s->rng) * total);
 }
 

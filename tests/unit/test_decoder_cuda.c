@@ -323,12 +323,13 @@ static void test_swiglu(size_t n, size_t F, int f32)
 
 /* Products: fp16 x [rows, in] times fp16 W [out, in]^T into fp32, against
  * the exact sum in double (bound: fp32 accumulation over in terms, 2e-6 of
- * the sum of |w x|), through the decoder's own kernel (matvec_max 16) and
- * through cuBLAS (0). The kernel's rows must also be bitwise what the same
+ * the sum of |w x|), with the decoder's own kernel allowed up to 16 rows, up
+ * to 4, or not at all (cuBLAS): the kernel must run exactly when allowed
+ * (and in is a multiple of 8), and its rows must be bitwise what the same
  * row gives alone: its result for a sequence cannot depend on the batch. */
 static void test_linear(size_t in, size_t out)
 {
-    enum { MAXR = 16 };
+    enum { MAXR = 17 };
     rg_err e = {0};
     uint16_t *w = malloc(out * in * sizeof *w), *x = malloc(MAXR * in * sizeof *x);
     float *y = malloc(MAXR * out * sizeof *y), *y1 = malloc(out * sizeof *y1);
@@ -337,14 +338,15 @@ static void test_linear(size_t in, size_t out)
     for (size_t i = 0; i < MAXR * in; i++)
         x[i] = f32_to_fp16(frand(-3, 3));
     size_t row_counts[] = {1, 2, 3, 8, 13, 16, 17};
+    int limits[] = {16, 4, 0};
     for (size_t ri = 0; ri < sizeof row_counts / sizeof *row_counts; ri++) {
-        size_t rows = row_counts[ri] < MAXR ? row_counts[ri] : MAXR;
-        for (int mv = 0; mv < 2; mv++) {
-            int max_rows = mv ? 16 : 0;
-            size_t use = row_counts[ri] > MAXR ? MAXR : rows;
-            CHECK_OK(dec_cuda_ops_linear(x, use, in, w, out, max_rows, y, &e), e);
+        size_t rows = row_counts[ri];
+        for (size_t li = 0; li < sizeof limits / sizeof *limits; li++) {
+            int max_rows = limits[li], on_kernel = -1, alone_on_kernel = -1;
+            int want_kernel = in % 8 == 0 && (int)rows <= max_rows;
+            CHECK_OK(dec_cuda_ops_linear(x, rows, in, w, out, max_rows, y, &on_kernel, &e), e);
             size_t bad = 0, not_alone = 0;
-            for (size_t n = 0; n < use; n++) {
+            for (size_t n = 0; n < rows; n++)
                 for (size_t r = 0; r < out; r++) {
                     double sum = 0, mag = 0;
                     for (size_t k = 0; k < in; k++) {
@@ -354,14 +356,15 @@ static void test_linear(size_t in, size_t out)
                     }
                     bad += fabs(y[n * out + r] - sum) > 2e-6 * mag + 1e-30;
                 }
-                if (mv && in % 8 == 0 && n == use - 1) {
-                    CHECK_OK(dec_cuda_ops_linear(x + n * in, 1, in, w, out, max_rows, y1, &e), e);
-                    not_alone += memcmp(y1, y + n * out, out * sizeof *y1) != 0;
-                }
+            if (want_kernel) {
+                size_t n = rows - 1;
+                CHECK_OK(dec_cuda_ops_linear(x + n * in, 1, in, w, out, max_rows, y1, &alone_on_kernel, &e), e);
+                not_alone = memcmp(y1, y + n * out, out * sizeof *y1) != 0 || alone_on_kernel != 1;
             }
-            CHECK_MSG(bad == 0 && not_alone == 0,
-                      "product %zu rows x %zu -> %zu (%s): %zu values off, last row %s alone", use, in, out,
-                      mv ? "ragd's kernel" : "cuBLAS", bad, not_alone ? "differs from" : "equals");
+            CHECK_MSG(bad == 0 && not_alone == 0 && on_kernel == want_kernel,
+                      "product %zu rows x %zu -> %zu (limit %d): ran on %s, expected %s; %zu values off; last row "
+                      "%s alone", rows, in, out, max_rows, on_kernel ? "ragd's kernel" : "cuBLAS",
+                      want_kernel ? "ragd's kernel" : "cuBLAS", bad, not_alone ? "differs from" : "equals");
         }
     }
     free(w), free(x), free(y), free(y1);

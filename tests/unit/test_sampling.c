@@ -369,7 +369,8 @@ static void test_draw_order(void)
         rg_rng r;
         rng_seed(&r, 77 + (uint64_t)shape);
         /* shape 0: one token far above a flat tail holding most of the mass;
-         * shape 1: a spread of logits, a few far below the head's cut */
+         * shape 1: a spread of logits; the half below 0 is in the tail but
+         * holds ~0.1% of the mass, so the draws end in the head */
         for (size_t i = 0; i < V; i++)
             logits[i] = shape == 0 ? (float)(rng_uniform(&r) - 0.5) : (float)(rng_uniform(&r) * 14.0 - 7.0);
         logits[1234] = shape == 0 ? 10.0f : 9.0f;
@@ -423,6 +424,31 @@ static void test_draw_order(void)
               in_tail[1], SEEDS);
 }
 
+/* A model whose logits are all NaN (an overflow somewhere) still gets a
+ * token id inside its vocabulary from every warper, never a read before the
+ * candidate array (min_p and top_p used to leave no candidate at all). */
+static void test_nan_logits(void)
+{
+    enum { V = 300 };
+    float l[V];
+    for (int k = 0; k < 4; k++) {
+        rg_sampling_params p;
+        sampling_params_default(&p);
+        p.min_p = k == 1 || k == 3 ? 0.1f : 0.0f;
+        p.top_p = k >= 2 ? 0.9f : 1.0f;
+        rg_sampler *s = NULL;
+        rg_err e;
+        CHECK_OK(sampler_new(&p, V, &s, &e), e);
+        if (!s)
+            return;
+        for (int i = 0; i < V; i++)
+            l[i] = NAN;
+        int32_t id = sampler_sample(s, l);
+        CHECK_MSG(id >= 0 && id < V, "min_p %.1f top_p %.1f: token %d from all-NaN logits", p.min_p, p.top_p, id);
+        sampler_free(s);
+    }
+}
+
 int main(void)
 {
     test_rng();
@@ -434,5 +460,6 @@ int main(void)
     test_params_check();
     test_logit_bias();
     test_draw_order();
+    test_nan_logits();
     return check_finish("test_sampling");
 }
