@@ -387,7 +387,26 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
         [ -s "$out/peer.json" ] && head -c 2000 "$out/peer.json" >> "$summary" && echo >> "$summary"
     fi
     step "serve --device $dev (generator)" "$out/serve.log" 90 serve_gen
+    step "serving throughput (16 chats, $dev)" "$out/serve.log" 120 serve_throughput
+    grep '^{"requests"' "$out/serve.log" | tail -n 2 >> "$summary"
 }
+
+# 16 concurrent chats through the server, sampled and greedy: what clients
+# get, the engine's host work (token choice, detokenizing, HTTP) included
+serve_throughput() {
+    local data port=8767 pid rc
+    data=$(mktemp -d)
+    start_server $port --data "$data" --embed-model none --rerank-model none --gen-model "$gen_model"
+    pid=$server_pid
+    python3 "$root/scripts/gpu/serve_throughput.py" "http://127.0.0.1:$port" --requests 16 \
+        --max-tokens "${SERVE_TOKENS:-64}"
+    rc=$?
+    kill "$pid"
+    wait "$pid"
+    rm -rf "$data"
+    return $rc
+}
+export -f serve_throughput
 
 case $stage in
 encoder) encoder_stage ;;

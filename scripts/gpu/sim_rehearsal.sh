@@ -69,7 +69,7 @@ wrap bench_decode_device "ids=\$(mktemp) && tr -s ' \\n' '\\n\\n' < \"\$2\" | he
 
 t0=$SECONDS
 (cd "$scratch/tree" && env OUT="$scratch/out" BIN_DIR="$scratch/bin" LIMIT_SCALE="${LIMIT_SCALE:-8}" CALL_BUDGET_S=7200 \
-    STAGE=all BENCH=1 BENCH_DEVICE=cuda BENCH_SECONDS=1 GEN_STEPS=3 RERANK_LM_PAIRS=2 PEER_DIR= \
+    STAGE=all BENCH=1 BENCH_DEVICE=cuda BENCH_SECONDS=1 GEN_STEPS=3 RERANK_LM_PAIRS=2 SERVE_TOKENS=2 PEER_DIR= \
     RERANK_PAIRS=8 SKIP_TESTS="embedding benchmark" bash scripts/gpu/build_and_test.sh > /dev/null 2>&1)
 rc=$?
 cat "$scratch/out/summary.txt"
