@@ -171,8 +171,10 @@ struct rg_decoder_cuda {
     float *logits; // [cap_out, V]
     size_t cap_out;
 
-    // host staging of one call's inputs (pinned; hx, htok, hrows lie in hstage)
+    // host staging of one call's inputs (hx, htok, hrows lie in hstage):
+    // pinned, or plain memory where the system refuses to lock more
     char *hstage;
+    int hstage_pinned;
     float *hx;
     dec_cu_tok *htok;
     int32_t *hrows;
@@ -217,6 +219,15 @@ static void place_weights(rg_decoder_cuda *c, const rg_decoder *d, placer *p)
     c->inv_freq = p->f32(d->inv_freq, cfg->rope_dim / 2);
 }
 
+static void free_staging(rg_decoder_cuda *c)
+{
+    if (c->hstage_pinned)
+        cudaFreeHost(c->hstage);
+    else
+        free(c->hstage);
+    c->hstage = nullptr;
+}
+
 extern "C" void decoder_cuda_free(rg_decoder_cuda *c)
 {
     if (!c)
@@ -229,7 +240,7 @@ extern "C" void decoder_cuda_free(rg_decoder_cuda *c)
     cudaFree(c->weights);
     cu_ctx_close(&c->cx);
     free(c->layers);
-    cudaFreeHost(c->hstage);
+    free_staging(c);
     free(c);
 }
 
@@ -393,11 +404,15 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     // without a driver copy (each call waits for its stream before it
     // returns, so the next call's writes never race a pending upload)
     size_t hsz[3] = {n * E * sizeof(float), n * sizeof(dec_cu_tok), n * sizeof(int32_t)};
-    cudaFreeHost(c->hstage);
-    c->hstage = nullptr;
-    if ((st = cu_check(cudaMallocHost((void **)&c->hstage, align256(hsz[0]) + align256(hsz[1]) + hsz[2]),
-                       "allocating pinned decoder input staging", e)))
-        return st;
+    size_t hbytes = align256(hsz[0]) + align256(hsz[1]) + hsz[2];
+    free_staging(c);
+    c->hstage_pinned = cudaMallocHost((void **)&c->hstage, hbytes) == cudaSuccess;
+    if (!c->hstage_pinned) {
+        cudaGetLastError(); // not sticky: plain memory works too, staged by the driver
+        c->hstage = static_cast<char *>(malloc(hbytes));
+    }
+    if (!c->hstage)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory for decoder input staging");
     c->hx = (float *)c->hstage;
     c->htok = (dec_cu_tok *)(c->hstage + align256(hsz[0]));
     c->hrows = (int32_t *)(c->hstage + align256(hsz[0]) + align256(hsz[1]));
@@ -447,7 +462,7 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
         c->hrows[i] = (int32_t)out_rows[i];
     cudaStream_t s = c->cx.stream;
     // pinned sources: the copies read them when the stream runs, before the
-    // synchronization that ends this call
+    // synchronization that ends this call (plain ones at the call)
     if ((st = cu_check(cudaMemcpyAsync(c->a.x, c->hx, n * (size_t)E * sizeof(float), cudaMemcpyHostToDevice, s),
                        "input upload", e)) ||
         (st = cu_check(cudaMemcpyAsync(c->a.tok, c->htok, n * sizeof(dec_cu_tok), cudaMemcpyHostToDevice, s),
