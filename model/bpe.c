@@ -225,7 +225,8 @@ static rg_status token_decoded(const rg_bpe *t, int32_t id, rg_buf *b, rg_err *e
 
 rg_status bpe_finish(rg_bpe *t, rg_err *e)
 {
-    qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
+    if (t->n_added) /* qsort's array may not be NULL, even empty */
+        qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
     /* byte tokens */
     for (unsigned b = 0; b < 256; b++) {
         char s[8];
@@ -463,7 +464,7 @@ static void add_unknown(work *w, size_t *n, size_t off, size_t len)
             w->syms[(*n)++] = (sym){t->byte_id[s[i]], 0, 0, (uint32_t)(off + i), 1, 1};
         return;
     }
-    if (t->unk < 0)
+    if (t->unk < 0 || t->drop_unknown)
         return; /* no unknown token: the character is dropped, as in the library */
     if (t->fuse_unk && *n > 0 && w->syms[*n - 1].id == t->unk && w->syms[*n - 1].fixed)
         return;

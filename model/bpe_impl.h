@@ -49,6 +49,9 @@ struct rg_bpe {
                                SentencePiece: id of <0xXX>; -1 when absent */
     int byte_fallback;      /* SentencePiece: unknown characters become byte tokens */
     int fuse_unk;           /* consecutive unknowns become one <unk> */
+    int drop_unknown;       /* characters missing from the vocabulary are dropped even
+                               where an unknown token is named (GGUF byte-level, as
+                               llama.cpp: SmolLM2's file names <|endoftext|>) */
     int ignore_merges;      /* a word found whole in the vocabulary is one token */
     int add_dummy_prefix;   /* SentencePiece: U+2581 in front of each segment */
     /* tokenizer.json's Metaspace pre-tokenizer (newer Llama/Mistral exports,

@@ -218,6 +218,12 @@ static rg_status load(const gguf_file *g, rg_bpe **out, rg_err *e)
         t->fuse_unk = 1;
         snprintf(t->pre_name, sizeof t->pre_name, "spm");
     } else if (!st) {
+        /* A byte missing from a byte-level vocabulary (SmolLM2 lacks 0x14,
+         * ...) is dropped by llama.cpp, and by the library with the
+         * tokenizer.json these files come from (no unk_token there). The
+         * unknown_token_id the converter writes (<|endoftext|> for SmolLM2)
+         * is not used: it would put an end of text into a user's prompt. */
+        t->drop_unknown = 1;
         const gguf_kv *pre = gguf_find_kv(g, "tokenizer.ggml.pre");
         st = set_pre(t, pre ? gguf_kv_string(pre, NULL) : NULL, e);
     }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "model/cpu_x86.h"
 #include "model/decoder_internal.h"
 #include "model/decoder_math.h"
 #include "model/quant.h"
@@ -122,8 +123,7 @@ static void axpy_c(float *y, float w, const float *x, size_t n)
 #ifdef ATT_X86
 static int att_avx2(void)
 {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return cpu_has_avx2_fma_f16c();
 }
 
 AVX2_FN static const float *row_f32_avx2(const rg_kv_cache *kv, const void *base, size_t p, float *buf, size_t hd)

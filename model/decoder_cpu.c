@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/cpu_x86.h"
 #include "model/decoder_internal.h"
 #include "model/decoder_math.h"
 #include "model/quant.h"
@@ -106,7 +107,7 @@ __attribute__((target("fma"))) static void rope_pairs_fma(float *h, const float 
 static void rope_head(float *h, const float *cs, const float *sn, size_t rope_dim, int neox)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("fma")) {
+    if (cpu_has_fma()) {
         rope_pairs_fma(h, cs, sn, rope_dim / 2, neox);
         return;
     }

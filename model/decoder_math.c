@@ -9,6 +9,7 @@
  * where 2^n is not a normal float so that only the last multiply rounds).
  * |n| > 192 gives 0 or infinity. Constants and the order of every operation
  * are those of that routine; the code is ours. */
+#include "model/cpu_x86.h"
 #include "model/decoder_math.h"
 
 #include <math.h>
@@ -73,8 +74,7 @@ static float exp_one(float x)
 #ifdef MATH_X86
 static int math_avx2(void)
 {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cpu_has_avx2_fma();
 }
 
 /* exp_one on 8 lanes; lanes whose 2^n is not a normal float (rare: x

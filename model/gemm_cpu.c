@@ -1,5 +1,6 @@
 /* gemm_cpu.c - packed-operand float GEMM (see gemm_cpu.h). */
 #include "model/gemm_cpu.h"
+#include "model/cpu_x86.h"
 
 #include <string.h>
 
@@ -48,8 +49,7 @@ static int pack_simd(void)
 {
     static int avx2 = -1;
     if (avx2 < 0) {
-        __builtin_cpu_init();
-        avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+        avx2 = cpu_has_avx2();
     }
     return avx2;
 }
@@ -238,7 +238,7 @@ __attribute__((target("avx512f"))) static void kernel_avx512(size_t K, const flo
 int gemm_cpu_has_avx512(void)
 {
 #ifdef GEMM_X86
-    return __builtin_cpu_supports("avx512f") && gemm_cpu_has_avx2();
+    return cpu_has_avx512f() && gemm_cpu_has_avx2();
 #else
     return 0;
 #endif
@@ -247,7 +247,7 @@ int gemm_cpu_has_avx512(void)
 int gemm_cpu_has_avx2(void)
 {
 #ifdef GEMM_X86
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cpu_has_avx2_fma();
 #else
     return 0;
 #endif

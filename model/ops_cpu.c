@@ -1,5 +1,6 @@
 /* ops_cpu.c - CPU kernels of the encoder (see ops_cpu.h). */
 #include "model/ops_cpu.h"
+#include "model/cpu_x86.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -117,6 +118,8 @@ static const float erfc_coef[10] = {-1.26551223f, 1.00002368f,  0.37409196f,  0.
 
 static inline float exp_poly(float x)
 {
+    if (isnan(x))
+        return x; /* a NaN weight's result stays NaN (and never reaches the int conversion below) */
     if (x < EXP_LO)
         return 0.0f;
     if (x > EXP_HI)
@@ -223,7 +226,7 @@ __attribute__((target("avx2,fma"))) static float exp_sum_avx2(float *x, size_t n
 static int ops_has_avx2(void)
 {
 #ifdef OPS_X86
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cpu_has_avx2_fma();
 #else
     return 0;
 #endif

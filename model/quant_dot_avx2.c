@@ -1,7 +1,7 @@
 /* quant_dot_avx2.c - AVX2 (+FMA, F16C) dot products of quantized weight rows
  * with prepared activations, compiled with function-level target attributes
  * so the default build still runs on any x86-64: quant_matvec calls them only
- * when __builtin_cpu_supports says the CPU has the instructions. Off x86 this
+ * when model/cpu_x86.h says the CPU has the instructions. Off x86 this
  * file provides no kernels.
  *
  * The integer core multiplies unsigned weight quants by signed activation
@@ -10,6 +10,7 @@
  * +-127, so a pair sums to at most 2 * 63 * 127 = 16002. Offsets (Q4_0's -8,
  * Q5_0's -16, Q6_K's -32, the mins of the _1 types and of Q4_K/Q5_K) are taken
  * out of the loop with the activations' block sums. */
+#include "model/cpu_x86.h"
 #include "model/quant_internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -21,8 +22,7 @@
 
 int quant_avx2_usable(void)
 {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return cpu_has_avx2_fma_f16c();
 }
 
 AVX2_FN static inline float half(const unsigned char *p)

@@ -233,6 +233,17 @@ static void check_smollm2(const rg_bpe *t)
     int32_t the = bpe_piece_id(t, "\xC4\xA0the", 5);
     const char *bytes = bpe_token_bytes(t, the, &len);
     CHECK(the >= 0 && bytes && len == 4 && !memcmp(bytes, " the", 4));
+    /* Bytes the vocabulary lacks (0x14 has no token here) are dropped, as
+     * llama.cpp does (llama-cpp-python 0.3.16, vocab_only, tokenize(b"x
+     * \x14\x14 y", add_bos=False) = [104, 216, 329]); the file's
+     * unknown_token_id is <|endoftext|>, which must not enter a prompt.
+     * Found by fuzz_tokenize. */
+    bpe_ids_free(&a);
+    CHECK_OK(bpe_encode(t, "x \x14\x14 y", 6, 0, &a, &e), e);
+    CHECK(a.n == 3 && a.ids[0] == 104 && a.ids[1] == 216 && a.ids[2] == 329);
+    bpe_ids_free(&a);
+    CHECK_OK(bpe_encode(t, "\x14", 1, RG_BPE_ADD_SPECIAL, &a, &e), e);
+    CHECK(a.n == 0);
     bpe_ids_free(&a);
     bpe_ids_free(&b);
 }

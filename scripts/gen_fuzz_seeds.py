@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""Writes the fuzzers' seed inputs under tests/fuzz/seeds/ (committed).
+
+A fuzzer learns a format's shape from its seeds: a GGUF seed that loads as a
+model lets the mutations reach the decoder's and encoder's loaders, the
+tokenizers and one forward pass, instead of stopping at the magic number.
+The seeds are tiny real-shaped models with deterministic random weights
+(they compute nothing meaningful), tokenizer.json files of each supported
+kind, chat templates, documents and texts.
+
+    .venv/bin/python scripts/gen_fuzz_seeds.py     # numpy + gguf (the test venv has both)
+
+Each target's seeds go to tests/fuzz/seeds/<target>/; tests/fuzz/README.md
+says what each target feeds its input to."""
+import json
+import os
+import struct
+
+import numpy as np
+import gguf
+from gguf import GGMLQuantizationType as QT
+from gguf.quants import quantize
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fuzz", "seeds")
+rng = np.random.default_rng(20261126)
+
+
+def out(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(os.path.join(d, name), mode) as f:
+        f.write(data)
+
+
+def byte_chars():
+    """GPT-2's byte-to-unicode table: the 256 single-byte tokens."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    table, n = {}, 0
+    for b in range(256):
+        if b in keep:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + n)
+            n += 1
+    return [table[b] for b in range(256)]
+
+
+MERGES = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s", "r e", "Ġ w", "y e", "ye s", "n o"]
+
+
+def bpe_vocab():
+    toks = byte_chars()
+    for m in MERGES:
+        toks.append(m.replace(" ", ""))
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    return toks, specials
+
+
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+          "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+def tensor(w, name, shape, qtype):
+    x = (rng.standard_normal(shape) * 0.5).astype(np.float32)
+    if name.endswith("norm.weight"):
+        x = 1.0 + 0.1 * x
+    if qtype == QT.F32:
+        w.add_tensor(name, x)
+    elif qtype == QT.F16:
+        w.add_tensor(name, x.astype(np.float16))
+    elif qtype == QT.BF16:
+        w.add_tensor(name, quantize(x, QT.BF16), raw_dtype=QT.BF16)
+    elif qtype in (QT.Q4_K, QT.Q5_K, QT.Q6_K):
+        # no reference quantizer for k-quants here: random blocks whose
+        # scales are small fp16 values (the loader and kernels only need a
+        # well-formed block)
+        bsz, tsz = gguf.GGML_QUANT_SIZES[qtype]
+        rows, cols = shape
+        raw = rng.integers(0, 256, size=(rows, cols // bsz, tsz), dtype=np.uint8)
+        d = np.frombuffer(np.float16(0.01).tobytes(), dtype=np.uint8)
+        if qtype == QT.Q6_K:
+            raw[:, :, tsz - 2:] = d
+        else:
+            raw[:, :, 0:2] = d
+            raw[:, :, 2:4] = d
+        w.add_tensor(name, raw.reshape(rows, cols // bsz * tsz), raw_dtype=qtype)
+    else:
+        w.add_tensor(name, quantize(x, qtype), raw_dtype=qtype)
+
+
+def llama_gguf(path_name, arch, spm, n_embd, n_ff, kinds, qkv_bias=False, n_layer=2):
+    path = os.path.join(ROOT, "gguf", path_name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    w = gguf.GGUFWriter(path, arch=arch)
+    n_head, n_head_kv = 2, 1
+    hd = n_embd // n_head
+    w.add_uint32(f"{arch}.block_count", n_layer)
+    w.add_uint32(f"{arch}.context_length", 1024)
+    w.add_uint32(f"{arch}.embedding_length", n_embd)
+    w.add_uint32(f"{arch}.feed_forward_length", n_ff)
+    w.add_uint32(f"{arch}.attention.head_count", n_head)
+    w.add_uint32(f"{arch}.attention.head_count_kv", n_head_kv)
+    w.add_float32(f"{arch}.rope.freq_base", 10000.0)
+    w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)
+    if spm:
+        toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+        types = [2, 3, 3] + [6] * 256
+        pieces = ["▁", "▁the", "▁a", "e", "t", "h", "▁t", "he", "in", "er"]
+        toks += pieces
+        types += [1] * len(pieces)
+        scores = [0.0] * 259 + [-float(i) for i in range(len(pieces))]
+        w.add_tokenizer_model("llama")
+        w.add_token_list(toks)
+        w.add_token_scores(scores)
+        w.add_token_types(types)
+        w.add_bos_token_id(1)
+        w.add_eos_token_id(2)
+        w.add_unk_token_id(0)
+        w.add_add_bos_token(True)
+        w.add_chat_template("{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}")
+    else:
+        bt, specials = bpe_vocab()
+        toks = bt + specials
+        types = [1] * len(bt) + [3] * len(specials)
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre("smollm" if arch == "llama" else "qwen2")
+        w.add_token_list(toks)
+        w.add_token_types(types)
+        w.add_token_merges(MERGES)
+        w.add_bos_token_id(len(bt) + 1)
+        w.add_eos_token_id(len(bt) + 2)
+        w.add_add_bos_token(False)
+        w.add_chat_template(CHATML)
+    n_vocab = len(toks)
+    k = iter(kinds * 20)
+    tensor(w, "token_embd.weight", (n_vocab, n_embd), next(k))
+    tensor(w, "output_norm.weight", (n_embd,), QT.F32)
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        tensor(w, p + "attn_norm.weight", (n_embd,), QT.F32)
+        tensor(w, p + "ffn_norm.weight", (n_embd,), QT.F32)
+        tensor(w, p + "attn_q.weight", (n_head * hd, n_embd), next(k))
+        tensor(w, p + "attn_k.weight", (n_head_kv * hd, n_embd), next(k))
+        tensor(w, p + "attn_v.weight", (n_head_kv * hd, n_embd), next(k))
+        if qkv_bias:
+            tensor(w, p + "attn_q.bias", (n_head * hd,), QT.F32)
+            tensor(w, p + "attn_k.bias", (n_head_kv * hd,), QT.F32)
+            tensor(w, p + "attn_v.bias", (n_head_kv * hd,), QT.F32)
+        tensor(w, p + "attn_output.weight", (n_embd, n_head * hd), next(k))
+        tensor(w, p + "ffn_gate.weight", (n_ff, n_embd), next(k))
+        tensor(w, p + "ffn_up.weight", (n_ff, n_embd), next(k))
+        tensor(w, p + "ffn_down.weight", (n_embd, n_ff), next(k))
+    if arch == "qwen2":
+        tensor(w, "output.weight", (n_vocab, n_embd), next(k))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+BERT_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "▁hello", "▁world", "ing", "▁the", "▁a",
+               "s", "t", "e", "▁is", "ed", "▁of"]
+
+
+def bert_gguf(path_name, rank):
+    path = os.path.join(ROOT, "gguf", path_name)
+    w = gguf.GGUFWriter(path, arch="bert")
+    H, FF, CTX = 32, 64, 32
+    w.add_uint32("bert.block_count", 1)
+    w.add_uint32("bert.context_length", CTX)
+    w.add_uint32("bert.embedding_length", H)
+    w.add_uint32("bert.feed_forward_length", FF)
+    w.add_uint32("bert.attention.head_count", 2)
+    w.add_float32("bert.attention.layer_norm_epsilon", 1e-12)
+    w.add_uint32("bert.pooling_type", 4 if rank else 1)
+    if rank:
+        w.add_array("bert.classifier.output_labels", ["LABEL_0"])
+    w.add_uint32("tokenizer.ggml.token_type_count", 2)
+    w.add_tokenizer_model("bert")
+    w.add_token_list(BERT_TOKENS)
+    w.add_token_types([3] * 5 + [1] * (len(BERT_TOKENS) - 5))
+    w.add_uint32("tokenizer.ggml.bos_token_id", 2)
+    w.add_uint32("tokenizer.ggml.eos_token_id", 3)
+    w.add_uint32("tokenizer.ggml.unknown_token_id", 1)
+    w.add_uint32("tokenizer.ggml.seperator_token_id", 3)
+    w.add_uint32("tokenizer.ggml.padding_token_id", 0)
+    if rank:
+        tensor(w, "cls.bias", (H,), QT.F32)
+        tensor(w, "cls.weight", (H, H), QT.F16)
+        tensor(w, "cls.output.bias", (1,), QT.F32)
+        tensor(w, "cls.output.weight", (1, H), QT.F32)
+    tensor(w, "token_embd_norm.bias", (H,), QT.F32)
+    tensor(w, "token_embd_norm.weight", (H,), QT.F32)
+    tensor(w, "position_embd.weight", (CTX, H), QT.F32)
+    tensor(w, "token_types.weight", (2, H), QT.F32)
+    tensor(w, "token_embd.weight", (len(BERT_TOKENS), H), QT.F16)
+    p = "blk.0."
+    for n, shape, q in [("attn_output_norm.bias", (H,), QT.F32), ("attn_output_norm.weight", (H,), QT.F32),
+                        ("attn_output.bias", (H,), QT.F32), ("attn_output.weight", (H, H), QT.Q8_0),
+                        ("attn_k.bias", (H,), QT.F32), ("attn_k.weight", (H, H), QT.F16),
+                        ("attn_q.bias", (H,), QT.F32), ("attn_q.weight", (H, H), QT.BF16),
+                        ("attn_v.bias", (H,), QT.F32), ("attn_v.weight", (H, H), QT.F32),
+                        ("ffn_up.bias", (FF,), QT.F32), ("ffn_up.weight", (FF, H), QT.F16),
+                        ("layer_output_norm.bias", (H,), QT.F32), ("layer_output_norm.weight", (H,), QT.F32),
+                        ("ffn_down.bias", (H,), QT.F32), ("ffn_down.weight", (H, FF), QT.F16)]:
+        tensor(w, p + n, shape, q)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def safetensors_file(tensors, meta=None):
+    header, blobs, off = {}, [], 0
+    if meta:
+        header["__metadata__"] = meta
+    for name, (dtype, arr) in tensors.items():
+        b = arr.tobytes()
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+def wordpiece_json():
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##ing",
+                                         "the", "a", "##s", "caf", "##e", ",", "!", "un", "##aff", "##able"])}
+    return json.dumps({
+        "version": "1.0",
+        "truncation": None, "padding": None,
+        "added_tokens": [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                          "normalized": False, "special": True}
+                         for t, i in vocab.items() if t.startswith("[")],
+        "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                       "strip_accents": None, "lowercase": True},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}},
+                                      {"Sequence": {"id": "A", "type_id": 0}},
+                                      {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+                           "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}},
+                                    {"Sequence": {"id": "A", "type_id": 0}},
+                                    {"SpecialToken": {"id": "[SEP]", "type_id": 0}},
+                                    {"Sequence": {"id": "B", "type_id": 1}},
+                                    {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+                           "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]},
+                                              "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                  "max_input_chars_per_word": 100, "vocab": vocab},
+    }, ensure_ascii=False)
+
+
+def bytelevel_json():
+    bt, specials = bpe_vocab()
+    vocab = {t: i for i, t in enumerate(bt)}
+    added = [{"id": len(bt) + i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, s in enumerate(specials)]
+    split = {"type": "Split", "pattern": {"Regex": "\\p{N}"}, "behavior": "Isolated", "invert": False}
+    return json.dumps({
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            split, {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False,
+                           "use_regex": True},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                  "ignore_merges": False, "vocab": vocab, "merges": MERGES},
+    }, ensure_ascii=False)
+
+
+def sentencepiece_json():
+    toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["▁", "▁the", "e", "t", "h", "▁t",
+                                                                              "he", "▁a"]
+    vocab = {t: i for i, t in enumerate(toks)}
+    added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, t in enumerate(toks[:3])]
+    return json.dumps({
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+        "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"},
+                                                           {"type": "Replace", "pattern": {"String": " "},
+                                                            "content": "▁"}]},
+        "pre_tokenizer": None,
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                      {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                    {"Sequence": {"id": "A", "type_id": 0}},
+                                    {"SpecialToken": {"id": "<s>", "type_id": 1}},
+                                    {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"},
+            {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+                  "vocab": vocab, "merges": ["▁ t", "h e", "▁t he", "▁ a"]},
+    }, ensure_ascii=False)
+
+
+def main():
+    # GGUF: decoders (byte-level BPE, SentencePiece; legacy and k-quant
+    # blocks), a BERT embedder and a BERT cross-encoder
+    llama_gguf("llama_bpe.gguf", "llama", False, 64, 128,
+               [QT.Q8_0, QT.F16, QT.Q4_1, QT.Q4_0, QT.F32, QT.Q5_0, QT.Q5_1, QT.BF16])
+    llama_gguf("qwen2_bpe.gguf", "qwen2", False, 64, 128, [QT.F16, QT.Q8_0, QT.Q4_0], qkv_bias=True)
+    llama_gguf("llama_spm_kquant.gguf", "llama", True, 256, 256, [QT.Q6_K, QT.Q4_K, QT.Q5_K, QT.Q8_0], n_layer=1)
+    bert_gguf("bert_embed.gguf", rank=False)
+    bert_gguf("bert_rank.gguf", rank=True)
+
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    out("safetensors", "mixed.safetensors", safetensors_file({
+        "a.weight": ("F32", x),
+        "b.weight": ("F16", x.astype(np.float16)),
+        "c.weight": ("BF16", (x.view(np.uint32) >> 16).astype(np.uint16)),
+        "d.bias": ("F32", np.zeros((0,), np.float32)),
+    }, meta={"format": "pt"}))
+    out("safetensors", "one.safetensors", safetensors_file({"w": ("F32", np.ones((2, 2), np.float32))}))
+
+    out("tokenizer_json", "wordpiece.json", wordpiece_json())
+    out("tokenizer_json", "bytelevel.json", bytelevel_json())
+    out("tokenizer_json", "sentencepiece.json", sentencepiece_json())
+
+    # configs: a BERT and a Llama config.json (the HF loaders' first read)
+    out("config_json", "bert.json", json.dumps({
+        "architectures": ["BertModel"], "model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6,
+        "num_attention_heads": 12, "intermediate_size": 1536, "max_position_embeddings": 512,
+        "type_vocab_size": 2, "vocab_size": 30522, "layer_norm_eps": 1e-12, "hidden_act": "gelu"}))
+    out("config_json", "llama.json", json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 576,
+        "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+        "max_position_embeddings": 8192, "rms_norm_eps": 1e-5, "rope_theta": 100000.0, "vocab_size": 49152,
+        "tie_word_embeddings": True, "rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+                                                      "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                                      "original_max_position_embeddings": 8192}}))
+    out("config_json", "qwen2.json", json.dumps({
+        "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 896,
+        "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+        "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "vocab_size": 151936,
+        "tie_word_embeddings": True}))
+
+    # chat templates: template, a NUL byte, then messages "role\x1fcontent" separated by \x1e
+    msgs = "system\x1fBe brief.\x1euser\x1fHello <|im_start|> there\x1eassistant\x1fHi!\x1euser\x1fAnd now?"
+    for name, tpl in [("chatml", CHATML),
+                      ("llama3", "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}"
+                                 "<|end_header_id|>\n\n{{ m['content'] | trim }}<|eot_id|>{% endfor %}"),
+                      ("llama31", "Cutting Knowledge Date: December 2023 <|start_header_id|>"),
+                      ("llama2", "[INST] <<SYS>>\n{{ system }}\n<</SYS>>\n\n"),
+                      ("mistral", "{{ bos_token }}[INST] {{ m }} [/INST]"),
+                      ("chatml_default_system", "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\n"
+                                                "You are a helpful AI assistant named SmolLM, trained by Hugging "
+                                                "Face<|im_end|>\\n' }}{% endif %}" + CHATML)]:
+        out("chat_template", name, tpl + "\0" + msgs)
+
+    # documents: the first byte picks the loader (fuzz_loaders.c)
+    out("loaders", "text", "t" + "Title line\n\nA paragraph of plain text. Another sentence here!\n\n"
+        "Second paragraph, with caf\u00e9 and \u4e16\u754c.\n")
+    out("loaders", "markdown", "m" + "# Heading\n\nSome *text* with a [link](http://x).\n\n## Sub\n\n"
+        "- item one\n- item two\n\n```c\nint x;\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    out("loaders", "html", "h" + "<!DOCTYPE html><html><head><title>T</title><style>p{}</style></head><body>"
+        "<h1>Head</h1><p>Para <b>bold</b> &amp; more</p><ul><li>one</li><li>two</li></ul>"
+        "<table><tr><td>1</td><td>2</td></tr></table><script>x()</script></body></html>")
+    out("loaders", "xml", "x" + "<?xml version=\"1.0\"?><!DOCTYPE d [<!ENTITY e \"ent\">]><doc><title>X</title>"
+        "<sec><p>text &e; here</p><p>more</p></sec></doc>")
+    out("loaders", "sniff", "s" + "notes.md\0# Title\n\nbody text\n")
+
+    # texts for the default models' tokenizers (fuzz_tokenize.c)
+    for i, t in enumerate(["Hello, world! caf\u00e9 na\u00efve \u4e16\u754c \U0001F600",
+                           "https://example.com/a?b=c&d=e   def f(x):\n\treturn x**2  # comment",
+                           "<|im_start|>user\nhi<|im_end|> 12345 6789 \u00a0\u2003 ll'll 's 've",
+                           "supercalifragilisticexpialidocious" * 4]):
+        out("tokenize", f"text{i}", t)
+
+
+if __name__ == "__main__":
+    main()
