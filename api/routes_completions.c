@@ -115,7 +115,7 @@ static int num_field(rg_request *r, const cJSON *body, const char *name, double 
     if (!v || cJSON_IsNull(v))
         return 0;
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi) {
-        http_error(r, 400, "invalid_request_error", "'%s' must be a number in [%g, %g]", name, lo, hi);
+        http_error(r, 400, "invalid_request", "'%s' must be a number in [%g, %g]", name, lo, hi);
         return -1;
     }
     *out = v->valuedouble;
@@ -126,7 +126,7 @@ static int int_field(rg_request *r, const cJSON *body, const char *name, double 
 {
     int got = num_field(r, body, name, lo, hi, out);
     if (got > 0 && *out != floor(*out)) {
-        http_error(r, 400, "invalid_request_error", "'%s' must be an integer", name);
+        http_error(r, 400, "invalid_request", "'%s' must be an integer", name);
         return -1;
     }
     return got;
@@ -140,7 +140,7 @@ static int logit_bias_field(rg_request *r, const cJSON *body, rg_sampling_params
     if (!o || cJSON_IsNull(o))
         return 0;
     if (!cJSON_IsObject(o)) {
-        http_error(r, 400, "invalid_request_error", "'logit_bias' must be an object of token ids to numbers");
+        http_error(r, 400, "invalid_request", "'logit_bias' must be an object of token ids to numbers");
         return -1;
     }
     p->n_bias = 0;
@@ -149,21 +149,21 @@ static int logit_bias_field(rg_request *r, const cJSON *body, rg_sampling_params
         char *end = NULL;
         long id = k && *k >= '0' && *k <= '9' ? strtol(k, &end, 10) : -1;
         if (id < 0 || id > INT32_MAX || !end || *end) {
-            http_error(r, 400, "invalid_request_error", "'logit_bias' keys must be token ids (decimal integers)");
+            http_error(r, 400, "invalid_request", "'logit_bias' keys must be token ids (decimal integers)");
             return -1;
         }
         if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < -100 || it->valuedouble > 100) {
-            http_error(r, 400, "invalid_request_error", "'logit_bias' values must be numbers in [-100, 100]");
+            http_error(r, 400, "invalid_request", "'logit_bias' values must be numbers in [-100, 100]");
             return -1;
         }
         if (p->n_bias == RG_SAMPLING_MAX_BIAS) {
-            http_error(r, 400, "invalid_request_error", "'logit_bias' has more than %d entries",
+            http_error(r, 400, "invalid_request", "'logit_bias' has more than %d entries",
                        RG_SAMPLING_MAX_BIAS);
             return -1;
         }
         for (size_t i = 0; i < p->n_bias; i++)
             if (p->bias_id[i] == (int32_t)id) {
-                http_error(r, 400, "invalid_request_error", "'logit_bias' names token %ld twice", id);
+                http_error(r, 400, "invalid_request", "'logit_bias' names token %ld twice", id);
                 return -1;
             }
         p->bias_id[p->n_bias] = (int32_t)id;
@@ -178,7 +178,7 @@ static int bool_field(rg_request *r, const cJSON *body, const char *name, int *o
     if (!v || cJSON_IsNull(v))
         return 0;
     if (!cJSON_IsBool(v)) {
-        http_error(r, 400, "invalid_request_error", "'%s' must be true or false", name);
+        http_error(r, 400, "invalid_request", "'%s' must be true or false", name);
         return -1;
     }
     *out = cJSON_IsTrue(v);
@@ -204,7 +204,7 @@ static int parse_common(rg_request *r, const cJSON *body, rg_gen_request *req, r
         return -1;
     if (got) {
         if (v <= 0) {
-            http_error(r, 400, "invalid_request_error", "'top_p' must be greater than 0");
+            http_error(r, 400, "invalid_request", "'top_p' must be greater than 0");
             return -1;
         }
         req->sampling.top_p = (float)v;
@@ -239,7 +239,7 @@ static int parse_common(rg_request *r, const cJSON *body, rg_gen_request *req, r
     if ((got = int_field(r, body, "n", 1, 1e6, &v)) < 0)
         return -1;
     if (got && v != 1) {
-        http_error(r, 400, "invalid_request_error", "only n=1 is supported");
+        http_error(r, 400, "invalid_request", "only n=1 is supported");
         return -1;
     }
     if ((got = int_field(r, body, "max_completion_tokens", 1, 1e9, &v)) < 0)
@@ -258,19 +258,19 @@ static int parse_common(rg_request *r, const cJSON *body, rg_gen_request *req, r
             cJSON_ArrayForEach(it, stop)
             {
                 if (!cJSON_IsString(it)) {
-                    http_error(r, 400, "invalid_request_error", "'stop' entries must be strings");
+                    http_error(r, 400, "invalid_request", "'stop' entries must be strings");
                     return -1;
                 }
                 req->stop[req->n_stop++] = it->valuestring;
             }
         } else {
-            http_error(r, 400, "invalid_request_error", "'stop' must be a string or an array of up to %d strings",
+            http_error(r, 400, "invalid_request", "'stop' must be a string or an array of up to %d strings",
                        GEN_MAX_STOP);
             return -1;
         }
         for (size_t i = 0; i < req->n_stop; i++)
             if (strlen(req->stop[i]) > GEN_MAX_STOP_BYTES) {
-                http_error(r, 400, "invalid_request_error", "stop strings may be at most %d bytes",
+                http_error(r, 400, "invalid_request", "stop strings may be at most %d bytes",
                            GEN_MAX_STOP_BYTES);
                 return -1;
             }
@@ -283,7 +283,7 @@ static int parse_common(rg_request *r, const cJSON *body, rg_gen_request *req, r
         if ((got = int_field(r, body, "top_logprobs", 0, GEN_MAX_TOP_LOGPROBS, &v)) < 0)
             return -1;
         if (got && !c->logprobs) {
-            http_error(r, 400, "invalid_request_error", "'top_logprobs' needs 'logprobs': true");
+            http_error(r, 400, "invalid_request", "'top_logprobs' needs 'logprobs': true");
             return -1;
         }
         c->top_logprobs = got ? (size_t)v : 0;
@@ -302,11 +302,11 @@ static int parse_common(rg_request *r, const cJSON *body, rg_gen_request *req, r
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
     if (so && !cJSON_IsNull(so)) {
         if (!cJSON_IsObject(so)) {
-            http_error(r, 400, "invalid_request_error", "'stream_options' must be an object");
+            http_error(r, 400, "invalid_request", "'stream_options' must be an object");
             return -1;
         }
         if (!*stream) {
-            http_error(r, 400, "invalid_request_error", "'stream_options' is only allowed with 'stream': true");
+            http_error(r, 400, "invalid_request", "'stream_options' is only allowed with 'stream': true");
             return -1;
         }
         if (bool_field(r, so, "include_usage", &c->include_usage) < 0)
@@ -325,7 +325,7 @@ static int message_text(rg_request *r, size_t i, const cJSON *content, rg_buf *o
     if (cJSON_IsNull(content) || !content)
         return 0;
     if (!cJSON_IsArray(content)) {
-        http_error(r, 400, "invalid_request_error", "messages[%zu].content must be a string or an array of parts", i);
+        http_error(r, 400, "invalid_request", "messages[%zu].content must be a string or an array of parts", i);
         return -1;
     }
     const cJSON *part;
@@ -335,7 +335,7 @@ static int message_text(rg_request *r, size_t i, const cJSON *content, rg_buf *o
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
         if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 || !cJSON_IsString(text)) {
-            http_error(r, 400, "invalid_request_error",
+            http_error(r, 400, "invalid_request",
                        "messages[%zu].content: only text parts ({\"type\":\"text\",\"text\":...}) are supported", i);
             return -1;
         }
@@ -352,14 +352,14 @@ static int chat_prompt_ids(rg_request *r, rg_generator *g, const cJSON *body, rg
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
     int n = cJSON_IsArray(msgs) ? cJSON_GetArraySize(msgs) : -1;
     if (n <= 0 || n > CHAT_MAX_MESSAGES) {
-        http_error(r, 400, "invalid_request_error", "'messages' must be an array of 1 to %d messages",
+        http_error(r, 400, "invalid_request", "'messages' must be an array of 1 to %d messages",
                    CHAT_MAX_MESSAGES);
         return -1;
     }
     rg_err e;
     const rg_chat_template *t = generator_chat_template(g, &e);
     if (!t) {
-        http_error(r, 400, "invalid_request_error", "%s", e.msg);
+        http_error(r, 400, "invalid_request", "%s", e.msg);
         return -1;
     }
     rg_chat_message *m = calloc((size_t)n, sizeof *m);
@@ -372,7 +372,7 @@ static int chat_prompt_ids(rg_request *r, rg_generator *g, const cJSON *body, rg
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(msg, "role");
         rg_buf_init(&texts[i], 0);
         if (!cJSON_IsObject(msg) || !cJSON_IsString(role)) {
-            http_error(r, 400, "invalid_request_error", "messages[%d] needs a 'role'", i);
+            http_error(r, 400, "invalid_request", "messages[%d] needs a 'role'", i);
             rc = -1;
             break;
         }
@@ -380,7 +380,7 @@ static int chat_prompt_ids(rg_request *r, rg_generator *g, const cJSON *body, rg
         if (strcmp(rn, "developer") == 0) /* OpenAI's newer name for system */
             rn = "system";
         if (strcmp(rn, "system") != 0 && strcmp(rn, "user") != 0 && strcmp(rn, "assistant") != 0) {
-            http_error(r, 400, "invalid_request_error",
+            http_error(r, 400, "invalid_request",
                        "messages[%d].role '%s' is not supported (system, developer, user, assistant)", i,
                        role->valuestring);
             rc = -1;
@@ -432,7 +432,7 @@ static int text_prompt_ids(rg_request *r, rg_generator *g, const cJSON *body, rg
             return -1;
         }
         if (!ids->n) {
-            http_error(r, 400, "invalid_request_error", "'prompt' is empty");
+            http_error(r, 400, "invalid_request", "'prompt' is empty");
             return -1;
         }
         return 0;
@@ -443,7 +443,7 @@ static int text_prompt_ids(rg_request *r, rg_generator *g, const cJSON *body, rg
         {
             if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= 2147483647.0 ||
                 it->valuedouble != floor(it->valuedouble)) {
-                http_error(r, 400, "invalid_request_error", "'prompt' token ids must be non-negative integers");
+                http_error(r, 400, "invalid_request", "'prompt' token ids must be non-negative integers");
                 return -1;
             }
             if (bpe_ids_push(ids, (int32_t)it->valuedouble, &e)) {
@@ -453,7 +453,7 @@ static int text_prompt_ids(rg_request *r, rg_generator *g, const cJSON *body, rg
         }
         return 0;
     }
-    http_error(r, 400, "invalid_request_error",
+    http_error(r, 400, "invalid_request",
                "'prompt' must be a string, an array of one string, or an array of token ids (one prompt per request)");
     return -1;
 }

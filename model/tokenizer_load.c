@@ -177,6 +177,13 @@ static rg_status tok_finish(rg_tokenizer *t, const char *unk, rg_err *e)
         if (st)
             return st;
     }
+    /* an added token's id is what the model's embedding table is indexed
+     * by: one past the vocabulary would read past the table (found by
+     * fuzz_tokenizer_json) */
+    for (size_t i = 0; i < t->n_added; i++)
+        if ((size_t)t->added[i].id >= (size_t)vocab_id_limit(t->vocab))
+            return rg_error(e, RG_ERR_CORRUPT, "added token %.64s has id %d, past the vocabulary's %zu ids",
+                            t->added[i].text, (int)t->added[i].id, (size_t)vocab_id_limit(t->vocab));
     if (t->n_added)
         qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
     memset(t->added_first, 0, sizeof t->added_first);

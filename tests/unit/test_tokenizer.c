@@ -365,6 +365,11 @@ static void test_bad_files(void)
         {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"a\": 1}}, \"pre_tokenizer\": "
          "{\"type\": \"BertPreTokenizer\"}, \"added_tokens\": [{\"id\": 0, \"content\": \"[UNK]\"}]}",
          RG_OK},
+        /* an added token past the vocabulary (its id would index past the
+         * model's embedding table; found by fuzz_tokenizer_json) */
+        {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"a\": 1}}, \"pre_tokenizer\": "
+         "{\"type\": \"BertPreTokenizer\"}, \"added_tokens\": [{\"id\": 2, \"content\": \"<x>\"}]}",
+         RG_ERR_CORRUPT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         write_file(p, cases[i].json);
