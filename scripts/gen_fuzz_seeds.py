@@ -303,6 +303,106 @@ def sentencepiece_json():
     }, ensure_ascii=False)
 
 
+# fuzz_hf_dir.c's file table, in its order
+HF_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+            "modules.json", "sentence_bert_config.json", "1_Pooling/config.json", "model.safetensors.index.json",
+            "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "special_tokens_map.json",
+            "config_sentence_transformers.json"]
+
+
+def hf_archive(files):
+    """fuzz_hf_dir's input: [u8 file index][u32 LE size][bytes] per file."""
+    out = b""
+    for name, data in files.items():
+        if isinstance(data, str):
+            data = data.encode()
+        out += struct.pack("<BI", HF_FILES.index(name), len(data)) + data
+    return out
+
+
+def f32(shape, norm=False):
+    x = (rng.standard_normal(shape) * 0.5).astype(np.float32)
+    return 1.0 + 0.1 * x if norm else x
+
+
+def hf_bert(cross):
+    H, FF, CTX = 32, 64, 32
+    vocab = json.loads(wordpiece_json())["model"]["vocab"]
+    V = len(vocab)
+    t = {"embeddings.word_embeddings.weight": ("F32", f32((V, H))),
+         "embeddings.position_embeddings.weight": ("F16", f32((CTX, H)).astype(np.float16)),
+         "embeddings.token_type_embeddings.weight": ("F32", f32((2, H))),
+         "embeddings.LayerNorm.weight": ("F32", f32((H,), True)),
+         "embeddings.LayerNorm.bias": ("F32", f32((H,)))}
+    p = "encoder.layer.0."
+    for n, shape in [("attention.self.query", (H, H)), ("attention.self.key", (H, H)),
+                     ("attention.self.value", (H, H)), ("attention.output.dense", (H, H)),
+                     ("intermediate.dense", (FF, H)), ("output.dense", (H, FF))]:
+        t[p + n + ".weight"] = ("F32", f32(shape))
+        t[p + n + ".bias"] = ("F32", f32((shape[0],)))
+    for n in ["attention.output.LayerNorm", "output.LayerNorm"]:
+        t[p + n + ".weight"] = ("F32", f32((H,), True))
+        t[p + n + ".bias"] = ("F32", f32((H,)))
+    cfg = {"architectures": ["BertModel"], "model_type": "bert", "hidden_size": H, "num_hidden_layers": 1,
+           "num_attention_heads": 2, "intermediate_size": FF, "max_position_embeddings": CTX,
+           "type_vocab_size": 2, "vocab_size": V, "layer_norm_eps": 1e-12, "hidden_act": "gelu"}
+    files = {}
+    if cross:
+        t = {"bert." + k: v for k, v in t.items()}
+        t["bert.pooler.dense.weight"] = ("F32", f32((H, H)))
+        t["bert.pooler.dense.bias"] = ("F32", f32((H,)))
+        t["classifier.weight"] = ("F32", f32((1, H)))
+        t["classifier.bias"] = ("F32", f32((1,)))
+        cfg["architectures"] = ["BertForSequenceClassification"]
+        cfg["id2label"] = {"0": "LABEL_0"}
+    else:
+        files["modules.json"] = json.dumps([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}])
+        files["1_Pooling/config.json"] = json.dumps({"word_embedding_dimension": H, "pooling_mode_cls_token": False,
+                                                     "pooling_mode_mean_tokens": True})
+        files["sentence_bert_config.json"] = json.dumps({"max_seq_length": 24, "do_lower_case": False})
+    files["config.json"] = json.dumps(cfg)
+    files["model.safetensors"] = safetensors_file(t)
+    files["tokenizer.json"] = wordpiece_json()
+    return files
+
+
+def hf_llama(sharded):
+    E, FF, NH, NKV = 64, 128, 2, 1
+    hd = E // NH
+    bt, specials = bpe_vocab()
+    V = len(bt) + len(specials)
+    t = {"model.embed_tokens.weight": ("F32", f32((V, E))), "model.norm.weight": ("F32", f32((E,), True))}
+    p = "model.layers.0."
+    t[p + "input_layernorm.weight"] = ("F32", f32((E,), True))
+    t[p + "post_attention_layernorm.weight"] = ("BF16", (f32((E,), True).view(np.uint32) >> 16).astype(np.uint16))
+    for n, shape in [("self_attn.q_proj", (NH * hd, E)), ("self_attn.k_proj", (NKV * hd, E)),
+                     ("self_attn.v_proj", (NKV * hd, E)), ("self_attn.o_proj", (E, NH * hd)),
+                     ("mlp.gate_proj", (FF, E)), ("mlp.up_proj", (FF, E)), ("mlp.down_proj", (E, FF))]:
+        t[p + n + ".weight"] = ("F16", f32(shape).astype(np.float16))
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": E, "intermediate_size": FF,
+           "num_hidden_layers": 1, "num_attention_heads": NH, "num_key_value_heads": NKV,
+           "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": V,
+           "tie_word_embeddings": True}
+    files = {"config.json": json.dumps(cfg), "tokenizer.json": bytelevel_json(),
+             "tokenizer_config.json": json.dumps({"bos_token": "<|im_start|>", "eos_token": "<|im_end|>",
+                                                  "chat_template": CHATML, "add_bos_token": False})}
+    if sharded:
+        names = sorted(t)
+        half = {n: t[n] for n in names[: len(names) // 2]}
+        rest = {n: t[n] for n in names[len(names) // 2:]}
+        files["model-00001-of-00002.safetensors"] = safetensors_file(half)
+        files["model-00002-of-00002.safetensors"] = safetensors_file(rest)
+        wm = {n: "model-00001-of-00002.safetensors" for n in half}
+        wm.update({n: "model-00002-of-00002.safetensors" for n in rest})
+        files["model.safetensors.index.json"] = json.dumps({"metadata": {"total_size": 0}, "weight_map": wm})
+    else:
+        files["model.safetensors"] = safetensors_file(t)
+    return files
+
+
 def main():
     # GGUF: decoders (byte-level BPE, SentencePiece; legacy and k-quant
     # blocks), a BERT embedder and a BERT cross-encoder
@@ -368,6 +468,12 @@ def main():
     out("loaders", "xml", "x" + "<?xml version=\"1.0\"?><!DOCTYPE d [<!ENTITY e \"ent\">]><doc><title>X</title>"
         "<sec><p>text &e; here</p><p>more</p></sec></doc>")
     out("loaders", "sniff", "s" + "notes.md\0# Title\n\nbody text\n")
+
+    # Hugging Face directories as fuzz_hf_dir archives
+    out("hf_dir", "bert_embed", hf_archive(hf_bert(cross=False)))
+    out("hf_dir", "bert_cross", hf_archive(hf_bert(cross=True)))
+    out("hf_dir", "llama", hf_archive(hf_llama(sharded=False)))
+    out("hf_dir", "llama_sharded", hf_archive(hf_llama(sharded=True)))
 
     # texts for the default models' tokenizers (fuzz_tokenize.c)
     for i, t in enumerate(["Hello, world! caf\u00e9 na\u00efve \u4e16\u754c \U0001F600",

@@ -18,7 +18,7 @@ import random
 import pytest
 import requests
 
-from conftest import REPO, expect_error, expect_json
+from conftest import REPO, expect_error, expect_json, multipart_body
 
 EMBED = REPO / "models" / "all-MiniLM-L6-v2"
 GEN = REPO / "models" / "SmolLM2-135M-Instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -176,4 +176,68 @@ def test_mutated_bodies_get_clear_answers(full_server, path, base, count):
     # and the endpoint still works
     resp = full_server.http.post(full_server.url + path, json=base, timeout=60)
     assert resp.status_code in (200, 201, 202, 409), resp.text[:500]
+    expect_json(full_server.get("/v1/health/live"), 200)
+
+
+UPLOAD_FILES = [
+    ("notes.md", b"# Notes\n\nThe fox runs.\n\n- one\n- two\n", "text/markdown"),
+    ("page.html", b"<html><body><h1>T</h1><p>fox &amp; sea</p></body></html>", "text/html"),
+    ("a.txt", b"plain text about a fox", "text/plain"),
+]
+
+
+def mutate_bytes(rng, data):
+    data = bytearray(data)
+    for _ in range(rng.choice([1, 2, 4])):
+        op = rng.random()
+        i = rng.randrange(len(data) + 1)
+        if op < 0.3 and data:
+            data[min(i, len(data) - 1)] = rng.randrange(256)
+        elif op < 0.5:
+            data[i:i] = rng.choice([b"\r\n", b"--", b"\x00", b"\"", b";", b"filename=\"", b"\xff\xfe",
+                                    b"Content-Disposition: form-data; name=\"file\"\r\n", b"A" * 5000])
+        elif op < 0.7:
+            del data[i:i + rng.randrange(1, 40)]
+        elif op < 0.85:
+            j = rng.randrange(len(data) + 1)
+            data[i:i] = data[min(i, j):max(i, j)][:2000]
+        else:
+            del data[i:]
+    return bytes(data)
+
+
+def test_mutated_uploads_get_clear_answers(full_server):
+    """Multipart uploads with corrupted boundaries, headers, names and
+    fields: a clear answer each (202 with tasks, or a 4xx JSON error), and
+    every accepted task reaches a final state."""
+    rng = random.Random(f"{SEED}:upload")
+    tasks, statuses = [], {}
+    for i in range(150 * ROUNDS):
+        files = rng.sample(UPLOAD_FILES, rng.randrange(1, len(UPLOAD_FILES) + 1))
+        fields = {"collection": rng.choice(["fuzz", "up", "bad name!", "", "x" * 300]),
+                  "metadata": rng.choice(['{"k": 1}', "{", "[]", '{"a": {"b": [1, null]}}', "\u0000", ""])}
+        ctype, body = multipart_body(files, fields)
+        if rng.random() < 0.8:
+            body = mutate_bytes(rng, body)
+        if rng.random() < 0.1:
+            ctype = rng.choice(["multipart/form-data", "multipart/form-data; boundary=", "text/plain",
+                                "multipart/form-data; boundary=" + "b" * 200])
+        try:
+            resp = full_server.http.post(full_server.url + "/v1/documents", data=body, timeout=60,
+                                         headers={"Content-Type": ctype})
+        except requests.RequestException as exc:
+            pytest.fail(f"upload {i}: {body[:300]!r}: {exc}")
+        assert resp.status_code < 500 or resp.status_code == 503, f"upload {i}: {resp.status_code} {resp.text[:500]}"
+        statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
+        if resp.status_code == 202:
+            tasks += [t["id"] for t in resp.json()["data"]]
+        elif resp.status_code != 503:
+            expect_error(resp, resp.status_code)
+        assert full_server.proc.poll() is None, f"ragd exited after upload {i}: {body[:300]!r}"
+    # the mutations reach both sides: uploads accepted and uploads refused
+    assert statuses.get(202) and sum(n for st, n in statuses.items() if 400 <= st < 500), statuses
+    states = [full_server.wait_task(t)["state"] for t in tasks]
+    assert set(states) <= {"done", "failed"}, states
+    print(f"upload answers {sorted(statuses.items())}; tasks done {states.count('done')}, "
+          f"failed {states.count('failed')}")
     expect_json(full_server.get("/v1/health/live"), 200)
