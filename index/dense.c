@@ -17,7 +17,12 @@
 #include <faiss/c_api/index_io_c.h>
 #include <faiss/c_api/utils/distances_c.h>
 
-#define DENSE_MAGIC "RAGDVEC1"
+/* v2 adds the FAISS bytes' length and checksum: FAISS reads what it is
+ * given without checking it (a flipped count or neighbour id is a huge
+ * allocation or a read out of bounds later, in a search), so a file that
+ * is not exactly what ragd wrote never reaches it. v1 files are refused
+ * as corrupt, so they are rebuilt from the store once. */
+#define DENSE_MAGIC "RAGDVEC2"
 #define DENSE_MAX_DIM 65536
 
 struct rg_dense_index {
@@ -34,7 +39,91 @@ typedef struct dense_header {
     int32_t dim;
     int32_t kind;
     int64_t max_id;
+    uint64_t payload_bytes; /* the FAISS bytes after the header */
+    uint64_t payload_sum;   /* payload_checksum of them */
 } dense_header;
+
+typedef struct payload_sum {
+    uint64_t lane[4];
+    uint64_t bytes;
+    unsigned char tail[32];
+    size_t n_tail;
+} payload_sum;
+
+static uint64_t mix(uint64_t h, uint64_t w)
+{
+    h ^= w * 0x9E3779B97F4A7C15ull;
+    h = (h << 31) | (h >> 33);
+    return h * 0xC2B2AE3D27D4EB4Full;
+}
+
+/* A checksum of the payload, for detecting corruption (not tampering):
+ * four independent lanes over 32-byte blocks run at memory speed, where a
+ * byte-wise hash would make a large index's load noticeably slower. */
+static void sum_init(payload_sum *s)
+{
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < 4; i++)
+        s->lane[i] = 0x243F6A8885A308D3ull * (uint64_t)(i + 1);
+}
+
+static void sum_block(payload_sum *s, const unsigned char *p)
+{
+    for (int i = 0; i < 4; i++) {
+        uint64_t w;
+        memcpy(&w, p + 8 * i, 8);
+        s->lane[i] = mix(s->lane[i], w);
+    }
+}
+
+static void sum_update(payload_sum *s, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    s->bytes += n;
+    while (n && s->n_tail) {
+        s->tail[s->n_tail++] = *p++;
+        n--;
+        if (s->n_tail == 32) {
+            sum_block(s, s->tail);
+            s->n_tail = 0;
+        }
+    }
+    for (; n >= 32; p += 32, n -= 32)
+        sum_block(s, p);
+    memcpy(s->tail, p, n);
+    s->n_tail += n;
+}
+
+static uint64_t sum_final(payload_sum *s)
+{
+    uint64_t h = s->bytes;
+    for (size_t i = 0; i < s->n_tail; i++)
+        h = mix(h, s->tail[i]);
+    for (int i = 0; i < 4; i++)
+        h = mix(h, s->lane[i]);
+    return h;
+}
+
+/* Checksums f from its current position to the end. */
+static rg_status sum_rest(FILE *f, uint64_t *bytes, uint64_t *sum)
+{
+    static const size_t CHUNK = 1 << 20;
+    unsigned char *buf = malloc(CHUNK);
+    if (!buf)
+        return RG_ERR_NOMEM;
+    payload_sum s;
+    sum_init(&s);
+    size_t n;
+    while ((n = fread(buf, 1, CHUNK, f)) > 0)
+        sum_update(&s, buf, n);
+    int bad = ferror(f);
+    free(buf);
+    if (bad)
+        return RG_ERR_IO;
+    *bytes = s.bytes;
+    *sum = sum_final(&s);
+    return RG_OK;
+}
 
 static rg_status faiss_fail(rg_err *e, rg_status st, const char *what)
 {
@@ -167,6 +256,15 @@ rg_status dense_index_load(const char *path, int dim, rg_dense_kind kind, rg_den
     else if (h.dim != dim || h.kind != (int32_t)kind || h.max_id < 0)
         st = rg_error(e, RG_ERR_CORRUPT, "%s holds a %s index of dimension %d, not %s/%d", path,
                       dense_kind_name((rg_dense_kind)h.kind), h.dim, dense_kind_name(kind), dim);
+    uint64_t bytes = 0, sum = 0;
+    if (!st && (st = sum_rest(f, &bytes, &sum)))
+        rg_error(e, st, "reading %s: %s", path, strerror(errno));
+    else if (!st && (bytes != h.payload_bytes || sum != h.payload_sum))
+        st = rg_error(e, RG_ERR_CORRUPT, "%s is damaged (%llu bytes after the header, %llu written; checksum %s)",
+                      path, (unsigned long long)bytes, (unsigned long long)h.payload_bytes,
+                      sum == h.payload_sum ? "matches" : "differs");
+    if (!st && fseek(f, (long)sizeof h, SEEK_SET) != 0)
+        st = rg_error(e, RG_ERR_IO, "seeking in %s: %s", path, strerror(errno));
     FaissIndex *faiss = NULL;
     if (!st && faiss_read_index(f, 0, &faiss) != 0)
         st = faiss_fail(e, RG_ERR_CORRUPT, path);
@@ -186,7 +284,7 @@ rg_status dense_index_save(rg_dense_index *x, const char *path, rg_err *e)
     char tmp[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return rg_error(e, RG_ERR_INVALID, "index path too long");
-    FILE *f = fopen(tmp, "wb");
+    FILE *f = fopen(tmp, "w+b");
     if (!f)
         return rg_error(e, RG_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     pthread_rwlock_rdlock(&x->lock);
@@ -202,6 +300,14 @@ rg_status dense_index_save(rg_dense_index *x, const char *path, rg_err *e)
     else if (faiss_write_index(x->faiss, f) != 0)
         st = faiss_fail(e, RG_ERR_IO, tmp);
     pthread_rwlock_unlock(&x->lock);
+    /* the header's length and checksum, from the bytes as written (read
+     * back from the page cache: FAISS writes only to a FILE) */
+    if (!st && (fflush(f) != 0 || fseek(f, (long)sizeof h, SEEK_SET) != 0))
+        st = rg_error(e, RG_ERR_IO, "writing %s: %s", tmp, strerror(errno));
+    if (!st && sum_rest(f, &h.payload_bytes, &h.payload_sum) != RG_OK)
+        st = rg_error(e, RG_ERR_IO, "reading back %s: %s", tmp, strerror(errno));
+    if (!st && (fseek(f, 0, SEEK_SET) != 0 || fwrite(&h, sizeof h, 1, f) != 1))
+        st = rg_error(e, RG_ERR_IO, "writing %s: %s", tmp, strerror(errno));
     if (!st && (fflush(f) != 0 || fsync(fileno(f)) != 0))
         st = rg_error(e, RG_ERR_IO, "flushing %s: %s", tmp, strerror(errno));
     if (fclose(f) != 0 && !st)

@@ -3,11 +3,13 @@
  * (= cosine similarity).
  *
  * SQLite stays the source of truth; this index is a cache. Its file holds a
- * small header (magic, dimension, kind, the highest chunk id it covers)
- * followed by the FAISS index, written to a temporary file, fsynced and
- * renamed, so a reader sees the old or the new index, never half of one.
- * A file that is missing, unreadable or of another dimension is reported as
- * such and the caller rebuilds it from the store.
+ * small header (magic, dimension, kind, the highest chunk id it covers,
+ * the length and a checksum of what follows) followed by the FAISS index,
+ * written to a temporary file, fsynced and renamed, so a reader sees the
+ * old or the new index, never half of one. A file that is missing,
+ * unreadable, of another dimension or not byte for byte what was written
+ * (FAISS itself trusts its input) is reported as such and the caller
+ * rebuilds it from the store.
  *
  * Safe to share between threads: searches run concurrently, changes are
  * exclusive (a read-write lock). */

@@ -109,6 +109,26 @@ static void test_flat(const char *dir)
     char missing[600];
     snprintf(missing, sizeof missing, "%s/none.index", dir);
     CHECK(dense_index_load(missing, DIM, DENSE_FLAT, &y, &e) == RG_ERR_NOT_FOUND);
+    /* One changed byte inside the FAISS data (a count, a vector, an HNSW
+     * neighbour: FAISS would read it as given) is caught by the checksum. */
+    FILE *g = fopen(path, "r+b");
+    int byte = g && fseek(g, 300, SEEK_SET) == 0 ? fgetc(g) : EOF;
+    CHECK(byte != EOF && fseek(g, 300, SEEK_SET) == 0 && fputc(byte ^ 0xFF, g) != EOF);
+    if (g)
+        fclose(g);
+    CHECK(dense_index_load(path, DIM, DENSE_FLAT, &y, &e) == RG_ERR_CORRUPT && strstr(e.msg, "damaged"));
+    CHECK(y == NULL);
+    CHECK_OK(dense_index_save(x, path, &e), e);
+    CHECK_OK(dense_index_load(path, DIM, DENSE_FLAT, &y, &e), e);
+    dense_index_free(y);
+    y = NULL;
+    /* A file of the first format (no checksum) is refused, so rebuilt. */
+    g = fopen(path, "r+b");
+    CHECK(g && fwrite("RAGDVEC1", 1, 8, g) == 8);
+    if (g)
+        fclose(g);
+    CHECK(dense_index_load(path, DIM, DENSE_FLAT, &y, &e) == RG_ERR_CORRUPT);
+    CHECK_OK(dense_index_save(x, path, &e), e);
     /* A truncated file (a crash mid-copy by something else) is corrupt. */
     FILE *f = fopen(path, "r+b");
     CHECK(f && ftruncate(fileno(f), 200) == 0);
