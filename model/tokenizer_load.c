@@ -184,6 +184,26 @@ static rg_status tok_finish(rg_tokenizer *t, const char *unk, rg_err *e)
         if ((size_t)t->added[i].id >= (size_t)vocab_id_limit(t->vocab))
             return rg_error(e, RG_ERR_CORRUPT, "added token %.64s has id %d, past the vocabulary's %zu ids",
                             t->added[i].text, (int)t->added[i].id, (size_t)vocab_id_limit(t->vocab));
+    /* Each text once in its template (truncation budgets for it once;
+     * found by fuzz_tokenizer_json: "[CLS] A [CLS] A [SEP] B [SEP]" made
+     * pairs longer than the limit) and template ids in the vocabulary. */
+    const wp_template *tpls[2] = {&t->single, &t->pair};
+    for (int k = 0; k < 2; k++) {
+        size_t count[2] = {0, 0};
+        for (size_t i = 0; i < tpls[k]->n; i++) {
+            const wp_tpl_item *it = &tpls[k]->items[i];
+            if (it->seq >= 0)
+                count[it->seq]++;
+            for (size_t j = 0; j < it->n_ids; j++)
+                if ((size_t)it->ids[j] >= (size_t)vocab_id_limit(t->vocab))
+                    return rg_error(e, RG_ERR_CORRUPT, "a template special token has id %d, past the vocabulary's %zu ids",
+                                    (int)it->ids[j], (size_t)vocab_id_limit(t->vocab));
+        }
+        if (count[0] != 1 || count[1] != (size_t)k)
+            return rg_error(e, RG_ERR_UNSUPPORTED,
+                            "the %s template holds text A %zu times and text B %zu times (once each expected)",
+                            k ? "pair" : "single", count[0], count[1]);
+    }
     if (t->n_added)
         qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
     memset(t->added_first, 0, sizeof t->added_first);

@@ -370,6 +370,14 @@ static void test_bad_files(void)
         {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"a\": 1}}, \"pre_tokenizer\": "
          "{\"type\": \"BertPreTokenizer\"}, \"added_tokens\": [{\"id\": 2, \"content\": \"<x>\"}]}",
          RG_ERR_CORRUPT},
+        /* text A twice in the pair template: truncation budgets for it once,
+         * so pairs came out past the limit (found by fuzz_tokenizer_json) */
+        {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"[S]\": 1}}, \"pre_tokenizer\": "
+         "{\"type\": \"BertPreTokenizer\"}, \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": "
+         "[{\"Sequence\": {\"id\": \"A\"}}], \"pair\": [{\"Sequence\": {\"id\": \"A\"}}, {\"SpecialToken\": "
+         "{\"id\": \"[S]\"}}, {\"Sequence\": {\"id\": \"A\"}}, {\"Sequence\": {\"id\": \"B\"}}], "
+         "\"special_tokens\": {\"[S]\": {\"id\": \"[S]\", \"ids\": [1]}}}}",
+         RG_ERR_UNSUPPORTED},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         write_file(p, cases[i].json);
