@@ -384,7 +384,7 @@ def hf_llama(sharded):
         t[p + n + ".weight"] = ("F16", f32(shape).astype(np.float16))
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": E, "intermediate_size": FF,
            "num_hidden_layers": 1, "num_attention_heads": NH, "num_key_value_heads": NKV,
-           "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": V,
+           "max_position_embeddings": 1024, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": V,
            "tie_word_embeddings": True}
     files = {"config.json": json.dumps(cfg), "tokenizer.json": bytelevel_json(),
              "tokenizer_config.json": json.dumps({"bos_token": "<|im_start|>", "eos_token": "<|im_end|>",

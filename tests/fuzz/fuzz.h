@@ -40,4 +40,13 @@ const char *fuzz_file(const char *name, const uint8_t *data, size_t size);
 /* The directory fuzz_file writes into (for loaders that take a directory). */
 const char *fuzz_dir(void);
 
+/* model_runs.c: a loader's outcome (FUZZ_VERBOSE=1 prints it; a failure
+ * must say why), and the models loaded from PATH (a GGUF file or a model
+ * directory) and, when one loads, run once on a few tokens or texts. */
+#include "common/err.h"
+void fuzz_outcome(const char *who, rg_status st, const rg_err *e);
+void fuzz_run_decoder(const char *path, int f32_activations, int f32_cache);
+void fuzz_run_lm_reranker(const char *path);
+void fuzz_run_encoders(const char *path); /* the embedder and the cross-encoder */
+
 #endif

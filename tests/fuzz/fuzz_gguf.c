@@ -10,20 +10,7 @@
 
 #include "generate/chat_template.h"
 #include "model/bpe.h"
-#include "model/cross_encoder.h"
-#include "model/decoder.h"
-#include "model/encoder.h"
 #include "model/gguf.h"
-#include "model/lm_reranker.h"
-
-/* every loader failure must say what failed; FUZZ_VERBOSE=1 prints each
- * outcome (how far a seed gets) */
-static void check_failure(const char *who, rg_status st, const rg_err *e)
-{
-    if (getenv("FUZZ_VERBOSE"))
-        fprintf(stderr, "  %s: %s\n", who, st == RG_OK ? "ok" : e->msg);
-    FUZZ_CHECK(st == RG_OK || e->msg[0], "%s failed (status %d) without a message", who, (int)st);
-}
 
 static void walk_metadata(const gguf_file *g)
 {
@@ -90,7 +77,7 @@ static void try_tokenizer(const gguf_file *g)
     rg_bpe *tok = NULL;
     rg_err e = {0};
     rg_status st = bpe_load_gguf(g, &tok, &e);
-    check_failure("bpe_load_gguf", st, &e);
+    fuzz_outcome("bpe_load_gguf", st, &e);
     if (st != RG_OK)
         return;
     static const char text[] = "<|im_start|>user\nHello, caf\xc3\xa9 \xe4\xb8\x96 12345  \t\n x<s></s>\xff";
@@ -126,87 +113,12 @@ static void try_tokenizer(const gguf_file *g)
     bpe_free(tok);
 }
 
-static void try_decoder(const char *path, int f32_activations)
-{
-    rg_decoder_opts o = {0};
-    o.threads = 1;
-    o.f32_activations = f32_activations;
-    o.device = RG_DEVICE_CPU;
-    o.device_set = 1;
-    rg_decoder *d = NULL;
-    rg_err e = {0};
-    rg_status st = decoder_load(path, &o, &d, &e);
-    check_failure("decoder_load", st, &e);
-    if (st != RG_OK)
-        return;
-    size_t V = decoder_vocab(d);
-    rg_kv_cache *kv = NULL;
-    float *logits = decoder_logits_alloc(d, 1);
-    if (logits && kv_cache_alloc(d, 8, RG_KV_F16, &kv, &e) == RG_OK) {
-        int32_t ids[3] = {0, (int32_t)(1 % V), (int32_t)(V - 1)};
-        if (decoder_prefill(d, kv, ids, 3, logits, &e) == RG_OK) {
-            int32_t next = (int32_t)(2 % V);
-            rg_kv_cache *kvs[1] = {kv};
-            check_failure("decoder_decode", decoder_decode(d, kvs, &next, 1, logits, &e), &e);
-        }
-        int32_t bad = (int32_t)V; /* out of the vocabulary: refused, not read */
-        FUZZ_CHECK(decoder_prefill(d, kv, &bad, 1, logits, &e) != RG_OK, "token id %zu accepted", V);
-    }
-    kv_cache_free(kv);
-    decoder_logits_free(d, logits);
-    decoder_free(d);
-
-    rg_lm_reranker *lr = NULL;
-    st = lm_reranker_load(path, 1, RG_DEVICE_CPU, RG_LM_Q8, &lr, &e);
-    check_failure("lm_reranker_load", st, &e);
-    if (st == RG_OK) {
-        rg_bpe_ids prefix = {0}, rest = {0};
-        size_t ctx = lm_reranker_context(lr);
-        if (lm_reranker_encode_query(lr, "what is it", 10, ctx, 1, &prefix, NULL, &e) == RG_OK &&
-            lm_reranker_encode_passage(lr, prefix.n, "a passage", 9, ctx, 1, &rest, NULL, &e) == RG_OK) {
-            float score;
-            check_failure("lm_reranker_score", lm_reranker_score(lr, prefix.ids, prefix.n, &rest, 1, &score, &e), &e);
-        }
-        bpe_ids_free(&prefix);
-        bpe_ids_free(&rest);
-        lm_reranker_free(lr);
-    }
-}
-
-static void try_encoders(const char *path)
-{
-    rg_encoder_opts eo;
-    encoder_opts_default(&eo);
-    rg_encoder *enc = NULL;
-    rg_err e = {0};
-    rg_status st = encoder_load_opts(path, &eo, &enc, &e);
-    check_failure("encoder_load_opts", st, &e);
-    if (st == RG_OK) {
-        const char *texts[2] = {"hello world, the thing", "a"};
-        float *out = malloc(2 * encoder_dim(enc) * sizeof *out);
-        if (out)
-            check_failure("encoder_embed", encoder_embed(enc, texts, NULL, 2, out, NULL, &e), &e);
-        free(out);
-        encoder_free(enc);
-    }
-    rg_cross_encoder *ce = NULL;
-    st = cross_encoder_load(path, RG_DEVICE_CPU, &ce, &e);
-    check_failure("cross_encoder_load", st, &e);
-    if (st == RG_OK) {
-        const char *passages[2] = {"hello world", "the a s t e"};
-        float logits[2];
-        check_failure("cross_encoder_score",
-                      cross_encoder_score(ce, "hello", 5, passages, NULL, 2, 2, logits, NULL, &e), &e);
-        cross_encoder_free(ce);
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     gguf_file *g = NULL;
     rg_err e = {0};
     rg_status mem = gguf_open_memory(data, size, &g, &e);
-    check_failure("gguf_open_memory", mem, &e);
+    fuzz_outcome("gguf_open_memory", mem, &e);
     if (mem == RG_OK) {
         walk_metadata(g);
         walk_tensors(g, data, size);
@@ -220,7 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         gguf_close(g);
     if (mem != RG_OK)
         return 0; /* the model loaders open it the same way */
-    try_decoder(path, size & 1);
-    try_encoders(path);
+    fuzz_run_decoder(path, size & 1, size & 2);
+    fuzz_run_lm_reranker(path);
+    fuzz_run_encoders(path);
     return 0;
 }

@@ -1,8 +1,8 @@
 /* fuzz_hf_dir.c - a Hugging Face model directory from outside: config.json,
  * safetensors (one file, or shards through model.safetensors.index.json),
  * tokenizer files and the sentence-transformers module files, through the
- * decoder, the embedder, the cross-encoder and both tokenizer loaders (and a
- * forward pass of whichever loads).
+ * decoder, the causal-LM reranker, the embedder, the cross-encoder and both
+ * tokenizer loaders (and a forward pass of whichever loads).
  *
  * Input: records [u8 file][u32 little-endian size][size bytes]; the file
  * byte picks a name from FILES below (mod its count), so a mutation changes
@@ -16,9 +16,6 @@
 #include <unistd.h>
 
 #include "model/bpe.h"
-#include "model/cross_encoder.h"
-#include "model/decoder.h"
-#include "model/encoder.h"
 #include "model/tokenizer.h"
 
 static const char *const FILES[] = {"config.json",
@@ -82,73 +79,12 @@ static int write_records(const uint8_t *data, size_t size)
     return files;
 }
 
-static void check_failure(const char *who, rg_status st, const rg_err *e)
-{
-    if (getenv("FUZZ_VERBOSE"))
-        fprintf(stderr, "  %s: %s\n", who, st == RG_OK ? "ok" : e->msg);
-    FUZZ_CHECK(st == RG_OK || e->msg[0], "%s failed (status %d) without a message", who, (int)st);
-}
-
-static void try_decoder(void)
-{
-    rg_decoder_opts o = {0};
-    o.threads = 1;
-    o.device = RG_DEVICE_CPU;
-    o.device_set = 1;
-    rg_decoder *d = NULL;
-    rg_err e = {0};
-    rg_status st = decoder_load(dir, &o, &d, &e);
-    check_failure("decoder_load", st, &e);
-    if (st != RG_OK)
-        return;
-    size_t V = decoder_vocab(d);
-    rg_kv_cache *kv = NULL;
-    float *logits = decoder_logits_alloc(d, 1);
-    if (logits && kv_cache_alloc(d, 6, RG_KV_F32, &kv, &e) == RG_OK) {
-        int32_t ids[3] = {0, (int32_t)(1 % V), (int32_t)(V - 1)};
-        if (decoder_prefill(d, kv, ids, 3, logits, &e) == RG_OK) {
-            rg_kv_cache *kvs[1] = {kv};
-            int32_t next = 0;
-            check_failure("decoder_decode", decoder_decode(d, kvs, &next, 1, logits, &e), &e);
-        }
-    }
-    kv_cache_free(kv);
-    decoder_logits_free(d, logits);
-    decoder_free(d);
-}
-
-static void try_encoders(void)
-{
-    rg_encoder *enc = NULL;
-    rg_err e = {0};
-    rg_status st = encoder_load(dir, &enc, &e);
-    check_failure("encoder_load", st, &e);
-    if (st == RG_OK) {
-        const char *texts[2] = {"hello world, the caf\xc3\xa9", "unaffable"};
-        float *out = malloc(2 * encoder_dim(enc) * sizeof *out);
-        if (out)
-            check_failure("encoder_embed", encoder_embed(enc, texts, NULL, 2, out, NULL, &e), &e);
-        free(out);
-        encoder_free(enc);
-    }
-    rg_cross_encoder *ce = NULL;
-    st = cross_encoder_load(dir, RG_DEVICE_CPU, &ce, &e);
-    check_failure("cross_encoder_load", st, &e);
-    if (st == RG_OK) {
-        const char *passages[2] = {"hello world", "the world is"};
-        float logits[2];
-        check_failure("cross_encoder_score", cross_encoder_score(ce, "hello", 5, passages, NULL, 2, 2, logits, NULL, &e),
-                      &e);
-        cross_encoder_free(ce);
-    }
-}
-
 static void try_tokenizers(void)
 {
     rg_err e = {0};
     rg_bpe *b = NULL;
     rg_status st = bpe_load_dir(dir, &b, &e);
-    check_failure("bpe_load_dir", st, &e);
+    fuzz_outcome("bpe_load_dir", st, &e);
     if (st == RG_OK) {
         rg_bpe_ids ids = {0};
         (void)bpe_encode(b, "Hello <|im_start|> 12", 21, RG_BPE_ADD_SPECIAL | RG_BPE_PARSE_SPECIAL, &ids, &e);
@@ -157,7 +93,7 @@ static void try_tokenizers(void)
     }
     rg_tokenizer *t = NULL;
     st = tokenizer_load(dir, &t, &e);
-    check_failure("tokenizer_load", st, &e);
+    fuzz_outcome("tokenizer_load", st, &e);
     if (st == RG_OK)
         tokenizer_free(t);
 }
@@ -175,7 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!write_records(data, size))
         return 0;
     try_tokenizers();
-    try_decoder();
-    try_encoders();
+    fuzz_run_decoder(dir, size & 1, size & 2);
+    fuzz_run_lm_reranker(dir);
+    fuzz_run_encoders(dir);
     return 0;
 }
