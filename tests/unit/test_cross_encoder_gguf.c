@@ -45,7 +45,8 @@ static void put(gbuf *b, const void *src, size_t n)
         }
         b->p = p, b->cap = c;
     }
-    memcpy(b->p + b->n, src, n);
+    if (n) /* an empty buffer's p is NULL, which memcpy may not see */
+        memcpy(b->p + b->n, src, n);
     b->n += n;
 }
 static void put32(gbuf *b, uint32_t v) { put(b, &v, 4); } /* little-endian hosts */

@@ -43,7 +43,8 @@ static void emit(obuf *b, const void *src, size_t n)
         }
         b->cap = c;
     }
-    memcpy(b->p + b->n, src, n);
+    if (n) /* an empty buffer's p is NULL, which memcpy may not see */
+        memcpy(b->p + b->n, src, n);
     b->n += n;
 }
 static void emit_u32(obuf *b, uint32_t v) { emit(b, &v, 4); } /* x86-64 and arm64 are little-endian */
