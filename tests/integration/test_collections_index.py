@@ -34,7 +34,7 @@ def model_server(make_server, **kw):
 def index_kind(path):
     """The kind in a ragd vector index file's header: 0 flat, 1 HNSW."""
     head = path.read_bytes()[:24]
-    assert head[:8] == b"RAGDVEC1"
+    assert head[:8] == b"RAGDVEC2"  # index/dense.c: magic, dim, kind, max id, then length and checksum
     return struct.unpack("<iiq", head[8:24])[1]
 
 
