@@ -40,7 +40,7 @@ typedef struct dense_header {
     int32_t kind;
     int64_t max_id;
     uint64_t payload_bytes; /* the FAISS bytes after the header */
-    uint64_t payload_sum;   /* payload_checksum of them */
+    uint64_t payload_sum;   /* their checksum (sum_rest) */
 } dense_header;
 
 typedef struct payload_sum {

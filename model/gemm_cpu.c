@@ -44,15 +44,6 @@ __attribute__((target("avx2"))) static void pack_8x8(const float *w, size_t ldw,
         _mm256_storeu_ps(dst + (size_t)(i + 4) * GEMM_NR, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
     }
 }
-
-static int pack_simd(void)
-{
-    static int avx2 = -1;
-    if (avx2 < 0) {
-        avx2 = cpu_has_avx2();
-    }
-    return avx2;
-}
 #endif
 
 /* Panel p holds columns [16p, 16p + 16) as K rows of 16 floats. */
@@ -62,7 +53,7 @@ void gemm_pack_b_nk(const float *w, size_t ldw, size_t N, size_t K, float *bp)
         float *panel = bp + n0 * K;
         size_t nr = N - n0 < GEMM_NR ? N - n0 : GEMM_NR;
 #ifdef GEMM_X86
-        if (nr == GEMM_NR && K >= 8 && pack_simd()) {
+        if (nr == GEMM_NR && K >= 8 && cpu_has_avx2()) {
             size_t k8 = K / 8 * 8;
             for (size_t half = 0; half < 2; half++)
                 for (size_t k0 = 0; k0 < k8; k0 += 8)
