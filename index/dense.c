@@ -42,6 +42,7 @@ typedef struct dense_header {
     uint64_t payload_bytes; /* the FAISS bytes after the header */
     uint64_t payload_sum;   /* their checksum (sum_rest) */
 } dense_header;
+_Static_assert(sizeof(dense_header) == 40, "bench/bench_index_load.c skips a 40-byte header");
 
 typedef struct payload_sum {
     uint64_t lane[4];
