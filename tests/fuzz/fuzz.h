@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/err.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* An invariant of the code under test: a violation is a bug, so it aborts
@@ -43,7 +45,6 @@ const char *fuzz_dir(void);
 /* model_runs.c: a loader's outcome (FUZZ_VERBOSE=1 prints it; a failure
  * must say why), and the models loaded from PATH (a GGUF file or a model
  * directory) and, when one loads, run once on a few tokens or texts. */
-#include "common/err.h"
 void fuzz_outcome(const char *who, rg_status st, const rg_err *e);
 void fuzz_run_decoder(const char *path, int f32_activations, int f32_cache);
 void fuzz_run_lm_reranker(const char *path);
