@@ -13,7 +13,9 @@
  *   gen_tps_n, step_ms_n   N_GEN steps of N_SEQ sequences decoded together
  *                  (each after the same prompt), tokens/s summed;
  *   weight_bytes   bytes of weight matrices one step reads on this device
- *                  (fp16 copies on CUDA; the KV cache is not counted);
+ *                  (on CUDA: the GGUF blocks kept there, or fp16 copies
+ *                  with RAGD_CUDA_WEIGHTS=fp16; the KV cache is not
+ *                  counted);
  *   weight_gbps_1, weight_gbps_n   weight_bytes / step time;
  *   copy_gbps      the peer, measured in the same run on CUDA: device-to-
  *                  device copy bandwidth (bytes read + written per second)
@@ -88,17 +90,12 @@ static double copy_gbps(void)
 #endif
 }
 
-/* The weight matrices one step multiplies by: fp16 on CUDA. On the CPU the
- * stored types differ per tensor, so the fp16 figure is a lower bound of
- * nothing useful there: 0. */
+/* The weight matrices one step multiplies by, as the device holds them
+ * (GGUF blocks where kept, fp16 copies otherwise: RAGD_CUDA_WEIGHTS). On
+ * the CPU: 0 (not reported there). */
 static double step_weight_bytes(const rg_decoder *d)
 {
-    if (decoder_device(d) != RG_DEVICE_CUDA)
-        return 0;
-    const llama_config *c = decoder_config(d);
-    double E = (double)c->n_embd, qd = (double)(c->n_head * c->head_dim), kvd = (double)(c->n_head_kv * c->head_dim);
-    double F = (double)c->n_ff, per_layer = E * (qd + 2 * kvd) + qd * E + 2 * F * E + F * E;
-    return 2.0 * ((double)c->n_layer * per_layer + (double)c->n_vocab * E);
+    return (double)decoder_device_matrix_bytes(d);
 }
 
 static int fail(const rg_err *e)

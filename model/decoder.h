@@ -81,6 +81,9 @@ void decoder_host_parallel(rg_decoder *d, void (*fn)(void *ctx, size_t worker, s
  * description of that device. */
 rg_device decoder_device(const rg_decoder *d);
 const char *decoder_device_desc(const rg_decoder *d);
+/* Bytes of weight matrices a decode step reads on the GPU (GGUF blocks or
+ * fp16/fp32 copies, model/decoder_cuda.cu); 0 on the CPU. */
+size_t decoder_device_matrix_bytes(const rg_decoder *d);
 /* Free and total memory of the GPU a CUDA decoder runs on (its weights
  * already there); RG_ERR_UNSUPPORTED on the CPU. */
 rg_status decoder_device_memory(const rg_decoder *d, size_t *free_bytes, size_t *total_bytes, rg_err *e);

@@ -9,9 +9,12 @@
 //   ffh --cuBLAS--> tmp; x += tmp (folded into the next RMSNorm)
 // After the last layer only the rows whose logits are wanted are normalized
 // and multiplied by the output matrix; the logits come back to the host.
-// The weight matrices are fp16, or fp32 when the decoder was loaded for f32
-// activations (rg_decoder_opts.f32_activations): then every product input
-// is fp32 too, and with an f32 KV cache nothing is rounded below float32.
+// The weight matrices stay in the file's GGUF blocks where the type allows
+// (model/decoder_cuda_quant.cu: Q4_0 ... Q6_K), else they are fp16 copies
+// (RAGD_CUDA_WEIGHTS=fp16 makes fp16 copies of all), or fp32 when the
+// decoder was loaded for f32 activations (rg_decoder_opts.f32_activations):
+// then every product input is fp32 too, and with an f32 KV cache nothing is
+// rounded below float32.
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -49,7 +52,7 @@ extern "C" {
 namespace {
 
 struct dev_layer {
-    void *wqkv, *wo, *wgu, *wdown;   // [qd + 2 kvd, E], [E, qd], [2F, E], [E, F], fp16 or fp32
+    dec_cu_mat wqkv, wo, wgu, wdown; // [qd + 2 kvd, E], [E, qd], [2F, E], [E, F]
     float *attn_norm, *ffn_norm;     // [E]
     float *bqkv;                     // [qd + 2 kvd] or NULL
 };
@@ -59,7 +62,10 @@ struct dev_layer {
 struct placer {
     char *base = nullptr;
     size_t off = 0;
-    dec_cu_act act = DEC_CU_F16; // the matrices' type on the device
+    dec_cu_act act = DEC_CU_F16; // the type of matrices not kept in their blocks
+    int keep_blocks = 0;         // quantized types the kernels read stay in their blocks
+    size_t matrix_bytes = 0;     // the matrices' bytes (what a decode step reads)
+    size_t widest_blocks = 0;    // most values of one quantized part (for the unpacking scratch)
     char *stage = nullptr;       // stage_n values of that type
     size_t stage_n = 0;
     float *rowbuf = nullptr;   // one dequantized row
@@ -100,16 +106,50 @@ struct placer {
         return d;
     }
     size_t elem() const { return act == DEC_CU_F32 ? sizeof(float) : sizeof(uint16_t); }
+    bool blocks(const dec_mat *m) const
+    {
+        size_t packed = 0;
+        return keep_blocks && dec_cu_blocks_on_device(m->type) &&
+               ggml_row_bytes(m->type, m->cols, &packed, nullptr) == RG_OK && packed == m->row_bytes;
+    }
+    // n matrices' rows as they are in the file, one after the other (same
+    // type and cols).
+    dec_cu_part raw(const dec_mat *const *m, int n)
+    {
+        dec_cu_part p = {nullptr, m[0]->type, 0, m[0]->row_bytes};
+        size_t total = 0;
+        for (int i = 0; i < n; i++)
+            total += m[i]->rows * m[i]->row_bytes;
+        char *d = static_cast<char *>(take(total));
+        matrix_bytes += total;
+        for (int i = 0; i < n; i++)
+            p.rows += (int)m[i]->rows;
+        if ((size_t)p.rows * m[0]->cols > widest_blocks)
+            widest_blocks = (size_t)p.rows * m[0]->cols;
+        p.w = d;
+        for (int i = 0; i < n && d && !st; i++) {
+            size_t b = m[i]->rows * m[i]->row_bytes;
+            st = cu_check(cudaMemcpy(d, m[i]->data, b, cudaMemcpyHostToDevice), "weight upload", e);
+            d += b;
+        }
+        return p;
+    }
     // The rows of n matrices (same cols) one after the other, each row
     // dequantized by model/quant, as fp32 or rounded to fp16 (nearest even).
-    void *mats(const dec_mat *const *m, int n)
+    dec_cu_part plain(const dec_mat *const *m, int n)
     {
         size_t total = 0, es = elem();
-        for (int i = 0; i < n; i++)
+        dec_cu_part p = {nullptr, act == DEC_CU_F32 ? (uint32_t)GGML_TYPE_F32 : (uint32_t)GGML_TYPE_F16, 0,
+                         m[0]->cols * es};
+        for (int i = 0; i < n; i++) {
             total += m[i]->rows * m[i]->cols;
+            p.rows += (int)m[i]->rows;
+        }
         char *d = static_cast<char *>(take(total * es));
+        matrix_bytes += total * es;
+        p.w = d;
         if (!d || st)
-            return d;
+            return p;
         size_t cols = m[0]->cols, fill = 0, done = 0;
         for (int i = 0; i < n && !st; i++) {
             const dec_mat *w = m[i];
@@ -134,9 +174,26 @@ struct placer {
                 }
             }
         }
-        return d;
+        return p;
     }
-    void *mats(const dec_mat *m) { return mats(&m, 1); }
+    // n matrices (same cols) as one: runs of matrices kept in the same
+    // blocks become one part, runs of the others one plain part.
+    dec_cu_mat mats(const dec_mat *const *m, int n)
+    {
+        dec_cu_mat M = {};
+        M.cols = (int)m[0]->cols;
+        for (int i = 0; i < n;) {
+            bool b = blocks(m[i]);
+            int j = i + 1;
+            while (j < n && blocks(m[j]) == b && (!b || m[j]->type == m[i]->type))
+                j++;
+            M.part[M.n_part] = b ? raw(m + i, j - i) : plain(m + i, j - i);
+            M.rows += M.part[M.n_part++].rows;
+            i = j;
+        }
+        return M;
+    }
+    dec_cu_mat mats(const dec_mat *m) { return mats(&m, 1); }
 };
 
 struct step_graph {
@@ -161,8 +218,11 @@ struct rg_decoder_cuda {
     char *weights; // one allocation holding every tensor below
     size_t weight_bytes;
     dev_layer *layers;
-    dec_cu_act act; // weights and product inputs: fp16 or fp32
-    void *out_w;
+    dec_cu_act act; // product inputs (and weights not kept in their blocks): fp16 or fp32
+    size_t matrix_bytes; // of the weight matrices (a decode step reads them all)
+    int keep_blocks;     // quantized matrices stay in their GGUF blocks (RAGD_CUDA_WEIGHTS)
+    dec_cu_mat out_w;
+    dec_cu_scratch scratch; // unpacked quantized rows for cuBLAS (prefill)
     float *out_norm, *inv_freq;
 
     char *ws; // activations for cap tokens
@@ -237,11 +297,51 @@ extern "C" void decoder_cuda_free(rg_decoder_cuda *c)
     cudaFree(c->blas_ws);
     cudaFree(c->ws);
     cudaFree(c->logits);
+    cudaFree(c->scratch.buf);
     cudaFree(c->weights);
     cu_ctx_close(&c->cx);
     free(c->layers);
     free_staging(c);
     free(c);
+}
+
+// The matrices' kinds for the device description: "Q4_1, Q8_0 blocks" or
+// "fp16" or both.
+static void weight_kinds(const rg_decoder_cuda *c, char *out, size_t size)
+{
+    uint32_t seen[8];
+    int n_seen = 0, plain = 0;
+    auto note = [&](const dec_cu_mat &m) {
+        for (int i = 0; i < m.n_part; i++) {
+            uint32_t t = m.part[i].type;
+            if (!dec_cu_blocks_on_device(t)) {
+                plain = 1;
+                continue;
+            }
+            int k = 0;
+            while (k < n_seen && seen[k] != t)
+                k++;
+            if (k == n_seen && n_seen < 8)
+                seen[n_seen++] = t;
+        }
+    };
+    for (size_t l = 0; l < c->cfg.n_layer; l++) {
+        note(c->layers[l].wqkv);
+        note(c->layers[l].wo);
+        note(c->layers[l].wgu);
+        note(c->layers[l].wdown);
+    }
+    note(c->out_w);
+    size_t at = 0;
+    out[0] = 0;
+    for (int k = 0; k < n_seen && at < size; k++) {
+        const char *name = ggml_type_name(seen[k]);
+        at += (size_t)snprintf(out + at, size - at, "%s%s", k ? ", " : "", name ? name : "?");
+    }
+    if (n_seen && at < size)
+        at += (size_t)snprintf(out + at, size - at, " blocks");
+    if (plain && at < size)
+        snprintf(out + at, size - at, "%s%s", n_seen ? " and " : "", c->act == DEC_CU_F32 ? "fp32" : "fp16");
 }
 
 // What the kernels and cuBLAS's int dimensions can take.
@@ -294,13 +394,24 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
             v = DEC_CU_MATVEC_MAX_ROWS;
         }
         c->matvec_max = v > DEC_CU_MATVEC_MAX_ROWS ? DEC_CU_MATVEC_MAX_ROWS : (int)v;
+        // GGUF blocks by default (the kernels read 4.5-8.5 bits a weight
+        // where fp16 copies take 16); fp16 copies on request, to compare
+        const char *w = getenv("RAGD_CUDA_WEIGHTS");
+        c->keep_blocks = 1;
+        if (w && strcmp(w, "fp16") == 0)
+            c->keep_blocks = 0;
+        else if (w && *w && strcmp(w, "blocks") != 0)
+            LOG_WARN("CUDA decoder: RAGD_CUDA_WEIGHTS=%s is neither blocks nor fp16; keeping GGUF blocks", w);
     }
     c->cfg = *cfg;
     c->act = d->f32_activations ? DEC_CU_F32 : DEC_CU_F16;
+    if (c->act == DEC_CU_F32)
+        c->keep_blocks = 0; // the f32 decoder computes transformers' float32 function on fp32 copies
     c->layers = static_cast<dev_layer *>(calloc(cfg->n_layer, sizeof *c->layers));
     placer p;
     p.e = e;
     p.act = c->act;
+    p.keep_blocks = c->keep_blocks;
     p.stage_n = (size_t)16 << 20; // 32 MiB of fp16 (64 of fp32), at least one row
     if (p.stage_n < cfg->n_ff || p.stage_n < cfg->n_embd)
         p.stage_n = cfg->n_ff > cfg->n_embd ? cfg->n_ff : cfg->n_embd;
@@ -323,16 +434,33 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
     c->weight_bytes = p.off;
     p.base = c->weights;
     p.off = 0;
+    p.matrix_bytes = 0;
     place_weights(c, d, &p); // upload
     if ((st = p.st))
         goto fail;
+    c->matrix_bytes = p.matrix_bytes;
+    if (p.widest_blocks) { // prefill unpacks quantized rows for cuBLAS: up to 32 MiB at a time
+        size_t cols = cfg->n_ff > cfg->n_embd ? cfg->n_ff : cfg->n_embd;
+        if (qd > cols)
+            cols = qd;
+        c->scratch.elems = p.widest_blocks < ((size_t)16 << 20) ? p.widest_blocks : ((size_t)16 << 20);
+        if (c->scratch.elems < cols)
+            c->scratch.elems = cols;
+        if ((st = cu_check(cudaMalloc((void **)&c->scratch.buf, c->scratch.elems * sizeof(cu_f16)),
+                           "allocating the weight unpacking scratch", e))) {
+            cudaGetLastError();
+            goto fail;
+        }
+    }
     if (desc) {
         char mv[64] = "all products on cuBLAS";
         if (c->act == DEC_CU_F16 && c->matvec_max > 0)
             snprintf(mv, sizeof mv, "products of up to %d rows on ragd's kernel", c->matvec_max);
-        snprintf(desc, desc_size, "%s, compute %d.%d, %.0f MiB of %s weights, CUDA graphs %s, %s", prop.name,
-                 prop.major, prop.minor, (double)c->weight_bytes / (1024.0 * 1024.0),
-                 c->act == DEC_CU_F32 ? "fp32" : "fp16", c->graphs_on ? "on" : "off", mv);
+        char kinds[96];
+        weight_kinds(c, kinds, sizeof kinds);
+        snprintf(desc, desc_size, "%s, compute %d.%d, %.0f MiB of weight matrices (%s), CUDA graphs %s, %s",
+                 prop.name, prop.major, prop.minor, (double)c->matrix_bytes / (1024.0 * 1024.0), kinds,
+                 c->graphs_on ? "on" : "off", mv);
     }
     free(p.stage);
     free(p.rowbuf);
@@ -491,8 +619,7 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
 static rg_status run_layers(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
 {
     const llama_config *cfg = &c->cfg;
-    int E = (int)cfg->n_embd, qd = (int)(cfg->n_head * cfg->head_dim), kvd = (int)(cfg->n_head_kv * cfg->head_dim);
-    int F = (int)cfg->n_ff, V = (int)cfg->n_vocab;
+    int E = (int)cfg->n_embd, kvd = (int)(cfg->n_head_kv * cfg->head_dim), F = (int)cfg->n_ff;
     dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, (int)cfg->rope_dim,
                       cfg->rope_neox, kvd};
     cudaStream_t s = c->cx.stream;
@@ -500,26 +627,27 @@ static rg_status run_layers(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
     const acts &a = c->a;
     const dec_cu_act t = c->act;
     const int mv = c->matvec_max;
+    const dec_cu_scratch *sc = &c->scratch;
     float eps = cfg->rms_eps;
     for (size_t l = 0; l < cfg->n_layer; l++) {
         const dev_layer *L = &c->layers[l];
         int li = (int)l;
         // the previous layer's down projection is added here (none before layer 0)
         if ((st = dec_cu_rmsnorm(s, a.x, l ? a.tmp : nullptr, nullptr, N, E, L->attn_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, N, E, L->wqkv, qd + 2 * kvd, a.qkv, e)) ||
+            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, N, &L->wqkv, a.qkv, sc, e)) ||
             (st = dec_cu_qkv_rope(s, a.qkv, L->bqkv, N, &g, c->inv_freq, a.tok, li, a.q, e)) ||
             (st = dec_cu_attention(s, a.q, a.tok, N, &g, li, a.atth, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.atth, N, qd, L->wo, E, a.tmp, e)) ||
+            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.atth, N, &L->wo, a.tmp, sc, e)) ||
             (st = dec_cu_rmsnorm(s, a.x, a.tmp, nullptr, N, E, L->ffn_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, N, E, L->wgu, 2 * F, a.gu, e)) ||
+            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, N, &L->wgu, a.gu, sc, e)) ||
             (st = dec_cu_swiglu(s, a.gu, N, F, a.ffh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.ffh, N, F, L->wdown, E, a.tmp, e)))
+            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.ffh, N, &L->wdown, a.tmp, sc, e)))
             return st;
     }
     if (n_out) {
         // the last down projection is added for the wanted rows only
         if ((st = dec_cu_rmsnorm(s, a.x, a.tmp, a.rows, n_out, E, c->out_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, n_out, E, c->out_w, V, c->logits, e)))
+            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, n_out, &c->out_w, c->logits, sc, e)))
             return st;
     }
     return RG_OK;
@@ -667,34 +795,73 @@ extern "C" size_t decoder_cuda_graphs(rg_decoder_cuda *c)
     return n;
 }
 
+extern "C" size_t decoder_cuda_matrix_bytes(const rg_decoder_cuda *c)
+{
+    return c->matrix_bytes;
+}
+
+extern "C" int decoder_cuda_keeps_blocks(const rg_decoder_cuda *c, uint32_t type)
+{
+    return c->keep_blocks && dec_cu_blocks_on_device(type);
+}
+
+// One part's rows as floats: plain values widened, blocks unpacked by the
+// device's own kernel (so the test sees what the products read).
+static rg_status part_floats(rg_decoder_cuda *c, const dec_cu_part *p, size_t cols, float *out, rg_err *e)
+{
+    size_t n = (size_t)p->rows * cols;
+    if (p->type == GGML_TYPE_F32)
+        return cu_check(cudaMemcpy(out, p->w, n * sizeof(float), cudaMemcpyDeviceToHost), "weight download", e);
+    if (p->type == GGML_TYPE_F16) {
+        uint16_t *h = static_cast<uint16_t *>(malloc(n * sizeof(uint16_t)));
+        if (!h)
+            return rg_error(e, RG_ERR_NOMEM, "out of memory");
+        rg_status st = cu_check(cudaMemcpy(h, p->w, n * sizeof(uint16_t), cudaMemcpyDeviceToHost), "weight download", e);
+        for (size_t i = 0; !st && i < n; i++)
+            out[i] = fp16_to_f32(h[i]);
+        free(h);
+        return st;
+    }
+    float *dev = nullptr;
+    rg_status st = cu_check(cudaMalloc((void **)&dev, n * sizeof(float)), "allocating an unpacked weight", e);
+    if (!st)
+        st = dec_cu_dequant(c->cx.stream, p->type, p->w, p->row_bytes, p->rows, (int)cols, dev, DEC_CU_F32, e);
+    if (!st)
+        st = cu_check(cudaStreamSynchronize(c->cx.stream), "unpacking a weight", e);
+    if (!st)
+        st = cu_check(cudaMemcpy(out, dev, n * sizeof(float), cudaMemcpyDeviceToHost), "weight download", e);
+    if (st)
+        cudaGetLastError();
+    cudaFree(dev);
+    return st;
+}
+
 extern "C" rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_cuda_weight which, float *out,
                                          size_t out_n, size_t *rows, size_t *cols, rg_err *e)
 {
     const llama_config *cfg = &c->cfg;
-    size_t E = cfg->n_embd, qd = cfg->n_head * cfg->head_dim, kvd = cfg->n_head_kv * cfg->head_dim, F = cfg->n_ff;
     if (which != DEC_CUDA_W_OUTPUT && layer >= cfg->n_layer)
         return rg_error(e, RG_ERR_INVALID, "layer %zu of %zu", layer, cfg->n_layer);
-    const void *src;
+    const dec_cu_mat *m;
     switch (which) {
-    case DEC_CUDA_W_QKV: src = c->layers[layer].wqkv, *rows = qd + 2 * kvd, *cols = E; break;
-    case DEC_CUDA_W_O: src = c->layers[layer].wo, *rows = E, *cols = qd; break;
-    case DEC_CUDA_W_GATE_UP: src = c->layers[layer].wgu, *rows = 2 * F, *cols = E; break;
-    case DEC_CUDA_W_DOWN: src = c->layers[layer].wdown, *rows = E, *cols = F; break;
-    case DEC_CUDA_W_OUTPUT: src = c->out_w, *rows = cfg->n_vocab, *cols = E; break;
+    case DEC_CUDA_W_QKV: m = &c->layers[layer].wqkv; break;
+    case DEC_CUDA_W_O: m = &c->layers[layer].wo; break;
+    case DEC_CUDA_W_GATE_UP: m = &c->layers[layer].wgu; break;
+    case DEC_CUDA_W_DOWN: m = &c->layers[layer].wdown; break;
+    case DEC_CUDA_W_OUTPUT: m = &c->out_w; break;
     default: return rg_error(e, RG_ERR_INVALID, "unknown weight %d", (int)which);
     }
+    *rows = (size_t)m->rows;
+    *cols = (size_t)m->cols;
     if (out_n < *rows * *cols)
         return rg_error(e, RG_ERR_TOO_LARGE, "%zu values do not fit %zu", *rows * *cols, out_n);
-    size_t n = *rows * *cols;
-    uint16_t *h = nullptr;
-    if (c->act == DEC_CU_F16 && !(h = static_cast<uint16_t *>(malloc(n * sizeof(uint16_t)))))
-        return rg_error(e, RG_ERR_NOMEM, "out of memory");
     pthread_mutex_lock(&c->cx.mu);
-    rg_status st = h ? cu_check(cudaMemcpy(h, src, n * sizeof(uint16_t), cudaMemcpyDeviceToHost), "weight download", e)
-                     : cu_check(cudaMemcpy(out, src, n * sizeof(float), cudaMemcpyDeviceToHost), "weight download", e);
+    rg_status st = RG_OK;
+    size_t at = 0;
+    for (int i = 0; i < m->n_part && !st; i++) {
+        st = part_floats(c, &m->part[i], *cols, out + at, e);
+        at += (size_t)m->part[i].rows * *cols;
+    }
     pthread_mutex_unlock(&c->cx.mu);
-    for (size_t i = 0; h && !st && i < n; i++)
-        out[i] = fp16_to_f32(h[i]);
-    free(h);
     return st;
 }

@@ -80,10 +80,19 @@ typedef enum dec_cuda_weight {
     DEC_CUDA_W_OUTPUT = 4 /* layer ignored */
 } dec_cuda_weight;
 
-/* Copies an uploaded matrix back, for tests: *rows x *cols values (fp16
- * ones widened to float); out_n must be at least that. */
+/* Copies an uploaded matrix back, for tests: *rows x *cols values as the
+ * products read them (fp16 copies widened to float, GGUF blocks unpacked
+ * by the device's kernel); out_n must be at least that. */
 rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_cuda_weight which, float *out, size_t out_n,
                               size_t *rows, size_t *cols, rg_err *e);
+
+/* Bytes of the weight matrices on the device: what a decode step reads. */
+size_t decoder_cuda_matrix_bytes(const rg_decoder_cuda *c);
+
+/* Whether matrices of this ggml_type stay in their GGUF blocks on the
+ * device (the default for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K;
+ * RAGD_CUDA_WEIGHTS=fp16 or an f32 decoder makes copies instead). */
+int decoder_cuda_keeps_blocks(const rg_decoder_cuda *c, uint32_t type);
 
 #endif
 

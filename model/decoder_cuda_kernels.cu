@@ -72,7 +72,8 @@ __device__ static void act_put(float *o, size_t i, float v)
 
 template <int N>
 __global__ static void __launch_bounds__(MV_WARPS * 32)
-    k_matvec_f16(const cu_f16 *__restrict__ w, const cu_f16 *__restrict__ x, int in, int out, float *__restrict__ y)
+    k_matvec_f16(const cu_f16 *__restrict__ w, const cu_f16 *__restrict__ x, int in, int out, float *__restrict__ y,
+                 int ldy)
 {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int r0 = (blockIdx.x * MV_WARPS + warp) * MV_ROWS;
@@ -134,19 +135,19 @@ __global__ static void __launch_bounds__(MV_WARPS * 32)
         float v = 0.0f;
         for (int i = 0; i < 32; i++)
             v += mine[j][i];
-        y[(size_t)(j % N) * (size_t)out + (size_t)(r0 + j / N)] = v;
+        y[(size_t)(j % N) * (size_t)ldy + (size_t)(r0 + j / N)] = v;
     }
 }
 
 template <int N>
-static void launch_matvec(cudaStream_t s, const void *w, const void *x, int in, int out, float *y)
+static void launch_matvec(cudaStream_t s, const void *w, const void *x, int in, int out, float *y, int ldy)
 {
     int per_block = MV_WARPS * MV_ROWS;
     k_matvec_f16<N><<<(unsigned)((out + per_block - 1) / per_block), MV_WARPS * 32, 0, s>>>(
-        static_cast<const cu_f16 *>(w), static_cast<const cu_f16 *>(x), in, out, y);
+        static_cast<const cu_f16 *>(w), static_cast<const cu_f16 *>(x), in, out, y, ldy);
 }
 
-typedef void (*matvec_launcher)(cudaStream_t, const void *, const void *, int, int, float *);
+typedef void (*matvec_launcher)(cudaStream_t, const void *, const void *, int, int, float *, int);
 static const matvec_launcher matvec_for[DEC_CU_MATVEC_MAX_ROWS + 1] = {
     nullptr,           launch_matvec<1>,  launch_matvec<2>,  launch_matvec<3>,  launch_matvec<4>,
     launch_matvec<5>,  launch_matvec<6>,  launch_matvec<7>,  launch_matvec<8>,  launch_matvec<9>,
@@ -165,23 +166,61 @@ int dec_cu_matvec_takes(dec_cu_act t, int rows, int in, int max_rows)
     return t == DEC_CU_F16 && rows >= 1 && rows <= max_rows && rows <= DEC_CU_MATVEC_MAX_ROWS && in % 8 == 0;
 }
 
-rg_status dec_cu_linear(cublasHandle_t h, cudaStream_t s, int matvec_max, dec_cu_act t, const void *x, int rows,
-                        int in, const void *w, int out, float *y, rg_err *e)
+// y[:, off .. off + rows of p) through cuBLAS: row-major y = x W^T is
+// column-major y^T = W x^T, W read transposed; ldy apart. CUBLAS_COMPUTE_32F
+// on fp32 operands is plain fp32 (TF32 would need
+// CUBLAS_COMPUTE_32F_FAST_TF32 or the handle's TF32 math mode, neither
+// set), so the f32 decoder really computes in float32.
+static rg_status gemm_part(cublasHandle_t h, cudaDataType dt, const void *w, int wrows, const void *x, int n, int in,
+                           float *y, int ldy, rg_err *e)
 {
-    if (dec_cu_matvec_takes(t, rows, in, matvec_max) && ((uintptr_t)w & 15) == 0 && ((uintptr_t)x & 15) == 0) {
-        matvec_for[rows](s, w, x, in, out, y);
-        matvec_launched++;
-        return cu_check(cudaGetLastError(), "decoder product (matvec)", e);
-    }
-    // Row-major y = x W^T is column-major y^T = W x^T: W read transposed.
-    // CUBLAS_COMPUTE_32F on fp32 operands is plain fp32 (TF32 would need
-    // CUBLAS_COMPUTE_32F_FAST_TF32 or the handle's TF32 math mode, neither
-    // set), so the f32 decoder really computes in float32.
     const float alpha = 1.0f, beta = 0.0f;
-    cudaDataType dt = t == DEC_CU_F32 ? CUDA_R_32F : CUDA_R_16F;
-    return cublas_check(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, out, rows, in, &alpha, w, dt, in, x, dt, in, &beta,
-                                     y, CUDA_R_32F, out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    return cublas_check(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, wrows, n, in, &alpha, w, dt, in, x, dt, in, &beta, y,
+                                     CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                         "decoder product", e);
+}
+
+rg_status dec_cu_linear(cublasHandle_t h, cudaStream_t s, int matvec_max, dec_cu_act t, const void *x, int rows,
+                        const dec_cu_mat *W, float *y, const dec_cu_scratch *sc, rg_err *e)
+{
+    int in = W->cols, ldy = W->rows, off = 0;
+    cudaDataType dt = t == DEC_CU_F32 ? CUDA_R_32F : CUDA_R_16F;
+    rg_status st = RG_OK;
+    for (int i = 0; i < W->n_part && !st; off += W->part[i].rows, i++) {
+        const dec_cu_part *p = &W->part[i];
+        float *yp = y + off;
+        if (dec_cu_blocks_on_device(p->type)) {
+            if (t != DEC_CU_F16)
+                return rg_error(e, RG_ERR_INTERNAL, "quantized weights need fp16 activations");
+            if (rows <= matvec_max && rows <= DEC_CU_MATVEC_MAX_ROWS) {
+                st = dec_cu_matvec_q(s, p->type, p->w, p->row_bytes, static_cast<const cu_f16 *>(x), rows, in,
+                                     p->rows, yp, ldy, e);
+                matvec_launched++;
+                continue;
+            }
+            // unpack as many rows as the scratch holds, multiply, go on
+            int chunk = (int)(sc && sc->buf ? sc->elems / (size_t)in : 0);
+            if (chunk < 1)
+                return rg_error(e, RG_ERR_INTERNAL, "no scratch to unpack quantized weights into");
+            for (int r = 0; r < p->rows && !st; r += chunk) {
+                int nr = p->rows - r < chunk ? p->rows - r : chunk;
+                st = dec_cu_dequant(s, p->type, static_cast<const char *>(p->w) + (size_t)r * p->row_bytes,
+                                    p->row_bytes, nr, in, sc->buf, DEC_CU_F16, e);
+                if (!st)
+                    st = gemm_part(h, CUDA_R_16F, sc->buf, nr, x, rows, in, yp + r, ldy, e);
+            }
+            continue;
+        }
+        if (dec_cu_matvec_takes(t, rows, in, matvec_max) && ((uintptr_t)p->w & 15) == 0 &&
+            ((uintptr_t)x & 15) == 0) {
+            matvec_for[rows](s, p->w, x, in, p->rows, yp, ldy);
+            matvec_launched++;
+            st = cu_check(cudaGetLastError(), "decoder product (matvec)", e);
+            continue;
+        }
+        st = gemm_part(h, dt, p->w, p->rows, x, rows, in, yp, ldy, e);
+    }
+    return st;
 }
 
 // ---- RMSNorm -------------------------------------------------------------------

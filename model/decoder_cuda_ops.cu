@@ -8,6 +8,7 @@
 
 extern "C" {
 #include "model/decoder_cuda_ops.h"
+#include "model/quant.h"
 }
 
 namespace {
@@ -221,26 +222,72 @@ extern "C" rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, in
     return s.download_act(out, dout, n * F, t);
 }
 
-extern "C" rg_status dec_cuda_ops_linear(const uint16_t *x, size_t rows, size_t in, const uint16_t *w, size_t out,
-                                         int matvec_max, float *y, int *on_kernel, rg_err *e)
+extern "C" rg_status dec_cuda_ops_linear_parts(const dec_cuda_ops_part *parts, size_t n_parts, const uint16_t *x,
+                                               size_t rows, size_t in, int matvec_max, float *y, int *on_kernel,
+                                               rg_err *e)
 {
     unsigned long long before = dec_cu_matvec_launches();
-    if (rows > INT_MAX || in > INT_MAX || out > INT_MAX)
-        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_linear: too large");
+    if (n_parts < 1 || n_parts > DEC_CU_MAX_PARTS || rows > INT_MAX || in > INT_MAX)
+        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_linear_parts: %zu parts, %zu x %zu", n_parts, rows, in);
     dev_scratch s(e);
-    uint16_t *dx, *dw;
+    dec_cu_mat m = {};
+    m.cols = (int)in;
+    size_t most_blocks = 0;
+    rg_status st = RG_OK;
+    for (size_t i = 0; i < n_parts && !st; i++) {
+        const dec_cuda_ops_part *p = &parts[i];
+        int blocks = dec_cu_blocks_on_device(p->type);
+        if ((!blocks && p->type != GGML_TYPE_F16) || (blocks && in % 32) || p->rows > (size_t)(INT_MAX / 4))
+            return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_linear_parts: part %zu of type %u", i, (unsigned)p->type);
+        char *dw;
+        st = s.upload(&dw, static_cast<const char *>(p->w), p->rows * p->row_bytes);
+        m.part[i] = dec_cu_part{dw, p->type, (int)p->rows, p->row_bytes};
+        m.rows += (int)p->rows;
+        if (blocks && p->rows > most_blocks)
+            most_blocks = p->rows;
+    }
+    m.n_part = (int)n_parts;
+    uint16_t *dx;
     float *dy;
     cublasHandle_t h = nullptr;
-    rg_status st;
-    if ((st = s.upload(&dx, x, rows * in)) || (st = s.upload(&dw, w, out * in)) ||
-        (st = s.upload(&dy, (const float *)nullptr, rows * out)) ||
+    dec_cu_scratch sc = {nullptr, 0};
+    if (st || (st = s.upload(&dx, x, rows * in)) || (st = s.upload(&dy, (const float *)nullptr, rows * m.rows)) ||
         (st = cublas_check(cublasCreate(&h), "cublasCreate", e)))
         return st;
-    st = dec_cu_linear(h, nullptr, matvec_max, DEC_CU_F16, dx, (int)rows, (int)in, dw, (int)out, dy, e);
+    if (most_blocks) { // room for a third of the largest part's rows: several unpacking rounds
+        sc.elems = (most_blocks / 3 + 1) * in;
+        st = s.alloc((void **)&sc.buf, sc.elems * sizeof(cu_f16));
+    }
     if (!st)
-        st = s.download(y, dy, rows * out * sizeof(float));
+        st = dec_cu_linear(h, nullptr, matvec_max, DEC_CU_F16, dx, (int)rows, &m, dy, &sc, e);
+    if (!st)
+        st = s.download(y, dy, rows * (size_t)m.rows * sizeof(float));
     cublasDestroy(h);
     if (on_kernel) // the tests run one product at a time
         *on_kernel = dec_cu_matvec_launches() != before;
     return st;
+}
+
+extern "C" rg_status dec_cuda_ops_linear(const uint16_t *x, size_t rows, size_t in, const uint16_t *w, size_t out,
+                                         int matvec_max, float *y, int *on_kernel, rg_err *e)
+{
+    dec_cuda_ops_part p = {GGML_TYPE_F16, w, out, in * sizeof(uint16_t)};
+    return dec_cuda_ops_linear_parts(&p, 1, x, rows, in, matvec_max, y, on_kernel, e);
+}
+
+extern "C" rg_status dec_cuda_ops_dequant(uint32_t type, const void *w, size_t row_bytes, size_t rows, size_t cols,
+                                          int f32, float *out, rg_err *e)
+{
+    if (rows > INT_MAX || cols > INT_MAX || !dec_cu_blocks_on_device(type) || cols % 32)
+        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_dequant: type %u, %zu x %zu", (unsigned)type, rows, cols);
+    dev_scratch s(e);
+    char *dw;
+    float *dout; // room for either type
+    dec_cu_act t = f32 ? DEC_CU_F32 : DEC_CU_F16;
+    rg_status st;
+    if ((st = s.upload(&dw, static_cast<const char *>(w), rows * row_bytes)) ||
+        (st = s.upload(&dout, (const float *)nullptr, rows * cols)) ||
+        (st = dec_cu_dequant(nullptr, type, dw, row_bytes, (int)rows, (int)cols, dout, t, e)))
+        return st;
+    return s.download_act(out, dout, rows * cols, t);
 }

@@ -60,6 +60,25 @@ rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, int f32, floa
 rg_status dec_cuda_ops_linear(const uint16_t *x, size_t rows, size_t in, const uint16_t *w, size_t out,
                               int matvec_max, float *y, int *on_kernel, rg_err *e);
 
+/* The same product with W in up to three row ranges, each fp16 bits
+ * (type GGML_TYPE_F16) or GGUF blocks of a quantized type
+ * (dec_cu_blocks_on_device, in a multiple of 32), as a decoder's Q|K|V of
+ * mixed types: y[rows, sum of the parts' rows]. Blocks go through the
+ * decoder's block kernel when rows <= matvec_max, else are unpacked into
+ * fp16 (a third of the rows at a time) for cuBLAS, as in a prefill. */
+typedef struct dec_cuda_ops_part {
+    uint32_t type;
+    const void *w;
+    size_t rows, row_bytes;
+} dec_cuda_ops_part;
+rg_status dec_cuda_ops_linear_parts(const dec_cuda_ops_part *parts, size_t n_parts, const uint16_t *x, size_t rows,
+                                    size_t in, int matvec_max, float *y, int *on_kernel, rg_err *e);
+
+/* out[rows, cols] = rows of GGUF blocks unpacked by the device kernel, in
+ * fp32 (f32 set) or rounded to fp16 and widened. */
+rg_status dec_cuda_ops_dequant(uint32_t type, const void *w, size_t row_bytes, size_t rows, size_t cols, int f32,
+                               float *out, rg_err *e);
+
 #endif
 
 #endif

@@ -167,6 +167,16 @@ rg_status decoder_device_memory(const rg_decoder *d, size_t *free_bytes, size_t 
     return rg_error(e, RG_ERR_UNSUPPORTED, "decoder: no device memory on %s", backend_device_name(d->device));
 }
 
+size_t decoder_device_matrix_bytes(const rg_decoder *d)
+{
+#ifdef RAGD_HAVE_CUDA
+    if (d->cuda)
+        return decoder_cuda_matrix_bytes(d->cuda);
+#endif
+    (void)d;
+    return 0;
+}
+
 const char *decoder_device_desc(const rg_decoder *d)
 {
     return d->device_desc;

@@ -311,6 +311,11 @@ decode_bench() {
     echo "decode products on cuBLAS (RAGD_CUDA_MATVEC_ROWS=0):"
     RAGD_CUDA_MATVEC_ROWS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
         grep '^{' | tail -n 1
+    # fp16 copies of every matrix instead of the GGUF blocks (the default,
+    # model/decoder_cuda_quant.cu): 3.2x the bytes a step reads here
+    echo "fp16 weight copies (RAGD_CUDA_WEIGHTS=fp16):"
+    RAGD_CUDA_WEIGHTS=fp16 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
+        grep '^{' | tail -n 1
 }
 peer_run() {
     local args=("$PEER" "$gen_model" "$work/ids512.txt" "$out/peer.json")

@@ -173,6 +173,26 @@ template <typename T> inline T __shfl_sync(unsigned mask, T v, int src_lane, int
     return cudasim::shfl_from(v, (lane / width) * width + (src_lane % width), mask);
 }
 
+// Single-rounding float arithmetic that the device compiler never fuses
+// into an FMA. The host build could fuse a * b + c under -ffp-contract
+// when FMA instructions are enabled; the volatile stores keep each result
+// rounded on its own.
+inline float __fmul_rn(float a, float b)
+{
+    volatile float r = a * b;
+    return r;
+}
+inline float __fadd_rn(float a, float b)
+{
+    volatile float r = a + b;
+    return r;
+}
+inline float __fsub_rn(float a, float b)
+{
+    volatile float r = a - b;
+    return r;
+}
+
 template <typename T> inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32)
 {
     int lane = cudasim::lane_id();

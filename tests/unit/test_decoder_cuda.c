@@ -8,8 +8,19 @@
  *     partial rotation) with the cache store (f16 and f32), SwiGLU, and
  *     attention with grouped-query heads, causal over a prefill and over
  *     several caches of different lengths in one decode step;
- *   - the uploaded weights equal model/quant's dequantization rounded to
- *     fp16, bit for bit;
+ *   - weights kept in their GGUF blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+ *     Q5_K, Q6_K; random blocks): the device's unpacking equals
+ *     model/quant's dequantization bit for bit, and products over them (the
+ *     block kernel up to 16 rows, unpacked fp16 rows through cuBLAS beyond)
+ *     equal exact sums within fp32 accumulation, a row's result the same
+ *     alone as in a batch;
+ *   - the uploaded weights, as the products read them, equal model/quant's
+ *     dequantization bit for bit (exactly where kept in blocks, rounded to
+ *     fp16 where copied; RAGD_CUDA_WEIGHTS=fp16 copies all, and that
+ *     decoder's logits stay within 1e-2 of the default's);
+ *   - small random-weight GGUF models whose Q|K|V and gate|up mix block and
+ *     plain types (tests/fuzz/seeds/gguf), with blocks and with fp16 copies,
+ *     against the CPU's float32 function;
  *   - the whole model on tests/fixtures/llama_golden.jsonl (llama.cpp on the
  *     same GGUF), with test_decoder.c's rules: llama.cpp's first 32 greedy
  *     tokens, the only excuse a near-tie (the reference's margin below 0.15
@@ -513,6 +524,112 @@ static void test_attention(void)
         free(c2[i].k), free(c2[i].v);
 }
 
+/* Random GGUF blocks of a type: random quants, scale fields set to finite
+ * fp16 values of a realistic size (random bytes there could be inf/NaN). */
+static void rand_blocks(uint32_t type, unsigned char *b, size_t n_blocks, size_t bb)
+{
+    for (size_t i = 0; i < n_blocks * bb; i++)
+        b[i] = (unsigned char)(frand(0, 256));
+    for (size_t k = 0; k < n_blocks; k++) {
+        unsigned char *blk = b + k * bb;
+        uint16_t d = f32_to_fp16(frand(1e-3f, 2e-2f)), m = f32_to_fp16(frand(-0.2f, 0.2f));
+        size_t at_d = type == GGML_TYPE_Q6_K ? 208 : 0;
+        memcpy(blk + at_d, &d, 2);
+        if (type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q5_1 || type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q5_K) {
+            if (type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q5_K) /* dmin: positive, subtracted */
+                m = f32_to_fp16(frand(1e-3f, 2e-2f));
+            memcpy(blk + 2, &m, 2);
+        }
+    }
+}
+
+/* Weights in GGUF blocks on the device: unpacking bit for bit, products on
+ * the block kernel (exact weights) or unpacked to fp16 for cuBLAS, over a
+ * matrix of up to three parts (types[i] with rows[i] rows each; fp16 parts
+ * too, as a Q|K|V of mixed types): each part's rows must land at its
+ * offset in every token row. */
+static void test_blocks(const uint32_t *types, const size_t *part_rows, size_t n_parts, size_t in)
+{
+    enum { MAXR = 17 };
+    rg_err e = {0};
+    size_t out = 0;
+    for (size_t i = 0; i < n_parts; i++)
+        out += part_rows[i];
+    dec_cuda_ops_part parts[3];
+    float *ref = malloc(out * in * sizeof(float)), *dev = malloc(out * in * sizeof(float));
+    uint16_t *x = malloc(MAXR * in * sizeof *x);
+    float *y = malloc(MAXR * out * sizeof *y), *y1 = malloc(out * sizeof *y1);
+    char name[64] = "";
+    for (size_t i = 0, at = 0; i < n_parts; at += part_rows[i], i++) {
+        uint32_t type = types[i], be = 1, bb = 2;
+        CHECK(type == GGML_TYPE_F16 || (ggml_type_layout(type, &be, &bb) && in % be == 0));
+        size_t row_bytes = in / be * bb;
+        unsigned char *w = malloc(part_rows[i] * row_bytes);
+        if (type == GGML_TYPE_F16)
+            for (size_t k = 0; k < part_rows[i] * in; k++) {
+                uint16_t h = f32_to_fp16(frand(-0.1f, 0.1f));
+                memcpy(w + 2 * k, &h, 2);
+            }
+        else
+            rand_blocks(type, w, part_rows[i] * in / be, bb);
+        for (size_t r = 0; r < part_rows[i]; r++)
+            CHECK_OK(dequantize_row(type, w + r * row_bytes, ref + (at + r) * in, in, &e), e);
+        parts[i] = (dec_cuda_ops_part){type, w, part_rows[i], row_bytes};
+        snprintf(name + strlen(name), sizeof name - strlen(name), "%s%s x %zu", i ? " | " : "", ggml_type_name(type),
+                 part_rows[i]);
+        if (type == GGML_TYPE_F16)
+            continue;
+        size_t bad32 = 0, bad16 = 0;
+        const float *want = ref + at * in;
+        CHECK_OK(dec_cuda_ops_dequant(type, w, row_bytes, part_rows[i], in, 1, dev, &e), e);
+        for (size_t k = 0; k < part_rows[i] * in; k++)
+            bad32 += memcmp(&dev[k], &want[k], sizeof(float)) != 0;
+        CHECK_OK(dec_cuda_ops_dequant(type, w, row_bytes, part_rows[i], in, 0, dev, &e), e);
+        for (size_t k = 0; k < part_rows[i] * in; k++)
+            bad16 += dev[k] != r16(want[k]);
+        CHECK_MSG(bad32 == 0 && bad16 == 0, "%s %zu x %zu unpacked on the device: %zu fp32 and %zu fp16 values "
+                  "differ from model/quant's", ggml_type_name(type), part_rows[i], in, bad32, bad16);
+    }
+    for (size_t i = 0; i < MAXR * in; i++)
+        x[i] = f32_to_fp16(frand(-3, 3));
+    size_t row_counts[] = {1, 2, 3, 5, 9, 16, 17};
+    int limits[] = {16, 0};
+    for (size_t ri = 0; ri < sizeof row_counts / sizeof *row_counts; ri++) {
+        size_t rows = row_counts[ri];
+        for (size_t li = 0; li < sizeof limits / sizeof *limits; li++) {
+            int max_rows = limits[li], on_kernel = -1, alone_on_kernel = -1;
+            int want_kernel = (int)rows <= max_rows;
+            CHECK_OK(dec_cuda_ops_linear_parts(parts, n_parts, x, rows, in, max_rows, y, &on_kernel, &e), e);
+            size_t bad = 0, not_alone = 0;
+            for (size_t n = 0; n < rows; n++)
+                for (size_t r = 0; r < out; r++) {
+                    double sum = 0, mag = 0;
+                    for (size_t k = 0; k < in; k++) {
+                        /* the kernel reads the exact values, cuBLAS their fp16 roundings */
+                        float wv = want_kernel ? ref[r * in + k] : r16(ref[r * in + k]);
+                        double p = (double)wv * fp16_to_f32(x[n * in + k]);
+                        sum += p;
+                        mag += fabs(p);
+                    }
+                    bad += fabs(y[n * out + r] - sum) > 2e-6 * mag + 1e-30;
+                }
+            if (want_kernel) {
+                size_t n = rows - 1;
+                CHECK_OK(dec_cuda_ops_linear_parts(parts, n_parts, x + n * in, 1, in, max_rows, y1, &alone_on_kernel,
+                                                   &e), e);
+                not_alone = memcmp(y1, y + n * out, out * sizeof *y1) != 0 || alone_on_kernel != 1;
+            }
+            CHECK_MSG(bad == 0 && not_alone == 0 && on_kernel == want_kernel,
+                      "product %zu rows x %zu -> [%s] (limit %d): ran on %s, expected %s; %zu values off; last "
+                      "row %s alone", rows, in, name, max_rows, on_kernel ? "ragd's kernel" : "cuBLAS",
+                      want_kernel ? "ragd's kernel" : "cuBLAS", bad, not_alone ? "differs from" : "equals");
+        }
+    }
+    for (size_t i = 0; i < n_parts; i++)
+        free((void *)parts[i].w);
+    free(ref), free(dev), free(x), free(y), free(y1);
+}
+
 static void test_kernels(void)
 {
     for (int f32 = 0; f32 < 2; f32++) {
@@ -531,6 +648,18 @@ static void test_kernels(void)
     test_linear(1536, 130);
     test_linear(8, 5);
     test_linear(12, 9); /* not a multiple of 8: cuBLAS either way */
+    /* each type at an odd row count (a warp's second row missing) and with
+     * more units than a warp has lanes (lanes take several) */
+    uint32_t types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
+                        GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        size_t rows = i < 5 ? 37 : 21;
+        test_blocks(&types[i], &rows, 1, i < 5 ? (i % 2 ? 1088 : 576) : (i % 2 ? 1280 : 512));
+    }
+    /* a Q4_K_M-style Q|K|V: two block types and an fp16 part in one product */
+    uint32_t mixed[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_F16};
+    size_t mixed_rows[] = {10, 7, 5};
+    test_blocks(mixed, mixed_rows, 3, 512);
 }
 
 /* ---- the uploaded weights ------------------------------------------------------------------ */
@@ -551,8 +680,11 @@ static size_t compare_upload(rg_decoder *d, size_t layer, dec_cuda_weight which,
     for (size_t i = 0; i < n_mat && rows * cols == total; i++)
         for (size_t r = 0; r < m[i]->rows; r++) {
             CHECK_OK(dequantize_row(m[i]->type, (const char *)m[i]->data + r * m[i]->row_bytes, row, cols, &e), e);
-            for (size_t c = 0; c < cols; c++)
-                bad += dev[at++] != (d->f32_activations ? row[c] : r16(row[c]));
+            for (size_t c = 0; c < cols; c++) {
+                float want = d->f32_activations || decoder_cuda_keeps_blocks(d->cuda, m[i]->type) ? row[c]
+                                                                                                 : r16(row[c]);
+                bad += memcmp(&dev[at++], &want, sizeof want) != 0;
+            }
         }
     free(dev);
     free(row);
@@ -569,7 +701,8 @@ static void test_upload(rg_decoder *d)
                  compare_upload(d, c->n_layer - 1, DEC_CUDA_W_GATE_UP, gu, 2) +
                  compare_upload(d, c->n_layer - 1, DEC_CUDA_W_O, wo, 1) +
                  compare_upload(d, 0, DEC_CUDA_W_DOWN, dn, 1) + compare_upload(d, 0, DEC_CUDA_W_OUTPUT, out, 1);
-    const char *as = d->f32_activations ? "fp32" : "fp16";
+    const char *as = d->f32_activations ? "fp32" : decoder_cuda_keeps_blocks(d->cuda, L0->wq.type) ? "GGUF blocks"
+                                                                                                : "fp16";
     CHECK_MSG(bad == 0, "%zu uploaded weights differ from model/quant's dequantization in %s", bad, as);
     printf("test_decoder_cuda: uploaded weights (%s, %s output) equal model/quant's dequantization in %s\n",
            ggml_type_name(L0->wq.type) ? ggml_type_name(L0->wq.type) : "?",
@@ -997,6 +1130,142 @@ static void test_f32(const char *path, cJSON **recs, size_t n_recs)
     decoder_free(c);
 }
 
+/* RAGD_CUDA_WEIGHTS=fp16: every matrix copied to fp16 (as before the
+ * block kernels), the uploaded values fp16 roundings of model/quant's; its
+ * logits against the default decoder's (GGUF blocks) over a prefill and
+ * decode steps: each is held to 1e-2 of the float32 function, so they stay
+ * within that of each other. */
+static void test_fp16_copies(rg_decoder *d, const char *path, cJSON **recs, size_t n_recs)
+{
+    enum { STEPS = 3 };
+    rg_err e = {0};
+    rg_decoder *g = NULL;
+    rg_decoder_opts o = {.device = RG_DEVICE_CUDA, .device_set = 1};
+    setenv("RAGD_CUDA_WEIGHTS", "fp16", 1);
+    CHECK_OK(decoder_load(path, &o, &g, &e), e);
+    unsetenv("RAGD_CUDA_WEIGHTS");
+    if (!g)
+        return;
+    const char *desc = decoder_device_desc(g);
+    CHECK_MSG(strstr(desc, "(fp16)") && !decoder_cuda_keeps_blocks(g->cuda, d->layers[0].wq.type),
+              "RAGD_CUDA_WEIGHTS=fp16: %s", desc);
+    printf("test_decoder_cuda: fp16 copies: %s\n", desc);
+    test_upload(g);
+    size_t V = decoder_vocab(d), pick[] = {3, 16};
+    float *la = malloc(V * sizeof(float)), *lb = malloc(V * sizeof(float));
+    double worst = 0;
+    for (size_t k = 0; k < sizeof pick / sizeof *pick; k++) {
+        if (pick[k] >= n_recs)
+            continue;
+        size_t n;
+        int32_t *ids = json_ids(cJSON_GetObjectItemCaseSensitive(recs[pick[k]], "ids"), &n);
+        rg_kv_cache *ka = NULL, *kb = NULL;
+        CHECK_OK(kv_cache_alloc(d, n + STEPS, RG_KV_F16, &ka, &e), e);
+        CHECK_OK(kv_cache_alloc(g, n + STEPS, RG_KV_F16, &kb, &e), e);
+        if (ka && kb && decoder_prefill(d, ka, ids, n, la, &e) == RG_OK &&
+            decoder_prefill(g, kb, ids, n, lb, &e) == RG_OK) {
+            for (size_t s = 0; s <= STEPS; s++) {
+                double r = rel_err_centered(la, lb, V);
+                worst = r > worst ? r : worst;
+                CHECK_MSG(r < VS_F32_TOL, "prompt %zu step %zu: blocks vs fp16 copies: centered relative error %.3g",
+                          pick[k], s, r);
+                if (s == STEPS)
+                    break;
+                int32_t next = argmax(la, V);
+                rg_kv_cache *a1[1] = {ka}, *b1[1] = {kb};
+                if (decoder_decode(d, a1, &next, 1, la, &e) != RG_OK || decoder_decode(g, b1, &next, 1, lb, &e)) {
+                    CHECK_MSG(0, "prompt %zu: decode: %s", pick[k], e.msg);
+                    break;
+                }
+            }
+        } else {
+            CHECK_MSG(0, "prompt %zu: %s", pick[k], e.msg);
+        }
+        kv_cache_free(ka);
+        kv_cache_free(kb);
+        free(ids);
+    }
+    printf("test_decoder_cuda: GGUF blocks vs fp16 copies: worst centered relative error %.3g (bound %.0e)\n", worst,
+           VS_F32_TOL);
+    free(la), free(lb);
+    decoder_free(g);
+}
+
+/* Small random-weight models whose matrices rotate through the types
+ * (tests/fuzz/seeds/gguf, scripts/gen_fuzz_seeds.py): Q|K|V and gate|up of
+ * mixed block and plain types (Q4_1 | Q4_0 | F32, Q6_K | Q4_K | Q5_K, ...),
+ * Qwen2's biases. The GPU decoder, with blocks kept and with fp16 copies,
+ * against the CPU's float32 function: a 20-token prefill (unpacked rows
+ * through cuBLAS), a 5-token one (the block kernel) and three decode steps
+ * after each, centered within 3e-2: random weights make no trained model's
+ * activations, and fp16 activations alone move qwen2_bpe's logits by 0.008
+ * in either weight mode (cudasim), where a part placed or read with the
+ * wrong type is off by the logits' size. */
+#define SEED_TOL 3e-2
+static void test_seed_models(void)
+{
+    enum { STEPS = 3 };
+    const char *paths[] = {"tests/fuzz/seeds/gguf/llama_bpe.gguf", "tests/fuzz/seeds/gguf/qwen2_bpe.gguf",
+                           "tests/fuzz/seeds/gguf/llama_spm_kquant.gguf"};
+    for (size_t pi = 0; pi < sizeof paths / sizeof *paths; pi++) {
+        for (int copies = 0; copies < 2; copies++) {
+            rg_err e = {0};
+            rg_decoder *g = NULL, *c = NULL;
+            rg_decoder_opts og = {.device = RG_DEVICE_CUDA, .device_set = 1};
+            rg_decoder_opts oc = {.device = RG_DEVICE_CPU, .device_set = 1, .f32_activations = 1};
+            if (copies)
+                setenv("RAGD_CUDA_WEIGHTS", "fp16", 1);
+            CHECK_OK(decoder_load(paths[pi], &og, &g, &e), e);
+            unsetenv("RAGD_CUDA_WEIGHTS");
+            CHECK_OK(decoder_load(paths[pi], &oc, &c, &e), e);
+            if (!g || !c) {
+                decoder_free(g);
+                decoder_free(c);
+                continue;
+            }
+            size_t V = decoder_vocab(g);
+            float *lg = malloc(V * sizeof(float)), *lc = malloc(V * sizeof(float));
+            int32_t ids[20];
+            for (size_t i = 0; i < 20; i++)
+                ids[i] = (int32_t)((7 + 13 * i) % V);
+            double worst = 0;
+            size_t lens[] = {20, 5};
+            for (size_t li = 0; li < 2; li++) {
+                rg_kv_cache *kg = NULL, *kc = NULL;
+                CHECK_OK(kv_cache_alloc(g, lens[li] + STEPS, RG_KV_F16, &kg, &e), e);
+                CHECK_OK(kv_cache_alloc(c, lens[li] + STEPS, RG_KV_F32, &kc, &e), e);
+                if (kg && kc && decoder_prefill(g, kg, ids, lens[li], lg, &e) == RG_OK &&
+                    decoder_prefill(c, kc, ids, lens[li], lc, &e) == RG_OK) {
+                    for (size_t s = 0; s <= STEPS; s++) {
+                        double r = rel_err_centered(lg, lc, V);
+                        worst = r > worst ? r : worst;
+                        CHECK_MSG(r < SEED_TOL, "%s (%s), %zu-token prompt, step %zu: GPU vs float32 %.3g",
+                                  paths[pi], copies ? "fp16 copies" : "blocks", lens[li], s, r);
+                        if (s == STEPS)
+                            break;
+                        int32_t next = argmax(lc, V);
+                        rg_kv_cache *g1[1] = {kg}, *c1[1] = {kc};
+                        if (decoder_decode(g, g1, &next, 1, lg, &e) != RG_OK ||
+                            decoder_decode(c, c1, &next, 1, lc, &e)) {
+                            CHECK_MSG(0, "%s: decode: %s", paths[pi], e.msg);
+                            break;
+                        }
+                    }
+                } else {
+                    CHECK_MSG(0, "%s: %s", paths[pi], e.msg);
+                }
+                kv_cache_free(kg);
+                kv_cache_free(kc);
+            }
+            printf("test_decoder_cuda: %s on %s: vs float32 worst centered relative error %.3g\n", paths[pi],
+                   decoder_device_desc(g), worst);
+            free(lg), free(lc);
+            decoder_free(g);
+            decoder_free(c);
+        }
+    }
+}
+
 /* CUDA graphs: decode steps of four sequences, the same tokens fed to a
  * decoder launching directly (RAGD_CUDA_GRAPHS=0) and to one that captures
  * the step's shape on its second occurrence and replays it after: the same
@@ -1090,6 +1359,9 @@ static void test_model(const char *path)
         return;
     CHECK(decoder_device(d) == RG_DEVICE_CUDA && d->cuda);
     printf("test_decoder_cuda: %s\n", decoder_device_desc(d));
+    /* the default keeps this file's Q4_1 and Q8_0 matrices in their blocks */
+    CHECK_MSG(decoder_cuda_keeps_blocks(d->cuda, d->layers[0].wq.type) && strstr(decoder_device_desc(d), " blocks"),
+              "default weights: %s", decoder_device_desc(d));
     test_upload(d);
     size_t V = decoder_vocab(d);
     cJSON *recs[128];
@@ -1120,6 +1392,7 @@ static void test_model(const char *path)
     }
     test_vs_f32(d, path, recs, n_recs);
     test_f32(path, recs, n_recs);
+    test_fp16_copies(d, path, recs, n_recs);
     test_graphs(path, recs, n_recs);
     for (size_t i = 0; i < n_recs; i++)
         cJSON_Delete(recs[i]);
@@ -1143,6 +1416,7 @@ int main(void)
     if (have_gpu) {
         printf("test_decoder_cuda: %s\n", desc);
         test_kernels();
+        test_seed_models();
         CHECK_MSG(path != NULL, "model missing");
         if (path)
             test_model(path);
