@@ -50,9 +50,10 @@ What is measured: the definitions of bench_decode_device, one for one.
                the timed steps do not pay the new graph's first-run cost.
   model_bytes  llama_model_size: bytes of all the model's tensors as llama.cpp
                holds them (Q4_1 blocks, as stored in the GGUF: llama.cpp reads
-               quantized weights; ragd's weight_bytes counts its fp16 copies,
-               so these are named differently); model_gbps_1/n = model_bytes /
-               step time.
+               quantized weights; ragd's weight_bytes counts only the weight
+               matrices, the token embedding table it reads on the host
+               excluded, so these are named differently); model_gbps_1/n =
+               model_bytes / step time.
   seqs_matching_1seq   sequences of the batched run whose greedy tokens equal
                the 1-seq run's (a check; all N unless batching moves a
                near-tie).
