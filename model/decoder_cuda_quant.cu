@@ -20,7 +20,6 @@ extern "C" {
 }
 
 #define MVQ_WARPS 4
-#define MVQ_ROWS 2 // weight rows per warp, as k_matvec_f16
 #define MVQ_MAX_N 16
 #define DQ_THREADS 256
 
@@ -50,12 +49,11 @@ __device__ static inline float f16_bits(uint32_t bits)
     return __half2float(__half(r));
 }
 
-// 32 bytes from p into w[8] (little-endian words).
-template <bool A4> __device__ static inline void ld_bytes32(const uint8_t *p, uint32_t *w)
+// 8 bytes from p into w[2] (little-endian words).
+template <bool A4> __device__ static inline void ld_bytes8(const uint8_t *p, uint32_t *w)
 {
-#pragma unroll
-    for (int i = 0; i < 8; i++)
-        w[i] = ld32<A4>(p + 4 * i);
+    w[0] = ld32<A4>(p);
+    w[1] = ld32<A4>(p + 4);
 }
 
 __device__ static inline int byte_of(const uint32_t *w, int j)
@@ -63,10 +61,16 @@ __device__ static inline int byte_of(const uint32_t *w, int j)
     return (int)((w[j >> 2] >> (8 * (j & 3))) & 0xffu);
 }
 
-// ---- one unit: the 32 consecutive values u*32 .. u*32+31 of a row ----------------------
+// ---- one piece: the 8 consecutive values 8p .. 8p+7 of a row ----------------------------
+// Pieces of 8 rather than whole blocks per thread so that consecutive lanes
+// read consecutive bytes of a row (a block's quants split over four lanes):
+// a warp's load instruction then touches a few cache lines, where a lane per
+// block would spread it over the 18- to 210-byte stride of the blocks.
 
-// Q4_0, Q4_1, Q5_0, Q5_1: one block per unit (model/quant.c dequant_legacy_block).
-template <uint32_t T> __device__ static inline void dq_legacy(const uint8_t *b, float *v)
+// Q4_0, Q4_1, Q5_0, Q5_1 (model/quant.c dequant_legacy_block): value e < 16
+// of a block is the low nibble of qs[e], value e + 16 its high nibble; bit
+// e of qh is value e's fifth bit.
+template <uint32_t T> __device__ static inline void dq_legacy(const uint8_t *b, int q, float *v)
 {
     constexpr bool A4 = T == GGML_TYPE_Q4_1 || T == GGML_TYPE_Q5_1;
     float d = f16_bits(ld16(b)), m = 0.0f;
@@ -85,44 +89,36 @@ template <uint32_t T> __device__ static inline void dq_legacy(const uint8_t *b, 
         qh = ld32<true>(b + 4);
         qs = b + 8;
     }
-    uint32_t w[4];
+    uint32_t w[2];
+    ld_bytes8<A4>(qs + 8 * (q & 1), w);
+    int shift = 4 * (q >> 1);
 #pragma unroll
-    for (int i = 0; i < 4; i++)
-        w[i] = ld32<A4>(qs + 4 * i);
-#pragma unroll
-    for (int j = 0; j < 16; j++) {
-        int q = byte_of(w, j), lo = q & 0x0f, hi = q >> 4;
-        if (T == GGML_TYPE_Q5_0 || T == GGML_TYPE_Q5_1) {
-            lo |= (int)((qh >> j) & 1u) << 4;
-            hi |= (int)((qh >> (j + 16)) & 1u) << 4;
-        }
-        if (T == GGML_TYPE_Q4_0) {
-            v[j] = __fmul_rn(d, (float)(lo - 8));
-            v[j + 16] = __fmul_rn(d, (float)(hi - 8));
-        } else if (T == GGML_TYPE_Q5_0) {
-            v[j] = __fmul_rn(d, (float)(lo - 16));
-            v[j + 16] = __fmul_rn(d, (float)(hi - 16));
-        } else {
-            v[j] = __fadd_rn(__fmul_rn(d, (float)lo), m);
-            v[j + 16] = __fadd_rn(__fmul_rn(d, (float)hi), m);
-        }
+    for (int j = 0; j < 8; j++) {
+        int x = (byte_of(w, j) >> shift) & 0x0f;
+        if (T == GGML_TYPE_Q5_0 || T == GGML_TYPE_Q5_1)
+            x |= (int)((qh >> (8 * q + j)) & 1u) << 4;
+        if (T == GGML_TYPE_Q4_0)
+            v[j] = __fmul_rn(d, (float)(x - 8));
+        else if (T == GGML_TYPE_Q5_0)
+            v[j] = __fmul_rn(d, (float)(x - 16));
+        else
+            v[j] = __fadd_rn(__fmul_rn(d, (float)x), m);
     }
 }
 
-__device__ static inline void dq_q8_0(const uint8_t *b, float *v)
+__device__ static inline void dq_q8_0(const uint8_t *b, int q, float *v)
 {
     float d = f16_bits(ld16(b));
+    uint32_t w[2];
+    ld_bytes8<false>(b + 2 + 8 * q, w);
 #pragma unroll
-    for (int j = 0; j < 16; j++) {
-        uint32_t two = ld16(b + 2 + 2 * j);
-        v[2 * j] = __fmul_rn(d, (float)(int8_t)(two & 0xffu));
-        v[2 * j + 1] = __fmul_rn(d, (float)(int8_t)(two >> 8));
-    }
+    for (int j = 0; j < 8; j++)
+        v[j] = __fmul_rn(d, (float)(int8_t)byte_of(w, j));
 }
 
-// Q4_K / Q5_K: sub-block i of a 256-value block (model/quant.c
+// Q4_K / Q5_K: piece q of sub-block i of a 256-value block (model/quant.c
 // dequant_q45k_block and quant_k_scale_min).
-template <uint32_t T> __device__ static inline void dq_q45k(const uint8_t *blk, int i, float *v)
+template <uint32_t T> __device__ static inline void dq_q45k(const uint8_t *blk, int i, int q, float *v)
 {
     float d = f16_bits(ld16(blk)), dmin = f16_bits(ld16(blk + 2));
     uint32_t sw[3];
@@ -138,122 +134,125 @@ template <uint32_t T> __device__ static inline void dq_q45k(const uint8_t *blk, 
         mn = (byte_of(sw, i + 4) >> 4) | ((byte_of(sw, i) >> 6) << 4);
     }
     float dl = __fmul_rn(d, (float)sc), ml = __fmul_rn(dmin, (float)mn);
-    const uint8_t *qs = blk + (T == GGML_TYPE_Q5_K ? 48 : 16) + 32 * (i >> 1);
-    int shift = 4 * (i & 1);
-    uint32_t q[8], h[8];
-    ld_bytes32<true>(qs, q);
+    uint32_t w[2], h[2] = {0, 0};
+    ld_bytes8<true>(blk + (T == GGML_TYPE_Q5_K ? 48 : 16) + 32 * (i >> 1) + 8 * q, w);
     if (T == GGML_TYPE_Q5_K)
-        ld_bytes32<true>(blk + 16, h);
+        ld_bytes8<true>(blk + 16 + 8 * q, h);
+    int shift = 4 * (i & 1);
 #pragma unroll
-    for (int l = 0; l < 32; l++) {
-        int x = (byte_of(q, l) >> shift) & 0x0f;
+    for (int j = 0; j < 8; j++) {
+        int x = (byte_of(w, j) >> shift) & 0x0f;
         if (T == GGML_TYPE_Q5_K)
-            x |= ((byte_of(h, l) >> i) & 1) << 4;
-        v[l] = __fsub_rn(__fmul_rn(dl, (float)x), ml);
+            x |= ((byte_of(h, j) >> i) & 1) << 4;
+        v[j] = __fsub_rn(__fmul_rn(dl, (float)x), ml);
     }
 }
 
-// Q6_K: piece p = 4 * half + k of a 256-value block, values 128 half + 32 k
-// + l (model/quant.c dequant_q6k_block).
-__device__ static inline void dq_q6k(const uint8_t *blk, int p, float *v)
+// Q6_K: piece pb (0..31) of a 256-value block, values 8 pb .. 8 pb + 7 =
+// 128 half + 32 k + l (model/quant.c dequant_q6k_block).
+__device__ static inline void dq_q6k(const uint8_t *blk, int pb, float *v)
 {
-    int half = p >> 2, k = p & 3;
-    uint32_t ql[8], qh[8];
-    ld_bytes32<false>(blk + 64 * half + 32 * (k & 1), ql);
-    ld_bytes32<false>(blk + 128 + 32 * half, qh);
-    uint32_t sc2 = ld16(blk + 192 + 8 * half + 2 * k); // the scales of values 0-15 and 16-31
+    int half = pb >> 4, k = (pb >> 2) & 3, l0 = 8 * (pb & 3);
+    uint32_t ql[2], qh[2];
+    ld_bytes8<false>(blk + 64 * half + 32 * (k & 1) + l0, ql);
+    ld_bytes8<false>(blk + 128 + 32 * half + l0, qh);
+    uint32_t sc2 = ld16(blk + 192 + 8 * half + 2 * k); // the scales of l 0-15 and 16-31
     float d = f16_bits(ld16(blk + 208));
-    float dl0 = __fmul_rn(d, (float)(int8_t)(sc2 & 0xffu)), dl1 = __fmul_rn(d, (float)(int8_t)(sc2 >> 8));
+    float dl = __fmul_rn(d, (float)(int8_t)(l0 < 16 ? sc2 & 0xffu : sc2 >> 8));
     int shift = k >= 2 ? 4 : 0;
 #pragma unroll
-    for (int l = 0; l < 32; l++) {
-        int lo = (byte_of(ql, l) >> shift) & 0x0f, hi = (byte_of(qh, l) >> (2 * k)) & 3;
-        v[l] = __fmul_rn(l < 16 ? dl0 : dl1, (float)((lo | hi << 4) - 32));
+    for (int j = 0; j < 8; j++) {
+        int lo = (byte_of(ql, j) >> shift) & 0x0f, hi = (byte_of(qh, j) >> (2 * k)) & 3;
+        v[j] = __fmul_rn(dl, (float)((lo | hi << 4) - 32));
     }
 }
 
 template <uint32_t T> struct qblock;
-template <> struct qblock<GGML_TYPE_Q4_0> { enum { bytes = GGML_Q4_0_BLOCK_BYTES, units = 1 }; };
-template <> struct qblock<GGML_TYPE_Q4_1> { enum { bytes = GGML_Q4_1_BLOCK_BYTES, units = 1 }; };
-template <> struct qblock<GGML_TYPE_Q5_0> { enum { bytes = GGML_Q5_0_BLOCK_BYTES, units = 1 }; };
-template <> struct qblock<GGML_TYPE_Q5_1> { enum { bytes = GGML_Q5_1_BLOCK_BYTES, units = 1 }; };
-template <> struct qblock<GGML_TYPE_Q8_0> { enum { bytes = GGML_Q8_0_BLOCK_BYTES, units = 1 }; };
-template <> struct qblock<GGML_TYPE_Q4_K> { enum { bytes = GGML_Q4_K_BLOCK_BYTES, units = 8 }; };
-template <> struct qblock<GGML_TYPE_Q5_K> { enum { bytes = GGML_Q5_K_BLOCK_BYTES, units = 8 }; };
-template <> struct qblock<GGML_TYPE_Q6_K> { enum { bytes = GGML_Q6_K_BLOCK_BYTES, units = 8 }; };
+template <> struct qblock<GGML_TYPE_Q4_0> { enum { bytes = GGML_Q4_0_BLOCK_BYTES, pieces = 4 }; };
+template <> struct qblock<GGML_TYPE_Q4_1> { enum { bytes = GGML_Q4_1_BLOCK_BYTES, pieces = 4 }; };
+template <> struct qblock<GGML_TYPE_Q5_0> { enum { bytes = GGML_Q5_0_BLOCK_BYTES, pieces = 4 }; };
+template <> struct qblock<GGML_TYPE_Q5_1> { enum { bytes = GGML_Q5_1_BLOCK_BYTES, pieces = 4 }; };
+template <> struct qblock<GGML_TYPE_Q8_0> { enum { bytes = GGML_Q8_0_BLOCK_BYTES, pieces = 4 }; };
+template <> struct qblock<GGML_TYPE_Q4_K> { enum { bytes = GGML_Q4_K_BLOCK_BYTES, pieces = 32 }; };
+template <> struct qblock<GGML_TYPE_Q5_K> { enum { bytes = GGML_Q5_K_BLOCK_BYTES, pieces = 32 }; };
+template <> struct qblock<GGML_TYPE_Q6_K> { enum { bytes = GGML_Q6_K_BLOCK_BYTES, pieces = 32 }; };
 
-// The 32 values of unit u of a row.
-template <uint32_t T> __device__ static inline void dq_unit(const uint8_t *row, int u, float *v)
+// The 8 values of piece p of a row.
+template <uint32_t T> __device__ static inline void dq_piece(const uint8_t *row, int p, float *v)
 {
-    const uint8_t *blk = row + (size_t)(u / qblock<T>::units) * qblock<T>::bytes;
+    const uint8_t *blk = row + (size_t)(p / qblock<T>::pieces) * qblock<T>::bytes;
+    int in_blk = p % qblock<T>::pieces;
     if (T == GGML_TYPE_Q8_0)
-        dq_q8_0(blk, v);
+        dq_q8_0(blk, in_blk, v);
     else if (T == GGML_TYPE_Q4_K || T == GGML_TYPE_Q5_K)
-        dq_q45k<T>(blk, u % 8, v);
+        dq_q45k<T>(blk, in_blk >> 2, in_blk & 3, v);
     else if (T == GGML_TYPE_Q6_K)
-        dq_q6k(blk, u % 8, v);
+        dq_q6k(blk, in_blk, v);
     else
-        dq_legacy<T>(blk, v);
+        dq_legacy<T>(blk, in_blk, v);
 }
 
 // ---- the matrix-vector product ----------------------------------------------------------------
 
+// Weight rows per warp: each token row's 8 values (one 16-byte load from
+// L1) serve this many weight rows, so the token rows' reloads, which
+// dominate at 16 tokens, are shared by more rows as the batch grows.
+template <int N> struct mvq_rows { enum { value = N >= 8 ? 4 : 2 }; };
+
 // y[t * ldy + r] = sum_k W[r, k] x[t, k] for t < n (n <= N), r < out. Each
-// warp takes MVQ_ROWS weight rows; lane j unpacks units j, j + 32, ... of
-// both (32 values each, in registers) and multiplies them with the same 32
-// values of every token row (four 16-byte loads a row). The lanes' sums
-// are then added in lane order from shared memory, as k_matvec_f16 does, so
-// a token's result is the same whatever the other rows of the call are.
+// warp takes R weight rows; lane j unpacks pieces j, j + 32, ... of each
+// (8 values in registers) and multiplies them with the same 8 values of
+// every token row. The lanes' sums are then added in lane order from
+// shared memory, as k_matvec_f16 does, so a token's result is the same
+// whatever the other rows of the call are (and whatever N).
 template <uint32_t T, int N>
 __global__ static void __launch_bounds__(MVQ_WARPS * 32)
     k_matvec_q(const uint8_t *__restrict__ w, size_t row_bytes, const cu_f16 *__restrict__ x, int n, int in, int out,
                float *__restrict__ y, int ldy)
 {
+    constexpr int R = mvq_rows<N>::value;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    int r0 = (blockIdx.x * MVQ_WARPS + warp) * MVQ_ROWS;
+    int r0 = (blockIdx.x * MVQ_WARPS + warp) * R;
     if (r0 >= out) // the whole warp leaves together
         return;
-    int nr = out - r0 < MVQ_ROWS ? out - r0 : MVQ_ROWS;
-    int units = in / 32;
-    float acc[MVQ_ROWS][N];
+    int nr = out - r0 < R ? out - r0 : R;
+    int pieces = in / 8;
+    const uint4 *xs = reinterpret_cast<const uint4 *>(x);
+    float acc[R][N];
 #pragma unroll
-    for (int k = 0; k < MVQ_ROWS; k++)
+    for (int k = 0; k < R; k++)
 #pragma unroll
         for (int t = 0; t < N; t++)
             acc[k][t] = 0.0f;
-    for (int u = lane; u < units; u += 32) {
-        float wv[MVQ_ROWS][32];
+    for (int p = lane; p < pieces; p += 32) {
+        float wv[R][8];
 #pragma unroll
-        for (int k = 0; k < MVQ_ROWS; k++) // a missing second row reads the first again; its sums are dropped
-            dq_unit<T>(w + (size_t)(k < nr ? r0 + k : r0) * row_bytes, u, wv[k]);
+        for (int k = 0; k < R; k++) // missing rows read the first again; their sums are dropped
+            dq_piece<T>(w + (size_t)(k < nr ? r0 + k : r0) * row_bytes, p, wv[k]);
 #pragma unroll
         for (int t = 0; t < N; t++) {
             if (t >= n)
                 break;
-            const uint4 *xp = reinterpret_cast<const uint4 *>(x + (size_t)t * (size_t)in + (size_t)u * 32);
+            union { // eight halves in one load; a union, not a cast (aliasing)
+                uint4 u4;
+                __half2 h2[4];
+            } xv;
+            xv.u4 = xs[(size_t)t * (size_t)pieces + (size_t)p];
 #pragma unroll
-            for (int c = 0; c < 4; c++) {
-                union { // eight halves in one load; a union, not a cast (aliasing)
-                    uint4 u4;
-                    __half2 h2[4];
-                } xv;
-                xv.u4 = xp[c];
+            for (int j = 0; j < 4; j++) {
+                float2 xf = __half22float2(xv.h2[j]);
 #pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    float2 xf = __half22float2(xv.h2[j]);
-#pragma unroll
-                    for (int k = 0; k < MVQ_ROWS; k++) {
-                        acc[k][t] = fmaf(wv[k][8 * c + 2 * j], xf.x, acc[k][t]);
-                        acc[k][t] = fmaf(wv[k][8 * c + 2 * j + 1], xf.y, acc[k][t]);
-                    }
+                for (int k = 0; k < R; k++) {
+                    acc[k][t] = fmaf(wv[k][2 * j], xf.x, acc[k][t]);
+                    acc[k][t] = fmaf(wv[k][2 * j + 1], xf.y, acc[k][t]);
                 }
             }
         }
     }
-    __shared__ float part[MVQ_WARPS][MVQ_ROWS * MVQ_MAX_N][33]; // padded: lanes hit different banks
+    __shared__ float part[MVQ_WARPS][R * N][33]; // padded: lanes hit different banks
     float(*mine)[33] = part[warp];
 #pragma unroll
-    for (int k = 0; k < MVQ_ROWS; k++)
+    for (int k = 0; k < R; k++)
 #pragma unroll
         for (int t = 0; t < N; t++)
             if (t < n)
@@ -271,7 +270,7 @@ template <uint32_t T, int N>
 static void launch_mvq(cudaStream_t s, const void *w, size_t row_bytes, const cu_f16 *x, int n, int in, int out,
                        float *y, int ldy)
 {
-    int per_block = MVQ_WARPS * MVQ_ROWS;
+    int per_block = MVQ_WARPS * mvq_rows<N>::value;
     k_matvec_q<T, N><<<(unsigned)((out + per_block - 1) / per_block), MVQ_WARPS * 32, 0, s>>>(
         static_cast<const uint8_t *>(w), row_bytes, x, n, in, out, y, ldy);
 }
@@ -296,37 +295,46 @@ static void launch_mvq_n(cudaStream_t s, const void *w, size_t row_bytes, const 
 
 // ---- unpacking rows ---------------------------------------------------------------------
 
-__device__ static inline void put(cu_f16 *o, float v)
+// Eight values as eight fp16 (one 16-byte store) or eight floats.
+__device__ static inline void put8(cu_f16 *o, const float *v)
 {
-    *o = __float2half_rn(v);
+    union {
+        uint4 u4;
+        __half2 h2[4];
+    } pk;
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        pk.h2[j] = __halves2half2(__float2half_rn(v[2 * j]), __float2half_rn(v[2 * j + 1]));
+    *reinterpret_cast<uint4 *>(o) = pk.u4;
 }
 
-__device__ static inline void put(float *o, float v)
+__device__ static inline void put8(float *o, const float *v)
 {
-    *o = v;
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+        o[j] = v[j];
 }
 
+// One thread per piece: consecutive threads unpack consecutive pieces of a
+// row and store consecutive 16 (fp16) or 32 bytes.
 template <uint32_t T, typename O>
 __global__ static void k_dequant(const uint8_t *__restrict__ w, size_t row_bytes, int rows, int cols,
                                  O *__restrict__ out)
 {
-    size_t units = (size_t)cols / 32, total = (size_t)rows * units;
+    size_t pieces = (size_t)cols / 8, total = (size_t)rows * pieces;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-        size_t r = i / units;
-        int u = (int)(i % units);
-        float v[32];
-        dq_unit<T>(w + r * row_bytes, u, v);
-        O *o = out + r * (size_t)cols + (size_t)u * 32;
-#pragma unroll
-        for (int j = 0; j < 32; j++)
-            put(o + j, v[j]);
+        size_t r = i / pieces;
+        int p = (int)(i % pieces);
+        float v[8];
+        dq_piece<T>(w + r * row_bytes, p, v);
+        put8(out + r * (size_t)cols + (size_t)p * 8, v);
     }
 }
 
 template <uint32_t T, typename O>
 static void launch_dq(cudaStream_t s, const void *w, size_t row_bytes, int rows, int cols, O *out)
 {
-    size_t total = (size_t)rows * (size_t)(cols / 32);
+    size_t total = (size_t)rows * (size_t)(cols / 8);
     size_t blocks = (total + DQ_THREADS - 1) / DQ_THREADS;
     if (blocks > 65535)
         blocks = 65535; // a grid-stride loop takes the rest
