@@ -10,7 +10,7 @@
 // After the last layer only the rows whose logits are wanted are normalized
 // and multiplied by the output matrix; the logits come back to the host.
 // The weight matrices stay in the file's GGUF blocks where the type allows
-// (model/decoder_cuda_quant.cu: Q4_0 ... Q6_K), else they are fp16 copies
+// (model/decoder_cuda_matvec.cu: Q4_0 ... Q6_K), else they are fp16 copies
 // (RAGD_CUDA_WEIGHTS=fp16 makes fp16 copies of all), or fp32 when the
 // decoder was loaded for f32 activations (rg_decoder_opts.f32_activations):
 // then every product input is fp32 too, and with an f32 KV cache nothing is

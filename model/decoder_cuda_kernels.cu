@@ -54,116 +54,11 @@ __device__ static void act_put(float *o, size_t i, float v)
 
 // ---- products ----------------------------------------------------------------
 
-// Decode steps multiply a handful of token rows by each matrix. For those,
-// each warp takes two weight rows: each lane reads eight fp16 weights of
-// both at a time (16-byte loads, consecutive lanes on consecutive chunks;
-// two independent loads in flight) and multiplies them with the same eight
-// values of every token row (read from L1: the token rows are small); then
-// the warp's partial sums go through shared memory and lane j adds the 32
-// lanes' sums of one (weight row, token row) pair in lane order (one warp
-// barrier for all of them, where a butterfly takes five shuffles per
-// pair). A token's output is computed by the same operations in the same
-// order whatever the other rows are, so a sequence's logits do not depend
-// on the batch it is decoded in (cuBLAS picks kernels, tilings and split-K
-// reductions by the batch's size). The weights are read once for all N
-// rows.
-#define MV_WARPS 4
-#define MV_ROWS 2 // weight rows per warp
-
-template <int N>
-__global__ static void __launch_bounds__(MV_WARPS * 32)
-    k_matvec_f16(const cu_f16 *__restrict__ w, const cu_f16 *__restrict__ x, int in, int out, float *__restrict__ y,
-                 int ldy)
-{
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    int r0 = (blockIdx.x * MV_WARPS + warp) * MV_ROWS;
-    if (r0 >= out) // the whole warp leaves together: no lane is left at the barrier
-        return;
-    int nr = out - r0 < MV_ROWS ? out - r0 : MV_ROWS; // the same for the whole warp
-    const uint4 *xs = (const uint4 *)x;
-    int chunks = in / 8;
-    float acc[MV_ROWS][N];
-#pragma unroll
-    for (int k = 0; k < MV_ROWS; k++)
-#pragma unroll
-        for (int n = 0; n < N; n++)
-            acc[k][n] = 0.0f;
-    for (int c = lane; c < chunks; c += 32) {
-        float2 wf[MV_ROWS][4];
-#pragma unroll
-        for (int k = 0; k < MV_ROWS; k++) {
-            union { // eight halves in one load; a union, not a cast, so no aliasing rule is broken
-                uint4 u;
-                __half2 h2[4];
-            } wv;
-            // a missing second row reads the first again; its sums are dropped
-            int rk = k < nr ? r0 + k : r0;
-            wv.u = ((const uint4 *)(w + (size_t)rk * (size_t)in))[c];
-#pragma unroll
-            for (int j = 0; j < 4; j++)
-                wf[k][j] = __half22float2(wv.h2[j]);
-        }
-#pragma unroll
-        for (int n = 0; n < N; n++) {
-            union {
-                uint4 u;
-                __half2 h2[4];
-            } xv;
-            xv.u = xs[(size_t)n * (size_t)chunks + (size_t)c];
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                float2 xf = __half22float2(xv.h2[j]);
-#pragma unroll
-                for (int k = 0; k < MV_ROWS; k++) {
-                    acc[k][n] = fmaf(wf[k][j].x, xf.x, acc[k][n]);
-                    acc[k][n] = fmaf(wf[k][j].y, xf.y, acc[k][n]);
-                }
-            }
-        }
-    }
-    // [warp][weight row * N + token row][lane], padded to 33 so that lanes
-    // reading their own pair hit different banks
-    __shared__ float part[MV_WARPS][MV_ROWS * DEC_CU_MATVEC_MAX_ROWS][33];
-    float(*mine)[33] = part[warp];
-#pragma unroll
-    for (int k = 0; k < MV_ROWS; k++)
-#pragma unroll
-        for (int n = 0; n < N; n++)
-            mine[k * N + n][lane] = acc[k][n];
-    __syncwarp();
-    for (int j = lane; j < nr * N; j += 32) {
-        float v = 0.0f;
-        for (int i = 0; i < 32; i++)
-            v += mine[j][i];
-        y[(size_t)(j % N) * (size_t)ldy + (size_t)(r0 + j / N)] = v;
-    }
-}
-
-template <int N>
-static void launch_matvec(cudaStream_t s, const void *w, const void *x, int in, int out, float *y, int ldy)
-{
-    int per_block = MV_WARPS * MV_ROWS;
-    k_matvec_f16<N><<<(unsigned)((out + per_block - 1) / per_block), MV_WARPS * 32, 0, s>>>(
-        static_cast<const cu_f16 *>(w), static_cast<const cu_f16 *>(x), in, out, y, ldy);
-}
-
-typedef void (*matvec_launcher)(cudaStream_t, const void *, const void *, int, int, float *, int);
-static const matvec_launcher matvec_for[DEC_CU_MATVEC_MAX_ROWS + 1] = {
-    nullptr,           launch_matvec<1>,  launch_matvec<2>,  launch_matvec<3>,  launch_matvec<4>,
-    launch_matvec<5>,  launch_matvec<6>,  launch_matvec<7>,  launch_matvec<8>,  launch_matvec<9>,
-    launch_matvec<10>, launch_matvec<11>, launch_matvec<12>, launch_matvec<13>, launch_matvec<14>,
-    launch_matvec<15>, launch_matvec<16>};
-
 static std::atomic<unsigned long long> matvec_launched{0};
 
 unsigned long long dec_cu_matvec_launches(void)
 {
     return matvec_launched.load();
-}
-
-int dec_cu_matvec_takes(dec_cu_act t, int rows, int in, int max_rows)
-{
-    return t == DEC_CU_F16 && rows >= 1 && rows <= max_rows && rows <= DEC_CU_MATVEC_MAX_ROWS && in % 8 == 0;
 }
 
 // y[:, off .. off + rows of p) through cuBLAS: row-major y = x W^T is
@@ -189,16 +84,14 @@ rg_status dec_cu_linear(cublasHandle_t h, cudaStream_t s, int matvec_max, dec_cu
     for (int i = 0; i < W->n_part && !st; off += W->part[i].rows, i++) {
         const dec_cu_part *p = &W->part[i];
         float *yp = y + off;
-        if (dec_cu_blocks_on_device(p->type)) {
-            if (t != DEC_CU_F16)
-                return rg_error(e, RG_ERR_INTERNAL, "quantized weights need fp16 activations");
-            if (rows <= matvec_max && rows <= DEC_CU_MATVEC_MAX_ROWS) {
-                st = dec_cu_matvec_q(s, p->type, p->w, p->row_bytes, static_cast<const cu_f16 *>(x), rows, in,
-                                     p->rows, yp, ldy, e);
-                matvec_launched++;
-                continue;
-            }
-            // unpack as many rows as the scratch holds, multiply, go on
+        int blocks = dec_cu_blocks_on_device(p->type);
+        if (blocks && t != DEC_CU_F16)
+            return rg_error(e, RG_ERR_INTERNAL, "quantized weights need fp16 activations");
+        if (t == DEC_CU_F16 && dec_cu_matvec_takes(p->type, rows, in, matvec_max, p->w, p->row_bytes, x)) {
+            st = dec_cu_matvec(s, p->type, p->w, p->row_bytes, static_cast<const cu_f16 *>(x), rows, in, p->rows, yp,
+                               ldy, e);
+            matvec_launched++;
+        } else if (blocks) { // unpack as many rows as the scratch holds, multiply, go on
             int chunk = (int)(sc && sc->buf ? sc->elems / (size_t)in : 0);
             if (chunk < 1)
                 return rg_error(e, RG_ERR_INTERNAL, "no scratch to unpack quantized weights into");
@@ -209,16 +102,9 @@ rg_status dec_cu_linear(cublasHandle_t h, cudaStream_t s, int matvec_max, dec_cu
                 if (!st)
                     st = gemm_part(h, CUDA_R_16F, sc->buf, nr, x, rows, in, yp + r, ldy, e);
             }
-            continue;
+        } else {
+            st = gemm_part(h, dt, p->w, p->rows, x, rows, in, yp, ldy, e);
         }
-        if (dec_cu_matvec_takes(t, rows, in, matvec_max) && ((uintptr_t)p->w & 15) == 0 &&
-            ((uintptr_t)x & 15) == 0) {
-            matvec_for[rows](s, p->w, x, in, p->rows, yp, ldy);
-            matvec_launched++;
-            st = cu_check(cudaGetLastError(), "decoder product (matvec)", e);
-            continue;
-        }
-        st = gemm_part(h, dt, p->w, p->rows, x, rows, in, yp, ldy, e);
     }
     return st;
 }

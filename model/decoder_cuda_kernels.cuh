@@ -83,29 +83,29 @@ struct dec_cu_scratch {
 // y[rows, W.rows] (fp32) = x[rows, W.cols] * W^T; x of type t (fp16 for
 // quantized parts), fp32 accumulation (with DEC_CU_F32 plain fp32
 // arithmetic, no TF32). Products of at most matvec_max rows
-// (DEC_CU_MATVEC_MAX_ROWS at most) run on the decoder's own kernels on
-// stream s, whose result for a row does not depend on the other rows:
-// k_matvec_f16 for fp16 parts (cols a multiple of 8, 16-byte aligned
-// operands), k_matvec_q for quantized ones. The rest go through cuBLAS
-// (handle h, bound to s), quantized parts unpacked into sc first.
+// (DEC_CU_MATVEC_MAX_ROWS at most) run on the decoder's own kernel
+// (dec_cu_matvec) on stream s, whose result for a row does not depend on
+// the other rows; the rest go through cuBLAS (handle h, bound to s),
+// quantized parts unpacked into sc first.
 #define DEC_CU_MATVEC_MAX_ROWS 16
 rg_status dec_cu_linear(cublasHandle_t h, cudaStream_t s, int matvec_max, dec_cu_act t, const void *x, int rows,
                         const dec_cu_mat *W, float *y, const dec_cu_scratch *sc, rg_err *e);
-// Whether dec_cu_linear takes its own kernel for an fp16 part of such a
-// product (given aligned operands); quantized parts need only rows <=
-// max_rows.
-int dec_cu_matvec_takes(dec_cu_act t, int rows, int in, int max_rows);
-// Products (parts) dec_cu_linear has sent to its own kernels so far (for tests).
+// Products (parts) dec_cu_linear has sent to its own kernel so far (for tests).
 unsigned long long dec_cu_matvec_launches(void);
 
 // Whether matrices of this ggml_type can stay on the device in their blocks
-// (model/decoder_cuda_quant.cu): Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
+// (model/decoder_cuda_matvec.cu): Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
 int dec_cu_blocks_on_device(uint32_t type);
-// y[t * ldy + r] = sum_k W[r, k] x[t, k], t < n <= 16, r < out, W rows of
-// GGUF blocks of type (row_bytes apart), x fp16 [n, in] (in a multiple of
-// 32, 16-byte aligned); fp32 accumulation of model/quant's exact values.
-rg_status dec_cu_matvec_q(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const cu_f16 *x, int n,
-                          int in, int out, float *y, int ldy, rg_err *e);
+// Whether dec_cu_matvec takes such a product: rows <= max_rows (and 16),
+// fp16 x 16-byte aligned; weights fp16 (GGML_TYPE_F16: in a multiple of 8,
+// rows 16-byte aligned) or blocks of a dec_cu_blocks_on_device type.
+int dec_cu_matvec_takes(uint32_t type, int rows, int in, int max_rows, const void *w, size_t row_bytes,
+                        const void *x);
+// y[t * ldy + r] = sum_k W[r, k] x[t, k], t < n, r < out, W rows of type
+// (row_bytes apart), x fp16 [n, in]; fp32 accumulation of the exact weight
+// values (model/quant's dequantization for blocks).
+rg_status dec_cu_matvec(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const cu_f16 *x, int n,
+                        int in, int out, float *y, int ldy, rg_err *e);
 // out[rows, cols] (fp16 rounded to nearest, or fp32 with ot DEC_CU_F32) =
 // model/quant's dequantization of rows of GGUF blocks, bit for bit in fp32.
 rg_status dec_cu_dequant(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, int rows, int cols, void *out,

@@ -307,12 +307,12 @@ decode_bench() {
     RAGD_CUDA_GRAPHS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
         grep '^{' | tail -n 1
     # decode products on cuBLAS instead of ragd's small-batch kernel
-    # (model/decoder_cuda_kernels.cu k_matvec_f16): which is faster here
+    # (model/decoder_cuda_matvec.cu k_matvec): which is faster here
     echo "decode products on cuBLAS (RAGD_CUDA_MATVEC_ROWS=0):"
     RAGD_CUDA_MATVEC_ROWS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
         grep '^{' | tail -n 1
     # fp16 copies of every matrix instead of the GGUF blocks (the default,
-    # model/decoder_cuda_quant.cu): 3.2x the bytes a step reads here
+    # model/decoder_cuda_matvec.cu): 2.8x the bytes a step reads here
     echo "fp16 weight copies (RAGD_CUDA_WEIGHTS=fp16):"
     RAGD_CUDA_WEIGHTS=fp16 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
         grep '^{' | tail -n 1

@@ -1,7 +1,8 @@
-// decoder_cuda_quant.cu - the decoder's weight matrices kept on the GPU in
-// their GGUF blocks (see decoder_cuda_kernels.cuh): a matrix-vector product
-// that unpacks the blocks as it reads them (decode steps), and a kernel that
-// unpacks rows into fp16 or fp32 (the fp16 rows feed cuBLAS in prefill).
+// decoder_cuda_matvec.cu - the decoder's products of a few token rows
+// (decode steps) on its own kernel, over fp16 weight rows or over weight
+// matrices kept on the GPU in their GGUF blocks (see
+// decoder_cuda_kernels.cuh), and the kernel that unpacks block rows into
+// fp16 or fp32 (the fp16 rows feed cuBLAS in prefill).
 //
 // Why: a decode step reads every weight once, so its time is the bytes read.
 // Q4_1 is 5 bits a weight, Q8_0 8.5, Q4_K 4.5; the fp16 copies the decoder
@@ -168,6 +169,7 @@ __device__ static inline void dq_q6k(const uint8_t *blk, int pb, float *v)
 }
 
 template <uint32_t T> struct qblock;
+template <> struct qblock<GGML_TYPE_F16> { enum { bytes = 16, pieces = 1 }; }; // rows of fp16 values
 template <> struct qblock<GGML_TYPE_Q4_0> { enum { bytes = GGML_Q4_0_BLOCK_BYTES, pieces = 4 }; };
 template <> struct qblock<GGML_TYPE_Q4_1> { enum { bytes = GGML_Q4_1_BLOCK_BYTES, pieces = 4 }; };
 template <> struct qblock<GGML_TYPE_Q5_0> { enum { bytes = GGML_Q5_0_BLOCK_BYTES, pieces = 4 }; };
@@ -177,12 +179,30 @@ template <> struct qblock<GGML_TYPE_Q4_K> { enum { bytes = GGML_Q4_K_BLOCK_BYTES
 template <> struct qblock<GGML_TYPE_Q5_K> { enum { bytes = GGML_Q5_K_BLOCK_BYTES, pieces = 32 }; };
 template <> struct qblock<GGML_TYPE_Q6_K> { enum { bytes = GGML_Q6_K_BLOCK_BYTES, pieces = 32 }; };
 
+// Eight fp16 values in one 16-byte load (rows 16-byte aligned).
+__device__ static inline void dq_f16(const uint8_t *b, float *v)
+{
+    union { // a union, not a cast (aliasing)
+        uint4 u4;
+        __half2 h2[4];
+    } wv;
+    wv.u4 = *reinterpret_cast<const uint4 *>(b);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        float2 f = __half22float2(wv.h2[j]);
+        v[2 * j] = f.x;
+        v[2 * j + 1] = f.y;
+    }
+}
+
 // The 8 values of piece p of a row.
 template <uint32_t T> __device__ static inline void dq_piece(const uint8_t *row, int p, float *v)
 {
     const uint8_t *blk = row + (size_t)(p / qblock<T>::pieces) * qblock<T>::bytes;
     int in_blk = p % qblock<T>::pieces;
-    if (T == GGML_TYPE_Q8_0)
+    if (T == GGML_TYPE_F16)
+        dq_f16(blk, v);
+    else if (T == GGML_TYPE_Q8_0)
         dq_q8_0(blk, in_blk, v);
     else if (T == GGML_TYPE_Q4_K || T == GGML_TYPE_Q5_K)
         dq_q45k<T>(blk, in_blk >> 2, in_blk & 3, v);
@@ -202,9 +222,14 @@ template <int N> struct mvq_rows { enum { value = N >= 8 ? 4 : 2 }; };
 // y[t * ldy + r] = sum_k W[r, k] x[t, k] for t < n (n <= N), r < out. Each
 // warp takes R weight rows; lane j unpacks pieces j, j + 32, ... of each
 // (8 values in registers) and multiplies them with the same 8 values of
-// every token row. The lanes' sums are then added in lane order from
-// shared memory, as k_matvec_f16 does, so a token's result is the same
-// whatever the other rows of the call are (and whatever N).
+// every token row. The partial sums then go through shared memory and
+// lane j adds the 32 lanes' sums of one (weight row, token row) pair in
+// lane order (one warp barrier for all pairs, where a butterfly takes five
+// shuffles per pair). A token's output is computed by the same operations
+// in the same order whatever the other rows of the call are (and whatever
+// N), so a sequence's logits do not depend on the batch it is decoded in
+// (cuBLAS picks kernels, tilings and split-K reductions by the batch's
+// size). The weights are read once for all n rows.
 template <uint32_t T, int N>
 __global__ static void __launch_bounds__(MVQ_WARPS * 32)
     k_matvec_q(const uint8_t *__restrict__ w, size_t row_bytes, const cu_f16 *__restrict__ x, int n, int in, int out,
@@ -376,17 +401,30 @@ int dec_cu_blocks_on_device(uint32_t type)
     default: break;                                                                                                  \
     }
 
-rg_status dec_cu_matvec_q(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const cu_f16 *x, int n,
-                          int in, int out, float *y, int ldy, rg_err *e)
+int dec_cu_matvec_takes(uint32_t type, int rows, int in, int max_rows, const void *w, size_t row_bytes,
+                        const void *x)
 {
-    if (!dec_cu_blocks_on_device(type) || n < 1 || n > MVQ_MAX_N || in % 32 || ((uintptr_t)x & 15) || out < 0)
-        return rg_error(e, RG_ERR_INTERNAL, "dec_cu_matvec_q: type %u, %d rows of %d", (unsigned)type, n, in);
+    if (rows < 1 || rows > max_rows || rows > MVQ_MAX_N || ((uintptr_t)x & 15))
+        return 0;
+    if (type == GGML_TYPE_F16) // 16-byte loads of weights and token rows
+        return in % 8 == 0 && ((uintptr_t)w & 15) == 0 && row_bytes % 16 == 0;
+    return dec_cu_blocks_on_device(type) && in % 32 == 0;
+}
+
+rg_status dec_cu_matvec(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const cu_f16 *x, int n,
+                        int in, int out, float *y, int ldy, rg_err *e)
+{
+    if (!dec_cu_matvec_takes(type, n, in, MVQ_MAX_N, w, row_bytes, x) || out < 0)
+        return rg_error(e, RG_ERR_INTERNAL, "dec_cu_matvec: type %u, %d rows of %d", (unsigned)type, n, in);
     if (out == 0)
         return RG_OK;
 #define MVQ_CALL(T) launch_mvq_n<T>(s, w, row_bytes, x, n, in, out, y, ldy)
-    DEC_CU_QUANT_DISPATCH(type, MVQ_CALL)
+    if (type == GGML_TYPE_F16)
+        MVQ_CALL(GGML_TYPE_F16);
+    else
+        DEC_CU_QUANT_DISPATCH(type, MVQ_CALL)
 #undef MVQ_CALL
-    return cu_check(cudaGetLastError(), "decoder product (quantized weights)", e);
+    return cu_check(cudaGetLastError(), "decoder product (matvec)", e);
 }
 
 rg_status dec_cu_dequant(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, int rows, int cols, void *out,
