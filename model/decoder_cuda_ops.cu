@@ -268,13 +268,6 @@ extern "C" rg_status dec_cuda_ops_linear_parts(const dec_cuda_ops_part *parts, s
     return st;
 }
 
-extern "C" rg_status dec_cuda_ops_linear(const uint16_t *x, size_t rows, size_t in, const uint16_t *w, size_t out,
-                                         int matvec_max, float *y, int *on_kernel, rg_err *e)
-{
-    dec_cuda_ops_part p = {GGML_TYPE_F16, w, out, in * sizeof(uint16_t)};
-    return dec_cuda_ops_linear_parts(&p, 1, x, rows, in, matvec_max, y, on_kernel, e);
-}
-
 extern "C" rg_status dec_cuda_ops_dequant(uint32_t type, const void *w, size_t row_bytes, size_t rows, size_t cols,
                                           int f32, float *out, rg_err *e)
 {

@@ -53,19 +53,15 @@ rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_cuda_ops_he
 /* out[n, F] = silu(gu[:, :F]) * gu[:, F:] (fp16 widened, or fp32 with f32). */
 rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, int f32, float *out, rg_err *e);
 
-/* y[rows, out] = x[rows, in] W^T in fp32 from fp16 x and W [out, in] (fp16
- * bits), as the fp16 decoder's products: on dec_cu_linear's own kernel
- * when rows <= matvec_max (and in is a multiple of 8), else cuBLAS;
- * *on_kernel (may be NULL) says which ran. */
-rg_status dec_cuda_ops_linear(const uint16_t *x, size_t rows, size_t in, const uint16_t *w, size_t out,
-                              int matvec_max, float *y, int *on_kernel, rg_err *e);
-
-/* The same product with W in up to three row ranges, each fp16 bits
- * (type GGML_TYPE_F16) or GGUF blocks of a quantized type
- * (dec_cu_blocks_on_device, in a multiple of 32), as a decoder's Q|K|V of
- * mixed types: y[rows, sum of the parts' rows]. Blocks go through the
- * decoder's block kernel when rows <= matvec_max, else are unpacked into
- * fp16 (a third of the rows at a time) for cuBLAS, as in a prefill. */
+/* y[rows, out] = x[rows, in] W^T in fp32 from fp16 x, as the fp16
+ * decoder's products (dec_cu_linear), with W in up to three row ranges
+ * (out = the sum of their rows), each fp16 bits (type GGML_TYPE_F16) or
+ * GGUF blocks of a quantized type (dec_cu_blocks_on_device, in a multiple
+ * of 32), as a decoder's Q|K|V of mixed types: on the decoder's own kernel
+ * when rows <= matvec_max (and fp16 rows have in a multiple of 8), else
+ * through cuBLAS, blocks unpacked into fp16 first (a third of the rows at a
+ * time, as in a prefill); *on_kernel (may be NULL) says whether the kernel
+ * ran. */
 typedef struct dec_cuda_ops_part {
     uint32_t type;
     const void *w;

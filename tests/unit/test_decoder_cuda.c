@@ -332,55 +332,6 @@ static void test_swiglu(size_t n, size_t F, int f32)
     free(gu), free(out);
 }
 
-/* Products: fp16 x [rows, in] times fp16 W [out, in]^T into fp32, against
- * the exact sum in double (bound: fp32 accumulation over in terms, 2e-6 of
- * the sum of |w x|), with the decoder's own kernel allowed up to 16 rows, up
- * to 4, or not at all (cuBLAS): the kernel must run exactly when allowed
- * (and in is a multiple of 8), and its rows must be bitwise what the same
- * row gives alone: its result for a sequence cannot depend on the batch. */
-static void test_linear(size_t in, size_t out)
-{
-    enum { MAXR = 17 };
-    rg_err e = {0};
-    uint16_t *w = malloc(out * in * sizeof *w), *x = malloc(MAXR * in * sizeof *x);
-    float *y = malloc(MAXR * out * sizeof *y), *y1 = malloc(out * sizeof *y1);
-    for (size_t i = 0; i < out * in; i++)
-        w[i] = f32_to_fp16(frand(-1, 1));
-    for (size_t i = 0; i < MAXR * in; i++)
-        x[i] = f32_to_fp16(frand(-3, 3));
-    size_t row_counts[] = {1, 2, 3, 8, 13, 16, 17};
-    int limits[] = {16, 4, 0};
-    for (size_t ri = 0; ri < sizeof row_counts / sizeof *row_counts; ri++) {
-        size_t rows = row_counts[ri];
-        for (size_t li = 0; li < sizeof limits / sizeof *limits; li++) {
-            int max_rows = limits[li], on_kernel = -1, alone_on_kernel = -1;
-            int want_kernel = in % 8 == 0 && (int)rows <= max_rows;
-            CHECK_OK(dec_cuda_ops_linear(x, rows, in, w, out, max_rows, y, &on_kernel, &e), e);
-            size_t bad = 0, not_alone = 0;
-            for (size_t n = 0; n < rows; n++)
-                for (size_t r = 0; r < out; r++) {
-                    double sum = 0, mag = 0;
-                    for (size_t k = 0; k < in; k++) {
-                        double p = (double)fp16_to_f32(w[r * in + k]) * fp16_to_f32(x[n * in + k]);
-                        sum += p;
-                        mag += fabs(p);
-                    }
-                    bad += fabs(y[n * out + r] - sum) > 2e-6 * mag + 1e-30;
-                }
-            if (want_kernel) {
-                size_t n = rows - 1;
-                CHECK_OK(dec_cuda_ops_linear(x + n * in, 1, in, w, out, max_rows, y1, &alone_on_kernel, &e), e);
-                not_alone = memcmp(y1, y + n * out, out * sizeof *y1) != 0 || alone_on_kernel != 1;
-            }
-            CHECK_MSG(bad == 0 && not_alone == 0 && on_kernel == want_kernel,
-                      "product %zu rows x %zu -> %zu (limit %d): ran on %s, expected %s; %zu values off; last row "
-                      "%s alone", rows, in, out, max_rows, on_kernel ? "ragd's kernel" : "cuBLAS",
-                      want_kernel ? "ragd's kernel" : "cuBLAS", bad, not_alone ? "differs from" : "equals");
-        }
-    }
-    free(w), free(x), free(y), free(y1);
-}
-
 /* The CPU path's attention (decoder_cpu.c att_worker) for one token. */
 static void cpu_attention(const float *q, const dec_cuda_ops_heads *g, const dec_cuda_ops_cache *c, size_t pos,
                           size_t layer, float *out)
@@ -543,18 +494,28 @@ static void rand_blocks(uint32_t type, unsigned char *b, size_t n_blocks, size_t
     }
 }
 
-/* Weights in GGUF blocks on the device: unpacking bit for bit, products on
- * the block kernel (exact weights) or unpacked to fp16 for cuBLAS, over a
- * matrix of up to three parts (types[i] with rows[i] rows each; fp16 parts
- * too, as a Q|K|V of mixed types): each part's rows must land at its
- * offset in every token row. */
-static void test_blocks(const uint32_t *types, const size_t *part_rows, size_t n_parts, size_t in)
+/* Products: fp16 x [rows, in] times W [out, in]^T into fp32, against the
+ * exact sum in double (bound: fp32 accumulation over in terms, 2e-6 of the
+ * sum of |w x|), W in up to three parts (types[i] with rows[i] rows each:
+ * fp16 rows or GGUF blocks, as a Q|K|V of mixed types; each part's rows
+ * must land at its offset in every token row). Blocks must unpack on the
+ * device bit for bit as model/quant does. The decoder's own kernel is
+ * allowed up to 16 rows, up to 4, or not at all: it must run exactly when
+ * allowed (and, with fp16 parts, in is a multiple of 8), reading blocks'
+ * exact values, where cuBLAS reads their fp16 roundings; and its rows must
+ * be bitwise what the same row gives alone: its result for a sequence
+ * cannot depend on the batch. */
+static void test_products(const uint32_t *types, const size_t *part_rows, size_t n_parts, size_t in)
 {
     enum { MAXR = 17 };
     rg_err e = {0};
     size_t out = 0;
-    for (size_t i = 0; i < n_parts; i++)
+    int plain_ok = 1;
+    for (size_t i = 0; i < n_parts; i++) {
         out += part_rows[i];
+        if (types[i] == GGML_TYPE_F16 && in % 8)
+            plain_ok = 0;
+    }
     dec_cuda_ops_part parts[3];
     float *ref = malloc(out * in * sizeof(float)), *dev = malloc(out * in * sizeof(float));
     uint16_t *x = malloc(MAXR * in * sizeof *x);
@@ -567,7 +528,7 @@ static void test_blocks(const uint32_t *types, const size_t *part_rows, size_t n
         unsigned char *w = malloc(part_rows[i] * row_bytes);
         if (type == GGML_TYPE_F16)
             for (size_t k = 0; k < part_rows[i] * in; k++) {
-                uint16_t h = f32_to_fp16(frand(-0.1f, 0.1f));
+                uint16_t h = f32_to_fp16(frand(-1, 1));
                 memcpy(w + 2 * k, &h, 2);
             }
         else
@@ -592,13 +553,13 @@ static void test_blocks(const uint32_t *types, const size_t *part_rows, size_t n
     }
     for (size_t i = 0; i < MAXR * in; i++)
         x[i] = f32_to_fp16(frand(-3, 3));
-    size_t row_counts[] = {1, 2, 3, 5, 9, 16, 17};
-    int limits[] = {16, 0};
+    size_t row_counts[] = {1, 2, 3, 5, 8, 9, 13, 16, 17};
+    int limits[] = {16, 4, 0};
     for (size_t ri = 0; ri < sizeof row_counts / sizeof *row_counts; ri++) {
         size_t rows = row_counts[ri];
         for (size_t li = 0; li < sizeof limits / sizeof *limits; li++) {
             int max_rows = limits[li], on_kernel = -1, alone_on_kernel = -1;
-            int want_kernel = (int)rows <= max_rows;
+            int want_kernel = (int)rows <= max_rows && plain_ok;
             CHECK_OK(dec_cuda_ops_linear_parts(parts, n_parts, x, rows, in, max_rows, y, &on_kernel, &e), e);
             size_t bad = 0, not_alone = 0;
             for (size_t n = 0; n < rows; n++)
@@ -644,22 +605,23 @@ static void test_kernels(void)
     test_qkv_rope(&neox, 1, 1, 1000000.0f);
     test_qkv_rope(&neox, 0, 0, 500000.0f);
     test_attention();
-    test_linear(576, 37);
-    test_linear(1536, 130);
-    test_linear(8, 5);
-    test_linear(12, 9); /* not a multiple of 8: cuBLAS either way */
+    /* fp16 rows (12: not a multiple of 8, cuBLAS either way) */
+    uint32_t f16 = GGML_TYPE_F16;
+    size_t f16_shapes[][2] = {{576, 37}, {1536, 130}, {8, 5}, {12, 9}};
+    for (size_t i = 0; i < 4; i++)
+        test_products(&f16, &f16_shapes[i][1], 1, f16_shapes[i][0]);
     /* each type at an odd row count (a warp's second row missing) and with
      * more units than a warp has lanes (lanes take several) */
     uint32_t types[] = {GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
                         GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         size_t rows = i < 5 ? 37 : 21;
-        test_blocks(&types[i], &rows, 1, i < 5 ? (i % 2 ? 1088 : 576) : (i % 2 ? 1280 : 512));
+        test_products(&types[i], &rows, 1, i < 5 ? (i % 2 ? 1088 : 576) : (i % 2 ? 1280 : 512));
     }
     /* a Q4_K_M-style Q|K|V: two block types and an fp16 part in one product */
     uint32_t mixed[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_F16};
     size_t mixed_rows[] = {10, 7, 5};
-    test_blocks(mixed, mixed_rows, 3, 512);
+    test_products(mixed, mixed_rows, 3, 512);
 }
 
 /* ---- the uploaded weights ------------------------------------------------------------------ */
@@ -1063,6 +1025,50 @@ static void test_vs_f32(rg_decoder *d, const char *path, cJSON **recs, size_t n_
     decoder_free(c);
 }
 
+/* Decoders a and b on the same tokens: a prefill of ids[0..n), then
+ * `steps` decode steps each fed b's greedy token; err(a's logits, b's) at
+ * every one of those steps + 1 positions must stay below tol (what names
+ * the case in a failure). Returns the worst error (1e30 when a call
+ * failed, which is reported); *positions (may be NULL) counts the
+ * positions compared. */
+typedef double (*logit_err_fn)(const float *a, const float *b, size_t n);
+static double paired_steps(rg_decoder *a, rg_kv_type ka_type, rg_decoder *b, rg_kv_type kb_type, const int32_t *ids,
+                           size_t n, size_t steps, logit_err_fn err, double tol, const char *what, size_t *positions)
+{
+    rg_err e = {0};
+    size_t V = decoder_vocab(a);
+    float *la = malloc(V * sizeof(float)), *lb = malloc(V * sizeof(float));
+    rg_kv_cache *ka = NULL, *kb = NULL;
+    double worst = 0;
+    CHECK_OK(kv_cache_alloc(a, n + steps, ka_type, &ka, &e), e);
+    CHECK_OK(kv_cache_alloc(b, n + steps, kb_type, &kb, &e), e);
+    if (ka && kb && decoder_prefill(a, ka, ids, n, la, &e) == RG_OK && decoder_prefill(b, kb, ids, n, lb, &e) == RG_OK) {
+        for (size_t s = 0; s <= steps; s++) {
+            double r = err(la, lb, V);
+            worst = r > worst || r != r ? r : worst;
+            if (positions)
+                ++*positions;
+            CHECK_MSG(r < tol, "%s, step %zu: relative error %.3g (bound %.0e)", what, s, r, tol);
+            if (s == steps)
+                break;
+            int32_t next = argmax(lb, V);
+            rg_kv_cache *a1[1] = {ka}, *b1[1] = {kb};
+            if (decoder_decode(a, a1, &next, 1, la, &e) != RG_OK || decoder_decode(b, b1, &next, 1, lb, &e)) {
+                CHECK_MSG(0, "%s: decode: %s", what, e.msg);
+                worst = 1e30;
+                break;
+            }
+        }
+    } else {
+        CHECK_MSG(0, "%s: %s", what, e.msg);
+        worst = 1e30;
+    }
+    kv_cache_free(ka);
+    kv_cache_free(kb);
+    free(la), free(lb);
+    return worst;
+}
+
 /* The decoder loaded for f32 activations on the GPU against the same on the
  * CPU (model/decoder_matmul.c's f32 path, which test_decoder and
  * test_lmrerank hold to transformers within 1e-5 / 1e-3): the same float32
@@ -1086,8 +1092,7 @@ static void test_f32(const char *path, cJSON **recs, size_t n_recs)
     CHECK(decoder_device(g) == RG_DEVICE_CUDA && strstr(decoder_device_desc(g), "fp32"));
     printf("test_decoder_cuda: f32 decoder: %s\n", decoder_device_desc(g));
     test_upload(g);
-    size_t V = decoder_vocab(g), pick[] = {0, 3, 10, 16, 25, 30};
-    float *lg = malloc(V * sizeof(float)), *lc = malloc(V * sizeof(float));
+    size_t pick[] = {0, 3, 10, 16, 25, 30};
     double worst = 0;
     size_t checked = 0;
     for (size_t k = 0; k < sizeof pick / sizeof pick[0]; k++) {
@@ -1095,37 +1100,15 @@ static void test_f32(const char *path, cJSON **recs, size_t n_recs)
             continue;
         size_t n;
         int32_t *ids = json_ids(cJSON_GetObjectItemCaseSensitive(recs[pick[k]], "ids"), &n);
-        rg_kv_cache *kg = NULL, *kc = NULL;
-        CHECK_OK(kv_cache_alloc(g, n + STEPS, RG_KV_F32, &kg, &e), e);
-        CHECK_OK(kv_cache_alloc(c, n + STEPS, RG_KV_F32, &kc, &e), e);
-        if (kg && kc && decoder_prefill(g, kg, ids, n, lg, &e) == RG_OK &&
-            decoder_prefill(c, kc, ids, n, lc, &e) == RG_OK) {
-            for (size_t s = 0; s <= STEPS; s++) {
-                double r = rel_err(lg, lc, V);
-                worst = r > worst ? r : worst;
-                checked++;
-                CHECK_MSG(r < F32_TOL, "f32 decoder, prompt %zu step %zu: GPU vs CPU relative error %.3g", pick[k],
-                          s, r);
-                if (s == STEPS)
-                    break;
-                int32_t next = argmax(lc, V);
-                rg_kv_cache *og1[1] = {kg}, *oc1[1] = {kc};
-                if (decoder_decode(g, og1, &next, 1, lg, &e) != RG_OK || decoder_decode(c, oc1, &next, 1, lc, &e)) {
-                    CHECK_MSG(0, "f32 decoder, prompt %zu: decode: %s", pick[k], e.msg);
-                    break;
-                }
-            }
-        } else {
-            CHECK_MSG(0, "f32 decoder, prompt %zu: %s", pick[k], e.msg);
-        }
-        kv_cache_free(kg);
-        kv_cache_free(kc);
+        char what[64];
+        snprintf(what, sizeof what, "f32 decoder GPU vs CPU, prompt %zu", pick[k]);
+        double r = paired_steps(g, RG_KV_F32, c, RG_KV_F32, ids, n, STEPS, rel_err, F32_TOL, what, &checked);
+        worst = r > worst ? r : worst;
         free(ids);
     }
     printf("test_decoder_cuda: f32 decoder vs the CPU's f32 path: %zu logit vectors, max relative error %.3g "
            "(bound %.0e)\n",
            checked, worst, F32_TOL);
-    free(lg), free(lc);
     decoder_free(g);
     decoder_free(c);
 }
@@ -1151,43 +1134,21 @@ static void test_fp16_copies(rg_decoder *d, const char *path, cJSON **recs, size
               "RAGD_CUDA_WEIGHTS=fp16: %s", desc);
     printf("test_decoder_cuda: fp16 copies: %s\n", desc);
     test_upload(g);
-    size_t V = decoder_vocab(d), pick[] = {3, 16};
-    float *la = malloc(V * sizeof(float)), *lb = malloc(V * sizeof(float));
+    size_t pick[] = {3, 16};
     double worst = 0;
     for (size_t k = 0; k < sizeof pick / sizeof *pick; k++) {
         if (pick[k] >= n_recs)
             continue;
         size_t n;
         int32_t *ids = json_ids(cJSON_GetObjectItemCaseSensitive(recs[pick[k]], "ids"), &n);
-        rg_kv_cache *ka = NULL, *kb = NULL;
-        CHECK_OK(kv_cache_alloc(d, n + STEPS, RG_KV_F16, &ka, &e), e);
-        CHECK_OK(kv_cache_alloc(g, n + STEPS, RG_KV_F16, &kb, &e), e);
-        if (ka && kb && decoder_prefill(d, ka, ids, n, la, &e) == RG_OK &&
-            decoder_prefill(g, kb, ids, n, lb, &e) == RG_OK) {
-            for (size_t s = 0; s <= STEPS; s++) {
-                double r = rel_err_centered(la, lb, V);
-                worst = r > worst ? r : worst;
-                CHECK_MSG(r < VS_F32_TOL, "prompt %zu step %zu: blocks vs fp16 copies: centered relative error %.3g",
-                          pick[k], s, r);
-                if (s == STEPS)
-                    break;
-                int32_t next = argmax(la, V);
-                rg_kv_cache *a1[1] = {ka}, *b1[1] = {kb};
-                if (decoder_decode(d, a1, &next, 1, la, &e) != RG_OK || decoder_decode(g, b1, &next, 1, lb, &e)) {
-                    CHECK_MSG(0, "prompt %zu: decode: %s", pick[k], e.msg);
-                    break;
-                }
-            }
-        } else {
-            CHECK_MSG(0, "prompt %zu: %s", pick[k], e.msg);
-        }
-        kv_cache_free(ka);
-        kv_cache_free(kb);
+        char what[64];
+        snprintf(what, sizeof what, "fp16 copies vs GGUF blocks, prompt %zu", pick[k]);
+        double r = paired_steps(g, RG_KV_F16, d, RG_KV_F16, ids, n, STEPS, rel_err_centered, VS_F32_TOL, what, NULL);
+        worst = r > worst ? r : worst;
         free(ids);
     }
     printf("test_decoder_cuda: GGUF blocks vs fp16 copies: worst centered relative error %.3g (bound %.0e)\n", worst,
            VS_F32_TOL);
-    free(la), free(lb);
     decoder_free(g);
 }
 
@@ -1224,42 +1185,21 @@ static void test_seed_models(void)
                 continue;
             }
             size_t V = decoder_vocab(g);
-            float *lg = malloc(V * sizeof(float)), *lc = malloc(V * sizeof(float));
             int32_t ids[20];
             for (size_t i = 0; i < 20; i++)
                 ids[i] = (int32_t)((7 + 13 * i) % V);
             double worst = 0;
             size_t lens[] = {20, 5};
             for (size_t li = 0; li < 2; li++) {
-                rg_kv_cache *kg = NULL, *kc = NULL;
-                CHECK_OK(kv_cache_alloc(g, lens[li] + STEPS, RG_KV_F16, &kg, &e), e);
-                CHECK_OK(kv_cache_alloc(c, lens[li] + STEPS, RG_KV_F32, &kc, &e), e);
-                if (kg && kc && decoder_prefill(g, kg, ids, lens[li], lg, &e) == RG_OK &&
-                    decoder_prefill(c, kc, ids, lens[li], lc, &e) == RG_OK) {
-                    for (size_t s = 0; s <= STEPS; s++) {
-                        double r = rel_err_centered(lg, lc, V);
-                        worst = r > worst ? r : worst;
-                        CHECK_MSG(r < SEED_TOL, "%s (%s), %zu-token prompt, step %zu: GPU vs float32 %.3g",
-                                  paths[pi], copies ? "fp16 copies" : "blocks", lens[li], s, r);
-                        if (s == STEPS)
-                            break;
-                        int32_t next = argmax(lc, V);
-                        rg_kv_cache *g1[1] = {kg}, *c1[1] = {kc};
-                        if (decoder_decode(g, g1, &next, 1, lg, &e) != RG_OK ||
-                            decoder_decode(c, c1, &next, 1, lc, &e)) {
-                            CHECK_MSG(0, "%s: decode: %s", paths[pi], e.msg);
-                            break;
-                        }
-                    }
-                } else {
-                    CHECK_MSG(0, "%s: %s", paths[pi], e.msg);
-                }
-                kv_cache_free(kg);
-                kv_cache_free(kc);
+                char what[160];
+                snprintf(what, sizeof what, "%s (%s) vs float32, %zu-token prompt", paths[pi],
+                         copies ? "fp16 copies" : "blocks", lens[li]);
+                double r = paired_steps(g, RG_KV_F16, c, RG_KV_F32, ids, lens[li], STEPS, rel_err_centered, SEED_TOL,
+                                        what, NULL);
+                worst = r > worst ? r : worst;
             }
             printf("test_decoder_cuda: %s on %s: vs float32 worst centered relative error %.3g\n", paths[pi],
                    decoder_device_desc(g), worst);
-            free(lg), free(lc);
             decoder_free(g);
             decoder_free(c);
         }
