@@ -376,6 +376,8 @@ rg_status decoder_load(const char *path, const rg_decoder_opts *opts, rg_decoder
         st = dec_pool_create(threads, &d->pool, e);
     if (st == RG_OK)
         st = dec_device_select(d, opts && opts->device_set ? opts->device : RG_DEVICE_CPU, e);
+    if (st == RG_OK && d->device == RG_DEVICE_CUDA) /* the pool only picks tokens between GPU steps */
+        dec_pool_set_idle(d->pool, DEC_POOL_GPU_BUSY_POLLS, 0);
     if (st != RG_OK) {
         d->cfg.n_layer = n_layer; /* free every layer slot */
         decoder_free(d);

@@ -31,6 +31,7 @@ struct dec_pool {
     atomic_int joined;    /* workers (besides the caller) inside fn */
     atomic_int sleepers;
     atomic_int stop;
+    atomic_uint busy_polls, yield_polls; /* an idle worker's polls before it sleeps */
     dec_pool_fn fn;
     void *ctx;
 };
@@ -54,11 +55,12 @@ static void *worker_main(void *arg)
         int polls = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->stop)) {
             ++polls;
-            if (polls < BUSY_POLLS) {
+            unsigned busy = atomic_load_explicit(&p->busy_polls, memory_order_relaxed);
+            if ((unsigned)polls < busy) {
                 cpu_relax();
                 continue;
             }
-            if (polls < BUSY_POLLS + YIELD_POLLS) {
+            if ((unsigned)polls < busy + atomic_load_explicit(&p->yield_polls, memory_order_relaxed)) {
                 sched_yield();
                 continue;
             }
@@ -92,6 +94,8 @@ rg_status dec_pool_create(size_t n_workers, dec_pool **out, rg_err *e)
     if (!p)
         return rg_error(e, RG_ERR_NOMEM, "out of memory for the thread pool");
     p->n = n_workers;
+    atomic_init(&p->busy_polls, BUSY_POLLS);
+    atomic_init(&p->yield_polls, YIELD_POLLS);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     if (n_workers > 1) {
@@ -132,6 +136,12 @@ void dec_pool_free(dec_pool *p)
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     free(p);
+}
+
+void dec_pool_set_idle(dec_pool *p, unsigned busy_polls, unsigned yield_polls)
+{
+    atomic_store_explicit(&p->busy_polls, busy_polls, memory_order_relaxed);
+    atomic_store_explicit(&p->yield_polls, yield_polls, memory_order_relaxed);
 }
 
 size_t dec_pool_size(const dec_pool *p)

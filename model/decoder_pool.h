@@ -24,6 +24,16 @@ void dec_pool_free(dec_pool *p); /* NULL is fine; joins the threads */
 size_t dec_pool_size(const dec_pool *p);
 /* Runs fn as above and returns when every call of it has returned. */
 void dec_pool_run(dec_pool *p, dec_pool_fn fn, void *ctx);
+/* How many times an idle worker polls for new work (busy, then yielding
+ * the CPU) before it sleeps until woken. The defaults (about 1-3 ms in
+ * all) suit a forward pass on the CPU, which dispatches every few tens of
+ * microseconds. A decoder on a GPU uses its pool once per step, to pick
+ * tokens, and sets short polls: its workers would otherwise spin through
+ * every step, keeping all their cores busy for nothing. */
+void dec_pool_set_idle(dec_pool *p, unsigned busy_polls, unsigned yield_polls);
+/* A GPU decoder's busy polls: about 50-150 microseconds, long enough for
+ * the picks of one step to reach every worker, then sleep. */
+#define DEC_POOL_GPU_BUSY_POLLS 1000
 
 
 #endif
