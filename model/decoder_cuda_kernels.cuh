@@ -1,13 +1,14 @@
 // decoder_cuda_kernels.cuh - the Llama-family decoder's CUDA kernels, as
 // launchers on device pointers (C++, included only by model/decoder_cuda*.cu).
 //
-// Precision: the weight products take fp16 operands with fp32 accumulation
-// and write fp32 (cuBLAS), as the encoder's. fp16 rather than bf16 also
-// because the decoder's weights come from GGUF blocks whose dequantized
-// values (an fp16 scale times a small integer, plus an fp16 minimum) keep
-// 11 significant bits in fp16 and only 8 in bf16; this family is sensitive
-// enough that bf16 weights alone would use up most of the 1e-2 logit
-// budget. A decoder made for f32 activations (rg_decoder_opts.
+// Precision: the weight products take fp16 activations with fp32
+// accumulation and write fp32. Weights kept in their GGUF blocks enter the
+// decode-step kernel with their exact dequantized values and cuBLAS (prefill)
+// as fp16 roundings of them, as fp16 copies do. fp16 rather than bf16
+// because a dequantized GGUF value (an fp16 scale times a small integer,
+// plus an fp16 minimum) keeps 11 significant bits in fp16 and only 8 in
+// bf16; this family is sensitive enough that bf16 weights alone would use
+// up most of the 1e-2 logit budget. A decoder made for f32 activations (rg_decoder_opts.
 // f32_activations: the causal-LM reranker's default) keeps f32 weights and
 // f32 product inputs instead (dec_cu_act says which), so it computes the
 // function transformers computes in float32. The residual stream, RMSNorm
