@@ -20,6 +20,12 @@ extern "C" {
 #include "model/quant.h"
 }
 
+// The alignment each wide access relies on; cudasim (tests/cudasim) checks
+// it, as the GPU would fault, where the CPU emulating it would not.
+#ifndef CUDASIM_ALIGNED
+#define CUDASIM_ALIGNED(p, n) ((void)0)
+#endif
+
 #define MVQ_WARPS 4
 #define MVQ_MAX_N 16
 #define DQ_THREADS 256
@@ -33,13 +39,16 @@ extern "C" {
 
 __device__ static inline uint32_t ld16(const uint8_t *p)
 {
+    CUDASIM_ALIGNED(p, 2);
     return *reinterpret_cast<const uint16_t *>(p);
 }
 
 template <bool A4> __device__ static inline uint32_t ld32(const uint8_t *p)
 {
-    if (A4)
+    if (A4) {
+        CUDASIM_ALIGNED(p, 4);
         return *reinterpret_cast<const uint32_t *>(p);
+    }
     return ld16(p) | ld16(p + 2) << 16;
 }
 
@@ -186,6 +195,7 @@ __device__ static inline void dq_f16(const uint8_t *b, float *v)
         uint4 u4;
         __half2 h2[4];
     } wv;
+    CUDASIM_ALIGNED(b, 16);
     wv.u4 = *reinterpret_cast<const uint4 *>(b);
 #pragma unroll
     for (int j = 0; j < 4; j++) {
@@ -262,6 +272,7 @@ __global__ static void __launch_bounds__(MVQ_WARPS * 32)
                 uint4 u4;
                 __half2 h2[4];
             } xv;
+            CUDASIM_ALIGNED(xs + (size_t)t * (size_t)pieces + (size_t)p, 16);
             xv.u4 = xs[(size_t)t * (size_t)pieces + (size_t)p];
 #pragma unroll
             for (int j = 0; j < 4; j++) {
@@ -330,6 +341,7 @@ __device__ static inline void put8(cu_f16 *o, const float *v)
 #pragma unroll
     for (int j = 0; j < 4; j++)
         pk.h2[j] = __halves2half2(__float2half_rn(v[2 * j]), __float2half_rn(v[2 * j + 1]));
+    CUDASIM_ALIGNED(o, 16);
     *reinterpret_cast<uint4 *>(o) = pk.u4;
 }
 

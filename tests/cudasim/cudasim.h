@@ -83,6 +83,15 @@ extern thread_local coords cur;
 
 inline void *dynamic_smem() { return cur.dyn_smem; }
 
+// A GPU faults on a load or store that is not aligned to its size, where
+// the CPU running the emulation does not: kernels that cast byte pointers
+// to wider types (GGUF blocks) state the alignment they rely on with
+// CUDASIM_ALIGNED (see model/decoder_cuda_matvec.cu), which ends the
+// program here as the fault would there.
+[[noreturn]] void misaligned(const void *p, unsigned align, const char *what);
+#define CUDASIM_ALIGNED(p, n)                                                                         \
+    ((reinterpret_cast<uintptr_t>(p) % (n)) ? cudasim::misaligned((p), (n), #p) : (void)0)
+
 // Block-wide barrier, and the exchange at the heart of every warp shuffle:
 // lane publishes v and receives the value lane `src` published (the
 // caller computes src); both are rendezvous points of the fibers.

@@ -238,6 +238,11 @@ void fatal(const char *fmt, ...)
     abort();
 }
 
+void misaligned(const void *p, unsigned align, const char *what)
+{
+    fatal("a %u-byte access at %p (%s) is not %u-byte aligned: a GPU faults here", align, p, what, align);
+}
+
 cudaError_t fail(cudaError_t err, const char *fmt, ...)
 {
     va_list ap;

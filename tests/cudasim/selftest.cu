@@ -76,6 +76,14 @@ __global__ static void k_no_barrier(const float *x, float *out)
 
 __global__ static void k_write_past(float *x, int n) { x[n + 1024 + threadIdx.x] = 1.0f; }
 
+// A 4-byte load from an odd address, stated as aligned: a GPU faults.
+__global__ static void k_misaligned(const float *x, float *out)
+{
+    const unsigned char *b = reinterpret_cast<const unsigned char *>(x) + 2 * (threadIdx.x & 1);
+    CUDASIM_ALIGNED(b, 4);
+    out[threadIdx.x] = (float)b[0];
+}
+
 // Wrong on a GPU: block 1 reads shared memory only block 0 wrote.
 __global__ static void k_stale_shared(float *out)
 {
@@ -302,6 +310,7 @@ int main()
     EXPECT(dies([&] { k_divergent<<<1, 64>>>(o); }), "__syncthreads skipped by part of the block");
     EXPECT(dies([&] { k_scale<<<1, 32>>>(h.data(), 32, 1.0f); }), "a host pointer as a kernel argument");
     EXPECT(dies([&] { k_write_past<<<1, 32>>>(o, n); }), "a write past the allocation");
+    EXPECT(dies([&] { k_misaligned<<<1, 32>>>(o, o); }), "a wide access not aligned to its size");
 
     cudaFree(da), cudaFree(db), cudaFree(dc), cudaFree(d), cudaFree(o);
     cudaStreamDestroy(s);
