@@ -6,8 +6,8 @@
 //
 // Why: a decode step reads every weight once, so its time is the bytes read.
 // Q4_1 is 5 bits a weight, Q8_0 8.5, Q4_K 4.5; the fp16 copies the decoder
-// made before were 16, and for a 7B or larger model they are also the
-// difference between fitting on the card or not.
+// made before were 16, and for a model of 30B parameters or more they are
+// also the difference between fitting on one card or not.
 //
 // The values are model/quant's dequantization, bit for bit: every product
 // and sum that model/quant rounds separately is rounded separately here
