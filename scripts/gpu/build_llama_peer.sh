@@ -66,7 +66,9 @@ BUILD_DIR="${LCP_BUILD_DIR:-/tmp/ragd-lcp-cuda-build}"
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 PY="${PYTHON:-python3}"
 
-WHL="$(find "$OUT_DIR" -maxdepth 1 -name "llama_cpp_python-$VER-*.whl" 2>/dev/null | head -1)"
+# (an OUT_DIR not made yet holds no wheel: find would fail, and pipefail with it)
+WHL=""
+[ -d "$OUT_DIR" ] && WHL="$(find "$OUT_DIR" -maxdepth 1 -name "llama_cpp_python-$VER-*.whl" | head -1)"
 if [ -n "$WHL" ] && [ "${REBUILD:-0}" != 1 ]; then
     echo "reusing $WHL (REBUILD=1 builds it again); redoing the repack, dependencies and checks"
 else
