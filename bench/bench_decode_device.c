@@ -4,7 +4,7 @@
  *   bench_decode_device MODEL IDS_FILE N_GEN N_SEQ cpu|cuda|auto
  *
  * IDS_FILE holds the prompt's token ids (whitespace-separated; the first
- * 512 are used). Prints one JSON line:
+ * 4096 are used). Prints one JSON line:
  *   prompt_tps     prompt tokens/s of one prefill of the whole prompt
  *                  (median of 5, after a warm-up);
  *   ttft_ms        time to first token of that prompt alone: the prefill,
@@ -32,7 +32,7 @@
 #include <cuda_runtime.h>
 #endif
 
-#define MAX_PROMPT 512
+#define MAX_PROMPT 4096
 
 static double now(void)
 {

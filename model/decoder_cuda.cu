@@ -43,6 +43,10 @@ extern "C" {
 // reallocated. RAGD_CUDA_GRAPHS=0 turns them off; a capture that fails
 // turns them off for the decoder (logged) and the call runs directly.
 #define DEC_GRAPH_MAX_TOKENS 64
+// Calls of at most this many tokens (decode steps, short prefill chunks)
+// take dec_cu_attention's split path: each token's positions in spans on
+// blocks of their own (scratch for this many tokens beside the activations).
+#define DEC_ATT_SPLIT_TOKENS 64
 #define DEC_GRAPH_SLOTS 16
 #define DEC_SEEN_SLOTS 16
 // cuBLAS's workspace, set explicitly so nothing is allocated while a graph
@@ -208,6 +212,8 @@ struct acts {
     void *xh, *atth, *ffh; // of the decoder's dec_cu_act
     dec_cu_tok *tok;
     int32_t *rows;
+    void *att;      // the attention's split path, for att_tokens tokens
+    int att_tokens;
 };
 
 } // namespace
@@ -501,10 +507,13 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     const llama_config *cfg = &c->cfg;
     size_t E = cfg->n_embd, qd = cfg->n_head * cfg->head_dim, W = qd + 2 * cfg->n_head_kv * cfg->head_dim,
            F = cfg->n_ff, es = c->act == DEC_CU_F32 ? 4 : 2;
-    size_t sz[10] = {n * E * 4, n * W * 4, n * qd * 4, n * E * 4, n * 2 * F * 4,
-                     n * E * es, n * qd * es, n * F * es, n * sizeof(dec_cu_tok), n * sizeof(int32_t)};
+    int att_tokens = n < DEC_ATT_SPLIT_TOKENS ? (int)n : DEC_ATT_SPLIT_TOKENS;
+    dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, 0, 0, 0};
+    size_t sz[11] = {n * E * 4,      n * W * 4,      n * qd * 4,      n * E * 4,
+                     n * 2 * F * 4,  n * E * es,     n * qd * es,     n * F * es,
+                     n * sizeof(dec_cu_tok), n * sizeof(int32_t), dec_cu_attention_scratch_bytes(&g, att_tokens)};
     size_t total = 0;
-    for (size_t i = 0; i < 10; i++)
+    for (size_t i = 0; i < 11; i++)
         total += align256(sz[i]);
     drop_graphs(c); // they point into the old buffers
     c->cap = 0;     // the previous call synchronized: nothing uses ws
@@ -512,8 +521,8 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     if (st)
         return st;
     char *p = c->ws;
-    void *slot[10];
-    for (size_t i = 0; i < 10; i++) {
+    void *slot[11];
+    for (size_t i = 0; i < 11; i++) {
         slot[i] = p;
         p += align256(sz[i]);
     }
@@ -527,6 +536,8 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     c->a.ffh = slot[7];
     c->a.tok = (dec_cu_tok *)slot[8];
     c->a.rows = (int32_t *)slot[9];
+    c->a.att = slot[10];
+    c->a.att_tokens = att_tokens;
 
     // host staging in pinned memory: the uploads then run at the bus's rate
     // without a driver copy (each call waits for its stream before it
@@ -636,7 +647,7 @@ static rg_status run_layers(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
         if ((st = dec_cu_rmsnorm(s, a.x, l ? a.tmp : nullptr, nullptr, N, E, L->attn_norm, eps, a.xh, t, e)) ||
             (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, N, &L->wqkv, a.qkv, sc, e)) ||
             (st = dec_cu_qkv_rope(s, a.qkv, L->bqkv, N, &g, c->inv_freq, a.tok, li, a.q, e)) ||
-            (st = dec_cu_attention(s, a.q, a.tok, N, &g, li, a.atth, t, e)) ||
+            (st = dec_cu_attention(s, a.q, a.tok, N, &g, li, a.atth, t, a.att, a.att_tokens, e)) ||
             (st = dec_cu_linear(c->cx.blas, s, mv, t, a.atth, N, &L->wo, a.tmp, sc, e)) ||
             (st = dec_cu_rmsnorm(s, a.x, a.tmp, nullptr, N, E, L->ffn_norm, eps, a.xh, t, e)) ||
             (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, N, &L->wgu, a.gu, sc, e)) ||

@@ -1,6 +1,7 @@
 // decoder_cuda_kernels.cu - the decoder's CUDA kernels and their launchers
 // (see decoder_cuda_kernels.cuh). Row kernels run one block per row (token);
-// attention runs one block per (query head, token), one key per thread.
+// attention runs one block per (query head, token), one key per thread, or
+// for a decode step one per (query head, token, span of positions).
 #include "model/decoder_cuda_kernels.cuh"
 
 #include <atomic>
@@ -12,6 +13,8 @@
 #define ATT_THREADS 128
 #define ATT_WARPS (ATT_THREADS / 32)
 #define ATT_SCORES 2048 // scores kept between the passes (8 KiB of shared memory)
+#define ATT_SPAN 128     // positions a block of the split path takes (one tile)
+#define ATT_MAX_SPANS 32 // blocks of the split path per (head, token)
 
 // ---- reductions ------------------------------------------------------------
 
@@ -305,43 +308,57 @@ __device__ static void att_combine(float m, float l, float *red, float *M_out, f
     *L_out = L;
 }
 
-// Block (h, t), ATT_THREADS threads, one key per thread at a time: thread i
-// scores positions i, i + ATT_THREADS, ... each with a whole dot product of
-// its own (no reduction across lanes per key). Pass 1 keeps an online
-// maximum and sum per thread, then combines them over the block. Pass 2
-// walks the positions in tiles of ATT_THREADS: each thread turns its
-// score into the normalized weight (rounded to f16 with an f16 cache, as
-// the CPU path does before the V product), and the block then sums the
-// tile's weighted V rows, thread (part, d) taking dimension d of every
-// parts-th position so the V reads of a warp are consecutive. Scores of
-// the first ATT_SCORES positions are kept from pass 1 (by the thread that
-// computed them, so no barrier is needed); later ones are recomputed by
-// the same thread with the same code. Memory stays bounded whatever the
-// context.
-template <typename T>
-__global__ static void __launch_bounds__(ATT_THREADS)
-    k_attention(const float *q, const dec_cu_tok *tok, dec_cu_heads g, int layer, float scale, T *out)
-{
-    __shared__ float sm_q[DEC_CU_MAX_HEAD_DIM];
-    __shared__ float sm_s[ATT_SCORES];
-    __shared__ float sm_w[ATT_THREADS];
-    __shared__ float sm_red[2 * ATT_WARPS];
-    __shared__ float sm_acc[ATT_THREADS];
-    int h = blockIdx.x, tid = threadIdx.x;
-    size_t t = blockIdx.y;
-    const dec_cu_tok tk = tok[t];
-    int hd = g.head_dim, qd = g.n_head * hd, kvh = h / (g.n_head / g.n_head_kv);
-    for (int i = tid; i < hd; i += ATT_THREADS)
-        sm_q[i] = q[t * (size_t)qd + (size_t)(h * hd + i)];
-    __syncthreads();
-    size_t base = (size_t)layer * tk.cap * (size_t)g.kv_dim + (size_t)kvh * (size_t)hd;
-    int np = tk.pos + 1;
+// Shared memory of one attention block.
+struct att_smem {
+    float q[DEC_CU_MAX_HEAD_DIM];
+    float s[ATT_SCORES]; // scores kept from pass 1 (relative to the span's start)
+    float w[ATT_THREADS];
+    float red[2 * ATT_WARPS];
+    float acc[ATT_THREADS];
+};
 
+// What block (h, t) reads: its query head (into shared memory), the key and
+// value head's offset in the cache, its positions.
+struct att_head {
+    dec_cu_tok tk;
+    size_t base;
+    int hd, np;
+};
+
+__device__ static att_head att_begin(const float *q, const dec_cu_tok *tok, const dec_cu_heads &g, int layer, int h,
+                                     size_t t, att_smem *sm)
+{
+    att_head a;
+    a.tk = tok[t];
+    a.hd = g.head_dim;
+    int qd = g.n_head * a.hd, kvh = h / (g.n_head / g.n_head_kv);
+    for (int i = threadIdx.x; i < a.hd; i += ATT_THREADS)
+        sm->q[i] = q[t * (size_t)qd + (size_t)(h * a.hd + i)];
+    __syncthreads();
+    a.base = (size_t)layer * a.tk.cap * (size_t)g.kv_dim + (size_t)kvh * (size_t)a.hd;
+    a.np = a.tk.pos + 1;
+    return a;
+}
+
+__device__ static float att_score(const att_head &a, const att_smem *sm, int p, float scale, int kv_dim)
+{
+    return att_dot(sm->q, a.tk.k, a.base + (size_t)p * (size_t)kv_dim, a.hd, a.tk.half) * scale;
+}
+
+// Pass 1 over positions [p0, p1): thread i scores p0 + i, p0 + i +
+// ATT_THREADS, ... each with a whole dot product of its own (no reduction
+// across lanes per key), keeping an online maximum and sum; then the block
+// combines them. Scores of the span's first ATT_SCORES positions stay in
+// shared memory for pass 2 (read by the thread that wrote them, so no
+// barrier is needed).
+__device__ static void att_pass1(const att_head &a, att_smem *sm, int p0, int p1, float scale, int kv_dim, float *M,
+                                 float *L)
+{
     float m = -INFINITY, l = 0.0f;
-    for (int p = tid; p < np; p += ATT_THREADS) {
-        float s = att_dot(sm_q, tk.k, base + (size_t)p * (size_t)g.kv_dim, hd, tk.half) * scale;
-        if (p < ATT_SCORES)
-            sm_s[p] = s;
+    for (int p = p0 + (int)threadIdx.x; p < p1; p += ATT_THREADS) {
+        float s = att_score(a, sm, p, scale, kv_dim);
+        if (p - p0 < ATT_SCORES)
+            sm->s[p - p0] = s;
         if (s > m) {
             l = l * expf(m - s) + 1.0f;
             m = s;
@@ -349,61 +366,212 @@ __global__ static void __launch_bounds__(ATT_THREADS)
             l += expf(s - m);
         }
     }
-    float M, L;
-    att_combine(m, l, sm_red, &M, &L);
-    float inv = 1.0f / L;
+    att_combine(m, l, sm->red, M, L);
+}
 
-    // (part, d): dimension d (and d + ATT_THREADS when hd > ATT_THREADS)
-    // of positions part, part + parts, ... of each tile.
+// Pass 2 over positions [p0, p1) in tiles of ATT_THREADS: each thread turns
+// its score (kept when keep, else computed again by the same code) into
+// the normalized weight exp(s - M) * inv (rounded to f16 with an f16 cache,
+// as the CPU path does before the V product), and the block then sums the
+// tile's weighted V rows, thread (part, d) taking dimension d (and d +
+// ATT_THREADS when hd > ATT_THREADS) of every parts-th position so the V
+// reads of a warp are consecutive; the loop is unrolled so that several of
+// a thread's reads are in flight at once (a decode step is bound by their
+// latency, not by bandwidth).
+__device__ static void att_pass2(const att_head &a, att_smem *sm, int p0, int p1, float scale, int kv_dim, float M,
+                                 float inv, int keep, float *acc0, float *acc1)
+{
+    int tid = threadIdx.x, hd = a.hd;
     int parts = hd < ATT_THREADS ? ATT_THREADS / hd : 1;
     int part = hd < ATT_THREADS ? tid / hd : 0;
     int d0 = hd < ATT_THREADS ? tid % hd : tid;
-    float acc0 = 0.0f, acc1 = 0.0f;
-    for (int tile = 0; tile < np; tile += ATT_THREADS) {
+    float s0 = 0.0f, s1 = 0.0f;
+    for (int tile = p0; tile < p1; tile += ATT_THREADS) {
         int p = tile + tid;
-        if (p < np) {
-            float s = p < ATT_SCORES ? sm_s[p]
-                                     : att_dot(sm_q, tk.k, base + (size_t)p * (size_t)g.kv_dim, hd, tk.half) * scale;
+        if (p < p1) {
+            float s = keep && p - p0 < ATT_SCORES ? sm->s[p - p0] : att_score(a, sm, p, scale, kv_dim);
             float wgt = expf(s - M) * inv;
-            if (tk.half)
+            if (a.tk.half)
                 wgt = __half2float(__float2half_rn(wgt));
-            sm_w[tid] = wgt;
+            sm->w[tid] = wgt;
         }
         __syncthreads();
-        int n_in = np - tile < ATT_THREADS ? np - tile : ATT_THREADS;
+        int n_in = p1 - tile < ATT_THREADS ? p1 - tile : ATT_THREADS;
         if (part < parts) {
+            size_t row = a.base + (size_t)tile * (size_t)kv_dim;
+#pragma unroll 8
             for (int k = part; k < n_in; k += parts) {
-                size_t row = base + (size_t)(tile + k) * (size_t)g.kv_dim;
-                float wk = sm_w[k];
+                size_t r = row + (size_t)k * (size_t)kv_dim;
+                float wk = sm->w[k];
                 if (d0 < hd)
-                    acc0 += wk * cache_get(tk.v, row + (size_t)d0, tk.half);
+                    s0 += wk * cache_get(a.tk.v, r + (size_t)d0, a.tk.half);
                 if (d0 + ATT_THREADS < hd)
-                    acc1 += wk * cache_get(tk.v, row + (size_t)(d0 + ATT_THREADS), tk.half);
+                    s1 += wk * cache_get(a.tk.v, r + (size_t)(d0 + ATT_THREADS), a.tk.half);
             }
         }
-        __syncthreads(); // sm_w is refilled by the next tile
+        __syncthreads(); // sm->w is refilled by the next tile
     }
-    T *o = out + t * (size_t)qd + (size_t)h * (size_t)hd;
-    if (parts == 1) {
-        if (part == 0 && d0 < hd) // threads past hd (hd < ATT_THREADS) idle
-            act_put(o, (size_t)d0, acc0);
-        if (part == 0 && d0 + ATT_THREADS < hd)
-            act_put(o, (size_t)(d0 + ATT_THREADS), acc1);
+    *acc0 = s0;
+    *acc1 = s1;
+}
+
+// The sums of pass 2 as values of dimensions 0..hd-1: put(i, v) for each
+// (the parts' sums of a dimension meet in shared memory).
+template <typename Put>
+__device__ static void att_finish(const att_head &a, att_smem *sm, float acc0, float acc1, Put put)
+{
+    int tid = threadIdx.x, hd = a.hd;
+    if (hd >= ATT_THREADS) { // one part: thread d holds dimensions d and d + ATT_THREADS
+        if (tid < hd)
+            put(tid, acc0);
+        if (tid + ATT_THREADS < hd)
+            put(tid + ATT_THREADS, acc1);
         return;
     }
-    // parts > 1: the parts' sums of each dimension meet in shared memory
-    sm_acc[tid] = acc0; // threads past parts * hd hold 0
+    int parts = ATT_THREADS / hd;
+    sm->acc[tid] = acc0; // threads past parts * hd hold 0
     __syncthreads();
     for (int i = tid; i < hd; i += ATT_THREADS) {
         float v = 0.0f;
         for (int pt = 0; pt < parts; pt++)
-            v += sm_acc[pt * hd + i];
+            v += sm->acc[pt * hd + i];
+        put(i, v);
+    }
+}
+
+// One token's positions in spans for the split kernels: spans of
+// ATT_SPAN positions, longer (in whole tiles) past ATT_MAX_SPANS of them.
+// It depends on the token's own position only, so a sequence's output is
+// the same whatever else is in the batch.
+__device__ static int att_span_len(int np)
+{
+    if (np <= ATT_SPAN * ATT_MAX_SPANS)
+        return ATT_SPAN;
+    int per = (np + ATT_MAX_SPANS - 1) / ATT_MAX_SPANS;
+    return (per + ATT_THREADS - 1) / ATT_THREADS * ATT_THREADS;
+}
+
+// Block (h, t), every position of the token: pass 1, then pass 2 normalized
+// by the block's own maximum and sum, written to out. Memory stays bounded
+// whatever the context.
+template <typename T>
+__device__ static void att_whole(const att_head &a, att_smem *sm, float scale, int kv_dim, T *o)
+{
+    float M, L, acc0, acc1;
+    att_pass1(a, sm, 0, a.np, scale, kv_dim, &M, &L);
+    att_pass2(a, sm, 0, a.np, scale, kv_dim, M, 1.0f / L, 1, &acc0, &acc1);
+    att_finish(a, sm, acc0, acc1, [&](int i, float v) { act_put(o, (size_t)i, v); });
+}
+
+template <typename T>
+__global__ static void __launch_bounds__(ATT_THREADS)
+    k_attention(const float *q, const dec_cu_tok *tok, dec_cu_heads g, int layer, float scale, T *out)
+{
+    __shared__ att_smem sm;
+    size_t t = blockIdx.y;
+    att_head a = att_begin(q, tok, g, layer, (int)blockIdx.x, t, &sm);
+    att_whole(a, &sm, scale, g.kv_dim, out + t * (size_t)(g.n_head * a.hd) + (size_t)blockIdx.x * (size_t)a.hd);
+}
+
+// The split path (few tokens, long contexts: a decode step), three kernels
+// over blocks (h, t, span): a token of one span is computed whole by
+// k_att_spans as k_attention does. For longer ones, k_att_stats writes each
+// span's maximum and sum (pass 1); k_att_spans combines every span's, in
+// span order, into the token's M and L and writes the span's weighted V
+// sum (pass 2, weights normalized and rounded as in the whole kernel); and
+// k_att_sum adds the spans' sums in span order. Spans past a token's last
+// exit at once (the grid is sized for ATT_MAX_SPANS, so a captured graph
+// serves any position).
+__global__ static void __launch_bounds__(ATT_THREADS)
+    k_att_stats(const float *q, const dec_cu_tok *tok, dec_cu_heads g, int layer, float scale, float2 *stats)
+{
+    int np = tok[blockIdx.y].pos + 1, len = att_span_len(np), c = (int)blockIdx.z;
+    if (np <= len || c * len >= np) // one span, or past the last
+        return;
+    __shared__ att_smem sm;
+    size_t t = blockIdx.y;
+    att_head a = att_begin(q, tok, g, layer, (int)blockIdx.x, t, &sm);
+    float M, L;
+    int p0 = c * len, p1 = p0 + len < np ? p0 + len : np;
+    att_pass1(a, &sm, p0, p1, scale, g.kv_dim, &M, &L);
+    if (threadIdx.x == 0)
+        stats[(t * (size_t)g.n_head + blockIdx.x) * ATT_MAX_SPANS + (size_t)c] = make_float2(M, L);
+}
+
+template <typename T>
+__global__ static void __launch_bounds__(ATT_THREADS)
+    k_att_spans(const float *q, const dec_cu_tok *tok, dec_cu_heads g, int layer, float scale, const float2 *stats,
+                float *sums, T *out)
+{
+    int np = tok[blockIdx.y].pos + 1, len = att_span_len(np), c = (int)blockIdx.z;
+    if (c * len >= np)
+        return;
+    __shared__ att_smem sm;
+    size_t t = blockIdx.y, th = t * (size_t)g.n_head + blockIdx.x;
+    att_head a = att_begin(q, tok, g, layer, (int)blockIdx.x, t, &sm);
+    if (np <= len) {
+        att_whole(a, &sm, scale, g.kv_dim, out + t * (size_t)(g.n_head * a.hd) + (size_t)blockIdx.x * (size_t)a.hd);
+        return;
+    }
+    int nc = (np + len - 1) / len;
+    const float2 *st = stats + th * ATT_MAX_SPANS;
+    float M = st[0].x;
+    for (int i = 1; i < nc; i++)
+        M = fmaxf(M, st[i].x);
+    float L = 0.0f;
+    for (int i = 0; i < nc; i++)
+        if (st[i].y > 0.0f)
+            L += st[i].y * expf(st[i].x - M);
+    float acc0, acc1;
+    int p0 = c * len, p1 = p0 + len < np ? p0 + len : np;
+    att_pass2(a, &sm, p0, p1, scale, g.kv_dim, M, 1.0f / L, 0, &acc0, &acc1);
+    float *dst = sums + (th * ATT_MAX_SPANS + (size_t)c) * (size_t)a.hd;
+    att_finish(a, &sm, acc0, acc1, [&](int i, float v) { dst[i] = v; });
+}
+
+template <typename T>
+__global__ static void k_att_sum(const dec_cu_tok *tok, dec_cu_heads g, const float *sums, T *out)
+{
+    int np = tok[blockIdx.y].pos + 1, len = att_span_len(np);
+    if (np <= len)
+        return;
+    int nc = (np + len - 1) / len, hd = g.head_dim;
+    size_t t = blockIdx.y, th = t * (size_t)g.n_head + blockIdx.x;
+    const float *src = sums + th * ATT_MAX_SPANS * (size_t)hd;
+    T *o = out + t * (size_t)(g.n_head * hd) + (size_t)blockIdx.x * (size_t)hd;
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+        float v = 0.0f;
+        for (int c = 0; c < nc; c++)
+            v += src[(size_t)c * (size_t)hd + (size_t)i];
         act_put(o, (size_t)i, v);
     }
 }
 
+size_t dec_cu_attention_scratch_bytes(const dec_cu_heads *g, int max_tokens)
+{
+    size_t per = (size_t)g->n_head * ATT_MAX_SPANS;
+    return (size_t)max_tokens * per * (sizeof(float2) + (size_t)g->head_dim * sizeof(float));
+}
+
+template <typename T>
+static void launch_attention(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
+                             int layer, float scale, T *out, void *scratch, int split)
+{
+    dim3 grid((unsigned)g->n_head, (unsigned)n);
+    if (!split) {
+        k_attention<<<grid, ATT_THREADS, 0, s>>>(q, tok, *g, layer, scale, out);
+        return;
+    }
+    float2 *stats = static_cast<float2 *>(scratch);
+    float *sums = reinterpret_cast<float *>(stats + (size_t)n * (size_t)g->n_head * ATT_MAX_SPANS);
+    dim3 spans((unsigned)g->n_head, (unsigned)n, ATT_MAX_SPANS);
+    k_att_stats<<<spans, ATT_THREADS, 0, s>>>(q, tok, *g, layer, scale, stats);
+    k_att_spans<<<spans, ATT_THREADS, 0, s>>>(q, tok, *g, layer, scale, stats, sums, out);
+    k_att_sum<<<grid, 64, 0, s>>>(tok, *g, sums, out);
+}
+
 rg_status dec_cu_attention(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
-                           int layer, void *out, dec_cu_act t, rg_err *e)
+                           int layer, void *out, dec_cu_act t, void *scratch, int scratch_tokens, rg_err *e)
 {
     if (n <= 0)
         return RG_OK;
@@ -411,11 +579,11 @@ rg_status dec_cu_attention(cudaStream_t s, const float *q, const dec_cu_tok *tok
         return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA attention: head size %d or %d tokens beyond the kernel's limits",
                         g->head_dim, n);
     float scale = 1.0f / sqrtf((float)g->head_dim);
-    dim3 grid((unsigned)g->n_head, (unsigned)n);
+    int split = scratch && n <= scratch_tokens;
     if (t == DEC_CU_F32)
-        k_attention<<<grid, ATT_THREADS, 0, s>>>(q, tok, *g, layer, scale, static_cast<float *>(out));
+        launch_attention(s, q, tok, n, g, layer, scale, static_cast<float *>(out), scratch, split);
     else
-        k_attention<<<grid, ATT_THREADS, 0, s>>>(q, tok, *g, layer, scale, static_cast<cu_f16 *>(out));
+        launch_attention(s, q, tok, n, g, layer, scale, static_cast<cu_f16 *>(out), scratch, split);
     return cu_check(cudaGetLastError(), "attention kernel", e);
 }
 

@@ -128,9 +128,15 @@ rg_status dec_cu_qkv_rope(cudaStream_t s, const float *qkv, const float *bias, i
 
 // out [n, n_head * head_dim] (type t) = softmax(q K^T / sqrt(head_dim)) V
 // for every token over its cache's positions 0..pos of layer; query head h
-// reads key/value head h / (n_head / n_head_kv).
+// reads key/value head h / (n_head / n_head_kv). With scratch (of
+// dec_cu_attention_scratch_bytes(g, scratch_tokens)) and n <=
+// scratch_tokens, a token's positions are split into spans that run on
+// blocks of their own (a decode step: one block per head would leave most
+// of the GPU idle and wait on one block's reads); a token's output is then
+// the same whatever the other tokens of the call.
 rg_status dec_cu_attention(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
-                           int layer, void *out, dec_cu_act t, rg_err *e);
+                           int layer, void *out, dec_cu_act t, void *scratch, int scratch_tokens, rg_err *e);
+size_t dec_cu_attention_scratch_bytes(const dec_cu_heads *g, int max_tokens);
 
 // out[t, i] = silu(gu[t, i]) * gu[t, F + i] (type t) for t < n, i < F.
 rg_status dec_cu_swiglu(cudaStream_t s, const float *gu, int n, int F, void *out, dec_cu_act t, rg_err *e);

@@ -159,7 +159,8 @@ out:
 
 extern "C" rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_cuda_ops_heads *g,
                                             const dec_cuda_ops_cache *const *caches, const size_t *pos,
-                                            size_t n_layer, size_t layer, int f32, float *out, rg_err *e)
+                                            size_t n_layer, size_t layer, int f32, int split, float *out,
+                                            rg_err *e)
 {
     if (!heads_ok(g) || n == 0 || n > 65535 || layer >= n_layer)
         return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_attention: bad geometry");
@@ -170,6 +171,7 @@ extern "C" rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_
     if (!ht)
         return rg_error(e, RG_ERR_NOMEM, "out of memory");
     float *dq, *dout; // dout: room for either type
+    void *att = nullptr;
     dec_cu_act t = f32 ? DEC_CU_F32 : DEC_CU_F16;
     dec_cu_tok *dtok;
     rg_status st = RG_OK;
@@ -202,7 +204,8 @@ extern "C" rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_
     }
     if (!st && !((st = s.upload(&dq, q, n * qd)) || (st = s.upload(&dout, (const float *)nullptr, n * qd)) ||
                  (st = s.upload(&dtok, (const dec_cu_tok *)ht, n)) ||
-                 (st = dec_cu_attention(nullptr, dq, dtok, (int)n, &h, (int)layer, dout, t, e))))
+                 (split && (st = s.alloc(&att, dec_cu_attention_scratch_bytes(&h, (int)n)))) ||
+                 (st = dec_cu_attention(nullptr, dq, dtok, (int)n, &h, (int)layer, dout, t, att, (int)n, e))))
         st = s.download_act(out, dout, n * qd, t);
     free(ht);
     return st;

@@ -45,10 +45,12 @@ rg_status dec_cuda_ops_qkv_rope(const float *qkv, const float *bias, size_t n, c
 
 /* out [n, qd] (fp16 widened, or fp32 with f32): token t's query q[t] over
  * caches[t]'s positions 0..pos[t] of layer (several tokens may share a
- * cache). */
+ * cache); with split, on the kernels of a decode step (positions in spans,
+ * the decoder's path for calls of up to 64 tokens), else one block per
+ * head and token (prefill). */
 rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_cuda_ops_heads *g,
                                  const dec_cuda_ops_cache *const *caches, const size_t *pos, size_t n_layer,
-                                 size_t layer, int f32, float *out, rg_err *e);
+                                 size_t layer, int f32, int split, float *out, rg_err *e);
 
 /* out[n, F] = silu(gu[:, :F]) * gu[:, F:] (fp16 widened, or fp32 with f32). */
 rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, int f32, float *out, rg_err *e);

@@ -316,6 +316,32 @@ decode_bench() {
     echo "fp16 weight copies (RAGD_CUDA_WEIGHTS=fp16):"
     RAGD_CUDA_WEIGHTS=fp16 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
         grep '^{' | tail -n 1
+    # where cuBLAS overtakes ragd's kernel (RAGD_CUDA_MATVEC_ROWS' default):
+    # steps of 4 and 8 sequences both ways
+    local n
+    for n in 4 8; do
+        echo "$n sequences, products on ragd's kernel:"
+        "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 64 "$n" "$dev" | grep '^{' | tail -n 1
+        echo "$n sequences, products on cuBLAS (RAGD_CUDA_MATVEC_ROWS=0):"
+        RAGD_CUDA_MATVEC_ROWS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 64 "$n" "$dev" |
+            grep '^{' | tail -n 1
+    done
+}
+# A RAG prompt's length: 2048 tokens (the golden ids over and over), ragd
+# (both product paths) and llama.cpp, 64 steps of 1 and 16 sequences.
+decode_long() {
+    python3 -c 'import sys; ids = open(sys.argv[1]).read().split(); print(" ".join((ids * 8)[:2048]))' \
+        "$work/ids512.txt" > "$work/ids2048.txt" || return 1
+    echo "2048-token prompt:"
+    "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" | grep '^{' | tail -n 1
+    echo "2048-token prompt, products on cuBLAS (RAGD_CUDA_MATVEC_ROWS=0):"
+    RAGD_CUDA_MATVEC_ROWS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" |
+        grep '^{' | tail -n 1
+    [ -n "${PEER:-}" ] && [ "$dev" = cuda ] || return 0
+    echo "2048-token prompt, llama.cpp:"
+    GEN_STEPS=64 PEER_ARGS="--prompt 2048 --flash-attn on" \
+        bash "$root/scripts/gpu/run_peer.sh" "$PEER" "$gen_model" "$work/ids2048.txt" "$work/peer2048.json" &&
+        cat "$work/peer2048.json"
 }
 peer_run() {
     local args=("$PEER" "$gen_model" "$work/ids512.txt" "$out/peer.json")
@@ -346,7 +372,7 @@ serve_gen() {
     rm -rf "$data"
     return $ok
 }
-export -f join_gen_model decode_bench lm_rerank_bench peer_run serve_gen
+export -f join_gen_model decode_bench decode_long lm_rerank_bench peer_run serve_gen
 decoder_stage() {
     if [ -f "$gen_model" ] && [ -f "$parts/MANIFEST" ] && [ "$(sha256sum "$gen_model" | cut -d' ' -f1)" = \
         "$(sed -n 's/^file [^ ]* [0-9]* //p' "$parts/MANIFEST")" ]; then
@@ -368,8 +394,10 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
             tail -n 30 >> "$summary"
     }
     if [ "${BENCH:-1}" != 0 ] && [ -f "$gen_model" ]; then
-        step "decode benchmark (bench_decode_device)" "$out/bench.log" 120 decode_bench
+        step "decode benchmark (bench_decode_device)" "$out/bench.log" 150 decode_bench
         [ -s "$work/ragd_decode.json" ] && cat "$work/ragd_decode.json" >> "$summary"
+        sed -n '/^without CUDA graphs:/,$p' "$out/bench.log" | grep -E '^(without|decode|fp16|[48] seq|\{)' |
+            cut -c1-700 >> "$summary"
     fi
     skipped test_lmrerank || {
         step "test_lmrerank (CPU and CUDA passes)" "$out/tests.log" 180 "$bin/test_lmrerank"
@@ -391,6 +419,8 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
         step "llama.cpp peer on the GPU (run_peer.sh)" "$out/peer.log" 240 peer_run
         [ -s "$out/peer.json" ] && head -c 2000 "$out/peer.json" >> "$summary" && echo >> "$summary"
     fi
+    step "decode benchmark, 2048-token prompt (ragd and llama.cpp)" "$out/bench.log" 150 decode_long
+    sed -n '/^2048-token prompt/,$p' "$out/bench.log" | grep -E '^(2048|\{)' | cut -c1-1500 >> "$summary"
     step "serve --device $dev (generator)" "$out/serve.log" 90 serve_gen
     step "serving throughput (16 chats, $dev)" "$out/serve.log" 120 serve_throughput
     grep '^{"requests"' "$out/serve.log" | tail -n 2 >> "$summary"

@@ -8,7 +8,7 @@
 #                                     (name may carry template arguments: k<N><<<...>>>)
 #   extern __shared__ T name[];    -> T *name = static_cast<T *>(cudasim::dynamic_smem());
 #   __shared__ T name[N]...;       -> the same, then CUDASIM_FRESH_SHARED(name); (NaN for
-#                                     each block, as a GPU gives no value)
+#   __shared__ T name;                each block, as a GPU gives no value)
 # A launch this does not recognise is left as `<<<`, which the C++ compiler
 # rejects: nothing is silently dropped.
 file(READ "${IN}" src)
@@ -20,9 +20,15 @@ string(REGEX REPLACE
   "extern __shared__ ([A-Za-z_][A-Za-z0-9_ ]*[A-Za-z0-9_]) ([A-Za-z_][A-Za-z0-9_]*)\\[\\];"
   "\\1 *\\2 = static_cast<\\1 *>(cudasim::dynamic_smem());"
   src "${src}")
+# (arrays and single variables apart: CMake refuses a replacement naming
+# an optional group that did not match)
 string(REGEX REPLACE
-  "([^a-z_])__shared__ ([A-Za-z_][A-Za-z0-9_ ]*[A-Za-z0-9_]) ([A-Za-z_][A-Za-z0-9_]*)(\\[[^;]*\\])?;"
+  "([^a-z_])__shared__ ([A-Za-z_][A-Za-z0-9_ ]*[A-Za-z0-9_]) ([A-Za-z_][A-Za-z0-9_]*)(\\[[^;]*\\]);"
   "\\1__shared__ \\2 \\3\\4; CUDASIM_FRESH_SHARED(\\3);"
+  src "${src}")
+string(REGEX REPLACE
+  "([^a-z_])__shared__ ([A-Za-z_][A-Za-z0-9_ ]*[A-Za-z0-9_]) ([A-Za-z_][A-Za-z0-9_]*);"
+  "\\1__shared__ \\2 \\3; CUDASIM_FRESH_SHARED(\\3);"
   src "${src}")
 file(WRITE "${OUT}.tmp" "#line 1 \"${IN}\"\n${src}")
 # rewrite only when the text changed, so a reconfigure recompiles nothing

@@ -371,35 +371,52 @@ static void cpu_attention(const float *q, const dec_cuda_ops_heads *g, const dec
     free(qr);
 }
 
-/* n tokens; token t reads caches[t] up to pos[t]; fp32 outputs with f32. */
+/* n tokens; token t reads caches[t] up to pos[t]; fp32 outputs with f32.
+ * Both paths of the kernel against the CPU's: one block per head and token
+ * (prefill), and the split path of decode steps (positions in spans of
+ * 128 on blocks of their own), where each token alone must also give
+ * exactly what it gives in the batch. */
 static void check_attention(const char *what, const dec_cuda_ops_heads *g, const dec_cuda_ops_cache *const *caches,
                             const size_t *pos, size_t n, size_t layers, size_t layer, int f32)
 {
     rg_err e = {0};
     size_t qd = g->n_head * g->head_dim;
-    float *q = rand_vec(n * qd, -2, 2), *out = malloc(n * qd * sizeof(float)), *ref = malloc(qd * sizeof(float));
-    for (size_t t = 0; t < n; t++) /* as the QKV kernel leaves it */
+    float *q = rand_vec(n * qd, -2, 2), *out = malloc(n * qd * sizeof(float)), *ref = malloc(n * qd * sizeof(float)),
+          *one = malloc(qd * sizeof(float));
+    for (size_t t = 0; t < n; t++) { /* as the QKV kernel leaves it */
         if (caches[t]->half)
             for (size_t i = 0; i < qd; i++)
                 q[t * qd + i] = r16(q[t * qd + i]);
-    CHECK_OK(dec_cuda_ops_attention(q, n, g, caches, pos, layers, layer, f32, out, &e), e);
-    double worst = 0;
-    size_t bad = 0;
-    for (size_t t = 0; t < n; t++) {
-        cpu_attention(q + t * qd, g, caches[t], pos[t], layer, ref);
-        for (size_t i = 0; i < qd; i++) {
-            double d = fabs((double)out[t * qd + i] - ref[i]);
-            /* fp16 output rounding (none with f32), and an f16 weight that
-             * rounds the other way: at most an f16 ulp of the weights' sum
-             * times |v| <= 2 */
-            bad += d > (f32 ? 1e-5 : 1e-3) * fabs(ref[i]) + (caches[t]->half ? 2e-3 : 1e-5);
-            bad += !f32 && out[t * qd + i] != r16(out[t * qd + i]);
-            worst = d > worst ? d : worst;
-        }
+        cpu_attention(q + t * qd, g, caches[t], pos[t], layer, ref + t * qd);
     }
-    CHECK_MSG(bad == 0, "attention %s, %s out: %zu values differ (worst %.3g)", what, f32 ? "f32" : "f16", bad, worst);
-    printf("test_decoder_cuda: attention %s, %s out: max abs difference %.3g\n", what, f32 ? "f32" : "f16", worst);
-    free(q), free(out), free(ref);
+    for (int split = 0; split < 2; split++) {
+        CHECK_OK(dec_cuda_ops_attention(q, n, g, caches, pos, layers, layer, f32, split, out, &e), e);
+        double worst = 0;
+        size_t bad = 0, alone = 0;
+        for (size_t t = 0; t < n; t++) {
+            for (size_t i = 0; i < qd; i++) {
+                double d = fabs((double)out[t * qd + i] - ref[t * qd + i]);
+                /* fp16 output rounding (none with f32), and an f16 weight that
+                 * rounds the other way: at most an f16 ulp of the weights' sum
+                 * times |v| <= 2 */
+                bad += d > (f32 ? 1e-5 : 1e-3) * fabs(ref[t * qd + i]) + (caches[t]->half ? 2e-3 : 1e-5);
+                bad += !f32 && out[t * qd + i] != r16(out[t * qd + i]);
+                worst = d > worst ? d : worst;
+            }
+            if (split && n > 1) {
+                CHECK_OK(dec_cuda_ops_attention(q + t * qd, 1, g, caches + t, pos + t, layers, layer, f32, 1, one, &e),
+                         e);
+                alone += memcmp(one, out + t * qd, qd * sizeof(float)) != 0;
+            }
+        }
+        const char *path = split ? "split" : "whole";
+        CHECK_MSG(bad == 0, "attention %s (%s), %s out: %zu values differ (worst %.3g)", what, path, f32 ? "f32" : "f16",
+                  bad, worst);
+        CHECK_MSG(alone == 0, "attention %s (split): %zu tokens differ alone", what, alone);
+        printf("test_decoder_cuda: attention %s (%s), %s out: max abs difference %.3g\n", what, path,
+               f32 ? "f32" : "f16", worst);
+    }
+    free(q), free(out), free(ref), free(one);
 }
 
 /* A prefill: 13 tokens of one sequence at positions first..first + 12
@@ -459,6 +476,15 @@ static void test_attention(void)
     size_t pos4[2] = {2199, 2047};
     check_attention("head 256, 2200 positions (f16)", &g4, cs4, pos4, 2, 1, 0, 0);
     free(c4.k), free(c4.v);
+    /* the split path's longer spans: 4096 positions are its 32 spans of
+     * 128; 4097 and 5000 take spans of 256 */
+    dec_cuda_ops_heads g6 = {2, 1, 64, 64, 0};
+    dec_cuda_ops_cache c6 = {.cap = 5000};
+    fill_cache(&c6, 5000 * 64, 1);
+    const dec_cuda_ops_cache *cs6[3] = {&c6, &c6, &c6};
+    size_t pos6[3] = {4095, 4096, 4999};
+    check_attention("5000 positions (f16)", &g6, cs6, pos6, 3, 1, 0, 0);
+    free(c6.k), free(c6.v);
     /* rows that take no 16-byte loads (36 halves, 34 floats), and parts of
      * the block idle (three parts of 36 or 34 dimensions in 128 threads) */
     for (int half = 0; half < 2; half++) {
