@@ -323,8 +323,9 @@ static void pick_job_fn(void *ctx, size_t worker, size_t n_workers)
 }
 
 /* Picks the next token of n sequences. A draw at the default temperature
- * costs ~0.4 ms over a 49K vocabulary (a softmax and a partial sort), 6 ms
- * for 16 sequences in a row: more than a GPU's whole decode step, so the
+ * costs ~0.6 ms over a 49K vocabulary (a softmax and a partial sort; up to
+ * ~2.3 ms when it walks into the tail, model/sampling.c draw), ~10 ms for
+ * 16 sequences in a row: more than a GPU's whole decode step, so the
  * sequences are spread over the decoder's host threads. Each sequence's
  * result depends only on its own row and sampler, not on the thread that
  * picks it. */

@@ -394,10 +394,11 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
         c->graphs_on = !(g && strcmp(g, "0") == 0);
         const char *m = getenv("RAGD_CUDA_MATVEC_ROWS");
         char *end = nullptr;
-        long v = m && *m ? strtol(m, &end, 10) : DEC_CU_MATVEC_MAX_ROWS;
+        long v = m && *m ? strtol(m, &end, 10) : DEC_CU_MATVEC_DEFAULT_ROWS;
         if (m && *m && (*end || v < 0)) {
-            LOG_WARN("CUDA decoder: RAGD_CUDA_MATVEC_ROWS=%s is not a row count; using %d", m, DEC_CU_MATVEC_MAX_ROWS);
-            v = DEC_CU_MATVEC_MAX_ROWS;
+            LOG_WARN("CUDA decoder: RAGD_CUDA_MATVEC_ROWS=%s is not a row count; using %d", m,
+                     DEC_CU_MATVEC_DEFAULT_ROWS);
+            v = DEC_CU_MATVEC_DEFAULT_ROWS;
         }
         c->matvec_max = v > DEC_CU_MATVEC_MAX_ROWS ? DEC_CU_MATVEC_MAX_ROWS : (int)v;
         // GGUF blocks by default (the kernels read 4.5-8.5 bits a weight

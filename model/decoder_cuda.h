@@ -2,20 +2,20 @@
  * (model/decoder_cuda.cu, kernels in model/decoder_cuda_kernels.cu).
  *
  * decoder_load creates one when asked for --device cuda (or auto with a GPU
- * present): every weight matrix is dequantized on the host with model/quant
- * (whatever its GGUF or safetensors type) and uploaded once in fp16, or in
- * fp32 for a decoder loaded with f32_activations (the causal-LM reranker's
- * f32 precision: fp32 product inputs too, no TF32, so the scores stay the
- * float32 function the CPU path and transformers compute); norm weights,
- * biases and RoPE frequencies (the CPU path's table) in fp32.
- * Quantized blocks are not kept on the device: products run on the fp16
- * (fp32) copies (on-the-fly dequantizing matrix-vector kernels would read
- * 3-4x fewer bytes per decode step; not done yet), through cuBLAS, except
- * fp16 products of at most 16 token rows (decode steps), which run on the
- * decoder's own kernel: its result for a sequence does not depend on the
- * other sequences of the step (RAGD_CUDA_MATVEC_ROWS=N lowers the limit, 0
- * sends everything to cuBLAS). The token embedding is looked up on the
- * host from the mapped file, exactly as the CPU path.
+ * present): weight matrices of the types dec_cu_blocks_on_device takes
+ * stay in their GGUF blocks (model/decoder_cuda_matvec.cu); the others, and
+ * all with RAGD_CUDA_WEIGHTS=fp16, are dequantized on the host with
+ * model/quant and uploaded once in fp16, or in fp32 for a decoder loaded
+ * with f32_activations (the causal-LM reranker's f32 precision: fp32
+ * product inputs too, no TF32, so the scores stay the float32 function the
+ * CPU path and transformers compute); norm weights, biases and RoPE
+ * frequencies (the CPU path's table) in fp32. Products of at most
+ * DEC_CU_MATVEC_DEFAULT_ROWS token rows (decode steps of a few sequences)
+ * run on the decoder's own kernel, whose result for a sequence does not
+ * depend on the other sequences of the step; larger ones on cuBLAS, blocks
+ * unpacked to fp16 first (RAGD_CUDA_MATVEC_ROWS=N sets the limit, up to
+ * 16; 0 sends everything to cuBLAS). The token embedding is looked up on
+ * the host from the mapped file, exactly as the CPU path.
  *
  * KV caches of a CUDA decoder live in device memory (kv_cache_alloc). One
  * stream and one cuBLAS handle per decoder; calls are serialized by a mutex

@@ -89,6 +89,11 @@ struct dec_cu_scratch {
 // the other rows; the rest go through cuBLAS (handle h, bound to s),
 // quantized parts unpacked into sc first.
 #define DEC_CU_MATVEC_MAX_ROWS 16
+// The default limit (RAGD_CUDA_MATVEC_ROWS): measured on an H200 (session
+// 11, SmolLM2-135M Q4_1, docs/BENCHMARKS.md), the kernel's steps beat
+// cuBLAS's at 1 and 4 sequences (1.78 against 2.13 ms, 2.11 against 2.27)
+// and lose at 8 and 16 (2.65 against 2.30, 3.60 against 2.46).
+#define DEC_CU_MATVEC_DEFAULT_ROWS 4
 rg_status dec_cu_linear(cublasHandle_t h, cudaStream_t s, int matvec_max, dec_cu_act t, const void *x, int rows,
                         const dec_cu_mat *W, float *y, const dec_cu_scratch *sc, rg_err *e);
 // Products (parts) dec_cu_linear has sent to its own kernel so far (for tests).
