@@ -311,17 +311,21 @@ decode_bench() {
     echo "decode products on cuBLAS (RAGD_CUDA_MATVEC_ROWS=0):"
     RAGD_CUDA_MATVEC_ROWS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
         grep '^{' | tail -n 1
+    echo "decode products of up to 16 rows on ragd's kernel (RAGD_CUDA_MATVEC_ROWS=16):"
+    RAGD_CUDA_MATVEC_ROWS=16 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
+        grep '^{' | tail -n 1
     # fp16 copies of every matrix instead of the GGUF blocks (the default,
     # model/decoder_cuda_matvec.cu): 2.8x the bytes a step reads here
     echo "fp16 weight copies (RAGD_CUDA_WEIGHTS=fp16):"
     RAGD_CUDA_WEIGHTS=fp16 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
         grep '^{' | tail -n 1
-    # where cuBLAS overtakes ragd's kernel (RAGD_CUDA_MATVEC_ROWS' default):
-    # steps of 4 and 8 sequences both ways
+    # where cuBLAS overtakes ragd's kernel (RAGD_CUDA_MATVEC_ROWS' default,
+    # DEC_CU_MATVEC_DEFAULT_ROWS): steps of 4 and 8 sequences both ways
     local n
     for n in 4 8; do
-        echo "$n sequences, products on ragd's kernel:"
-        "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 64 "$n" "$dev" | grep '^{' | tail -n 1
+        echo "$n sequences, products on ragd's kernel (RAGD_CUDA_MATVEC_ROWS=16):"
+        RAGD_CUDA_MATVEC_ROWS=16 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 64 "$n" "$dev" |
+            grep '^{' | tail -n 1
         echo "$n sequences, products on cuBLAS (RAGD_CUDA_MATVEC_ROWS=0):"
         RAGD_CUDA_MATVEC_ROWS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 64 "$n" "$dev" |
             grep '^{' | tail -n 1
@@ -334,8 +338,8 @@ decode_long() {
         "$work/ids512.txt" > "$work/ids2048.txt" || return 1
     echo "2048-token prompt:"
     "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" | grep '^{' | tail -n 1
-    echo "2048-token prompt, products on cuBLAS (RAGD_CUDA_MATVEC_ROWS=0):"
-    RAGD_CUDA_MATVEC_ROWS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" |
+    echo "2048-token prompt, products on ragd's kernel (RAGD_CUDA_MATVEC_ROWS=16):"
+    RAGD_CUDA_MATVEC_ROWS=16 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" |
         grep '^{' | tail -n 1
     [ -n "${PEER:-}" ] && [ "$dev" = cuda ] || return 0
     echo "2048-token prompt, llama.cpp:"
