@@ -33,8 +33,9 @@ extern "C" {
 
 // CUDA graphs for repeated small calls. A forward pass launches ~10
 // kernels and cuBLAS products per layer (~300 for SmolLM2-135M); a decode
-// step of 16 sequences gives each microseconds of work, so launching is
-// most of the step. The sequence of launches depends only on the token
+// step of 16 sequences gives each microseconds of work, so launching is a
+// large part of the step (on an H200, graphs took a one-sequence step
+// from 2.09 to 1.79 ms, docs/BENCHMARKS.md). The sequence of launches depends only on the token
 // count, the number of logits rows and the buffers (positions, caches and
 // rows are read from device memory at run time), so a decode step (every
 // token wants its logits) of at most DEC_GRAPH_MAX_TOKENS tokens whose
