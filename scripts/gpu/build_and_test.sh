@@ -428,6 +428,23 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
     step "serve --device $dev (generator)" "$out/serve.log" 90 serve_gen
     step "serving throughput (16 chats, $dev)" "$out/serve.log" 120 serve_throughput
     grep '^{"requests"' "$out/serve.log" | tail -n 2 >> "$summary"
+    if [ -f "$deps/datasets/scifact/corpus.jsonl" ]; then
+        step "SciFact retrieval with the reranker ($dev)" "$out/bench.log" 300 scifact_eval
+        sed -n '/^== SciFact/,$p' "$out/bench.log" | grep -E '^(mode|lexical|dense|hybrid|[0-9]+ doc|ingest)' \
+            >> "$summary"
+    else
+        note "SKIP SciFact retrieval with the reranker (no gpu-deps/datasets/scifact: prepare.sh carries it)"
+    fi
+}
+
+# Issue 4's table on the whole test split: lexical, dense, hybrid and
+# hybrid with the default reranker ordering 100 candidates, ragd on the
+# device for ingestion (embeddings) and serving (embeddings, reranker).
+scifact_eval() {
+    echo "== SciFact (all test queries${EVAL_QUERIES:+, first $EVAL_QUERIES}), RAGD_DEVICE=$dev"
+    RAGD_DEVICE=$dev RAGD_MODELS=$models python3 "$root/bench/eval_beir.py" --dataset "$deps/datasets/scifact" \
+        --ragd "$bin/ragd" --modes lexical,dense,hybrid,hybrid+rerank --candidates 100 \
+        ${EVAL_QUERIES:+--queries "$EVAL_QUERIES"}
 }
 
 # 16 concurrent chats through the server, sampled and greedy: what clients
@@ -445,7 +462,7 @@ serve_throughput() {
     rm -rf "$data"
     return $rc
 }
-export -f serve_throughput
+export -f serve_throughput scifact_eval
 
 case $stage in
 encoder) encoder_stage ;;

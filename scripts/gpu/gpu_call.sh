@@ -90,6 +90,16 @@ if [ -d "$in/peer" ]; then
     rm -rf "$deps/peer-kept"
     mv "$in/peer" "$deps/peer-kept" && note "llama.cpp peer: kept in gpu-deps/peer-kept ($(ls "$deps/peer-kept" | tr '\n' ' '))"
 fi
+if [ -f "$in/scifact/scifact.tar.xz" ]; then
+    rm -rf "$deps/datasets/scifact"
+    mkdir -p "$deps/datasets"
+    if bash "$root/scripts/gpu/untar_xz.sh" "$in/scifact/scifact.tar.xz" "$deps/datasets" >> "$setup" 2>&1; then
+        note "SciFact: unpacked into gpu-deps/datasets/scifact"
+    else
+        note "FAIL cannot unpack scifact/scifact.tar.xz"
+        status=1
+    fi
+fi
 read -r stage budget < "$in/STAGE" 2> /dev/null || stage=none
 note "intake done in $((SECONDS - t0)) s; stage: $stage"
 case $stage in

@@ -17,7 +17,10 @@
 #      gpu-deps/peer holds no wheel yet (SKIP_PEER=1 leaves it out; it
 #      compiles llama.cpp for CUDA, long on two cores); PEER_DIR=DIR
 #      carries DIR as the peer instead
-#   5. gpu-deps/calls/call-N/: what each call carries (hard links), filled
+#   5. gpu-deps/scifact/scifact.tar.xz: the SciFact collection (SCIFACT_DIR,
+#      default ../shared/datasets/scifact) for the decoder stage's retrieval
+#      evaluation with the reranker on the GPU; left out when missing
+#   6. gpu-deps/calls/call-N/: what each call carries (hard links), filled
 #      up to 64 MiB less the working tree less MARGIN_MB (default 1.5 MB):
 #      call 1 the prebuilt bundle (checked first: it decides the fallback),
 #      call 2 the embedding model (encoder stage), the last call the peer
@@ -95,7 +98,22 @@ else
     log "WARN no llama.cpp peer in gpu-deps/peer: the GPU comparison with llama.cpp will not run"
 fi
 
-# 5. the calls
+# 5. the SciFact collection (2.4 MB compressed)
+scifact_src=${SCIFACT_DIR:-$root/../shared/datasets/scifact}
+scifact=
+if [ -f "$scifact_src/corpus.jsonl" ] && [ -f "$scifact_src/queries.test.jsonl" ] && [ -f "$scifact_src/qrels.test.tsv" ]; then
+    mkdir -p "$deps/scifact"
+    if [ ! -f "$deps/scifact/scifact.tar.xz" ] || [ "$scifact_src/corpus.jsonl" -nt "$deps/scifact/scifact.tar.xz" ]; then
+        tar -C "$(dirname "$scifact_src")" -cJf "$deps/scifact/scifact.tar.xz" \
+            "$(basename "$scifact_src")"/{corpus.jsonl,queries.test.jsonl,qrels.test.tsv}
+    fi
+    scifact=$deps/scifact/scifact.tar.xz
+    log "SciFact: $(stat -c %s "$scifact") bytes in gpu-deps/scifact"
+else
+    log "WARN no SciFact collection at $scifact_src: the GPU run will not evaluate retrieval with the reranker"
+fi
+
+# 6. the calls
 limit=67108864
 tree=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 stat -c %s 2> /dev/null |
     awk '{s += $1} END {print s}')
@@ -106,6 +124,7 @@ pre_size=$(size_of "$deps"/prebuilt/{MANIFEST,sources.sha256,bundle.tar.xz})
 emb_size=$(size_of "$deps/embed/model.tar.xz")
 peer_size=0
 [ -z "$peer" ] || peer_size=$(size_of "$peer")
+[ -z "$scifact" ] || peer_size=$((peer_size + $(size_of "$scifact")))
 man_size=$(stat -c %s "$deps/model-split/MANIFEST")
 mapfile -t part_dirs < <(ls -d "$deps"/model-split/call-* | sort -V)
 for s in "$pre_size" "$emb_size" "$peer_size"; do
@@ -151,6 +170,7 @@ mkdir -p "$deps/calls/call-1/prebuilt" "$deps/calls/call-2/embed"
 for f in MANIFEST sources.sha256 bundle.tar.xz; do link "$deps/prebuilt/$f" "$deps/calls/call-1/prebuilt/$f"; done
 link "$deps/embed/model.tar.xz" "$deps/calls/call-2/embed/model.tar.xz"
 [ -z "$peer" ] || link "$peer" "$deps/calls/call-$n_calls/peer"
+[ -z "$scifact" ] || { mkdir -p "$deps/calls/call-$n_calls/scifact" && link "$scifact" "$deps/calls/call-$n_calls/scifact/"; }
 for ((i = 0; i < n_parts; i++)); do
     d=$deps/calls/call-${part_call[$i]}/gen
     mkdir -p "$d"
@@ -160,7 +180,7 @@ done
 echo "check 60" > "$deps/calls/call-1/STAGE"
 echo "encoder ${ENCODER_BUDGET_S:-240}" > "$deps/calls/call-2/STAGE"
 for ((c = 3; c < n_calls; c++)); do echo "none 0" > "$deps/calls/call-$c/STAGE"; done
-echo "decoder ${DECODER_BUDGET_S:-360}" > "$deps/calls/call-$n_calls/STAGE"
+echo "decoder ${DECODER_BUDGET_S:-480}" > "$deps/calls/call-$n_calls/STAGE"
 for ((c = 1; c <= n_calls; c++)); do
     (cd "$deps/calls/call-$c" && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort |
         xargs -d '\n' sha256sum > SHA256SUMS)
@@ -174,7 +194,7 @@ for ((c = 1; c <= n_calls; c++)); do
     d=$deps/calls/call-$c
     b=$(size_of "$d")
     [ $((b + tree)) -le $limit ] || { echo "prepare: call-$c is over the limit" >&2; exit 1; }
-    what=$(cd "$d" && for x in prebuilt embed peer; do [ -e $x ] && printf '%s (%s) ' $x "$(size_of $x)"; done
+    what=$(cd "$d" && for x in prebuilt embed peer scifact; do [ -e $x ] && printf '%s (%s) ' $x "$(size_of $x)"; done
         [ -d gen ] && printf 'gen %s parts (%s) ' "$(ls gen | grep -c '^part-')" "$(size_of gen)"; true)
     printf '%-10s %12s %s; stage %s; %s bytes spare\n' "call-$c" "$b" "$what" "$(cat "$d/STAGE")" $((limit - tree - b))
 done
@@ -182,7 +202,7 @@ done
     printf '%-10s %12s %s\n' fallback "$(size_of "$deps/pack")" "gpu-deps/pack (only when call 1 says PREBUILT UNUSABLE)"
 echo
 echo "The device calls, one right after the other (the machine goes back after ~30 s idle):"
-timeout_of() { case $(cut -d' ' -f1 "$deps/calls/call-$1/STAGE") in check) echo 120 ;; encoder) echo 300 ;; decoder) echo 420 ;; *) echo 90 ;; esac; }
+timeout_of() { case $(cut -d' ' -f1 "$deps/calls/call-$1/STAGE") in check) echo 120 ;; encoder) echo 300 ;; decoder) echo 540 ;; *) echo 90 ;; esac; }
 for ((c = 1; c <= n_calls; c++)); do
     echo "  run  carry=[\"gpu-deps/calls/call-$c\"]  command=\"bash scripts/gpu/gpu_call.sh $c\"  timeout_s=$(timeout_of $c)"
     if [ $c = 1 ]; then
