@@ -287,6 +287,25 @@ static size_t partition_head(int32_t *cand, size_t n, const float *prob, double 
     return partition_at(cand, n, prob, best_prob(cand, n, prob) * 0x1p-13f, mass);
 }
 
+/* A heap over a[0..n) whose root comes first in the candidates' order
+ * (cand_cmp_ctx): popping it n times yields them sorted. */
+static void sift_first(int32_t *a, size_t root, size_t n, const float *prob)
+{
+    while (2 * root + 1 < n) {
+        size_t child = 2 * root + 1, top = root;
+        if (cand_cmp_ctx(&a[child], &a[top], prob) < 0)
+            top = child;
+        if (child + 1 < n && cand_cmp_ctx(&a[child + 1], &a[top], prob) < 0)
+            top = child + 1;
+        if (top == root)
+            return;
+        int32_t t = a[root];
+        a[root] = a[top];
+        a[top] = t;
+        root = top;
+    }
+}
+
 /* Draws from cand[0..n) (weights prob, summing to total; u uniform in
  * [0, total)), walking the candidates in a fixed order, by probability
  * then id, so that the same seed picks the same token whatever order
@@ -294,32 +313,40 @@ static size_t partition_head(int32_t *cand, size_t n, const float *prob, double 
  * at every step of every sequence with the default temperature 1, so the
  * walk goes band by band: the head (at least 2^-13 of the best, where
  * most draws end), then bands each 16 times below the last, each
- * partitioned out of the rest and sorted alone. Every candidate of a band
- * is more probable than every one after it, so the bands in turn are the
- * full sort: the walk, its sums and the token are exactly those of the
- * full sort's. A draw into the tail (1-6% of the mass at temperature 1 on
- * SmolLM2: at least one of 16 sequences in most steps) used to sort the
- * whole tail, 10 ms here; it now ends in a band of a few hundred after a
- * pass or two over the rest. */
+ * partitioned out of the rest. Every candidate of a band is more probable
+ * than every one after it, so the bands in turn are the full order. Within
+ * a band the walk pops a heap (first in order at the root) rather than
+ * sorting it: a draw that ends at the k-th candidate of a band of m costs
+ * O(m + k log m), and the order popped is the sorted one. The walk, its
+ * sums and the token are exactly those of a walk over the fully sorted
+ * candidates (test_sampling's test_draw_order). */
 static int32_t draw(int32_t *cand, size_t n, const float *prob, double u)
 {
     float cut = best_prob(cand, n, prob) * 0x1p-13f;
     double cum = 0;
     size_t start = 0;
+    int32_t last = cand[n - 1];
     while (start < n) {
         /* the last band takes the rest (also candidates whose probability
          * compares with nothing, NaN, which no cut would ever take) */
         size_t m = cut > 0 ? partition_at(cand + start, n - start, prob, cut, NULL) : n - start;
-        sort_candidates(cand + start, m, prob);
-        for (size_t i = start; i < start + m; i++) {
-            cum += prob[cand[i]];
+        int32_t *band = cand + start;
+        for (size_t i = m / 2; i-- > 0;)
+            sift_first(band, i, m, prob);
+        for (size_t left = m; left > 0; left--) {
+            int32_t c = band[0];
+            cum += prob[c];
             if (u < cum)
-                return cand[i];
+                return c;
+            last = c;
+            band[0] = band[left - 1]; /* popped: the heap shrinks from its end */
+            band[left - 1] = c;
+            sift_first(band, 0, left - 1, prob);
         }
         start += m;
         cut *= 0x1p-4f; /* reaches 0 past the subnormals */
     }
-    return cand[n - 1]; /* rounding left u at the very end */
+    return last; /* rounding left u past the last candidate's sum */
 }
 
 int32_t sampler_sample(rg_sampler *s, float *logits)
