@@ -201,23 +201,25 @@ static int cand_cmp_ctx(const void *a, const void *b, const float *prob)
 
 /* qsort has no context argument in C11 and a file-local pointer would be
  * state shared between threads, so candidates are heap-sorted here with
- * the probabilities passed along. */
-static void sift_down(int32_t *a, size_t start, size_t end, const float *prob)
+ * the probabilities passed along. sift restores the heap a[0..n) below
+ * root: with sign 1 its root is the candidate that comes last in
+ * cand_cmp_ctx's order (for sorting in place, and for select_top's "worst
+ * of the best k"), with sign -1 the one that comes first (popped in
+ * order by draw). */
+static void sift(int32_t *a, size_t root, size_t n, const float *prob, int sign)
 {
-    size_t root = start;
-    while (2 * root + 1 < end) {
-        size_t child = 2 * root + 1, swap = root;
-        /* a max-heap under cand_cmp_ctx's reversed order puts the least first */
-        if (cand_cmp_ctx(&a[swap], &a[child], prob) < 0)
-            swap = child;
-        if (child + 1 < end && cand_cmp_ctx(&a[swap], &a[child + 1], prob) < 0)
-            swap = child + 1;
-        if (swap == root)
+    while (2 * root + 1 < n) {
+        size_t child = 2 * root + 1, top = root;
+        if (sign * cand_cmp_ctx(&a[child], &a[top], prob) > 0)
+            top = child;
+        if (child + 1 < n && sign * cand_cmp_ctx(&a[child + 1], &a[top], prob) > 0)
+            top = child + 1;
+        if (top == root)
             return;
         int32_t t = a[root];
-        a[root] = a[swap];
-        a[swap] = t;
-        root = swap;
+        a[root] = a[top];
+        a[top] = t;
+        root = top;
     }
 }
 
@@ -226,12 +228,12 @@ static void sort_candidates(int32_t *a, size_t n, const float *prob)
     if (n < 2)
         return;
     for (size_t start = n / 2; start-- > 0;)
-        sift_down(a, start, n, prob);
+        sift(a, start, n, prob, 1);
     for (size_t end = n - 1; end > 0; end--) {
         int32_t t = a[0];
         a[0] = a[end];
         a[end] = t;
-        sift_down(a, 0, end, prob);
+        sift(a, 0, end, prob, 1);
     }
 }
 
@@ -240,13 +242,13 @@ static void sort_candidates(int32_t *a, size_t n, const float *prob)
 static void select_top(int32_t *a, size_t n, size_t k, const float *prob)
 {
     for (size_t start = k / 2; start-- > 0;)
-        sift_down(a, start, k, prob);
+        sift(a, start, k, prob, 1);
     for (size_t i = k; i < n; i++)
         if (cand_cmp_ctx(&a[i], &a[0], prob) < 0) {
             int32_t t = a[0];
             a[0] = a[i];
             a[i] = t;
-            sift_down(a, 0, k, prob);
+            sift(a, 0, k, prob, 1);
         }
 }
 
@@ -287,25 +289,6 @@ static size_t partition_head(int32_t *cand, size_t n, const float *prob, double 
     return partition_at(cand, n, prob, best_prob(cand, n, prob) * 0x1p-13f, mass);
 }
 
-/* A heap over a[0..n) whose root comes first in the candidates' order
- * (cand_cmp_ctx): popping it n times yields them sorted. */
-static void sift_first(int32_t *a, size_t root, size_t n, const float *prob)
-{
-    while (2 * root + 1 < n) {
-        size_t child = 2 * root + 1, top = root;
-        if (cand_cmp_ctx(&a[child], &a[top], prob) < 0)
-            top = child;
-        if (child + 1 < n && cand_cmp_ctx(&a[child + 1], &a[top], prob) < 0)
-            top = child + 1;
-        if (top == root)
-            return;
-        int32_t t = a[root];
-        a[root] = a[top];
-        a[top] = t;
-        root = top;
-    }
-}
-
 /* Draws from cand[0..n) (weights prob, summing to total; u uniform in
  * [0, total)), walking the candidates in a fixed order, by probability
  * then id, so that the same seed picks the same token whatever order
@@ -332,7 +315,7 @@ static int32_t draw(int32_t *cand, size_t n, const float *prob, double u)
         size_t m = cut > 0 ? partition_at(cand + start, n - start, prob, cut, NULL) : n - start;
         int32_t *band = cand + start;
         for (size_t i = m / 2; i-- > 0;)
-            sift_first(band, i, m, prob);
+            sift(band, i, m, prob, -1);
         for (size_t left = m; left > 0; left--) {
             int32_t c = band[0];
             cum += prob[c];
@@ -341,7 +324,7 @@ static int32_t draw(int32_t *cand, size_t n, const float *prob, double u)
             last = c;
             band[0] = band[left - 1]; /* popped: the heap shrinks from its end */
             band[left - 1] = c;
-            sift_first(band, 0, left - 1, prob);
+            sift(band, 0, left - 1, prob, -1);
         }
         start += m;
         cut *= 0x1p-4f; /* reaches 0 past the subnormals */

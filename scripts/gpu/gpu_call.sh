@@ -68,16 +68,18 @@ if [ -d "$in/prebuilt" ]; then
         status=1
     fi
 fi
-if [ -f "$in/embed/model.tar.xz" ]; then
-    rm -rf "$deps/models/all-MiniLM-L6-v2"
-    mkdir -p "$deps/models"
-    if bash "$root/scripts/gpu/untar_xz.sh" "$in/embed/model.tar.xz" "$deps/models" >> "$setup" 2>&1; then
-        note "embedding model: unpacked into gpu-deps/models/all-MiniLM-L6-v2"
+# unpack WHAT TARBALL FOLDER (under gpu-deps, replaced): a carried archive
+unpack() {
+    rm -rf "${deps:?}/$3"
+    mkdir -p "$(dirname "$deps/$3")"
+    if bash "$root/scripts/gpu/untar_xz.sh" "$in/$2" "$(dirname "$deps/$3")" >> "$setup" 2>&1; then
+        note "$1: unpacked into gpu-deps/$3"
     else
-        note "FAIL cannot unpack embed/model.tar.xz"
+        note "FAIL cannot unpack $2"
         status=1
     fi
-fi
+}
+[ ! -f "$in/embed/model.tar.xz" ] || unpack "embedding model" embed/model.tar.xz models/all-MiniLM-L6-v2
 if [ -f "$in/gen/MANIFEST" ]; then
     if bash "$root/scripts/gpu/collect_parts.sh" "$in/gen" "$deps/model-parts" >> "$setup" 2>&1; then
         note "generator parts: $(tail -n 1 "$setup")"
@@ -90,16 +92,7 @@ if [ -d "$in/peer" ]; then
     rm -rf "$deps/peer-kept"
     mv "$in/peer" "$deps/peer-kept" && note "llama.cpp peer: kept in gpu-deps/peer-kept ($(ls "$deps/peer-kept" | tr '\n' ' '))"
 fi
-if [ -f "$in/scifact/scifact.tar.xz" ]; then
-    rm -rf "$deps/datasets/scifact"
-    mkdir -p "$deps/datasets"
-    if bash "$root/scripts/gpu/untar_xz.sh" "$in/scifact/scifact.tar.xz" "$deps/datasets" >> "$setup" 2>&1; then
-        note "SciFact: unpacked into gpu-deps/datasets/scifact"
-    else
-        note "FAIL cannot unpack scifact/scifact.tar.xz"
-        status=1
-    fi
-fi
+[ ! -f "$in/scifact/scifact.tar.xz" ] || unpack SciFact scifact/scifact.tar.xz datasets/scifact
 read -r stage budget < "$in/STAGE" 2> /dev/null || stage=none
 note "intake done in $((SECONDS - t0)) s; stage: $stage"
 case $stage in
