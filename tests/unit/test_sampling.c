@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "model/decoder_math.h"
 #include "model/sampling.h"
 
 #define DRAWS 200000
@@ -344,12 +345,12 @@ static void test_logit_bias(void)
     CHECK(sampling_params_check(&p, &e) == RG_ERR_INVALID && strstr(e.msg, "at most"));
 }
 
-/* The draw walks the candidates sorted by probability then id, sorting
- * only the head first (model/sampling.c, draw): its tokens must be exactly
- * those of a walk over the fully sorted vocabulary, tail draws included.
- * The reference below repeats the sampler's arithmetic at temperature 1
- * (expf(l - max), the double total in id order, one uniform per draw) and
- * sorts everything. */
+/* The draw walks the candidates by probability then id, band by band, each
+ * band a heap popped in order (model/sampling.c, draw): its tokens must be
+ * exactly those of a walk over the fully sorted vocabulary, tail draws
+ * included. The reference below repeats the sampler's arithmetic at
+ * temperature 1 (dec_math_exp(l - max), the double total in id order, one
+ * uniform per draw) and sorts everything. */
 static const float *ref_prob;
 static int ref_cmp(const void *a, const void *b)
 {
@@ -379,10 +380,12 @@ static void test_draw_order(void)
             max = logits[i] > max ? logits[i] : max;
         double total = 0;
         for (size_t i = 0; i < V; i++) {
-            prob[i] = expf(logits[i] - max);
-            total += prob[i];
+            prob[i] = logits[i] - max;
             order[i] = (int32_t)i;
         }
+        dec_math_exp(prob, prob, V);
+        for (size_t i = 0; i < V; i++)
+            total += prob[i];
         ref_prob = prob;
         qsort(order, V, sizeof *order, ref_cmp);
         size_t head = 0;
