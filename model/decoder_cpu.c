@@ -152,6 +152,11 @@ static void rope_angles(const rg_decoder *d, int plain, size_t pos, float *cs, f
     }
 }
 
+void dec_rope_angles(const rg_decoder *d, size_t pos, float *cs, float *sn)
+{
+    rope_angles(d, rope_plain(d), pos, cs, sn);
+}
+
 /* ---- attention ------------------------------------------------------------------ */
 
 static size_t att_tile_tokens(const llama_config *c)

@@ -1,12 +1,12 @@
 // decoder_cuda.cu - the Llama-family decoder on a CUDA GPU (see
 // decoder_cuda.h). One layer over n tokens, all buffers on the device:
-//   x (fp32 residual) --RMSNorm--> xh (fp16, or fp32 in an f32 decoder)
-//   xh --cuBLAS--> qkv (fp32, one product for Q | K | V)
+//   x (fp32 residual) --RMSNorm--> xh (fp16, or fp32: see below)
+//   xh --product--> qkv (fp32, one product for Q | K | V)
 //   bias + RoPE; K, V into each token's cache; Q --> q (fp32)
 //   attention of each token over its cache --> atth (as xh)
-//   atth --cuBLAS--> tmp; x += tmp; RMSNorm --> xh
-//   xh --cuBLAS--> gu (fp32, gate | up); SwiGLU --> ffh (as xh)
-//   ffh --cuBLAS--> tmp; x += tmp (folded into the next RMSNorm)
+//   atth --product--> tmp; x += tmp; RMSNorm --> xh
+//   xh --product--> gu (fp32, gate | up); SwiGLU --> ffh (as xh)
+//   ffh --product--> tmp; x += tmp (folded into the next RMSNorm)
 // After the last layer only the rows whose logits are wanted are normalized
 // and multiplied by the output matrix; the logits come back to the host.
 // The weight matrices stay in the file's GGUF blocks where the type allows
@@ -15,6 +15,11 @@
 // decoder was loaded for f32 activations (rg_decoder_opts.f32_activations):
 // then every product input is fp32 too, and with an f32 KV cache nothing is
 // rounded below float32.
+// Products on blocks take 8-bit activations by default, quantized from fp32
+// xh / atth / ffh as llama.cpp's CPU path does (decoder_cuda_q8.cu: the
+// logits then follow llama.cpp's, the reference); RAGD_CUDA_ACTIVATIONS=fp16
+// gives them fp16 activations instead (the float kernel and cuBLAS), as
+// fp16 copies always have.
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -215,6 +220,11 @@ struct acts {
     int32_t *rows;
     void *att;      // the attention's split path, for att_tokens tokens
     int att_tokens;
+    void *q8;       // q8_bytes: the quantized activations of a product (q8 decoders)
+    size_t q8_bytes;
+    cu_f16 *x16;    // x16_elems: fp16 activations for fp16 parts (q8 decoders)
+    size_t x16_elems;
+    float *rope;    // [cap][rope_dim]: each token's cos | sin from the CPU path (ggml decoders)
 };
 
 } // namespace
@@ -225,11 +235,14 @@ struct rg_decoder_cuda {
     char *weights; // one allocation holding every tensor below
     size_t weight_bytes;
     dev_layer *layers;
-    dec_cu_act act; // product inputs (and weights not kept in their blocks): fp16 or fp32
+    dec_cu_act act; // weights not kept in their blocks: fp16 or fp32
+    dec_cu_act xt;  // what RMSNorm, attention and SwiGLU write: act, or fp32 with q8
+    int q8;         // block products take 8-bit activations (RAGD_CUDA_ACTIVATIONS)
+    int ggml;       // with q8: RoPE, attention and SwiGLU in the CPU path's arithmetic (decoder_cuda_ggml.cu)
     size_t matrix_bytes; // of the weight matrices (a decode step reads them all)
     int keep_blocks;     // quantized matrices stay in their GGUF blocks (RAGD_CUDA_WEIGHTS)
     dec_cu_mat out_w;
-    dec_cu_scratch scratch; // unpacked quantized rows for cuBLAS (prefill)
+    dec_cu_scratch scratch; // unpacked quantized rows for cuBLAS (prefill without q8)
     float *out_norm, *inv_freq;
 
     char *ws; // activations for cap tokens
@@ -245,6 +258,7 @@ struct rg_decoder_cuda {
     float *hx;
     dec_cu_tok *htok;
     int32_t *hrows;
+    float *hrope; // [cap][rope_dim] (ggml decoders)
 
     void *blas_ws; // DEC_BLAS_WORKSPACE bytes
     int graphs_on;
@@ -410,11 +424,20 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
             c->keep_blocks = 0;
         else if (w && *w && strcmp(w, "blocks") != 0)
             LOG_WARN("CUDA decoder: RAGD_CUDA_WEIGHTS=%s is neither blocks nor fp16; keeping GGUF blocks", w);
+        // 8-bit activations for the blocks by default (llama.cpp's function)
+        const char *a = getenv("RAGD_CUDA_ACTIVATIONS");
+        c->q8 = 1;
+        if (a && strcmp(a, "fp16") == 0)
+            c->q8 = 0;
+        else if (a && *a && strcmp(a, "q8") != 0)
+            LOG_WARN("CUDA decoder: RAGD_CUDA_ACTIVATIONS=%s is neither q8 nor fp16; using q8", a);
     }
     c->cfg = *cfg;
     c->act = d->f32_activations ? DEC_CU_F32 : DEC_CU_F16;
     if (c->act == DEC_CU_F32)
         c->keep_blocks = 0; // the f32 decoder computes transformers' float32 function on fp32 copies
+    if (!c->keep_blocks)
+        c->q8 = 0;
     c->layers = static_cast<dev_layer *>(calloc(cfg->n_layer, sizeof *c->layers));
     placer p;
     p.e = e;
@@ -447,7 +470,18 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
     if ((st = p.st))
         goto fail;
     c->matrix_bytes = p.matrix_bytes;
-    if (p.widest_blocks) { // prefill unpacks quantized rows for cuBLAS: up to 32 MiB at a time
+    if (!p.widest_blocks)
+        c->q8 = 0; // no blocks to multiply
+    c->xt = c->q8 ? DEC_CU_F32 : c->act;
+    {
+        dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, (int)cfg->rope_dim, 0, 0};
+        c->ggml = c->q8 && dec_cu_attention_ggml_takes(&g);
+        if (c->q8 && !c->ggml)
+            LOG_WARN("CUDA decoder: head size %zu: attention in the GPU's own order (the CPU arithmetic's kernel "
+                     "takes multiples of 8 up to 192); logits may stray further from llama.cpp's",
+                     cfg->head_dim);
+    }
+    if (p.widest_blocks && !c->q8) { // prefill unpacks quantized rows for cuBLAS: up to 32 MiB at a time
         size_t cols = cfg->n_ff > cfg->n_embd ? cfg->n_ff : cfg->n_embd;
         if (qd > cols)
             cols = qd;
@@ -461,8 +495,11 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
         }
     }
     if (desc) {
-        char mv[64] = "all products on cuBLAS";
-        if (c->act == DEC_CU_F16 && c->matvec_max > 0)
+        char mv[96] = "all products on cuBLAS";
+        if (c->q8)
+            snprintf(mv, sizeof mv, "blocks times 8-bit activations on ragd's integer kernel (any rows)%s",
+                     c->ggml ? ", the CPU path's arithmetic" : "");
+        else if (c->act == DEC_CU_F16 && c->matvec_max > 0)
             snprintf(mv, sizeof mv, "products of up to %d rows on ragd's kernel", c->matvec_max);
         char kinds[96];
         weight_kinds(c, kinds, sizeof kinds);
@@ -508,14 +545,28 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
         return RG_OK;
     const llama_config *cfg = &c->cfg;
     size_t E = cfg->n_embd, qd = cfg->n_head * cfg->head_dim, W = qd + 2 * cfg->n_head_kv * cfg->head_dim,
-           F = cfg->n_ff, es = c->act == DEC_CU_F32 ? 4 : 2;
+           F = cfg->n_ff, es = c->xt == DEC_CU_F32 ? 4 : 2;
     int att_tokens = n < DEC_ATT_SPLIT_TOKENS ? (int)n : DEC_ATT_SPLIT_TOKENS;
     dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, 0, 0, 0};
-    size_t sz[11] = {n * E * 4,      n * W * 4,      n * qd * 4,      n * E * 4,
-                     n * 2 * F * 4,  n * E * es,     n * qd * es,     n * F * es,
-                     n * sizeof(dec_cu_tok), n * sizeof(int32_t), dec_cu_attention_scratch_bytes(&g, att_tokens)};
+    // a q8 decoder: the widest product input quantized (either kind), and
+    // its fp16 rounding for fp16 parts
+    size_t widest = E > qd ? E : qd, q8_row = 0;
+    widest = F > widest ? F : widest;
+    if (c->q8)
+        for (size_t in : {E, qd, F})
+            for (int kind : {DEC_Q8_A8_0, DEC_Q8_K}) {
+                size_t b = dec_cu_q8_row_bytes(kind, (int)in);
+                q8_row = b > q8_row ? b : q8_row;
+            }
+    size_t x16_elems = c->q8 ? n * widest : 0;
+    size_t rope_floats = c->ggml ? n * cfg->rope_dim : 0;
+    enum { SLOTS = 14 };
+    size_t sz[SLOTS] = {n * E * 4,      n * W * 4,      n * qd * 4,      n * E * 4,
+                        n * 2 * F * 4,  n * E * es,     n * qd * es,     n * F * es,
+                        n * sizeof(dec_cu_tok), n * sizeof(int32_t), dec_cu_attention_scratch_bytes(&g, att_tokens),
+                        n * q8_row, x16_elems * sizeof(cu_f16), rope_floats * sizeof(float)};
     size_t total = 0;
-    for (size_t i = 0; i < 11; i++)
+    for (size_t i = 0; i < SLOTS; i++)
         total += align256(sz[i]);
     drop_graphs(c); // they point into the old buffers
     c->cap = 0;     // the previous call synchronized: nothing uses ws
@@ -523,8 +574,8 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     if (st)
         return st;
     char *p = c->ws;
-    void *slot[11];
-    for (size_t i = 0; i < 11; i++) {
+    void *slot[SLOTS];
+    for (size_t i = 0; i < SLOTS; i++) {
         slot[i] = p;
         p += align256(sz[i]);
     }
@@ -540,12 +591,17 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     c->a.rows = (int32_t *)slot[9];
     c->a.att = slot[10];
     c->a.att_tokens = att_tokens;
+    c->a.q8 = slot[11];
+    c->a.q8_bytes = sz[11];
+    c->a.x16 = (cu_f16 *)slot[12];
+    c->a.x16_elems = x16_elems;
+    c->a.rope = (float *)slot[13];
 
     // host staging in pinned memory: the uploads then run at the bus's rate
     // without a driver copy (each call waits for its stream before it
     // returns, so the next call's writes never race a pending upload)
-    size_t hsz[3] = {n * E * sizeof(float), n * sizeof(dec_cu_tok), n * sizeof(int32_t)};
-    size_t hbytes = align256(hsz[0]) + align256(hsz[1]) + hsz[2];
+    size_t hsz[4] = {n * E * sizeof(float), n * sizeof(dec_cu_tok), n * sizeof(int32_t), rope_floats * sizeof(float)};
+    size_t hbytes = align256(hsz[0]) + align256(hsz[1]) + align256(hsz[2]) + hsz[3];
     free_staging(c);
     c->hstage_pinned = cudaMallocHost((void **)&c->hstage, hbytes) == cudaSuccess;
     if (!c->hstage_pinned) {
@@ -557,6 +613,7 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     c->hx = (float *)c->hstage;
     c->htok = (dec_cu_tok *)(c->hstage + align256(hsz[0]));
     c->hrows = (int32_t *)(c->hstage + align256(hsz[0]) + align256(hsz[1]));
+    c->hrope = (float *)(c->hstage + align256(hsz[0]) + align256(hsz[1]) + align256(hsz[2]));
     c->cap = n;
     return RG_OK;
 }
@@ -598,6 +655,12 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
         c->htok[t].cap = kv[t]->cap;
         c->htok[t].pos = (int32_t)pos[t];
         c->htok[t].half = kv[t]->type == RG_KV_F16;
+        // the CPU path's "lone token": no neighbour in the call shares its cache
+        c->htok[t].one = !(t > 0 && kv[t - 1] == kv[t]) && !(t + 1 < n && kv[t + 1] == kv[t]);
+        if (c->ggml) {
+            float *r = c->hrope + t * cfg->rope_dim;
+            dec_rope_angles(d, pos[t], r, r + cfg->rope_dim / 2);
+        }
     }
     for (size_t i = 0; i < n_out; i++)
         c->hrows[i] = (int32_t)out_rows[i];
@@ -610,7 +673,11 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
                        "input upload", e)) ||
         (n_out && (st = cu_check(cudaMemcpyAsync(c->a.rows, c->hrows, n_out * sizeof(int32_t),
                                                  cudaMemcpyHostToDevice, s),
-                                 "input upload", e))))
+                                 "input upload", e))) ||
+        (c->ggml && cfg->rope_dim &&
+         (st = cu_check(cudaMemcpyAsync(c->a.rope, c->hrope, n * cfg->rope_dim * sizeof(float), cudaMemcpyHostToDevice,
+                                        s),
+                        "input upload", e))))
         return st;
     if ((st = run_step(c, N, (int)n_out, e)))
         return st;
@@ -638,29 +705,31 @@ static rg_status run_layers(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
     cudaStream_t s = c->cx.stream;
     rg_status st;
     const acts &a = c->a;
-    const dec_cu_act t = c->act;
-    const int mv = c->matvec_max;
-    const dec_cu_scratch *sc = &c->scratch;
+    const dec_cu_act t = c->xt;
+    const dec_cu_prod P = {c->cx.blas, s, c->matvec_max, t, c->q8, c->scratch, a.q8, a.q8_bytes, a.x16, a.x16_elems};
     float eps = cfg->rms_eps;
     for (size_t l = 0; l < cfg->n_layer; l++) {
         const dev_layer *L = &c->layers[l];
         int li = (int)l;
         // the previous layer's down projection is added here (none before layer 0)
         if ((st = dec_cu_rmsnorm(s, a.x, l ? a.tmp : nullptr, nullptr, N, E, L->attn_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, N, &L->wqkv, a.qkv, sc, e)) ||
-            (st = dec_cu_qkv_rope(s, a.qkv, L->bqkv, N, &g, c->inv_freq, a.tok, li, a.q, e)) ||
-            (st = dec_cu_attention(s, a.q, a.tok, N, &g, li, a.atth, t, a.att, a.att_tokens, e)) ||
-            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.atth, N, &L->wo, a.tmp, sc, e)) ||
+            (st = dec_cu_linear(&P, a.xh, N, &L->wqkv, a.qkv, e)) ||
+            (st = dec_cu_qkv_rope(s, a.qkv, L->bqkv, N, &g, c->inv_freq, c->ggml ? a.rope : nullptr, a.tok, li, a.q,
+                                  e)) ||
+            (st = c->ggml ? dec_cu_attention_ggml(s, a.q, a.tok, N, &g, li, static_cast<float *>(a.atth), e)
+                          : dec_cu_attention(s, a.q, a.tok, N, &g, li, a.atth, t, a.att, a.att_tokens, e)) ||
+            (st = dec_cu_linear(&P, a.atth, N, &L->wo, a.tmp, e)) ||
             (st = dec_cu_rmsnorm(s, a.x, a.tmp, nullptr, N, E, L->ffn_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, N, &L->wgu, a.gu, sc, e)) ||
-            (st = dec_cu_swiglu(s, a.gu, N, F, a.ffh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.ffh, N, &L->wdown, a.tmp, sc, e)))
+            (st = dec_cu_linear(&P, a.xh, N, &L->wgu, a.gu, e)) ||
+            (st = c->ggml ? dec_cu_swiglu_ggml(s, a.gu, N, F, static_cast<float *>(a.ffh), e)
+                          : dec_cu_swiglu(s, a.gu, N, F, a.ffh, t, e)) ||
+            (st = dec_cu_linear(&P, a.ffh, N, &L->wdown, a.tmp, e)))
             return st;
     }
     if (n_out) {
         // the last down projection is added for the wanted rows only
         if ((st = dec_cu_rmsnorm(s, a.x, a.tmp, a.rows, n_out, E, c->out_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(c->cx.blas, s, mv, t, a.xh, n_out, &c->out_w, c->logits, sc, e)))
+            (st = dec_cu_linear(&P, a.xh, n_out, &c->out_w, c->logits, e)))
             return st;
     }
     return RG_OK;

@@ -4,6 +4,10 @@
 // for a decode step one per (query head, token, span of positions).
 #include "model/decoder_cuda_kernels.cuh"
 
+extern "C" {
+#include "model/quant.h"
+}
+
 #include <atomic>
 #include <climits>
 #include <cmath>
@@ -78,35 +82,66 @@ static rg_status gemm_part(cublasHandle_t h, cudaDataType dt, const void *w, int
                         "decoder product", e);
 }
 
-rg_status dec_cu_linear(cublasHandle_t h, cudaStream_t s, int matvec_max, dec_cu_act t, const void *x, int rows,
-                        const dec_cu_mat *W, float *y, const dec_cu_scratch *sc, rg_err *e)
+// Quantizes x for parts of kind into P->q8_buf unless it holds that
+// already (*have: the kind it holds in this call).
+static rg_status q8_acts(const dec_cu_prod *P, int kind, const void *x, int rows, int in, int *have, rg_err *e)
 {
-    int in = W->cols, ldy = W->rows, off = 0;
-    cudaDataType dt = t == DEC_CU_F32 ? CUDA_R_32F : CUDA_R_16F;
+    if (*have == kind)
+        return RG_OK;
+    size_t need = (size_t)rows * dec_cu_q8_row_bytes(kind, in);
+    if (!P->q8_buf || need == 0 || need > P->q8_bytes)
+        return rg_error(e, RG_ERR_INTERNAL, "no room to quantize %d x %d activations", rows, in);
+    *have = kind;
+    return dec_cu_quantize_act(P->s, kind, static_cast<const float *>(x), rows, in, P->q8_buf, e);
+}
+
+rg_status dec_cu_linear(const dec_cu_prod *P, const void *x, int rows, const dec_cu_mat *W, float *y, rg_err *e)
+{
+    int in = W->cols, ldy = W->rows, off = 0, have_q8 = DEC_Q8_NONE;
+    const void *x16 = P->t == DEC_CU_F16 ? x : nullptr; // x as fp16, made on first need in a q8 decoder
     rg_status st = RG_OK;
+    if (P->q8 && P->t != DEC_CU_F32)
+        return rg_error(e, RG_ERR_INTERNAL, "8-bit activations are quantized from fp32");
     for (int i = 0; i < W->n_part && !st; off += W->part[i].rows, i++) {
         const dec_cu_part *p = &W->part[i];
         float *yp = y + off;
         int blocks = dec_cu_blocks_on_device(p->type);
-        if (blocks && t != DEC_CU_F16)
-            return rg_error(e, RG_ERR_INTERNAL, "quantized weights need fp16 activations");
-        if (t == DEC_CU_F16 && dec_cu_matvec_takes(p->type, rows, in, matvec_max, p->w, p->row_bytes, x)) {
-            st = dec_cu_matvec(s, p->type, p->w, p->row_bytes, static_cast<const cu_f16 *>(x), rows, in, p->rows, yp,
-                               ldy, e);
+        if (blocks && P->q8) {
+            int kind = dec_cu_q8_kind_of(p->type);
+            if (!(st = q8_acts(P, kind, x, rows, in, &have_q8, e)))
+                st = dec_cu_matvec_q8(P->s, p->type, p->w, p->row_bytes, P->q8_buf, rows, in, p->rows, yp, ldy, e);
+            matvec_launched++;
+            continue;
+        }
+        if (p->type == GGML_TYPE_F16 && P->q8 && !x16) { // an fp16 part beside blocks
+            if ((size_t)rows * (size_t)in > P->x16_elems || !P->x16)
+                return rg_error(e, RG_ERR_INTERNAL, "no room for %d x %d fp16 activations", rows, in);
+            if ((st = dec_cu_to_f16(P->s, static_cast<const float *>(x), (size_t)rows * (size_t)in, P->x16, e)))
+                break;
+            x16 = P->x16;
+        }
+        if (blocks && !x16)
+            return rg_error(e, RG_ERR_INTERNAL, "quantized weights need fp16 or 8-bit activations");
+        if (x16 && dec_cu_matvec_takes(p->type, rows, in, P->matvec_max, p->w, p->row_bytes, x16)) {
+            st = dec_cu_matvec(P->s, p->type, p->w, p->row_bytes, static_cast<const cu_f16 *>(x16), rows, in, p->rows,
+                               yp, ldy, e);
             matvec_launched++;
         } else if (blocks) { // unpack as many rows as the scratch holds, multiply, go on
-            int chunk = (int)(sc && sc->buf ? sc->elems / (size_t)in : 0);
+            const dec_cu_scratch *sc = &P->unpack;
+            int chunk = (int)(sc->buf ? sc->elems / (size_t)in : 0);
             if (chunk < 1)
                 return rg_error(e, RG_ERR_INTERNAL, "no scratch to unpack quantized weights into");
             for (int r = 0; r < p->rows && !st; r += chunk) {
                 int nr = p->rows - r < chunk ? p->rows - r : chunk;
-                st = dec_cu_dequant(s, p->type, static_cast<const char *>(p->w) + (size_t)r * p->row_bytes,
+                st = dec_cu_dequant(P->s, p->type, static_cast<const char *>(p->w) + (size_t)r * p->row_bytes,
                                     p->row_bytes, nr, in, sc->buf, DEC_CU_F16, e);
                 if (!st)
-                    st = gemm_part(h, CUDA_R_16F, sc->buf, nr, x, rows, in, yp + r, ldy, e);
+                    st = gemm_part(P->blas, CUDA_R_16F, sc->buf, nr, x16, rows, in, yp + r, ldy, e);
             }
+        } else if (x16) {
+            st = gemm_part(P->blas, CUDA_R_16F, p->w, p->rows, x16, rows, in, yp, ldy, e);
         } else {
-            st = gemm_part(h, dt, p->w, p->rows, x, rows, in, yp, ldy, e);
+            st = gemm_part(P->blas, CUDA_R_32F, p->w, p->rows, x, rows, in, yp, ldy, e);
         }
     }
     return st;
@@ -130,7 +165,7 @@ __global__ static void k_rmsnorm(float *x, const float *add, const int32_t *rows
             v += ar[i];
             xr[i] = v;
         }
-        ss += (double)v * v;
+        ss += (double)__fmul_rn(v, v); // the square in float, as the CPU path (and ggml)
     }
     ss = block_sum_d(ss, red);
     float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
@@ -165,7 +200,7 @@ __device__ static void cache_put(const dec_cu_tok &tk, const void *base, size_t 
 // slot j < rope_dim / 2 is a rotated pair (adjacent: 2j, 2j + 1; NEOX: j,
 // j + rope_dim / 2), a later slot passes two values through unrotated.
 __global__ static void k_qkv_rope(const float *qkv, const float *bias, dec_cu_heads g, const float *inv_freq,
-                                  const dec_cu_tok *tok, int layer, float *q)
+                                  const float *rope, const dec_cu_tok *tok, int layer, float *q)
 {
     size_t t = blockIdx.x;
     const dec_cu_tok tk = tok[t];
@@ -190,9 +225,17 @@ __global__ static void k_qkv_rope(const float *qkv, const float *bias, dec_cu_he
             x1 += bias[off + b];
         }
         if (j < rhalf) {
-            float ang = (float)tk.pos * inv_freq[j];
-            float cs = cosf(ang), sn = sinf(ang);
-            float r0 = x0 * cs - x1 * sn, r1 = x0 * sn + x1 * cs;
+            float cs, sn;
+            if (rope) {
+                cs = rope[t * (size_t)g.rope_dim + (size_t)j];
+                sn = rope[t * (size_t)g.rope_dim + (size_t)(rhalf + j)];
+            } else {
+                float ang = (float)tk.pos * inv_freq[j];
+                cs = cosf(ang);
+                sn = sinf(ang);
+            }
+            // model/decoder_cpu.c rope_pairs: one FMA on a rounded product each
+            float r0 = __fmaf_rn(x0, cs, -__fmul_rn(x1, sn)), r1 = __fmaf_rn(x0, sn, __fmul_rn(x1, cs));
             x0 = r0;
             x1 = r1;
         }
@@ -219,11 +262,12 @@ __global__ static void k_qkv_rope(const float *qkv, const float *bias, dec_cu_he
 }
 
 rg_status dec_cu_qkv_rope(cudaStream_t s, const float *qkv, const float *bias, int n, const dec_cu_heads *g,
-                          const float *inv_freq, const dec_cu_tok *tok, int layer, float *q, rg_err *e)
+                          const float *inv_freq, const float *rope, const dec_cu_tok *tok, int layer, float *q,
+                          rg_err *e)
 {
     if (n <= 0)
         return RG_OK;
-    k_qkv_rope<<<(unsigned)n, ROW_THREADS, 0, s>>>(qkv, bias, *g, inv_freq, tok, layer, q);
+    k_qkv_rope<<<(unsigned)n, ROW_THREADS, 0, s>>>(qkv, bias, *g, inv_freq, rope, tok, layer, q);
     return cu_check(cudaGetLastError(), "QKV/RoPE kernel", e);
 }
 

@@ -47,6 +47,7 @@ struct dec_cu_tok {
     size_t cap;   // positions per layer in that cache
     int32_t pos;
     int32_t half; // 1: f16 cache, 0: f32
+    int32_t one;  // no other token of its cache in the call (the CPU path's "lone token" order)
 };
 
 // Geometry of the attention part of one layer.
@@ -81,21 +82,40 @@ struct dec_cu_scratch {
     size_t elems;
 };
 
-// y[rows, W.rows] (fp32) = x[rows, W.cols] * W^T; x of type t (fp16 for
-// quantized parts), fp32 accumulation (with DEC_CU_F32 plain fp32
-// arithmetic, no TF32). Products of at most matvec_max rows
-// (DEC_CU_MATVEC_MAX_ROWS at most) run on the decoder's own kernel
-// (dec_cu_matvec) on stream s, whose result for a row does not depend on
-// the other rows; the rest go through cuBLAS (handle h, bound to s),
-// quantized parts unpacked into sc first.
+// How dec_cu_linear multiplies: the handles, the limits and the scratch
+// buffers of one decoder.
+//   t: the type of x, the activations (fp16 or fp32).
+//   q8 (x fp32): parts kept in GGUF blocks multiply x quantized to 8 bits
+//     per row as llama.cpp's CPU path does (dec_cu_quantize_act into
+//     q8_buf), in integers on the decoder's own kernel whatever the row
+//     count (dec_cu_matvec_q8); fp16 parts take x rounded to fp16 (into
+//     x16) as in the fp16 decoder. Without q8, block parts need fp16 x.
+//   Products of at most matvec_max rows (DEC_CU_MATVEC_MAX_ROWS at most)
+//     that are not q8 run on the float kernel (dec_cu_matvec) on stream s,
+//     whose result for a row does not depend on the other rows; the rest
+//     go through cuBLAS (handle blas, bound to s), quantized parts unpacked
+//     into unpack first. CUBLAS_COMPUTE_32F: fp32 accumulation (with fp32
+//     x plain fp32 arithmetic, no TF32).
+struct dec_cu_prod {
+    cublasHandle_t blas;
+    cudaStream_t s;
+    int matvec_max;
+    dec_cu_act t;
+    int q8;
+    dec_cu_scratch unpack;
+    void *q8_buf;      // q8_bytes: at least rows * dec_cu_q8_row_bytes(kind, cols) for every product
+    size_t q8_bytes;
+    cu_f16 *x16;       // x16_elems: rows * cols of the widest fp16 part's input
+    size_t x16_elems;
+};
 #define DEC_CU_MATVEC_MAX_ROWS 16
 // The default limit (RAGD_CUDA_MATVEC_ROWS): measured on an H200 (session
 // 11, SmolLM2-135M Q4_1, docs/BENCHMARKS.md), the kernel's steps beat
 // cuBLAS's at 1 and 4 sequences (1.78 against 2.13 ms, 2.11 against 2.27)
 // and lose at 8 and 16 (2.65 against 2.30, 3.60 against 2.46).
 #define DEC_CU_MATVEC_DEFAULT_ROWS 4
-rg_status dec_cu_linear(cublasHandle_t h, cudaStream_t s, int matvec_max, dec_cu_act t, const void *x, int rows,
-                        const dec_cu_mat *W, float *y, const dec_cu_scratch *sc, rg_err *e);
+// y[rows, W.rows] (fp32) = x[rows, W.cols] * W^T, as P says.
+rg_status dec_cu_linear(const dec_cu_prod *P, const void *x, int rows, const dec_cu_mat *W, float *y, rg_err *e);
 // Products (parts) dec_cu_linear has sent to its own kernel so far (for tests).
 unsigned long long dec_cu_matvec_launches(void);
 
@@ -112,6 +132,33 @@ int dec_cu_matvec_takes(uint32_t type, int rows, int in, int max_rows, const voi
 // values (model/quant's dequantization for blocks).
 rg_status dec_cu_matvec(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const cu_f16 *x, int n,
                         int in, int out, float *y, int ldy, rg_err *e);
+// ---- 8-bit activations (model/decoder_cuda_q8.cu) ----
+// The activation blocks a weight type multiplies, in model/quant's
+// prepared layout (quant_act_prepare: 40-byte blocks of 32 with f32 d and
+// s, or ggml's 292-byte Q8_K blocks of 256), so tests compare them byte
+// for byte with the CPU's. DEC_Q8_NONE: not a block type.
+enum dec_cu_q8_kind {
+    DEC_Q8_NONE = 0,
+    DEC_Q8_A8_0 = 1, // Q4_0, Q5_0, Q8_0: s = fp16(d) * sum q
+    DEC_Q8_A8_1 = 2, // Q4_1, Q5_1: s = fp16(d * sum q), ggml's block_q8_1
+    DEC_Q8_K = 3     // Q4_K, Q5_K, Q6_K
+};
+int dec_cu_q8_kind_of(uint32_t type);
+// Bytes of one row of in values in that kind (in a multiple of its block);
+// 0 for DEC_Q8_NONE or a ragged in.
+size_t dec_cu_q8_row_bytes(int kind, int in);
+// out = rows rows of x [rows, in] (fp32) quantized as model/quant's
+// quant_act_prepare does, bit for bit.
+rg_status dec_cu_quantize_act(cudaStream_t s, int kind, const float *x, int rows, int in, void *out, rg_err *e);
+// y[t * ldy + r] = W[r] . act[t] for t < n (any count), r < out: the
+// integer dot products of llama.cpp's CPU kernels (and model/quant's) on
+// the blocks and the activations' 8-bit values, combined in fp32; a row's
+// result does not depend on the other rows.
+rg_status dec_cu_matvec_q8(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const void *act, int n,
+                           int in, int out, float *y, int ldy, rg_err *e);
+// out[i] = fp16(x[i]) for i < n.
+rg_status dec_cu_to_f16(cudaStream_t s, const float *x, size_t n, cu_f16 *out, rg_err *e);
+
 // out[rows, cols] (fp16 rounded to nearest, or fp32 with ot DEC_CU_F32) =
 // model/quant's dequantization of rows of GGUF blocks, bit for bit in fp32.
 rg_status dec_cu_dequant(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, int rows, int cols, void *out,
@@ -119,17 +166,22 @@ rg_status dec_cu_dequant(cudaStream_t s, uint32_t type, const void *w, size_t ro
 
 // For b < n_rows, r = rows ? rows[b] : b: x[r] += add[r] when add is
 // non-NULL, then out[b] = x[r] / sqrt(mean(x[r]^2) + eps) * w as type t
-// (fp16 rounded to nearest), the sum of squares in double as the CPU path.
+// (fp16 rounded to nearest): each square in float, their sum in double, as
+// the CPU path.
 rg_status dec_cu_rmsnorm(cudaStream_t s, float *x, const float *add, const int32_t *rows, int n_rows, int n,
                          const float *w, float eps, void *out, dec_cu_act t, rg_err *e);
 
 // qkv [n, qd + 2 kv_dim] (the Q | K | V products of n tokens) plus bias
 // (may be NULL) -> RoPE on Q and K at each token's position (adjacent pairs
-// or NEOX halves over the first rope_dim values of each head, angle
-// pos * inv_freq[i]) -> Q into q [n, qd] (rounded to f16 values where the
-// token's cache is f16), K and V into each token's cache at layer, pos.
+// or NEOX halves over the first rope_dim values of each head; cos and sin
+// of pair i from rope [t][i] and [t][rope_dim / 2 + i] when rope is given,
+// the CPU path's own values, else of pos * inv_freq[i]; each rotated value
+// one FMA on a rounded product, as the CPU path) -> Q into q [n, qd]
+// (rounded to f16 values where the token's cache is f16), K and V into each
+// token's cache at layer, pos.
 rg_status dec_cu_qkv_rope(cudaStream_t s, const float *qkv, const float *bias, int n, const dec_cu_heads *g,
-                          const float *inv_freq, const dec_cu_tok *tok, int layer, float *q, rg_err *e);
+                          const float *inv_freq, const float *rope, const dec_cu_tok *tok, int layer, float *q,
+                          rg_err *e);
 
 // out [n, n_head * head_dim] (type t) = softmax(q K^T / sqrt(head_dim)) V
 // for every token over its cache's positions 0..pos of layer; query head h
@@ -142,6 +194,16 @@ rg_status dec_cu_qkv_rope(cudaStream_t s, const float *qkv, const float *bias, i
 rg_status dec_cu_attention(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
                            int layer, void *out, dec_cu_act t, void *scratch, int scratch_tokens, rg_err *e);
 size_t dec_cu_attention_scratch_bytes(const dec_cu_heads *g, int max_tokens);
+
+// ---- the CPU path's arithmetic (model/decoder_cuda_ggml.cu) ----
+// dec_cu_attention with fp32 out, every operation the CPU path's
+// (model/decoder_attn.c), for a q8 decoder: see that file. Takes head
+// sizes that are a multiple of 8, up to 192 (_takes says).
+int dec_cu_attention_ggml_takes(const dec_cu_heads *g);
+rg_status dec_cu_attention_ggml(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
+                                int layer, float *out, rg_err *e);
+// dec_cu_swiglu into fp32 as the CPU path's dec_math_swiglu computes it.
+rg_status dec_cu_swiglu_ggml(cudaStream_t s, const float *gu, int n, int F, float *out, rg_err *e);
 
 // out[t, i] = silu(gu[t, i]) * gu[t, F + i] (type t) for t < n, i < F.
 rg_status dec_cu_swiglu(cudaStream_t s, const float *gu, int n, int F, void *out, dec_cu_act t, rg_err *e);

@@ -148,7 +148,7 @@ extern "C" rg_status dec_cuda_ops_qkv_rope(const float *qkv, const float *bias, 
         ht[t].half = cache->half;
     }
     if ((st = s.upload(&dtok, (const dec_cu_tok *)ht, n)) ||
-        (st = dec_cu_qkv_rope(nullptr, dqkv, dbias, (int)n, &h, dfreq, dtok, (int)layer, dq, e)) ||
+        (st = dec_cu_qkv_rope(nullptr, dqkv, dbias, (int)n, &h, dfreq, nullptr, dtok, (int)layer, dq, e)) ||
         (st = s.download(q, dq, n * qd * sizeof(float))) || (st = s.download(cache->k, dk, cb)) ||
         (st = s.download(cache->v, dv, cb)))
         goto out;
@@ -157,29 +157,14 @@ out:
     return st;
 }
 
-extern "C" rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_cuda_ops_heads *g,
-                                            const dec_cuda_ops_cache *const *caches, const size_t *pos,
-                                            size_t n_layer, size_t layer, int f32, int split, float *out,
-                                            rg_err *e)
+// Each token's cache uploaded (once per distinct cache) into ht; one: the
+// decoder's "lone token" (no neighbour in the call shares its cache).
+static rg_status upload_tokens(dev_scratch &s, const dec_cuda_ops_cache *const *caches, const size_t *pos, size_t n,
+                               size_t n_layer, size_t kvd, dec_cu_tok *ht, rg_err *e)
 {
-    if (!heads_ok(g) || n == 0 || n > 65535 || layer >= n_layer)
-        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_attention: bad geometry");
-    size_t qd = g->n_head * g->head_dim, kvd = g->n_head_kv * g->head_dim;
-    dev_scratch s(e);
-    dec_cu_heads h = to_heads(g);
-    dec_cu_tok *ht = static_cast<dec_cu_tok *>(calloc(n, sizeof *ht));
-    if (!ht)
-        return rg_error(e, RG_ERR_NOMEM, "out of memory");
-    float *dq, *dout; // dout: room for either type
-    void *att = nullptr;
-    dec_cu_act t = f32 ? DEC_CU_F32 : DEC_CU_F16;
-    dec_cu_tok *dtok;
-    rg_status st = RG_OK;
-    for (size_t t = 0; t < n && !st; t++) {
-        if (pos[t] >= caches[t]->cap) {
-            st = rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_attention: position beyond the cache");
-            break;
-        }
+    for (size_t t = 0; t < n; t++) {
+        if (pos[t] >= caches[t]->cap)
+            return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_attention: position beyond the cache");
         size_t same = t;
         for (size_t u = 0; u < t; u++)
             if (caches[u] == caches[t]) {
@@ -192,23 +177,74 @@ extern "C" rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_
         } else {
             size_t cb = cache_bytes(caches[t], n_layer, kvd);
             char *dk, *dv;
+            rg_status st;
             if ((st = s.upload(&dk, (const char *)caches[t]->k, cb)) ||
                 (st = s.upload(&dv, (const char *)caches[t]->v, cb)))
-                break;
+                return st;
             ht[t].k = dk;
             ht[t].v = dv;
         }
         ht[t].cap = caches[t]->cap;
         ht[t].pos = (int32_t)pos[t];
         ht[t].half = caches[t]->half;
+        ht[t].one = !(t > 0 && caches[t - 1] == caches[t]) && !(t + 1 < n && caches[t + 1] == caches[t]);
     }
+    return RG_OK;
+}
+
+// The fast kernels (ggml 0) with fp16 or fp32 output, or the CPU
+// arithmetic's (ggml 1, fp32 output).
+static rg_status attention_call(const float *q, size_t n, const dec_cuda_ops_heads *g,
+                                const dec_cuda_ops_cache *const *caches, const size_t *pos, size_t n_layer,
+                                size_t layer, int f32, int split, int ggml, float *out, rg_err *e)
+{
+    if (!heads_ok(g) || n == 0 || n > 65535 || layer >= n_layer)
+        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_attention: bad geometry");
+    size_t qd = g->n_head * g->head_dim, kvd = g->n_head_kv * g->head_dim;
+    dev_scratch s(e);
+    dec_cu_heads h = to_heads(g);
+    dec_cu_tok *ht = static_cast<dec_cu_tok *>(calloc(n, sizeof *ht));
+    if (!ht)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory");
+    float *dq, *dout; // dout: room for either type
+    void *att = nullptr;
+    dec_cu_act t = f32 || ggml ? DEC_CU_F32 : DEC_CU_F16;
+    dec_cu_tok *dtok;
+    rg_status st = upload_tokens(s, caches, pos, n, n_layer, kvd, ht, e);
     if (!st && !((st = s.upload(&dq, q, n * qd)) || (st = s.upload(&dout, (const float *)nullptr, n * qd)) ||
                  (st = s.upload(&dtok, (const dec_cu_tok *)ht, n)) ||
                  (split && (st = s.alloc(&att, dec_cu_attention_scratch_bytes(&h, (int)n)))) ||
-                 (st = dec_cu_attention(nullptr, dq, dtok, (int)n, &h, (int)layer, dout, t, att, (int)n, e))))
+                 (st = ggml ? dec_cu_attention_ggml(nullptr, dq, dtok, (int)n, &h, (int)layer, dout, e)
+                            : dec_cu_attention(nullptr, dq, dtok, (int)n, &h, (int)layer, dout, t, att, (int)n, e))))
         st = s.download_act(out, dout, n * qd, t);
     free(ht);
     return st;
+}
+
+extern "C" rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_cuda_ops_heads *g,
+                                            const dec_cuda_ops_cache *const *caches, const size_t *pos,
+                                            size_t n_layer, size_t layer, int f32, int split, float *out,
+                                            rg_err *e)
+{
+    return attention_call(q, n, g, caches, pos, n_layer, layer, f32, split, 0, out, e);
+}
+
+extern "C" rg_status dec_cuda_ops_attention_ggml(const float *q, size_t n, const dec_cuda_ops_heads *g,
+                                                 const dec_cuda_ops_cache *const *caches, const size_t *pos,
+                                                 size_t n_layer, size_t layer, float *out, rg_err *e)
+{
+    return attention_call(q, n, g, caches, pos, n_layer, layer, 1, 0, 1, out, e);
+}
+
+extern "C" rg_status dec_cuda_ops_swiglu_ggml(const float *gu, size_t n, size_t F, float *out, rg_err *e)
+{
+    dev_scratch s(e);
+    float *dgu, *dout;
+    rg_status st;
+    if ((st = s.upload(&dgu, gu, n * 2 * F)) || (st = s.upload(&dout, (const float *)nullptr, n * F)) ||
+        (st = dec_cu_swiglu_ggml(nullptr, dgu, (int)n, (int)F, dout, e)))
+        return st;
+    return s.download(out, dout, n * F * sizeof(float));
 }
 
 extern "C" rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, int f32, float *out, rg_err *e)
@@ -261,8 +297,9 @@ extern "C" rg_status dec_cuda_ops_linear_parts(const dec_cuda_ops_part *parts, s
         sc.elems = (most_blocks / 3 + 1) * in;
         st = s.alloc((void **)&sc.buf, sc.elems * sizeof(cu_f16));
     }
+    dec_cu_prod P = {h, nullptr, matvec_max, DEC_CU_F16, 0, sc, nullptr, 0, nullptr, 0};
     if (!st)
-        st = dec_cu_linear(h, nullptr, matvec_max, DEC_CU_F16, dx, (int)rows, &m, dy, &sc, e);
+        st = dec_cu_linear(&P, dx, (int)rows, &m, dy, e);
     if (!st)
         st = s.download(y, dy, rows * (size_t)m.rows * sizeof(float));
     cublasDestroy(h);
@@ -286,4 +323,61 @@ extern "C" rg_status dec_cuda_ops_dequant(uint32_t type, const void *w, size_t r
         (st = dec_cu_dequant(nullptr, type, dw, row_bytes, (int)rows, (int)cols, dout, t, e)))
         return st;
     return s.download_act(out, dout, rows * cols, t);
+}
+
+extern "C" rg_status dec_cuda_ops_quantize_act(uint32_t type, const float *x, size_t rows, size_t in, void *out,
+                                               rg_err *e)
+{
+    int kind = dec_cu_q8_kind_of(type);
+    size_t rb = in <= INT_MAX ? dec_cu_q8_row_bytes(kind, (int)in) : 0;
+    if (!rb || rows > INT_MAX)
+        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_quantize_act: type %u, %zu x %zu", (unsigned)type, rows, in);
+    dev_scratch s(e);
+    float *dx;
+    void *dout;
+    rg_status st;
+    if ((st = s.upload(&dx, x, rows * in)) || (st = s.alloc(&dout, rows * rb)) ||
+        (st = dec_cu_quantize_act(nullptr, kind, dx, (int)rows, (int)in, dout, e)))
+        return st;
+    return s.download(out, dout, rows * rb);
+}
+
+extern "C" rg_status dec_cuda_ops_linear_q8(const dec_cuda_ops_part *parts, size_t n_parts, const float *x,
+                                            size_t rows, size_t in, int matvec_max, float *y, rg_err *e)
+{
+    if (n_parts < 1 || n_parts > DEC_CU_MAX_PARTS || rows > INT_MAX || in > INT_MAX)
+        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_linear_q8: %zu parts, %zu x %zu", n_parts, rows, in);
+    dev_scratch s(e);
+    dec_cu_mat m = {};
+    m.cols = (int)in;
+    size_t q8_row = 0;
+    rg_status st = RG_OK;
+    for (size_t i = 0; i < n_parts && !st; i++) {
+        const dec_cuda_ops_part *p = &parts[i];
+        int kind = dec_cu_q8_kind_of(p->type);
+        if ((!kind && p->type != GGML_TYPE_F16) || (kind && !dec_cu_q8_row_bytes(kind, (int)in)) ||
+            p->rows > (size_t)(INT_MAX / 4))
+            return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_linear_q8: part %zu of type %u", i, (unsigned)p->type);
+        if (kind && dec_cu_q8_row_bytes(kind, (int)in) > q8_row)
+            q8_row = dec_cu_q8_row_bytes(kind, (int)in);
+        char *dw;
+        st = s.upload(&dw, static_cast<const char *>(p->w), p->rows * p->row_bytes);
+        m.part[i] = dec_cu_part{dw, p->type, (int)p->rows, p->row_bytes};
+        m.rows += (int)p->rows;
+    }
+    m.n_part = (int)n_parts;
+    float *dx, *dy;
+    void *q8 = nullptr;
+    cu_f16 *x16 = nullptr;
+    cublasHandle_t h = nullptr;
+    if (st || (st = s.upload(&dx, x, rows * in)) || (st = s.upload(&dy, (const float *)nullptr, rows * m.rows)) ||
+        (st = s.alloc(&q8, rows * q8_row)) || (st = s.alloc((void **)&x16, rows * in * sizeof(cu_f16))) ||
+        (st = cublas_check(cublasCreate(&h), "cublasCreate", e)))
+        return st;
+    dec_cu_prod P = {h, nullptr, matvec_max, DEC_CU_F32, 1, {nullptr, 0}, q8, rows * q8_row, x16, rows * in};
+    st = dec_cu_linear(&P, dx, (int)rows, &m, dy, e);
+    if (!st)
+        st = s.download(y, dy, rows * (size_t)m.rows * sizeof(float));
+    cublasDestroy(h);
+    return st;
 }

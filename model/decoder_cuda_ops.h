@@ -52,6 +52,17 @@ rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_cuda_ops_he
                                  const dec_cuda_ops_cache *const *caches, const size_t *pos, size_t n_layer,
                                  size_t layer, int f32, int split, float *out, rg_err *e);
 
+/* dec_cuda_ops_attention on the q8 decoder's kernel, the CPU path's
+ * arithmetic (model/decoder_cuda_ggml.cu), fp32 out: bit for bit the CPU's
+ * dec_attend, a token alone of its cache in the call taking the one-token
+ * order. */
+rg_status dec_cuda_ops_attention_ggml(const float *q, size_t n, const dec_cuda_ops_heads *g,
+                                      const dec_cuda_ops_cache *const *caches, const size_t *pos, size_t n_layer,
+                                      size_t layer, float *out, rg_err *e);
+
+/* out[n, F] = SwiGLU as the CPU path's dec_math_swiglu, on the device. */
+rg_status dec_cuda_ops_swiglu_ggml(const float *gu, size_t n, size_t F, float *out, rg_err *e);
+
 /* out[n, F] = silu(gu[:, :F]) * gu[:, F:] (fp16 widened, or fp32 with f32). */
 rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, int f32, float *out, rg_err *e);
 
@@ -71,6 +82,18 @@ typedef struct dec_cuda_ops_part {
 } dec_cuda_ops_part;
 rg_status dec_cuda_ops_linear_parts(const dec_cuda_ops_part *parts, size_t n_parts, const uint16_t *x, size_t rows,
                                     size_t in, int matvec_max, float *y, int *on_kernel, rg_err *e);
+
+/* out = rows rows of x [rows, in] quantized on the device for weights of a
+ * block type, in quant_act_prepare's layout (rows * quant_act_bytes(type,
+ * in) bytes): the q8 decoder's activations. */
+rg_status dec_cuda_ops_quantize_act(uint32_t type, const float *x, size_t rows, size_t in, void *out, rg_err *e);
+
+/* y[rows, out] = x[rows, in] W^T as a q8 decoder's products: x (fp32)
+ * quantized to 8 bits for each block part and multiplied in integers
+ * (any rows); fp16 parts (type GGML_TYPE_F16) take x rounded to fp16, on
+ * ragd's float kernel up to matvec_max rows, else cuBLAS. */
+rg_status dec_cuda_ops_linear_q8(const dec_cuda_ops_part *parts, size_t n_parts, const float *x, size_t rows,
+                                 size_t in, int matvec_max, float *y, rg_err *e);
 
 /* out[rows, cols] = rows of GGUF blocks unpacked by the device kernel, in
  * fp32 (f32 set) or rounded to fp16 and widened. */

@@ -111,6 +111,11 @@ int dec_cache_matches(const rg_decoder *d, const rg_kv_cache *kv);
 /* Rotation frequencies from the config (and GGUF's rope_freqs.weight). */
 rg_status dec_rope_init(rg_decoder *d, const float *freq_factors, size_t n_factors, rg_err *e);
 
+/* cos and sin of the rope_dim / 2 rotation angles of position pos, as the
+ * CPU forward pass forms them (llama.cpp's rope cache): the CUDA decoder
+ * takes these values when it computes in the CPU path's arithmetic. */
+void dec_rope_angles(const rg_decoder *d, size_t pos, float *cs, float *sn);
+
 /* The forward pass (decoder_cpu.c): token t is ids[t] at position pos[t] of
  * cache kv[t]; every cache has room. logits for the tokens listed in
  * out_rows (n_out of them) go to logits[i * n_vocab]. */

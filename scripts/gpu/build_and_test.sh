@@ -24,6 +24,7 @@
 #            `ragd serve --device cuda` with /v1/embeddings
 #   decoder  needs the generator's parts in gpu-deps/model-parts: joins and
 #            checks the GGUF (manifest and the golden fixture's SHA-256);
+#            test_decoder_cuda_q8 (the 8-bit activation kernels, no model);
 #            test_decoder_cuda; bench_decode_device (512-token prompt,
 #            TTFT, 1 and 16 sequences); test_lmrerank (its CPU and CUDA passes);
 #            bench_rerank on the causal-LM reranker (f32, 64 and 256 pairs);
@@ -102,7 +103,7 @@ export root out models work dev
 note "== build_and_test.sh STAGE=$stage ($(date -u +%H:%M:%S))"
 
 # ---- the binaries ------------------------------------------------------
-targets=(ragd test_encoder_cuda test_decoder_cuda test_cross_encoder test_lmrerank
+targets=(ragd test_encoder_cuda test_decoder_cuda test_decoder_cuda_q8 test_cross_encoder test_lmrerank
          bench_embed_device bench_decode_device bench_rerank)
 source_build() { # from gpu-deps/pack: the Debian prefix and the faiss C API sources
     local pack=$deps/pack prefix=$deps/prefix
@@ -306,29 +307,29 @@ decode_bench() {
     echo "without CUDA graphs:"
     RAGD_CUDA_GRAPHS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
         grep '^{' | tail -n 1
-    # decode products on cuBLAS instead of ragd's small-batch kernel
-    # (model/decoder_cuda_matvec.cu k_matvec): which is faster here
-    echo "decode products on cuBLAS (RAGD_CUDA_MATVEC_ROWS=0):"
-    RAGD_CUDA_MATVEC_ROWS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
-        grep '^{' | tail -n 1
-    echo "decode products of up to 16 rows on ragd's kernel (RAGD_CUDA_MATVEC_ROWS=16):"
-    RAGD_CUDA_MATVEC_ROWS=16 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
-        grep '^{' | tail -n 1
+    # fp16 activations (the default before session 12: the float kernel up
+    # to 4 rows, cuBLAS beyond) against the 8-bit activations' integer
+    # kernel (model/decoder_cuda_q8.cu), which takes prefill too
+    echo "fp16 activations (RAGD_CUDA_ACTIVATIONS=fp16):"
+    RAGD_CUDA_ACTIVATIONS=fp16 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 \
+        "$dev" | grep '^{' | tail -n 1
+    echo "fp16 activations, decode products of up to 16 rows on ragd's float kernel (RAGD_CUDA_MATVEC_ROWS=16):"
+    RAGD_CUDA_ACTIVATIONS=fp16 RAGD_CUDA_MATVEC_ROWS=16 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" \
+        "${GEN_STEPS:-128}" 16 "$dev" | grep '^{' | tail -n 1
     # fp16 copies of every matrix instead of the GGUF blocks (the default,
     # model/decoder_cuda_matvec.cu): 2.8x the bytes a step reads here
     echo "fp16 weight copies (RAGD_CUDA_WEIGHTS=fp16):"
     RAGD_CUDA_WEIGHTS=fp16 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
         grep '^{' | tail -n 1
-    # where cuBLAS overtakes ragd's kernel (RAGD_CUDA_MATVEC_ROWS' default,
-    # DEC_CU_MATVEC_DEFAULT_ROWS): steps of 4 and 8 sequences both ways
+    # steps of 4 and 8 sequences: the integer kernel against fp16
+    # activations on cuBLAS
     local n
     for n in 4 8; do
-        echo "$n sequences, products on ragd's kernel (RAGD_CUDA_MATVEC_ROWS=16):"
-        RAGD_CUDA_MATVEC_ROWS=16 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 64 "$n" "$dev" |
-            grep '^{' | tail -n 1
-        echo "$n sequences, products on cuBLAS (RAGD_CUDA_MATVEC_ROWS=0):"
-        RAGD_CUDA_MATVEC_ROWS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 64 "$n" "$dev" |
-            grep '^{' | tail -n 1
+        echo "$n sequences, 8-bit activations (the default):"
+        "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 64 "$n" "$dev" | grep '^{' | tail -n 1
+        echo "$n sequences, fp16 activations on cuBLAS (RAGD_CUDA_ACTIVATIONS=fp16 RAGD_CUDA_MATVEC_ROWS=0):"
+        RAGD_CUDA_ACTIVATIONS=fp16 RAGD_CUDA_MATVEC_ROWS=0 "$bin/bench_decode_device" "$gen_model" \
+            "$work/ids512.txt" 64 "$n" "$dev" | grep '^{' | tail -n 1
     done
 }
 # A RAG prompt's length: 2048 tokens (the golden ids over and over), ragd
@@ -338,8 +339,8 @@ decode_long() {
         "$work/ids512.txt" > "$work/ids2048.txt" || return 1
     echo "2048-token prompt:"
     "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" | grep '^{' | tail -n 1
-    echo "2048-token prompt, products on ragd's kernel (RAGD_CUDA_MATVEC_ROWS=16):"
-    RAGD_CUDA_MATVEC_ROWS=16 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" |
+    echo "2048-token prompt, fp16 activations (RAGD_CUDA_ACTIVATIONS=fp16: cuBLAS prefill):"
+    RAGD_CUDA_ACTIVATIONS=fp16 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" |
         grep '^{' | tail -n 1
     [ -n "${PEER:-}" ] && [ "$dev" = cuda ] || return 0
     echo "2048-token prompt, llama.cpp:"
@@ -391,6 +392,7 @@ decoder_stage() {
     python3 -c 'import json,sys
 ids = [i for l in open(sys.argv[1]) for i in json.loads(l).get("ids", [])]
 print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" > "$work/ids512.txt"
+    skipped test_decoder_cuda_q8 || step test_decoder_cuda_q8 "$out/tests.log" 60 "$bin/test_decoder_cuda_q8"
     skipped test_decoder_cuda || {
         step test_decoder_cuda "$out/tests.log" 180 "$bin/test_decoder_cuda"
         # its own lines only (tests.log holds the encoder stage's too when STAGE=all)

@@ -32,7 +32,7 @@ work=$root/build-gpu90
 dest=$root/gpu-deps/prebuilt
 jobs=${JOBS:-2}
 arch=${CUDA_ARCH:-90}
-targets=(ragd test_encoder_cuda test_decoder_cuda test_cross_encoder test_lmrerank
+targets=(ragd test_encoder_cuda test_decoder_cuda test_decoder_cuda_q8 test_cross_encoder test_lmrerank
          bench_embed_device bench_decode_device bench_rerank)
 command -v nvcc > /dev/null || export PATH=/usr/local/cuda/bin:$PATH
 command -v nvcc > /dev/null || { echo "prebuild: no nvcc" >&2; exit 1; }

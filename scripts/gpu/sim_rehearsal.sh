@@ -27,7 +27,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd) || exit 1
 scratch=${2:-/tmp/ragd-gpu-sim-rehearsal}
-for b in ragd_cudasim test_encoder_cuda_sim test_decoder_cuda_sim test_cross_encoder_sim test_lmrerank_sim \
+for b in ragd_cudasim test_encoder_cuda_sim test_decoder_cuda_sim test_decoder_cuda_q8_sim test_cross_encoder_sim test_lmrerank_sim \
     bench_embed_device_sim bench_decode_device_sim bench_rerank_sim; do
     [ -x "$build/$b" ] || { echo "no $build/$b: build with RAGD_CUDASIM=ON (the default where nvcc is found)" >&2; exit 1; }
 done
@@ -52,13 +52,13 @@ else
     mkdir -p "$deps/models/SmolLM2-135M-Instruct" && cp "$gguf" "$deps/models/SmolLM2-135M-Instruct/"
 fi
 
-# The eight names build_and_test.sh runs, as wrappers around the cudasim builds.
+# The nine names build_and_test.sh runs, as wrappers around the cudasim builds.
 wrap() { # NAME BODY
     printf '#!/usr/bin/env bash\nexport OPENBLAS_NUM_THREADS=1\n%s\n' "$2" > "$scratch/bin/$1"
     chmod +x "$scratch/bin/$1"
 }
 wrap ragd "exec '$build/ragd_cudasim' \"\$@\""
-for t in test_encoder_cuda test_decoder_cuda test_cross_encoder test_lmrerank; do
+for t in test_encoder_cuda test_decoder_cuda test_decoder_cuda_q8 test_cross_encoder test_lmrerank; do
     wrap $t "RAGD_CUDASIM=1 exec '$build/${t}_sim' \"\$@\""
 done
 wrap bench_embed_device "exec '$build/bench_embed_device_sim' \"\$@\""
@@ -78,7 +78,7 @@ status=0
 grep -qE '^(FAIL|TIMEOUT)' "$scratch/out/summary.txt" && status=1
 # each CUDA step really ran its CUDA part (a SKIP would hide it)
 for want in '^PASS test_encoder_cuda' '^PASS test_cross_encoder \(CUDA pass' '^CUDA pass: 0 CHECK failures' \
-    '^PASS test_decoder_cuda' '^PASS decode benchmark' '^\{"device": "cuda"' '^PASS test_lmrerank' \
+    '^PASS test_decoder_cuda ' '^PASS test_decoder_cuda_q8' '^PASS decode benchmark' '^\{"device": "cuda"' '^PASS test_lmrerank' \
     '^test_lmrerank: f32 precision on cudasim' '^PASS rerank benchmark \(cross-encoder, cuda\)' \
     '^PASS rerank benchmark \(causal-LM, cuda\)' '^PASS serve --device cuda \(embeddings\)' \
     '^PASS serve --device cuda \(generator\)'; do

@@ -202,6 +202,42 @@ inline float __fsub_rn(float a, float b)
     return r;
 }
 
+inline float __fmaf_rn(float a, float b, float c)
+{
+    volatile float r = std::fma(a, b, c);
+    return r;
+}
+inline float __fdiv_rn(float a, float b)
+{
+    volatile float r = a / b;
+    return r;
+}
+// Round to nearest, ties to even (the host's default rounding mode, as
+// lrintf in model/quant), saturating as the device's conversion does.
+inline int __float2int_rn(float v)
+{
+    if (v != v)
+        return 0;
+    if (v >= 2147483648.0f)
+        return INT32_MAX;
+    if (v <= -2147483648.0f)
+        return INT32_MIN;
+    return (int)std::nearbyint(v);
+}
+inline float __int_as_float(int v)
+{
+    float f;
+    std::memcpy(&f, &v, sizeof f);
+    return f;
+}
+// Four signed byte products summed into c (sm_61+ dp4a).
+inline int __dp4a(int a, int b, int c)
+{
+    for (int j = 0; j < 4; j++)
+        c += (int)(int8_t)(uint8_t)((uint32_t)a >> (8 * j)) * (int)(int8_t)(uint8_t)((uint32_t)b >> (8 * j));
+    return c;
+}
+
 template <typename T> inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32)
 {
     int lane = cudasim::lane_id();

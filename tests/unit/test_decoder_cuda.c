@@ -54,6 +54,7 @@
 
 #include "check.h"
 #include "llama_golden.h"
+#include "quant_rand.h"
 #include "common/buf.h"
 #include "common/fs.h"
 #include "model/backend.h"
@@ -64,20 +65,11 @@
 #include "model/quant.h"
 
 #define MODEL_FILE "SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
-/* test_decoder.c's rules, which this file follows: the issue's 1e-2
- * (MAX_REL) is counted and printed; what is enforced is GUARD_REL (or twice
- * llama.cpp's own spread) and near-ties of NEAR_TIE_MIN logits. This file
- * was written against an earlier draft (1e-2 enforced, 30 prompts with all
- * 32 greedy tokens) that the CPU path itself does not meet (27/33 top-64
- * and 1/7 full-vector within 1e-2, 14-15/33 prompts with all 32 tokens; see
- * docs/NOTES.md), and the GPU's fp16 activations are no closer to
- * llama.cpp's Q8 ones: a correct GPU path would likely fail here. A wrong
- * rotation, norm or head mapping still gives errors of order 1. */
+/* The issue's bound on the logits against llama.cpp's (test_decoder.c's for
+ * the CPU path, which the default CUDA decoder computes bit for bit). */
 #define MAX_REL 1e-2
-#define GUARD_REL 6e-2
-#define NOISE_FACTOR 2.0
-#define NEAR_TIE_MIN 0.15
-/* our fp16 logits against the float32 function (the CPU f32 path), centered */
+/* the fp16-activation decoder's logits against the float32 function (the CPU
+ * f32 path), centered */
 #define VS_F32_TOL 1e-2
 
 static const char *model_path(char *buf, size_t size)
@@ -132,25 +124,6 @@ static void test_device_choice(const char *path, int have_gpu)
 #ifdef RAGD_HAVE_CUDA
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static float frand(float lo, float hi) /* xorshift64*: reproducible */
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    uint64_t r = rng_state * 2685821657736338717ull;
-    return lo + (hi - lo) * (float)((r >> 40) / 16777216.0);
-}
-
-static float *rand_vec(size_t n, float lo, float hi)
-{
-    float *v = malloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++)
-        v[i] = frand(lo, hi);
-    return v;
-}
 
 static float r16(float x) /* rounded to fp16 and back */
 {
@@ -501,25 +474,6 @@ static void test_attention(void)
         free(c2[i].k), free(c2[i].v);
 }
 
-/* Random GGUF blocks of a type: random quants, scale fields set to finite
- * fp16 values of a realistic size (random bytes there could be inf/NaN). */
-static void rand_blocks(uint32_t type, unsigned char *b, size_t n_blocks, size_t bb)
-{
-    for (size_t i = 0; i < n_blocks * bb; i++)
-        b[i] = (unsigned char)(frand(0, 256));
-    for (size_t k = 0; k < n_blocks; k++) {
-        unsigned char *blk = b + k * bb;
-        uint16_t d = f32_to_fp16(frand(1e-3f, 2e-2f)), m = f32_to_fp16(frand(-0.2f, 0.2f));
-        size_t at_d = type == GGML_TYPE_Q6_K ? 208 : 0;
-        memcpy(blk + at_d, &d, 2);
-        if (type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q5_1 || type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q5_K) {
-            if (type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q5_K) /* dmin: positive, subtracted */
-                m = f32_to_fp16(frand(1e-3f, 2e-2f));
-            memcpy(blk + 2, &m, 2);
-        }
-    }
-}
-
 /* Products: fp16 x [rows, in] times W [out, in]^T into fp32, against the
  * exact sum in double (bound: fp32 accumulation over in terms, 2e-6 of the
  * sum of |w x|), W in up to three parts (types[i] with rows[i] rows each:
@@ -699,46 +653,35 @@ static void test_upload(rg_decoder *d)
 
 /* ---- against llama.cpp ------------------------------------------------------------------------ */
 
-static double bound(double self_noise)
-{
-    return NOISE_FACTOR * self_noise > GUARD_REL ? NOISE_FACTOR * self_noise : GUARD_REL;
-}
-
 typedef struct tally {
-    int complete, excused, strict_top, n_top, strict_full, n_full, anchored;
-    double worst_top, worst_full, worst_step, worst_vs_f32;
+    int complete, n_top, strict_top, n_full, strict_full;
+    size_t positions, same_bits;
+    double worst_top, worst_full, worst_step, worst_twin;
 } tally;
 
-/* The bound on our distance to llama.cpp at a checked position: the guard
- * (or twice llama.cpp's own spread), or, where the float32 function itself
- * (r32: the CPU f32 decoder, which test_decoder holds to transformers) is
- * further from llama.cpp than that, r32 + 1e-2. llama.cpp rounds
- * activations to 8 bits (its q8 dot products); the CPU path mirrors that,
- * a float GPU path cannot: at step 8 of chat_hello and chat_summary exact
- * float32 is 0.064 / 0.063 from llama.cpp's logits (cudasim and
- * scripts/emulate_gpu_precision.py decoder fp32 agree). Our own rounding
- * is held separately to 1e-2 of the float32 function at the same
- * positions, so the sum is what the triangle inequality allows. */
-static double anchored_bound(double self_noise, double r32, tally *g)
+/* The GPU's logits against the CPU decoder's at the same position: equal
+ * bit for bit (every floating-point operation is the CPU's: model/
+ * decoder_cuda_q8.cu, decoder_cuda_ggml.cu); required under cudasim, where
+ * the device arithmetic is the host's IEEE arithmetic; counted on a GPU,
+ * whose results are held to llama.cpp's by the issue's bounds below. */
+static void check_twin(const char *name, const char *where, const float *ours, const float *cpu, size_t V, tally *g)
 {
-    double b = bound(self_noise);
-    if (r32 + MAX_REL > b) {
-        g->anchored++;
-        return r32 + MAX_REL;
-    }
-    return b;
+    int same = memcmp(ours, cpu, V * sizeof(float)) == 0;
+    double r = rel_err(ours, cpu, V);
+    g->positions++;
+    g->same_bits += same;
+    g->worst_twin = r > g->worst_twin ? r : g->worst_twin;
+    if (cudasim_stride(2) > 1)
+        CHECK_MSG(same, "%s: %s: logits differ from the CPU decoder's (relative error %.3g)", name, where, r);
 }
 
-/* Our logits against the float32 function's at the same position. */
-static void check_vs_f32(const char *name, const char *where, const float *ours, const float *f32, size_t V,
-                         tally *g)
-{
-    double r = rel_err_centered(ours, f32, V);
-    CHECK_MSG(r < VS_F32_TOL, "%s: %s: centered relative error %.3g to the float32 function", name, where, r);
-    g->worst_vs_f32 = r > g->worst_vs_f32 ? r : g->worst_vs_f32;
-}
-
-static void golden_prompt(rg_decoder *d, rg_decoder *d32, const cJSON *rec, size_t V, tally *g)
+/* One golden prompt on the default decoder (8-bit activations, the CPU
+ * path's arithmetic) with test_decoder.c's rules for the CPU path: the
+ * last-position logits within the issue's 1e-2 of llama.cpp's (top-64,
+ * and the full vocabulary centered where the fixture has it), at every
+ * snapshot of the greedy steps too, and llama.cpp's 32 greedy tokens with
+ * no divergence. cpu (the CPU decoder) runs beside on the same tokens. */
+static void golden_prompt(rg_decoder *d, rg_decoder *cpu, const cJSON *rec, size_t V, tally *g)
 {
     const char *name = cJSON_GetObjectItemCaseSensitive(rec, "name")->valuestring;
     size_t n_ids, n_greedy;
@@ -746,22 +689,20 @@ static void golden_prompt(rg_decoder *d, rg_decoder *d32, const cJSON *rec, size
     int32_t *ref = json_ids(cJSON_GetObjectItemCaseSensitive(rec, "greedy"), &n_greedy);
     const cJSON *top2 = cJSON_GetObjectItemCaseSensitive(rec, "step_top2");
     const cJSON *snaps = cJSON_GetObjectItemCaseSensitive(rec, "steps_top64");
-    double nt = noise(rec, "rel_top64"), nf = noise(rec, "rel_full_centered"), nabs = noise(rec, "maxabs_top64");
     rg_err e = {0};
-    rg_kv_cache *kv = NULL, *kv32 = NULL;
-    float *logits = malloc(V * sizeof(float)), *full = malloc(V * sizeof(float)), *l32 = malloc(V * sizeof(float));
+    rg_kv_cache *kv = NULL, *kc = NULL;
+    float *logits = malloc(V * sizeof(float)), *full = malloc(V * sizeof(float)), *lc = malloc(V * sizeof(float));
     CHECK_OK(kv_cache_alloc(d, n_ids + n_greedy, RG_KV_F16, &kv, &e), e);
-    CHECK_OK(kv_cache_alloc(d32, n_ids + n_greedy, RG_KV_F32, &kv32, &e), e);
-    if (!kv || !kv32 || decoder_prefill(d, kv, ids, n_ids, logits, &e) != RG_OK ||
-        decoder_prefill(d32, kv32, ids, n_ids, l32, &e) != RG_OK) {
+    CHECK_OK(kv_cache_alloc(cpu, n_ids + n_greedy, RG_KV_F16, &kc, &e), e);
+    if (!kv || !kc || decoder_prefill(d, kv, ids, n_ids, logits, &e) != RG_OK ||
+        decoder_prefill(cpu, kc, ids, n_ids, lc, &e) != RG_OK) {
         CHECK_MSG(0, "%s: prefill: %s", name, e.msg);
         goto out;
     }
-    check_vs_f32(name, "prompt", logits, l32, V, g);
+    check_twin(name, "prompt", logits, lc, V, g);
     const cJSON *top64 = cJSON_GetObjectItemCaseSensitive(rec, "top64");
-    double r = rel_err_top(logits, top64), r32 = rel_err_top(l32, top64);
-    CHECK_MSG(r < anchored_bound(nt, r32, g),
-              "%s: prompt logits top-64 relative error %.3g (llama.cpp's own %.3g, float32's %.3g)", name, r, nt, r32);
+    double r = rel_err_top(logits, top64);
+    CHECK_MSG(r < MAX_REL, "%s: prompt logits top-64 relative error %.3g", name, r);
     g->n_top++;
     g->strict_top += r < MAX_REL;
     g->worst_top = r > g->worst_top ? r : g->worst_top;
@@ -769,8 +710,7 @@ static void golden_prompt(rg_decoder *d, rg_decoder *d32, const cJSON *rec, size
     if (cJSON_IsString(f16)) {
         CHECK(decode_f16_b64(f16->valuestring, full, V));
         double rf = rel_err_centered(logits, full, V);
-        CHECK_MSG(rf < bound(nf), "%s: full logits (centered) relative error %.3g (llama.cpp's own %.3g)", name, rf,
-                  nf);
+        CHECK_MSG(rf < MAX_REL, "%s: full logits (centered) relative error %.3g", name, rf);
         g->n_full++;
         g->strict_full += rf < MAX_REL;
         g->worst_full = rf > g->worst_full ? rf : g->worst_full;
@@ -780,10 +720,8 @@ static void golden_prompt(rg_decoder *d, rg_decoder *d32, const cJSON *rec, size
         for (int k = 0; k < cJSON_GetArraySize(snaps); k++) {
             const cJSON *sn = cJSON_GetArrayItem(snaps, k);
             if ((size_t)cJSON_GetObjectItemCaseSensitive(sn, "step")->valueint == s) {
-                double rs = rel_err_top(logits, sn), rs32 = rel_err_top(l32, sn);
-                CHECK_MSG(rs < anchored_bound(nt, rs32, g),
-                          "%s: step %zu top-64 relative error %.3g (float32's %.3g)", name, s, rs, rs32);
-                check_vs_f32(name, "decode step", logits, l32, V, g);
+                double rs = rel_err_top(logits, sn);
+                CHECK_MSG(rs < MAX_REL, "%s: step %zu top-64 relative error %.3g", name, s, rs);
                 g->worst_step = rs > g->worst_step ? rs : g->worst_step;
             }
         }
@@ -791,35 +729,25 @@ static void golden_prompt(rg_decoder *d, rg_decoder *d32, const cJSON *rec, size
         if (ours != ref[s]) {
             const cJSON *t = cJSON_GetArrayItem(top2, (int)s);
             double v1 = cJSON_GetArrayItem(t, 1)->valuedouble, v2 = cJSON_GetArrayItem(t, 3)->valuedouble;
-            int second = cJSON_GetArrayItem(t, 2)->valueint;
-            /* test_decoder.c's rule: llama.cpp's best two within tie, and ours
-             * took its runner-up or sees the two within tie as well (with
-             * nabs 0, as on short prompts, the old rule excused nothing) */
-            double tie = NOISE_FACTOR * nabs > NEAR_TIE_MIN ? NOISE_FACTOR * nabs : NEAR_TIE_MIN;
-            int excused = v1 - v2 < tie && (ours == second || logits[ours] - logits[ref[s]] < tie);
-            fprintf(stderr,
-                    "%s: step %zu: ours %d (logit %.4f), llama.cpp %d (%.4f; its runner-up %d at %.4f, margin %.4f;"
-                    " ours gives them %.4f / %.4f; llama.cpp's own top logits move by %.4f) -> %s\n",
-                    name, s, ours, logits[ours], ref[s], v1, second, v2, v1 - v2, logits[ref[s]], logits[second], nabs,
-                    excused ? "near-tie, excused" : "MISMATCH");
-            CHECK_MSG(excused, "%s: greedy token %zu differs", name, s);
-            g->excused += excused;
+            CHECK_MSG(0, "%s: greedy token %zu: ours %d (logit %.4f), llama.cpp %d (%.4f; its runner-up %d at %.4f)",
+                      name, s, ours, logits[ours], ref[s], v1, cJSON_GetArrayItem(t, 2)->valueint, v2);
             break;
         }
         if (s + 1 < n_greedy) {
-            rg_kv_cache *one[1] = {kv}, *one32[1] = {kv32};
+            rg_kv_cache *one[1] = {kv}, *onec[1] = {kc};
             if (decoder_decode(d, one, &ours, 1, logits, &e) != RG_OK ||
-                decoder_decode(d32, one32, &ours, 1, l32, &e) != RG_OK) {
+                decoder_decode(cpu, onec, &ours, 1, lc, &e) != RG_OK) {
                 CHECK_MSG(0, "%s: decode: %s", name, e.msg);
                 break;
             }
+            check_twin(name, "decode step", logits, lc, V, g);
         }
     }
     g->complete += s == n_greedy;
 out:
     kv_cache_free(kv);
-    kv_cache_free(kv32);
-    free(logits), free(full), free(l32), free(ids), free(ref);
+    kv_cache_free(kc);
+    free(logits), free(full), free(lc), free(ids), free(ref);
 }
 
 /* Four prompts decoded together each get what they get alone. */
@@ -827,6 +755,8 @@ out:
  * device description says), 0 when cuBLAS takes them all. */
 static int matvec_rows(const rg_decoder *d)
 {
+    if (strstr(decoder_device_desc(d), "8-bit activations on ragd's integer kernel (any rows)"))
+        return 16; /* every block product on the integer kernel (this model has no others) */
     const char *at = strstr(decoder_device_desc(d), "products of up to ");
     int n = 0;
     return at && sscanf(at, "products of up to %d rows", &n) == 1 ? n : 0;
@@ -929,12 +859,13 @@ static void test_cache(rg_decoder *d, const char *path, const cJSON *rec, size_t
     double rc = -1;
     if (decoder_load(path, NULL, &cpu, &e) == RG_OK && kv_cache_alloc(cpu, n, RG_KV_F16, &kc, &e) == RG_OK &&
         decoder_prefill(cpu, kc, ids, n, c, &e) == RG_OK) {
-        /* The CPU path rounds activations to Q8 blocks as llama.cpp does,
-         * the GPU to fp16: they differ by about what either differs from
-         * llama.cpp (the golden checks above hold both to that); a broken
-         * GPU path would be off by the logits' whole size. */
+        /* The default decoder computes the CPU path's arithmetic: the same
+         * logits bit for bit (required under cudasim; on a GPU the golden
+         * checks hold both to llama.cpp's 1e-2), where a broken GPU path
+         * would be off by the logits' whole size. */
         rc = rel_err(a, c, V);
-        CHECK_MSG(rc < 0.1, "CUDA vs CPU decoder: %.3g", rc);
+        CHECK_MSG(cudasim_stride(2) > 1 ? memcmp(a, c, V * sizeof *a) == 0 : rc < MAX_REL, "CUDA vs CPU decoder: %.3g",
+                  rc);
         /* a cache of the CPU decoder is not the GPU's (and back) */
         kv_cache_reset(kc);
         CHECK(decoder_prefill(d, kc, ids, 1, a, &e) == RG_ERR_INVALID && kv_cache_len(kc) == 0);
@@ -1141,9 +1072,9 @@ static void test_f32(const char *path, cJSON **recs, size_t n_recs)
 
 /* RAGD_CUDA_WEIGHTS=fp16: every matrix copied to fp16 (as before the
  * block kernels), the uploaded values fp16 roundings of model/quant's; its
- * logits against the default decoder's (GGUF blocks) over a prefill and
- * decode steps: each is held to 1e-2 of the float32 function, so they stay
- * within that of each other. */
+ * logits against the fp16-activation decoder's on GGUF blocks (d) over a
+ * prefill and decode steps: each is held to 1e-2 of the float32 function,
+ * so they stay within that of each other. */
 static void test_fp16_copies(rg_decoder *d, const char *path, cJSON **recs, size_t n_recs)
 {
     enum { STEPS = 3 };
@@ -1195,15 +1126,23 @@ static void test_seed_models(void)
     const char *paths[] = {"tests/fuzz/seeds/gguf/llama_bpe.gguf", "tests/fuzz/seeds/gguf/qwen2_bpe.gguf",
                            "tests/fuzz/seeds/gguf/llama_spm_kquant.gguf"};
     for (size_t pi = 0; pi < sizeof paths / sizeof *paths; pi++) {
-        for (int copies = 0; copies < 2; copies++) {
+        /* mode 0: the default (8-bit activations) against the CPU decoder,
+         * the same arithmetic: within 1e-6 (bit for bit under cudasim);
+         * 1: fp16 activations on the blocks, 2: fp16 copies, both against
+         * the CPU's float32 function */
+        static const char *const modes[] = {"blocks, 8-bit activations", "blocks, fp16 activations", "fp16 copies"};
+        for (int mode = 0; mode < 3; mode++) {
             rg_err e = {0};
             rg_decoder *g = NULL, *c = NULL;
             rg_decoder_opts og = {.device = RG_DEVICE_CUDA, .device_set = 1};
-            rg_decoder_opts oc = {.device = RG_DEVICE_CPU, .device_set = 1, .f32_activations = 1};
-            if (copies)
+            rg_decoder_opts oc = {.device = RG_DEVICE_CPU, .device_set = 1, .f32_activations = mode > 0};
+            if (mode == 1)
+                setenv("RAGD_CUDA_ACTIVATIONS", "fp16", 1);
+            if (mode == 2)
                 setenv("RAGD_CUDA_WEIGHTS", "fp16", 1);
             CHECK_OK(decoder_load(paths[pi], &og, &g, &e), e);
             unsetenv("RAGD_CUDA_WEIGHTS");
+            unsetenv("RAGD_CUDA_ACTIVATIONS");
             CHECK_OK(decoder_load(paths[pi], &oc, &c, &e), e);
             if (!g || !c) {
                 decoder_free(g);
@@ -1218,14 +1157,16 @@ static void test_seed_models(void)
             size_t lens[] = {20, 5};
             for (size_t li = 0; li < 2; li++) {
                 char what[160];
-                snprintf(what, sizeof what, "%s (%s) vs float32, %zu-token prompt", paths[pi],
-                         copies ? "fp16 copies" : "blocks", lens[li]);
-                double r = paired_steps(g, RG_KV_F16, c, RG_KV_F32, ids, lens[li], STEPS, rel_err_centered, SEED_TOL,
-                                        what, NULL);
+                snprintf(what, sizeof what, "%s (%s) vs %s, %zu-token prompt", paths[pi], modes[mode],
+                         mode ? "float32" : "the CPU decoder", lens[li]);
+                double r = mode ? paired_steps(g, RG_KV_F16, c, RG_KV_F32, ids, lens[li], STEPS, rel_err_centered,
+                                               SEED_TOL, what, NULL)
+                                : paired_steps(g, RG_KV_F16, c, RG_KV_F16, ids, lens[li], STEPS, rel_err, 1e-6, what,
+                                               NULL);
                 worst = r > worst ? r : worst;
             }
-            printf("test_decoder_cuda: %s on %s: vs float32 worst centered relative error %.3g\n", paths[pi],
-                   decoder_device_desc(g), worst);
+            printf("test_decoder_cuda: %s on %s: vs %s worst relative error %.3g\n", paths[pi],
+                   decoder_device_desc(g), mode ? "float32 (centered)" : "the CPU decoder", worst);
             decoder_free(g);
             decoder_free(c);
         }
@@ -1317,7 +1258,7 @@ static void test_graphs(const char *path, cJSON **recs, size_t n_recs)
 static void test_model(const char *path)
 {
     rg_err e = {0};
-    rg_decoder *d = NULL;
+    rg_decoder *d = NULL, *dh = NULL, *cpu = NULL;
     rg_decoder_opts o = {.device = RG_DEVICE_CUDA, .device_set = 1};
     rg_status st = decoder_load(path, &o, &d, &e);
     CHECK_OK(st, e);
@@ -1325,9 +1266,18 @@ static void test_model(const char *path)
         return;
     CHECK(decoder_device(d) == RG_DEVICE_CUDA && d->cuda);
     printf("test_decoder_cuda: %s\n", decoder_device_desc(d));
-    /* the default keeps this file's Q4_1 and Q8_0 matrices in their blocks */
-    CHECK_MSG(decoder_cuda_keeps_blocks(d->cuda, d->layers[0].wq.type) && strstr(decoder_device_desc(d), " blocks"),
-              "default weights: %s", decoder_device_desc(d));
+    /* the default keeps this file's Q4_1 and Q8_0 matrices in their blocks
+     * and multiplies them by 8-bit activations in the CPU path's arithmetic */
+    CHECK_MSG(decoder_cuda_keeps_blocks(d->cuda, d->layers[0].wq.type) && strstr(decoder_device_desc(d), " blocks") &&
+                  strstr(decoder_device_desc(d), "8-bit activations") &&
+                  strstr(decoder_device_desc(d), "the CPU path's arithmetic"),
+              "default decoder: %s", decoder_device_desc(d));
+    /* fp16 activations, the float kernels and cuBLAS (RAGD_CUDA_ACTIVATIONS) */
+    setenv("RAGD_CUDA_ACTIVATIONS", "fp16", 1);
+    CHECK_OK(decoder_load(path, &o, &dh, &e), e);
+    unsetenv("RAGD_CUDA_ACTIVATIONS");
+    CHECK_MSG(dh && !strstr(decoder_device_desc(dh), "8-bit"), "RAGD_CUDA_ACTIVATIONS=fp16: %s",
+              dh ? decoder_device_desc(dh) : e.msg);
     test_upload(d);
     size_t V = decoder_vocab(d);
     cJSON *recs[128];
@@ -1335,33 +1285,32 @@ static void test_model(const char *path)
     CHECK_MSG(n_recs >= 30, "only %zu golden prompts", n_recs);
     tally g = {0};
     size_t visited = 0;
-    rg_decoder *d32 = NULL; /* the float32 function, on the CPU */
-    rg_decoder_opts o32 = {.device = RG_DEVICE_CPU, .device_set = 1, .f32_activations = 1};
-    CHECK_OK(decoder_load(path, &o32, &d32, &e), e);
-    for (size_t i = 0; i < n_recs && d32; i += cudasim_stride(6), visited++)
-        golden_prompt(d, d32, recs[i], V, &g);
-    decoder_free(d32);
-    /* no count of complete prompts is required (test_decoder.c has none):
-     * every divergence above is a failure unless it is a near-tie */
-    printf("test_decoder_cuda: %zu prompts, %d with llama.cpp's 32 greedy tokens, %d near-tie divergences; within "
-           "1e-2: top-64 %d/%d, full %d/%d; worst relative error: top-64 %.3g, full (centered) %.3g, decode steps "
-           "%.3g\n",
-           visited, g.complete, g.excused, g.strict_top, g.n_top, g.strict_full, g.n_full, g.worst_top, g.worst_full,
+    rg_decoder_opts oc = {.device = RG_DEVICE_CPU, .device_set = 1};
+    CHECK_OK(decoder_load(path, &oc, &cpu, &e), e);
+    for (size_t i = 0; i < n_recs && cpu; i += cudasim_stride(6), visited++)
+        golden_prompt(d, cpu, recs[i], V, &g);
+    decoder_free(cpu);
+    printf("test_decoder_cuda: %zu prompts, %d with llama.cpp's 32 greedy tokens; within 1e-2: top-64 %d/%d, full "
+           "%d/%d; worst relative error: top-64 %.3g, full (centered) %.3g, decode steps %.3g\n",
+           visited, g.complete, g.strict_top, g.n_top, g.strict_full, g.n_full, g.worst_top, g.worst_full,
            g.worst_step);
-    printf("test_decoder_cuda: against the float32 function at the same positions: worst centered relative error "
-           "%.3g (bound %.0e); %d positions where float32 itself is beyond the guard, bound there float32's + 1e-2\n",
-           g.worst_vs_f32, VS_F32_TOL, g.anchored);
+    printf("test_decoder_cuda: against the CPU decoder at the same positions: %zu of %zu logit vectors equal bit for "
+           "bit, worst relative error %.3g\n",
+           g.same_bits, g.positions, g.worst_twin);
     test_batched(d, recs, n_recs, V);
     if (n_recs > 10) {
         test_cache(d, path, recs[10], V);
         test_prefix_batch(d, recs[10], V);
     }
-    test_vs_f32(d, path, recs, n_recs);
+    if (dh) {
+        test_vs_f32(dh, path, recs, n_recs);
+        test_fp16_copies(dh, path, recs, n_recs);
+    }
     test_f32(path, recs, n_recs);
-    test_fp16_copies(d, path, recs, n_recs);
     test_graphs(path, recs, n_recs);
     for (size_t i = 0; i < n_recs; i++)
         cJSON_Delete(recs[i]);
+    decoder_free(dh);
     decoder_free(d);
 }
 

@@ -1,0 +1,307 @@
+// decoder_cuda_ggml.cu - the q8 decoder's attention and SwiGLU in the CPU
+// path's arithmetic (model/decoder_attn.c, model/decoder_math.c), which is
+// llama.cpp's CPU arithmetic: every floating-point operation of the CPU's
+// attention and SwiGLU, with the same operands, in the same order.
+//
+// Why: with 8-bit activations downstream, a value one unit in the last
+// place away from the CPU's flips an activation's rounding now and then,
+// and a flip moves it by max|x| / 127; on SmolLM2 a 1e-7 difference in the
+// first layers had grown to 1e-2 in the logits after a few positions
+// (docs/NOTES.md). So these kernels give up the fast kernels' freedom of
+// order (decoder_cuda_kernels.cu) for the CPU's:
+//   - scores: the query rounded to f16 (f16 cache), each dot product in the
+//     CPU's lane order (16 lanes for a token that shares its call with
+//     others of its sequence, ggml's 64-lane vec_dot with a double tail for
+//     a lone token: dec_cu_tok.one), times 1/sqrt(head_dim);
+//   - softmax: ggml_v_expf's polynomial, sums of 16 in a halving tree added
+//     into a double in order, the weights times the float nearest 1/sum,
+//     rounded to f16 (f16 cache);
+//   - V: position p into partial sum p mod 16 (64 for a lone token) by FMA
+//     in position order, the partial sums added as a halving tree, a lone
+//     token's last positions (past its 64-blocks) then added in double.
+// One block per (query head, token); positions go in tiles, and the scores
+// are computed again in each of three passes (maximum, sum, weighted sum)
+// rather than kept, so any context fits in a fixed shared memory (a CUDA
+// graph fixes the launch's size). Each thread owns fixed (element, lane)
+// pairs of the V sums, so every sum is one thread's FMA chain in order.
+#include <cmath>
+
+#include "model/decoder_cuda_kernels.cuh"
+
+#define GG_THREADS 256
+#define GG_TILE 256         // positions per tile (a multiple of 64)
+#define GG_MAX_PAIRS_PER 64 // (element, lane) pairs a thread owns: head_dim 256 x 64 lanes / 256 threads
+
+// ---- ggml_v_expf (model/decoder_math.c exp_one) --------------------------------------
+
+#define EXP_C5 0x1.0e4020p-7f
+#define EXP_C4 0x1.573e2ep-5f
+#define EXP_C3 0x1.555e66p-3f
+#define EXP_C2 0x1.fffdb6p-2f
+#define EXP_C1 0x1.ffffecp-1f
+#define EXP_SHIFT 0x1.8p23f
+#define EXP_LOG2E 0x1.715476p+0f
+#define EXP_LN2_HI 0x1.62e4p-1f
+#define EXP_LN2_LO 0x1.7f7d1cp-20f
+
+__device__ static inline float pow2i(int k) // 2^k, k in [-126, 127]
+{
+    return __int_as_float((k + 127) << 23);
+}
+
+__device__ static inline float exp_ggml(float x)
+{
+    float z = __fmaf_rn(x, EXP_LOG2E, EXP_SHIFT);
+    float n = __fsub_rn(z, EXP_SHIFT);
+    if (isnan(n))
+        return n;
+    if (fabsf(n) > 192.0f)
+        return n <= 0.0f ? 0.0f : INFINITY;
+    float b = __fmaf_rn(-n, EXP_LN2_LO, __fmaf_rn(-n, EXP_LN2_HI, x));
+    float u = __fmul_rn(b, b);
+    float j = __fmaf_rn(__fmaf_rn(__fmaf_rn(EXP_C5, b, EXP_C4), u, __fmaf_rn(EXP_C3, b, EXP_C2)), u,
+                        __fmaf_rn(EXP_C1, b, 1.0f));
+    int k = (int)n;
+    if (k > 127) // j * 2^k rounded once
+        return __fmul_rn(__fmul_rn(j, pow2i(64)), pow2i(k - 64));
+    if (k < -126)
+        return __fmul_rn(__fmul_rn(j, pow2i(k + 100)), pow2i(-100));
+    return __fmul_rn(j, pow2i(k));
+}
+
+// ---- SwiGLU (model/decoder_math.c dec_math_swiglu) --------------------------------------
+
+__global__ static void k_swiglu_ggml(const float *gu, size_t n, int F, float *out)
+{
+    size_t total = n * (size_t)F;
+    int blocked = F - F % 16; // ggml's vector loop; its scalar tail takes libm's expf
+    for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < total;
+         idx += (size_t)gridDim.x * blockDim.x) {
+        size_t t = idx / (size_t)F;
+        int i = (int)(idx % (size_t)F);
+        float g = gu[t * 2 * (size_t)F + (size_t)i], u = gu[t * 2 * (size_t)F + (size_t)F + (size_t)i];
+        float e = i < blocked ? exp_ggml(__fsub_rn(0.0f, g)) : expf(-g);
+        out[idx] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, e)), u);
+    }
+}
+
+rg_status dec_cu_swiglu_ggml(cudaStream_t s, const float *gu, int n, int F, float *out, rg_err *e)
+{
+    size_t total = (size_t)n * (size_t)F;
+    size_t blocks = (total + 255) / 256;
+    if (blocks > 4096)
+        blocks = 4096;
+    if (blocks)
+        k_swiglu_ggml<<<(unsigned)blocks, 256, 0, s>>>(gu, (size_t)n, F, out);
+    return cu_check(cudaGetLastError(), "SwiGLU kernel (CPU arithmetic)", e);
+}
+
+// ---- attention ----------------------------------------------------------------------------
+
+__device__ static inline float cache_at(const dec_cu_tok &tk, const void *base, size_t idx)
+{
+    return tk.half ? __half2float(static_cast<const cu_f16 *>(base)[idx]) : static_cast<const float *>(base)[idx];
+}
+
+// The 8-float reduction of the CPU's SIMD dot products (hsum): (s0 + s4) +
+// (s2 + s6), (s1 + s5) + (s3 + s7), then the two.
+__device__ static inline float hsum8(const float *s)
+{
+    float h0 = __fadd_rn(s[0], s[4]), h1 = __fadd_rn(s[1], s[5]), h2 = __fadd_rn(s[2], s[6]),
+          h3 = __fadd_rn(s[3], s[7]);
+    return __fadd_rn(__fadd_rn(h0, h2), __fadd_rn(h1, h3));
+}
+
+// q (f32 values, f16-rounded with an f16 cache) . K row p, as the CPU's
+// dot_avx2 (several tokens of the sequence in the call) or dot_one_avx2
+// (a lone token). hd is a multiple of 8.
+__device__ static float score_dot(const float *q, const dec_cu_tok &tk, const void *kb, size_t row, int hd, int one)
+{
+    if (!one) { // two 8-lane accumulators over blocks of 16, an 8-wide tail into the first
+        float s0[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s1[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int i = 0;
+        for (; i + 16 <= hd; i += 16)
+            for (int j = 0; j < 8; j++) {
+                s0[j] = __fmaf_rn(q[i + j], cache_at(tk, kb, row + (size_t)(i + j)), s0[j]);
+                s1[j] = __fmaf_rn(q[i + 8 + j], cache_at(tk, kb, row + (size_t)(i + 8 + j)), s1[j]);
+            }
+        if (i < hd)
+            for (int j = 0; j < 8; j++)
+                s0[j] = __fmaf_rn(q[i + j], cache_at(tk, kb, row + (size_t)(i + j)), s0[j]);
+        for (int j = 0; j < 8; j++)
+            s0[j] = __fadd_rn(s0[j], s1[j]);
+        return hsum8(s0);
+    }
+    // eight 8-lane accumulators over blocks of 64, combined (0 + 4) + (2 + 6)
+    // and (1 + 5) + (3 + 7), then hsum; the rest in double
+    float r[8][8];
+    for (int m = 0; m < 8; m++)
+        for (int j = 0; j < 8; j++)
+            r[m][j] = 0.0f;
+    int n64 = hd / 64 * 64, i = 0;
+    for (; i < n64; i += 64)
+        for (int m = 0; m < 8; m++)
+            for (int j = 0; j < 8; j++)
+                r[m][j] = __fmaf_rn(q[i + 8 * m + j], cache_at(tk, kb, row + (size_t)(i + 8 * m + j)), r[m][j]);
+    float s[8];
+    for (int j = 0; j < 8; j++) {
+        float a = __fadd_rn(__fadd_rn(r[0][j], r[4][j]), __fadd_rn(r[2][j], r[6][j]));
+        float b = __fadd_rn(__fadd_rn(r[1][j], r[5][j]), __fadd_rn(r[3][j], r[7][j]));
+        s[j] = __fadd_rn(a, b);
+    }
+    double sum = (double)hsum8(s);
+    for (; i < hd; i++)
+        sum += (double)__fmul_rn(q[i], cache_at(tk, kb, row + (size_t)i));
+    return (float)sum;
+}
+
+// Positions of a lone token's np that ggml's vec_dot sums in 64-blocks
+// (model/decoder_attn.c one_token_blocked: the cache view is a multiple of
+// 32 positions); the rest go to its double tail.
+__device__ static inline int one_blocked(int np)
+{
+    int view = (np + 31) / 32 * 32, blocked = view / 64 * 64;
+    return blocked < np ? blocked : np;
+}
+
+// Block-wide maximum (every thread gets it).
+__device__ static float block_max(float v, float *red)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads(); // red is free (an earlier use is over)
+    if (lane == 0)
+        red[warp] = v;
+    __syncthreads();
+    float m = red[0];
+    for (int w = 1; w < (int)(blockDim.x >> 5); w++)
+        m = fmaxf(m, red[w]);
+    return m;
+}
+
+__global__ static void __launch_bounds__(GG_THREADS)
+    k_att_ggml(const float *q, const dec_cu_tok *tok, dec_cu_heads g, int layer, float scale, float *out)
+{
+    __shared__ float qs[DEC_CU_MAX_HEAD_DIM];
+    __shared__ float wt[GG_TILE];          // a tile's exponentials, then its weights
+    __shared__ float tree[GG_TILE / 16];   // a tile's sums of 16
+    __shared__ float red[GG_THREADS / 32];
+    __shared__ double total;
+    size_t t = blockIdx.y;
+    int h = blockIdx.x;
+    const dec_cu_tok tk = tok[t];
+    int hd = g.head_dim, np = tk.pos + 1, kvh = h / (g.n_head / g.n_head_kv), one = tk.one;
+    int lanes = one ? 64 : 16, blocked = one ? one_blocked(np) : np;
+    size_t base = (size_t)layer * tk.cap * (size_t)g.kv_dim + (size_t)kvh * (size_t)hd;
+    const float *qh = q + t * (size_t)(g.n_head * hd) + (size_t)h * (size_t)hd;
+    for (int i = threadIdx.x; i < hd; i += blockDim.x)
+        qs[i] = tk.half ? __half2float(__float2half_rn(qh[i])) : qh[i];
+    __syncthreads();
+    auto score = [&](int p) {
+        return __fmul_rn(score_dot(qs, tk, tk.k, base + (size_t)p * (size_t)g.kv_dim, hd, one), scale);
+    };
+    // pass 1: the maximum
+    float mx = -INFINITY;
+    for (int p = threadIdx.x; p < np; p += blockDim.x)
+        mx = fmaxf(mx, score(p));
+    mx = block_max(mx, red);
+    // pass 2: the exponentials' sum, 16 at a time into a double, in order
+    if (threadIdx.x == 0)
+        total = 0.0;
+    for (int p0 = 0; p0 < np; p0 += GG_TILE) {
+        int len = np - p0 < GG_TILE ? np - p0 : GG_TILE;
+        __syncthreads();
+        for (int i = threadIdx.x; i < GG_TILE; i += blockDim.x)
+            wt[i] = i < len ? exp_ggml(__fsub_rn(score(p0 + i), mx)) : 0.0f; // padding adds 0
+        __syncthreads();
+        for (int b = threadIdx.x; b < (len + 15) / 16; b += blockDim.x) {
+            float v[16];
+            for (int i = 0; i < 16; i++)
+                v[i] = wt[16 * b + i];
+            for (int w = 8; w >= 1; w /= 2)
+                for (int i = 0; i < w; i++)
+                    v[i] = __fadd_rn(v[i], v[i + w]);
+            tree[b] = v[0];
+        }
+        __syncthreads();
+        if (threadIdx.x == 0)
+            for (int b = 0; b < (len + 15) / 16; b++)
+                total += (double)tree[b];
+    }
+    __syncthreads();
+    float inv = (float)(1.0 / total);
+    // pass 3: weights (rounded to f16 with an f16 cache) into the V sums;
+    // pair i = threadIdx.x + k * blockDim.x is element i % hd, lane i / hd
+    int pairs = hd * lanes, mine = (pairs - (int)threadIdx.x + (int)blockDim.x - 1) / (int)blockDim.x;
+    float acc[GG_MAX_PAIRS_PER];
+    for (int k = 0; k < GG_MAX_PAIRS_PER; k++)
+        acc[k] = 0.0f;
+    int last0 = 0; // the last tile's first position (it holds a lone token's tail)
+    for (int p0 = 0; p0 < np; p0 += GG_TILE) {
+        int len = np - p0 < GG_TILE ? np - p0 : GG_TILE;
+        last0 = p0;
+        __syncthreads();
+        for (int i = threadIdx.x; i < len; i += blockDim.x) {
+            float w = __fmul_rn(exp_ggml(__fsub_rn(score(p0 + i), mx)), inv);
+            wt[i] = tk.half ? __half2float(__float2half_rn(w)) : w;
+        }
+        __syncthreads();
+        int end = blocked - p0 < len ? blocked - p0 : len; // positions of this tile in the lane sums
+        for (int k = 0; k < mine; k++) {
+            int pi = (int)threadIdx.x + k * (int)blockDim.x, el = pi % hd, lane = pi / hd;
+            // this lane's positions in the tile: p0 + i with (p0 + i) % lanes == lane (p0 % lanes == 0)
+            for (int i = lane; i < end; i += lanes)
+                acc[k] = __fmaf_rn(wt[i], cache_at(tk, tk.v, base + (size_t)(p0 + i) * (size_t)g.kv_dim + (size_t)el),
+                                   acc[k]);
+        }
+    }
+    // the lanes' halving tree, per element, through shared memory
+    __syncthreads();
+    float *o = out + t * (size_t)(g.n_head * hd) + (size_t)h * (size_t)hd;
+    extern __shared__ float lane_sums[]; // lanes * hd floats
+    for (int k = 0; k < mine; k++)
+        lane_sums[threadIdx.x + k * blockDim.x] = acc[k];
+    __syncthreads();
+    for (int w = lanes / 2; w >= 1; w /= 2) {
+        for (int i = threadIdx.x; i < w * hd; i += blockDim.x) // element i % hd, lane i / hd < w
+            lane_sums[i] = __fadd_rn(lane_sums[i], lane_sums[i + w * hd]);
+        __syncthreads();
+    }
+    for (int el = threadIdx.x; el < hd; el += blockDim.x) {
+        float v = lane_sums[el];
+        if (blocked < np) { // a lone token's tail, in double, position by position
+            double d = (double)v;
+            for (int p = blocked; p < np; p++) // in the last tile, whose weights wt still holds
+                d += (double)__fmul_rn(wt[p - last0],
+                                       cache_at(tk, tk.v, base + (size_t)p * (size_t)g.kv_dim + (size_t)el));
+            v = (float)d;
+        }
+        o[el] = v;
+    }
+}
+
+static size_t att_ggml_smem(const dec_cu_heads *g)
+{
+    return (size_t)64 * (size_t)g->head_dim * sizeof(float);
+}
+
+int dec_cu_attention_ggml_takes(const dec_cu_heads *g)
+{
+    return g->head_dim % 8 == 0 && g->head_dim <= DEC_CU_MAX_HEAD_DIM && att_ggml_smem(g) <= 48 * 1024 &&
+           g->head_dim * 64 <= GG_THREADS * GG_MAX_PAIRS_PER;
+}
+
+rg_status dec_cu_attention_ggml(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
+                                int layer, float *out, rg_err *e)
+{
+    if (n <= 0)
+        return RG_OK;
+    if (!dec_cu_attention_ggml_takes(g) || n > 65535)
+        return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA attention (CPU arithmetic): head size %d or %d tokens",
+                        g->head_dim, n);
+    float scale = 1.0f / sqrtf((float)g->head_dim);
+    dim3 grid((unsigned)g->n_head, (unsigned)n);
+    k_att_ggml<<<grid, GG_THREADS, att_ggml_smem(g), s>>>(q, tok, *g, layer, scale, out);
+    return cu_check(cudaGetLastError(), "attention kernel (CPU arithmetic)", e);
+}
