@@ -74,6 +74,7 @@ struct placer {
     size_t off = 0;
     dec_cu_act act = DEC_CU_F16; // the type of matrices not kept in their blocks
     int keep_blocks = 0;         // quantized types the kernels read stay in their blocks
+    int keep_floats = 0;         // so do F32, F16 and BF16 matrices (a q8 decoder: the CPU's float products)
     size_t matrix_bytes = 0;     // the matrices' bytes (what a decode step reads)
     size_t widest_blocks = 0;    // most values of one quantized part (for the unpacking scratch)
     char *stage = nullptr;       // stage_n values of that type
@@ -119,7 +120,7 @@ struct placer {
     bool blocks(const dec_mat *m) const
     {
         size_t packed = 0;
-        return keep_blocks && dec_cu_blocks_on_device(m->type) &&
+        return ((keep_blocks && dec_cu_blocks_on_device(m->type)) || (keep_floats && dec_cu_float_type(m->type))) &&
                ggml_row_bytes(m->type, m->cols, &packed, nullptr) == RG_OK && packed == m->row_bytes;
     }
     // n matrices' rows as they are in the file, one after the other (same
@@ -222,8 +223,6 @@ struct acts {
     int att_tokens;
     void *q8;       // q8_bytes: the quantized activations of a product (q8 decoders)
     size_t q8_bytes;
-    cu_f16 *x16;    // x16_elems: fp16 activations for fp16 parts (q8 decoders)
-    size_t x16_elems;
     float *rope;    // [cap][rope_dim]: each token's cos | sin from the CPU path (ggml decoders)
 };
 
@@ -300,6 +299,21 @@ static void place_weights(rg_decoder_cuda *c, const rg_decoder *d, placer *p)
     c->inv_freq = p->f32(d->inv_freq, cfg->rope_dim / 2);
 }
 
+// Whether any weight matrix of d is of a type the GPU keeps in its blocks.
+static int any_blocks(const rg_decoder *d)
+{
+    if (dec_cu_blocks_on_device(d->output.type))
+        return 1;
+    for (size_t l = 0; l < d->cfg.n_layer; l++) {
+        const dec_layer *L = &d->layers[l];
+        const dec_mat *m[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        for (int i = 0; i < 7; i++)
+            if (dec_cu_blocks_on_device(m[i]->type))
+                return 1;
+    }
+    return 0;
+}
+
 static void free_staging(rg_decoder_cuda *c)
 {
     if (c->hstage_pinned)
@@ -326,24 +340,26 @@ extern "C" void decoder_cuda_free(rg_decoder_cuda *c)
     free(c);
 }
 
-// The matrices' kinds for the device description: "Q4_1, Q8_0 blocks" or
-// "fp16" or both.
+// The matrices' kinds for the device description: "Q4_1, Q8_0 blocks",
+// "fp16" copies, a q8 decoder's float matrices "F32 as in the file", or
+// several of these.
 static void weight_kinds(const rg_decoder_cuda *c, char *out, size_t size)
 {
-    uint32_t seen[8];
-    int n_seen = 0, plain = 0;
+    uint32_t seen[2][8]; // block types, float types kept as in the file
+    int n_seen[2] = {0, 0}, plain = 0;
     auto note = [&](const dec_cu_mat &m) {
         for (int i = 0; i < m.n_part; i++) {
             uint32_t t = m.part[i].type;
-            if (!dec_cu_blocks_on_device(t)) {
+            int kind = dec_cu_blocks_on_device(t) ? 0 : c->q8 && dec_cu_float_type(t) ? 1 : -1;
+            if (kind < 0) {
                 plain = 1;
                 continue;
             }
             int k = 0;
-            while (k < n_seen && seen[k] != t)
+            while (k < n_seen[kind] && seen[kind][k] != t)
                 k++;
-            if (k == n_seen && n_seen < 8)
-                seen[n_seen++] = t;
+            if (k == n_seen[kind] && n_seen[kind] < 8)
+                seen[kind][n_seen[kind]++] = t;
         }
     };
     for (size_t l = 0; l < c->cfg.n_layer; l++) {
@@ -355,14 +371,18 @@ static void weight_kinds(const rg_decoder_cuda *c, char *out, size_t size)
     note(c->out_w);
     size_t at = 0;
     out[0] = 0;
-    for (int k = 0; k < n_seen && at < size; k++) {
-        const char *name = ggml_type_name(seen[k]);
-        at += (size_t)snprintf(out + at, size - at, "%s%s", k ? ", " : "", name ? name : "?");
+    for (int kind = 0; kind < 2; kind++) {
+        for (int k = 0; k < n_seen[kind] && at < size; k++) {
+            const char *name = ggml_type_name(seen[kind][k]);
+            at += (size_t)snprintf(out + at, size - at, "%s%s", k ? ", " : kind && n_seen[0] ? " and " : "",
+                                   name ? name : "?");
+        }
+        if (n_seen[kind] && at < size)
+            at += (size_t)snprintf(out + at, size - at, kind ? " as in the file" : " blocks");
     }
-    if (n_seen && at < size)
-        at += (size_t)snprintf(out + at, size - at, " blocks");
     if (plain && at < size)
-        snprintf(out + at, size - at, "%s%s", n_seen ? " and " : "", c->act == DEC_CU_F32 ? "fp32" : "fp16");
+        snprintf(out + at, size - at, "%s%s", n_seen[0] + n_seen[1] ? " and " : "",
+                 c->act == DEC_CU_F32 ? "fp32" : "fp16");
 }
 
 // What the kernels and cuBLAS's int dimensions can take.
@@ -436,13 +456,14 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
     c->act = d->f32_activations ? DEC_CU_F32 : DEC_CU_F16;
     if (c->act == DEC_CU_F32)
         c->keep_blocks = 0; // the f32 decoder computes transformers' float32 function on fp32 copies
-    if (!c->keep_blocks)
-        c->q8 = 0;
+    if (!c->keep_blocks || !any_blocks(d))
+        c->q8 = 0; // 8-bit activations are for block matrices; a file without any keeps fp16 products
     c->layers = static_cast<dev_layer *>(calloc(cfg->n_layer, sizeof *c->layers));
     placer p;
     p.e = e;
     p.act = c->act;
     p.keep_blocks = c->keep_blocks;
+    p.keep_floats = c->q8;
     p.stage_n = (size_t)16 << 20; // 32 MiB of fp16 (64 of fp32), at least one row
     if (p.stage_n < cfg->n_ff || p.stage_n < cfg->n_embd)
         p.stage_n = cfg->n_ff > cfg->n_embd ? cfg->n_ff : cfg->n_embd;
@@ -470,8 +491,6 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
     if ((st = p.st))
         goto fail;
     c->matrix_bytes = p.matrix_bytes;
-    if (!p.widest_blocks)
-        c->q8 = 0; // no blocks to multiply
     c->xt = c->q8 ? DEC_CU_F32 : c->act;
     {
         dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, (int)cfg->rope_dim, 0, 0};
@@ -481,7 +500,7 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
                      "takes multiples of 8 up to 192); logits may stray further from llama.cpp's",
                      cfg->head_dim);
     }
-    if (p.widest_blocks && !c->q8) { // prefill unpacks quantized rows for cuBLAS: up to 32 MiB at a time
+    if (p.widest_blocks && !c->q8) { // (widest_blocks counts the raw float matrices of a q8 decoder too) // prefill unpacks quantized rows for cuBLAS: up to 32 MiB at a time
         size_t cols = cfg->n_ff > cfg->n_embd ? cfg->n_ff : cfg->n_embd;
         if (qd > cols)
             cols = qd;
@@ -558,13 +577,12 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
                 size_t b = dec_cu_q8_row_bytes(kind, (int)in);
                 q8_row = b > q8_row ? b : q8_row;
             }
-    size_t x16_elems = c->q8 ? n * widest : 0;
     size_t rope_floats = c->ggml ? n * cfg->rope_dim : 0;
-    enum { SLOTS = 14 };
+    enum { SLOTS = 13 };
     size_t sz[SLOTS] = {n * E * 4,      n * W * 4,      n * qd * 4,      n * E * 4,
                         n * 2 * F * 4,  n * E * es,     n * qd * es,     n * F * es,
                         n * sizeof(dec_cu_tok), n * sizeof(int32_t), dec_cu_attention_scratch_bytes(&g, att_tokens),
-                        n * q8_row, x16_elems * sizeof(cu_f16), rope_floats * sizeof(float)};
+                        n * q8_row, rope_floats * sizeof(float)};
     size_t total = 0;
     for (size_t i = 0; i < SLOTS; i++)
         total += align256(sz[i]);
@@ -593,9 +611,7 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     c->a.att_tokens = att_tokens;
     c->a.q8 = slot[11];
     c->a.q8_bytes = sz[11];
-    c->a.x16 = (cu_f16 *)slot[12];
-    c->a.x16_elems = x16_elems;
-    c->a.rope = (float *)slot[13];
+    c->a.rope = (float *)slot[12];
 
     // host staging in pinned memory: the uploads then run at the bus's rate
     // without a driver copy (each call waits for its stream before it
@@ -706,7 +722,7 @@ static rg_status run_layers(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
     rg_status st;
     const acts &a = c->a;
     const dec_cu_act t = c->xt;
-    const dec_cu_prod P = {c->cx.blas, s, c->matvec_max, t, c->q8, c->scratch, a.q8, a.q8_bytes, a.x16, a.x16_elems};
+    const dec_cu_prod P = {c->cx.blas, s, c->matvec_max, t, c->q8, c->scratch, a.q8, a.q8_bytes};
     float eps = cfg->rms_eps;
     for (size_t l = 0; l < cfg->n_layer; l++) {
         const dev_layer *L = &c->layers[l];
@@ -884,7 +900,7 @@ extern "C" size_t decoder_cuda_matrix_bytes(const rg_decoder_cuda *c)
 
 extern "C" int decoder_cuda_keeps_blocks(const rg_decoder_cuda *c, uint32_t type)
 {
-    return c->keep_blocks && dec_cu_blocks_on_device(type);
+    return c->keep_blocks && (dec_cu_blocks_on_device(type) || (c->q8 && dec_cu_float_type(type)));
 }
 
 // One part's rows as floats: plain values widened, blocks unpacked by the
@@ -894,13 +910,13 @@ static rg_status part_floats(rg_decoder_cuda *c, const dec_cu_part *p, size_t co
     size_t n = (size_t)p->rows * cols;
     if (p->type == GGML_TYPE_F32)
         return cu_check(cudaMemcpy(out, p->w, n * sizeof(float), cudaMemcpyDeviceToHost), "weight download", e);
-    if (p->type == GGML_TYPE_F16) {
+    if (p->type == GGML_TYPE_F16 || p->type == GGML_TYPE_BF16) {
         uint16_t *h = static_cast<uint16_t *>(malloc(n * sizeof(uint16_t)));
         if (!h)
             return rg_error(e, RG_ERR_NOMEM, "out of memory");
         rg_status st = cu_check(cudaMemcpy(h, p->w, n * sizeof(uint16_t), cudaMemcpyDeviceToHost), "weight download", e);
         for (size_t i = 0; !st && i < n; i++)
-            out[i] = fp16_to_f32(h[i]);
+            out[i] = p->type == GGML_TYPE_F16 ? fp16_to_f32(h[i]) : bf16_to_f32(h[i]);
         free(h);
         return st;
     }

@@ -3,19 +3,24 @@
  *
  * decoder_load creates one when asked for --device cuda (or auto with a GPU
  * present): weight matrices of the types dec_cu_blocks_on_device takes
- * stay in their GGUF blocks (model/decoder_cuda_matvec.cu); the others, and
- * all with RAGD_CUDA_WEIGHTS=fp16, are dequantized on the host with
- * model/quant and uploaded once in fp16, or in fp32 for a decoder loaded
- * with f32_activations (the causal-LM reranker's f32 precision: fp32
- * product inputs too, no TF32, so the scores stay the float32 function the
- * CPU path and transformers compute); norm weights, biases and RoPE
- * frequencies (the CPU path's table) in fp32. Products of at most
- * DEC_CU_MATVEC_DEFAULT_ROWS token rows (decode steps of a few sequences)
- * run on the decoder's own kernel, whose result for a sequence does not
- * depend on the other sequences of the step; larger ones on cuBLAS, blocks
- * unpacked to fp16 first (RAGD_CUDA_MATVEC_ROWS=N sets the limit, up to
- * 16; 0 sends everything to cuBLAS). The token embedding is looked up on
- * the host from the mapped file, exactly as the CPU path.
+ * stay in their GGUF blocks (model/decoder_cuda_q8.cu, decoder_cuda_matvec.
+ * cu). With any such matrix the decoder computes the CPU path's arithmetic
+ * (llama.cpp's), bit for bit: 8-bit activations and integer products on
+ * the blocks, float matrices kept as in the file, RMSNorm, RoPE (the CPU's
+ * cos/sin), attention and SwiGLU in the CPU's operations and order
+ * (decoder_cuda_ggml.cu), every product on ragd's kernels whatever its row
+ * count. RAGD_CUDA_ACTIVATIONS=fp16 (or a model without blocks) gives the
+ * fp16 decoder instead: the other matrices, and all with
+ * RAGD_CUDA_WEIGHTS=fp16, dequantized on the host with model/quant and
+ * uploaded once in fp16, products of at most DEC_CU_MATVEC_DEFAULT_ROWS
+ * token rows on ragd's float kernel (RAGD_CUDA_MATVEC_ROWS=N sets the
+ * limit, up to 16; 0 sends everything to cuBLAS), larger ones on cuBLAS,
+ * blocks unpacked to fp16 first. A decoder loaded with f32_activations (the
+ * causal-LM reranker's f32 precision) keeps fp32 copies and fp32 product
+ * inputs (no TF32), so the scores stay the float32 function the CPU path
+ * and transformers compute. Norm weights, biases and RoPE frequencies (the
+ * CPU path's table) are fp32. The token embedding is looked up on the host
+ * from the mapped file, exactly as the CPU path.
  *
  * KV caches of a CUDA decoder live in device memory (kv_cache_alloc). One
  * stream and one cuBLAS handle per decoder; calls are serialized by a mutex
@@ -89,9 +94,10 @@ rg_status decoder_cuda_weight(rg_decoder_cuda *c, size_t layer, dec_cuda_weight 
 /* Bytes of the weight matrices on the device: what a decode step reads. */
 size_t decoder_cuda_matrix_bytes(const rg_decoder_cuda *c);
 
-/* Whether matrices of this ggml_type stay in their GGUF blocks on the
- * device (the default for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K;
- * RAGD_CUDA_WEIGHTS=fp16 or an f32 decoder makes copies instead). */
+/* Whether matrices of this ggml_type stay on the device as in the file
+ * (the default for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, and in an
+ * 8-bit-activation decoder for F32, F16 and BF16 too; RAGD_CUDA_WEIGHTS=fp16
+ * or an f32 decoder makes copies instead). */
 int decoder_cuda_keeps_blocks(const rg_decoder_cuda *c, uint32_t type);
 
 #endif

@@ -98,7 +98,6 @@ static rg_status q8_acts(const dec_cu_prod *P, int kind, const void *x, int rows
 rg_status dec_cu_linear(const dec_cu_prod *P, const void *x, int rows, const dec_cu_mat *W, float *y, rg_err *e)
 {
     int in = W->cols, ldy = W->rows, off = 0, have_q8 = DEC_Q8_NONE;
-    const void *x16 = P->t == DEC_CU_F16 ? x : nullptr; // x as fp16, made on first need in a q8 decoder
     rg_status st = RG_OK;
     if (P->q8 && P->t != DEC_CU_F32)
         return rg_error(e, RG_ERR_INTERNAL, "8-bit activations are quantized from fp32");
@@ -106,25 +105,22 @@ rg_status dec_cu_linear(const dec_cu_prod *P, const void *x, int rows, const dec
         const dec_cu_part *p = &W->part[i];
         float *yp = y + off;
         int blocks = dec_cu_blocks_on_device(p->type);
-        if (blocks && P->q8) {
-            int kind = dec_cu_q8_kind_of(p->type);
-            if (!(st = q8_acts(P, kind, x, rows, in, &have_q8, e)))
-                st = dec_cu_matvec_q8(P->s, p->type, p->w, p->row_bytes, P->q8_buf, rows, in, p->rows, yp, ldy, e);
+        if (P->q8) { // the CPU path's products, whatever the row count
+            if (blocks) {
+                int kind = dec_cu_q8_kind_of(p->type);
+                if (!(st = q8_acts(P, kind, x, rows, in, &have_q8, e)))
+                    st = dec_cu_matvec_q8(P->s, p->type, p->w, p->row_bytes, P->q8_buf, rows, in, p->rows, yp, ldy,
+                                          e);
+            } else {
+                st = dec_cu_matvec_fcpu(P->s, p->type, p->w, p->row_bytes, static_cast<const float *>(x), rows, in,
+                                        p->rows, yp, ldy, e);
+            }
             matvec_launched++;
-            continue;
-        }
-        if (p->type == GGML_TYPE_F16 && P->q8 && !x16) { // an fp16 part beside blocks
-            if ((size_t)rows * (size_t)in > P->x16_elems || !P->x16)
-                return rg_error(e, RG_ERR_INTERNAL, "no room for %d x %d fp16 activations", rows, in);
-            if ((st = dec_cu_to_f16(P->s, static_cast<const float *>(x), (size_t)rows * (size_t)in, P->x16, e)))
-                break;
-            x16 = P->x16;
-        }
-        if (blocks && !x16)
+        } else if (blocks && P->t != DEC_CU_F16) {
             return rg_error(e, RG_ERR_INTERNAL, "quantized weights need fp16 or 8-bit activations");
-        if (x16 && dec_cu_matvec_takes(p->type, rows, in, P->matvec_max, p->w, p->row_bytes, x16)) {
-            st = dec_cu_matvec(P->s, p->type, p->w, p->row_bytes, static_cast<const cu_f16 *>(x16), rows, in, p->rows,
-                               yp, ldy, e);
+        } else if (P->t == DEC_CU_F16 && dec_cu_matvec_takes(p->type, rows, in, P->matvec_max, p->w, p->row_bytes, x)) {
+            st = dec_cu_matvec(P->s, p->type, p->w, p->row_bytes, static_cast<const cu_f16 *>(x), rows, in, p->rows, yp,
+                               ldy, e);
             matvec_launched++;
         } else if (blocks) { // unpack as many rows as the scratch holds, multiply, go on
             const dec_cu_scratch *sc = &P->unpack;
@@ -136,12 +132,11 @@ rg_status dec_cu_linear(const dec_cu_prod *P, const void *x, int rows, const dec
                 st = dec_cu_dequant(P->s, p->type, static_cast<const char *>(p->w) + (size_t)r * p->row_bytes,
                                     p->row_bytes, nr, in, sc->buf, DEC_CU_F16, e);
                 if (!st)
-                    st = gemm_part(P->blas, CUDA_R_16F, sc->buf, nr, x16, rows, in, yp + r, ldy, e);
+                    st = gemm_part(P->blas, CUDA_R_16F, sc->buf, nr, x, rows, in, yp + r, ldy, e);
             }
-        } else if (x16) {
-            st = gemm_part(P->blas, CUDA_R_16F, p->w, p->rows, x16, rows, in, yp, ldy, e);
         } else {
-            st = gemm_part(P->blas, CUDA_R_32F, p->w, p->rows, x, rows, in, yp, ldy, e);
+            st = gemm_part(P->blas, P->t == DEC_CU_F32 ? CUDA_R_32F : CUDA_R_16F, p->w, p->rows, x, rows, in, yp, ldy,
+                           e);
         }
     }
     return st;

@@ -1,8 +1,14 @@
 // decoder_cuda_kernels.cuh - the Llama-family decoder's CUDA kernels, as
 // launchers on device pointers (C++, included only by model/decoder_cuda*.cu).
 //
-// Precision: the weight products take fp16 activations with fp32
-// accumulation and write fp32. Weights kept in their GGUF blocks enter the
+// Precision, three decoders. The default one for a model with GGUF blocks
+// (q8: model/decoder_cuda_q8.cu, decoder_cuda_ggml.cu) computes the CPU
+// path's arithmetic bit for bit: 8-bit activations and integer products on
+// the blocks, float matrices as in the file, and RMSNorm, RoPE, attention
+// and SwiGLU in the CPU's operations and order, fp32 activations between.
+// The fp16 one (RAGD_CUDA_ACTIVATIONS=fp16, or a model without blocks): the
+// weight products take fp16 activations with fp32 accumulation and write
+// fp32. Weights kept in their GGUF blocks enter the
 // decode-step kernel with their exact dequantized values and cuBLAS (prefill)
 // as fp16 roundings of them, as fp16 copies do. fp16 rather than bf16
 // because a dequantized GGUF value (an fp16 scale times a small integer,
@@ -88,8 +94,9 @@ struct dec_cu_scratch {
 //   q8 (x fp32): parts kept in GGUF blocks multiply x quantized to 8 bits
 //     per row as llama.cpp's CPU path does (dec_cu_quantize_act into
 //     q8_buf), in integers on the decoder's own kernel whatever the row
-//     count (dec_cu_matvec_q8); fp16 parts take x rounded to fp16 (into
-//     x16) as in the fp16 decoder. Without q8, block parts need fp16 x.
+//     count (dec_cu_matvec_q8); parts of a float type (kept as in the file)
+//     multiply x as it is (dec_cu_matvec_fcpu): both bit for bit the CPU
+//     path's products. Without q8, block parts need fp16 x.
 //   Products of at most matvec_max rows (DEC_CU_MATVEC_MAX_ROWS at most)
 //     that are not q8 run on the float kernel (dec_cu_matvec) on stream s,
 //     whose result for a row does not depend on the other rows; the rest
@@ -105,8 +112,6 @@ struct dec_cu_prod {
     dec_cu_scratch unpack;
     void *q8_buf;      // q8_bytes: at least rows * dec_cu_q8_row_bytes(kind, cols) for every product
     size_t q8_bytes;
-    cu_f16 *x16;       // x16_elems: rows * cols of the widest fp16 part's input
-    size_t x16_elems;
 };
 #define DEC_CU_MATVEC_MAX_ROWS 16
 // The default limit (RAGD_CUDA_MATVEC_ROWS): measured on an H200 (session
@@ -156,8 +161,12 @@ rg_status dec_cu_quantize_act(cudaStream_t s, int kind, const float *x, int rows
 // result does not depend on the other rows.
 rg_status dec_cu_matvec_q8(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const void *act, int n,
                            int in, int out, float *y, int ldy, rg_err *e);
-// out[i] = fp16(x[i]) for i < n.
-rg_status dec_cu_to_f16(cudaStream_t s, const float *x, size_t n, cu_f16 *out, rg_err *e);
+// Float matrices (F32, F16, BF16 as in the file) of a q8 decoder: y[t * ldy
+// + r] = W[r] . x[t] (x fp32 [n, in], any n) in the CPU's order
+// (model/quant_dot_avx2.c dot_f32 / dot_f16 / dot_bf16), bit for bit.
+int dec_cu_float_type(uint32_t type);
+rg_status dec_cu_matvec_fcpu(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const float *x, int n,
+                             int in, int out, float *y, int ldy, rg_err *e);
 
 // out[rows, cols] (fp16 rounded to nearest, or fp32 with ot DEC_CU_F32) =
 // model/quant's dequantization of rows of GGUF blocks, bit for bit in fp32.

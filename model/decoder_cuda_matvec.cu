@@ -22,6 +22,37 @@
 
 // ---- the matrix-vector product ----------------------------------------------------------------
 
+// Weight rows per warp: each token row's 8 values (one 16-byte load from
+// L1) serve this many weight rows, so the token rows' reloads, which
+// dominate at 16 tokens, are shared by more rows as the batch grows.
+template <int N> struct mvq_rows { enum { value = N >= 8 ? 4 : 2 }; };
+
+// The end of a product kernel: acc[k][t] is this lane's partial sum of
+// weight row r0 + k with token row t; the 32 lanes' sums of each pair go
+// through the warp's slice of shared memory (mine, padded so lanes hit
+// different banks) and lane j adds those of pair j, j + 32, ... in lane
+// order (one warp barrier for all pairs, where a butterfly takes five
+// shuffles per pair): a pair's sum never depends on the other rows.
+template <int R, int N>
+__device__ static inline void mv_reduce(float (*mine)[33], const float (&acc)[R][N], int lane, int n, int nr, int r0,
+                                        float *y, int ldy)
+{
+#pragma unroll
+    for (int k = 0; k < R; k++)
+#pragma unroll
+        for (int t = 0; t < N; t++)
+            if (t < n)
+                mine[k * n + t][lane] = acc[k][t];
+    __syncwarp();
+    for (int j = lane; j < nr * n; j += 32) {
+        float s = 0.0f;
+        for (int i = 0; i < 32; i++)
+            s += mine[j][i];
+        y[(size_t)(j % n) * (size_t)ldy + (size_t)(r0 + j / n)] = s;
+    }
+}
+
+
 // y[t * ldy + r] = sum_k W[r, k] x[t, k] for t < n (n <= N), r < out. Each
 // warp takes R weight rows; lane j unpacks pieces j, j + 32, ... of each
 // (8 values in registers) and multiplies them with the same 8 values of

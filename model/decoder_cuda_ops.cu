@@ -297,7 +297,7 @@ extern "C" rg_status dec_cuda_ops_linear_parts(const dec_cuda_ops_part *parts, s
         sc.elems = (most_blocks / 3 + 1) * in;
         st = s.alloc((void **)&sc.buf, sc.elems * sizeof(cu_f16));
     }
-    dec_cu_prod P = {h, nullptr, matvec_max, DEC_CU_F16, 0, sc, nullptr, 0, nullptr, 0};
+    dec_cu_prod P = {h, nullptr, matvec_max, DEC_CU_F16, 0, sc, nullptr, 0};
     if (!st)
         st = dec_cu_linear(&P, dx, (int)rows, &m, dy, e);
     if (!st)
@@ -343,7 +343,7 @@ extern "C" rg_status dec_cuda_ops_quantize_act(uint32_t type, const float *x, si
 }
 
 extern "C" rg_status dec_cuda_ops_linear_q8(const dec_cuda_ops_part *parts, size_t n_parts, const float *x,
-                                            size_t rows, size_t in, int matvec_max, float *y, rg_err *e)
+                                            size_t rows, size_t in, float *y, rg_err *e)
 {
     if (n_parts < 1 || n_parts > DEC_CU_MAX_PARTS || rows > INT_MAX || in > INT_MAX)
         return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_linear_q8: %zu parts, %zu x %zu", n_parts, rows, in);
@@ -355,7 +355,7 @@ extern "C" rg_status dec_cuda_ops_linear_q8(const dec_cuda_ops_part *parts, size
     for (size_t i = 0; i < n_parts && !st; i++) {
         const dec_cuda_ops_part *p = &parts[i];
         int kind = dec_cu_q8_kind_of(p->type);
-        if ((!kind && p->type != GGML_TYPE_F16) || (kind && !dec_cu_q8_row_bytes(kind, (int)in)) ||
+        if ((!kind && !dec_cu_float_type(p->type)) || (kind && !dec_cu_q8_row_bytes(kind, (int)in)) ||
             p->rows > (size_t)(INT_MAX / 4))
             return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_linear_q8: part %zu of type %u", i, (unsigned)p->type);
         if (kind && dec_cu_q8_row_bytes(kind, (int)in) > q8_row)
@@ -368,16 +368,12 @@ extern "C" rg_status dec_cuda_ops_linear_q8(const dec_cuda_ops_part *parts, size
     m.n_part = (int)n_parts;
     float *dx, *dy;
     void *q8 = nullptr;
-    cu_f16 *x16 = nullptr;
-    cublasHandle_t h = nullptr;
     if (st || (st = s.upload(&dx, x, rows * in)) || (st = s.upload(&dy, (const float *)nullptr, rows * m.rows)) ||
-        (st = s.alloc(&q8, rows * q8_row)) || (st = s.alloc((void **)&x16, rows * in * sizeof(cu_f16))) ||
-        (st = cublas_check(cublasCreate(&h), "cublasCreate", e)))
+        (st = s.alloc(&q8, rows * q8_row)))
         return st;
-    dec_cu_prod P = {h, nullptr, matvec_max, DEC_CU_F32, 1, {nullptr, 0}, q8, rows * q8_row, x16, rows * in};
+    dec_cu_prod P = {nullptr, nullptr, 0, DEC_CU_F32, 1, {nullptr, 0}, q8, rows * q8_row};
     st = dec_cu_linear(&P, dx, (int)rows, &m, dy, e);
     if (!st)
         st = s.download(y, dy, rows * (size_t)m.rows * sizeof(float));
-    cublasDestroy(h);
     return st;
 }

@@ -88,12 +88,12 @@ rg_status dec_cuda_ops_linear_parts(const dec_cuda_ops_part *parts, size_t n_par
  * in) bytes): the q8 decoder's activations. */
 rg_status dec_cuda_ops_quantize_act(uint32_t type, const float *x, size_t rows, size_t in, void *out, rg_err *e);
 
-/* y[rows, out] = x[rows, in] W^T as a q8 decoder's products: x (fp32)
- * quantized to 8 bits for each block part and multiplied in integers
- * (any rows); fp16 parts (type GGML_TYPE_F16) take x rounded to fp16, on
- * ragd's float kernel up to matvec_max rows, else cuBLAS. */
+/* y[rows, out] = x[rows, in] W^T as a q8 decoder's products, bit for bit
+ * the CPU path's (quant_matmul_prepared on x86): x (fp32) quantized to 8
+ * bits for each block part and multiplied in integers, float parts (F32,
+ * F16, BF16) multiplied by x as it is; any row count. */
 rg_status dec_cuda_ops_linear_q8(const dec_cuda_ops_part *parts, size_t n_parts, const float *x, size_t rows,
-                                 size_t in, int matvec_max, float *y, rg_err *e);
+                                 size_t in, float *y, rg_err *e);
 
 /* out[rows, cols] = rows of GGUF blocks unpacked by the device kernel, in
  * fp32 (f32 set) or rounded to fp16 and widened. */

@@ -470,20 +470,112 @@ rg_status dec_cu_matvec_q8(cudaStream_t s, uint32_t type, const void *w, size_t 
     return cu_check(cudaGetLastError(), "decoder product (8-bit activations)", e);
 }
 
-// ---- fp16 copies of fp32 activations (for the fp16 parts of a q8 decoder) ---------------
+// ---- float weights (F32, F16, BF16) in the CPU's order --------------------------------------
+//
+// A q8 decoder keeps a matrix of a float type as it is in the file and
+// multiplies it by the fp32 activations as model/quant_dot_avx2.c's dot_f32
+// / dot_f16 / dot_bf16 do: two 8-lane accumulators over blocks of 16
+// (lane j: elements 16i + j and 16i + 8 + j), added lane by lane, the SIMD
+// reduction, then the last in % 16 elements one by one (a rounded product
+// and an add). Eight lanes of a warp take a row, as in the integer kernel.
 
-__global__ static void k_to_f16(const float *__restrict__ x, size_t n, cu_f16 *__restrict__ out)
+template <uint32_t T> __device__ static inline float wf(const uint8_t *row, int i)
 {
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        out[i] = __float2half_rn(x[i]);
+    if (T == GGML_TYPE_F32) {
+        CUDASIM_ALIGNED(row + 4 * (size_t)i, 4);
+        return reinterpret_cast<const float *>(row)[i];
+    }
+    uint32_t h = ld16(row + 2 * (size_t)i);
+    return T == GGML_TYPE_F16 ? f16_bits(h) : __int_as_float((int)(h << 16));
 }
 
-rg_status dec_cu_to_f16(cudaStream_t s, const float *x, size_t n, cu_f16 *out, rg_err *e)
+template <uint32_t T, int N>
+__global__ static void __launch_bounds__(Q8_WARPS * 32)
+    k_matvec_fcpu(const uint8_t *__restrict__ w, size_t row_bytes, const float *__restrict__ x, int n, int in, int out,
+                  float *__restrict__ y, int ldy)
 {
-    size_t blocks = (n + 255) / 256;
-    if (blocks > 4096)
-        blocks = 4096; // a grid-stride loop takes the rest
-    if (blocks)
-        k_to_f16<<<(unsigned)blocks, 256, 0, s>>>(x, n, out);
-    return cu_check(cudaGetLastError(), "activations to fp16", e);
+    int lane = threadIdx.x & 31, l = lane & 7;
+    int t0 = (int)blockIdx.y * N;
+    n -= t0;
+    if (n > N)
+        n = N;
+    x += (size_t)t0 * (size_t)in;
+    y += (size_t)t0 * (size_t)ldy;
+    int r = (blockIdx.x * Q8_WARPS + (threadIdx.x >> 5)) * 4 + (lane >> 3);
+    bool real = r < out;
+    const uint8_t *wr = w + (size_t)(real ? r : 0) * row_bytes;
+    float a0[N], a1[N];
+#pragma unroll
+    for (int t = 0; t < N; t++)
+        a0[t] = a1[t] = 0.0f;
+    int n16 = in / 16 * 16;
+    for (int i = 0; i < n16; i += 16) {
+        float w0 = wf<T>(wr, i + l), w1 = wf<T>(wr, i + 8 + l);
+#pragma unroll
+        for (int t = 0; t < N; t++) {
+            if (t >= n)
+                break;
+            const float *xt = x + (size_t)t * (size_t)in;
+            a0[t] = __fmaf_rn(w0, xt[i + l], a0[t]);
+            a1[t] = __fmaf_rn(w1, xt[i + 8 + l], a1[t]);
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < N; t++) {
+        if (t >= n)
+            break;
+        float v = __fadd_rn(a0[t], a1[t]);
+        v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 4, 8));
+        v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 2, 8));
+        v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 1, 8));
+        if (l == 0 && real) {
+            const float *xt = x + (size_t)t * (size_t)in;
+            for (int i = n16; i < in; i++)
+                v = __fadd_rn(v, __fmul_rn(wf<T>(wr, i), xt[i]));
+            y[(size_t)t * (size_t)ldy + (size_t)r] = v;
+        }
+    }
+}
+
+template <uint32_t T, int N>
+static void launch_fcpu(cudaStream_t s, const void *w, size_t row_bytes, const float *x, int n, int in, int out,
+                        float *y, int ldy)
+{
+    int per_block = Q8_WARPS * 4;
+    dim3 grid((unsigned)((out + per_block - 1) / per_block), (unsigned)((n + N - 1) / N));
+    k_matvec_fcpu<T, N><<<grid, Q8_WARPS * 32, 0, s>>>(static_cast<const uint8_t *>(w), row_bytes, x, n, in, out, y,
+                                                       ldy);
+}
+
+template <uint32_t T>
+static void launch_fcpu_n(cudaStream_t s, const void *w, size_t row_bytes, const float *x, int n, int in, int out,
+                          float *y, int ldy)
+{
+    if (n <= 1)
+        launch_fcpu<T, 1>(s, w, row_bytes, x, n, in, out, y, ldy);
+    else if (n <= 4)
+        launch_fcpu<T, 4>(s, w, row_bytes, x, n, in, out, y, ldy);
+    else
+        launch_fcpu<T, Q8_N>(s, w, row_bytes, x, n, in, out, y, ldy);
+}
+
+int dec_cu_float_type(uint32_t type)
+{
+    return type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16;
+}
+
+rg_status dec_cu_matvec_fcpu(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const float *x, int n,
+                             int in, int out, float *y, int ldy, rg_err *e)
+{
+    if (!dec_cu_float_type(type) || n < 0 || out < 0 || in <= 0 || (n + Q8_N - 1) / Q8_N > 65535)
+        return rg_error(e, RG_ERR_INTERNAL, "dec_cu_matvec_fcpu: type %u, %d rows of %d", (unsigned)type, n, in);
+    if (n == 0 || out == 0)
+        return RG_OK;
+    if (type == GGML_TYPE_F32)
+        launch_fcpu_n<GGML_TYPE_F32>(s, w, row_bytes, x, n, in, out, y, ldy);
+    else if (type == GGML_TYPE_F16)
+        launch_fcpu_n<GGML_TYPE_F16>(s, w, row_bytes, x, n, in, out, y, ldy);
+    else
+        launch_fcpu_n<GGML_TYPE_BF16>(s, w, row_bytes, x, n, in, out, y, ldy);
+    return cu_check(cudaGetLastError(), "decoder product (float weights, CPU order)", e);
 }

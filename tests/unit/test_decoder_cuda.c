@@ -16,22 +16,19 @@
  *     alone as in a batch;
  *   - the uploaded weights, as the products read them, equal model/quant's
  *     dequantization bit for bit (exactly where kept in blocks, rounded to
- *     fp16 where copied; RAGD_CUDA_WEIGHTS=fp16 copies all, and that
- *     decoder's logits stay within 1e-2 of the default's);
+ *     fp16 where copied; RAGD_CUDA_WEIGHTS=fp16 copies all);
  *   - small random-weight GGUF models whose Q|K|V and gate|up mix block and
- *     plain types (tests/fuzz/seeds/gguf), with blocks and with fp16 copies,
- *     against the CPU's float32 function;
+ *     plain types (tests/fuzz/seeds/gguf): the default decoder (8-bit
+ *     activations) against the CPU decoder within 1e-6, fp16 activations
+ *     and fp16 copies against the CPU's float32 function;
  *   - the whole model on tests/fixtures/llama_golden.jsonl (llama.cpp on the
- *     same GGUF), with test_decoder.c's rules: llama.cpp's first 32 greedy
- *     tokens, the only excuse a near-tie (the reference's margin below 0.15
- *     logits or twice llama.cpp's own top-logit movement, and ours picks its
- *     runner-up or sees the two as close; printed with the numbers);
- *     last-position logits within 6e-2 relative error (top-64 and full
- *     vocabulary centered) or twice llama.cpp's own spread, the count within
- *     the issue's 1e-2 printed; where the float32 function itself (the CPU
- *     f32 decoder, run beside on the same tokens) is further than that from
- *     llama.cpp, within its distance + 1e-2 (see anchored_bound), and at
- *     every checked position within 1e-2 (centered) of float32;
+ *     same GGUF) on the default decoder, with test_decoder.c's rules for the
+ *     CPU path: llama.cpp's first 32 greedy tokens with no divergence, and
+ *     the last-position logits (and each greedy step's snapshot) within the
+ *     issue's 1e-2 relative error (top-64, and the full vocabulary centered);
+ *     the CPU decoder runs beside on the same tokens, and its logits must be
+ *     ours bit for bit under cudasim (counted on a GPU; the kernels
+ *     themselves are held to the CPU's bit for bit by test_decoder_cuda_q8);
  *   - a batched decode step gives each sequence what it gets alone, a split
  *     prefill what one prefill gives, a CPU cache is refused;
  *   - a decoder loaded for f32 activations (the causal-LM reranker's default
@@ -39,8 +36,10 @@
  *     its logits equal the CPU f32 decoder's within 1e-4 (prefill and
  *     decode steps: both compute the float32 function);
  *   - decode steps replayed from CUDA graphs give what direct launches give;
- *   - the fp16 decoder's logits are the float32 function's (the CPU f32
- *     path) within 1e-2, centered, on every third golden prompt.
+ *   - the fp16-activation decoder's (RAGD_CUDA_ACTIVATIONS=fp16) logits are
+ *     the float32 function's (the CPU f32 path) within 1e-2, centered, on
+ *     every third golden prompt, and fp16 weight copies stay within 1e-2 of
+ *     it.
  * Exits 77 (ctest: skipped) without a usable CUDA device, after the
  * device-choice checks. The model is SmolLM2-135M-Instruct.Q4_1.gguf under
  * $RAGD_MODELS or ./models ($RAGD_GEN_MODEL names another path). */
@@ -671,7 +670,9 @@ static void check_twin(const char *name, const char *where, const float *ours, c
     g->positions++;
     g->same_bits += same;
     g->worst_twin = r > g->worst_twin ? r : g->worst_twin;
-    if (cudasim_stride(2) > 1)
+    /* (the device follows the CPU's x86 kernels; a CPU without them sums
+     * its products in another order) */
+    if (cudasim_stride(2) > 1 && quant_isa_available(QUANT_ISA_AVX2))
         CHECK_MSG(same, "%s: %s: logits differ from the CPU decoder's (relative error %.3g)", name, where, r);
 }
 
@@ -864,8 +865,8 @@ static void test_cache(rg_decoder *d, const char *path, const cJSON *rec, size_t
          * checks hold both to llama.cpp's 1e-2), where a broken GPU path
          * would be off by the logits' whole size. */
         rc = rel_err(a, c, V);
-        CHECK_MSG(cudasim_stride(2) > 1 ? memcmp(a, c, V * sizeof *a) == 0 : rc < MAX_REL, "CUDA vs CPU decoder: %.3g",
-                  rc);
+        int exact = cudasim_stride(2) > 1 && quant_isa_available(QUANT_ISA_AVX2);
+        CHECK_MSG(exact ? memcmp(a, c, V * sizeof *a) == 0 : rc < MAX_REL, "CUDA vs CPU decoder: %.3g", rc);
         /* a cache of the CPU decoder is not the GPU's (and back) */
         kv_cache_reset(kc);
         CHECK(decoder_prefill(d, kc, ids, 1, a, &e) == RG_ERR_INVALID && kv_cache_len(kc) == 0);
@@ -1120,6 +1121,13 @@ static void test_fp16_copies(rg_decoder *d, const char *path, cJSON **recs, size
  * in either weight mode (cudasim), where a part placed or read with the
  * wrong type is off by the logits' size. */
 #define SEED_TOL 3e-2
+/* The default decoder against the CPU decoder on the seeds: the same
+ * arithmetic, so within 1e-6 (in fact equal under cudasim); a CPU without
+ * the x86 kernels sums its products in another order. */
+static double seed_q8_tol(void)
+{
+    return quant_isa_available(QUANT_ISA_AVX2) ? 1e-6 : SEED_TOL;
+}
 static void test_seed_models(void)
 {
     enum { STEPS = 3 };
@@ -1161,8 +1169,8 @@ static void test_seed_models(void)
                          mode ? "float32" : "the CPU decoder", lens[li]);
                 double r = mode ? paired_steps(g, RG_KV_F16, c, RG_KV_F32, ids, lens[li], STEPS, rel_err_centered,
                                                SEED_TOL, what, NULL)
-                                : paired_steps(g, RG_KV_F16, c, RG_KV_F16, ids, lens[li], STEPS, rel_err, 1e-6, what,
-                                               NULL);
+                                : paired_steps(g, RG_KV_F16, c, RG_KV_F16, ids, lens[li], STEPS, rel_err,
+                                               seed_q8_tol(), what, NULL);
                 worst = r > worst ? r : worst;
             }
             printf("test_decoder_cuda: %s on %s: vs %s worst relative error %.3g\n", paths[pi],

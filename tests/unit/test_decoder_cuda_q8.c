@@ -13,8 +13,11 @@
  *     16 (prefill: chunks of 16 over one grid), each row's result bitwise
  *     what it gives alone (a sequence's logits cannot depend on its batch:
  *     also fp16 parts on the float kernel, up to 16 rows);
- *   - a Q4_K_M-style Q|K|V (Q4_K | Q6_K | fp16) in one product: each part
- *     at its offset, the fp16 part on fp16-rounded activations;
+ *   - float matrices kept as in the file (F32, F16, BF16) multiplied by the
+ *     fp32 activations in the CPU's order, bit for bit too (widths with a
+ *     tail past 16-value blocks);
+ *   - a Q4_K_M-style Q|K|V (Q4_K | Q6_K | F16) in one product, each part at
+ *     its offset;
  *   - the attention and SwiGLU kernels of the CPU path's arithmetic
  *     (model/decoder_cuda_ggml.cu) against the CPU's dec_attend and
  *     dec_math_swiglu on random inputs, bit for bit: prefill tokens (the
@@ -83,8 +86,8 @@ static float block_min(uint32_t type, const unsigned char *row, size_t k)
     return fabsf(fp16_to_f32((uint16_t)(blk[2] | blk[3] << 8)));
 }
 
-/* Parts as a decoder's Q|K|V: types[i] with part_rows[i] rows (fp16 rows or
- * GGUF blocks); x [rows, in] floats. */
+/* Parts as a decoder's Q|K|V: types[i] with part_rows[i] rows (GGUF blocks
+ * or float rows); x [rows, in] floats. */
 static void test_products(const uint32_t *types, const size_t *part_rows, size_t n_parts, size_t in)
 {
     enum { MAXR = 40 };
@@ -106,13 +109,17 @@ static void test_products(const uint32_t *types, const size_t *part_rows, size_t
      * not depend on the others there either) */
     for (size_t i = 0, at = 0; i < n_parts; at += part_rows[i], i++) {
         uint32_t type = types[i], be = 1, bb = 2;
-        CHECK(type == GGML_TYPE_F16 || (ggml_type_layout(type, &be, &bb) && in % be == 0));
+        CHECK(ggml_type_layout(type, &be, &bb) && in % be == 0);
         size_t row_bytes = in / be * bb, pr = part_rows[i];
         unsigned char *w = malloc(pr * row_bytes);
-        if (type == GGML_TYPE_F16)
+        if (type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 || type == GGML_TYPE_F32)
             for (size_t k = 0; k < pr * in; k++) {
-                uint16_t h = f32_to_fp16(frand(-1, 1));
-                memcpy(w + 2 * k, &h, 2);
+                float v = frand(-1, 1);
+                uint16_t h = type == GGML_TYPE_F16 ? f32_to_fp16(v) : f32_to_bf16(v);
+                if (type == GGML_TYPE_F32)
+                    memcpy(w + 4 * k, &v, 4);
+                else
+                    memcpy(w + 2 * k, &h, 2);
             }
         else
             rand_blocks(type, w, pr * in / be, bb);
@@ -121,20 +128,6 @@ static void test_products(const uint32_t *types, const size_t *part_rows, size_t
         parts[i] = (dec_cuda_ops_part){type, w, pr, row_bytes};
         snprintf(name + strlen(name), sizeof name - strlen(name), "%s%s x %zu", i ? " | " : "", ggml_type_name(type),
                  pr);
-        if (type == GGML_TYPE_F16) { /* fp16 activations times the fp16 rows, exact sums */
-            for (size_t t = 0; t < MAXR; t++)
-                for (size_t r = 0; r < pr; r++) {
-                    double s = 0, m = 0;
-                    for (size_t k = 0; k < in; k++) {
-                        double p = (double)deq[(at + r) * in + k] * fp16_to_f32(f32_to_fp16(x[t * in + k]));
-                        s += p;
-                        m += fabs(p);
-                    }
-                    want[t * out + at + r] = (float)s;
-                    mag[t * out + at + r] = (float)m;
-                }
-            continue;
-        }
         size_t ab = quant_act_bytes(type, in);
         void *act = malloc(MAXR * ab);
         CHECK_OK(quant_act_prepare(type, x, in, MAXR, act, &e), e);
@@ -156,27 +149,18 @@ static void test_products(const uint32_t *types, const size_t *part_rows, size_t
     for (size_t ri = 0; ri < sizeof row_counts / sizeof *row_counts; ri++) {
         size_t rows = row_counts[ri], bad = 0;
         double worst = 0;
-        CHECK_OK(dec_cuda_ops_linear_q8(parts, n_parts, x, rows, in, 16, y, &e), e);
-        for (size_t i = 0, at = 0, part = 0; i < rows * out; i++) {
-            size_t col = i % out;
-            for (part = 0, at = 0; col >= at + part_rows[part]; at += part_rows[part], part++)
-                ;
+        CHECK_OK(dec_cuda_ops_linear_q8(parts, n_parts, x, rows, in, y, &e), e);
+        for (size_t i = 0; i < rows * out; i++) {
             double d = fabs((double)y[i] - want[i]), tol = 1e-5 * mag[i] + 1e-30;
-            if (exact && types[part] != GGML_TYPE_F16) /* the CPU's float operations, one by one */
+            if (exact) /* the CPU's float operations, one by one */
                 bad += memcmp(&y[i], &want[i], sizeof(float)) != 0;
             else
                 bad += !(d <= tol);
             worst = d / tol > worst ? d / tol : worst;
         }
         size_t n = rows - 1;
-        CHECK_OK(dec_cuda_ops_linear_q8(parts, n_parts, x + n * in, 1, in, 16, y1, &e), e);
-        /* blocks on the integer kernel at any count, fp16 parts on the
-         * float kernel up to 16 rows (cuBLAS past that picks its kernel by
-         * the batch's size) */
-        int not_alone = 0;
-        for (size_t i = 0, at = 0; i < n_parts; at += part_rows[i], i++)
-            if (types[i] != GGML_TYPE_F16 || rows <= 16)
-                not_alone |= memcmp(y1 + at, y + n * out + at, part_rows[i] * sizeof *y1) != 0;
+        CHECK_OK(dec_cuda_ops_linear_q8(parts, n_parts, x + n * in, 1, in, y1, &e), e);
+        int not_alone = memcmp(y1, y + n * out, out * sizeof *y1) != 0;
         CHECK_MSG(bad == 0 && !not_alone,
                   "8-bit product %zu rows x %zu -> [%s]: %zu values off the CPU's (%s; worst %.3g of 1e-5); last "
                   "row "
@@ -326,6 +310,14 @@ int main(void)
     uint32_t mixed[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, GGML_TYPE_F16};
     size_t mixed_rows[] = {10, 7, 5};
     test_products(mixed, mixed_rows, 3, 512);
+    /* float matrices kept as in the file, widths with a tail past the
+     * blocks of 16 */
+    uint32_t floats[] = {GGML_TYPE_Q4_1, GGML_TYPE_F32, GGML_TYPE_BF16};
+    size_t float_rows[] = {9, 6, 5};
+    test_products(floats, float_rows, 3, 544);
+    uint32_t f16 = GGML_TYPE_F16;
+    size_t f16_rows = 7;
+    test_products(&f16, &f16_rows, 1, 200);
     test_attention_ggml();
     test_swiglu_ggml(3, 1536);
     test_swiglu_ggml(2, 1000);
