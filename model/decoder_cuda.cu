@@ -497,7 +497,7 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
         c->ggml = c->q8 && dec_cu_attention_ggml_takes(&g);
         if (c->q8 && !c->ggml)
             LOG_WARN("CUDA decoder: head size %zu: attention in the GPU's own order (the CPU arithmetic's kernel "
-                     "takes multiples of 8 up to 192); logits may stray further from llama.cpp's",
+                     "takes multiples of 8 up to 144); logits may stray further from llama.cpp's",
                      cfg->head_dim);
     }
     if (p.widest_blocks && !c->q8) { // (widest_blocks counts the raw float matrices of a q8 decoder too) // prefill unpacks quantized rows for cuBLAS: up to 32 MiB at a time

@@ -14,12 +14,6 @@ extern "C" {
 #include "model/quant.h"
 }
 
-// The alignment each wide access relies on; cudasim (tests/cudasim) checks
-// it, as the GPU would fault, where the CPU emulating it would not.
-#ifndef CUDASIM_ALIGNED
-#define CUDASIM_ALIGNED(p, n) ((void)0)
-#endif
-
 // ---- reading blocks ------------------------------------------------------------------
 // Every block field this file reads lies at an even offset of a block whose
 // size is even, and rows start at even offsets of a 256-byte-aligned

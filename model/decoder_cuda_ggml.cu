@@ -28,21 +28,16 @@
 
 #include "model/decoder_cuda_kernels.cuh"
 
+extern "C" {
+#include "model/decoder_exp_consts.h"
+}
+
 #define GG_THREADS 256
 #define GG_TILE 256         // positions per tile (a multiple of 64)
 #define GG_MAX_PAIRS_PER 64 // (element, lane) pairs a thread owns: head_dim 256 x 64 lanes / 256 threads
+#define GG_KEPT 2048        // scores kept between the passes (8 KiB); later ones are computed again
 
 // ---- ggml_v_expf (model/decoder_math.c exp_one) --------------------------------------
-
-#define EXP_C5 0x1.0e4020p-7f
-#define EXP_C4 0x1.573e2ep-5f
-#define EXP_C3 0x1.555e66p-3f
-#define EXP_C2 0x1.fffdb6p-2f
-#define EXP_C1 0x1.ffffecp-1f
-#define EXP_SHIFT 0x1.8p23f
-#define EXP_LOG2E 0x1.715476p+0f
-#define EXP_LN2_HI 0x1.62e4p-1f
-#define EXP_LN2_LO 0x1.7f7d1cp-20f
 
 __device__ static inline float pow2i(int k) // 2^k, k in [-126, 127]
 {
@@ -112,6 +107,32 @@ __device__ static inline float hsum8(const float *s)
     return __fadd_rn(__fadd_rn(h0, h2), __fadd_rn(h1, h3));
 }
 
+// Eight values of a cache row from element i (a multiple of 8): one 16-byte
+// load of f16 (rows start 16-byte aligned: kv_dim and head_dim are
+// multiples of 8 and the cache 256-byte aligned), two of f32.
+__device__ static inline void cache8(const dec_cu_tok &tk, const void *base, size_t idx, float *v)
+{
+    if (tk.half) {
+        const cu_f16 *p = static_cast<const cu_f16 *>(base) + idx;
+        CUDASIM_ALIGNED(p, 16);
+        union {
+            uint4 u4;
+            __half2 h2[4];
+        } w;
+        w.u4 = *reinterpret_cast<const uint4 *>(p);
+        for (int j = 0; j < 4; j++) {
+            float2 f = __half22float2(w.h2[j]);
+            v[2 * j] = f.x;
+            v[2 * j + 1] = f.y;
+        }
+    } else {
+        const float *p = static_cast<const float *>(base) + idx;
+        CUDASIM_ALIGNED(p, 16);
+        float4 a = reinterpret_cast<const float4 *>(p)[0], b = reinterpret_cast<const float4 *>(p)[1];
+        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+    }
+}
+
 // q (f32 values, f16-rounded with an f16 cache) . K row p, as the CPU's
 // dot_avx2 (several tokens of the sequence in the call) or dot_one_avx2
 // (a lone token). hd is a multiple of 8.
@@ -120,14 +141,20 @@ __device__ static float score_dot(const float *q, const dec_cu_tok &tk, const vo
     if (!one) { // two 8-lane accumulators over blocks of 16, an 8-wide tail into the first
         float s0[8] = {0, 0, 0, 0, 0, 0, 0, 0}, s1[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         int i = 0;
-        for (; i + 16 <= hd; i += 16)
+        float k0[8], k1[8];
+        for (; i + 16 <= hd; i += 16) {
+            cache8(tk, kb, row + (size_t)i, k0);
+            cache8(tk, kb, row + (size_t)i + 8, k1);
             for (int j = 0; j < 8; j++) {
-                s0[j] = __fmaf_rn(q[i + j], cache_at(tk, kb, row + (size_t)(i + j)), s0[j]);
-                s1[j] = __fmaf_rn(q[i + 8 + j], cache_at(tk, kb, row + (size_t)(i + 8 + j)), s1[j]);
+                s0[j] = __fmaf_rn(q[i + j], k0[j], s0[j]);
+                s1[j] = __fmaf_rn(q[i + 8 + j], k1[j], s1[j]);
             }
-        if (i < hd)
+        }
+        if (i < hd) {
+            cache8(tk, kb, row + (size_t)i, k0);
             for (int j = 0; j < 8; j++)
-                s0[j] = __fmaf_rn(q[i + j], cache_at(tk, kb, row + (size_t)(i + j)), s0[j]);
+                s0[j] = __fmaf_rn(q[i + j], k0[j], s0[j]);
+        }
         for (int j = 0; j < 8; j++)
             s0[j] = __fadd_rn(s0[j], s1[j]);
         return hsum8(s0);
@@ -140,9 +167,12 @@ __device__ static float score_dot(const float *q, const dec_cu_tok &tk, const vo
             r[m][j] = 0.0f;
     int n64 = hd / 64 * 64, i = 0;
     for (; i < n64; i += 64)
-        for (int m = 0; m < 8; m++)
+        for (int m = 0; m < 8; m++) {
+            float kv[8];
+            cache8(tk, kb, row + (size_t)(i + 8 * m), kv);
             for (int j = 0; j < 8; j++)
-                r[m][j] = __fmaf_rn(q[i + 8 * m + j], cache_at(tk, kb, row + (size_t)(i + 8 * m + j)), r[m][j]);
+                r[m][j] = __fmaf_rn(q[i + 8 * m + j], kv[j], r[m][j]);
+        }
     float s[8];
     for (int j = 0; j < 8; j++) {
         float a = __fadd_rn(__fadd_rn(r[0][j], r[4][j]), __fadd_rn(r[2][j], r[6][j]));
@@ -187,6 +217,7 @@ __global__ static void __launch_bounds__(GG_THREADS)
     __shared__ float wt[GG_TILE];          // a tile's exponentials, then its weights
     __shared__ float tree[GG_TILE / 16];   // a tile's sums of 16
     __shared__ float red[GG_THREADS / 32];
+    __shared__ float kept[GG_KEPT];        // the scores of positions below GG_KEPT, from the first pass
     __shared__ double total;
     size_t t = blockIdx.y;
     int h = blockIdx.x;
@@ -198,14 +229,20 @@ __global__ static void __launch_bounds__(GG_THREADS)
     for (int i = threadIdx.x; i < hd; i += blockDim.x)
         qs[i] = tk.half ? __half2float(__float2half_rn(qh[i])) : qh[i];
     __syncthreads();
-    auto score = [&](int p) {
+    auto dot = [&](int p) {
         return __fmul_rn(score_dot(qs, tk, tk.k, base + (size_t)p * (size_t)g.kv_dim, hd, one), scale);
     };
+    // (the same operations every time: a kept score is the one recomputed)
+    auto score = [&](int p) { return p < GG_KEPT ? kept[p] : dot(p); };
     // pass 1: the maximum
     float mx = -INFINITY;
-    for (int p = threadIdx.x; p < np; p += blockDim.x)
-        mx = fmaxf(mx, score(p));
-    mx = block_max(mx, red);
+    for (int p = threadIdx.x; p < np; p += blockDim.x) {
+        float v = dot(p);
+        if (p < GG_KEPT)
+            kept[p] = v;
+        mx = fmaxf(mx, v);
+    }
+    mx = block_max(mx, red); // (its barriers publish kept)
     // pass 2: the exponentials' sum, 16 at a time into a double, in order
     if (threadIdx.x == 0)
         total = 0.0;
@@ -286,10 +323,16 @@ static size_t att_ggml_smem(const dec_cu_heads *g)
     return (size_t)64 * (size_t)g->head_dim * sizeof(float);
 }
 
+// k_att_ggml's static shared memory (qs, wt, tree, red, kept, total).
+#define GG_STATIC_SMEM                                                                                               \
+    ((DEC_CU_MAX_HEAD_DIM + GG_TILE + GG_TILE / 16 + GG_THREADS / 32 + GG_KEPT) * sizeof(float) + sizeof(double))
+
 int dec_cu_attention_ggml_takes(const dec_cu_heads *g)
 {
-    return g->head_dim % 8 == 0 && g->head_dim <= DEC_CU_MAX_HEAD_DIM && att_ggml_smem(g) <= 48 * 1024 &&
-           g->head_dim * 64 <= GG_THREADS * GG_MAX_PAIRS_PER;
+    // all of it within the 48 KiB a launch gets without opting in: heads of
+    // up to 144 values
+    return g->head_dim % 8 == 0 && g->head_dim <= DEC_CU_MAX_HEAD_DIM &&
+           att_ggml_smem(g) + GG_STATIC_SMEM <= 48 * 1024 && g->head_dim * 64 <= GG_THREADS * GG_MAX_PAIRS_PER;
 }
 
 rg_status dec_cu_attention_ggml(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,

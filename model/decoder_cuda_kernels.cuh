@@ -39,6 +39,12 @@
 
 #include "model/ops_cuda.cuh" // cu_check, cublas_check, cu_f16
 
+// The alignment each wide access relies on; cudasim (tests/cudasim) checks
+// it, as the GPU would fault, where the CPU emulating it would not.
+#ifndef CUDASIM_ALIGNED
+#define CUDASIM_ALIGNED(p, n) ((void)0)
+#endif
+
 // Largest head the attention kernel takes (two output values a thread).
 #define DEC_CU_MAX_HEAD_DIM 256
 
@@ -207,7 +213,7 @@ size_t dec_cu_attention_scratch_bytes(const dec_cu_heads *g, int max_tokens);
 // ---- the CPU path's arithmetic (model/decoder_cuda_ggml.cu) ----
 // dec_cu_attention with fp32 out, every operation the CPU path's
 // (model/decoder_attn.c), for a q8 decoder: see that file. Takes head
-// sizes that are a multiple of 8, up to 192 (_takes says).
+// sizes that are a multiple of 8, up to 144 (_takes says).
 int dec_cu_attention_ggml_takes(const dec_cu_heads *g);
 rg_status dec_cu_attention_ggml(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
                                 int layer, float *out, rg_err *e);

@@ -411,6 +411,7 @@ __global__ static void __launch_bounds__(Q8_WARPS * 32)
     for (int t = 0; t < N; t++)
         acc[t] = sacc[t] = 0.0f;
     int nb = in / VALUES;
+#pragma unroll 2
     for (int b = 0; b < nb; b++)
         block_q8<T, N>(wr + (size_t)b * qblock<T>::bytes, act + (size_t)b * ACT_BYTES, act_row_bytes, n, l, acc,
                        sacc);

@@ -11,6 +11,7 @@
  * are those of that routine; the code is ours. */
 #include "model/cpu_x86.h"
 #include "model/decoder_math.h"
+#include "model/decoder_exp_consts.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -22,16 +23,6 @@
 #define AVX2_FN __attribute__((target("avx2,fma")))
 #endif
 
-/* the polynomial's coefficients, highest degree first */
-#define EXP_C5 0x1.0e4020p-7f
-#define EXP_C4 0x1.573e2ep-5f
-#define EXP_C3 0x1.555e66p-3f
-#define EXP_C2 0x1.fffdb6p-2f
-#define EXP_C1 0x1.ffffecp-1f
-#define EXP_SHIFT 0x1.8p23f
-#define EXP_LOG2E 0x1.715476p+0f
-#define EXP_LN2_HI 0x1.62e4p-1f
-#define EXP_LN2_LO 0x1.7f7d1cp-20f
 
 /* Block size of ggml's vector loops on AVX-512 (16 floats): SwiGLU's tail
  * and the softmax's partial sums are cut at multiples of it. */

@@ -22,7 +22,8 @@
  *     (model/decoder_cuda_ggml.cu) against the CPU's dec_attend and
  *     dec_math_swiglu on random inputs, bit for bit: prefill tokens (the
  *     16-lane order) and lone tokens (ggml's 64-lane vec_dot with its double
- *     tail) over 1 to 600 positions (past a tile of 256), grouped-query
+ *     tail) over 1 to 2300 positions (past a tile of 256 and the 2048
+ *     scores kept between passes), grouped-query
  *     heads of 64 and 128, f16 and f32 caches; SwiGLU past its 16-wide
  *     blocks (the tail takes libm's expf: within 1e-6 there).
  * Exits 77 (ctest: skipped) without a usable CUDA device. */
@@ -267,6 +268,15 @@ static void test_attention_ggml(void)
             free(dc[i].k), free(dc[i].v);
     }
     free(pre.k), free(pre.v);
+    /* past the 2048 scores the kernel keeps between its passes (the rest
+     * computed again): two tokens of one cache and a lone one */
+    dec_cuda_ops_cache big = {.cap = 2300}, lone = {.cap = 2300};
+    fill_cache(&big, 3 * 64, 1);
+    fill_cache(&lone, 3 * 64, 0);
+    const dec_cuda_ops_cache *cb[3] = {&big, &big, &lone};
+    size_t pb[3] = {2090, 2091, 2299};
+    check_attention_ggml("past 2048 positions (two tokens of a cache, a lone token)", &smol, cb, pb, 3);
+    free(big.k), free(big.v), free(lone.k), free(lone.v);
 }
 
 static void test_swiglu_ggml(size_t n, size_t F)
@@ -325,124 +335,6 @@ int main(void)
 }
 
 #else
-
-
-/* ---- the CPU path's attention and SwiGLU ------------------------------------------------ */
-
-/* One call: tokens t < n at positions pos[t] of caches[t] (layer 1 of 2),
- * each (token, key/value head) also through dec_attend with the same
- * "lone token" rule as the decoder. */
-static void check_attention_ggml(const char *what, const dec_cuda_ops_heads *g, const dec_cuda_ops_cache *const *caches,
-                                 const size_t *pos, size_t n)
-{
-    enum { LAYERS = 2, LAYER = 1 };
-    rg_err e = {0};
-    size_t hd = g->head_dim, qd = g->n_head * hd, kvd = g->n_head_kv * hd, group = g->n_head / g->n_head_kv;
-    float *q = rand_vec(n * qd, -2, 2), *got = malloc(n * qd * sizeof(float)), *want = malloc(n * qd * sizeof(float));
-    size_t max_np = 0;
-    for (size_t t = 0; t < n; t++)
-        max_np = pos[t] + 1 > max_np ? pos[t] + 1 : max_np;
-    float *scratch = malloc(dec_attn_scratch_floats(group, max_np, hd) * sizeof(float));
-    CHECK_OK(dec_cuda_ops_attention_ggml(q, n, g, caches, pos, LAYERS, LAYER, got, &e), e);
-    for (size_t t = 0; t < n; t++) {
-        const dec_cuda_ops_cache *c = caches[t];
-        rg_kv_cache kv = {LAYERS, kvd, c->cap, pos[t] + 1, c->half ? RG_KV_F16 : RG_KV_F32, c->k, c->v, 0};
-        int one = !(t > 0 && caches[t - 1] == c) && !(t + 1 < n && caches[t + 1] == c);
-        for (size_t kvh = 0; kvh < g->n_head_kv; kvh++) {
-            const float *qs[64];
-            float *outs[64];
-            size_t np[64];
-            for (size_t i = 0; i < group; i++) {
-                size_t h = kvh * group + i;
-                qs[i] = q + t * qd + h * hd;
-                outs[i] = want + t * qd + h * hd;
-                np[i] = pos[t] + 1;
-            }
-            dec_attend(&kv, LAYER, kvh, hd, qs, np, group, outs, scratch, one);
-        }
-    }
-    size_t bad = 0;
-    for (size_t i = 0; i < n * qd; i++)
-        bad += memcmp(&got[i], &want[i], sizeof(float)) != 0;
-    CHECK_MSG(bad == 0, "attention in the CPU arithmetic, %s: %zu of %zu values differ from dec_attend's", what, bad,
-              n * qd);
-    free(q), free(got), free(want), free(scratch);
-}
-
-static void fill_cache(dec_cuda_ops_cache *c, size_t kvd, int half)
-{
-    size_t count = 2 * c->cap * kvd; /* two layers */
-    c->half = half;
-    c->k = malloc(count * (half ? 2 : 4));
-    c->v = malloc(count * (half ? 2 : 4));
-    for (size_t i = 0; i < count; i++) {
-        float k = frand(-1, 1), v = frand(-1, 1);
-        if (half) {
-            ((uint16_t *)c->k)[i] = f32_to_fp16(k);
-            ((uint16_t *)c->v)[i] = f32_to_fp16(v);
-        } else {
-            ((float *)c->k)[i] = k;
-            ((float *)c->v)[i] = v;
-        }
-    }
-}
-
-static void test_attention_ggml(void)
-{
-    dec_cuda_ops_heads smol = {9, 3, 64, 64, 0}, wide = {8, 2, 128, 128, 1};
-    /* a prefill: 40 tokens of one cache at 260..299 (the 16-lane order,
-     * scores past one tile) */
-    dec_cuda_ops_cache pre = {.cap = 300};
-    fill_cache(&pre, 3 * 64, 1);
-    const dec_cuda_ops_cache *cp[40];
-    size_t pp[40];
-    for (size_t t = 0; t < 40; t++) {
-        cp[t] = &pre;
-        pp[t] = 260 + t;
-    }
-    check_attention_ggml("prefill of 40 at 260..299 (GQA 9/3, f16)", &smol, cp, pp, 40);
-    /* a decode step: lone tokens over 1, 7, 33, 64, 65, 130, 600 positions
-     * (the 64-blocks and their double tail), f16 and f32 caches */
-    size_t len[7] = {1, 7, 33, 64, 65, 130, 600};
-    dec_cuda_ops_cache dc[7];
-    const dec_cuda_ops_cache *cd[7];
-    size_t pd[7];
-    for (int pass = 0; pass < 2; pass++) {
-        const dec_cuda_ops_heads *g = pass ? &wide : &smol;
-        for (size_t i = 0; i < 7; i++) {
-            dc[i].cap = len[i] + 2;
-            fill_cache(&dc[i], g->n_head_kv * g->head_dim, (i + (size_t)pass) % 2 == 0);
-            cd[i] = &dc[i];
-            pd[i] = len[i] - 1;
-        }
-        check_attention_ggml(pass ? "decode step, 7 caches (GQA 8/2, head 128)" : "decode step, 7 caches (GQA 9/3)",
-                             g, cd, pd, 7);
-        for (size_t i = 0; i < 7; i++)
-            free(dc[i].k), free(dc[i].v);
-    }
-    free(pre.k), free(pre.v);
-}
-
-static void test_swiglu_ggml(size_t n, size_t F)
-{
-    rg_err e = {0};
-    float *gu = rand_vec(n * 2 * F, -9, 9), *got = malloc(n * F * sizeof(float));
-    float *g = malloc(n * F * sizeof(float)), *u = malloc(n * F * sizeof(float));
-    for (size_t t = 0; t < n; t++) {
-        memcpy(g + t * F, gu + t * 2 * F, F * sizeof(float));
-        memcpy(u + t * F, gu + t * 2 * F + F, F * sizeof(float));
-    }
-    dec_math_swiglu(g, u, n, F);
-    CHECK_OK(dec_cuda_ops_swiglu_ggml(gu, n, F, got, &e), e);
-    size_t bad = 0, blocked = F - F % 16;
-    for (size_t t = 0; t < n; t++)
-        for (size_t i = 0; i < F; i++) {
-            float a = got[t * F + i], b = g[t * F + i];
-            bad += i < blocked ? memcmp(&a, &b, sizeof a) != 0 : !(fabsf(a - b) <= 1e-6f * fabsf(b) + 1e-30f);
-        }
-    CHECK_MSG(bad == 0, "SwiGLU in the CPU arithmetic, %zu x %zu: %zu values differ from dec_math_swiglu's", n, F, bad);
-    free(gu), free(got), free(g), free(u);
-}
 
 int main(void)
 {
