@@ -387,7 +387,10 @@ __device__ static inline void block_q8(const uint8_t *blk, const uint8_t *a, siz
 }
 
 // y[t * ldy + r] = W[r] . act[t], t < n, for the chunk of N token rows
-// blockIdx.y; 4 rows a warp, Q8_WARPS warps a block.
+// blockIdx.x; 4 rows a warp, Q8_WARPS warps a block, row group blockIdx.y.
+// The chunks are the grid's fast dimension so that the blocks reading the
+// same weight rows for different chunks run close together (a prefill
+// reads each row from L2 after the first chunk, not from memory again).
 template <uint32_t T, int N>
 __global__ static void __launch_bounds__(Q8_WARPS * 32)
     k_matvec_q8(const uint8_t *__restrict__ w, size_t row_bytes, const uint8_t *__restrict__ act,
@@ -397,13 +400,13 @@ __global__ static void __launch_bounds__(Q8_WARPS * 32)
     constexpr int VALUES = K ? GGML_QK_K : 32;        // per block (weights and activations alike)
     constexpr size_t ACT_BYTES = K ? Q8K_BYTES : A8_BYTES;
     int lane = threadIdx.x & 31, l = lane & 7;
-    int t0 = (int)blockIdx.y * N;
+    int t0 = (int)blockIdx.x * N;
     n -= t0;
     if (n > N)
         n = N;
     act += (size_t)t0 * act_row_bytes;
     y += (size_t)t0 * (size_t)ldy;
-    int r = (blockIdx.x * Q8_WARPS + (threadIdx.x >> 5)) * 4 + (lane >> 3);
+    int r = (blockIdx.y * Q8_WARPS + (threadIdx.x >> 5)) * 4 + (lane >> 3);
     bool real = r < out; // the lanes of a missing row compute row 0 and drop it (shuffles need the whole warp)
     const uint8_t *wr = w + (size_t)(real ? r : 0) * row_bytes;
     float acc[N], sacc[N];
@@ -434,7 +437,7 @@ static void launch_q8(cudaStream_t s, const void *w, size_t row_bytes, const voi
                       int in, int out, float *y, int ldy)
 {
     int per_block = Q8_WARPS * 4;
-    dim3 grid((unsigned)((out + per_block - 1) / per_block), (unsigned)((n + N - 1) / N));
+    dim3 grid((unsigned)((n + N - 1) / N), (unsigned)((out + per_block - 1) / per_block));
     k_matvec_q8<T, N><<<grid, Q8_WARPS * 32, 0, s>>>(static_cast<const uint8_t *>(w), row_bytes,
                                                      static_cast<const uint8_t *>(act), act_row_bytes, n, in, out,
                                                      y, ldy);
@@ -461,7 +464,7 @@ rg_status dec_cu_matvec_q8(cudaStream_t s, uint32_t type, const void *w, size_t 
                            int in, int out, float *y, int ldy, rg_err *e)
 {
     size_t arb = dec_cu_q8_row_bytes(dec_cu_q8_kind_of(type), in);
-    if (!arb || n < 0 || out < 0 || (n + Q8_N - 1) / Q8_N > 65535 || ((uintptr_t)act & 7))
+    if (!arb || n < 0 || out < 0 || (out + 4 * Q8_WARPS - 1) / (4 * Q8_WARPS) > 65535 || ((uintptr_t)act & 7))
         return rg_error(e, RG_ERR_INTERNAL, "dec_cu_matvec_q8: type %u, %d rows of %d", (unsigned)type, n, in);
     if (n == 0 || out == 0)
         return RG_OK;
@@ -496,13 +499,13 @@ __global__ static void __launch_bounds__(Q8_WARPS * 32)
                   float *__restrict__ y, int ldy)
 {
     int lane = threadIdx.x & 31, l = lane & 7;
-    int t0 = (int)blockIdx.y * N;
+    int t0 = (int)blockIdx.x * N;
     n -= t0;
     if (n > N)
         n = N;
     x += (size_t)t0 * (size_t)in;
     y += (size_t)t0 * (size_t)ldy;
-    int r = (blockIdx.x * Q8_WARPS + (threadIdx.x >> 5)) * 4 + (lane >> 3);
+    int r = (blockIdx.y * Q8_WARPS + (threadIdx.x >> 5)) * 4 + (lane >> 3);
     bool real = r < out;
     const uint8_t *wr = w + (size_t)(real ? r : 0) * row_bytes;
     float a0[N], a1[N];
@@ -543,7 +546,7 @@ static void launch_fcpu(cudaStream_t s, const void *w, size_t row_bytes, const f
                         float *y, int ldy)
 {
     int per_block = Q8_WARPS * 4;
-    dim3 grid((unsigned)((out + per_block - 1) / per_block), (unsigned)((n + N - 1) / N));
+    dim3 grid((unsigned)((n + N - 1) / N), (unsigned)((out + per_block - 1) / per_block));
     k_matvec_fcpu<T, N><<<grid, Q8_WARPS * 32, 0, s>>>(static_cast<const uint8_t *>(w), row_bytes, x, n, in, out, y,
                                                        ldy);
 }
@@ -568,7 +571,7 @@ int dec_cu_float_type(uint32_t type)
 rg_status dec_cu_matvec_fcpu(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const float *x, int n,
                              int in, int out, float *y, int ldy, rg_err *e)
 {
-    if (!dec_cu_float_type(type) || n < 0 || out < 0 || in <= 0 || (n + Q8_N - 1) / Q8_N > 65535)
+    if (!dec_cu_float_type(type) || n < 0 || out < 0 || in <= 0 || (out + 4 * Q8_WARPS - 1) / (4 * Q8_WARPS) > 65535)
         return rg_error(e, RG_ERR_INTERNAL, "dec_cu_matvec_fcpu: type %u, %d rows of %d", (unsigned)type, n, in);
     if (n == 0 || out == 0)
         return RG_OK;

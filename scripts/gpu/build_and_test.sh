@@ -392,7 +392,11 @@ decoder_stage() {
     python3 -c 'import json,sys
 ids = [i for l in open(sys.argv[1]) for i in json.loads(l).get("ids", [])]
 print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" > "$work/ids512.txt"
-    skipped test_decoder_cuda_q8 || step test_decoder_cuda_q8 "$out/tests.log" 60 "$bin/test_decoder_cuda_q8"
+    skipped test_decoder_cuda_q8 || {
+        step test_decoder_cuda_q8 "$out/tests.log" 60 "$bin/test_decoder_cuda_q8"
+        sed -n '/^== test_decoder_cuda_q8 (/,$p' "$out/tests.log" | grep -E '^test_decoder_cuda_q8|CHECK failed' |
+            cut -c1-400 | tail -n 12 >> "$summary"
+    }
     skipped test_decoder_cuda || {
         step test_decoder_cuda "$out/tests.log" 180 "$bin/test_decoder_cuda"
         # its own lines only (tests.log holds the encoder stage's too when STAGE=all)

@@ -848,33 +848,40 @@ static void test_cache(rg_decoder *d, const char *path, const cJSON *rec, size_t
     float *a = malloc(V * sizeof(float)), *b = malloc(V * sizeof(float)), *c = malloc(V * sizeof(float));
     rg_kv_cache *k16 = NULL, *k32 = NULL, *ks = NULL, *kc = NULL;
     rg_decoder *cpu = NULL;
+    /* the default decoder computes the CPU path's arithmetic: the CPU
+     * decoder's logits bit for bit (required under cudasim, on x86; on a GPU
+     * the golden checks hold both to llama.cpp's 1e-2), where a broken GPU
+     * path would be off by the logits' whole size */
+    int exact = cudasim_stride(2) > 1 && quant_isa_available(QUANT_ISA_AVX2);
+    double r32 = -1, rc = -1, rc32 = -1;
     CHECK_OK(kv_cache_alloc(d, n, RG_KV_F16, &k16, &e), e);
     CHECK_OK(kv_cache_alloc(d, n, RG_KV_F32, &k32, &e), e);
     CHECK_OK(kv_cache_alloc(d, n, RG_KV_F16, &ks, &e), e);
     if (!k16 || !k32 || !ks || n < 4)
         goto out;
     CHECK_OK(decoder_prefill(d, k16, ids, n, a, &e), e);
-    CHECK_OK(decoder_prefill(d, k32, ids, n, b, &e), e);
-    double r32 = rel_err(b, a, V);
-    CHECK_MSG(r32 < 3e-2 && argmax(a, V) == argmax(b, V), "f32 cache vs f16: %.3g", r32);
     CHECK_OK(decoder_prefill(d, ks, ids, n / 2, NULL, &e), e);
     CHECK_OK(decoder_prefill(d, ks, ids + n / 2, n - n / 2, c, &e), e);
     double rs = rel_err(c, a, V);
     CHECK_MSG(rs < 2e-3, "split prefill vs one: %.3g", rs);
     /* full cache refused, nothing appended */
     rg_kv_cache *arr[1] = {k16};
-    CHECK(decoder_decode(d, arr, ids, 1, a, &e) == RG_ERR_TOO_LARGE && kv_cache_len(k16) == n);
-    /* the same prompt on the CPU decoder */
-    double rc = -1;
+    CHECK(decoder_decode(d, arr, ids, 1, c, &e) == RG_ERR_TOO_LARGE && kv_cache_len(k16) == n);
+    /* the same prompt on the CPU decoder, with an f16 and an f32 cache (the
+     * f32 cache is not llama.cpp's function: with 8-bit activations its
+     * logits move by a few 1e-2 from the f16 cache's, printed) */
     if (decoder_load(path, NULL, &cpu, &e) == RG_OK && kv_cache_alloc(cpu, n, RG_KV_F16, &kc, &e) == RG_OK &&
         decoder_prefill(cpu, kc, ids, n, c, &e) == RG_OK) {
-        /* The default decoder computes the CPU path's arithmetic: the same
-         * logits bit for bit (required under cudasim; on a GPU the golden
-         * checks hold both to llama.cpp's 1e-2), where a broken GPU path
-         * would be off by the logits' whole size. */
         rc = rel_err(a, c, V);
-        int exact = cudasim_stride(2) > 1 && quant_isa_available(QUANT_ISA_AVX2);
         CHECK_MSG(exact ? memcmp(a, c, V * sizeof *a) == 0 : rc < MAX_REL, "CUDA vs CPU decoder: %.3g", rc);
+        CHECK_OK(decoder_prefill(d, k32, ids, n, b, &e), e);
+        r32 = rel_err(b, a, V);
+        rg_kv_cache *kc32 = NULL;
+        CHECK_OK(kv_cache_alloc(cpu, n, RG_KV_F32, &kc32, &e), e);
+        CHECK_OK(decoder_prefill(cpu, kc32, ids, n, c, &e), e);
+        rc32 = rel_err(b, c, V);
+        CHECK_MSG(exact ? memcmp(b, c, V * sizeof *b) == 0 : rc32 < MAX_REL, "f32 caches, CUDA vs CPU: %.3g", rc32);
+        kv_cache_free(kc32);
         /* a cache of the CPU decoder is not the GPU's (and back) */
         kv_cache_reset(kc);
         CHECK(decoder_prefill(d, kc, ids, 1, a, &e) == RG_ERR_INVALID && kv_cache_len(kc) == 0);
@@ -883,8 +890,9 @@ static void test_cache(rg_decoder *d, const char *path, const cJSON *rec, size_t
     } else {
         CHECK_MSG(0, "CPU decoder: %s", e.msg);
     }
-    printf("test_decoder_cuda: f32 cache vs f16 %.3g, split prefill vs one %.3g, CUDA vs CPU decoder %.3g\n", r32,
-           rs, rc);
+    printf("test_decoder_cuda: split prefill vs one %.3g; CUDA vs CPU decoder %.3g (f16 cache), %.3g (f32 cache); f32 "
+           "cache vs f16 %.3g\n",
+           rs, rc, rc32, r32);
 out:
     kv_cache_free(kc);
     decoder_free(cpu);
