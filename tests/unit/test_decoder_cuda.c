@@ -122,6 +122,8 @@ static void test_device_choice(const char *path, int have_gpu)
 
 #ifdef RAGD_HAVE_CUDA
 
+#include "cache_rand.h"
+
 /* ---- helpers ------------------------------------------------------------------ */
 
 static float r16(float x) /* rounded to fp16 and back */
@@ -203,24 +205,6 @@ static float cache_val(const dec_cuda_ops_cache *c, size_t idx)
 static float cache_vval(const dec_cuda_ops_cache *c, size_t idx)
 {
     return c->half ? fp16_to_f32(((const uint16_t *)c->v)[idx]) : ((const float *)c->v)[idx];
-}
-
-static void fill_cache(dec_cuda_ops_cache *c, size_t n_elem, int half)
-{
-    size_t es = half ? 2 : 4;
-    c->half = half;
-    c->k = malloc(n_elem * es);
-    c->v = malloc(n_elem * es);
-    for (size_t i = 0; i < n_elem; i++) {
-        float a = frand(-2, 2), b = frand(-2, 2);
-        if (half) {
-            ((uint16_t *)c->k)[i] = f32_to_fp16(a);
-            ((uint16_t *)c->v)[i] = f32_to_fp16(b);
-        } else {
-            ((float *)c->k)[i] = a;
-            ((float *)c->v)[i] = b;
-        }
-    }
 }
 
 static void test_qkv_rope(const dec_cuda_ops_heads *g, int bias, int half, float theta)

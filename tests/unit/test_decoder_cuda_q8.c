@@ -44,6 +44,8 @@
 
 #ifdef RAGD_HAVE_CUDA
 
+#include "cache_rand.h"
+
 /* ---- quantizing ----------------------------------------------------------------------- */
 
 static void test_quantize(uint32_t type, size_t rows, size_t in)
@@ -216,31 +218,13 @@ static void check_attention_ggml(const char *what, const dec_cuda_ops_heads *g, 
     free(q), free(got), free(want), free(scratch);
 }
 
-static void fill_cache(dec_cuda_ops_cache *c, size_t kvd, int half)
-{
-    size_t count = 2 * c->cap * kvd; /* two layers */
-    c->half = half;
-    c->k = malloc(count * (half ? 2 : 4));
-    c->v = malloc(count * (half ? 2 : 4));
-    for (size_t i = 0; i < count; i++) {
-        float k = frand(-1, 1), v = frand(-1, 1);
-        if (half) {
-            ((uint16_t *)c->k)[i] = f32_to_fp16(k);
-            ((uint16_t *)c->v)[i] = f32_to_fp16(v);
-        } else {
-            ((float *)c->k)[i] = k;
-            ((float *)c->v)[i] = v;
-        }
-    }
-}
-
 static void test_attention_ggml(void)
 {
     dec_cuda_ops_heads smol = {9, 3, 64, 64, 0}, wide = {8, 2, 128, 128, 1};
     /* a prefill: 40 tokens of one cache at 260..299 (the 16-lane order,
      * scores past one tile) */
     dec_cuda_ops_cache pre = {.cap = 300};
-    fill_cache(&pre, 3 * 64, 1);
+    fill_cache(&pre, 2 * pre.cap * 3 * 64, 1);
     const dec_cuda_ops_cache *cp[40];
     size_t pp[40];
     for (size_t t = 0; t < 40; t++) {
@@ -258,7 +242,7 @@ static void test_attention_ggml(void)
         const dec_cuda_ops_heads *g = pass ? &wide : &smol;
         for (size_t i = 0; i < 7; i++) {
             dc[i].cap = len[i] + 2;
-            fill_cache(&dc[i], g->n_head_kv * g->head_dim, (i + (size_t)pass) % 2 == 0);
+            fill_cache(&dc[i], 2 * dc[i].cap * g->n_head_kv * g->head_dim, (i + (size_t)pass) % 2 == 0);
             cd[i] = &dc[i];
             pd[i] = len[i] - 1;
         }
@@ -271,8 +255,8 @@ static void test_attention_ggml(void)
     /* past the 2048 scores the kernel keeps between its passes (the rest
      * computed again): two tokens of one cache and a lone one */
     dec_cuda_ops_cache big = {.cap = 2300}, lone = {.cap = 2300};
-    fill_cache(&big, 3 * 64, 1);
-    fill_cache(&lone, 3 * 64, 0);
+    fill_cache(&big, 2 * big.cap * 3 * 64, 1);
+    fill_cache(&lone, 2 * lone.cap * 3 * 64, 0);
     const dec_cuda_ops_cache *cb[3] = {&big, &big, &lone};
     size_t pb[3] = {2090, 2091, 2299};
     check_attention_ggml("past 2048 positions (two tokens of a cache, a lone token)", &smol, cb, pb, 3);
