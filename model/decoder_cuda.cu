@@ -500,7 +500,7 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
                      "takes multiples of 8 up to 144); logits may stray further from llama.cpp's",
                      cfg->head_dim);
     }
-    if (p.widest_blocks && !c->q8) { // (widest_blocks counts the raw float matrices of a q8 decoder too) // prefill unpacks quantized rows for cuBLAS: up to 32 MiB at a time
+    if (p.widest_blocks && !c->q8) { // prefill unpacks quantized rows for cuBLAS: up to 32 MiB at a time
         size_t cols = cfg->n_ff > cfg->n_embd ? cfg->n_ff : cfg->n_embd;
         if (qd > cols)
             cols = qd;
@@ -567,10 +567,8 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
            F = cfg->n_ff, es = c->xt == DEC_CU_F32 ? 4 : 2;
     int att_tokens = n < DEC_ATT_SPLIT_TOKENS ? (int)n : DEC_ATT_SPLIT_TOKENS;
     dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, 0, 0, 0};
-    // a q8 decoder: the widest product input quantized (either kind), and
-    // its fp16 rounding for fp16 parts
-    size_t widest = E > qd ? E : qd, q8_row = 0;
-    widest = F > widest ? F : widest;
+    // a q8 decoder: room for any product's input quantized (either kind)
+    size_t q8_row = 0;
     if (c->q8)
         for (size_t in : {E, qd, F})
             for (int kind : {DEC_Q8_A8_0, DEC_Q8_K}) {
