@@ -29,6 +29,7 @@
 
 #include "model/decoder.h"
 #ifdef RAGD_HAVE_CUDA
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 #endif
 
@@ -60,6 +61,27 @@ static double median(double *v, size_t n)
 {
     qsort(v, n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* BENCH_PROFILE=prefill|step1|stepn: only that part of the run between
+ * cudaProfilerStart and cudaProfilerStop (one prefill of the prompt, or
+ * the decode steps of one or of N_SEQ sequences), for a profiler started
+ * with profiling off (`ncu --profile-from-start off`:
+ * scripts/gpu/build_and_test.sh decode_kernels). */
+static void profile_mark(const char *part, int start)
+{
+#ifdef RAGD_HAVE_CUDA
+    const char *want = getenv("BENCH_PROFILE");
+    if (want && strcmp(want, part) == 0) {
+        cudaDeviceSynchronize(); /* nothing of the part before leaks in, nothing of it is left out */
+        if (start)
+            cudaProfilerStart();
+        else
+            cudaProfilerStop();
+    }
+#else
+    (void)part, (void)start;
+#endif
 }
 
 /* Device-to-device copy bandwidth in GB/s (read + write), 0 without CUDA. */
@@ -155,10 +177,14 @@ int main(int argc, char **argv)
     double prefill[REPS], ttft[REPS];
     for (int rep = 0; rep < REPS; rep++) {
         kv_cache_reset(kv[0]);
+        if (rep == 0)
+            profile_mark("prefill", 1);
         double t0 = now();
         if (decoder_prefill(d, kv[0], ids, n, logits, &e) != RG_OK)
             return fail(&e);
         double t1 = now();
+        if (rep == 0)
+            profile_mark("prefill", 0);
         toks[0] = argmax(logits, V);
         ttft[rep] = (now() - t0) * 1e3;
         prefill[rep] = t1 - t0;
@@ -166,6 +192,7 @@ int main(int argc, char **argv)
     double t_prefill = median(prefill, REPS), t_ttft = median(ttft, REPS);
 
     double gen1 = 0;
+    profile_mark("step1", 1);
     for (size_t i = 0; i < n_gen; i++) {
         double t0 = now();
         if (decoder_decode(d, kv, toks, 1, logits, &e) != RG_OK)
@@ -173,6 +200,7 @@ int main(int argc, char **argv)
         gen1 += now() - t0;
         toks[0] = argmax(logits, V);
     }
+    profile_mark("step1", 0);
     double genn = 0;
     for (size_t s = 0; s < n_seq; s++) {
         kv_cache_reset(kv[s]);
@@ -180,6 +208,7 @@ int main(int argc, char **argv)
             return fail(&e);
         toks[s] = argmax(logits, V);
     }
+    profile_mark("stepn", 1);
     for (size_t i = 0; i < n_gen; i++) {
         double t0 = now();
         if (decoder_decode(d, kv, toks, n_seq, logits, &e) != RG_OK)
@@ -188,6 +217,7 @@ int main(int argc, char **argv)
         for (size_t s = 0; s < n_seq; s++)
             toks[s] = argmax(logits + s * V, V);
     }
+    profile_mark("stepn", 0);
     double wb = step_weight_bytes(d), cg = decoder_device(d) == RG_DEVICE_CUDA ? copy_gbps() : 0;
     double step1 = gen1 / (double)n_gen, stepn = genn / (double)n_gen;
     double g1 = wb / step1 / 1e9, gn = wb / stepn / 1e9;

@@ -722,28 +722,37 @@ static rg_status run_layers(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
     const dec_cu_act t = c->xt;
     const dec_cu_prod P = {c->cx.blas, s, c->matvec_max, t, c->q8, c->scratch, a.q8, a.q8_bytes};
     float eps = cfg->rms_eps;
+    // q8: each kernel feeding a product also leaves its output quantized
+    // for it (a.q8), so the product launches no quantizing kernel
+    auto q8_for = [&](const dec_cu_mat *W, int fused) {
+        return dec_cu_q8_out{c->q8 && fused ? dec_cu_q8_kind_for(W) : (int)DEC_Q8_NONE, a.q8};
+    };
     for (size_t l = 0; l < cfg->n_layer; l++) {
         const dev_layer *L = &c->layers[l];
         int li = (int)l;
+        const dec_cu_q8_out qkv_in = q8_for(&L->wqkv, 1), o_in = q8_for(&L->wo, c->ggml),
+                            gu_in = q8_for(&L->wgu, 1), down_in = q8_for(&L->wdown, c->ggml);
         // the previous layer's down projection is added here (none before layer 0)
-        if ((st = dec_cu_rmsnorm(s, a.x, l ? a.tmp : nullptr, nullptr, N, E, L->attn_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(&P, a.xh, N, &L->wqkv, a.qkv, e)) ||
+        if ((st = dec_cu_rmsnorm(s, a.x, l ? a.tmp : nullptr, nullptr, N, E, L->attn_norm, eps, a.xh, t, &qkv_in,
+                                 e)) ||
+            (st = dec_cu_linear(&P, a.xh, N, &L->wqkv, qkv_in.kind, a.qkv, e)) ||
             (st = dec_cu_qkv_rope(s, a.qkv, L->bqkv, N, &g, c->inv_freq, c->ggml ? a.rope : nullptr, a.tok, li, a.q,
                                   e)) ||
-            (st = c->ggml ? dec_cu_attention_ggml(s, a.q, a.tok, N, &g, li, static_cast<float *>(a.atth), e)
+            (st = c->ggml ? dec_cu_attention_ggml(s, a.q, a.tok, N, &g, li, static_cast<float *>(a.atth), &o_in, e)
                           : dec_cu_attention(s, a.q, a.tok, N, &g, li, a.atth, t, a.att, a.att_tokens, e)) ||
-            (st = dec_cu_linear(&P, a.atth, N, &L->wo, a.tmp, e)) ||
-            (st = dec_cu_rmsnorm(s, a.x, a.tmp, nullptr, N, E, L->ffn_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(&P, a.xh, N, &L->wgu, a.gu, e)) ||
-            (st = c->ggml ? dec_cu_swiglu_ggml(s, a.gu, N, F, static_cast<float *>(a.ffh), e)
+            (st = dec_cu_linear(&P, a.atth, N, &L->wo, o_in.kind, a.tmp, e)) ||
+            (st = dec_cu_rmsnorm(s, a.x, a.tmp, nullptr, N, E, L->ffn_norm, eps, a.xh, t, &gu_in, e)) ||
+            (st = dec_cu_linear(&P, a.xh, N, &L->wgu, gu_in.kind, a.gu, e)) ||
+            (st = c->ggml ? dec_cu_swiglu_ggml(s, a.gu, N, F, static_cast<float *>(a.ffh), &down_in, e)
                           : dec_cu_swiglu(s, a.gu, N, F, a.ffh, t, e)) ||
-            (st = dec_cu_linear(&P, a.ffh, N, &L->wdown, a.tmp, e)))
+            (st = dec_cu_linear(&P, a.ffh, N, &L->wdown, down_in.kind, a.tmp, e)))
             return st;
     }
     if (n_out) {
         // the last down projection is added for the wanted rows only
-        if ((st = dec_cu_rmsnorm(s, a.x, a.tmp, a.rows, n_out, E, c->out_norm, eps, a.xh, t, e)) ||
-            (st = dec_cu_linear(&P, a.xh, n_out, &c->out_w, c->logits, e)))
+        const dec_cu_q8_out out_in = q8_for(&c->out_w, 1);
+        if ((st = dec_cu_rmsnorm(s, a.x, a.tmp, a.rows, n_out, E, c->out_norm, eps, a.xh, t, &out_in, e)) ||
+            (st = dec_cu_linear(&P, a.xh, n_out, &c->out_w, out_in.kind, c->logits, e)))
             return st;
     }
     return RG_OK;

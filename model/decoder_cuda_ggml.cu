@@ -27,6 +27,7 @@
 #include <cmath>
 
 #include "model/decoder_cuda_kernels.cuh"
+#include "model/decoder_cuda_q8act.cuh"
 
 extern "C" {
 #include "model/decoder_exp_consts.h"
@@ -66,29 +67,74 @@ __device__ static inline float exp_ggml(float x)
 
 // ---- SwiGLU (model/decoder_math.c dec_math_swiglu) --------------------------------------
 
+// Value i of token t's row: ggml's vector loop up to blocked, its scalar
+// tail (libm's expf there) after.
+__device__ static inline float swiglu_at(const float *gu, size_t t, int i, int F, int blocked)
+{
+    float g = gu[t * 2 * (size_t)F + (size_t)i], u = gu[t * 2 * (size_t)F + (size_t)F + (size_t)i];
+    float e = i < blocked ? exp_ggml(__fsub_rn(0.0f, g)) : expf(-g);
+    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, e)), u);
+}
+
 __global__ static void k_swiglu_ggml(const float *gu, size_t n, int F, float *out)
 {
     size_t total = n * (size_t)F;
-    int blocked = F - F % 16; // ggml's vector loop; its scalar tail takes libm's expf
+    int blocked = F - F % 16;
     for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < total;
-         idx += (size_t)gridDim.x * blockDim.x) {
-        size_t t = idx / (size_t)F;
-        int i = (int)(idx % (size_t)F);
-        float g = gu[t * 2 * (size_t)F + (size_t)i], u = gu[t * 2 * (size_t)F + (size_t)F + (size_t)i];
-        float e = i < blocked ? exp_ggml(__fsub_rn(0.0f, g)) : expf(-g);
-        out[idx] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, e)), u);
+         idx += (size_t)gridDim.x * blockDim.x)
+        out[idx] = swiglu_at(gu, idx / (size_t)F, (int)(idx % (size_t)F), F, blocked);
+}
+
+// The same, also quantized for the down projection: one warp per
+// activation block (32 values, or Q8_K's 256: 8 a lane), F a multiple of it.
+__global__ static void k_swiglu_ggml_q8(const float *gu, size_t n, int F, float *out, int kind, uint8_t *q8,
+                                        size_t q8_row)
+{
+    int per = kind == DEC_Q8_K ? GGML_QK_K : 32, lane = threadIdx.x & 31, blocked = F - F % 16;
+    size_t row_blocks = (size_t)(F / per), total = n * row_blocks;
+    size_t bytes = kind == DEC_Q8_K ? Q8K_BYTES : A8_BYTES;
+    for (size_t b = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32; b < total;
+         b += (size_t)gridDim.x * blockDim.x / 32) { // (the whole warp takes the same b)
+        size_t t = b / row_blocks, j = b % row_blocks;
+        uint8_t *blk = q8 + t * q8_row + j * bytes;
+        if (kind == DEC_Q8_K) {
+            float v[8];
+#pragma unroll
+            for (int m = 0; m < 8; m++) {
+                int i = (int)j * GGML_QK_K + 8 * lane + m;
+                v[m] = swiglu_at(gu, t, i, F, blocked);
+                out[t * (size_t)F + (size_t)i] = v[m];
+            }
+            q8_k_warp(v, blk);
+        } else {
+            int i = (int)j * 32 + lane;
+            float v = swiglu_at(gu, t, i, F, blocked);
+            out[t * (size_t)F + (size_t)i] = v;
+            q8_a8_warp(v, kind, blk);
+        }
     }
 }
 
-rg_status dec_cu_swiglu_ggml(cudaStream_t s, const float *gu, int n, int F, float *out, rg_err *e)
+rg_status dec_cu_swiglu_ggml(cudaStream_t s, const float *gu, int n, int F, float *out, const dec_cu_q8_out *qo,
+                             rg_err *e)
 {
     size_t total = (size_t)n * (size_t)F;
     size_t blocks = (total + 255) / 256;
     if (blocks > 4096)
         blocks = 4096;
-    if (blocks)
+    if (!blocks)
+        return RG_OK;
+    int after, kind = q8_fused_kind(qo, F, &after);
+    if (kind != DEC_Q8_NONE)
+        k_swiglu_ggml_q8<<<(unsigned)blocks, 256, 0, s>>>(gu, (size_t)n, F, out, kind,
+                                                           static_cast<uint8_t *>(qo->buf),
+                                                           dec_cu_q8_row_bytes(kind, F));
+    else
         k_swiglu_ggml<<<(unsigned)blocks, 256, 0, s>>>(gu, (size_t)n, F, out);
-    return cu_check(cudaGetLastError(), "SwiGLU kernel (CPU arithmetic)", e);
+    rg_status st = cu_check(cudaGetLastError(), "SwiGLU kernel (CPU arithmetic)", e);
+    if (!st && after)
+        st = dec_cu_quantize_act(s, qo->kind, out, n, F, qo->buf, e);
+    return st;
 }
 
 // ---- attention ----------------------------------------------------------------------------
@@ -211,7 +257,8 @@ __device__ static float block_max(float v, float *red)
 }
 
 __global__ static void __launch_bounds__(GG_THREADS)
-    k_att_ggml(const float *q, const dec_cu_tok *tok, dec_cu_heads g, int layer, float scale, float *out)
+    k_att_ggml(const float *q, const dec_cu_tok *tok, dec_cu_heads g, int layer, float scale, float *out,
+               int q8_kind, uint8_t *q8, size_t q8_row)
 {
     __shared__ float qs[DEC_CU_MAX_HEAD_DIM];
     __shared__ float wt[GG_TILE];          // a tile's exponentials, then its weights
@@ -316,6 +363,12 @@ __global__ static void __launch_bounds__(GG_THREADS)
         }
         o[el] = v;
     }
+    if (q8_kind != DEC_Q8_NONE) { // this head's values are whole blocks of the next product's input
+        __syncthreads();
+        int per = q8_kind == DEC_Q8_K ? GGML_QK_K : 32;
+        size_t bytes = q8_kind == DEC_Q8_K ? Q8K_BYTES : A8_BYTES;
+        q8_span_block(o, hd, q8_kind, q8 + t * q8_row + (size_t)(h * hd / per) * bytes);
+    }
 }
 
 static size_t att_ggml_smem(const dec_cu_heads *g)
@@ -336,7 +389,7 @@ int dec_cu_attention_ggml_takes(const dec_cu_heads *g)
 }
 
 rg_status dec_cu_attention_ggml(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
-                                int layer, float *out, rg_err *e)
+                                int layer, float *out, const dec_cu_q8_out *qo, rg_err *e)
 {
     if (n <= 0)
         return RG_OK;
@@ -345,6 +398,13 @@ rg_status dec_cu_attention_ggml(cudaStream_t s, const float *q, const dec_cu_tok
                         g->head_dim, n);
     float scale = 1.0f / sqrtf((float)g->head_dim);
     dim3 grid((unsigned)g->n_head, (unsigned)n);
-    k_att_ggml<<<grid, GG_THREADS, att_ggml_smem(g), s>>>(q, tok, *g, layer, scale, out);
-    return cu_check(cudaGetLastError(), "attention kernel (CPU arithmetic)", e);
+    int after, kind = q8_fused_kind(qo, g->head_dim, &after); // a head's values: whole blocks, or quantize after
+    int width = g->n_head * g->head_dim;
+    k_att_ggml<<<grid, GG_THREADS, att_ggml_smem(g), s>>>(q, tok, *g, layer, scale, out, kind,
+                                                           kind ? static_cast<uint8_t *>(qo->buf) : nullptr,
+                                                           dec_cu_q8_row_bytes(kind, width));
+    rg_status st = cu_check(cudaGetLastError(), "attention kernel (CPU arithmetic)", e);
+    if (!st && after)
+        st = dec_cu_quantize_act(s, qo->kind, out, n, width, qo->buf, e);
+    return st;
 }

@@ -3,6 +3,7 @@
 // attention runs one block per (query head, token), one key per thread, or
 // for a decode step one per (query head, token, span of positions).
 #include "model/decoder_cuda_kernels.cuh"
+#include "model/decoder_cuda_q8act.cuh"
 
 extern "C" {
 #include "model/quant.h"
@@ -95,9 +96,23 @@ static rg_status q8_acts(const dec_cu_prod *P, int kind, const void *x, int rows
     return dec_cu_quantize_act(P->s, kind, static_cast<const float *>(x), rows, in, P->q8_buf, e);
 }
 
-rg_status dec_cu_linear(const dec_cu_prod *P, const void *x, int rows, const dec_cu_mat *W, float *y, rg_err *e)
+int dec_cu_q8_kind_for(const dec_cu_mat *W)
 {
-    int in = W->cols, ldy = W->rows, off = 0, have_q8 = DEC_Q8_NONE;
+    int kind = DEC_Q8_NONE;
+    for (int i = 0; i < W->n_part; i++) {
+        int k = dec_cu_blocks_on_device(W->part[i].type) ? dec_cu_q8_kind_of(W->part[i].type) : DEC_Q8_NONE;
+        if (k != DEC_Q8_NONE && kind != DEC_Q8_NONE && k != kind)
+            return DEC_Q8_NONE;
+        if (k != DEC_Q8_NONE)
+            kind = k;
+    }
+    return kind;
+}
+
+rg_status dec_cu_linear(const dec_cu_prod *P, const void *x, int rows, const dec_cu_mat *W, int have, float *y,
+                        rg_err *e)
+{
+    int in = W->cols, ldy = W->rows, off = 0, have_q8 = P->q8 ? have : DEC_Q8_NONE;
     rg_status st = RG_OK;
     if (P->q8 && P->t != DEC_CU_F32)
         return rg_error(e, RG_ERR_INTERNAL, "8-bit activations are quantized from fp32");
@@ -144,9 +159,11 @@ rg_status dec_cu_linear(const dec_cu_prod *P, const void *x, int rows, const dec
 
 // ---- RMSNorm -------------------------------------------------------------------
 
+// q8_kind (with fp32 out): the block also quantizes its output row into
+// q8 (rows q8_row bytes apart) once it is written.
 template <typename T>
 __global__ static void k_rmsnorm(float *x, const float *add, const int32_t *rows, int n, const float *w, float eps,
-                                 T *out)
+                                 T *out, int q8_kind, uint8_t *q8, size_t q8_row)
 {
     __shared__ double red[33];
     size_t r = rows ? (size_t)rows[blockIdx.x] : (size_t)blockIdx.x;
@@ -167,18 +184,32 @@ __global__ static void k_rmsnorm(float *x, const float *add, const int32_t *rows
     T *o = out + (size_t)blockIdx.x * (size_t)n;
     for (int i = threadIdx.x; i < n; i += blockDim.x)
         act_put(o, (size_t)i, xr[i] * scale * w[i]);
+    if (q8_kind != DEC_Q8_NONE) {
+        __syncthreads(); // the row's values, written by every thread, are visible to the block
+        q8_span_block(reinterpret_cast<const float *>(o), n, q8_kind, q8 + (size_t)blockIdx.x * q8_row);
+    }
 }
 
 rg_status dec_cu_rmsnorm(cudaStream_t s, float *x, const float *add, const int32_t *rows, int n_rows, int n,
-                         const float *w, float eps, void *out, dec_cu_act t, rg_err *e)
+                         const float *w, float eps, void *out, dec_cu_act t, const dec_cu_q8_out *qo, rg_err *e)
 {
     if (n_rows <= 0)
         return RG_OK;
+    if (t != DEC_CU_F32 && qo && qo->kind != DEC_Q8_NONE)
+        return rg_error(e, RG_ERR_INTERNAL, "8-bit activations are quantized from fp32");
+    int after, kind = q8_fused_kind(qo, n, &after);
+    uint8_t *q8 = kind != DEC_Q8_NONE ? static_cast<uint8_t *>(qo->buf) : nullptr;
+    size_t q8_row = dec_cu_q8_row_bytes(kind, n);
     if (t == DEC_CU_F32)
-        k_rmsnorm<<<(unsigned)n_rows, ROW_THREADS, 0, s>>>(x, add, rows, n, w, eps, static_cast<float *>(out));
+        k_rmsnorm<<<(unsigned)n_rows, ROW_THREADS, 0, s>>>(x, add, rows, n, w, eps, static_cast<float *>(out), kind,
+                                                           q8, q8_row);
     else
-        k_rmsnorm<<<(unsigned)n_rows, ROW_THREADS, 0, s>>>(x, add, rows, n, w, eps, static_cast<cu_f16 *>(out));
-    return cu_check(cudaGetLastError(), "RMSNorm kernel", e);
+        k_rmsnorm<<<(unsigned)n_rows, ROW_THREADS, 0, s>>>(x, add, rows, n, w, eps, static_cast<cu_f16 *>(out),
+                                                           DEC_Q8_NONE, nullptr, 0);
+    rg_status st = cu_check(cudaGetLastError(), "RMSNorm kernel", e);
+    if (!st && after)
+        st = dec_cu_quantize_act(s, qo->kind, static_cast<const float *>(out), n_rows, n, qo->buf, e);
+    return st;
 }
 
 // ---- QKV bias, RoPE, cache store -----------------------------------------------------

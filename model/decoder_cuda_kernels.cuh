@@ -125,8 +125,11 @@ struct dec_cu_prod {
 // cuBLAS's at 1 and 4 sequences (1.78 against 2.13 ms, 2.11 against 2.27)
 // and lose at 8 and 16 (2.65 against 2.30, 3.60 against 2.46).
 #define DEC_CU_MATVEC_DEFAULT_ROWS 4
-// y[rows, W.rows] (fp32) = x[rows, W.cols] * W^T, as P says.
-rg_status dec_cu_linear(const dec_cu_prod *P, const void *x, int rows, const dec_cu_mat *W, float *y, rg_err *e);
+// y[rows, W.rows] (fp32) = x[rows, W.cols] * W^T, as P says. have: the
+// kind P->q8_buf already holds x quantized as (the producer of x left it
+// there: dec_cu_q8_out), DEC_Q8_NONE when it holds nothing of x.
+rg_status dec_cu_linear(const dec_cu_prod *P, const void *x, int rows, const dec_cu_mat *W, int have, float *y,
+                        rg_err *e);
 // Products (parts) dec_cu_linear has sent to its own kernel so far (for tests).
 unsigned long long dec_cu_matvec_launches(void);
 
@@ -161,6 +164,18 @@ size_t dec_cu_q8_row_bytes(int kind, int in);
 // out = rows rows of x [rows, in] (fp32) quantized as model/quant's
 // quant_act_prepare does, bit for bit.
 rg_status dec_cu_quantize_act(cudaStream_t s, int kind, const float *x, int rows, int in, void *out, rg_err *e);
+// The one kind W's block parts take (DEC_Q8_NONE: none, or parts of two
+// kinds): what the kernel writing W's input should also leave quantized.
+int dec_cu_q8_kind_for(const dec_cu_mat *W);
+// What a kernel feeding a q8 product also writes: its fp32 output
+// quantized as kind into buf (rows dec_cu_q8_row_bytes(kind, width)
+// apart), in the same kernel where the output's shape allows (else a
+// dec_cu_quantize_act after it). kind DEC_Q8_NONE, or a NULL
+// dec_cu_q8_out: nothing.
+struct dec_cu_q8_out {
+    int kind;
+    void *buf;
+};
 // y[t * ldy + r] = W[r] . act[t] for t < n (any count), r < out: the
 // integer dot products of llama.cpp's CPU kernels (and model/quant's) on
 // the blocks and the activations' 8-bit values, combined in fp32; a row's
@@ -183,8 +198,9 @@ rg_status dec_cu_dequant(cudaStream_t s, uint32_t type, const void *w, size_t ro
 // non-NULL, then out[b] = x[r] / sqrt(mean(x[r]^2) + eps) * w as type t
 // (fp16 rounded to nearest): each square in float, their sum in double, as
 // the CPU path.
+// With qo (fp32 out only), out is also left quantized as qo says.
 rg_status dec_cu_rmsnorm(cudaStream_t s, float *x, const float *add, const int32_t *rows, int n_rows, int n,
-                         const float *w, float eps, void *out, dec_cu_act t, rg_err *e);
+                         const float *w, float eps, void *out, dec_cu_act t, const dec_cu_q8_out *qo, rg_err *e);
 
 // qkv [n, qd + 2 kv_dim] (the Q | K | V products of n tokens) plus bias
 // (may be NULL) -> RoPE on Q and K at each token's position (adjacent pairs
@@ -215,10 +231,14 @@ size_t dec_cu_attention_scratch_bytes(const dec_cu_heads *g, int max_tokens);
 // (model/decoder_attn.c), for a q8 decoder: see that file. Takes head
 // sizes that are a multiple of 8, up to 144 (_takes says).
 int dec_cu_attention_ggml_takes(const dec_cu_heads *g);
+// qo as for dec_cu_rmsnorm (in the same kernel for blocks of 32 within a
+// head: head_dim a multiple of 32).
 rg_status dec_cu_attention_ggml(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
-                                int layer, float *out, rg_err *e);
-// dec_cu_swiglu into fp32 as the CPU path's dec_math_swiglu computes it.
-rg_status dec_cu_swiglu_ggml(cudaStream_t s, const float *gu, int n, int F, float *out, rg_err *e);
+                                int layer, float *out, const dec_cu_q8_out *qo, rg_err *e);
+// dec_cu_swiglu into fp32 as the CPU path's dec_math_swiglu computes it;
+// qo as for dec_cu_rmsnorm.
+rg_status dec_cu_swiglu_ggml(cudaStream_t s, const float *gu, int n, int F, float *out, const dec_cu_q8_out *qo,
+                             rg_err *e);
 
 // out[t, i] = silu(gu[t, i]) * gu[t, F + i] (type t) for t < n, i < F.
 rg_status dec_cu_swiglu(cudaStream_t s, const float *gu, int n, int F, void *out, dec_cu_act t, rg_err *e);

@@ -95,22 +95,44 @@ size_t cache_bytes(const dec_cuda_ops_cache *c, size_t n_layer, size_t kvd)
     return n_layer * c->cap * kvd * (c->half ? sizeof(uint16_t) : sizeof(float));
 }
 
+// Room on the device for rows of width values quantized for weights of
+// type, and the dec_cu_q8_out asking a kernel for them (q8 NULL: none).
+rg_status q8_room(dev_scratch &s, uint32_t type, const void *q8, size_t rows, size_t width, dec_cu_q8_out *qo,
+                  size_t *bytes, rg_err *e)
+{
+    *qo = dec_cu_q8_out{DEC_Q8_NONE, nullptr};
+    *bytes = 0;
+    if (!q8)
+        return RG_OK;
+    int kind = dec_cu_q8_kind_of(type);
+    size_t rb = width <= INT_MAX ? dec_cu_q8_row_bytes(kind, (int)width) : 0;
+    if (!rb)
+        return rg_error(e, RG_ERR_INVALID, "8-bit activations for type %u, %zu values a row", (unsigned)type, width);
+    *bytes = rows * rb;
+    qo->kind = kind;
+    return s.alloc(&qo->buf, *bytes);
+}
+
 } // namespace
 
 extern "C" rg_status dec_cuda_ops_rmsnorm(const float *x, const float *add, size_t rows, size_t n, const float *w,
-                                          float eps, int f32, float *out, float *x_after, rg_err *e)
+                                          float eps, int f32, float *out, float *x_after, uint32_t q8_type, void *q8,
+                                          rg_err *e)
 {
-    if (rows > INT_MAX || n > INT_MAX)
-        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_rmsnorm: too large");
+    if (rows > INT_MAX || n > INT_MAX || (q8 && !f32))
+        return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_rmsnorm: too large, or 8-bit output without f32");
     dev_scratch s(e);
     float *dx, *da = nullptr, *dw;
     float *dout; // room for either type
     dec_cu_act t = f32 ? DEC_CU_F32 : DEC_CU_F16;
+    dec_cu_q8_out qo;
+    size_t q8_bytes;
     rg_status st;
     if ((st = s.upload(&dx, x, rows * n)) || (add && (st = s.upload(&da, add, rows * n))) ||
         (st = s.upload(&dw, w, n)) || (st = s.upload(&dout, (const float *)nullptr, rows * n)) ||
-        (st = dec_cu_rmsnorm(nullptr, dx, da, nullptr, (int)rows, (int)n, dw, eps, dout, t, e)) ||
-        (st = s.download_act(out, dout, rows * n, t)))
+        (st = q8_room(s, q8_type, q8, rows, n, &qo, &q8_bytes, e)) ||
+        (st = dec_cu_rmsnorm(nullptr, dx, da, nullptr, (int)rows, (int)n, dw, eps, dout, t, &qo, e)) ||
+        (st = s.download_act(out, dout, rows * n, t)) || (q8 && (st = s.download(q8, qo.buf, q8_bytes))))
         return st;
     return x_after ? s.download(x_after, dx, rows * n * sizeof(float)) : RG_OK;
 }
@@ -196,7 +218,8 @@ static rg_status upload_tokens(dev_scratch &s, const dec_cuda_ops_cache *const *
 // arithmetic's (ggml 1, fp32 output).
 static rg_status attention_call(const float *q, size_t n, const dec_cuda_ops_heads *g,
                                 const dec_cuda_ops_cache *const *caches, const size_t *pos, size_t n_layer,
-                                size_t layer, int f32, int split, int ggml, float *out, rg_err *e)
+                                size_t layer, int f32, int split, int ggml, float *out, uint32_t q8_type, void *q8,
+                                rg_err *e)
 {
     if (!heads_ok(g) || n == 0 || n > 65535 || layer >= n_layer)
         return rg_error(e, RG_ERR_INVALID, "dec_cuda_ops_attention: bad geometry");
@@ -210,13 +233,18 @@ static rg_status attention_call(const float *q, size_t n, const dec_cuda_ops_hea
     void *att = nullptr;
     dec_cu_act t = f32 || ggml ? DEC_CU_F32 : DEC_CU_F16;
     dec_cu_tok *dtok;
+    dec_cu_q8_out qo;
+    size_t q8_bytes;
     rg_status st = upload_tokens(s, caches, pos, n, n_layer, kvd, ht, e);
     if (!st && !((st = s.upload(&dq, q, n * qd)) || (st = s.upload(&dout, (const float *)nullptr, n * qd)) ||
                  (st = s.upload(&dtok, (const dec_cu_tok *)ht, n)) ||
                  (split && (st = s.alloc(&att, dec_cu_attention_scratch_bytes(&h, (int)n)))) ||
-                 (st = ggml ? dec_cu_attention_ggml(nullptr, dq, dtok, (int)n, &h, (int)layer, dout, e)
+                 (st = q8_room(s, q8_type, ggml ? q8 : nullptr, n, qd, &qo, &q8_bytes, e)) ||
+                 (st = ggml ? dec_cu_attention_ggml(nullptr, dq, dtok, (int)n, &h, (int)layer, dout, &qo, e)
                             : dec_cu_attention(nullptr, dq, dtok, (int)n, &h, (int)layer, dout, t, att, (int)n, e))))
         st = s.download_act(out, dout, n * qd, t);
+    if (!st && ggml && q8)
+        st = s.download(q8, qo.buf, q8_bytes);
     free(ht);
     return st;
 }
@@ -226,23 +254,29 @@ extern "C" rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_
                                             size_t n_layer, size_t layer, int f32, int split, float *out,
                                             rg_err *e)
 {
-    return attention_call(q, n, g, caches, pos, n_layer, layer, f32, split, 0, out, e);
+    return attention_call(q, n, g, caches, pos, n_layer, layer, f32, split, 0, out, 0, nullptr, e);
 }
 
 extern "C" rg_status dec_cuda_ops_attention_ggml(const float *q, size_t n, const dec_cuda_ops_heads *g,
                                                  const dec_cuda_ops_cache *const *caches, const size_t *pos,
-                                                 size_t n_layer, size_t layer, float *out, rg_err *e)
+                                                 size_t n_layer, size_t layer, float *out, uint32_t q8_type,
+                                                 void *q8, rg_err *e)
 {
-    return attention_call(q, n, g, caches, pos, n_layer, layer, 1, 0, 1, out, e);
+    return attention_call(q, n, g, caches, pos, n_layer, layer, 1, 0, 1, out, q8_type, q8, e);
 }
 
-extern "C" rg_status dec_cuda_ops_swiglu_ggml(const float *gu, size_t n, size_t F, float *out, rg_err *e)
+extern "C" rg_status dec_cuda_ops_swiglu_ggml(const float *gu, size_t n, size_t F, float *out, uint32_t q8_type,
+                                              void *q8, rg_err *e)
 {
     dev_scratch s(e);
     float *dgu, *dout;
+    dec_cu_q8_out qo;
+    size_t q8_bytes;
     rg_status st;
     if ((st = s.upload(&dgu, gu, n * 2 * F)) || (st = s.upload(&dout, (const float *)nullptr, n * F)) ||
-        (st = dec_cu_swiglu_ggml(nullptr, dgu, (int)n, (int)F, dout, e)))
+        (st = q8_room(s, q8_type, q8, n, F, &qo, &q8_bytes, e)) ||
+        (st = dec_cu_swiglu_ggml(nullptr, dgu, (int)n, (int)F, dout, &qo, e)) ||
+        (q8 && (st = s.download(q8, qo.buf, q8_bytes))))
         return st;
     return s.download(out, dout, n * F * sizeof(float));
 }
@@ -299,7 +333,7 @@ extern "C" rg_status dec_cuda_ops_linear_parts(const dec_cuda_ops_part *parts, s
     }
     dec_cu_prod P = {h, nullptr, matvec_max, DEC_CU_F16, 0, sc, nullptr, 0};
     if (!st)
-        st = dec_cu_linear(&P, dx, (int)rows, &m, dy, e);
+        st = dec_cu_linear(&P, dx, (int)rows, &m, DEC_Q8_NONE, dy, e);
     if (!st)
         st = s.download(y, dy, rows * (size_t)m.rows * sizeof(float));
     cublasDestroy(h);
@@ -372,7 +406,7 @@ extern "C" rg_status dec_cuda_ops_linear_q8(const dec_cuda_ops_part *parts, size
         (st = s.alloc(&q8, rows * q8_row)))
         return st;
     dec_cu_prod P = {nullptr, nullptr, 0, DEC_CU_F32, 1, {nullptr, 0}, q8, rows * q8_row};
-    st = dec_cu_linear(&P, dx, (int)rows, &m, dy, e);
+    st = dec_cu_linear(&P, dx, (int)rows, &m, DEC_Q8_NONE, dy, e);
     if (!st)
         st = s.download(y, dy, rows * (size_t)m.rows * sizeof(float));
     return st;

@@ -32,9 +32,12 @@ typedef struct dec_cuda_ops_heads {
 } dec_cuda_ops_heads;
 
 /* out[rows, n] = RMSNorm(x + add) * w (fp16 widened, or fp32 with f32);
- * add may be NULL; x_after (may be NULL) receives x + add. */
+ * add may be NULL; x_after (may be NULL) receives x + add. With q8 (may be
+ * NULL; f32 only), the kernel also leaves out quantized for weights of
+ * q8_type as the q8 decoder does, in quant_act_prepare's layout (rows *
+ * quant_act_bytes(q8_type, n) bytes into q8). */
 rg_status dec_cuda_ops_rmsnorm(const float *x, const float *add, size_t rows, size_t n, const float *w, float eps,
-                               int f32, float *out, float *x_after, rg_err *e);
+                               int f32, float *out, float *x_after, uint32_t q8_type, void *q8, rg_err *e);
 
 /* qkv [n, qd + 2 kv_dim] + bias (may be NULL) -> q [n, qd] (RoPE applied,
  * f16-rounded with an f16 cache); every token's K and V are written into
@@ -58,10 +61,12 @@ rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_cuda_ops_he
  * order. */
 rg_status dec_cuda_ops_attention_ggml(const float *q, size_t n, const dec_cuda_ops_heads *g,
                                       const dec_cuda_ops_cache *const *caches, const size_t *pos, size_t n_layer,
-                                      size_t layer, float *out, rg_err *e);
+                                      size_t layer, float *out, uint32_t q8_type, void *q8, rg_err *e);
 
-/* out[n, F] = SwiGLU as the CPU path's dec_math_swiglu, on the device. */
-rg_status dec_cuda_ops_swiglu_ggml(const float *gu, size_t n, size_t F, float *out, rg_err *e);
+/* out[n, F] = SwiGLU as the CPU path's dec_math_swiglu, on the device.
+ * q8 (and in dec_cuda_ops_attention_ggml) as in dec_cuda_ops_rmsnorm. */
+rg_status dec_cuda_ops_swiglu_ggml(const float *gu, size_t n, size_t F, float *out, uint32_t q8_type, void *q8,
+                                   rg_err *e);
 
 /* out[n, F] = silu(gu[:, :F]) * gu[:, F:] (fp16 widened, or fp32 with f32). */
 rg_status dec_cuda_ops_swiglu(const float *gu, size_t n, size_t F, int f32, float *out, rg_err *e);

@@ -22,16 +22,13 @@
 #include <climits>
 
 #include "model/decoder_cuda_blocks.cuh"
+#include "model/decoder_cuda_q8act.cuh"
 
 #define Q8_WARPS 2
 #define Q8_N 16           // token rows a block multiplies
 #define Q8_QUANT_THREADS 256
 
 // ---- activation blocks ------------------------------------------------------------
-
-// model/quant_internal.h's quant_a8_block and quant_q8k_block, byte for byte.
-#define A8_BYTES 40 // f32 d, f32 s, int8 q[32]
-#define Q8K_BYTES GGML_Q8_K_BLOCK_BYTES // f32 d, int8 q[256], int16 bsums[16]
 
 int dec_cu_q8_kind_of(uint32_t type)
 {
@@ -59,110 +56,27 @@ size_t dec_cu_q8_row_bytes(int kind, int in)
     return 0;
 }
 
-__device__ static inline float warp_max(float v)
-{
-    for (int o = 16; o > 0; o >>= 1)
-        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-
-__device__ static inline int warp_isum(int v)
-{
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__device__ static inline float f16_round(float v)
-{
-    return __half2float(__float2half_rn(v));
-}
-
-// One warp per block of 32: model/quant_matvec.c quant_a8_quantize_c, each
-// rounding as there: d = max|x| / 127, q = nearest-even(x * (127 / max|x|))
-// clamped to +-127, d kept as its fp16 rounding, s as the kind says.
-// (The maximum of |x| is exact in any order; the integer sum too.)
+// One warp per block of 32 (q8_a8_warp).
 template <int KIND> __global__ static void k_quant_a8(const float *__restrict__ x, size_t blocks, uint8_t *out)
 {
-    int lane = threadIdx.x & 31;
     size_t b = (size_t)blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
     if (b >= blocks) // the whole warp leaves together
         return;
-    float v = x[b * 32 + (size_t)lane];
-    float amax = warp_max(fabsf(v));
-    float d = __fdiv_rn(amax, 127.0f);
-    float id = amax != 0.0f ? __fdiv_rn(127.0f, amax) : 0.0f;
-    int q = __float2int_rn(__fmul_rn(v, id));
-    q = q > 127 ? 127 : q < -127 ? -127 : q;
-    int sum = warp_isum(q);
-    uint8_t *blk = out + b * A8_BYTES;
-    blk[8 + lane] = (uint8_t)(int8_t)q;
-    if (lane == 0) {
-        float dh = f16_round(d);
-        CUDASIM_ALIGNED(blk, 4);
-        reinterpret_cast<float *>(blk)[0] = dh;
-        reinterpret_cast<float *>(blk)[1] =
-            KIND == DEC_Q8_A8_1 ? f16_round(__fmul_rn(d, (float)sum)) : __fmul_rn(dh, (float)sum);
-    }
+    q8_a8_warp(x[b * 32 + (size_t)(threadIdx.x & 31)], KIND, out + b * A8_BYTES);
 }
 
-// One warp per block of 256 (lane j: values 8j .. 8j + 7): model/quant.c
-// quantize_row_q8_k. The value of largest magnitude (the first such in
-// order) maps to -127: iscale = -127 / max, q = nearest-even(iscale * x)
-// clamped to +-127, d = 1 / iscale; bsums the sums of each 16 quants.
+// One warp per block of 256 (q8_k_warp; lane j: values 8j .. 8j + 7).
 __global__ static void k_quant_q8k(const float *__restrict__ x, size_t blocks, uint8_t *out)
 {
-    int lane = threadIdx.x & 31;
     size_t b = (size_t)blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
     if (b >= blocks)
         return;
-    const float *xv = x + b * GGML_QK_K + 8 * (size_t)lane;
+    const float *xv = x + b * GGML_QK_K + 8 * (size_t)(threadIdx.x & 31);
     float v[8];
-    float amax = 0.0f;
-    int at = -1;
 #pragma unroll
-    for (int j = 0; j < 8; j++) {
+    for (int j = 0; j < 8; j++)
         v[j] = xv[j];
-        if (fabsf(v[j]) > amax) {
-            amax = fabsf(v[j]);
-            at = 8 * lane + j;
-        }
-    }
-    float mx = at >= 0 ? v[at - 8 * lane] : 0.0f;
-    // the largest magnitude, the first index among equals (as the CPU's scan)
-    for (int o = 16; o > 0; o >>= 1) {
-        float oa = __shfl_xor_sync(0xffffffffu, amax, o);
-        int oat = __shfl_xor_sync(0xffffffffu, at, o);
-        float omx = __shfl_xor_sync(0xffffffffu, mx, o);
-        if (oa > amax || (oa == amax && oat >= 0 && (at < 0 || oat < at))) {
-            amax = oa;
-            at = oat;
-            mx = omx;
-        }
-    }
-    uint8_t *blk = out + b * Q8K_BYTES;
-    float iscale = amax != 0.0f ? __fdiv_rn(-127.0f, mx) : 0.0f;
-    uint32_t w[2] = {0, 0};
-    int sum = 0;
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-        int q = __float2int_rn(__fmul_rn(iscale, v[j]));
-        q = q > 127 ? 127 : q < -127 ? -127 : q;
-        sum += q;
-        w[j >> 2] |= (uint32_t)(uint8_t)(int8_t)q << (8 * (j & 3));
-    }
-    CUDASIM_ALIGNED(blk + 4 + 8 * lane, 4);
-    reinterpret_cast<uint32_t *>(blk + 4 + 8 * lane)[0] = w[0];
-    reinterpret_cast<uint32_t *>(blk + 4 + 8 * lane)[1] = w[1];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1); // lanes 2g and 2g + 1 hold group g's 16
-    if ((lane & 1) == 0) {
-        CUDASIM_ALIGNED(blk + 260 + lane, 2);
-        *reinterpret_cast<int16_t *>(blk + 260 + lane) = (int16_t)sum;
-    }
-    if (lane == 0) {
-        CUDASIM_ALIGNED(blk, 4);
-        *reinterpret_cast<float *>(blk) = amax != 0.0f ? __fdiv_rn(1.0f, iscale) : 0.0f;
-    }
+    q8_k_warp(v, out + b * Q8K_BYTES);
 }
 
 rg_status dec_cu_quantize_act(cudaStream_t s, int kind, const float *x, int rows, int in, void *out, rg_err *e)
@@ -297,12 +211,34 @@ __device__ static inline float act_f(const uint8_t *a, int i)
     return reinterpret_cast<const float *>(a)[i];
 }
 
-// One block of a row into each token row's accumulator and offset sum
-// (lane l of the row's 8). a: the token rows' activation block b (rows
-// act_row_bytes apart).
+// The integer sum of 4 byte products, as a float, without a conversion
+// instruction (a quarter-rate I2F on recent GPUs): dp4a adds the products
+// to the bits of 1.5 * 2^23, whose last place is 1, so the bits read as a
+// float are 1.5 * 2^23 + p exactly while |p| < 2^22 (4 products of 8-bit
+// values are at most 65024); subtracting 1.5 * 2^23 is then exact too.
+#define Q8_MAGIC_BITS 0x4B400000
+#define Q8_MAGIC 12582912.0f
+
+__device__ static inline float dp4a_f(uint32_t u, int a)
+{
+    return __fsub_rn(__int_as_float(__dp4a((int)u, a, Q8_MAGIC_BITS)), Q8_MAGIC);
+}
+
+// Offset sums a lane owns: token t's is lane t % 8's number t / 8. The CPU
+// keeps one offset sum per row and token (a scalar beside its SIMD lanes),
+// so one lane of the row's 8 computes it, in block order, and the others
+// skip the loads and products that would repeat it (N / 8 tokens a lane
+// instead of N).
+template <int N> struct q8_own {
+    enum { n = (N + 7) / 8 };
+};
+
+// One block of a row into each token row's accumulator, and into the
+// offset sums lane l owns (lane l of the row's 8). a: the token rows'
+// activation block b (rows act_row_bytes apart).
 template <uint32_t T, int N>
 __device__ static inline void block_q8(const uint8_t *blk, const uint8_t *a, size_t act_row_bytes, int n, int l,
-                                       float (&acc)[N], float (&sacc)[N])
+                                       float (&acc)[N], float (&sacc)[q8_own<N>::n])
 {
     if (T == GGML_TYPE_Q4_K || T == GGML_TYPE_Q5_K) {
         int sc[8], mn[8];
@@ -323,15 +259,23 @@ __device__ static inline void block_q8(const uint8_t *blk, const uint8_t *a, siz
             if (t >= n)
                 break;
             const uint8_t *at = a + (size_t)t * act_row_bytes;
-            int sumi = 0, summ = 0;
+            int sumi = 0;
 #pragma unroll
-            for (int i = 0; i < 8; i++) {
+            for (int i = 0; i < 8; i++)
                 sumi += sc[i] * __dp4a((int)u[i], act4(at, 4 + 32 * (size_t)i + 4 * (size_t)l), 0);
-                summ += mn[i] * (bsum(at, 2 * i) + bsum(at, 2 * i + 1));
+            acc[t] = __fmaf_rn(__fmul_rn(dw, act_f(at, 0)), (float)sumi, acc[t]);
+        }
+#pragma unroll
+        for (int j = 0; j < q8_own<N>::n; j++) {
+            int t = l + 8 * j;
+            if (t < n) {
+                const uint8_t *at = a + (size_t)t * act_row_bytes;
+                int summ = 0;
+#pragma unroll
+                for (int i = 0; i < 8; i++)
+                    summ += mn[i] * (bsum(at, 2 * i) + bsum(at, 2 * i + 1));
+                sacc[j] = __fsub_rn(sacc[j], __fmul_rn(__fmul_rn(dmw, act_f(at, 0)), (float)summ));
             }
-            float dx = act_f(at, 0);
-            acc[t] = __fmaf_rn(__fmul_rn(dw, dx), (float)sumi, acc[t]);
-            sacc[t] = __fsub_rn(sacc[t], __fmul_rn(__fmul_rn(dmw, dx), (float)summ));
         }
     } else if (T == GGML_TYPE_Q6_K) {
         // elements 128 h + 32 k + 4l .. + 3: ql's nibbles, qh's 2-bit pairs;
@@ -348,40 +292,53 @@ __device__ static inline void block_q8(const uint8_t *blk, const uint8_t *a, siz
                 sc[4 * h + k] = (int8_t)blk[192 + 8 * h + 2 * k + (l >= 4)];
             }
         }
-        int scales[16];
-#pragma unroll
-        for (int g = 0; g < 16; g++)
-            scales[g] = (int8_t)blk[192 + g];
         float dw = f16_bits(ld16(blk + 208));
 #pragma unroll
         for (int t = 0; t < N; t++) {
             if (t >= n)
                 break;
             const uint8_t *at = a + (size_t)t * act_row_bytes;
-            int sumi = 0, off = 0;
+            int sumi = 0;
 #pragma unroll
             for (int j = 0; j < 8; j++)
                 sumi += sc[j] * __dp4a((int)u[j], act4(at, 4 + 32 * (size_t)j + 4 * (size_t)l), 0);
+            acc[t] = __fmaf_rn(__fmul_rn(dw, act_f(at, 0)), (float)sumi, acc[t]);
+        }
+        bool owner = l < n; // (the scales are read only by lanes that own a token)
+        int scales[16];
 #pragma unroll
-            for (int g = 0; g < 16; g++)
-                off += scales[g] * bsum(at, g);
-            float d = __fmul_rn(dw, act_f(at, 0));
-            acc[t] = __fmaf_rn(d, (float)sumi, acc[t]);
-            sacc[t] = __fsub_rn(sacc[t], __fmul_rn(d, (float)(32 * off)));
+        for (int g = 0; g < 16; g++)
+            scales[g] = owner ? (int8_t)blk[192 + g] : 0;
+#pragma unroll
+        for (int j = 0; j < q8_own<N>::n; j++) {
+            int t = l + 8 * j;
+            if (t < n) {
+                const uint8_t *at = a + (size_t)t * act_row_bytes;
+                int off = 0;
+#pragma unroll
+                for (int g = 0; g < 16; g++)
+                    off += scales[g] * bsum(at, g);
+                sacc[j] = __fsub_rn(sacc[j], __fmul_rn(__fmul_rn(dw, act_f(at, 0)), (float)(32 * off)));
+            }
         }
     } else {
         float d, m = 0.0f;
         uint32_t u = legacy_u<T>(blk, l, &d, &m);
-        float k = legacy_k<T>(d, m);
 #pragma unroll
         for (int t = 0; t < N; t++) {
             if (t >= n)
                 break;
             const uint8_t *at = a + (size_t)t * act_row_bytes;
-            int p = __dp4a((int)u, act4(at, 8 + 4 * (size_t)l), 0);
-            acc[t] = __fmaf_rn(__fmul_rn(d, act_f(at, 0)), (float)p, acc[t]);
-            if (T != GGML_TYPE_Q8_0)
-                sacc[t] = __fadd_rn(sacc[t], __fmul_rn(k, act_f(at, 1)));
+            acc[t] = __fmaf_rn(__fmul_rn(d, act_f(at, 0)), dp4a_f(u, act4(at, 8 + 4 * (size_t)l)), acc[t]);
+        }
+        if (T != GGML_TYPE_Q8_0) {
+            float k = legacy_k<T>(d, m);
+#pragma unroll
+            for (int j = 0; j < q8_own<N>::n; j++) {
+                int t = l + 8 * j;
+                if (t < n)
+                    sacc[j] = __fadd_rn(sacc[j], __fmul_rn(k, act_f(a + (size_t)t * act_row_bytes, 1)));
+            }
         }
     }
 }
@@ -399,6 +356,7 @@ __global__ static void __launch_bounds__(Q8_WARPS * 32)
     constexpr bool K = T == GGML_TYPE_Q4_K || T == GGML_TYPE_Q5_K || T == GGML_TYPE_Q6_K;
     constexpr int VALUES = K ? GGML_QK_K : 32;        // per block (weights and activations alike)
     constexpr size_t ACT_BYTES = K ? Q8K_BYTES : A8_BYTES;
+    constexpr int OWN = q8_own<N>::n;
     int lane = threadIdx.x & 31, l = lane & 7;
     int t0 = (int)blockIdx.x * N;
     n -= t0;
@@ -409,16 +367,27 @@ __global__ static void __launch_bounds__(Q8_WARPS * 32)
     int r = (blockIdx.y * Q8_WARPS + (threadIdx.x >> 5)) * 4 + (lane >> 3);
     bool real = r < out; // the lanes of a missing row compute row 0 and drop it (shuffles need the whole warp)
     const uint8_t *wr = w + (size_t)(real ? r : 0) * row_bytes;
-    float acc[N], sacc[N];
+    float acc[N], sacc[OWN];
 #pragma unroll
     for (int t = 0; t < N; t++)
-        acc[t] = sacc[t] = 0.0f;
+        acc[t] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < OWN; j++)
+        sacc[j] = 0.0f;
+    // blocks in flight: a decode step's few rows leave the loads' latency
+    // exposed (a lane's FMAs are little work between them), so the fewer
+    // token rows (and registers) a lane carries, the more iterations are
+    // unrolled and their loads issued together; as many as ptxas keeps
+    // without spilling (-Xptxas -v, sm_90: 32 to 80 registers). (cudasim
+    // ignores the pragma: maybe_unused.)
+    [[maybe_unused]] constexpr int UNROLL = K ? (N <= 4 ? 4 : 2) : (N <= 2 ? 8 : N <= 4 ? 4 : 2);
     int nb = in / VALUES;
-#pragma unroll 2
+#pragma unroll UNROLL
     for (int b = 0; b < nb; b++)
         block_q8<T, N>(wr + (size_t)b * qblock<T>::bytes, act + (size_t)b * ACT_BYTES, act_row_bytes, n, l, acc,
                        sacc);
-    // the horizontal sum: (a0 + a4) + (a2 + a6), (a1 + a5) + (a3 + a7), then those two
+    // the horizontal sum: (a0 + a4) + (a2 + a6), (a1 + a5) + (a3 + a7), then
+    // those two; then the offset sum from the lane that owns it
 #pragma unroll
     for (int t = 0; t < N; t++) {
         if (t >= n)
@@ -427,8 +396,10 @@ __global__ static void __launch_bounds__(Q8_WARPS * 32)
         v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 4, 8));
         v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 2, 8));
         v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 1, 8));
-        if (l == 0 && real) // Q8_0 has no offset sum to add (on the CPU either)
-            y[(size_t)t * (size_t)ldy + (size_t)r] = T == GGML_TYPE_Q8_0 ? v : __fadd_rn(v, sacc[t]);
+        if (T != GGML_TYPE_Q8_0) // (Q8_0 has no offset sum, on the CPU either)
+            v = __fadd_rn(v, __shfl_sync(0xffffffffu, sacc[t / 8], t % 8, 8));
+        if (l == 0 && real)
+            y[(size_t)t * (size_t)ldy + (size_t)r] = v;
     }
 }
 

@@ -332,6 +332,27 @@ decode_bench() {
             "$work/ids512.txt" 64 "$n" "$dev" | grep '^{' | tail -n 1
     done
 }
+# Where the GPU time goes, kernel by kernel (Nsight Compute, where the
+# image has it; CUDA graphs off so that each launch is profiled as itself):
+# one prefill of the 512 tokens, then 2 decode steps of 1 and of 16
+# sequences (bench_decode_device's BENCH_PROFILE ranges), for the q8
+# decoder (the default) and fp16 activations. Clocks as the card runs them
+# (--clock-control none: ncu would otherwise pin them to base).
+decode_kernels() {
+    local ncu act part
+    ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1) || true
+    [ -n "$ncu" ] || { echo "no ncu on this machine: kernel times not taken"; return 0; }
+    for act in q8 fp16; do
+        for part in prefill step1 stepn; do
+            echo "== kernels: $part ($([ $part = stepn ] && echo '16 sequences, ' || true)$act activations)"
+            RAGD_CUDA_ACTIVATIONS=$act RAGD_CUDA_GRAPHS=0 BENCH_PROFILE=$part "$ncu" --profile-from-start off --clock-control none \
+                --csv --page raw --print-units base --metrics gpu__time_duration.sum \
+                "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 2 16 "$dev" \
+                > "$work/ncu_${part}_$act.csv" 2> "$work/ncu_${part}_$act.err" || { tail -n 5 "$work/ncu_${part}_$act.err"; return 1; }
+            python3 "$root/scripts/gpu/ncu_kernels.py" "$work/ncu_${part}_$act.csv" 10 || return 1
+        done
+    done
+}
 # A RAG prompt's length: 2048 tokens (the golden ids over and over), ragd
 # (both product paths) and llama.cpp, 64 steps of 1 and 16 sequences.
 decode_long() {
@@ -377,7 +398,7 @@ serve_gen() {
     rm -rf "$data"
     return $ok
 }
-export -f join_gen_model decode_bench decode_long lm_rerank_bench peer_run serve_gen
+export -f join_gen_model decode_bench decode_kernels decode_long lm_rerank_bench peer_run serve_gen
 decoder_stage() {
     if [ -f "$gen_model" ] && [ -f "$parts/MANIFEST" ] && [ "$(sha256sum "$gen_model" | cut -d' ' -f1)" = \
         "$(sed -n 's/^file [^ ]* [0-9]* //p' "$parts/MANIFEST")" ]; then
@@ -434,6 +455,11 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
     step "serve --device $dev (generator)" "$out/serve.log" 90 serve_gen
     step "serving throughput (16 chats, $dev)" "$out/serve.log" 120 serve_throughput
     grep '^{"requests"' "$out/serve.log" | tail -n 2 >> "$summary"
+    if [ "$dev" = cuda ]; then # each part's header, its 5 costliest kernels and the total
+        step "kernel times (ncu)" "$out/bench.log" 200 decode_kernels
+        sed -n '/^== kernels: /,$p' "$out/bench.log" | awk '/^== kernels: /{n=0; print; next}
+            /all kernels$/{print; next} /%/{if (++n <= 5) print}' | cut -c1-150 >> "$summary"
+    fi
     if [ -f "$deps/datasets/scifact/corpus.jsonl" ]; then
         step "SciFact retrieval with the reranker ($dev)" "$out/bench.log" 300 scifact_eval
         sed -n '/^== SciFact/,$p' "$out/bench.log" | grep -E '^(mode|lexical|dense|hybrid|[0-9]+ doc|ingest)' \

@@ -156,7 +156,7 @@ static void test_rmsnorm(size_t rows, size_t n, int f32)
     rg_err e = {0};
     float *x = rand_vec(rows * n, -3, 3), *add = rand_vec(rows * n, -1, 1), *w = rand_vec(n, 0.5f, 2);
     float *out = malloc(rows * n * sizeof(float)), *xa = malloc(rows * n * sizeof(float));
-    CHECK_OK(dec_cuda_ops_rmsnorm(x, add, rows, n, w, 1e-5f, f32, out, xa, &e), e);
+    CHECK_OK(dec_cuda_ops_rmsnorm(x, add, rows, n, w, 1e-5f, f32, out, xa, 0, NULL, &e), e);
     size_t bad = 0;
     for (size_t r = 0; r < rows; r++) {
         float *xr = x + r * n;

@@ -25,7 +25,11 @@
  *     tail) over 1 to 2300 positions (past a tile of 256 and the 2048
  *     scores kept between passes), grouped-query
  *     heads of 64 and 128, f16 and f32 caches; SwiGLU past its 16-wide
- *     blocks (the tail takes libm's expf: within 1e-6 there).
+ *     blocks (the tail takes libm's expf: within 1e-6 there);
+ *   - RMSNorm, that attention and SwiGLU leaving their outputs quantized for
+ *     the next product (the q8 decoder's fused launches: blocks of 32 within
+ *     a row or a head, Q8_K's 256, and the separate quantizing where a
+ *     block spans two heads) exactly as quant_act_prepare quantizes them.
  * Exits 77 (ctest: skipped) without a usable CUDA device. */
 #include <math.h>
 #include <stdint.h>
@@ -74,6 +78,38 @@ static void test_quantize(uint32_t type, size_t rows, size_t in)
     CHECK_MSG(bad_rows == 0, "%s activations, %zu x %zu: %zu rows differ from quant_act_prepare's", ggml_type_name(type),
               rows, in, bad_rows);
     free(x), free(want), free(got);
+}
+
+/* got: rows of width values (vals) that a kernel also left quantized for
+ * weights of type; they must be quant_act_prepare's blocks of vals. */
+static void check_q8_out(const char *what, uint32_t type, const float *vals, size_t rows, size_t width,
+                         const unsigned char *got)
+{
+    rg_err e = {0};
+    size_t rb = quant_act_bytes(type, width);
+    unsigned char *want = malloc(rows * rb);
+    CHECK_OK(quant_act_prepare(type, vals, width, rows, want, &e), e);
+    size_t bad_rows = 0;
+    for (size_t r = 0; r < rows; r++)
+        bad_rows += memcmp(want + r * rb, got + r * rb, rb) != 0;
+    CHECK_MSG(bad_rows == 0, "%s, quantized for %s: %zu of %zu rows differ from quant_act_prepare's", what,
+              ggml_type_name(type), bad_rows, rows);
+    free(want);
+}
+
+/* RMSNorm leaving its output quantized for the next product (in its own
+ * kernel: the row's blocks of 32 or 256). */
+static void test_rmsnorm_q8(uint32_t type, size_t rows, size_t n)
+{
+    rg_err e = {0};
+    float *x = rand_vec(rows * n, -30, 30), *add = rand_vec(rows * n, -5, 5), *w = rand_vec(n, 0.5f, 2);
+    float *out = malloc(rows * n * sizeof(float));
+    unsigned char *q8 = malloc(rows * quant_act_bytes(type, n));
+    CHECK_OK(dec_cuda_ops_rmsnorm(x, add, rows, n, w, 1e-5f, 1, out, NULL, type, q8, &e), e);
+    char what[64];
+    snprintf(what, sizeof what, "RMSNorm %zu x %zu", rows, n);
+    check_q8_out(what, type, out, rows, n, q8);
+    free(x), free(add), free(w), free(out), free(q8);
 }
 
 /* ---- products ------------------------------------------------------------------------- */
@@ -182,7 +218,7 @@ static void test_products(const uint32_t *types, const size_t *part_rows, size_t
  * each (token, key/value head) also through dec_attend with the same
  * "lone token" rule as the decoder. */
 static void check_attention_ggml(const char *what, const dec_cuda_ops_heads *g, const dec_cuda_ops_cache *const *caches,
-                                 const size_t *pos, size_t n)
+                                 const size_t *pos, size_t n, uint32_t q8_type)
 {
     enum { LAYERS = 2, LAYER = 1 };
     rg_err e = {0};
@@ -192,7 +228,10 @@ static void check_attention_ggml(const char *what, const dec_cuda_ops_heads *g, 
     for (size_t t = 0; t < n; t++)
         max_np = pos[t] + 1 > max_np ? pos[t] + 1 : max_np;
     float *scratch = malloc(dec_attn_scratch_floats(group, max_np, hd) * sizeof(float));
-    CHECK_OK(dec_cuda_ops_attention_ggml(q, n, g, caches, pos, LAYERS, LAYER, got, &e), e);
+    unsigned char *q8 = malloc(n * quant_act_bytes(q8_type, qd));
+    CHECK_OK(dec_cuda_ops_attention_ggml(q, n, g, caches, pos, LAYERS, LAYER, got, q8_type, q8, &e), e);
+    check_q8_out(what, q8_type, got, n, qd, q8);
+    free(q8);
     for (size_t t = 0; t < n; t++) {
         const dec_cuda_ops_cache *c = caches[t];
         rg_kv_cache kv = {LAYERS, kvd, c->cap, pos[t] + 1, c->half ? RG_KV_F16 : RG_KV_F32, c->k, c->v, 0};
@@ -231,7 +270,7 @@ static void test_attention_ggml(void)
         cp[t] = &pre;
         pp[t] = 260 + t;
     }
-    check_attention_ggml("prefill of 40 at 260..299 (GQA 9/3, f16)", &smol, cp, pp, 40);
+    check_attention_ggml("prefill of 40 at 260..299 (GQA 9/3, f16)", &smol, cp, pp, 40, GGML_TYPE_Q4_1);
     /* a decode step: lone tokens over 1, 7, 33, 64, 65, 130, 600 positions
      * (the 64-blocks and their double tail), f16 and f32 caches */
     size_t len[7] = {1, 7, 33, 64, 65, 130, 600};
@@ -246,8 +285,10 @@ static void test_attention_ggml(void)
             cd[i] = &dc[i];
             pd[i] = len[i] - 1;
         }
+        /* Q8_0's blocks of 32 within a head; Q4_K's of 256 span two heads of
+         * 128 (quantized after the kernel) */
         check_attention_ggml(pass ? "decode step, 7 caches (GQA 8/2, head 128)" : "decode step, 7 caches (GQA 9/3)",
-                             g, cd, pd, 7);
+                             g, cd, pd, 7, pass ? GGML_TYPE_Q4_K : GGML_TYPE_Q8_0);
         for (size_t i = 0; i < 7; i++)
             free(dc[i].k), free(dc[i].v);
     }
@@ -259,11 +300,13 @@ static void test_attention_ggml(void)
     fill_cache(&lone, 2 * lone.cap * 3 * 64, 0);
     const dec_cuda_ops_cache *cb[3] = {&big, &big, &lone};
     size_t pb[3] = {2090, 2091, 2299};
-    check_attention_ggml("past 2048 positions (two tokens of a cache, a lone token)", &smol, cb, pb, 3);
+    check_attention_ggml("past 2048 positions (two tokens of a cache, a lone token)", &smol, cb, pb, 3,
+                         GGML_TYPE_Q5_1);
     free(big.k), free(big.v), free(lone.k), free(lone.v);
 }
 
-static void test_swiglu_ggml(size_t n, size_t F)
+/* q8_type (0: none): the output also quantized for it. */
+static void test_swiglu_ggml(size_t n, size_t F, uint32_t q8_type)
 {
     rg_err e = {0};
     float *gu = rand_vec(n * 2 * F, -9, 9), *got = malloc(n * F * sizeof(float));
@@ -273,7 +316,14 @@ static void test_swiglu_ggml(size_t n, size_t F)
         memcpy(u + t * F, gu + t * 2 * F + F, F * sizeof(float));
     }
     dec_math_swiglu(g, u, n, F);
-    CHECK_OK(dec_cuda_ops_swiglu_ggml(gu, n, F, got, &e), e);
+    unsigned char *q8 = q8_type ? malloc(n * quant_act_bytes(q8_type, F)) : NULL;
+    CHECK_OK(dec_cuda_ops_swiglu_ggml(gu, n, F, got, q8_type, q8, &e), e);
+    if (q8) {
+        char what[64];
+        snprintf(what, sizeof what, "SwiGLU %zu x %zu", n, F);
+        check_q8_out(what, q8_type, got, n, F, q8);
+    }
+    free(q8);
     size_t bad = 0, blocked = F - F % 16;
     for (size_t t = 0; t < n; t++)
         for (size_t i = 0; i < F; i++) {
@@ -313,8 +363,14 @@ int main(void)
     size_t f16_rows = 7;
     test_products(&f16, &f16_rows, 1, 200);
     test_attention_ggml();
-    test_swiglu_ggml(3, 1536);
-    test_swiglu_ggml(2, 1000);
+    test_swiglu_ggml(3, 1536, GGML_TYPE_Q4_1);
+    test_swiglu_ggml(4, 1536, GGML_TYPE_Q6_K);
+    test_swiglu_ggml(2, 1000, 0);
+    /* the q8 decoder's producers leave their outputs quantized for the next
+     * product: RMSNorm here (attention and SwiGLU above) */
+    test_rmsnorm_q8(GGML_TYPE_Q4_1, 5, 576);
+    test_rmsnorm_q8(GGML_TYPE_Q8_0, 3, 576);
+    test_rmsnorm_q8(GGML_TYPE_Q4_K, 4, 512);
     return check_finish("test_decoder_cuda_q8");
 }
 
