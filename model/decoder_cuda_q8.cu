@@ -233,6 +233,40 @@ template <int N> struct q8_own {
     enum { n = (N + 7) / 8 };
 };
 
+// The K types' integer sums: lane l's quants u of the block's 8
+// sub-blocks (scales sc) times each token row's Q8_K quants, into acc with
+// the block's d times the row's.
+template <int N>
+__device__ static inline void k_rows(const uint32_t (&u)[8], const int (&sc)[8], float dw, const uint8_t *a,
+                                     size_t act_row_bytes, int n, int l, float (&acc)[N])
+{
+#pragma unroll
+    for (int t = 0; t < N; t++) {
+        if (t >= n)
+            break;
+        const uint8_t *at = a + (size_t)t * act_row_bytes;
+        int sumi = 0;
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            sumi += sc[i] * __dp4a((int)u[i], act4(at, 4 + 32 * (size_t)i + 4 * (size_t)l), 0);
+        acc[t] = __fmaf_rn(__fmul_rn(dw, act_f(at, 0)), (float)sumi, acc[t]);
+    }
+}
+
+// The offset sums lane l owns (token t = l + 8j): sacc[j] = add(sacc[j],
+// token t's activation block).
+template <int N, typename F>
+__device__ static inline void own_rows(const uint8_t *a, size_t act_row_bytes, int n, int l,
+                                       float (&sacc)[q8_own<N>::n], F add)
+{
+#pragma unroll
+    for (int j = 0; j < q8_own<N>::n; j++) {
+        int t = l + 8 * j;
+        if (t < n)
+            sacc[j] = add(sacc[j], a + (size_t)t * act_row_bytes);
+    }
+}
+
 // One block of a row into each token row's accumulator, and into the
 // offset sums lane l owns (lane l of the row's 8). a: the token rows'
 // activation block b (rows act_row_bytes apart).
@@ -254,29 +288,14 @@ __device__ static inline void block_q8(const uint8_t *blk, const uint8_t *a, siz
                 u[i] |= ((h >> i) & 0x01010101u) << 4;
         }
         float dw = f16_bits(ld16(blk)), dmw = f16_bits(ld16(blk + 2));
-#pragma unroll
-        for (int t = 0; t < N; t++) {
-            if (t >= n)
-                break;
-            const uint8_t *at = a + (size_t)t * act_row_bytes;
-            int sumi = 0;
+        k_rows<N>(u, sc, dw, a, act_row_bytes, n, l, acc);
+        own_rows<N>(a, act_row_bytes, n, l, sacc, [&](float s, const uint8_t *at) {
+            int summ = 0;
 #pragma unroll
             for (int i = 0; i < 8; i++)
-                sumi += sc[i] * __dp4a((int)u[i], act4(at, 4 + 32 * (size_t)i + 4 * (size_t)l), 0);
-            acc[t] = __fmaf_rn(__fmul_rn(dw, act_f(at, 0)), (float)sumi, acc[t]);
-        }
-#pragma unroll
-        for (int j = 0; j < q8_own<N>::n; j++) {
-            int t = l + 8 * j;
-            if (t < n) {
-                const uint8_t *at = a + (size_t)t * act_row_bytes;
-                int summ = 0;
-#pragma unroll
-                for (int i = 0; i < 8; i++)
-                    summ += mn[i] * (bsum(at, 2 * i) + bsum(at, 2 * i + 1));
-                sacc[j] = __fsub_rn(sacc[j], __fmul_rn(__fmul_rn(dmw, act_f(at, 0)), (float)summ));
-            }
-        }
+                summ += mn[i] * (bsum(at, 2 * i) + bsum(at, 2 * i + 1));
+            return __fsub_rn(s, __fmul_rn(__fmul_rn(dmw, act_f(at, 0)), (float)summ));
+        });
     } else if (T == GGML_TYPE_Q6_K) {
         // elements 128 h + 32 k + 4l .. + 3: ql's nibbles, qh's 2-bit pairs;
         // scale 8h + 2k for l < 4 (the group's first 16), 8h + 2k + 1 after
@@ -293,34 +312,19 @@ __device__ static inline void block_q8(const uint8_t *blk, const uint8_t *a, siz
             }
         }
         float dw = f16_bits(ld16(blk + 208));
-#pragma unroll
-        for (int t = 0; t < N; t++) {
-            if (t >= n)
-                break;
-            const uint8_t *at = a + (size_t)t * act_row_bytes;
-            int sumi = 0;
-#pragma unroll
-            for (int j = 0; j < 8; j++)
-                sumi += sc[j] * __dp4a((int)u[j], act4(at, 4 + 32 * (size_t)j + 4 * (size_t)l), 0);
-            acc[t] = __fmaf_rn(__fmul_rn(dw, act_f(at, 0)), (float)sumi, acc[t]);
-        }
+        k_rows<N>(u, sc, dw, a, act_row_bytes, n, l, acc);
         bool owner = l < n; // (the scales are read only by lanes that own a token)
         int scales[16];
 #pragma unroll
         for (int g = 0; g < 16; g++)
             scales[g] = owner ? (int8_t)blk[192 + g] : 0;
+        own_rows<N>(a, act_row_bytes, n, l, sacc, [&](float s, const uint8_t *at) {
+            int off = 0;
 #pragma unroll
-        for (int j = 0; j < q8_own<N>::n; j++) {
-            int t = l + 8 * j;
-            if (t < n) {
-                const uint8_t *at = a + (size_t)t * act_row_bytes;
-                int off = 0;
-#pragma unroll
-                for (int g = 0; g < 16; g++)
-                    off += scales[g] * bsum(at, g);
-                sacc[j] = __fsub_rn(sacc[j], __fmul_rn(__fmul_rn(dw, act_f(at, 0)), (float)(32 * off)));
-            }
-        }
+            for (int g = 0; g < 16; g++)
+                off += scales[g] * bsum(at, g);
+            return __fsub_rn(s, __fmul_rn(__fmul_rn(dw, act_f(at, 0)), (float)(32 * off)));
+        });
     } else {
         float d, m = 0.0f;
         uint32_t u = legacy_u<T>(blk, l, &d, &m);
@@ -333,12 +337,8 @@ __device__ static inline void block_q8(const uint8_t *blk, const uint8_t *a, siz
         }
         if (T != GGML_TYPE_Q8_0) {
             float k = legacy_k<T>(d, m);
-#pragma unroll
-            for (int j = 0; j < q8_own<N>::n; j++) {
-                int t = l + 8 * j;
-                if (t < n)
-                    sacc[j] = __fadd_rn(sacc[j], __fmul_rn(k, act_f(a + (size_t)t * act_row_bytes, 1)));
-            }
+            own_rows<N>(a, act_row_bytes, n, l, sacc,
+                        [&](float s, const uint8_t *at) { return __fadd_rn(s, __fmul_rn(k, act_f(at, 1))); });
         }
     }
 }
