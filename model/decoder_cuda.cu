@@ -17,7 +17,8 @@
 // rounded below float32.
 // Products on blocks take 8-bit activations by default, quantized from fp32
 // xh / atth / ffh as llama.cpp's CPU path does (decoder_cuda_q8.cu: the
-// logits then follow llama.cpp's, the reference); RAGD_CUDA_ACTIVATIONS=fp16
+// logits then follow llama.cpp's, the reference), by the kernel that writes
+// them (RMSNorm, attention, SwiGLU: dec_cu_q8_out); RAGD_CUDA_ACTIVATIONS=fp16
 // gives them fp16 activations instead (the float kernel and cuBLAS), as
 // fp16 copies always have.
 #include <climits>
