@@ -453,7 +453,7 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
     step "decode benchmark, 2048-token prompt (ragd and llama.cpp)" "$out/bench.log" 150 decode_long
     sed -n '/^2048-token prompt/,$p' "$out/bench.log" | grep -E '^(2048|\{)' | cut -c1-1500 >> "$summary"
     step "serve --device $dev (generator)" "$out/serve.log" 90 serve_gen
-    step "serving throughput (16 chats, $dev)" "$out/serve.log" 120 serve_throughput
+    step "serving throughput (${SERVE_REQUESTS:-16} chats, $dev)" "$out/serve.log" 120 serve_throughput
     grep '^{"requests"' "$out/serve.log" | tail -n 2 >> "$summary"
     if [ "$dev" = cuda ]; then # each part's header, its 5 costliest kernels and the total
         step "kernel times (ncu)" "$out/bench.log" 200 decode_kernels
@@ -486,8 +486,8 @@ serve_throughput() {
     data=$(mktemp -d)
     start_server $port --data "$data" --embed-model none --rerank-model none --gen-model "$gen_model"
     pid=$server_pid
-    python3 "$root/scripts/gpu/serve_throughput.py" "http://127.0.0.1:$port" --requests 16 \
-        --max-tokens "${SERVE_TOKENS:-64}"
+    python3 "$root/scripts/gpu/serve_throughput.py" "http://127.0.0.1:$port" --requests "${SERVE_REQUESTS:-16}" \
+        --max-tokens "${SERVE_TOKENS:-64}" --timeout "${SERVE_TIMEOUT_S:-120}"
     rc=$?
     kill "$pid"
     wait "$pid"

@@ -19,13 +19,16 @@
 # (so the join step runs too), else from the installed GGUF. Differences
 # from the device, all for time: the tests visit every k-th golden record
 # (RAGD_CUDASIM=1, as in ctest), bench_decode_device gets the first 32 of
-# its 512 prompt ids, the benchmarks run 1 s, 3 steps and 8 or 2 pairs, the embedding
+# its 512 prompt ids, the benchmarks run 1 s, 3 steps and 8 or 2 pairs, the
+# serving step 2 chats of 2 tokens (15 min a request allowed: emulated q8
+# prefill takes about a second a token), the embedding
 # benchmark (PyTorch on CUDA) and the llama.cpp peer are left out, and
 # every step's limit is multiplied by LIMIT_SCALE (default 16). About 10
 # minutes on two cores until session 12; since the q8 decoder became the
 # default, its emulated integer products make each decode benchmark run
 # ~2.5 min (the decoder call's nine take ~25 min, past the old scale of 8:
-# a TIMEOUT at 1200 s there on ab7385f).
+# a TIMEOUT at 1200 s there on ab7385f). The whole rehearsal took 56 min on
+# cb445ce (session 13).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd) || exit 1
@@ -73,6 +76,7 @@ wrap bench_decode_device "ids=\$(mktemp) && tr -s ' \\n' '\\n\\n' < \"\$2\" | he
 t0=$SECONDS
 (cd "$scratch/tree" && env OUT="$scratch/out" BIN_DIR="$scratch/bin" LIMIT_SCALE="${LIMIT_SCALE:-16}" CALL_BUDGET_S=7200 \
     STAGE=all BENCH=1 BENCH_DEVICE=cuda BENCH_SECONDS=1 GEN_STEPS=3 RERANK_LM_PAIRS=2 SERVE_TOKENS=2 PEER_DIR= \
+    SERVE_REQUESTS=2 SERVE_TIMEOUT_S=900 \
     RERANK_PAIRS=8 SKIP_TESTS="embedding benchmark" bash scripts/gpu/build_and_test.sh > /dev/null 2>&1)
 rc=$?
 cat "$scratch/out/summary.txt"
