@@ -67,18 +67,6 @@ static rg_status ensure_scratch(rg_decoder *d, size_t n, size_t max_ctx, rg_err 
 
 /* ---- element-wise pieces ------------------------------------------------------------ */
 
-/* out = x / sqrt(mean(x^2) + eps) * w, each square in float and their sum
- * in double, as ggml. */
-static void rms_norm(const float *x, const float *w, size_t n, float eps, float *out)
-{
-    double ss = 0.0;
-    for (size_t i = 0; i < n; i++)
-        ss += (double)(x[i] * x[i]);
-    float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
-    for (size_t i = 0; i < n; i++)
-        out[i] = x[i] * scale * w[i];
-}
-
 /* Rotates one head's first rope_dim values: adjacent pairs (2i, 2i+1), or
  * NEOX pairs (i, i + rope_dim/2). Each output is one fused multiply-add on
  * a rounded product, x0 c - x1 s = fma(x0, c, -(x1 s)), as GCC compiles
@@ -259,7 +247,7 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
     for (size_t l = 0; l < c->n_layer; l++) {
         const dec_layer *L = &d->layers[l];
         for (size_t t = 0; t < n; t++)
-            rms_norm(d->x + t * E, L->attn_norm, E, c->rms_eps, d->xn + t * E);
+            dec_math_rmsnorm(d->x + t * E, L->attn_norm, E, c->rms_eps, d->xn + t * E);
         const dec_mat *qkv[3] = {&L->wq, &L->wk, &L->wv};
         float *qkv_out[3] = {d->q, d->k, d->v};
         if ((st = dec_matmul(d, d->xn, n, qkv, qkv_out, 3, e)))
@@ -297,7 +285,7 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
         for (size_t i = 0; i < n * E; i++)
             d->x[i] += d->tmp[i];
         for (size_t t = 0; t < n; t++)
-            rms_norm(d->x + t * E, L->ffn_norm, E, c->rms_eps, d->xn + t * E);
+            dec_math_rmsnorm(d->x + t * E, L->ffn_norm, E, c->rms_eps, d->xn + t * E);
         const dec_mat *gu[2] = {&L->gate, &L->up};
         float *gu_out[2] = {d->ff_g, d->ff_u};
         if ((st = dec_matmul(d, d->xn, n, gu, gu_out, 2, e)))
@@ -314,7 +302,7 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
         return RG_OK;
     /* only the rows whose logits are wanted go through the output head */
     for (size_t i = 0; i < n_out; i++)
-        rms_norm(d->x + out_rows[i] * E, d->out_norm, E, c->rms_eps, d->xn + i * E);
+        dec_math_rmsnorm(d->x + out_rows[i] * E, d->out_norm, E, c->rms_eps, d->xn + i * E);
     const dec_mat *ow[1] = {&d->output};
     float *oy[1] = {logits};
     return dec_matmul(d, d->xn, n_out, ow, oy, 1, e);

@@ -263,6 +263,7 @@ struct rg_decoder_cuda {
     void *blas_ws; // DEC_BLAS_WORKSPACE bytes
     int graphs_on;
     int matvec_max; // products of at most this many rows on dec_cu_linear's own kernel (RAGD_CUDA_MATVEC_ROWS)
+    int att_runs;   // q8 attention: a prefill's tokens share blocks (RAGD_CUDA_ATT_RUNS=0: one a block)
     step_graph graphs[DEC_GRAPH_SLOTS];
     int seen[DEC_SEEN_SLOTS][2]; // shapes run directly once (n, n_out); n 0: empty
     unsigned seen_next;
@@ -428,6 +429,8 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
     {
         const char *g = getenv("RAGD_CUDA_GRAPHS");
         c->graphs_on = !(g && strcmp(g, "0") == 0);
+        const char *r = getenv("RAGD_CUDA_ATT_RUNS");
+        c->att_runs = !(r && strcmp(r, "0") == 0);
         const char *m = getenv("RAGD_CUDA_MATVEC_ROWS");
         char *end = nullptr;
         long v = m && *m ? strtol(m, &end, 10) : DEC_CU_MATVEC_DEFAULT_ROWS;
@@ -672,10 +675,16 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
         c->htok[t].half = kv[t]->type == RG_KV_F16;
         // the CPU path's "lone token": no neighbour in the call shares its cache
         c->htok[t].one = !(t > 0 && kv[t - 1] == kv[t]) && !(t + 1 < n && kv[t + 1] == kv[t]);
+        c->htok[t].run = 0; // (the q8 attention's runs: below)
         if (c->ggml) {
             float *r = c->hrope + t * cfg->rope_dim;
             dec_rope_angles(d, pos[t], r, r + cfg->rope_dim / 2);
         }
+    }
+    if (c->ggml) {
+        dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, (int)cfg->rope_dim,
+                          cfg->rope_neox, (int)(cfg->n_head_kv * cfg->head_dim)};
+        dec_cu_attention_ggml_runs(c->htok, N, &g, c->att_runs ? N : 1);
     }
     for (size_t i = 0; i < n_out; i++)
         c->hrows[i] = (int32_t)out_rows[i];

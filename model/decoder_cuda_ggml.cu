@@ -19,11 +19,14 @@
 //   - V: position p into partial sum p mod 16 (64 for a lone token) by FMA
 //     in position order, the partial sums added as a halving tree, a lone
 //     token's last positions (past its 64-blocks) then added in double.
-// One block per (query head, token); positions go in tiles, and the scores
-// are computed again in each of three passes (maximum, sum, weighted sum)
-// rather than kept, so any context fits in a fixed shared memory (a CUDA
-// graph fixes the launch's size). Each thread owns fixed (element, lane)
-// pairs of the V sums, so every sum is one thread's FMA chain in order.
+// One block per (query head, token), or per (query head, run of a prompt's
+// consecutive tokens) where the run's K and V tiles are staged once for
+// all its queries (att_run); positions go in tiles, and the scores are
+// computed again in each of three passes (maximum, sum, weighted sum)
+// rather than kept (att_token keeps its first 2048), so any context
+// fits in a fixed shared memory (a CUDA graph fixes the launch's size).
+// Each thread owns fixed (element, lane) pairs of the V sums, so every sum
+// is one thread's FMA chain in order.
 #include <cmath>
 
 #include "model/decoder_cuda_kernels.cuh"
@@ -37,6 +40,8 @@ extern "C" {
 #define GG_TILE 256         // positions per tile (a multiple of 64)
 #define GG_MAX_PAIRS_PER 64 // (element, lane) pairs a thread owns: head_dim 256 x 64 lanes / 256 threads
 #define GG_KEPT 2048        // scores kept between the passes (8 KiB); later ones are computed again
+#define RUN_MAX 16          // tokens a run block takes at most
+#define RUN_PAIRS_PER 2     // (query, element) pairs of a run a thread owns: 16 lane sums each
 
 // ---- ggml_v_expf (model/decoder_math.c exp_one) --------------------------------------
 
@@ -240,6 +245,35 @@ __device__ static inline int one_blocked(int np)
     return blocked < np ? blocked : np;
 }
 
+// A group of 16 exponentials summed as a halving tree (the CPU's
+// _mm512_reduce_add_ps order).
+__device__ static inline float sum16(const float *w)
+{
+    float v[16];
+    for (int i = 0; i < 16; i++)
+        v[i] = w[i];
+    for (int w2 = 8; w2 >= 1; w2 /= 2)
+        for (int i = 0; i < w2; i++)
+            v[i] = __fadd_rn(v[i], v[i + w2]);
+    return v[0];
+}
+
+// A position's weight: e^(score - max) / sum, rounded to f16 with an f16 cache.
+__device__ static inline float att_weight(float score, float mx, float inv, int half)
+{
+    float w = __fmul_rn(exp_ggml(__fsub_rn(score, mx)), inv);
+    return half ? __half2float(__float2half_rn(w)) : w;
+}
+
+// Head h's hd values o (written by the whole block, visible after a
+// barrier) into the quantized row q8row: whole blocks of the kind.
+__device__ static inline void q8_head(const float *o, int hd, int h, int kind, uint8_t *q8row)
+{
+    int per = kind == DEC_Q8_K ? GGML_QK_K : 32;
+    size_t bytes = kind == DEC_Q8_K ? Q8K_BYTES : A8_BYTES;
+    q8_span_block(o, hd, kind, q8row + (size_t)(h * hd / per) * bytes);
+}
+
 // Block-wide maximum (every thread gets it).
 __device__ static float block_max(float v, float *red)
 {
@@ -256,9 +290,9 @@ __device__ static float block_max(float v, float *red)
     return m;
 }
 
-__global__ static void __launch_bounds__(GG_THREADS)
-    k_att_ggml(const float *q, const dec_cu_tok *tok, dec_cu_heads g, int layer, float scale, float *out,
-               int q8_kind, uint8_t *q8, size_t q8_row)
+// Query head h of token t alone: one block.
+__device__ static void att_token(const float *q, const dec_cu_tok &tk, size_t t, int h, const dec_cu_heads &g,
+                                 int layer, float scale, float *out, int q8_kind, uint8_t *q8, size_t q8_row)
 {
     __shared__ float qs[DEC_CU_MAX_HEAD_DIM];
     __shared__ float wt[GG_TILE];          // a tile's exponentials, then its weights
@@ -266,9 +300,6 @@ __global__ static void __launch_bounds__(GG_THREADS)
     __shared__ float red[GG_THREADS / 32];
     __shared__ float kept[GG_KEPT];        // the scores of positions below GG_KEPT, from the first pass
     __shared__ double total;
-    size_t t = blockIdx.y;
-    int h = blockIdx.x;
-    const dec_cu_tok tk = tok[t];
     int hd = g.head_dim, np = tk.pos + 1, kvh = h / (g.n_head / g.n_head_kv), one = tk.one;
     int lanes = one ? 64 : 16, blocked = one ? one_blocked(np) : np;
     size_t base = (size_t)layer * tk.cap * (size_t)g.kv_dim + (size_t)kvh * (size_t)hd;
@@ -299,15 +330,8 @@ __global__ static void __launch_bounds__(GG_THREADS)
         for (int i = threadIdx.x; i < GG_TILE; i += blockDim.x)
             wt[i] = i < len ? exp_ggml(__fsub_rn(score(p0 + i), mx)) : 0.0f; // padding adds 0
         __syncthreads();
-        for (int b = threadIdx.x; b < (len + 15) / 16; b += blockDim.x) {
-            float v[16];
-            for (int i = 0; i < 16; i++)
-                v[i] = wt[16 * b + i];
-            for (int w = 8; w >= 1; w /= 2)
-                for (int i = 0; i < w; i++)
-                    v[i] = __fadd_rn(v[i], v[i + w]);
-            tree[b] = v[0];
-        }
+        for (int b = threadIdx.x; b < (len + 15) / 16; b += blockDim.x)
+            tree[b] = sum16(wt + 16 * b);
         __syncthreads();
         if (threadIdx.x == 0)
             for (int b = 0; b < (len + 15) / 16; b++)
@@ -326,10 +350,8 @@ __global__ static void __launch_bounds__(GG_THREADS)
         int len = np - p0 < GG_TILE ? np - p0 : GG_TILE;
         last0 = p0;
         __syncthreads();
-        for (int i = threadIdx.x; i < len; i += blockDim.x) {
-            float w = __fmul_rn(exp_ggml(__fsub_rn(score(p0 + i), mx)), inv);
-            wt[i] = tk.half ? __half2float(__float2half_rn(w)) : w;
-        }
+        for (int i = threadIdx.x; i < len; i += blockDim.x)
+            wt[i] = att_weight(score(p0 + i), mx, inv, tk.half);
         __syncthreads();
         int end = blocked - p0 < len ? blocked - p0 : len; // positions of this tile in the lane sums
         for (int k = 0; k < mine; k++) {
@@ -365,10 +387,189 @@ __global__ static void __launch_bounds__(GG_THREADS)
     }
     if (q8_kind != DEC_Q8_NONE) { // this head's values are whole blocks of the next product's input
         __syncthreads();
-        int per = q8_kind == DEC_Q8_K ? GGML_QK_K : 32;
-        size_t bytes = q8_kind == DEC_Q8_K ? Q8K_BYTES : A8_BYTES;
-        q8_span_block(o, hd, q8_kind, q8 + t * q8_row + (size_t)(h * hd / per) * bytes);
+        q8_head(o, hd, h, q8_kind, q8 + t * q8_row);
     }
+}
+
+// ---- runs: the tokens of a prefill share their reads -----------------------------------
+
+// Shared memory of a run block: S staged cache rows (room for f32, each
+// padded by 16 bytes so that the rows a warp reads at once fall in
+// different banks), then per token: its double sum, query, scores or
+// weights of a tile, the tile's sums of 16, maximum and 1 / sum.
+struct run_layout {
+    size_t total, qs, wt, part, mx, inv, bytes;
+};
+
+__host__ __device__ static inline run_layout run_lay(int hd, int T, int S)
+{
+    run_layout L;
+    size_t o = (size_t)S * (size_t)(hd * 4 + 16);
+    L.total = o;
+    o += (size_t)T * sizeof(double);
+    L.qs = o;
+    o += (size_t)T * (size_t)hd * sizeof(float);
+    L.wt = o;
+    o += (size_t)T * (size_t)S * sizeof(float);
+    L.part = o;
+    o += (size_t)T * (size_t)(S / 16) * sizeof(float);
+    L.mx = o;
+    o += (size_t)T * sizeof(float);
+    L.inv = o;
+    o += (size_t)T * sizeof(float);
+    L.bytes = o;
+    return L;
+}
+
+// Query head h of tokens t0 .. t0 + T - 1, at consecutive positions of one
+// cache (so none is a lone token: the 16-lane order). Positions go in
+// tiles of S rows staged in shared memory and read there by all T queries,
+// so each K and V row leaves L2 once a block, not once a token (a
+// 2048-token prefill moved ~4.8 GB a layer through L2 one token a block).
+// Each query's arithmetic is att_token's, operation for operation: the same
+// dots (score_dot on the staged rows), maximum, sums of 16 into a double
+// in position order, weights, V chains of lane p mod 16 in position order
+// (thread-owned (query, element) pairs, the 16 lanes in registers) and
+// their halving tree. The scores are computed again in each pass.
+__device__ static void att_run(const float *q, const dec_cu_tok &tk, size_t t0, int T, int S, int h,
+                               const dec_cu_heads &g, int layer, float scale, float *out, int q8_kind, uint8_t *q8,
+                               size_t q8_row)
+{
+    extern __shared__ float4 run_smem[]; // 16-byte aligned
+    const int tid = (int)threadIdx.x, bd = (int)blockDim.x, lane = tid & 31, warp = tid >> 5, warps = bd >> 5;
+    const int hd = g.head_dim, kvh = h / (g.n_head / g.n_head_kv), es = tk.half ? 2 : 4;
+    const int rb = hd * es + 16, stride = rb / es, groups = S / 16, pos0 = tk.pos, np_last = pos0 + T;
+    const size_t base = (size_t)layer * tk.cap * (size_t)g.kv_dim + (size_t)kvh * (size_t)hd;
+    const size_t qstride = (size_t)g.n_head * (size_t)hd;
+    const run_layout L = run_lay(hd, T, S);
+    unsigned char *sm = reinterpret_cast<unsigned char *>(run_smem), *stage = sm;
+    double *total = reinterpret_cast<double *>(sm + L.total);
+    float *qs = reinterpret_cast<float *>(sm + L.qs), *wt = reinterpret_cast<float *>(sm + L.wt);
+    float *part = reinterpret_cast<float *>(sm + L.part), *mx = reinterpret_cast<float *>(sm + L.mx);
+    float *inv = reinterpret_cast<float *>(sm + L.inv);
+    for (int i = tid; i < T * hd; i += bd) {
+        float v = q[(t0 + (size_t)(i / hd)) * qstride + (size_t)h * (size_t)hd + (size_t)(i % hd)];
+        qs[i] = tk.half ? __half2float(__float2half_rn(v)) : v;
+    }
+    for (int j = tid; j < T; j += bd) {
+        mx[j] = -INFINITY;
+        total[j] = 0.0;
+    }
+    // rows p0 .. p0 + len - 1 of this head's K or V into the stage, 16 bytes at a time
+    auto stage_rows = [&](const void *cache, int p0, int len) {
+        int chunks = hd * es / 16;
+        const unsigned char *src = static_cast<const unsigned char *>(cache);
+        for (int i = tid; i < len * chunks; i += bd) {
+            int r = i / chunks, c = i % chunks;
+            const unsigned char *from = src + (base + (size_t)(p0 + r) * (size_t)g.kv_dim) * (size_t)es + 16 * c;
+            CUDASIM_ALIGNED(from, 16);
+            reinterpret_cast<uint4 *>(stage + (size_t)r * (size_t)rb)[c] = *reinterpret_cast<const uint4 *>(from);
+        }
+    };
+    // pair i of the tile: query i / S, staged row i % S, inside its causal range
+    auto in_range = [&](int i, int p0, int len) { return i % S < len && p0 + i % S <= pos0 + i / S; };
+    auto score = [&](int i) {
+        return __fmul_rn(score_dot(qs + (i / S) * hd, tk, stage, (size_t)(i % S) * (size_t)stride, hd, 0), scale);
+    };
+    // pass 1: each query's maximum
+    for (int p0 = 0; p0 < np_last; p0 += S) {
+        int len = np_last - p0 < S ? np_last - p0 : S;
+        __syncthreads(); // the stage and wt are free
+        stage_rows(tk.k, p0, len);
+        __syncthreads();
+        for (int i = tid; i < T * S; i += bd)
+            wt[i] = in_range(i, p0, len) ? score(i) : -INFINITY;
+        __syncthreads();
+        for (int j = warp; j < T; j += warps) {
+            float m = -INFINITY;
+            for (int k = lane; k < len; k += 32)
+                m = fmaxf(m, wt[j * S + k]);
+            for (int o = 16; o > 0; o >>= 1)
+                m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+            if (lane == 0)
+                mx[j] = fmaxf(mx[j], m);
+        }
+    }
+    // pass 2: the exponentials' sums of 16 into each query's double, in order
+    for (int p0 = 0; p0 < np_last; p0 += S) {
+        int len = np_last - p0 < S ? np_last - p0 : S;
+        __syncthreads();
+        stage_rows(tk.k, p0, len);
+        __syncthreads();
+        for (int i = tid; i < T * S; i += bd)
+            wt[i] = in_range(i, p0, len) ? exp_ggml(__fsub_rn(score(i), mx[i / S])) : 0.0f; // padding adds 0
+        __syncthreads();
+        for (int i = tid; i < T * groups; i += bd)
+            part[i] = sum16(wt + (i / groups) * S + 16 * (i % groups));
+        __syncthreads();
+        for (int j = tid; j < T; j += bd)
+            for (int b = 0; b < groups && p0 + 16 * b <= pos0 + j; b++) // groups holding its positions
+                total[j] += (double)part[j * groups + b];
+    }
+    __syncthreads();
+    for (int j = tid; j < T; j += bd)
+        inv[j] = (float)(1.0 / total[j]);
+    // pass 3: the weights of a tile, then its V rows into the lane sums
+    float acc[RUN_PAIRS_PER][16];
+#pragma unroll
+    for (int c = 0; c < RUN_PAIRS_PER; c++)
+#pragma unroll
+        for (int l = 0; l < 16; l++)
+            acc[c][l] = 0.0f;
+    for (int p0 = 0; p0 < np_last; p0 += S) {
+        int len = np_last - p0 < S ? np_last - p0 : S;
+        __syncthreads(); // (also publishes inv)
+        stage_rows(tk.k, p0, len);
+        __syncthreads();
+        for (int i = tid; i < T * S; i += bd)
+            wt[i] = in_range(i, p0, len) ? att_weight(score(i), mx[i / S], inv[i / S], tk.half) : 0.0f;
+        __syncthreads();
+        stage_rows(tk.v, p0, len);
+        __syncthreads();
+#pragma unroll
+        for (int c = 0; c < RUN_PAIRS_PER; c++) { // pair tid + c * bd: query / hd, element % hd
+            int pi = tid + c * bd, j = pi / hd, el = pi % hd;
+            int end = pos0 + j + 1 - p0 < len ? pos0 + j + 1 - p0 : len; // this query's rows of the tile
+            const float *w = wt + j * S;
+            for (int i0 = 0; j < T && i0 < end; i0 += 16) // p0 % 16 == 0: row i0 + l is lane l
+#pragma unroll
+                for (int l = 0; l < 16; l++)
+                    if (i0 + l < end)
+                        acc[c][l] = __fmaf_rn(w[i0 + l], cache_at(tk, stage, (size_t)(i0 + l) * stride + el), acc[c][l]);
+        }
+    }
+#pragma unroll
+    for (int c = 0; c < RUN_PAIRS_PER; c++) {
+        int pi = tid + c * bd, j = pi / hd, el = pi % hd;
+        if (j < T) {
+#pragma unroll
+            for (int w = 8; w >= 1; w /= 2)
+#pragma unroll
+                for (int l = 0; l < w; l++)
+                    acc[c][l] = __fadd_rn(acc[c][l], acc[c][l + w]);
+            out[(t0 + (size_t)j) * qstride + (size_t)h * (size_t)hd + (size_t)el] = acc[c][0];
+        }
+    }
+    if (q8_kind != DEC_Q8_NONE) {
+        __syncthreads();
+        for (int j = 0; j < T; j++)
+            q8_head(out + (t0 + (size_t)j) * qstride + (size_t)h * (size_t)hd, hd, h, q8_kind,
+                    q8 + (t0 + (size_t)j) * q8_row);
+    }
+}
+
+// One block per (query head, token); a token in an earlier token's run
+// leaves it to that token's block.
+__global__ static void __launch_bounds__(GG_THREADS)
+    k_att_ggml(const float *q, const dec_cu_tok *tok, dec_cu_heads g, int layer, float scale, int span, float *out,
+               int q8_kind, uint8_t *q8, size_t q8_row)
+{
+    size_t t = blockIdx.y;
+    const dec_cu_tok tk = tok[t];
+    if (tk.run > 1)
+        att_run(q, tk, t, tk.run, span, (int)blockIdx.x, g, layer, scale, out, q8_kind, q8, q8_row);
+    else if (tk.run >= 0)
+        att_token(q, tk, t, (int)blockIdx.x, g, layer, scale, out, q8_kind, q8, q8_row);
 }
 
 static size_t att_ggml_smem(const dec_cu_heads *g)
@@ -376,16 +577,49 @@ static size_t att_ggml_smem(const dec_cu_heads *g)
     return (size_t)64 * (size_t)g->head_dim * sizeof(float);
 }
 
-// k_att_ggml's static shared memory (qs, wt, tree, red, kept, total).
+// att_token's static shared memory (qs, wt, tree, red, kept, total).
 #define GG_STATIC_SMEM                                                                                               \
     ((DEC_CU_MAX_HEAD_DIM + GG_TILE + GG_TILE / 16 + GG_THREADS / 32 + GG_KEPT) * sizeof(float) + sizeof(double))
+#define GG_SMEM_LIMIT (48 * 1024) // what a launch gets without opting in
 
 int dec_cu_attention_ggml_takes(const dec_cu_heads *g)
 {
-    // all of it within the 48 KiB a launch gets without opting in: heads of
-    // up to 144 values
+    // heads of up to 144 values
     return g->head_dim % 8 == 0 && g->head_dim <= DEC_CU_MAX_HEAD_DIM &&
-           att_ggml_smem(g) + GG_STATIC_SMEM <= 48 * 1024 && g->head_dim * 64 <= GG_THREADS * GG_MAX_PAIRS_PER;
+           att_ggml_smem(g) + GG_STATIC_SMEM <= GG_SMEM_LIMIT && g->head_dim * 64 <= GG_THREADS * GG_MAX_PAIRS_PER;
+}
+
+// The longest run a block takes for this geometry (T: its (query,
+// element) pairs fit the threads' registers, its shared memory the
+// limit), with the rows a tile stages (S: 64, or fewer for large heads);
+// 1 where no run fits.
+static int run_geometry(const dec_cu_heads *g, int *span)
+{
+    int hd = g->head_dim, T = GG_THREADS * RUN_PAIRS_PER / hd;
+    T = T < RUN_MAX ? T : RUN_MAX;
+    for (int S = 64; S >= 16 && T > 1; S /= 2)
+        if (run_lay(hd, T, S).bytes + GG_STATIC_SMEM <= GG_SMEM_LIMIT) {
+            *span = S;
+            return T;
+        }
+    *span = 16;
+    return 1;
+}
+
+void dec_cu_attention_ggml_runs(dec_cu_tok *tok, int n, const dec_cu_heads *g, int max_run)
+{
+    int span, T = run_geometry(g, &span);
+    T = max_run < T ? max_run : T;
+    for (int t = 0; t < n;) {
+        int len = 1;
+        while (t + len < n && len < T && !tok[t].one && tok[t + len].k == tok[t].k &&
+               tok[t + len].pos == tok[t].pos + len)
+            len++;
+        tok[t].run = len > 1 ? len : 0;
+        for (int i = 1; i < len; i++)
+            tok[t + i].run = -1;
+        t += len;
+    }
 }
 
 rg_status dec_cu_attention_ggml(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
@@ -398,11 +632,14 @@ rg_status dec_cu_attention_ggml(cudaStream_t s, const float *q, const dec_cu_tok
                         g->head_dim, n);
     float scale = 1.0f / sqrtf((float)g->head_dim);
     dim3 grid((unsigned)g->n_head, (unsigned)n);
+    int span, T = run_geometry(g, &span);
+    size_t smem = att_ggml_smem(g), run_smem = T > 1 ? run_lay(g->head_dim, T, span).bytes : 0;
+    smem = run_smem > smem ? run_smem : smem;
     int after, kind = q8_fused_kind(qo, g->head_dim, &after); // a head's values: whole blocks, or quantize after
     int width = g->n_head * g->head_dim;
-    k_att_ggml<<<grid, GG_THREADS, att_ggml_smem(g), s>>>(q, tok, *g, layer, scale, out, kind,
-                                                           kind ? static_cast<uint8_t *>(qo->buf) : nullptr,
-                                                           dec_cu_q8_row_bytes(kind, width));
+    k_att_ggml<<<grid, GG_THREADS, smem, s>>>(q, tok, *g, layer, scale, span, out, kind,
+                                              kind ? static_cast<uint8_t *>(qo->buf) : nullptr,
+                                              dec_cu_q8_row_bytes(kind, width));
     rg_status st = cu_check(cudaGetLastError(), "attention kernel (CPU arithmetic)", e);
     if (!st && after)
         st = dec_cu_quantize_act(s, qo->kind, out, n, width, qo->buf, e);

@@ -159,6 +159,34 @@ rg_status dec_cu_linear(const dec_cu_prod *P, const void *x, int rows, const dec
 
 // ---- RMSNorm -------------------------------------------------------------------
 
+// mean(x^2) as the CPU path (ggml) forms it: (float)(S / n), S the double
+// sum of the float squares taken in index order. ss is this block's tree sum
+// of the same terms. Both sums of these n nonnegative terms lie within
+// gamma(n + 16) * S of the exact one (u = 2^-53; no term goes through more
+// than n + 16 roundings, the tree's zero padding counted), so within
+// 4 (n + 17) u * ss of each other: twice the bound, the slack covering the
+// rounding of ss -+ d, contracted or not. Division and float rounding are
+// monotone: when both ends of that interval give one float, so does the
+// CPU's sum. Only when a float rounding boundary of S / n lies inside
+// (about 4e-6 of the rows at n = 576) does one thread redo the CPU's loop,
+// a few microseconds: the mean is the CPU's bit for bit, not one ulp away.
+__device__ static float rms_mean(double ss, const float *xr, int n)
+{
+    __shared__ float exact;
+    double d = ss * ((double)(n + 17) * 0x1p-51);
+    float lo = (float)((ss - d) / (double)n), hi = (float)((ss + d) / (double)n);
+    if (lo == hi) // the same in every thread of the block: ss is the block's
+        return lo;
+    if (threadIdx.x == 0) { // xr: written before block_sum_d's barriers
+        double s = 0.0;
+        for (int i = 0; i < n; i++)
+            s += (double)__fmul_rn(xr[i], xr[i]);
+        exact = (float)(s / (double)n);
+    }
+    __syncthreads();
+    return exact;
+}
+
 // q8_kind (with fp32 out): the block also quantizes its output row into
 // q8 (rows q8_row bytes apart) once it is written.
 template <typename T>
@@ -179,8 +207,7 @@ __global__ static void k_rmsnorm(float *x, const float *add, const int32_t *rows
         }
         ss += (double)__fmul_rn(v, v); // the square in float, as the CPU path (and ggml)
     }
-    ss = block_sum_d(ss, red);
-    float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    float scale = 1.0f / sqrtf(rms_mean(block_sum_d(ss, red), xr, n) + eps);
     T *o = out + (size_t)blockIdx.x * (size_t)n;
     for (int i = threadIdx.x; i < n; i += blockDim.x)
         act_put(o, (size_t)i, xr[i] * scale * w[i]);

@@ -60,6 +60,9 @@ struct dec_cu_tok {
     int32_t pos;
     int32_t half; // 1: f16 cache, 0: f32
     int32_t one;  // no other token of its cache in the call (the CPU path's "lone token" order)
+    int32_t run;  // the q8 attention's blocks: n > 1, this token and the next n - 1 (a run of
+                  // consecutive positions of its cache) are one block's; -1: an earlier
+                  // token's run has it; 0: alone (dec_cu_attention_ggml_runs sets it)
 };
 
 // Geometry of the attention part of one layer.
@@ -232,9 +235,15 @@ size_t dec_cu_attention_scratch_bytes(const dec_cu_heads *g, int max_tokens);
 // sizes that are a multiple of 8, up to 144 (_takes says).
 int dec_cu_attention_ggml_takes(const dec_cu_heads *g);
 // qo as for dec_cu_rmsnorm (in the same kernel for blocks of 32 within a
-// head: head_dim a multiple of 32).
+// head: head_dim a multiple of 32). tok's run fields say which tokens share
+// a block: set them with dec_cu_attention_ggml_runs before the upload.
 rg_status dec_cu_attention_ggml(cudaStream_t s, const float *q, const dec_cu_tok *tok, int n, const dec_cu_heads *g,
                                 int layer, float *out, const dec_cu_q8_out *qo, rg_err *e);
+// Groups tok[0..n) into runs for dec_cu_attention_ggml: consecutive tokens
+// of one cache at consecutive positions (a prefill), at most max_run of
+// them (1: every token alone) and at most what the geometry's shared memory
+// allows. The result depends on the tokens, not on the grouping.
+void dec_cu_attention_ggml_runs(dec_cu_tok *tok, int n, const dec_cu_heads *g, int max_run);
 // dec_cu_swiglu into fp32 as the CPU path's dec_math_swiglu computes it;
 // qo as for dec_cu_rmsnorm.
 rg_status dec_cu_swiglu_ggml(cudaStream_t s, const float *gu, int n, int F, float *out, const dec_cu_q8_out *qo,

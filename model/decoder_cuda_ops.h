@@ -58,7 +58,8 @@ rg_status dec_cuda_ops_attention(const float *q, size_t n, const dec_cuda_ops_he
 /* dec_cuda_ops_attention on the q8 decoder's kernel, the CPU path's
  * arithmetic (model/decoder_cuda_ggml.cu), fp32 out: bit for bit the CPU's
  * dec_attend, a token alone of its cache in the call taking the one-token
- * order. */
+ * order; consecutive tokens of a cache at consecutive positions share
+ * blocks as the decoder groups them (dec_cu_attention_ggml_runs). */
 rg_status dec_cuda_ops_attention_ggml(const float *q, size_t n, const dec_cuda_ops_heads *g,
                                       const dec_cuda_ops_cache *const *caches, const size_t *pos, size_t n_layer,
                                       size_t layer, float *out, uint32_t q8_type, void *q8, rg_err *e);

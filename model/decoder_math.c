@@ -209,6 +209,16 @@ static float sum16(float *v)
     return v[0];
 }
 
+void dec_math_rmsnorm(const float *x, const float *w, size_t n, float eps, float *out)
+{
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)(x[i] * x[i]);
+    float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
+    for (size_t i = 0; i < n; i++)
+        out[i] = x[i] * scale * w[i];
+}
+
 void dec_math_softmax(float *x, size_t n)
 {
 #ifdef MATH_X86

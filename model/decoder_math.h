@@ -1,5 +1,5 @@
-/* decoder_math.h - the decoder's element-wise math (SwiGLU, attention
- * softmax) in the arithmetic of llama.cpp's CPU backend, bit for bit.
+/* decoder_math.h - the decoder's element-wise math (RMSNorm, SwiGLU,
+ * attention softmax) in the arithmetic of llama.cpp's CPU backend, bit for bit.
  *
  * Why not plain libm: the decoder quantizes activations to 8 bits before
  * every weight product, so an exp one unit in the last place away from
@@ -23,6 +23,11 @@ void dec_math_exp(float *y, const float *x, size_t n);
  * blocks of 16 through the vector exp (g / (1 + e^-g) * u), the last
  * width % 16 with libm's expf (ggml's scalar tail). */
 void dec_math_swiglu(float *g, const float *u, size_t rows, size_t width);
+
+/* out = x / sqrt(mean(x^2) + eps) * w over n floats, as ggml's rms_norm:
+ * each square in float, their sum in double in index order (the CUDA
+ * decoder's RMSNorm gives this mean bit for bit, its tree sum checked). */
+void dec_math_rmsnorm(const float *x, const float *w, size_t n, float eps, float *out);
 
 /* x[0..n) <- softmax(x) as ggml's soft_max: e^(x - max) through the vector
  * exp, summed per 16 positions (a block's halving tree, as

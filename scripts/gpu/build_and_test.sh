@@ -307,6 +307,11 @@ decode_bench() {
     echo "without CUDA graphs:"
     RAGD_CUDA_GRAPHS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
         grep '^{' | tail -n 1
+    # the prompt's attention a block per token (before session 14) against
+    # runs of up to 8 tokens a block (the default; the same values)
+    echo "a block per token in the prompt's attention (RAGD_CUDA_ATT_RUNS=0):"
+    RAGD_CUDA_ATT_RUNS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 16 16 "$dev" |
+        grep '^{' | tail -n 1
     # fp16 activations (the default before session 12: the float kernel up
     # to 4 rows, cuBLAS beyond) against the 8-bit activations' integer
     # kernel (model/decoder_cuda_q8.cu), which takes prefill too
@@ -360,6 +365,11 @@ decode_long() {
         "$work/ids512.txt" > "$work/ids2048.txt" || return 1
     echo "2048-token prompt:"
     "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" | grep '^{' | tail -n 1
+    # the q8 attention's prefill runs (a block takes up to 8 tokens and
+    # reads each K/V row once for them) against a block per token
+    echo "2048-token prompt, a block per token in the attention (RAGD_CUDA_ATT_RUNS=0):"
+    RAGD_CUDA_ATT_RUNS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" |
+        grep '^{' | tail -n 1
     echo "2048-token prompt, fp16 activations (RAGD_CUDA_ACTIVATIONS=fp16: cuBLAS prefill):"
     RAGD_CUDA_ACTIVATIONS=fp16 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" |
         grep '^{' | tail -n 1

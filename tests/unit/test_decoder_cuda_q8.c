@@ -29,7 +29,9 @@
  *   - RMSNorm, that attention and SwiGLU leaving their outputs quantized for
  *     the next product (the q8 decoder's fused launches: blocks of 32 within
  *     a row or a head, Q8_K's 256, and the separate quantizing where a
- *     block spans two heads) exactly as quant_act_prepare quantizes them.
+ *     block spans two heads) exactly as quant_act_prepare quantizes them;
+ *   - RMSNorm's output equal to the CPU's bit for bit, on rows whose tree
+ *     and sequential sums of squares round to two different floats too.
  * Exits 77 (ctest: skipped) without a usable CUDA device. */
 #include <math.h>
 #include <stdint.h>
@@ -110,6 +112,48 @@ static void test_rmsnorm_q8(uint32_t type, size_t rows, size_t n)
     snprintf(what, sizeof what, "RMSNorm %zu x %zu", rows, n);
     check_q8_out(what, type, out, rows, n, q8);
     free(x), free(add), free(w), free(out), free(q8);
+}
+
+/* RMSNorm's fp32 output equals the CPU path's bit for bit, its mean too
+ * where the kernel's tree sum of the squares and the CPU's sequential sum
+ * fall on two sides of a float rounding boundary. The first 16 rows are
+ * built so: 1 + 2^-24 is the midpoint between 1 and the next float, and n a
+ * power of two keeps S / n a midpoint; the CPU adds 1, 2^-24, then each
+ * 2^-54 (a quarter ulp, rounded away), or the 2^-54 first, and stays on the
+ * midpoint (rounding to even); the tree adds the 2^-54 among themselves
+ * first, passes it and rounds up. The square root often hides a one-ulp
+ * mean: the plain tree-sum kernel failed 3 of these rows at n = 256 and 8
+ * at 512. The others are random, with a random residual added (the
+ * kernel's fallback reads back what other threads wrote). */
+static void test_rmsnorm_order(size_t n)
+{
+    const size_t rows = 20, crafted = 16;
+    rg_err e = {0};
+    float *x = rand_vec(rows * n, -30, 30), *add = rand_vec(rows * n, -5, 5), *w = rand_vec(n, 0.5f, 2);
+    float *out = malloc(rows * n * sizeof(float)), *want = malloc(n * sizeof(float));
+    memset(add, 0, crafted * n * sizeof(float));
+    for (size_t r = 0; r < crafted; r++) {
+        float *xr = x + r * n, s = ldexpf(1.0f, (int)r - 8); /* scales by powers of two stay exact */
+        for (size_t i = 0; i < n; i++)
+            xr[i] = s * ldexpf(1.0f, -27);
+        xr[r % 2 ? n - 1 : 0] = s;
+        xr[r % 2 ? 0 : 1] = s * ldexpf(1.0f, -12);
+    }
+    unsigned char *q8 = malloc(rows * quant_act_bytes(GGML_TYPE_Q4_1, n));
+    CHECK_OK(dec_cuda_ops_rmsnorm(x, add, rows, n, w, 1e-12f, 1, out, NULL, GGML_TYPE_Q4_1, q8, &e), e);
+    size_t bad_rows = 0, bad_crafted = 0;
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t i = 0; i < n; i++)
+            x[r * n + i] += add[r * n + i];
+        dec_math_rmsnorm(x + r * n, w, n, 1e-12f, want);
+        int bad = memcmp(want, out + r * n, n * sizeof(float)) != 0;
+        bad_rows += bad;
+        bad_crafted += bad && r < crafted;
+    }
+    CHECK_MSG(bad_rows == 0, "RMSNorm %zu x %zu: %zu rows (%zu of the %zu on a rounding boundary) differ from the CPU's",
+              rows, n, bad_rows, bad_crafted, crafted);
+    check_q8_out("RMSNorm on rounding boundaries", GGML_TYPE_Q4_1, out, rows, n, q8);
+    free(x), free(add), free(w), free(out), free(want), free(q8);
 }
 
 /* ---- products ------------------------------------------------------------------------- */
@@ -257,6 +301,68 @@ static void check_attention_ggml(const char *what, const dec_cuda_ops_heads *g, 
     free(q), free(got), free(want), free(scratch);
 }
 
+/* Prefill tokens share a block in runs of consecutive positions of a cache
+ * (8 a block for heads of 64, 4 for 128; tiles of 64 staged positions): each token's values must still be dec_attend's. */
+static void test_attention_runs(const dec_cuda_ops_heads *smol, const dec_cuda_ops_heads *wide)
+{
+    /* a prompt from position 0, f32 cache: runs of 8 and a last of 5,
+     * the first tiles cut by the causal mask */
+    dec_cuda_ops_cache a = {.cap = 40};
+    fill_cache(&a, 2 * a.cap * 3 * 64, 0);
+    const dec_cuda_ops_cache *ca[37];
+    size_t pa[37];
+    for (size_t t = 0; t < 37; t++)
+        ca[t] = &a, pa[t] = t;
+    check_attention_ggml("prompt of 37 from 0 (runs of 8, f32)", smol, ca, pa, 37, GGML_TYPE_Q8_0);
+    /* one call: 20 tokens (runs of 8, 8, 4), a lone token, a run of 5 at 100, and
+     * a cache whose positions skip one (7 | 9, 10: a token alone in its
+     * cache's 16-lane order, then a run of 2) */
+    dec_cuda_ops_cache m[4] = {{.cap = 20}, {.cap = 51}, {.cap = 105}, {.cap = 11}};
+    for (size_t i = 0; i < 4; i++)
+        fill_cache(&m[i], 2 * m[i].cap * 3 * 64, i != 2);
+    const dec_cuda_ops_cache *cm[29];
+    size_t pm[29], n = 0;
+    for (size_t t = 0; t < 20; t++)
+        cm[n] = &m[0], pm[n++] = t;
+    cm[n] = &m[1], pm[n++] = 50;
+    for (size_t t = 0; t < 5; t++)
+        cm[n] = &m[2], pm[n++] = 100 + t;
+    cm[n] = &m[3], pm[n++] = 7;
+    cm[n] = &m[3], pm[n++] = 9;
+    cm[n] = &m[3], pm[n++] = 10;
+    check_attention_ggml("mixed call: runs of 20 and 5 tokens, a lone token, a gap", smol, cm, pm, n, GGML_TYPE_Q4_1);
+    for (size_t i = 0; i < 4; i++)
+        free(m[i].k), free(m[i].v);
+    /* heads of 128 (runs of 4), f32 and f16 caches; Q4_K's
+     * blocks of 256 span two heads (quantized after the kernel) */
+    for (int half = 0; half < 2; half++) {
+        dec_cuda_ops_cache w = {.cap = 230};
+        fill_cache(&w, 2 * w.cap * 2 * 128, half);
+        const dec_cuda_ops_cache *cw[30];
+        size_t pw[30];
+        for (size_t t = 0; t < 30; t++)
+            cw[t] = &w, pw[t] = 200 + t;
+        check_attention_ggml(half ? "30 at 200..229, heads of 128, f16" : "30 at 200..229, heads of 128, f32", wide,
+                             cw, pw, 30, half ? GGML_TYPE_Q4_0 : GGML_TYPE_Q4_K);
+        free(w.k), free(w.v);
+    }
+    /* heads of 72 (dots with an 8-wide tail; runs of 7) and of 144 (runs of
+     * 3 over tiles of 32, the shared memory's limit) */
+    dec_cuda_ops_heads h72 = {4, 2, 72, 72, 0}, h144 = {2, 1, 144, 144, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        const dec_cuda_ops_heads *g = pass ? &h144 : &h72;
+        dec_cuda_ops_cache c = {.cap = 72};
+        fill_cache(&c, 2 * c.cap * g->n_head_kv * g->head_dim, !pass);
+        const dec_cuda_ops_cache *cc[12];
+        size_t pc[12];
+        for (size_t t = 0; t < 12; t++)
+            cc[t] = &c, pc[t] = 60 + t;
+        check_attention_ggml(pass ? "12 at 60..71, heads of 144, f32" : "12 at 60..71, heads of 72, f16", g, cc, pc, 12,
+                             GGML_TYPE_Q8_0);
+        free(c.k), free(c.v);
+    }
+}
+
 static void test_attention_ggml(void)
 {
     dec_cuda_ops_heads smol = {9, 3, 64, 64, 0}, wide = {8, 2, 128, 128, 1};
@@ -303,6 +409,7 @@ static void test_attention_ggml(void)
     check_attention_ggml("past 2048 positions (two tokens of a cache, a lone token)", &smol, cb, pb, 3,
                          GGML_TYPE_Q5_1);
     free(big.k), free(big.v), free(lone.k), free(lone.v);
+    test_attention_runs(&smol, &wide);
 }
 
 /* q8_type (0: none): the output also quantized for it. */
@@ -371,6 +478,8 @@ int main(void)
     test_rmsnorm_q8(GGML_TYPE_Q4_1, 5, 576);
     test_rmsnorm_q8(GGML_TYPE_Q8_0, 3, 576);
     test_rmsnorm_q8(GGML_TYPE_Q4_K, 4, 512);
+    test_rmsnorm_order(256);
+    test_rmsnorm_order(512);
     return check_finish("test_decoder_cuda_q8");
 }
 
