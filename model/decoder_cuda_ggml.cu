@@ -290,6 +290,77 @@ __device__ static float block_max(float v, float *red)
     return m;
 }
 
+// What att_token's V sums read: the token's cache rows from base, its
+// positions (np; the first blocked ones in the lane sums), the tile's
+// weights wt, and where the sums go.
+struct att_v {
+    const dec_cu_tok &tk;
+    size_t base;
+    int kv_dim, hd, np, lanes, blocked;
+    const float *wt;
+    float *lane_sums;
+};
+
+// The V sums of att_token: pair i = threadIdx.x + k * blockDim.x of the
+// thread is element i % hd, lane i / hd, whose sum takes the positions p
+// with p % lanes == lane in order (FMA, weight times value), into
+// lane_sums[i]. weights(p0, len) fills wt for a tile of positions. MINE 0:
+// any geometry, the sums in an array indexed at run time. MINE > 0 (where
+// the block's size is a multiple of hd, lanes * hd = MINE * blockDim.x):
+// the thread's pairs share element threadIdx.x % hd and their lanes are l0
+// + step * k, so its positions are l0 + step * m, pair m % MINE; one pass
+// over them in order keeps the MINE sums in registers and their loads
+// independent. att_token takes MINE 4, 8 and 16 (SmolLM2's heads of 64: 16
+// lanes 4, a lone token's 64 lanes 16); 32 (a lone token's heads of 128)
+// took the kernel from 128 to 172 registers, one block an SM instead of
+// two. Returns the last tile's first position.
+template <int MINE, typename W>
+__device__ static int att_v_sums(const att_v &v, W weights)
+{
+    constexpr int SLOTS = MINE ? MINE : GG_MAX_PAIRS_PER;
+    const int bd = (int)blockDim.x, tid = (int)threadIdx.x, hd = v.hd;
+    const int mine = MINE ? MINE : (hd * v.lanes - tid + bd - 1) / bd, step = bd / hd, l0 = tid / hd;
+    float acc[SLOTS];
+#pragma unroll
+    for (int k = 0; k < SLOTS; k++)
+        acc[k] = 0.0f;
+    int last0 = 0;
+    for (int p0 = 0; p0 < v.np; p0 += GG_TILE) {
+        int len = v.np - p0 < GG_TILE ? v.np - p0 : GG_TILE;
+        last0 = p0;
+        __syncthreads();
+        weights(p0, len);
+        __syncthreads();
+        int end = v.blocked - p0 < len ? v.blocked - p0 : len; // positions of this tile in the lane sums
+        // (p0 % lanes == 0: position p0 + i is in lane i % lanes)
+        auto row = [&](int i, int el) {
+            return cache_at(v.tk, v.tk.v, v.base + (size_t)(p0 + i) * (size_t)v.kv_dim + (size_t)el);
+        };
+        if (MINE) {
+            int el = tid % hd;
+            for (int m0 = 0; l0 + step * m0 < end; m0 += SLOTS)
+#pragma unroll
+                for (int k = 0; k < SLOTS; k++) {
+                    int i = l0 + step * (m0 + k);
+                    if (i < end)
+                        acc[k] = __fmaf_rn(v.wt[i], row(i, el), acc[k]);
+                }
+        } else {
+            for (int k = 0; k < mine; k++) {
+                int pi = tid + k * bd, el = pi % hd, lane = pi / hd;
+                for (int i = lane; i < end; i += v.lanes)
+                    acc[k] = __fmaf_rn(v.wt[i], row(i, el), acc[k]);
+            }
+        }
+    }
+    __syncthreads(); // (lane_sums may be read by a later pass over it)
+#pragma unroll
+    for (int k = 0; k < SLOTS; k++)
+        if (k < mine)
+            v.lane_sums[tid + k * bd] = acc[k];
+    return last0;
+}
+
 // Query head h of token t alone: one block.
 __device__ static void att_token(const float *q, const dec_cu_tok &tk, size_t t, int h, const dec_cu_heads &g,
                                  int layer, float scale, float *out, int q8_kind, uint8_t *q8, size_t q8_row)
@@ -339,36 +410,27 @@ __device__ static void att_token(const float *q, const dec_cu_tok &tk, size_t t,
     }
     __syncthreads();
     float inv = (float)(1.0 / total);
-    // pass 3: weights (rounded to f16 with an f16 cache) into the V sums;
-    // pair i = threadIdx.x + k * blockDim.x is element i % hd, lane i / hd
-    int pairs = hd * lanes, mine = (pairs - (int)threadIdx.x + (int)blockDim.x - 1) / (int)blockDim.x;
-    float acc[GG_MAX_PAIRS_PER];
-    for (int k = 0; k < GG_MAX_PAIRS_PER; k++)
-        acc[k] = 0.0f;
-    int last0 = 0; // the last tile's first position (it holds a lone token's tail)
-    for (int p0 = 0; p0 < np; p0 += GG_TILE) {
-        int len = np - p0 < GG_TILE ? np - p0 : GG_TILE;
-        last0 = p0;
-        __syncthreads();
+    // pass 3: weights (rounded to f16 with an f16 cache) into the V sums,
+    // left in lane_sums (lanes * hd floats: element i % hd, lane i / hd)
+    extern __shared__ float lane_sums[];
+    int step = (int)blockDim.x / hd, fixed = (int)blockDim.x % hd == 0 && step <= lanes ? lanes / step : 0;
+    int last0; // the last tile's first position (it holds a lone token's tail)
+    auto weights = [&](int p0, int len) {
         for (int i = threadIdx.x; i < len; i += blockDim.x)
             wt[i] = att_weight(score(p0 + i), mx, inv, tk.half);
-        __syncthreads();
-        int end = blocked - p0 < len ? blocked - p0 : len; // positions of this tile in the lane sums
-        for (int k = 0; k < mine; k++) {
-            int pi = (int)threadIdx.x + k * (int)blockDim.x, el = pi % hd, lane = pi / hd;
-            // this lane's positions in the tile: p0 + i with (p0 + i) % lanes == lane (p0 % lanes == 0)
-            for (int i = lane; i < end; i += lanes)
-                acc[k] = __fmaf_rn(wt[i], cache_at(tk, tk.v, base + (size_t)(p0 + i) * (size_t)g.kv_dim + (size_t)el),
-                                   acc[k]);
-        }
-    }
+    };
+    const att_v v = {tk, base, g.kv_dim, hd, np, lanes, blocked, wt, lane_sums};
+    if (fixed == 4)
+        last0 = att_v_sums<4>(v, weights);
+    else if (fixed == 8)
+        last0 = att_v_sums<8>(v, weights);
+    else if (fixed == 16)
+        last0 = att_v_sums<16>(v, weights);
+    else
+        last0 = att_v_sums<0>(v, weights);
     // the lanes' halving tree, per element, through shared memory
     __syncthreads();
     float *o = out + t * (size_t)(g.n_head * hd) + (size_t)h * (size_t)hd;
-    extern __shared__ float lane_sums[]; // lanes * hd floats
-    for (int k = 0; k < mine; k++)
-        lane_sums[threadIdx.x + k * blockDim.x] = acc[k];
-    __syncthreads();
     for (int w = lanes / 2; w >= 1; w /= 2) {
         for (int i = threadIdx.x; i < w * hd; i += blockDim.x) // element i % hd, lane i / hd < w
             lane_sums[i] = __fadd_rn(lane_sums[i], lane_sums[i + w * hd]);

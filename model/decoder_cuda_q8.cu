@@ -18,8 +18,12 @@
 // below): a token's result is the CPU's bit for bit, so it never depends
 // on the other rows of the call either (batch independence, as in the
 // float kernel). More than 16 rows (prefill) run as a grid of 16-row
-// chunks that read the weights from L2.
+// chunks that read the weights from L2, the eight lanes then taking 4
+// weight rows of a 32-element type (block_q8_rows: the activations loaded
+// once for the 4).
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 
 #include "model/decoder_cuda_blocks.cuh"
 #include "model/decoder_cuda_q8act.cuh"
@@ -343,12 +347,52 @@ __device__ static inline void block_q8(const uint8_t *blk, const uint8_t *a, siz
     }
 }
 
+// block_q8 for R rows of a 32-element type at once (a prefill's chunks):
+// each row's operations are block_q8's, and each token row's activation
+// loads (its scale, its 4 quants for lane l, its sum term) serve all R.
+template <uint32_t T, int N, int R>
+__device__ static inline void block_q8_rows(const uint8_t *const (&blk)[R], const uint8_t *a, size_t act_row_bytes,
+                                            int n, int l, float (&acc)[R][N], float (&sacc)[R][q8_own<N>::n])
+{
+    float d[R], m[R];
+    uint32_t u[R];
+#pragma unroll
+    for (int k = 0; k < R; k++) {
+        m[k] = 0.0f;
+        u[k] = legacy_u<T>(blk[k], l, &d[k], &m[k]);
+    }
+#pragma unroll
+    for (int t = 0; t < N; t++) {
+        if (t >= n)
+            break;
+        const uint8_t *at = a + (size_t)t * act_row_bytes;
+        float da = act_f(at, 0);
+        int q = act4(at, 8 + 4 * (size_t)l);
+#pragma unroll
+        for (int k = 0; k < R; k++)
+            acc[k][t] = __fmaf_rn(__fmul_rn(d[k], da), dp4a_f(u[k], q), acc[k][t]);
+    }
+    if (T != GGML_TYPE_Q8_0) {
+#pragma unroll
+        for (int j = 0; j < q8_own<N>::n; j++) {
+            int t = l + 8 * j;
+            if (t < n) {
+                float sa = act_f(a + (size_t)t * act_row_bytes, 1);
+#pragma unroll
+                for (int k = 0; k < R; k++)
+                    sacc[k][j] = __fadd_rn(sacc[k][j], __fmul_rn(legacy_k<T>(d[k], m[k]), sa));
+            }
+        }
+    }
+}
+
 // y[t * ldy + r] = W[r] . act[t], t < n, for the chunk of N token rows
-// blockIdx.x; 4 rows a warp, Q8_WARPS warps a block, row group blockIdx.y.
+// blockIdx.x; 4 row groups a warp (8 lanes each), Q8_WARPS warps a block,
+// R rows a group (rows R * group .. + R - 1), block row range blockIdx.y.
 // The chunks are the grid's fast dimension so that the blocks reading the
 // same weight rows for different chunks run close together (a prefill
 // reads each row from L2 after the first chunk, not from memory again).
-template <uint32_t T, int N>
+template <uint32_t T, int N, int R>
 __global__ static void __launch_bounds__(Q8_WARPS * 32)
     k_matvec_q8(const uint8_t *__restrict__ w, size_t row_bytes, const uint8_t *__restrict__ act,
                 size_t act_row_bytes, int n, int in, int out, float *__restrict__ y, int ldy)
@@ -364,54 +408,90 @@ __global__ static void __launch_bounds__(Q8_WARPS * 32)
         n = N;
     act += (size_t)t0 * act_row_bytes;
     y += (size_t)t0 * (size_t)ldy;
-    int r = (blockIdx.y * Q8_WARPS + (threadIdx.x >> 5)) * 4 + (lane >> 3);
-    bool real = r < out; // the lanes of a missing row compute row 0 and drop it (shuffles need the whole warp)
-    const uint8_t *wr = w + (size_t)(real ? r : 0) * row_bytes;
-    float acc[N], sacc[OWN];
+    int r0 = ((blockIdx.y * Q8_WARPS + (threadIdx.x >> 5)) * 4 + (lane >> 3)) * R;
+    const uint8_t *wr[R];
+    float acc[R][N], sacc[R][OWN];
 #pragma unroll
-    for (int t = 0; t < N; t++)
-        acc[t] = 0.0f;
+    for (int k = 0; k < R; k++) {
+        // the lanes of a missing row compute row 0 and drop it (shuffles need the whole warp)
+        wr[k] = w + (size_t)(r0 + k < out ? r0 + k : 0) * row_bytes;
 #pragma unroll
-    for (int j = 0; j < OWN; j++)
-        sacc[j] = 0.0f;
+        for (int t = 0; t < N; t++)
+            acc[k][t] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < OWN; j++)
+            sacc[k][j] = 0.0f;
+    }
     // blocks in flight: a decode step's few rows leave the loads' latency
     // exposed (a lane's FMAs are little work between them), so the fewer
     // token rows (and registers) a lane carries, the more iterations are
     // unrolled and their loads issued together; as many as ptxas keeps
     // without spilling (-Xptxas -v, sm_90: 32 to 80 registers). (cudasim
-    // ignores the pragma: maybe_unused.)
-    [[maybe_unused]] constexpr int UNROLL = K ? (N <= 4 ? 4 : 2) : (N <= 2 ? 8 : N <= 4 ? 4 : 2);
+    // ignores the pragma: maybe_unused.) A prefill's chunks of a 32-element
+    // type take R rows a lane instead (block_q8_rows).
+    [[maybe_unused]] constexpr int UNROLL = R > 1 ? 1 : K ? (N <= 4 ? 4 : 2) : (N <= 2 ? 8 : N <= 4 ? 4 : 2);
     int nb = in / VALUES;
 #pragma unroll UNROLL
-    for (int b = 0; b < nb; b++)
-        block_q8<T, N>(wr + (size_t)b * qblock<T>::bytes, act + (size_t)b * ACT_BYTES, act_row_bytes, n, l, acc,
-                       sacc);
+    for (int b = 0; b < nb; b++) {
+        if constexpr (R > 1) {
+            const uint8_t *blk[R];
+#pragma unroll
+            for (int k = 0; k < R; k++)
+                blk[k] = wr[k] + (size_t)b * qblock<T>::bytes;
+            block_q8_rows<T, N, R>(blk, act + (size_t)b * ACT_BYTES, act_row_bytes, n, l, acc, sacc);
+        } else {
+            block_q8<T, N>(wr[0] + (size_t)b * qblock<T>::bytes, act + (size_t)b * ACT_BYTES, act_row_bytes, n, l,
+                           acc[0], sacc[0]);
+        }
+    }
     // the horizontal sum: (a0 + a4) + (a2 + a6), (a1 + a5) + (a3 + a7), then
     // those two; then the offset sum from the lane that owns it
 #pragma unroll
-    for (int t = 0; t < N; t++) {
-        if (t >= n)
-            break;
-        float v = acc[t];
-        v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 4, 8));
-        v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 2, 8));
-        v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 1, 8));
-        if (T != GGML_TYPE_Q8_0) // (Q8_0 has no offset sum, on the CPU either)
-            v = __fadd_rn(v, __shfl_sync(0xffffffffu, sacc[t / 8], t % 8, 8));
-        if (l == 0 && real)
-            y[(size_t)t * (size_t)ldy + (size_t)r] = v;
-    }
+    for (int k = 0; k < R; k++)
+#pragma unroll
+        for (int t = 0; t < N; t++) {
+            if (t >= n)
+                break;
+            float v = acc[k][t];
+            v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 4, 8));
+            v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 2, 8));
+            v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, v, 1, 8));
+            if (T != GGML_TYPE_Q8_0) // (Q8_0 has no offset sum, on the CPU either)
+                v = __fadd_rn(v, __shfl_sync(0xffffffffu, sacc[k][t / 8], t % 8, 8));
+            if (l == 0 && r0 + k < out)
+                y[(size_t)t * (size_t)ldy + (size_t)(r0 + k)] = v;
+        }
 }
 
-template <uint32_t T, int N>
+// Rows a lane takes: R_PREFILL for a prefill of more than Q8_N token rows
+// on a 32-element type, where each block's weight quants meet 16 token
+// rows a chunk and the activations' loads were two for each dp4a, and the
+// chunks keep the grid wide; 1 for a decode step (up to 16 sequences: R
+// rows a lane would leave a quarter of the blocks, on a grid that is
+// already narrow) and for the K types (their 8 sub-block products a token
+// already share one activation row's loads).
+#define R_PREFILL 4
+
+// RAGD_CUDA_Q8_PREFILL_ROWS=1 keeps one row a lane in a prefill too (the
+// benchmark's comparison; the same values either way). Read once.
+static bool prefill_rows(void)
+{
+    static const bool on = [] {
+        const char *v = getenv("RAGD_CUDA_Q8_PREFILL_ROWS");
+        return !(v && strcmp(v, "1") == 0);
+    }();
+    return on;
+}
+
+template <uint32_t T, int N, int R>
 static void launch_q8(cudaStream_t s, const void *w, size_t row_bytes, const void *act, size_t act_row_bytes, int n,
                       int in, int out, float *y, int ldy)
 {
-    int per_block = Q8_WARPS * 4;
+    int per_block = Q8_WARPS * 4 * R;
     dim3 grid((unsigned)((n + N - 1) / N), (unsigned)((out + per_block - 1) / per_block));
-    k_matvec_q8<T, N><<<grid, Q8_WARPS * 32, 0, s>>>(static_cast<const uint8_t *>(w), row_bytes,
-                                                     static_cast<const uint8_t *>(act), act_row_bytes, n, in, out,
-                                                     y, ldy);
+    k_matvec_q8<T, N, R><<<grid, Q8_WARPS * 32, 0, s>>>(static_cast<const uint8_t *>(w), row_bytes,
+                                                        static_cast<const uint8_t *>(act), act_row_bytes, n, in, out,
+                                                        y, ldy);
 }
 
 // Token counts go up in buckets (1, 2, 4, 8, 16, then chunks of 16).
@@ -419,16 +499,19 @@ template <uint32_t T>
 static void launch_q8_n(cudaStream_t s, const void *w, size_t row_bytes, const void *act, size_t act_row_bytes,
                         int n, int in, int out, float *y, int ldy)
 {
+    constexpr bool K = T == GGML_TYPE_Q4_K || T == GGML_TYPE_Q5_K || T == GGML_TYPE_Q6_K;
     if (n <= 1)
-        launch_q8<T, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+        launch_q8<T, 1, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
     else if (n <= 2)
-        launch_q8<T, 2>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+        launch_q8<T, 2, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
     else if (n <= 4)
-        launch_q8<T, 4>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+        launch_q8<T, 4, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
     else if (n <= 8)
-        launch_q8<T, 8>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+        launch_q8<T, 8, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+    else if (n <= Q8_N || K || !prefill_rows())
+        launch_q8<T, Q8_N, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
     else
-        launch_q8<T, Q8_N>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+        launch_q8<T, Q8_N, R_PREFILL>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
 }
 
 rg_status dec_cu_matvec_q8(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const void *act, int n,

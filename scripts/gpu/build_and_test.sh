@@ -312,6 +312,11 @@ decode_bench() {
     echo "a block per token in the prompt's attention (RAGD_CUDA_ATT_RUNS=0):"
     RAGD_CUDA_ATT_RUNS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 16 16 "$dev" |
         grep '^{' | tail -n 1
+    # and the prompt's products one weight row a lane (before session 14)
+    # against four (the default; the same values)
+    echo "one weight row a lane in the prompt's products (RAGD_CUDA_Q8_PREFILL_ROWS=1):"
+    RAGD_CUDA_Q8_PREFILL_ROWS=1 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 16 16 "$dev" |
+        grep '^{' | tail -n 1
     # fp16 activations (the default before session 12: the float kernel up
     # to 4 rows, cuBLAS beyond) against the 8-bit activations' integer
     # kernel (model/decoder_cuda_q8.cu), which takes prefill too
@@ -368,8 +373,11 @@ decode_long() {
     # the q8 attention's prefill runs (a block takes up to 8 tokens and
     # reads each K/V row once for them) against a block per token
     echo "2048-token prompt, a block per token in the attention (RAGD_CUDA_ATT_RUNS=0):"
-    RAGD_CUDA_ATT_RUNS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" |
+    RAGD_CUDA_ATT_RUNS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 16 16 "$dev" |
         grep '^{' | tail -n 1
+    echo "2048-token prompt, both as before session 14 (RAGD_CUDA_ATT_RUNS=0 RAGD_CUDA_Q8_PREFILL_ROWS=1):"
+    RAGD_CUDA_ATT_RUNS=0 RAGD_CUDA_Q8_PREFILL_ROWS=1 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 16 16 \
+        "$dev" | grep '^{' | tail -n 1
     echo "2048-token prompt, fp16 activations (RAGD_CUDA_ACTIVATIONS=fp16: cuBLAS prefill):"
     RAGD_CUDA_ACTIVATIONS=fp16 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" |
         grep '^{' | tail -n 1
