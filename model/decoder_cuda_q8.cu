@@ -19,8 +19,7 @@
 // on the other rows of the call either (batch independence, as in the
 // float kernel). More than 16 rows (prefill) run as a grid of 16-row
 // chunks that read the weights from L2, the eight lanes then taking 4
-// weight rows of a 32-element type (block_q8_rows: the activations loaded
-// once for the 4).
+// weight rows (2 of a K type) and loading the activations once for them.
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -237,150 +236,148 @@ template <int N> struct q8_own {
     enum { n = (N + 7) / 8 };
 };
 
-// The K types' integer sums: lane l's quants u of the block's 8
-// sub-blocks (scales sc) times each token row's Q8_K quants, into acc with
-// the block's d times the row's.
-template <int N>
-__device__ static inline void k_rows(const uint32_t (&u)[8], const int (&sc)[8], float dw, const uint8_t *a,
-                                     size_t act_row_bytes, int n, int l, float (&acc)[N])
-{
-#pragma unroll
-    for (int t = 0; t < N; t++) {
-        if (t >= n)
-            break;
-        const uint8_t *at = a + (size_t)t * act_row_bytes;
-        int sumi = 0;
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-            sumi += sc[i] * __dp4a((int)u[i], act4(at, 4 + 32 * (size_t)i + 4 * (size_t)l), 0);
-        acc[t] = __fmaf_rn(__fmul_rn(dw, act_f(at, 0)), (float)sumi, acc[t]);
-    }
-}
+// A K-type block as lane l reads it: its quants u of elements 4l .. 4l + 3
+// of each of the 8 sub-blocks of 32 (scales sc), d; for the offset sum
+// (computed only by lanes that own a token: owner), Q4_K / Q5_K's mins
+// (off[0..8)) with dmin, or Q6_K's 16 scales (off) with d.
+struct k_block {
+    uint32_t u[8];
+    int sc[8], off[16];
+    float d, dmin;
+};
 
-// The offset sums lane l owns (token t = l + 8j): sacc[j] = add(sacc[j],
-// token t's activation block).
-template <int N, typename F>
-__device__ static inline void own_rows(const uint8_t *a, size_t act_row_bytes, int n, int l,
-                                       float (&sacc)[q8_own<N>::n], F add)
-{
-#pragma unroll
-    for (int j = 0; j < q8_own<N>::n; j++) {
-        int t = l + 8 * j;
-        if (t < n)
-            sacc[j] = add(sacc[j], a + (size_t)t * act_row_bytes);
-    }
-}
-
-// One block of a row into each token row's accumulator, and into the
-// offset sums lane l owns (lane l of the row's 8). a: the token rows'
-// activation block b (rows act_row_bytes apart).
-template <uint32_t T, int N>
-__device__ static inline void block_q8(const uint8_t *blk, const uint8_t *a, size_t act_row_bytes, int n, int l,
-                                       float (&acc)[N], float (&sacc)[q8_own<N>::n])
+template <uint32_t T> __device__ static inline void k_unpack(const uint8_t *blk, int l, bool owner, k_block &kb)
 {
     if (T == GGML_TYPE_Q4_K || T == GGML_TYPE_Q5_K) {
-        int sc[8], mn[8];
-        k_scales(blk, sc, mn);
-        uint32_t u[8], h = 0;
+        k_scales(blk, kb.sc, kb.off);
+        uint32_t h = 0;
         if (T == GGML_TYPE_Q5_K)
             h = ld32<true>(blk + 16 + 4 * l); // the fifth bits of elements 4l .. 4l + 3 of each sub-block
         const uint8_t *qs = blk + (T == GGML_TYPE_Q5_K ? 48 : 16);
 #pragma unroll
         for (int i = 0; i < 8; i++) {
-            u[i] = nib4(ld32<true>(qs + 32 * (i >> 1) + 4 * l), 4 * (i & 1));
+            kb.u[i] = nib4(ld32<true>(qs + 32 * (i >> 1) + 4 * l), 4 * (i & 1));
             if (T == GGML_TYPE_Q5_K)
-                u[i] |= ((h >> i) & 0x01010101u) << 4;
+                kb.u[i] |= ((h >> i) & 0x01010101u) << 4;
         }
-        float dw = f16_bits(ld16(blk)), dmw = f16_bits(ld16(blk + 2));
-        k_rows<N>(u, sc, dw, a, act_row_bytes, n, l, acc);
-        own_rows<N>(a, act_row_bytes, n, l, sacc, [&](float s, const uint8_t *at) {
-            int summ = 0;
-#pragma unroll
-            for (int i = 0; i < 8; i++)
-                summ += mn[i] * (bsum(at, 2 * i) + bsum(at, 2 * i + 1));
-            return __fsub_rn(s, __fmul_rn(__fmul_rn(dmw, act_f(at, 0)), (float)summ));
-        });
-    } else if (T == GGML_TYPE_Q6_K) {
+        kb.d = f16_bits(ld16(blk));
+        kb.dmin = f16_bits(ld16(blk + 2));
+    } else { // Q6_K
         // elements 128 h + 32 k + 4l .. + 3: ql's nibbles, qh's 2-bit pairs;
         // scale 8h + 2k for l < 4 (the group's first 16), 8h + 2k + 1 after
-        uint32_t u[8];
-        int sc[8];
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             uint32_t qh = ld32<false>(blk + 128 + 32 * h + 4 * l);
 #pragma unroll
             for (int k = 0; k < 4; k++) {
                 uint32_t ql = ld32<false>(blk + 64 * h + 32 * (k & 1) + 4 * l);
-                u[4 * h + k] = nib4(ql, k >= 2 ? 4 : 0) | (((qh >> (2 * k)) & 0x03030303u) << 4);
-                sc[4 * h + k] = (int8_t)blk[192 + 8 * h + 2 * k + (l >= 4)];
+                kb.u[4 * h + k] = nib4(ql, k >= 2 ? 4 : 0) | (((qh >> (2 * k)) & 0x03030303u) << 4);
+                kb.sc[4 * h + k] = (int8_t)blk[192 + 8 * h + 2 * k + (l >= 4)];
             }
         }
-        float dw = f16_bits(ld16(blk + 208));
-        k_rows<N>(u, sc, dw, a, act_row_bytes, n, l, acc);
-        bool owner = l < n; // (the scales are read only by lanes that own a token)
-        int scales[16];
+        kb.d = f16_bits(ld16(blk + 208));
+#pragma unroll
+        for (int g = 0; g < 16; g++) // (the scales are read only by lanes that own a token)
+            kb.off[g] = owner ? (int8_t)blk[192 + g] : 0;
+    }
+}
+
+// The offset sum's term of a token's Q8_K block at: the CPU's
+// d * s * (sum of mins times the activations' pair sums), or Q6_K's -32
+// times the scaled group sums, as a rounded product to subtract.
+template <uint32_t T> __device__ static inline float k_offset(const k_block &kb, const uint8_t *at)
+{
+    int sum = 0;
+    if constexpr (T == GGML_TYPE_Q6_K) {
 #pragma unroll
         for (int g = 0; g < 16; g++)
-            scales[g] = owner ? (int8_t)blk[192 + g] : 0;
-        own_rows<N>(a, act_row_bytes, n, l, sacc, [&](float s, const uint8_t *at) {
-            int off = 0;
-#pragma unroll
-            for (int g = 0; g < 16; g++)
-                off += scales[g] * bsum(at, g);
-            return __fsub_rn(s, __fmul_rn(__fmul_rn(dw, act_f(at, 0)), (float)(32 * off)));
-        });
+            sum += kb.off[g] * bsum(at, g);
+        return __fmul_rn(__fmul_rn(kb.d, act_f(at, 0)), (float)(32 * sum));
     } else {
-        float d, m = 0.0f;
-        uint32_t u = legacy_u<T>(blk, l, &d, &m);
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            sum += kb.off[i] * (bsum(at, 2 * i) + bsum(at, 2 * i + 1));
+        return __fmul_rn(__fmul_rn(kb.dmin, act_f(at, 0)), (float)sum);
+    }
+}
+
+// One block of each of R rows (blk) into each token row's accumulator,
+// and into the offset sums lane l owns (lane l of the rows' 8). a: the
+// token rows' activation block b (rows act_row_bytes apart). Each row's
+// operations are its own, the same for any R; a token row's activation
+// loads (scale, quants for lane l, sum terms) serve all R rows. R > 1 for
+// a prefill's chunks (see R_PREFILL).
+template <uint32_t T, int N, int R>
+__device__ static inline void block_q8(const uint8_t *const (&blk)[R], const uint8_t *a, size_t act_row_bytes, int n,
+                                       int l, float (&acc)[R][N], float (&sacc)[R][q8_own<N>::n])
+{
+    constexpr bool K = T == GGML_TYPE_Q4_K || T == GGML_TYPE_Q5_K || T == GGML_TYPE_Q6_K;
+    if constexpr (K) {
+        k_block kb[R];
+#pragma unroll
+        for (int k = 0; k < R; k++)
+            k_unpack<T>(blk[k], l, l < n, kb[k]);
+        // the integer sums: lane l's quants of the 8 sub-blocks times each
+        // token row's, scaled per sub-block, then one FMA with d times the
+        // row's d
 #pragma unroll
         for (int t = 0; t < N; t++) {
             if (t >= n)
                 break;
             const uint8_t *at = a + (size_t)t * act_row_bytes;
-            acc[t] = __fmaf_rn(__fmul_rn(d, act_f(at, 0)), dp4a_f(u, act4(at, 8 + 4 * (size_t)l)), acc[t]);
+            float da = act_f(at, 0);
+            int q[8];
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+                q[i] = act4(at, 4 + 32 * (size_t)i + 4 * (size_t)l);
+#pragma unroll
+            for (int k = 0; k < R; k++) {
+                int sumi = 0;
+#pragma unroll
+                for (int i = 0; i < 8; i++)
+                    sumi += kb[k].sc[i] * __dp4a((int)kb[k].u[i], q[i], 0);
+                acc[k][t] = __fmaf_rn(__fmul_rn(kb[k].d, da), (float)sumi, acc[k][t]);
+            }
         }
-        if (T != GGML_TYPE_Q8_0) {
-            float k = legacy_k<T>(d, m);
-            own_rows<N>(a, act_row_bytes, n, l, sacc,
-                        [&](float s, const uint8_t *at) { return __fadd_rn(s, __fmul_rn(k, act_f(at, 1))); });
-        }
-    }
-}
-
-// block_q8 for R rows of a 32-element type at once (a prefill's chunks):
-// each row's operations are block_q8's, and each token row's activation
-// loads (its scale, its 4 quants for lane l, its sum term) serve all R.
-template <uint32_t T, int N, int R>
-__device__ static inline void block_q8_rows(const uint8_t *const (&blk)[R], const uint8_t *a, size_t act_row_bytes,
-                                            int n, int l, float (&acc)[R][N], float (&sacc)[R][q8_own<N>::n])
-{
-    float d[R], m[R];
-    uint32_t u[R];
-#pragma unroll
-    for (int k = 0; k < R; k++) {
-        m[k] = 0.0f;
-        u[k] = legacy_u<T>(blk[k], l, &d[k], &m[k]);
-    }
-#pragma unroll
-    for (int t = 0; t < N; t++) {
-        if (t >= n)
-            break;
-        const uint8_t *at = a + (size_t)t * act_row_bytes;
-        float da = act_f(at, 0);
-        int q = act4(at, 8 + 4 * (size_t)l);
-#pragma unroll
-        for (int k = 0; k < R; k++)
-            acc[k][t] = __fmaf_rn(__fmul_rn(d[k], da), dp4a_f(u[k], q), acc[k][t]);
-    }
-    if (T != GGML_TYPE_Q8_0) {
 #pragma unroll
         for (int j = 0; j < q8_own<N>::n; j++) {
             int t = l + 8 * j;
             if (t < n) {
-                float sa = act_f(a + (size_t)t * act_row_bytes, 1);
+                const uint8_t *at = a + (size_t)t * act_row_bytes;
 #pragma unroll
                 for (int k = 0; k < R; k++)
-                    sacc[k][j] = __fadd_rn(sacc[k][j], __fmul_rn(legacy_k<T>(d[k], m[k]), sa));
+                    sacc[k][j] = __fsub_rn(sacc[k][j], k_offset<T>(kb[k], at));
+            }
+        }
+    } else {
+        float d[R], m[R];
+        uint32_t u[R];
+#pragma unroll
+        for (int k = 0; k < R; k++) {
+            m[k] = 0.0f;
+            u[k] = legacy_u<T>(blk[k], l, &d[k], &m[k]);
+        }
+#pragma unroll
+        for (int t = 0; t < N; t++) {
+            if (t >= n)
+                break;
+            const uint8_t *at = a + (size_t)t * act_row_bytes;
+            float da = act_f(at, 0);
+            int q = act4(at, 8 + 4 * (size_t)l);
+#pragma unroll
+            for (int k = 0; k < R; k++)
+                acc[k][t] = __fmaf_rn(__fmul_rn(d[k], da), dp4a_f(u[k], q), acc[k][t]);
+        }
+        if (T != GGML_TYPE_Q8_0) {
+#pragma unroll
+            for (int j = 0; j < q8_own<N>::n; j++) {
+                int t = l + 8 * j;
+                if (t < n) {
+                    float sa = act_f(a + (size_t)t * act_row_bytes, 1);
+#pragma unroll
+                    for (int k = 0; k < R; k++)
+                        sacc[k][j] = __fadd_rn(sacc[k][j], __fmul_rn(legacy_k<T>(d[k], m[k]), sa));
+                }
             }
         }
     }
@@ -427,22 +424,17 @@ __global__ static void __launch_bounds__(Q8_WARPS * 32)
     // token rows (and registers) a lane carries, the more iterations are
     // unrolled and their loads issued together; as many as ptxas keeps
     // without spilling (-Xptxas -v, sm_90: 32 to 80 registers). (cudasim
-    // ignores the pragma: maybe_unused.) A prefill's chunks of a 32-element
-    // type take R rows a lane instead (block_q8_rows).
+    // ignores the pragma: maybe_unused.) A prefill's chunks take R rows a
+    // lane instead (R_PREFILL).
     [[maybe_unused]] constexpr int UNROLL = R > 1 ? 1 : K ? (N <= 4 ? 4 : 2) : (N <= 2 ? 8 : N <= 4 ? 4 : 2);
     int nb = in / VALUES;
 #pragma unroll UNROLL
     for (int b = 0; b < nb; b++) {
-        if constexpr (R > 1) {
-            const uint8_t *blk[R];
+        const uint8_t *blk[R];
 #pragma unroll
-            for (int k = 0; k < R; k++)
-                blk[k] = wr[k] + (size_t)b * qblock<T>::bytes;
-            block_q8_rows<T, N, R>(blk, act + (size_t)b * ACT_BYTES, act_row_bytes, n, l, acc, sacc);
-        } else {
-            block_q8<T, N>(wr[0] + (size_t)b * qblock<T>::bytes, act + (size_t)b * ACT_BYTES, act_row_bytes, n, l,
-                           acc[0], sacc[0]);
-        }
+        for (int k = 0; k < R; k++)
+            blk[k] = wr[k] + (size_t)b * qblock<T>::bytes;
+        block_q8<T, N, R>(blk, act + (size_t)b * ACT_BYTES, act_row_bytes, n, l, acc, sacc);
     }
     // the horizontal sum: (a0 + a4) + (a2 + a6), (a1 + a5) + (a3 + a7), then
     // those two; then the offset sum from the lane that owns it
@@ -463,14 +455,15 @@ __global__ static void __launch_bounds__(Q8_WARPS * 32)
         }
 }
 
-// Rows a lane takes: R_PREFILL for a prefill of more than Q8_N token rows
-// on a 32-element type, where each block's weight quants meet 16 token
-// rows a chunk and the activations' loads were two for each dp4a, and the
+// Rows a lane takes: R_PREFILL (R_PREFILL_K for the K types, whose blocks
+// hold more a lane) for a prefill of more than Q8_N token rows, where each
+// block's weight quants meet 16 token rows a chunk, the activations' loads
+// were as many as the dp4a (more for the 32-element types), and the
 // chunks keep the grid wide; 1 for a decode step (up to 16 sequences: R
-// rows a lane would leave a quarter of the blocks, on a grid that is
-// already narrow) and for the K types (their 8 sub-block products a token
-// already share one activation row's loads).
+// rows a lane would leave 1 / R of the blocks, on a grid that is already
+// narrow).
 #define R_PREFILL 4
+#define R_PREFILL_K 2
 
 // RAGD_CUDA_Q8_PREFILL_ROWS=1 keeps one row a lane in a prefill too (the
 // benchmark's comparison; the same values either way). Read once.
@@ -508,10 +501,10 @@ static void launch_q8_n(cudaStream_t s, const void *w, size_t row_bytes, const v
         launch_q8<T, 4, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
     else if (n <= 8)
         launch_q8<T, 8, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
-    else if (n <= Q8_N || K || !prefill_rows())
+    else if (n <= Q8_N || !prefill_rows())
         launch_q8<T, Q8_N, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
     else
-        launch_q8<T, Q8_N, R_PREFILL>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+        launch_q8<T, Q8_N, K ? R_PREFILL_K : R_PREFILL>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
 }
 
 rg_status dec_cu_matvec_q8(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const void *act, int n,
