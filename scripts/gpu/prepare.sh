@@ -9,7 +9,7 @@
 #      fallback build and the half-size embedding model (remade alone,
 #      MODEL_ONLY=1, when scripts/gpu/half_model.py changed)
 #   2. scripts/gpu/split_model.sh: the generator's GGUF in parts of
-#      PART_MIB (default 2) MiB, so that the calls can be filled to the brim
+#      PART_MIB (default 1) MiB, so that the calls can be filled to the brim
 #   3. scripts/gpu/prebuild.sh: the binaries for sm_90 and their libraries
 #      (skipped when gpu-deps/prebuilt was built from exactly this tree's
 #      sources, unless FRESH=1)
@@ -34,7 +34,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 deps=$root/gpu-deps
 gen_src=${GEN_MODEL:-${RAGD_MODELS:-$root/models}/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf}
-part_mib=${PART_MIB:-2}
+part_mib=${PART_MIB:-1}
 t_all=$SECONDS
 log() { echo "prepare: $*"; }
 
