@@ -62,6 +62,13 @@ extern "C" {
 
 namespace {
 
+// The attention geometry of the model's layers.
+dec_cu_heads heads_of(const llama_config *cfg)
+{
+    return dec_cu_heads{(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, (int)cfg->rope_dim,
+                        cfg->rope_neox, (int)(cfg->n_head_kv * cfg->head_dim)};
+}
+
 struct dev_layer {
     dec_cu_mat wqkv, wo, wgu, wdown; // [qd + 2 kvd, E], [E, qd], [2F, E], [E, F]
     float *attn_norm, *ffn_norm;     // [E]
@@ -497,7 +504,7 @@ extern "C" rg_status decoder_cuda_create(const rg_decoder *d, rg_decoder_cuda **
     c->matrix_bytes = p.matrix_bytes;
     c->xt = c->q8 ? DEC_CU_F32 : c->act;
     {
-        dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, (int)cfg->rope_dim, 0, 0};
+        dec_cu_heads g = heads_of(cfg);
         c->ggml = c->q8 && dec_cu_attention_ggml_takes(&g);
         if (c->q8 && !c->ggml)
             LOG_WARN("CUDA decoder: head size %zu: attention in the GPU's own order (the CPU arithmetic's kernel "
@@ -570,7 +577,7 @@ static rg_status grow_acts(rg_decoder_cuda *c, size_t n, rg_err *e)
     size_t E = cfg->n_embd, qd = cfg->n_head * cfg->head_dim, W = qd + 2 * cfg->n_head_kv * cfg->head_dim,
            F = cfg->n_ff, es = c->xt == DEC_CU_F32 ? 4 : 2;
     int att_tokens = n < DEC_ATT_SPLIT_TOKENS ? (int)n : DEC_ATT_SPLIT_TOKENS;
-    dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, 0, 0, 0};
+    dec_cu_heads g = heads_of(cfg);
     // a q8 decoder: room for any product's input quantized (either kind)
     size_t q8_row = 0;
     if (c->q8)
@@ -682,8 +689,7 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
         }
     }
     if (c->ggml) {
-        dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, (int)cfg->rope_dim,
-                          cfg->rope_neox, (int)(cfg->n_head_kv * cfg->head_dim)};
+        dec_cu_heads g = heads_of(cfg);
         dec_cu_attention_ggml_runs(c->htok, N, &g, c->att_runs ? N : 1);
     }
     for (size_t i = 0; i < n_out; i++)
@@ -723,9 +729,8 @@ static rg_status forward_locked(rg_decoder_cuda *c, const rg_decoder *d, rg_kv_c
 static rg_status run_layers(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
 {
     const llama_config *cfg = &c->cfg;
-    int E = (int)cfg->n_embd, kvd = (int)(cfg->n_head_kv * cfg->head_dim), F = (int)cfg->n_ff;
-    dec_cu_heads g = {(int)cfg->n_head, (int)cfg->n_head_kv, (int)cfg->head_dim, (int)cfg->rope_dim,
-                      cfg->rope_neox, kvd};
+    int E = (int)cfg->n_embd, F = (int)cfg->n_ff;
+    const dec_cu_heads g = heads_of(cfg);
     cudaStream_t s = c->cx.stream;
     rg_status st;
     const acts &a = c->a;

@@ -353,9 +353,8 @@ __device__ static int att_v_sums(const att_v &v, W weights)
             }
         }
     }
-    __syncthreads(); // (lane_sums may be read by a later pass over it)
 #pragma unroll
-    for (int k = 0; k < SLOTS; k++)
+    for (int k = 0; k < SLOTS; k++) // (each thread its own slots; read after the caller's barrier)
         if (k < mine)
             v.lane_sums[tid + k * bd] = acc[k];
     return last0;

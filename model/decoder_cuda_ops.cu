@@ -236,7 +236,7 @@ static rg_status attention_call(const float *q, size_t n, const dec_cuda_ops_hea
     dec_cu_q8_out qo;
     size_t q8_bytes;
     rg_status st = upload_tokens(s, caches, pos, n, n_layer, kvd, ht, e);
-    if (ggml) // a prefill's tokens in runs, as the decoder groups them
+    if (!st && ggml) // a prefill's tokens in runs, as the decoder groups them
         dec_cu_attention_ggml_runs(ht, (int)n, &h, (int)n);
     if (!st && !((st = s.upload(&dq, q, n * qd)) || (st = s.upload(&dout, (const float *)nullptr, n * qd)) ||
                  (st = s.upload(&dtok, (const dec_cu_tok *)ht, n)) ||
