@@ -48,6 +48,8 @@ static const char serve_help[] =
     "  --workers N         ingestion worker threads (default 2)\n"
     "  --queue N           most ingestion tasks waiting before uploads get 503 (default 1024)\n"
     "  --threads N         HTTP threads (default 8)\n"
+    "  --idle-timeout S    close a connection that sends or receives nothing for S\n"
+    "                      seconds (default 120; a quiet stream sends keep-alives)\n"
     "  --chunk-tokens N    target chunk size in tokens (default 256)\n"
     "  --chunk-overlap N   overlap between chunks in tokens (default 32)\n"
     "  --verbose           log debug messages\n";
@@ -66,7 +68,7 @@ int cli_serve(int argc, char **argv)
         {"--gen-model", NULL, 1, NULL, 0}, {"--chat-template", NULL, 1, NULL, 0},
         {"--kv-cache-mb", NULL, 1, NULL, 0}, {"--gen-max-seqs", NULL, 1, NULL, 0},
         {"--gen-queue", NULL, 1, NULL, 0}, {"--gen-prefill-tokens", NULL, 1, NULL, 0},
-        {"--default-max-tokens", NULL, 1, NULL, 0},
+        {"--default-max-tokens", NULL, 1, NULL, 0}, {"--idle-timeout", NULL, 1, NULL, 0},
     };
     size_t n = sizeof opts / sizeof opts[0], npos;
     const char *pos[1];
@@ -134,6 +136,7 @@ int cli_serve(int argc, char **argv)
         cli_size(cli_opt(opts, n, "--workers"), 1, 64, &cfg.pipeline.workers) ||
         cli_size(cli_opt(opts, n, "--queue"), 1, 1000000, &cfg.pipeline.queue_capacity) ||
         cli_size(cli_opt(opts, n, "--threads"), 1, 256, &cfg.threads) ||
+        cli_size(cli_opt(opts, n, "--idle-timeout"), 1, 86400, &cfg.idle_timeout_s) ||
         cli_size(cli_opt(opts, n, "--rerank-max-passages"), 1, 100000, &cfg.rerank_max_passages) ||
         cli_size(cli_opt(opts, n, "--chunk-tokens"), 16, 8192, &chunk) ||
         cli_size(cli_opt(opts, n, "--chunk-overlap"), 0, 4096, &overlap))

@@ -11,14 +11,22 @@
  * none yet (libmicrohttpd calls again), so a stream never holds its HTTP
  * thread for long. When the client goes away libmicrohttpd destroys the
  * response, and stream_free cancels the sequence: the engine frees its
- * cache at the next step. */
+ * cache at the next step.
+ *
+ * A sequence may wait long for its first token (queued behind a full
+ * batch, a long prompt's prefill, a slow CPU). libmicrohttpd closes a
+ * connection that sends nothing for --idle-timeout seconds, so a stream
+ * quiet for a quarter of that sends an SSE comment (": keep-alive"), which
+ * clients skip; it also keeps proxies from dropping the stream. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/completions.h"
 #include "api/server.h"
+#include "common/fs.h"
 
 #define STREAM_WAIT_MS 200
+#define STREAM_KEEPALIVE_MAX_MS 15000
 
 typedef struct completion_stream_state {
     rg_generator *g;
@@ -27,6 +35,8 @@ typedef struct completion_stream_state {
     rg_gen_output out;
     rg_buf pending; /* SSE bytes not yet handed to libmicrohttpd */
     size_t sent;
+    int64_t quiet_since_us; /* when bytes were last handed to libmicrohttpd */
+    int64_t keepalive_us;   /* send a comment after this long without bytes */
     size_t text_sent; /* completion text streamed so far (logprobs text_offset) */
     int started;      /* the chat role chunk is out */
     int done;         /* [DONE] is queued */
@@ -137,6 +147,7 @@ static ssize_t stream_read(void *ctx, uint64_t pos, char *buf, size_t max)
                 rg_buf_reset(&s->pending);
                 s->sent = 0;
             }
+            s->quiet_since_us = clock_mono_us();
             return (ssize_t)n;
         }
         if (s->done)
@@ -150,8 +161,14 @@ static ssize_t stream_read(void *ctx, uint64_t pos, char *buf, size_t max)
         int got = generator_read(s->seq, STREAM_WAIT_MS, &s->out);
         if (got < 0)
             return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (got == 0)
-            return 0; /* nothing yet: libmicrohttpd asks again */
+        if (got == 0) {
+            if (clock_mono_us() - s->quiet_since_us < s->keepalive_us)
+                return 0; /* nothing yet: libmicrohttpd asks again */
+            rg_err e;
+            if (rg_buf_append_str(&s->pending, ": keep-alive\n\n", &e))
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            continue;
+        }
         if (s->out.text.len || s->out.n_tokens) {
             if (emit_choice(s, s->out.text.data ? s->out.text.data : "", NULL, 0))
                 return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -183,6 +200,10 @@ void completion_stream(rg_request *r, rg_generator *g, rg_gen_seq *seq, const rg
     s->g = g;
     s->seq = seq;
     s->c = *c;
+    s->quiet_since_us = clock_mono_us();
+    s->keepalive_us = (int64_t)r->server->cfg.idle_timeout_s * 250000;
+    if (s->keepalive_us > (int64_t)STREAM_KEEPALIVE_MAX_MS * 1000)
+        s->keepalive_us = (int64_t)STREAM_KEEPALIVE_MAX_MS * 1000;
     gen_output_init(&s->out);
     rg_buf_init(&s->pending, 0);
     r->res.status = 200;

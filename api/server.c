@@ -29,6 +29,7 @@ void server_config_default(rg_server_config *c)
     c->max_body_bytes = (size_t)1 << 20;
     c->max_upload_bytes = (size_t)256 << 20;
     c->threads = 8;
+    c->idle_timeout_s = 120;
     generator_opts_default(&c->gen);
     c->pipeline.workers = 2;
     c->pipeline.queue_capacity = 1024;
@@ -455,7 +456,7 @@ rg_status server_start(rg_server *srv, const rg_server_config *cfg, rg_err *e)
         on_request, srv,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_END);
     if (!srv->daemon)
         return rg_error(e, RG_ERR_IO, "cannot listen on %s:%u (in use, or not permitted)", cfg->host, cfg->port);
     srv->ready = 1;

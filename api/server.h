@@ -29,6 +29,7 @@ typedef struct rg_server_config {
     size_t max_body_bytes; /* JSON request bodies */
     size_t max_upload_bytes; /* one multipart upload request, all files together */
     size_t threads;        /* HTTP worker threads */
+    size_t idle_timeout_s; /* a connection silent this long is closed (--idle-timeout) */
     rg_pipeline_opts pipeline;
 } rg_server_config;
 

@@ -9,14 +9,18 @@ client would notice it:
   stream keeps receiving tokens meanwhile, and chunking changes no token;
 - a request without max_tokens reserves --default-max-tokens, not the whole
   context: 16 such streams all run at once under the default --kv-cache-mb,
-  and a request without max_tokens ends with "length" at the default."""
+  and a request without max_tokens ends with "length" at the default;
+- a stream queued longer than --idle-timeout is kept open by keep-alive
+  comments, and ends with its whole answer."""
 
+import json
 import socket
 import threading
 import time
 
 import pytest
 import requests
+from openai import OpenAI
 
 from conftest import RagdServer, metric_values
 from test_completions import MODEL, MODEL_FILE, QUESTIONS
@@ -234,5 +238,67 @@ def test_stopping_with_parked_requests(tmp_path):
         t.join(30)
         assert not t.is_alive()
         assert result["answer"] in ("closed", (503, "the server is shutting down")), result
+    finally:
+        s.stop()
+
+
+def test_quiet_stream_outlives_the_idle_timeout(tmp_path):
+    """A stream queued behind a full batch sends nothing until its turn; the
+    server closes connections silent for --idle-timeout seconds, so a quiet
+    stream sends SSE comments (": keep-alive") meanwhile. Here the batch
+    holds one sequence and the idle timeout is 2 s: streams queued behind a
+    6-second one still get their whole answers, through requests (the
+    comments seen) and through the openai client (which skips them)."""
+    s = RagdServer(tmp_path / "data", extra_args=("--gen-model", str(MODEL_FILE), "--gen-max-seqs", "1",
+                                                  "--idle-timeout", "2"))
+    try:
+        # SmolLM2's end tokens (<|endoftext|> 0, <|im_end|> 2) banned: the
+        # first stream runs its whole max_tokens, some 6 s on a 2-core CPU
+        first = requests.post(s.url + "/v1/chat/completions", stream=True, timeout=120, json=chat_body(
+            "Write a long story about a lighthouse.", stream=True, max_tokens=250,
+            logit_bias={"0": -100, "2": -100}))
+        assert first.status_code == 200
+        assert wait_metric(s, "ragd_generator_sequences", lambda v: v == 1) == 1
+        client = OpenAI(base_url=s.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+        got = {}
+
+        def raw():
+            t0 = time.monotonic()
+            r = requests.post(s.url + "/v1/chat/completions", stream=True, timeout=120,
+                              json=chat_body(QUESTIONS[0], stream=True, max_tokens=16))
+            lines = []
+            for line in r.iter_lines():
+                if line:
+                    lines.append((time.monotonic() - t0, line))
+            got["raw"] = lines
+
+        def sdk():
+            text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": QUESTIONS[1]}], temperature=0, max_tokens=16,
+                stream=True) if c.choices)
+            got["sdk"] = text
+
+        def run(f):
+            try:
+                f()
+            except Exception as exc:  # noqa: BLE001 - asserted below
+                got[f.__name__] = exc
+
+        threads = [threading.Thread(target=run, args=(f,)) for f in (raw, sdk)]
+        for t in threads:
+            t.start()
+        chunks = [json.loads(line[6:]) for line in first.iter_lines() if line.startswith(b"data: {")]
+        assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+        for t in threads:
+            t.join(120)
+        assert not any(t.is_alive() for t in threads)
+        assert not [v for v in got.values() if isinstance(v, Exception)], got
+        lines = got["raw"]
+        assert lines[-1][1] == b"data: [DONE]", lines[-3:]
+        content = [(at, line) for at, line in lines if line.startswith(b"data: {") and
+                   json.loads(line[6:])["choices"][0]["delta"].get("content")]
+        assert content and content[0][0] > 3, "the queued stream did not wait past the idle timeout"
+        assert any(line == b": keep-alive" for at, line in lines if at < content[0][0])
+        assert got["sdk"].strip()
     finally:
         s.stop()
