@@ -248,7 +248,8 @@ def test_quiet_stream_outlives_the_idle_timeout(tmp_path):
     stream sends SSE comments (": keep-alive") meanwhile. Here the batch
     holds one sequence and the idle timeout is 2 s: streams queued behind a
     6-second one still get their whole answers, through requests (the
-    comments seen) and through the openai client (which skips them)."""
+    comments seen) and through the openai client (which skips them); a
+    non-streaming request waiting as long is answered too."""
     s = RagdServer(tmp_path / "data", extra_args=("--gen-model", str(MODEL_FILE), "--gen-max-seqs", "1",
                                                   "--idle-timeout", "2"))
     try:
@@ -278,13 +279,16 @@ def test_quiet_stream_outlives_the_idle_timeout(tmp_path):
                 stream=True) if c.choices)
             got["sdk"] = text
 
+        def plain():  # parked (suspended) meanwhile, which libmicrohttpd does not time out
+            got["plain"] = post_chat(s, chat_body(QUESTIONS[2], max_tokens=16), timeout=120)
+
         def run(f):
             try:
                 f()
             except Exception as exc:  # noqa: BLE001 - asserted below
                 got[f.__name__] = exc
 
-        threads = [threading.Thread(target=run, args=(f,)) for f in (raw, sdk)]
+        threads = [threading.Thread(target=run, args=(f,)) for f in (raw, sdk, plain)]
         for t in threads:
             t.start()
         chunks = [json.loads(line[6:]) for line in first.iter_lines() if line.startswith(b"data: {")]
@@ -300,5 +304,6 @@ def test_quiet_stream_outlives_the_idle_timeout(tmp_path):
         assert content and content[0][0] > 3, "the queued stream did not wait past the idle timeout"
         assert any(line == b": keep-alive" for at, line in lines if at < content[0][0])
         assert got["sdk"].strip()
+        assert got["plain"]["choices"][0]["message"]["content"].strip()
     finally:
         s.stop()
