@@ -7,17 +7,19 @@
  * chunk with "choices": [] and the usage, then "data: [DONE]". Completions:
  * chunks with choices[0].text, the last with finish_reason.
  *
- * The callback waits a short while for output and returns 0 when there is
- * none yet (libmicrohttpd calls again), so a stream never holds its HTTP
- * thread for long. When the client goes away libmicrohttpd destroys the
- * response, and stream_free cancels the sequence: the engine frees its
- * cache at the next step.
+ * When the sequence has nothing new the callback parks the connection
+ * (completions_wait.c) and returns 0; the engine's on_output resumes it and
+ * libmicrohttpd calls again. So a waiting stream holds no HTTP thread: with
+ * a blocking wait instead, every stream queued behind a full batch stalled
+ * the running streams that share its thread. When the client goes away
+ * libmicrohttpd destroys the response, and stream_free cancels the
+ * sequence: the engine frees its cache at the next step.
  *
  * A sequence may wait long for its first token (queued behind a full
- * batch, a long prompt's prefill, a slow CPU). libmicrohttpd closes a
- * connection that sends nothing for --idle-timeout seconds, so a stream
- * quiet for a quarter of that sends an SSE comment (": keep-alive"), which
- * clients skip; it also keeps proxies from dropping the stream. */
+ * batch, a long prompt's prefill, a slow CPU). A stream quiet for a quarter
+ * of --idle-timeout (at most 15 s) sends an SSE comment (": keep-alive"),
+ * which clients skip: proxies keep the stream, and libmicrohttpd's idle
+ * timeout, which runs whenever the connection is not parked, never fires. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,12 +27,14 @@
 #include "api/server.h"
 #include "common/fs.h"
 
-#define STREAM_WAIT_MS 200
+#define STREAM_WAIT_MS 200 /* a blocking read's wait, when nothing can be parked (shutdown) */
 #define STREAM_KEEPALIVE_MAX_MS 15000
 
 typedef struct completion_stream_state {
     rg_generator *g;
     rg_gen_seq *seq;
+    rg_completion_wait *cw; /* owns seq */
+    struct MHD_Connection *conn;
     rg_completion c;
     rg_gen_output out;
     rg_buf pending; /* SSE bytes not yet handed to libmicrohttpd */
@@ -158,16 +162,23 @@ static ssize_t stream_read(void *ctx, uint64_t pos, char *buf, size_t max)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             continue;
         }
-        int got = generator_read(s->seq, STREAM_WAIT_MS, &s->out);
+        completion_wait_arm(s->cw); /* before looking: output after this resumes a park */
+        int got = generator_read(s->seq, 0, &s->out);
         if (got < 0)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         if (got == 0) {
-            if (clock_mono_us() - s->quiet_since_us < s->keepalive_us)
-                return 0; /* nothing yet: libmicrohttpd asks again */
-            rg_err e;
-            if (rg_buf_append_str(&s->pending, ": keep-alive\n\n", &e))
-                return MHD_CONTENT_READER_END_WITH_ERROR;
-            continue;
+            int64_t keepalive_at = s->quiet_since_us + s->keepalive_us;
+            if (clock_mono_us() >= keepalive_at) {
+                rg_err e;
+                if (rg_buf_append_str(&s->pending, ": keep-alive\n\n", &e))
+                    return MHD_CONTENT_READER_END_WITH_ERROR;
+                continue;
+            }
+            if (completion_wait_suspend(s->cw, s->conn, keepalive_at) == 0)
+                return 0; /* parked: libmicrohttpd calls again once resumed */
+            /* shutting down, nothing can be parked: wait here a little */
+            if ((got = generator_read(s->seq, STREAM_WAIT_MS, &s->out)) <= 0)
+                return got < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : 0;
         }
         if (s->out.text.len || s->out.n_tokens) {
             if (emit_choice(s, s->out.text.data ? s->out.text.data : "", NULL, 0))
@@ -183,22 +194,24 @@ static ssize_t stream_read(void *ctx, uint64_t pos, char *buf, size_t max)
 static void stream_free(void *ctx)
 {
     completion_stream_state *s = ctx;
-    generator_release(s->seq); /* cancels it when the client left early */
+    completion_wait_free(s->cw); /* cancels the sequence when the client left early */
     gen_output_free(&s->out);
     rg_buf_free(&s->pending);
     free(s);
 }
 
-void completion_stream(rg_request *r, rg_generator *g, rg_gen_seq *seq, const rg_completion *c)
+void completion_stream(rg_request *r, rg_completion_wait *cw, const rg_completion *c)
 {
     completion_stream_state *s = calloc(1, sizeof *s);
     if (!s) {
-        generator_release(seq);
+        completion_wait_free(cw);
         http_error(r, 500, "internal_error", "out of memory");
         return;
     }
-    s->g = g;
-    s->seq = seq;
+    s->g = r->server->generator;
+    s->seq = completion_wait_seq(cw);
+    s->cw = cw;
+    s->conn = r->conn;
     s->c = *c;
     s->quiet_since_us = clock_mono_us();
     s->keepalive_us = (int64_t)r->server->cfg.idle_timeout_s * 250000;

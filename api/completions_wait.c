@@ -1,14 +1,17 @@
-/* Non-streaming completions without a blocked HTTP thread: the connection
- * is suspended while the sequence runs and resumed when it ends (see
- * completions.h). One waiter thread per server does the resuming and
- * watches the parked sockets for clients that hang up.
+/* Completions without a blocked HTTP thread: a non-streaming request's
+ * connection is suspended while its sequence runs and resumed when it ends;
+ * a stream's is suspended whenever it has nothing to send and resumed when
+ * its sequence has new output or a keep-alive is due (see completions.h).
+ * One waiter thread per server does the resuming and watches the parked
+ * sockets for clients that hang up.
  *
- * Lifetimes: a wait belongs to its request (rg_conn). While parked it is
- * also on the waiter's list, which only the waiter thread removes from, and
- * only when it resumes the connection; libmicrohttpd cannot end a suspended
- * connection, so a wait on the list is always alive. The engine's on_finish
- * runs under the engine's lock, and the request releases its sequence (which
- * takes that lock) before it frees the wait, so on_finish never outlives it. */
+ * Lifetimes: a wait belongs to its request (rg_conn) or its stream's
+ * response. While parked it is also on the waiter's list, which only the
+ * waiter thread removes from, and only when it resumes the connection;
+ * libmicrohttpd cannot end a suspended connection, so a wait on the list is
+ * always alive. The engine's callbacks run under the engine's lock, and the
+ * owner releases its sequence (which takes that lock) before it frees the
+ * wait, so no callback outlives it. */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include <errno.h>
 #include <poll.h>
@@ -22,6 +25,7 @@
 #include <unistd.h>
 
 #include "api/completions.h"
+#include "common/fs.h"
 #include "common/log.h"
 
 struct rg_completion_wait {
@@ -31,7 +35,8 @@ struct rg_completion_wait {
     rg_gen_seq *seq;
     struct MHD_Connection *conn;
     int fd;                  /* the client socket, -1 when unknown */
-    atomic_int finished;     /* set by the engine's on_finish */
+    atomic_int ready;        /* set by the engine: finished, or (a stream) new output */
+    int64_t wake_at_us;      /* (under w->mu) a stream's keep-alive time, 0 = none */
     int cancelled;           /* (waiter thread) the client hung up: cancel sent */
     rg_completion_wait *next; /* (under w->mu) the parked list */
 };
@@ -52,25 +57,30 @@ static void waiter_wake(rg_completion_waiter *w)
     (void)rc;
 }
 
-/* The engine's on_finish: under its lock, so only a flag and a wakeup. */
-static void wait_on_finish(void *ctx)
+/* The engine's on_finish / on_output: under its lock, so only a flag and a
+ * wakeup. */
+static void wait_on_ready(void *ctx)
 {
     rg_completion_wait *cw = ctx;
-    atomic_store(&cw->finished, 1);
+    atomic_store(&cw->ready, 1);
     waiter_wake(cw->w);
 }
 
-/* Takes every finished wait off the list (under mu). */
-static rg_completion_wait *take_finished(rg_completion_waiter *w)
+/* Takes every wait that is ready or due off the list (under mu); *next_us
+ * becomes the earliest deadline left, 0 when none. */
+static rg_completion_wait *take_ready(rg_completion_waiter *w, int64_t now_us, int64_t *next_us)
 {
     rg_completion_wait *done = NULL, **pp = &w->parked;
+    *next_us = 0;
     while (*pp) {
         rg_completion_wait *cw = *pp;
-        if (atomic_load(&cw->finished)) {
+        if (atomic_load(&cw->ready) || (cw->wake_at_us && cw->wake_at_us <= now_us)) {
             *pp = cw->next;
             cw->next = done;
             done = cw;
         } else {
+            if (cw->wake_at_us && (!*next_us || cw->wake_at_us < *next_us))
+                *next_us = cw->wake_at_us;
             pp = &cw->next;
         }
     }
@@ -99,7 +109,8 @@ static void *waiter_main(void *arg)
             pthread_mutex_unlock(&w->mu);
             break;
         }
-        rg_completion_wait *done = take_finished(w);
+        int64_t now = clock_mono_us(), next_us;
+        rg_completion_wait *done = take_ready(w, now, &next_us);
         size_t n = 0;
         for (rg_completion_wait *cw = w->parked; cw; cw = cw->next)
             n++;
@@ -136,7 +147,10 @@ static void *waiter_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         resume_all(done);
 
-        int rc = poll(set, (nfds_t)(watched + 1), watched < n ? 100 : -1);
+        int timeout_ms = next_us ? (int)((next_us - now + 999) / 1000) : -1;
+        if (watched < n && (timeout_ms < 0 || timeout_ms > 100))
+            timeout_ms = 100;
+        int rc = poll(set, (nfds_t)(watched + 1), timeout_ms);
         if (rc < 0 && errno != EINTR) {
             LOG_WARN("completion waiter: poll: %s", strerror(errno));
             struct timespec ts = {0, 10 * 1000000L};
@@ -152,7 +166,7 @@ static void *waiter_main(void *arg)
             /* entries leave the list only here, so who[i] is still parked */
             if (set[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
                 who[i]->cancelled = 1;
-                generator_cancel(who[i]->seq); /* its on_finish follows at the engine's next step */
+                generator_cancel(who[i]->seq); /* its finish follows at the engine's next step */
             }
         }
     }
@@ -211,7 +225,8 @@ void completion_waiter_free(rg_completion_waiter *w)
     free(w);
 }
 
-rg_completion_wait *completion_wait_new(rg_completion_waiter *w, rg_gen_request *req, const rg_completion *c)
+rg_completion_wait *completion_wait_new(rg_completion_waiter *w, rg_gen_request *req, const rg_completion *c,
+                                        int stream)
 {
     rg_completion_wait *cw = calloc(1, sizeof *cw);
     if (!cw)
@@ -219,9 +234,25 @@ rg_completion_wait *completion_wait_new(rg_completion_waiter *w, rg_gen_request 
     cw->w = w;
     cw->c = *c;
     cw->fd = -1;
-    req->on_finish = wait_on_finish;
-    req->on_finish_ctx = cw;
+    if (stream) {
+        req->on_output = wait_on_ready;
+        req->on_output_ctx = cw;
+    } else {
+        req->on_finish = wait_on_ready;
+        req->on_finish_ctx = cw;
+    }
     return cw;
+}
+
+void completion_wait_bind(rg_completion_wait *cw, rg_generator *g, rg_gen_seq *seq)
+{
+    cw->g = g;
+    cw->seq = seq;
+}
+
+rg_gen_seq *completion_wait_seq(const rg_completion_wait *cw)
+{
+    return cw->seq;
 }
 
 void completion_wait_free(rg_completion_wait *cw)
@@ -237,26 +268,51 @@ static void park_free(void *ctx)
     completion_wait_free(ctx);
 }
 
-static void park(rg_request *r)
+/* Puts a suspended connection's wait on the list, unless the waiter is
+ * stopping (nobody would resume it then): returns -1 and lists nothing. */
+static int list_parked(rg_completion_wait *cw, struct MHD_Connection *conn, int64_t wake_at_us)
 {
-    rg_completion_wait *cw = r->res.park_ctx;
     rg_completion_waiter *w = cw->w;
-    cw->conn = r->conn;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    cw->fd = ci ? ci->connect_fd : -1;
+    if (!cw->conn) {
+        cw->conn = conn;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        cw->fd = ci ? ci->connect_fd : -1;
+    }
     pthread_mutex_lock(&w->mu);
     int stopping = w->stopping;
     if (!stopping) {
+        cw->wake_at_us = wake_at_us;
         cw->next = w->parked;
         w->parked = cw;
     }
     pthread_mutex_unlock(&w->mu);
-    if (stopping) { /* nobody would resume it: answer the shutdown now */
+    if (!stopping)
+        waiter_wake(w); /* it may be ready already */
+    return stopping ? -1 : 0;
+}
+
+static void park(rg_request *r)
+{
+    rg_completion_wait *cw = r->res.park_ctx;
+    if (list_parked(cw, r->conn, 0)) { /* answer the shutdown now */
         generator_cancel(cw->seq);
         MHD_resume_connection(r->conn);
-        return;
     }
-    waiter_wake(w); /* it may have finished already */
+}
+
+void completion_wait_arm(rg_completion_wait *cw)
+{
+    atomic_store(&cw->ready, 0);
+}
+
+int completion_wait_suspend(rg_completion_wait *cw, struct MHD_Connection *conn, int64_t wake_at_us)
+{
+    MHD_suspend_connection(conn);
+    if (list_parked(cw, conn, wake_at_us)) {
+        MHD_resume_connection(conn);
+        return -1;
+    }
+    return 0;
 }
 
 static void unpark(rg_request *r)
@@ -284,10 +340,8 @@ static void unpark(rg_request *r)
     completion_wait_free(cw);
 }
 
-void completion_wait_park(rg_request *r, rg_completion_wait *cw, rg_generator *g, rg_gen_seq *seq)
+void completion_wait_park(rg_request *r, rg_completion_wait *cw)
 {
-    cw->g = g;
-    cw->seq = seq;
     r->res.park = park;
     r->res.unpark = unpark;
     r->res.park_free = park_free;

@@ -543,10 +543,11 @@ static void route_generate(rg_request *r, int chat)
     req.prompt = ids.ids;
     req.n_prompt = ids.n;
     completion_id(&c, r);
-    /* non-streaming: the connection is parked until the sequence ends, so
-     * the HTTP thread serves others meanwhile (completions_wait.c) */
-    rg_completion_wait *cw = NULL;
-    if (!stream && !(cw = completion_wait_new(r->server->gen_waiter, &req, &c))) {
+    /* the connection is parked while there is nothing to send (until the
+     * sequence ends, or a stream's next output), so the HTTP thread serves
+     * others meanwhile (completions_wait.c) */
+    rg_completion_wait *cw = completion_wait_new(r->server->gen_waiter, &req, &c, stream);
+    if (!cw) {
         bpe_ids_free(&ids);
         cJSON_Delete(body);
         http_error(r, 500, "internal_error", "out of memory");
@@ -562,10 +563,11 @@ static void route_generate(rg_request *r, int chat)
         http_fail(r, &e);
         return;
     }
+    completion_wait_bind(cw, g, seq);
     if (stream)
-        completion_stream(r, g, seq, &c);
+        completion_stream(r, cw, &c);
     else
-        completion_wait_park(r, cw, g, seq);
+        completion_wait_park(r, cw);
 }
 
 void route_completions(rg_request *r)

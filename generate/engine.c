@@ -29,6 +29,8 @@ struct rg_gen_seq {
     size_t top_logprobs;
     void (*on_finish)(void *ctx); /* (under g->mu) cleared once called or released */
     void *on_finish_ctx;
+    void (*on_output)(void *ctx); /* (under g->mu) cleared when released */
+    void *on_output_ctx;
 
     /* worker state (worker) */
     rg_kv_cache *kv; /* allocated at the first prefill chunk */
@@ -150,11 +152,19 @@ static void seq_free(rg_gen_seq *s)
     free(s);
 }
 
+/* The channel has something new for generator_read (under g->mu). */
+static void seq_changed(rg_gen_seq *s)
+{
+    pthread_cond_broadcast(&s->changed);
+    if (s->on_output)
+        s->on_output(s->on_output_ctx);
+}
+
 /* The sequence has its finish reason (under g->mu): wakes its reader and
  * tells its owner, once. */
 static void seq_finished(rg_gen_seq *s)
 {
-    pthread_cond_broadcast(&s->changed);
+    seq_changed(s);
     if (s->on_finish) {
         void (*fn)(void *) = s->on_finish;
         s->on_finish = NULL;
@@ -178,7 +188,7 @@ static void channel_text(rg_generator *g, rg_gen_seq *s, const char *text, size_
     rg_err e;
     if (rg_buf_append(&s->out, text, n, &e) != RG_OK)
         s->oom = 1;
-    pthread_cond_broadcast(&s->changed);
+    seq_changed(s);
     pthread_mutex_unlock(&g->mu);
 }
 
@@ -844,6 +854,8 @@ rg_status generator_submit(rg_generator *g, const rg_gen_request *req, rg_gen_se
     s->logprobs = req->logprobs;
     s->on_finish = req->on_finish;
     s->on_finish_ctx = req->on_finish_ctx;
+    s->on_output = req->on_output;
+    s->on_output_ctx = req->on_output_ctx;
     s->top_logprobs = req->logprobs ? req->top_logprobs : 0;
     for (size_t i = 0; i < req->n_stop; i++) {
         if (!req->stop[i] || !req->stop[i][0])
@@ -949,6 +961,7 @@ void generator_release(rg_gen_seq *s)
     generator_cancel(s);
     pthread_mutex_lock(&g->mu);
     s->on_finish = NULL;
+    s->on_output = NULL;
     seq_unref(s);
     pthread_mutex_unlock(&g->mu);
 }

@@ -13,10 +13,14 @@
  *     while another sequence decodes beside it;
  *   - a request without max_tokens reserves default_max_tokens, not the
  *     whole context, and ends there with "length";
- *   - on_finish is called once when a sequence ends, never after release.
+ *   - on_finish is called once when a sequence ends, never after release;
+ *   - on_output announces every piece of output and the end: a reader that
+ *     only waits for it between non-blocking reads (as the API's parked
+ *     streams do) gets the whole text and the finish.
  * The model is SmolLM2-135M-Instruct.Q4_1.gguf under $RAGD_MODELS or ./models
  * ($RAGD_GEN_MODEL names another); without it the test fails saying where
  * it looked (`make models` installs it). */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +110,21 @@ static int idle(const rg_gen_stats *s)
 static void count_finish(void *ctx)
 {
     (*(int *)ctx)++;
+}
+
+static void flag_output(void *ctx)
+{
+    atomic_store((atomic_int *)ctx, 1);
+}
+
+/* Waits up to 30 s for *flag; 0 on timeout. */
+static int wait_flag(atomic_int *flag)
+{
+    for (int i = 0; i < 30000 && !atomic_load(flag); i++) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return atomic_load(flag);
 }
 
 /* Greedy tokens of req on g with logprobs; the caller frees out. */
@@ -208,6 +227,41 @@ int main(void)
         generator_release(s);
         gen_output_free(&out);
         CHECK(finished == 1);
+    }
+
+    /* on_output: read without ever blocking in generator_read, waiting only
+     * for on_output after an empty read (a parked stream): whole text */
+    {
+        rg_gen_request r;
+        greedy_request(&r, &ids[5], GEN_TOKENS);
+        atomic_int ready = 0;
+        r.on_output = flag_output;
+        r.on_output_ctx = &ready;
+        rg_gen_seq *s = NULL;
+        CHECK_OK(generator_submit(g, &r, &s, &e), e);
+        rg_gen_output out;
+        gen_output_init(&out);
+        int waits = 0, woken = 1, pieces = 0;
+        while (out.finish == RG_GEN_RUNNING && woken) {
+            atomic_store(&ready, 0); /* before looking, as completion_wait_arm */
+            int got = generator_read(s, 0, &out);
+            CHECK(got >= 0);
+            if (got == 0) {
+                waits++;
+                woken = wait_flag(&ready);
+            } else if (out.finish == RG_GEN_RUNNING) {
+                pieces++;
+            }
+        }
+        CHECK_MSG(woken, "no on_output within 30 s after an empty read (wait %d)", waits);
+        CHECK_MSG(waits > 0, "the reader never waited: the test proves nothing");
+        /* text announced as it comes, not only with the finish */
+        CHECK_MSG(pieces >= 2, "only %d reads got text before the end", pieces);
+        CHECK_MSG(out.text.len == short_whole.text.len && !memcmp(out.text.data, short_whole.text.data, out.text.len),
+                  "text read on on_output differs from the whole text");
+        check_same_tokens("read on on_output", &short_whole, &out);
+        generator_release(s);
+        gen_output_free(&out);
     }
 
     /* each alone */
