@@ -62,8 +62,10 @@ static void waiter_wake(rg_completion_waiter *w)
 static void wait_on_ready(void *ctx)
 {
     rg_completion_wait *cw = ctx;
-    atomic_store(&cw->ready, 1);
-    waiter_wake(cw->w);
+    /* a stream is told of every piece: wake only on 0 -> 1, as the waiter
+     * (or the reader's next arm) has not seen this readiness yet */
+    if (!atomic_exchange(&cw->ready, 1))
+        waiter_wake(cw->w);
 }
 
 /* Takes every wait that is ready or due off the list (under mu); *next_us

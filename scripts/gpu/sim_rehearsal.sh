@@ -8,8 +8,8 @@
 # prebuilt binaries, where the CUDA steps can only SKIP; this checks those
 # steps. Speed means nothing here.
 #
-#   scripts/gpu/sim_rehearsal.sh [BUILD_DIR] [SCRATCH_DIR]
-#                         (defaults: build, /tmp/ragd-gpu-sim-rehearsal)
+#   [SIM_STAGE=encoder|decoder] scripts/gpu/sim_rehearsal.sh [BUILD_DIR] [SCRATCH_DIR]
+#                         (defaults: both stages, build, /tmp/ragd-gpu-sim-rehearsal)
 #
 # BUILD_DIR holds the cudasim builds (CMake RAGD_CUDASIM=ON, the default
 # where nvcc is found): ragd_cudasim, test_*_sim, bench_*_sim. The
@@ -73,9 +73,11 @@ wrap bench_rerank "exec '$build/bench_rerank_sim' \"\$@\""
 wrap bench_decode_device "ids=\$(mktemp) && tr -s ' \\n' '\\n\\n' < \"\$2\" | head -n 32 | tr '\\n' ' ' > \"\$ids\" &&
 '$build/bench_decode_device_sim' \"\$1\" \"\$ids\" 3 \"\$4\" \"\$5\"; rc=\$?; rm -f \"\$ids\"; exit \$rc"
 
+sim_stage=${SIM_STAGE:-all}
+case $sim_stage in all | encoder | decoder) ;; *) echo "SIM_STAGE is encoder or decoder (default both)" >&2; exit 2 ;; esac
 t0=$SECONDS
 (cd "$scratch/tree" && env OUT="$scratch/out" BIN_DIR="$scratch/bin" LIMIT_SCALE="${LIMIT_SCALE:-16}" CALL_BUDGET_S=7200 \
-    STAGE=all BENCH=1 BENCH_DEVICE=cuda BENCH_SECONDS=1 GEN_STEPS=3 RERANK_LM_PAIRS=2 SERVE_TOKENS=2 PEER_DIR= \
+    STAGE="$sim_stage" BENCH=1 BENCH_DEVICE=cuda BENCH_SECONDS=1 GEN_STEPS=3 RERANK_LM_PAIRS=2 SERVE_TOKENS=2 PEER_DIR= \
     SERVE_REQUESTS=2 SERVE_TIMEOUT_S=900 \
     RERANK_PAIRS=8 SKIP_TESTS="embedding benchmark" bash scripts/gpu/build_and_test.sh > /dev/null 2>&1)
 rc=$?
@@ -84,11 +86,13 @@ status=0
 [ $rc = 0 ] || status=1
 grep -qE '^(FAIL|TIMEOUT)' "$scratch/out/summary.txt" && status=1
 # each CUDA step really ran its CUDA part (a SKIP would hide it)
-for want in '^PASS test_encoder_cuda' '^PASS test_cross_encoder \(CUDA pass' '^CUDA pass: 0 CHECK failures' \
-    '^PASS test_decoder_cuda ' '^PASS test_decoder_cuda_q8' '^PASS decode benchmark' '^\{"device": "cuda"' '^PASS test_lmrerank' \
-    '^test_lmrerank: f32 precision on cudasim' '^PASS rerank benchmark \(cross-encoder, cuda\)' \
-    '^PASS rerank benchmark \(causal-LM, cuda\)' '^PASS serve --device cuda \(embeddings\)' \
-    '^PASS serve --device cuda \(generator\)'; do
+wants=()
+[ "$sim_stage" = decoder ] || wants+=('^PASS test_encoder_cuda' '^PASS test_cross_encoder \(CUDA pass' '^CUDA pass: 0 CHECK failures'
+    '^PASS rerank benchmark \(cross-encoder, cuda\)' '^PASS serve --device cuda \(embeddings\)')
+[ "$sim_stage" = encoder ] || wants+=('^PASS test_decoder_cuda ' '^PASS test_decoder_cuda_q8' '^PASS decode benchmark'
+    '^\{"device": "cuda"' '^PASS test_lmrerank' '^test_lmrerank: f32 precision on cudasim'
+    '^PASS rerank benchmark \(causal-LM, cuda\)' '^PASS serve --device cuda \(generator\)')
+for want in "${wants[@]}"; do
     grep -qE "$want" "$scratch/out/summary.txt" || { echo "MISSING from the summary: $want"; status=1; }
 done
 echo "=== sim rehearsal: $([ $status = 0 ] && echo PASS || echo FAIL) in $((SECONDS - t0)) s (logs in $scratch/out)"
