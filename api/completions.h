@@ -70,6 +70,9 @@ rg_completion_wait *completion_wait_new(rg_completion_waiter *w, rg_gen_request 
  * completion_wait_free). */
 void completion_wait_bind(rg_completion_wait *cw, rg_generator *g, rg_gen_seq *seq);
 rg_gen_seq *completion_wait_seq(const rg_completion_wait *cw);
+/* The waiter saw the client hang up (or half-close its socket) while the
+ * connection was parked, and cancelled the sequence. */
+int completion_wait_client_gone(const rg_completion_wait *cw);
 /* Releases the sequence (cancelling it if it still runs) and frees the
  * wait. NULL is fine. */
 void completion_wait_free(rg_completion_wait *cw);

@@ -111,11 +111,20 @@ static int emit_end(completion_stream_state *s)
         rg_err err = s->out.err;
         if (s->out.finish == RG_GEN_CANCELLED)
             rg_error(&err, RG_ERR_BUSY, "the server is shutting down");
+        const char *type = rg_status_name(err.status);
+        unsigned code = http_status_for(err.status);
+        if (s->out.finish == RG_GEN_CANCELLED && completion_wait_client_gone(s->cw)) {
+            /* the waiter saw the socket hang up (or half-close) while the
+             * stream was parked: 499 as nginx logs it, if anyone reads it */
+            rg_error(&err, RG_ERR_INVALID, "the client closed the connection");
+            type = "client_closed_request";
+            code = 499;
+        }
         cJSON *o = cJSON_CreateObject();
         cJSON *eo = cJSON_AddObjectToObject(o, "error");
         cJSON_AddStringToObject(eo, "message", err.msg);
-        cJSON_AddStringToObject(eo, "type", rg_status_name(err.status));
-        cJSON_AddNumberToObject(eo, "code", http_status_for(err.status));
+        cJSON_AddStringToObject(eo, "type", type);
+        cJSON_AddNumberToObject(eo, "code", code);
         if (emit(s, o))
             return -1;
     } else {
@@ -176,7 +185,9 @@ static ssize_t stream_read(void *ctx, uint64_t pos, char *buf, size_t max)
             }
             if (completion_wait_suspend(s->cw, s->conn, keepalive_at) == 0)
                 return 0; /* parked: libmicrohttpd calls again once resumed */
-            /* shutting down, nothing can be parked: wait here a little */
+            /* shutting down, nothing can be parked: end the sequence as
+             * the parked ones are ended, and wait here for that */
+            generator_cancel(s->seq);
             if ((got = generator_read(s->seq, STREAM_WAIT_MS, &s->out)) <= 0)
                 return got < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : 0;
         }

@@ -257,6 +257,11 @@ rg_gen_seq *completion_wait_seq(const rg_completion_wait *cw)
     return cw->seq;
 }
 
+int completion_wait_client_gone(const rg_completion_wait *cw)
+{
+    return cw->cancelled; /* written by the waiter before it resumed cw */
+}
+
 void completion_wait_free(rg_completion_wait *cw)
 {
     if (!cw)

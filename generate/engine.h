@@ -109,10 +109,12 @@ typedef struct rg_gen_request {
      * Never called after generator_release has returned. */
     void (*on_finish)(void *ctx);
     void *on_finish_ctx;
-    /* Optional: called whenever generator_read has something new (text or
-     * the finish), so a streaming caller can sleep without a thread blocked
-     * in generator_read. Same rules as on_finish: under the engine's lock,
-     * quick, no generator_* calls, never after generator_release returned. */
+    /* Optional: called whenever generator_read has new text or the finish
+     * (a token whose text is held back, part of a character or of a
+     * possible stop string, comes with the next text), so a streaming
+     * caller can sleep without a thread blocked in generator_read. Same
+     * rules as on_finish: under the engine's lock, quick, no generator_*
+     * calls, never after generator_release returned. */
     void (*on_output)(void *ctx);
     void *on_output_ctx;
 } rg_gen_request;

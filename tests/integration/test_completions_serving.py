@@ -11,7 +11,8 @@ client would notice it:
   context: 16 such streams all run at once under the default --kv-cache-mb,
   and a request without max_tokens ends with "length" at the default;
 - a stream queued longer than --idle-timeout is kept open by keep-alive
-  comments, and ends with its whole answer."""
+  comments, and ends with its whole answer; a queued stream whose client
+  half-closes is cancelled at once."""
 
 import json
 import socket
@@ -305,5 +306,46 @@ def test_quiet_stream_outlives_the_idle_timeout(tmp_path):
         assert any(line == b": keep-alive" for at, line in lines if at < content[0][0])
         assert got["sdk"].strip()
         assert got["plain"]["choices"][0]["message"]["content"].strip()
+    finally:
+        s.stop()
+
+
+def test_queued_stream_whose_client_half_closes_is_cancelled(tmp_path):
+    """A stream waiting for output parks its connection, where
+    libmicrohttpd does not watch the socket; the server's waiter does: a
+    client that shuts its sending side while its stream waits queued
+    behind a full batch has the sequence cancelled at once (not at the end
+    of the running one), and what it still reads ends with a 499 error
+    event and [DONE]."""
+    s = RagdServer(tmp_path / "data", extra_args=("--gen-model", str(MODEL_FILE), "--gen-max-seqs", "1"))
+    try:
+        first = requests.post(s.url + "/v1/chat/completions", stream=True, timeout=120, json=chat_body(
+            "Write a long story about a lighthouse.", stream=True, max_tokens=2000,
+            logit_bias={"0": -100, "2": -100}))
+        assert first.status_code == 200
+        first_lines = first.iter_lines()
+        next(first_lines)
+        assert wait_metric(s, "ragd_generator_sequences", lambda v: v == 1) == 1
+        cancelled = metric(s, "ragd_generator_cancelled_total")
+        body = json.dumps(chat_body(QUESTIONS[0], stream=True, max_tokens=16)).encode()
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        assert wait_metric(s, "ragd_generator_queue_length", lambda v: v == 1) == 1
+        time.sleep(0.5)  # parked by now: the role chunk is out and nothing else comes
+        sock.shutdown(socket.SHUT_WR)
+        got = b""
+        while not got.endswith(b"data: [DONE]\r\n\r\n0\r\n\r\n") and len(got) < 65536:
+            part = sock.recv(65536)
+            if not part:
+                break
+            got += part
+        sock.close()
+        assert b'"code":499' in got and b"the client closed the connection" in got, got[-400:]
+        assert b"data: [DONE]" in got
+        assert metric(s, "ragd_generator_cancelled_total") == cancelled + 1
+        assert metric(s, "ragd_generator_queue_length") == 0
+        assert metric(s, "ragd_generator_sequences") == 1  # the running one goes on
+        first.close()
     finally:
         s.stop()
