@@ -109,16 +109,20 @@ static int emit_end(completion_stream_state *s)
     if (s->out.finish == RG_GEN_ERROR || s->out.finish == RG_GEN_CANCELLED) {
         /* mid-stream failures are told as an error event, as OpenAI does */
         rg_err err = s->out.err;
-        if (s->out.finish == RG_GEN_CANCELLED)
-            rg_error(&err, RG_ERR_BUSY, "the server is shutting down");
-        const char *type = rg_status_name(err.status);
-        unsigned code = http_status_for(err.status);
+        const char *type = NULL;
+        unsigned code = 0;
         if (s->out.finish == RG_GEN_CANCELLED && completion_wait_client_gone(s->cw)) {
             /* the waiter saw the socket hang up (or half-close) while the
              * stream was parked: 499 as nginx logs it, if anyone reads it */
             rg_error(&err, RG_ERR_INVALID, "the client closed the connection");
             type = "client_closed_request";
             code = 499;
+        } else if (s->out.finish == RG_GEN_CANCELLED) {
+            rg_error(&err, RG_ERR_BUSY, "the server is shutting down");
+        }
+        if (!type) {
+            type = rg_status_name(err.status);
+            code = http_status_for(err.status);
         }
         cJSON *o = cJSON_CreateObject();
         cJSON *eo = cJSON_AddObjectToObject(o, "error");

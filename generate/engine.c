@@ -921,7 +921,7 @@ int generator_read(rg_gen_seq *s, int timeout_ms, rg_gen_output *out)
     rg_generator *g = s->g;
     pthread_mutex_lock(&g->mu);
     struct timespec deadline;
-    if (timeout_ms >= 0) {
+    if (timeout_ms > 0) { /* 0: only what is there (a parked stream's look) */
         clock_gettime(CLOCK_REALTIME, &deadline);
         deadline.tv_sec += timeout_ms / 1000;
         deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -930,7 +930,7 @@ int generator_read(rg_gen_seq *s, int timeout_ms, rg_gen_output *out)
             deadline.tv_nsec -= 1000000000L;
         }
     }
-    while (!s->out.len && !s->n_tokens && s->finish == RG_GEN_RUNNING) {
+    while (timeout_ms != 0 && !s->out.len && !s->n_tokens && s->finish == RG_GEN_RUNNING) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&s->changed, &g->mu);
         } else if (pthread_cond_timedwait(&s->changed, &g->mu, &deadline) == ETIMEDOUT) {
