@@ -185,6 +185,61 @@ static int bool_field(rg_request *r, const cJSON *body, const char *name, int *o
     return 1;
 }
 
+/* response_format: {"type": "text"} (the default) or {"type":
+ * "json_object"} (JSON mode: the answer is one JSON object, enforced token
+ * by token, generate/json_mode.h). A JSON schema is refused rather than
+ * answered with JSON that may not follow it. */
+static int response_format_field(rg_request *r, const cJSON *body, rg_gen_request *req)
+{
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(body, "response_format");
+    if (!rf || cJSON_IsNull(rf))
+        return 0;
+    const cJSON *type = cJSON_IsObject(rf) ? cJSON_GetObjectItemCaseSensitive(rf, "type") : NULL;
+    if (!cJSON_IsString(type)) {
+        http_error(r, 400, "invalid_request", "'response_format' must be an object with a string 'type'");
+        return -1;
+    }
+    if (!strcmp(type->valuestring, "text"))
+        return 0;
+    if (!strcmp(type->valuestring, "json_object")) {
+        req->json_object = 1;
+        return 0;
+    }
+    if (!strcmp(type->valuestring, "json_schema")) {
+        http_error(r, 400, "invalid_request",
+                   "'response_format' type 'json_schema' is not supported; 'json_object' (any JSON object) is");
+        return -1;
+    }
+    http_error(r, 400, "invalid_request", "'response_format' type must be 'text' or 'json_object'");
+    return -1;
+}
+
+/* Tool (function) calling is not served: a request that offers tools is
+ * refused rather than answered with text the client would not expect.
+ * Empty lists and tool_choice "none" or "auto" (with no tools: answer in
+ * text) ask for nothing and pass. */
+static int no_tools(rg_request *r, const cJSON *body)
+{
+    static const char *const lists[] = {"tools", "functions"};
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(body, lists[i]);
+        if (t && !cJSON_IsNull(t) && !(cJSON_IsArray(t) && cJSON_GetArraySize(t) == 0)) {
+            http_error(r, 400, "invalid_request", "'%s': tool calling is not supported by this server", lists[i]);
+            return -1;
+        }
+    }
+    static const char *const choices[] = {"tool_choice", "function_call"};
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(body, choices[i]);
+        int asks_none = cJSON_IsString(t) && (!strcmp(t->valuestring, "none") || !strcmp(t->valuestring, "auto"));
+        if (t && !cJSON_IsNull(t) && !asks_none) {
+            http_error(r, 400, "invalid_request", "'%s': tool calling is not supported by this server", choices[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* The request fields both endpoints share: sampling, limits, stop,
  * logprobs, stream. Returns 0, or -1 after answering 400. */
 static int parse_common(rg_request *r, const cJSON *body, rg_gen_request *req, rg_completion *c, int *stream)
@@ -295,6 +350,9 @@ static int parse_common(rg_request *r, const cJSON *body, rg_gen_request *req, r
     }
     req->logprobs = c->logprobs;
     req->top_logprobs = c->top_logprobs;
+
+    if (response_format_field(r, body, req) < 0 || no_tools(r, body) < 0)
+        return -1;
 
     *stream = 0;
     if (bool_field(r, body, "stream", stream) < 0)

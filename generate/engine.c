@@ -1,6 +1,7 @@
 #include "generate/engine.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 
 #include "common/fs.h"
+#include "generate/json_mode.h"
 
 /* One sequence, shared by the worker and the caller's handle; freed by
  * whichever of the two lets go last (refs). Fields marked (worker) are only
@@ -27,6 +29,7 @@ struct rg_gen_seq {
     size_t stop_len[GEN_MAX_STOP], n_stop, max_stop_len;
     int logprobs;
     size_t top_logprobs;
+    int json;        /* JSON mode: the text is one JSON object */
     void (*on_finish)(void *ctx); /* (under g->mu) cleared once called or released */
     void *on_finish_ctx;
     void (*on_output)(void *ctx); /* (under g->mu) cleared when released */
@@ -42,6 +45,7 @@ struct rg_gen_seq {
     int32_t next_id; /* sampled, not yet in the cache */
     rg_gen_token pick; /* this step's choice (pick_tokens), logprobs when asked */
     int hit_stop;    /* a stop string ended it: nothing more is emitted */
+    rg_json_prefix json_at; /* JSON mode: the text so far, as far as the grammar goes */
     size_t generated;
 
     /* channel (under g->mu) */
@@ -79,7 +83,10 @@ struct rg_generator {
     rg_gen_seq **running; /* admitted, oldest first: prefilling and decoding */
     size_t n_running;
     float *logits;  /* max_seqs * n_vocab */
-    float *scratch; /* n_vocab per decoder host thread: raw logits kept for logprobs */
+    /* 2 n_vocab per decoder host thread: raw logits kept for logprobs, and
+     * for a JSON-mode sequence's second draw */
+    float *scratch;
+    rg_json_vocab json_vocab;
 
     /* stats (under mu) */
     size_t kv_used, n_running_shared, n_prefilling_shared;
@@ -299,15 +306,47 @@ static void retire(rg_generator *g, rg_gen_seq *s, rg_gen_finish why, const rg_e
     pthread_mutex_unlock(&g->mu);
 }
 
+/* JSON mode's draw, as llama.cpp samples with a grammar: the token drawn
+ * from the whole distribution is kept when the grammar allows it (most
+ * steps: one check of one token); otherwise every token the grammar
+ * forbids is masked out of the raw logits (raw, a copy, reused as scratch)
+ * and the draw is made again. For a greedy request that is the best
+ * allowed token; for a sampled one, a token the grammar allows with its
+ * share of the allowed mass (drawn, then redrawn from the rest: P(t) =
+ * p(t) + (1 - p(allowed)) p(t) / p(allowed) = p(t) / p(allowed), exact
+ * without top_k / top_p / min_p, whose first cut is over all tokens). */
+static int32_t pick_json(rg_generator *g, rg_gen_seq *s, int32_t id, float *raw)
+{
+    if (json_token_allowed(&g->json_vocab, &s->json_at, id))
+        return id;
+    json_mask_logits(&g->json_vocab, &s->json_at, raw);
+    id = sampler_sample(s->sampler, raw);
+    if (json_token_allowed(&g->json_vocab, &s->json_at, id))
+        return id;
+    /* the draw's rounding fell past the last allowed token's share (it
+     * walks zero-probability candidates last): the best allowed instead */
+    json_mask_logits(&g->json_vocab, &s->json_at, raw);
+    int32_t best = -1;
+    for (size_t i = 0; i < g->n_vocab; i++)
+        if (raw[i] != -INFINITY && (best < 0 || raw[i] > raw[best]))
+            best = (int32_t)i;
+    return best >= 0 ? best : id;
+}
+
 /* Chooses s's next token from its logits row (used as scratch by the
  * sampler) into s->pick, with its log-probabilities when asked (from a copy
- * of the raw row in scratch). Touches nothing but s, so the running
- * sequences are picked in parallel. */
+ * of the raw row in scratch[0..n_vocab)). Touches nothing but s, so the
+ * running sequences are picked in parallel. */
 static void pick_token(rg_generator *g, rg_gen_seq *s, float *row, float *scratch)
 {
+    float *raw = scratch + g->n_vocab;
     if (s->logprobs)
         memcpy(scratch, row, g->n_vocab * sizeof *row);
+    if (s->json)
+        memcpy(raw, row, g->n_vocab * sizeof *row);
     s->pick.id = sampler_sample(s->sampler, row);
+    if (s->json)
+        s->pick.id = pick_json(g, s, s->pick.id, raw);
     if (s->logprobs) {
         s->pick.n_top = s->top_logprobs;
         sampling_logprobs(scratch, g->n_vocab, s->pick.id, &s->pick.logprob, s->pick.top, s->pick.n_top);
@@ -329,7 +368,7 @@ static void pick_job_fn(void *ctx, size_t worker, size_t n_workers)
     rg_generator *g = j->g;
     size_t k;
     while ((k = atomic_fetch_add(&j->next, 1)) < j->n)
-        pick_token(g, j->seq[k], g->logits + j->row[k] * g->n_vocab, g->scratch + worker * g->n_vocab);
+        pick_token(g, j->seq[k], g->logits + j->row[k] * g->n_vocab, g->scratch + 2 * worker * g->n_vocab);
 }
 
 /* Picks the next token of n sequences. A draw at the default temperature
@@ -365,6 +404,11 @@ static rg_gen_finish take_token(rg_generator *g, rg_gen_seq *s)
     pthread_mutex_unlock(&g->mu);
     if (id == g->eos || id == g->eot)
         return RG_GEN_STOP;
+    if (s->json) {
+        size_t n;
+        const char *b = bpe_token_bytes(g->tok, id, &n);
+        json_prefix_feed(&s->json_at, b, b ? n : 0); /* pick_json allowed it */
+    }
     rg_err e;
     if (bpe_stream_step(g->tok, &s->stream, id, &s->held, &e) != RG_OK)
         s->oom = 1;
@@ -710,7 +754,8 @@ rg_status generator_start(const char *model_path, const rg_gen_opts *o, rg_gener
     g->opts.chat_template = NULL; /* not kept: the caller's string */
     g->running = calloc(o->max_seqs, sizeof *g->running);
     g->logits = decoder_logits_alloc(g->dec, o->max_seqs); /* pinned on a GPU */
-    g->scratch = malloc(decoder_threads(g->dec) * g->n_vocab * sizeof *g->scratch); /* pick_tokens */
+    g->scratch = malloc(2 * decoder_threads(g->dec) * g->n_vocab * sizeof *g->scratch); /* pick_tokens */
+    g->json_vocab = (rg_json_vocab){.tok = g->tok, .n_vocab = g->n_vocab, .end = {g->eos, g->eot}};
     if (!g->running || !g->logits || !g->scratch) {
         generator_stop(g);
         return rg_error(e, RG_ERR_NOMEM, "out of memory for %zu sequences' logits", o->max_seqs);
@@ -857,6 +902,8 @@ rg_status generator_submit(rg_generator *g, const rg_gen_request *req, rg_gen_se
     s->on_output = req->on_output;
     s->on_output_ctx = req->on_output_ctx;
     s->top_logprobs = req->logprobs ? req->top_logprobs : 0;
+    s->json = req->json_object;
+    json_prefix_init(&s->json_at);
     for (size_t i = 0; i < req->n_stop; i++) {
         if (!req->stop[i] || !req->stop[i][0])
             continue;

@@ -102,6 +102,11 @@ typedef struct rg_gen_request {
     size_t n_stop;
     int logprobs;       /* report each token's log-probability */
     size_t top_logprobs; /* and this many alternatives (<= GEN_MAX_TOP_LOGPROBS) */
+    /* JSON mode (generate/json_mode.h): every token keeps the text the
+     * beginning of one JSON object, and the sequence ends when the object
+     * closes (or at max_tokens / a stop string, cut short). Log-probabilities
+     * still report the model's own distribution. */
+    int json_object;
     /* Optional: called once when the sequence finishes, for whatever reason
      * (so a caller need not block in generator_read to learn it). It runs on
      * the engine's worker (or generator_stop's thread) with the engine's lock

@@ -197,6 +197,60 @@ def test_logit_bias(client):
     assert forced.choices[0].message.content == toks[0] * 5
 
 
+JSON_QUESTIONS = [
+    "Give me a JSON object describing a cat with its name and age.",
+    "What do bees make?",
+    "List three colours.",
+]
+
+
+def test_json_mode(client):
+    """response_format json_object: the answer is one JSON object (parsed
+    here by Python's json), streamed or not, greedy or sampled, where the
+    same questions without it are plain text."""
+    closed = 0
+    for i, q in enumerate(JSON_QUESTIONS):
+        plain = chat(client, q, max_tokens=160).choices[0].message.content
+        with pytest.raises(ValueError):
+            json.loads(plain)
+        for kw in ({"temperature": 0}, {"temperature": 1, "seed": 11 + i}):
+            r = chat(client, q, max_tokens=160, response_format={"type": "json_object"}, **kw)
+            text = r.choices[0].message.content
+            if r.choices[0].finish_reason == "stop":
+                closed += 1
+                assert isinstance(json.loads(text), dict), text
+            else:  # cut short at max_tokens: a prefix of an object
+                assert r.choices[0].finish_reason == "length" and text.lstrip().startswith("{"), text
+            chunks = stream_chat(client, q, max_tokens=160, response_format={"type": "json_object"}, **kw)
+            assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    assert closed >= 4, f"only {closed} of 6 JSON answers closed their object within 160 tokens"
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}, "json_schema"),
+        ({"response_format": {"type": "yaml"}}, "response_format"),
+        ({"response_format": "json"}, "response_format"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tool calling"),
+        ({"functions": [{"name": "f", "parameters": {}}]}, "tool calling"),
+        ({"tool_choice": "required"}, "tool calling"),
+    ],
+)
+def test_unsupported_response_formats_and_tools_are_refused(client, extra, needle):
+    from openai import BadRequestError
+
+    with pytest.raises(BadRequestError) as err:
+        chat(client, "hi", extra_body=extra)
+    assert needle in str(err.value)
+
+
+def test_text_format_and_empty_tools_pass(client):
+    plain = chat(client, QUESTIONS[0]).choices[0].message.content
+    same = chat(client, QUESTIONS[0], response_format={"type": "text"}, extra_body={"tools": [], "tool_choice": "none"})
+    assert same.choices[0].message.content == plain
+
+
 def test_content_parts_and_system(client):
     parts = [{"type": "text", "text": "What is the capital"}, {"type": "text", "text": "of France?"}]
     r = client.chat.completions.create(

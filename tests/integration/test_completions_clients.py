@@ -59,6 +59,30 @@ def test_langchain_chat_openai(gen_server, reference):
     assert streamed == reference
 
 
+def test_langchain_json_mode_and_tools(gen_server):
+    """LangChain's structured output in JSON mode gets a parsed dict; binding
+    tools, which ragd does not serve, fails loudly instead of answering text."""
+    import openai
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(
+        model=MODEL, base_url=gen_server.url + "/v1", api_key="unused", temperature=0, max_tokens=160, max_retries=0
+    )
+    out = llm.with_structured_output(method="json_mode").invoke(
+        "Give me a JSON object describing a cat with its name and age."
+    )
+    assert isinstance(out, dict) and out, out
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Adds two numbers."""
+        return a + b
+
+    with pytest.raises(openai.BadRequestError, match="tool calling"):
+        llm.bind_tools([add]).invoke("What is 2 + 3?")
+
+
 def test_llamaindex_openai_like(gen_server, reference):
     from llama_index.core.llms import ChatMessage
     from llama_index.llms.openai_like import OpenAILike

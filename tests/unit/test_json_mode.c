@@ -1,0 +1,380 @@
+/* test_json_mode.c - JSON mode (generate/json_mode.h): the byte-level
+ * recognizer against hand-picked documents and against cJSON on random
+ * ones, the token level on real vocabularies (byte-level BPE and
+ * SentencePiece), and the engine: JSON-mode answers of SmolLM2-135M-Instruct
+ * (models/, as test_gen_engine) are JSON objects where the same requests
+ * without it are not. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "check.h"
+#include "generate/engine.h"
+#include "generate/json_mode.h"
+#include "model/sampling.h"
+
+/* 1 when every prefix of doc is accepted and the whole is complete, and no
+ * shorter prefix is. */
+static int accepts_whole(const char *doc)
+{
+    rg_json_prefix p;
+    json_prefix_init(&p);
+    size_t n = strlen(doc);
+    for (size_t i = 0; i < n; i++) {
+        if (json_prefix_done(&p) || !json_prefix_feed(&p, doc + i, 1))
+            return 0;
+    }
+    return json_prefix_done(&p);
+}
+
+/* 1 when doc is rejected at some byte (0 when it is a prefix or whole). */
+static int rejects(const char *doc)
+{
+    rg_json_prefix p;
+    json_prefix_init(&p);
+    return !json_prefix_feed(&p, doc, strlen(doc));
+}
+
+static void test_documents(void)
+{
+    static const char *const good[] = {
+        "{}",
+        " \n{ }",
+        "{\"a\":1}",
+        "{\"a\": -0.5e+10, \"b\": [true, false, null, \"x\", {}], \"c\": {\"d\": []}}",
+        "{\"n\": [0, -0, 10, 1.25, 2E5, 3e-2, 4.0e0]}",
+        "{\"s\": \"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\uD83D\\uDE00\"}",
+        "{\"\xc3\xa9t\xc3\xa9\": \"\xe2\x82\xac \xf0\x9f\x90\x9d \xed\x9f\xbf \xf4\x8f\xbf\xbf\"}",
+        "{\"\": \"\"}",
+        "{\"a\":[[[[1]]]]}",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        CHECK_MSG(accepts_whole(good[i]), "rejected: %s", good[i]);
+        cJSON *j = cJSON_Parse(good[i]);
+        CHECK_MSG(j && cJSON_IsObject(j), "cJSON disagrees on %s", good[i]);
+        cJSON_Delete(j);
+    }
+    static const char *const bad[] = {
+        "[]",           /* JSON mode answers an object */
+        "\"x\"", "1", "true",
+        "{,}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{\"a\" 1}", "{'a':1}", "{a:1}",
+        "{\"a\":01}", "{\"a\":-}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}", "{\"a\":+1}", "{\"a\":1.5.}",
+        "{\"a\":tru}", "{\"a\":trues}", "{\"a\":nul1}", "{\"a\":NaN}",
+        "{\"a\":\"\\x\"}", "{\"a\":\"\\u12g4\"}", "{\"a\":\"\x01\"}", "{\"a\":\"\n\"}",
+        "{\"a\":\"\xc0\xaf\"}", /* overlong */
+        "{\"a\":\"\xe0\x80\xaf\"}", "{\"a\":\"\xed\xa0\x80\"}", /* overlong, a surrogate */
+        "{\"a\":\"\xf4\x90\x80\x80\"}", "{\"a\":\"\xff\"}", "{\"a\":\"\x80\"}", "{\"a\":\"\xc3\x28\"}",
+        "{\"a\":[1}", "{\"a\":{]}", "{}}", "{} ", "{}x", "{}{}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK_MSG(rejects(bad[i]), "accepted: %s", bad[i]);
+    /* prefixes are neither rejected nor done */
+    rg_json_prefix p;
+    json_prefix_init(&p);
+    static const char part[] = "{\"a\": [1, {\"b\": \"\xe2\x82";
+    CHECK(json_prefix_feed(&p, part, sizeof part - 1) && !json_prefix_done(&p));
+
+    /* whitespace runs between tokens are bounded, strings are not */
+    char ws[64];
+    snprintf(ws, sizeof ws, "{%*s}", JSON_MODE_MAX_WS, "");
+    CHECK(accepts_whole(ws));
+    snprintf(ws, sizeof ws, "{%*s}", JSON_MODE_MAX_WS + 1, "");
+    CHECK(rejects(ws));
+    snprintf(ws, sizeof ws, "{\"%*s\":1}", 40, "");
+    CHECK(accepts_whole(ws));
+    /* nesting is bounded */
+    char deep[2 * JSON_MODE_MAX_DEPTH + 8];
+    size_t n = 0;
+    deep[n++] = '{';
+    deep[n++] = '"';
+    deep[n++] = '"';
+    deep[n++] = ':';
+    for (int d = 1; d < JSON_MODE_MAX_DEPTH; d++)
+        deep[n++] = '[';
+    for (int d = 1; d < JSON_MODE_MAX_DEPTH; d++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    deep[n] = '\0';
+    CHECK(accepts_whole(deep));
+    memmove(deep + 5, deep + 4, n - 3);
+    deep[4] = '['; /* one more level */
+    CHECK(rejects(deep));
+}
+
+/* ---- random documents ------------------------------------------------------------ */
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+static unsigned rnd(unsigned n)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return (unsigned)(rnd_state % n);
+}
+
+typedef struct doc {
+    char b[4096];
+    size_t n;
+} doc;
+
+static void put(doc *d, const char *s)
+{
+    size_t l = strlen(s);
+    if (d->n + l < sizeof d->b) {
+        memcpy(d->b + d->n, s, l);
+        d->n += l;
+    }
+}
+
+static void put_ws(doc *d)
+{
+    static const char *const w[] = {"", "", " ", "\n", "\n  ", "\t", "\r\n"};
+    put(d, w[rnd(7)]);
+}
+
+static void put_string(doc *d)
+{
+    static const char *const parts[] = {"a", "key", " ", "\\n", "\\\"", "\\u00e9", "\\/", "\xc3\xa9", "\xe2\x82\xac",
+                                        "\xf0\x9f\x90\x9d", "0", "{", "]", ":", ","};
+    put(d, "\"");
+    for (unsigned k = rnd(5); k > 0; k--)
+        put(d, parts[rnd(sizeof parts / sizeof *parts)]);
+    put(d, "\"");
+}
+
+static void put_value(doc *d, int depth, int object)
+{
+    unsigned kind = object ? 0 : rnd(depth > 4 ? 4 : 6);
+    if (kind == 0 || kind == 5) {
+        int obj = kind == 0;
+        put(d, obj ? "{" : "[");
+        for (unsigned k = rnd(4), i = 0; i < k; i++) {
+            if (i)
+                put(d, ",");
+            put_ws(d);
+            if (obj) {
+                put_string(d);
+                put_ws(d);
+                put(d, ":");
+                put_ws(d);
+            }
+            put_value(d, depth + 1, 0);
+            put_ws(d);
+        }
+        put(d, obj ? "}" : "]");
+        return;
+    }
+    static const char *const nums[] = {"0", "-1", "12", "3.25", "-0.5e3", "1E+2", "7e-1", "100000"};
+    static const char *const lits[] = {"true", "false", "null"};
+    if (kind == 1)
+        put(d, nums[rnd(8)]);
+    else if (kind == 2)
+        put(d, lits[rnd(3)]);
+    else
+        put_string(d);
+}
+
+/* Random objects are accepted byte by byte and parse; a random byte put
+ * into one either breaks it for both or, when the recognizer still takes
+ * the whole, leaves JSON that cJSON parses to an object (cJSON is more
+ * lenient than JSON, so only that direction is an oracle). */
+static void test_random_documents(void)
+{
+    static const char mutations[] = "{}[]\":, \n0123456789-+.eEtrufalsn\\u\x01\x80\xc3";
+    int accepted_mutants = 0;
+    for (int t = 0; t < 3000; t++) {
+        doc d = {.n = 0};
+        put_ws(&d);
+        put_value(&d, 0, 1);
+        d.b[d.n] = '\0';
+        int ok = accepts_whole(d.b);
+        CHECK_MSG(ok, "rejected a valid object: %s", d.b);
+        cJSON *j = cJSON_Parse(d.b);
+        CHECK_MSG(j && cJSON_IsObject(j), "cJSON rejects %s", d.b);
+        cJSON_Delete(j);
+
+        doc m = d;
+        size_t at = rnd((unsigned)m.n + 1);
+        memmove(m.b + at + 1, m.b + at, m.n - at + 1);
+        m.b[at] = mutations[rnd(sizeof mutations - 1)];
+        m.n++;
+        if (accepts_whole(m.b)) {
+            accepted_mutants++;
+            j = cJSON_Parse(m.b);
+            CHECK_MSG(j && cJSON_IsObject(j), "accepted what cJSON rejects: %s", m.b);
+            cJSON_Delete(j);
+        }
+    }
+    CHECK_MSG(accepted_mutants > 100 && accepted_mutants < 2900, "%d mutants accepted", accepted_mutants);
+}
+
+/* ---- the token level -------------------------------------------------------------- */
+
+static int32_t id_of(const rg_bpe *t, const char *piece)
+{
+    return bpe_piece_id(t, piece, strlen(piece));
+}
+
+static void test_tokens(const char *path, const char *open_piece, const char *spaced_open_piece)
+{
+    rg_err e;
+    rg_bpe *t = NULL;
+    rg_status st = bpe_load_gguf_path(path, &t, &e);
+    CHECK_OK(st, e);
+    if (st)
+        return;
+    rg_json_vocab v = {.tok = t, .n_vocab = bpe_vocab_size(t), .end = {bpe_eos_id(t), bpe_eot_id(t)}};
+    int32_t open = id_of(t, open_piece), spaced = id_of(t, spaced_open_piece), close = id_of(t, "}");
+    CHECK_MSG(open >= 0 && spaced >= 0 && close >= 0, "%s: pieces missing", path);
+    rg_json_prefix p;
+    json_prefix_init(&p);
+    CHECK(json_token_allowed(&v, &p, open));
+    CHECK(json_token_allowed(&v, &p, spaced)); /* whitespace may lead */
+    CHECK(!json_token_allowed(&v, &p, close));
+    CHECK(!json_token_allowed(&v, &p, v.end[0]));
+    CHECK(!json_token_allowed(&v, &p, bpe_bos_id(t)));
+    CHECK(!json_token_allowed(&v, &p, -1) && !json_token_allowed(&v, &p, (int32_t)v.n_vocab));
+
+    /* the mask keeps exactly the allowed tokens, and only -inf's the rest */
+    float *logits = malloc(v.n_vocab * sizeof *logits);
+    for (size_t i = 0; i < v.n_vocab; i++)
+        logits[i] = (float)i;
+    size_t allowed = json_mask_logits(&v, &p, logits), counted = 0, intact = 1;
+    for (size_t i = 0; i < v.n_vocab; i++) {
+        int ok = json_token_allowed(&v, &p, (int32_t)i);
+        counted += ok;
+        if (ok ? logits[i] != (float)i : logits[i] != -INFINITY)
+            intact = 0;
+    }
+    CHECK(allowed == counted && intact && allowed > 0 && allowed < v.n_vocab / 10);
+
+    /* after a whole object only an end token is left */
+    CHECK(json_prefix_feed(&p, "{}", 2) && json_prefix_done(&p));
+    for (size_t i = 0; i < v.n_vocab; i++)
+        logits[i] = 0;
+    allowed = json_mask_logits(&v, &p, logits);
+    CHECK(json_token_allowed(&v, &p, v.end[0]));
+    size_t ends = 1 + (size_t)(v.end[1] >= 0 && v.end[1] != v.end[0]);
+    CHECK_MSG(allowed == ends, "%zu tokens allowed after the object", allowed);
+    free(logits);
+    bpe_free(t);
+}
+
+/* ---- the engine ------------------------------------------------------------------- */
+
+static void model_path(char *out, size_t size)
+{
+    const char *env = getenv("RAGD_GEN_MODEL");
+    const char *base = getenv("RAGD_MODELS");
+    if (env && *env)
+        snprintf(out, size, "%s", env);
+    else
+        snprintf(out, size, "%s/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
+                 base && *base ? base : "models");
+}
+
+static int is_json_object(const char *text)
+{
+    cJSON *j = cJSON_Parse(text);
+    int ok = j && cJSON_IsObject(j);
+    cJSON_Delete(j);
+    return ok;
+}
+
+/* Runs question through the chat template; returns the finish reason and
+ * leaves the text in out. */
+static rg_gen_finish ask(rg_generator *g, const char *question, int json, float temperature, uint64_t seed,
+                         size_t max_tokens, rg_buf *out)
+{
+    rg_err e;
+    const rg_chat_template *t = generator_chat_template(g, &e);
+    rg_chat_message m = {"user", question, strlen(question)};
+    rg_chat_prompt p;
+    chat_prompt_init(&p);
+    CHECK_OK(chat_template_apply(t, &m, 1, 1, &p, &e), e);
+    rg_bpe_ids ids = {0};
+    CHECK_OK(chat_prompt_encode(generator_tokenizer(g), &p, &ids, &e), e);
+    chat_prompt_free(&p);
+    rg_gen_request req = {.prompt = ids.ids, .n_prompt = ids.n, .max_tokens = max_tokens, .json_object = json};
+    sampling_params_default(&req.sampling);
+    req.sampling.temperature = temperature;
+    req.sampling.seed = seed;
+    rg_gen_output o;
+    gen_output_init(&o);
+    CHECK_OK(generator_complete(g, &req, &o, &e), e);
+    bpe_ids_free(&ids);
+    rg_buf_append(out, o.text.data ? o.text.data : "", o.text.len, &e);
+    rg_buf_append(out, "", 1, &e); /* NUL */
+    out->len--;
+    rg_gen_finish f = o.finish;
+    gen_output_free(&o);
+    return f;
+}
+
+static void test_engine(void)
+{
+    char path[1024];
+    model_path(path, sizeof path);
+    rg_gen_opts o;
+    generator_opts_default(&o);
+    o.threads = 2;
+    o.kv_cache_mb = 256;
+    rg_generator *g = NULL;
+    rg_err e;
+    rg_status st = generator_start(path, &o, &g, &e);
+    CHECK_OK(st, e);
+    if (st)
+        return;
+    static const char *const questions[] = {
+        "Give me a JSON object describing a cat with its name and age.",
+        "What do bees make?",
+        "Write a haiku about the sea.",
+    };
+    int plain_json = 0, stopped = 0;
+    for (size_t q = 0; q < sizeof questions / sizeof *questions; q++) {
+        for (int run = 0; run < 3; run++) {
+            float temp = run == 0 ? 0.0f : 1.0f;
+            rg_buf text;
+            rg_buf_init(&text, 0);
+            rg_gen_finish f = ask(g, questions[q], 1, temp, 7 + (uint64_t)run, 160, &text);
+            if (f == RG_GEN_STOP) {
+                stopped++;
+                CHECK_MSG(is_json_object(text.data), "JSON mode, not an object: %s", text.data);
+            } else {
+                CHECK_MSG(f == RG_GEN_LENGTH, "finish %d", (int)f);
+                rg_json_prefix p;
+                json_prefix_init(&p);
+                CHECK_MSG(json_prefix_feed(&p, text.data, text.len), "JSON mode cut short, not a prefix: %s",
+                          text.data);
+            }
+            if (run == 0) {
+                /* greedy is deterministic: the same request, the same text */
+                rg_buf again;
+                rg_buf_init(&again, 0);
+                ask(g, questions[q], 1, temp, 99, 160, &again);
+                CHECK_MSG(again.len == text.len && !memcmp(again.data, text.data, text.len), "greedy JSON differs");
+                rg_buf_free(&again);
+                rg_buf plain;
+                rg_buf_init(&plain, 0);
+                ask(g, questions[q], 0, temp, 7, 160, &plain);
+                plain_json += is_json_object(plain.data);
+                rg_buf_free(&plain);
+            }
+            rg_buf_free(&text);
+        }
+    }
+    /* the constraint, not the model, made the answers JSON */
+    CHECK_MSG(plain_json == 0, "%d plain answers were JSON already", plain_json);
+    CHECK_MSG(stopped >= 6, "only %d of 9 JSON answers closed their object within 160 tokens", stopped);
+    generator_stop(g);
+}
+
+int main(void)
+{
+    test_documents();
+    test_random_documents();
+    test_tokens("tests/fixtures/bpe/ggml-vocab-qwen2.gguf", "{", "Ġ{");
+    test_tokens("tests/fixtures/bpe/ggml-vocab-llama-spm.gguf", "{", "▁{");
+    test_engine();
+    return check_finish("test_json_mode");
+}
