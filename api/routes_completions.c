@@ -185,10 +185,12 @@ static int bool_field(rg_request *r, const cJSON *body, const char *name, int *o
     return 1;
 }
 
-/* response_format: {"type": "text"} (the default) or {"type":
- * "json_object"} (JSON mode: the answer is one JSON object, enforced token
- * by token, generate/json_mode.h). A JSON schema is refused rather than
- * answered with JSON that may not follow it. */
+/* response_format: {"type": "text"} (the default), {"type": "json_object"}
+ * (JSON mode: the answer is one JSON object, enforced token by token,
+ * generate/json_mode.h) or {"type": "json_schema", "json_schema": {"name",
+ * "schema", "strict"}} (an object the schema allows; a schema using what
+ * the recognizer cannot follow is refused, naming it, rather than answered
+ * with JSON that may not follow it). */
 static int response_format_field(rg_request *r, const cJSON *body, rg_gen_request *req)
 {
     const cJSON *rf = cJSON_GetObjectItemCaseSensitive(body, "response_format");
@@ -206,11 +208,24 @@ static int response_format_field(rg_request *r, const cJSON *body, rg_gen_reques
         return 0;
     }
     if (!strcmp(type->valuestring, "json_schema")) {
-        http_error(r, 400, "invalid_request",
-                   "'response_format' type 'json_schema' is not supported; 'json_object' (any JSON object) is");
-        return -1;
+        const cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+        if (!cJSON_IsObject(js)) {
+            http_error(r, 400, "invalid_request", "'response_format.json_schema' must be an object with a 'schema'");
+            return -1;
+        }
+        const cJSON *schema = cJSON_GetObjectItemCaseSensitive(js, "schema");
+        if (!schema || cJSON_IsNull(schema)) {
+            req->json_object = 1; /* no schema: any object */
+            return 0;
+        }
+        rg_err e;
+        if (json_schema_compile(schema, &req->json_schema, &e)) {
+            http_error(r, 400, "invalid_request", "response_format: %s", e.msg);
+            return -1;
+        }
+        return 0;
     }
-    http_error(r, 400, "invalid_request", "'response_format' type must be 'text' or 'json_object'");
+    http_error(r, 400, "invalid_request", "'response_format' type must be 'text', 'json_object' or 'json_schema'");
     return -1;
 }
 
@@ -594,6 +609,7 @@ static void route_generate(rg_request *r, int chat)
     rg_bpe_ids ids = {0};
     if (parse_common(r, body, &req, &c, &stream) ||
         (chat ? chat_prompt_ids(r, g, body, &ids) : text_prompt_ids(r, g, body, &ids))) {
+        json_schema_free(req.json_schema);
         bpe_ids_free(&ids);
         cJSON_Delete(body);
         return;
@@ -606,6 +622,7 @@ static void route_generate(rg_request *r, int chat)
      * others meanwhile (completions_wait.c) */
     rg_completion_wait *cw = completion_wait_new(r->server->gen_waiter, &req, &c, stream);
     if (!cw) {
+        json_schema_free(req.json_schema);
         bpe_ids_free(&ids);
         cJSON_Delete(body);
         http_error(r, 500, "internal_error", "out of memory");
@@ -617,6 +634,7 @@ static void route_generate(rg_request *r, int chat)
     bpe_ids_free(&ids);
     cJSON_Delete(body);
     if (st) {
+        json_schema_free(req.json_schema); /* not taken over */
         completion_wait_free(cw);
         http_fail(r, &e);
         return;

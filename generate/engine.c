@@ -30,6 +30,7 @@ struct rg_gen_seq {
     int logprobs;
     size_t top_logprobs;
     int json;        /* JSON mode: the text is one JSON object */
+    rg_json_schema *schema; /* ... that this schema allows (owned), or NULL: any object */
     void (*on_finish)(void *ctx); /* (under g->mu) cleared once called or released */
     void *on_finish_ctx;
     void (*on_output)(void *ctx); /* (under g->mu) cleared when released */
@@ -152,6 +153,7 @@ static void seq_free(rg_gen_seq *s)
         free(s->stop[i]);
     kv_cache_free(s->kv);
     sampler_free(s->sampler);
+    json_schema_free(s->schema);
     rg_buf_free(&s->held);
     rg_buf_free(&s->out);
     free(s->tokens);
@@ -319,7 +321,8 @@ static int32_t pick_json(rg_generator *g, rg_gen_seq *s, int32_t id, float *raw)
 {
     if (json_token_allowed(&g->json_vocab, &s->json_at, id))
         return id;
-    json_mask_logits(&g->json_vocab, &s->json_at, raw);
+    if (!json_mask_logits(&g->json_vocab, &s->json_at, raw))
+        return -1; /* the schema cannot be completed (take_token says why) */
     id = sampler_sample(s->sampler, raw);
     if (json_token_allowed(&g->json_vocab, &s->json_at, id))
         return id;
@@ -394,6 +397,12 @@ static void pick_tokens(rg_generator *g, rg_gen_seq **seq, const size_t *row, si
 static rg_gen_finish take_token(rg_generator *g, rg_gen_seq *s)
 {
     int32_t id = s->pick.id;
+    if (id < 0) {
+        rg_error(&s->err, RG_ERR_INVALID,
+                 "no token can continue the JSON schema's object (a required property nested past %d levels?)",
+                 JSON_MODE_MAX_DEPTH);
+        return RG_GEN_ERROR;
+    }
     sampler_accept(s->sampler, id);
     s->generated++;
     s->next_id = id;
@@ -902,8 +911,8 @@ rg_status generator_submit(rg_generator *g, const rg_gen_request *req, rg_gen_se
     s->on_output = req->on_output;
     s->on_output_ctx = req->on_output_ctx;
     s->top_logprobs = req->logprobs ? req->top_logprobs : 0;
-    s->json = req->json_object;
-    json_prefix_init(&s->json_at);
+    s->json = req->json_object || req->json_schema;
+    json_prefix_init(&s->json_at, req->json_schema);
     for (size_t i = 0; i < req->n_stop; i++) {
         if (!req->stop[i] || !req->stop[i][0])
             continue;
@@ -924,7 +933,7 @@ rg_status generator_submit(rg_generator *g, const rg_gen_request *req, rg_gen_se
         size_t q = g->queued;
         int stopping = g->stopping;
         pthread_mutex_unlock(&g->mu);
-        seq_free(s);
+        seq_free(s); /* not s->schema: still the caller's */
         return stopping ? rg_error(e, RG_ERR_BUSY, "the generator is shutting down")
                         : rg_error(e, RG_ERR_BUSY, "the generator is busy (%zu requests waiting); retry later", q);
     }
@@ -934,6 +943,7 @@ rg_status generator_submit(rg_generator *g, const rg_gen_request *req, rg_gen_se
         g->queue_head = s;
     g->queue_tail = s;
     g->queued++;
+    s->schema = req->json_schema; /* taken over: submitted */
     pthread_cond_signal(&g->work);
     pthread_mutex_unlock(&g->mu);
     *out = s;

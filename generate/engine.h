@@ -42,6 +42,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "generate/chat_template.h"
+#include "generate/json_mode.h"
 #include "model/bpe.h"
 #include "model/decoder.h"
 #include "model/sampling.h"
@@ -107,6 +108,10 @@ typedef struct rg_gen_request {
      * closes (or at max_tokens / a stop string, cut short). Log-probabilities
      * still report the model's own distribution. */
     int json_object;
+    /* JSON mode with a schema (json_schema_compile): the object is one the
+     * schema allows. generator_submit takes it over when it succeeds (the
+     * caller frees it otherwise). */
+    rg_json_schema *json_schema;
     /* Optional: called once when the sequence finishes, for whatever reason
      * (so a caller need not block in generator_read to learn it). It runs on
      * the engine's worker (or generator_stop's thread) with the engine's lock

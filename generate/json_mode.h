@@ -1,11 +1,14 @@
 /* json_mode.h - JSON mode: generated text constrained to one JSON object
- * (OpenAI's response_format {"type": "json_object"}).
+ * (OpenAI's response_format {"type": "json_object"}), or to one that a JSON
+ * schema describes ({"type": "json_schema"}).
  *
- * Two levels:
- *   - rg_json_prefix, a byte-level recognizer of JSON (RFC 8259) that
- *     answers "is this still the beginning of one JSON object?" one byte
- *     at a time, in a few bytes of state, so a token's bytes can be tried
- *     on a copy;
+ * Three parts:
+ *   - rg_json_schema, a JSON schema compiled into nodes (json_schema.c),
+ *     or none for "any object";
+ *   - rg_json_prefix, a byte-level recognizer that answers "is this still
+ *     the beginning of a JSON object the schema allows?" one byte at a
+ *     time, in a small fixed state, so a token's bytes can be tried on a
+ *     copy;
  *   - the token level: whether a vocabulary token may come next, and a
  *     mask that sets every other token's logit to -inf.
  *
@@ -19,31 +22,64 @@
  *     (strings may hold anything);
  *   - at most JSON_MODE_MAX_DEPTH nested objects and arrays.
  * Once the top-level object closes nothing more is accepted, not even
- * whitespace: the only token left is the end of the sequence. */
+ * whitespace: the only token left is the end of the sequence.
+ *
+ * With a schema, an object's properties come in the schema's order, each
+ * required one present, the optional ones free to be left out, and no
+ * other keys; keys and enum/const values are spelled as cJSON prints them
+ * (the same values, one spelling). The schema subset is that of OpenAI's
+ * structured outputs: type (one or a list), properties, required,
+ * additionalProperties (false, or a schema for map-like objects without
+ * properties), items, minItems, maxItems, enum, const, anyOf / oneOf
+ * (alternatives that start differently: an object or null, a string or a
+ * number, ...), allOf of one schema, $ref into $defs / definitions
+ * (recursion included), nullable; annotations (title, description,
+ * default, examples, ...) are ignored. Any other keyword (pattern, format,
+ * minimum, minLength, ...) is refused by name: the answer could not be
+ * made to follow it. */
 #ifndef RAGD_GENERATE_JSON_MODE_H
 #define RAGD_GENERATE_JSON_MODE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
+#include "common/err.h"
 #include "model/bpe.h"
 
 #define JSON_MODE_MAX_WS 16
 #define JSON_MODE_MAX_DEPTH 32
 
+typedef struct rg_json_schema rg_json_schema;
+
+/* Compiles a JSON schema whose root describes an object. RG_ERR_INVALID
+ * naming what is not supported, or what is malformed. */
+rg_status json_schema_compile(const cJSON *schema, rg_json_schema **out, rg_err *e);
+void json_schema_free(rg_json_schema *s); /* NULL is fine */
+
 typedef struct rg_json_prefix {
-    uint32_t nest;  /* bit i: container at depth i + 1 is an object (1) or an array (0) */
+    const rg_json_schema *schema;
+    uint64_t cand;  /* a key or enum value being matched: the candidates left (bit i: the i-th) */
+    uint16_t pos;   /* ... and the bytes of them matched */
+    uint16_t want;  /* the node of the value that comes next */
+    uint16_t lits;  /* the node whose keys or literals are being matched */
     uint8_t depth;  /* open containers */
     uint8_t state;  /* what may come next (json_mode.c) */
     uint8_t ws;     /* whitespace bytes in a row */
-    uint8_t aux;    /* literal: its index; \u: hex digits left; UTF-8: continuation bytes left */
+    uint8_t aux;    /* \u: hex digits left; UTF-8: continuation bytes left */
     uint8_t lo, hi; /* UTF-8: the range of the next continuation byte */
-    uint8_t lit;    /* which literal (true, false, null) */
     uint8_t key;    /* the string being read is an object's key */
+    uint8_t integer; /* the number being read must be an integer */
+    uint8_t low;     /* a \uD800-\uDBFF was read: a \uDC00-\uDFFF must follow */
+    uint16_t code;   /* the \uXXXX being read, so far */
+    uint16_t frame_node[JSON_MODE_MAX_DEPTH]; /* each open container's node */
+    uint16_t frame_next[JSON_MODE_MAX_DEPTH]; /* object: its next property; array: items so far */
 } rg_json_prefix;
 
-void json_prefix_init(rg_json_prefix *p);
-/* Feeds n bytes. 1 when they keep the text a prefix of one JSON object;
+/* schema NULL: any JSON object. The schema must outlive p. */
+void json_prefix_init(rg_json_prefix *p, const rg_json_schema *schema);
+/* Feeds n bytes. 1 when they keep the text a prefix of an allowed object;
  * 0 when a byte cannot come next (p is then left somewhere undefined: feed
  * a copy to try). */
 int json_prefix_feed(rg_json_prefix *p, const char *bytes, size_t n);
@@ -59,12 +95,14 @@ typedef struct rg_json_vocab {
 } rg_json_vocab;
 
 /* 1 when token id may follow the text recognized by p: its bytes keep it
- * a prefix of one JSON object, or it ends the sequence after a complete
+ * a prefix of an allowed object, or it ends the sequence after a complete
  * one. Special tokens other than the ends never may. */
 int json_token_allowed(const rg_json_vocab *v, const rg_json_prefix *p, int32_t id);
 /* Sets logits[id] to -INFINITY for every token that may not follow p.
- * Returns how many may (never 0 for a vocabulary that holds every ASCII
- * byte, as byte-level BPE and SentencePiece with byte fallback do). */
+ * Returns how many may: 0 only where a schema cannot be completed (a
+ * required property that recurses past JSON_MODE_MAX_DEPTH); a vocabulary
+ * that holds every ASCII byte, as byte-level BPE and SentencePiece with
+ * byte fallback do, always has a next token otherwise. */
 size_t json_mask_logits(const rg_json_vocab *v, const rg_json_prefix *p, float *logits);
 
 #endif

@@ -426,6 +426,27 @@ def main():
     out("tokenizer_json", "bytelevel.json", bytelevel_json())
     out("tokenizer_json", "sentencepiece.json", sentencepiece_json())
 
+    # response_format JSON schemas, each with a document it allows (the
+    # recognizer's walk), NUL between
+    cat = {"$defs": {"Colour": {"enum": ["black", "white", 1, 2.5, None, True]},
+                     "Node": {"type": "object", "properties": {"id": {"type": "integer"},
+                                                              "kids": {"type": "array", "items": {"$ref": "#/$defs/Node"}}},
+                              "required": ["id"]}},
+           "type": "object",
+           "properties": {"name": {"type": "string", "title": "Name"}, "age": {"type": ["integer", "null"]},
+                          "colour": {"$ref": "#/$defs/Colour"}, "tree": {"$ref": "#/$defs/Node"},
+                          "tags": {"type": "object", "additionalProperties": {"type": "number"}},
+                          "list": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "boolean"}]},
+                                   "minItems": 1, "maxItems": 3},
+                          "opt": {"allOf": [{"type": "string"}], "nullable": True}},
+           "required": ["name", "age", "colour", "tree", "tags", "list"], "additionalProperties": False}
+    doc = ('{"name": "T\\u00e9 \u00e9 \U0001F41D", "age": null, "colour": 2.5, "tree": {"id": 1, "kids": [{"id": 2}]},'
+           ' "tags": {"a": -1e3}, "list": ["x", true], "opt": null}')
+    out("json_schema", "cat.bin", json.dumps(cat) + "\0" + doc)
+    out("json_schema", "any.bin", "{}\0" + '{"a": [1, {"b": "c"}, null, 1.5e-3], "d": {}}')
+    out("json_schema", "map.bin", json.dumps({"type": "object", "additionalProperties": {"type": "integer"}})
+        + "\0" + '{"x": 1, "y": -20}')
+
     # configs: a BERT and a Llama config.json (the HF loaders' first read)
     out("config_json", "bert.json", json.dumps({
         "architectures": ["BertModel"], "model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6,

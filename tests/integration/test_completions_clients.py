@@ -60,8 +60,9 @@ def test_langchain_chat_openai(gen_server, reference):
 
 
 def test_langchain_json_mode_and_tools(gen_server):
-    """LangChain's structured output in JSON mode gets a parsed dict; binding
-    tools, which ragd does not serve, fails loudly instead of answering text."""
+    """LangChain's structured output, in JSON mode and with a Pydantic model
+    (a JSON schema), gets a dict and a model instance; binding tools, which
+    ragd does not serve, fails loudly instead of answering text."""
     import openai
     from langchain_core.tools import tool
     from langchain_openai import ChatOpenAI
@@ -73,6 +74,19 @@ def test_langchain_json_mode_and_tools(gen_server):
         "Give me a JSON object describing a cat with its name and age."
     )
     assert isinstance(out, dict) and out, out
+
+    from pydantic import BaseModel
+
+    class Cat(BaseModel):
+        """A cat."""
+
+        name: str
+        age: int
+        indoor: bool
+
+    # the default method of langchain-openai's structured output: a JSON schema
+    cat = llm.with_structured_output(Cat).invoke("Describe a cat as JSON.")
+    assert isinstance(cat, Cat), cat
 
     @tool
     def add(a: int, b: int) -> int:

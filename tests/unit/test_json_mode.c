@@ -13,12 +13,20 @@
 #include "generate/json_mode.h"
 #include "model/sampling.h"
 
+static int is_object_text(const char *text)
+{
+    cJSON *j = cJSON_Parse(text);
+    int ok = j && cJSON_IsObject(j);
+    cJSON_Delete(j);
+    return ok;
+}
+
 /* 1 when every prefix of doc is accepted and the whole is complete, and no
  * shorter prefix is. */
 static int accepts_whole(const char *doc)
 {
     rg_json_prefix p;
-    json_prefix_init(&p);
+    json_prefix_init(&p, NULL);
     size_t n = strlen(doc);
     for (size_t i = 0; i < n; i++) {
         if (json_prefix_done(&p) || !json_prefix_feed(&p, doc + i, 1))
@@ -31,7 +39,7 @@ static int accepts_whole(const char *doc)
 static int rejects(const char *doc)
 {
     rg_json_prefix p;
-    json_prefix_init(&p);
+    json_prefix_init(&p, NULL);
     return !json_prefix_feed(&p, doc, strlen(doc));
 }
 
@@ -60,7 +68,8 @@ static void test_documents(void)
         "{,}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{\"a\" 1}", "{'a':1}", "{a:1}",
         "{\"a\":01}", "{\"a\":-}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":1e}", "{\"a\":+1}", "{\"a\":1.5.}",
         "{\"a\":tru}", "{\"a\":trues}", "{\"a\":nul1}", "{\"a\":NaN}",
-        "{\"a\":\"\\x\"}", "{\"a\":\"\\u12g4\"}", "{\"a\":\"\x01\"}", "{\"a\":\"\n\"}",
+        "{\"a\":\"\\x\"}", "{\"a\":\"\\u12g4\"}", "{\"a\":\"\\udefa\"}", "{\"a\":\"\\uD83Dx\"}",
+        "{\"a\":\"\\uD83D\\u0041\"}", "{\"a\":\"\\uD83D\"}", "{\"a\":\"\\uDC00\\uDE00\"}", "{\"a\":\"\x01\"}", "{\"a\":\"\n\"}",
         "{\"a\":\"\xc0\xaf\"}", /* overlong */
         "{\"a\":\"\xe0\x80\xaf\"}", "{\"a\":\"\xed\xa0\x80\"}", /* overlong, a surrogate */
         "{\"a\":\"\xf4\x90\x80\x80\"}", "{\"a\":\"\xff\"}", "{\"a\":\"\x80\"}", "{\"a\":\"\xc3\x28\"}",
@@ -70,7 +79,7 @@ static void test_documents(void)
         CHECK_MSG(rejects(bad[i]), "accepted: %s", bad[i]);
     /* prefixes are neither rejected nor done */
     rg_json_prefix p;
-    json_prefix_init(&p);
+    json_prefix_init(&p, NULL);
     static const char part[] = "{\"a\": [1, {\"b\": \"\xe2\x82";
     CHECK(json_prefix_feed(&p, part, sizeof part - 1) && !json_prefix_done(&p));
 
@@ -99,6 +108,121 @@ static void test_documents(void)
     memmove(deep + 5, deep + 4, n - 3);
     deep[4] = '['; /* one more level */
     CHECK(rejects(deep));
+}
+
+/* ---- schemas ---------------------------------------------------------------------- */
+
+static rg_json_schema *compile_text(const char *text, rg_err *e)
+{
+    cJSON *j = cJSON_Parse(text);
+    rg_json_schema *s = NULL;
+    if (!j) {
+        rg_error(e, RG_ERR_INVALID, "test schema does not parse");
+        return NULL;
+    }
+    json_schema_compile(j, &s, e);
+    cJSON_Delete(j);
+    return s;
+}
+
+static int schema_accepts(const rg_json_schema *s, const char *doc)
+{
+    rg_json_prefix p;
+    json_prefix_init(&p, s);
+    size_t n = strlen(doc);
+    for (size_t i = 0; i < n; i++)
+        if (json_prefix_done(&p) || !json_prefix_feed(&p, doc + i, 1))
+            return 0;
+    return json_prefix_done(&p);
+}
+
+typedef struct schema_case {
+    const char *schema;
+    const char *const good[6];
+    const char *const bad[8];
+} schema_case;
+
+static void test_schemas(void)
+{
+    static const schema_case cases[] = {
+        {"{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":\"integer\"},"
+         "\"colour\":{\"enum\":[\"black\",\"white\",\"ginger\"]},\"indoor\":{\"type\":\"boolean\"},"
+         "\"toys\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"minItems\":1,\"maxItems\":2}},"
+         "\"required\":[\"name\",\"age\",\"colour\",\"indoor\",\"toys\"],\"additionalProperties\":false}",
+         {"{\"name\":\"Tom\",\"age\":3,\"colour\":\"black\",\"indoor\":false,\"toys\":[\"ball\"]}",
+          "{ \"name\" : \"\\u00e9\", \"age\": -12, \"colour\": \"ginger\", \"indoor\": true, \"toys\": [\"a\", \"b\"] }"},
+         {"{\"name\":\"Tom\"}", "{\"age\":3,\"name\":\"Tom\",\"colour\":\"black\",\"indoor\":false,\"toys\":[\"b\"]}",
+          "{\"name\":\"Tom\",\"age\":3.5,\"colour\":\"black\",\"indoor\":false,\"toys\":[\"b\"]}",
+          "{\"name\":\"Tom\",\"age\":3,\"colour\":\"blue\",\"indoor\":false,\"toys\":[\"b\"]}",
+          "{\"name\":\"Tom\",\"age\":3,\"colour\":\"black\",\"indoor\":false,\"toys\":[]}",
+          "{\"name\":\"Tom\",\"age\":3,\"colour\":\"black\",\"indoor\":false,\"toys\":[\"a\",\"b\",\"c\"]}",
+          "{\"name\":\"Tom\",\"age\":\"3\",\"colour\":\"black\",\"indoor\":false,\"toys\":[\"b\"]}",
+          "{\"name\":\"Tom\",\"age\":3,\"colour\":\"black\",\"indoor\":false,\"toys\":[\"b\"],\"x\":1}"}},
+        /* no schema to speak of: any object */
+        {"{}", {"{\"a\":[1,{}]}", "{}"}, {"[]", "1"}},
+        /* optional properties keep their place; the required ones cannot be skipped */
+        {"{\"properties\":{\"a\":{},\"b\":{\"type\":\"null\"},\"c\":{\"const\":7}},\"required\":[\"a\",\"c\"]}",
+         {"{\"a\":[1,{\"x\":null}],\"c\":7}", "{\"a\":\"s\",\"b\":null,\"c\":7}"},
+         {"{\"a\":1,\"c\":7,\"b\":null}", "{\"c\":7}", "{\"a\":1,\"c\":70}", "{\"a\":1,\"b\":0,\"c\":7}",
+          "{\"a\":1}", "{\"a\":1,\"c\":7,}"}},
+        /* unions told apart by their first byte; nullable; numbers in an enum */
+        {"{\"type\":\"object\",\"properties\":{\"v\":{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"null\"},"
+         "{\"type\":\"array\",\"items\":{\"type\":\"number\"}}]},\"n\":{\"enum\":[1,10,2.5,\"x\"]},"
+         "\"k\":{\"type\":\"integer\",\"nullable\":true}},\"required\":[\"v\",\"n\",\"k\"]}",
+         {"{\"v\":\"s\",\"n\":1,\"k\":null}", "{\"v\":null,\"n\":10,\"k\":5}", "{\"v\":[1.5,-2e3],\"n\":2.5,\"k\":0}",
+          "{\"v\":[],\"n\":\"x\",\"k\":-1}"},
+         {"{\"v\":1,\"n\":1,\"k\":null}", "{\"v\":null,\"n\":12,\"k\":null}", "{\"v\":null,\"n\":2,\"k\":null}",
+          "{\"v\":null,\"n\":1,\"k\":1.5}", "{\"v\":[\"a\"],\"n\":1,\"k\":null}"}},
+        /* recursion through $defs and "#"; maps */
+        {"{\"$defs\":{\"Node\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"},"
+         "\"kids\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/Node\"}}},\"required\":[\"id\"]}},"
+         "\"type\":\"object\",\"properties\":{\"root\":{\"$ref\":\"#/$defs/Node\"},"
+         "\"tags\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"}}},\"required\":[\"root\",\"tags\"]}",
+         {"{\"root\":{\"id\":1},\"tags\":{}}", "{\"root\":{\"id\":1,\"kids\":[{\"id\":2,\"kids\":[{\"id\":3}]}]},\"tags\":{\"a\":1,\"b\":2}}"},
+         {"{\"root\":{\"kids\":[]},\"tags\":{}}", "{\"root\":{\"id\":1,\"kids\":[{}]},\"tags\":{}}",
+          "{\"root\":{\"id\":1},\"tags\":{\"a\":\"x\"}}"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        rg_err e;
+        rg_json_schema *s = compile_text(cases[i].schema, &e);
+        CHECK_MSG(s != NULL, "schema %zu: %s", i, e.msg);
+        if (!s)
+            continue;
+        for (size_t k = 0; k < 6 && cases[i].good[k]; k++) {
+            CHECK_MSG(schema_accepts(s, cases[i].good[k]), "schema %zu rejects %s", i, cases[i].good[k]);
+            CHECK_MSG(is_object_text(cases[i].good[k]), "test case %s is not JSON", cases[i].good[k]);
+        }
+        for (size_t k = 0; k < 8 && cases[i].bad[k]; k++)
+            CHECK_MSG(!schema_accepts(s, cases[i].bad[k]), "schema %zu accepts %s", i, cases[i].bad[k]);
+        json_schema_free(s);
+    }
+
+    /* refused, naming why */
+    static const struct {
+        const char *schema, *needle;
+    } refused[] = {
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"pattern\":\"^a\"}}}", "'pattern'"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"format\":\"date-time\"}}}", "'format'"},
+        {"{\"type\":\"array\"}", "root"},
+        {"{\"anyOf\":[{\"type\":\"object\"},{\"type\":\"null\"}]}", "root"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"object\"},{\"type\":\"object\",\"properties\":{\"x\":{}}}]}}}", "anyOf"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":[\"integer\",\"number\"]}}}", "start with"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/$defs/Nope\"}}}", "$ref"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"http://x/y\"}}}", "$ref"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"required\":[\"b\"]}", "'b'"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"enum\":[[1]]}}}", "enum"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"date\"}}}", "'date'"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"minItems\":3,\"maxItems\":2}}}", "minItems"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":false}}", "must be an object"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        rg_err e;
+        rg_err_clear(&e);
+        rg_json_schema *s = compile_text(refused[i].schema, &e);
+        CHECK_MSG(s == NULL && strstr(e.msg, refused[i].needle), "schema %s: %s", refused[i].schema,
+                  s ? "compiled" : e.msg);
+        json_schema_free(s);
+    }
 }
 
 /* ---- random documents ------------------------------------------------------------ */
@@ -227,7 +351,7 @@ static void test_tokens(const char *path, const char *open_piece, const char *sp
     int32_t open = id_of(t, open_piece), spaced = id_of(t, spaced_open_piece), close = id_of(t, "}");
     CHECK_MSG(open >= 0 && spaced >= 0 && close >= 0, "%s: pieces missing", path);
     rg_json_prefix p;
-    json_prefix_init(&p);
+    json_prefix_init(&p, NULL);
     CHECK(json_token_allowed(&v, &p, open));
     CHECK(json_token_allowed(&v, &p, spaced)); /* whitespace may lead */
     CHECK(!json_token_allowed(&v, &p, close));
@@ -283,8 +407,8 @@ static int is_json_object(const char *text)
 
 /* Runs question through the chat template; returns the finish reason and
  * leaves the text in out. */
-static rg_gen_finish ask(rg_generator *g, const char *question, int json, float temperature, uint64_t seed,
-                         size_t max_tokens, rg_buf *out)
+static rg_gen_finish ask_schema(rg_generator *g, const char *question, int json, rg_json_schema *schema,
+                                float temperature, uint64_t seed, size_t max_tokens, rg_buf *out)
 {
     rg_err e;
     const rg_chat_template *t = generator_chat_template(g, &e);
@@ -295,7 +419,8 @@ static rg_gen_finish ask(rg_generator *g, const char *question, int json, float 
     rg_bpe_ids ids = {0};
     CHECK_OK(chat_prompt_encode(generator_tokenizer(g), &p, &ids, &e), e);
     chat_prompt_free(&p);
-    rg_gen_request req = {.prompt = ids.ids, .n_prompt = ids.n, .max_tokens = max_tokens, .json_object = json};
+    rg_gen_request req = {
+        .prompt = ids.ids, .n_prompt = ids.n, .max_tokens = max_tokens, .json_object = json, .json_schema = schema};
     sampling_params_default(&req.sampling);
     req.sampling.temperature = temperature;
     req.sampling.seed = seed;
@@ -309,6 +434,53 @@ static rg_gen_finish ask(rg_generator *g, const char *question, int json, float 
     rg_gen_finish f = o.finish;
     gen_output_free(&o);
     return f;
+}
+
+static rg_gen_finish ask(rg_generator *g, const char *question, int json, float temperature, uint64_t seed,
+                         size_t max_tokens, rg_buf *out)
+{
+    return ask_schema(g, question, json, NULL, temperature, seed, max_tokens, out);
+}
+
+/* A schema's answers: the object it describes, keys in its order, values
+ * of its types. */
+static void test_engine_schema(rg_generator *g)
+{
+    static const char *const schema =
+        "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":\"integer\"},"
+        "\"colour\":{\"enum\":[\"black\",\"white\",\"ginger\"]},\"indoor\":{\"type\":\"boolean\"}},"
+        "\"required\":[\"name\",\"age\",\"colour\",\"indoor\"],\"additionalProperties\":false}";
+    static const char *const keys[] = {"name", "age", "colour", "indoor"};
+    int complete = 0;
+    for (int run = 0; run < 4; run++) {
+        rg_err e;
+        rg_json_schema *s = compile_text(schema, &e);
+        CHECK_OK(s ? RG_OK : RG_ERR_INVALID, e);
+        rg_buf text;
+        rg_buf_init(&text, 0);
+        const char *q = run & 1 ? "Describe a cat." : "Describe a cat as JSON: name, age, colour, indoor.";
+        rg_gen_finish f = ask_schema(g, q, 0, s, run < 2 ? 0.0f : 1.0f, 3 + (uint64_t)run, 160, &text);
+        cJSON *j = cJSON_Parse(text.data);
+        if (f == RG_GEN_STOP) {
+            complete++;
+            CHECK_MSG(j && cJSON_GetArraySize(j) == 4, "not the schema's object: %s", text.data);
+            const cJSON *it = j ? j->child : NULL;
+            for (int k = 0; k < 4 && it; k++, it = it->next)
+                CHECK_MSG(!strcmp(it->string, keys[k]), "key %d is %s: %s", k, it->string, text.data);
+            const cJSON *age = cJSON_GetObjectItemCaseSensitive(j, "age");
+            const cJSON *colour = cJSON_GetObjectItemCaseSensitive(j, "colour");
+            CHECK_MSG(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "name")) && cJSON_IsNumber(age) &&
+                          age->valuedouble == (double)(long long)age->valuedouble && cJSON_IsString(colour) &&
+                          strstr("black white ginger", colour->valuestring) &&
+                          cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(j, "indoor")),
+                      "values off the schema: %s", text.data);
+        } else {
+            CHECK_MSG(f == RG_GEN_LENGTH, "finish %d", (int)f);
+        }
+        cJSON_Delete(j);
+        rg_buf_free(&text);
+    }
+    CHECK_MSG(complete >= 3, "only %d of 4 schema answers complete within 160 tokens", complete);
 }
 
 static void test_engine(void)
@@ -343,7 +515,7 @@ static void test_engine(void)
             } else {
                 CHECK_MSG(f == RG_GEN_LENGTH, "finish %d", (int)f);
                 rg_json_prefix p;
-                json_prefix_init(&p);
+                json_prefix_init(&p, NULL);
                 CHECK_MSG(json_prefix_feed(&p, text.data, text.len), "JSON mode cut short, not a prefix: %s",
                           text.data);
             }
@@ -366,6 +538,7 @@ static void test_engine(void)
     /* the constraint, not the model, made the answers JSON */
     CHECK_MSG(plain_json == 0, "%d plain answers were JSON already", plain_json);
     CHECK_MSG(stopped >= 6, "only %d of 9 JSON answers closed their object within 160 tokens", stopped);
+    test_engine_schema(g);
     generator_stop(g);
 }
 
@@ -373,6 +546,7 @@ int main(void)
 {
     test_documents();
     test_random_documents();
+    test_schemas();
     test_tokens("tests/fixtures/bpe/ggml-vocab-qwen2.gguf", "{", "Ġ{");
     test_tokens("tests/fixtures/bpe/ggml-vocab-llama-spm.gguf", "{", "▁{");
     test_engine();

@@ -1,0 +1,483 @@
+/* json_schema.c - a JSON schema (response_format json_schema) compiled into
+ * the nodes json_mode.c's recognizer walks (generate/json_schema_nodes.h).
+ * The subset and its reasons are in json_mode.h. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "generate/json_schema_nodes.h"
+
+#define COMPILE_MAX_DEPTH 64 /* schema objects inside one another */
+#define MAX_REFS 256
+
+typedef struct ctx {
+    rg_json_schema *s;
+    const cJSON *root;
+    size_t cap_nodes, cap_props, cap_lits, cap_alts;
+    struct {
+        const cJSON *target;
+        uint16_t node;
+    } refs[MAX_REFS];
+    size_t n_refs;
+    rg_err *e;
+} ctx;
+
+/* Keywords that only describe: ignored. */
+static const char *const annotations[] = {"title",    "description", "default",   "examples", "$schema",
+                                          "$id",      "$comment",    "deprecated", "readOnly", "writeOnly",
+                                          "$defs",    "definitions"};
+/* Keywords the recognizer follows. */
+static const char *const followed[] = {"type",  "properties", "required", "additionalProperties",
+                                       "items", "minItems",   "maxItems", "enum",
+                                       "const", "anyOf",      "oneOf",    "allOf",
+                                       "$ref",  "nullable"};
+
+static int in_list(const char *k, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(k, list[i]))
+            return 1;
+    return 0;
+}
+
+static int fail(ctx *c, const char *fmt, const char *what)
+{
+    rg_error(c->e, RG_ERR_INVALID, fmt, what);
+    return -1;
+}
+
+static int grow(ctx *c, void **arr, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? 2 * *cap : 16;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*arr, n * size);
+    if (!p) {
+        rg_error(c->e, RG_ERR_NOMEM, "out of memory for a JSON schema");
+        return -1;
+    }
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
+/* A new node (a copy of n); its index, or -1. */
+static int add_node(ctx *c, js_node n)
+{
+    rg_json_schema *s = c->s;
+    if (s->n_nodes >= JSON_SCHEMA_MAX_NODES)
+        return fail(c, "the JSON schema has too many parts (at most %s)", "4096");
+    if (grow(c, (void **)&s->nodes, &c->cap_nodes, s->n_nodes + 1, sizeof *s->nodes))
+        return -1;
+    s->nodes[s->n_nodes] = n;
+    return (int)s->n_nodes++;
+}
+
+/* A value's JSON text as cJSON prints it (keys: a string item, quotes
+ * included). */
+static int add_text(ctx *c, js_text **arr, size_t *n, size_t *cap, const cJSON *item)
+{
+    if (grow(c, (void **)arr, cap, *n + 1, sizeof **arr))
+        return -1;
+    char *t = cJSON_PrintUnformatted(item);
+    if (!t) {
+        rg_error(c->e, RG_ERR_NOMEM, "out of memory for a JSON schema");
+        return -1;
+    }
+    (*arr)[*n] = (js_text){.text = t, .len = (uint32_t)strlen(t), .number = (uint8_t)cJSON_IsNumber(item)};
+    (*n)++;
+    return 0;
+}
+
+/* A LITERALS node of the values in list (an enum's array, or one const). */
+static int literals(ctx *c, const cJSON *const *vals, size_t n, const char *what)
+{
+    if (!n)
+        return fail(c, "'%s' in the JSON schema lists no value", what);
+    if (n > JSON_SCHEMA_MAX_CHOICES)
+        return fail(c, "'%s' in the JSON schema lists more than 64 values", what);
+    js_node node = {.kind = JN_LITERALS, .n = (uint16_t)n, .first = (uint32_t)c->s->n_lits};
+    for (size_t i = 0; i < n; i++) {
+        if (cJSON_IsObject(vals[i]) || cJSON_IsArray(vals[i]))
+            return fail(c, "'%s' in the JSON schema: only strings, numbers, booleans and null are supported", what);
+        if (add_text(c, &c->s->lits, &c->s->n_lits, &c->cap_lits, vals[i]))
+            return -1;
+    }
+    return add_node(c, node);
+}
+
+static int literal_words(ctx *c, int boolean)
+{
+    cJSON *t = cJSON_CreateTrue(), *f = cJSON_CreateFalse(), *z = cJSON_CreateNull();
+    const cJSON *vals[2] = {boolean ? t : z, f};
+    int r = t && f && z ? literals(c, vals, boolean ? 2 : 1, boolean ? "boolean" : "null") : -1;
+    cJSON_Delete(t);
+    cJSON_Delete(f);
+    cJSON_Delete(z);
+    return r;
+}
+
+static int union_of(ctx *c, const int *alts, size_t n)
+{
+    rg_json_schema *s = c->s;
+    if (grow(c, (void **)&s->alts, &c->cap_alts, s->n_alts + n, sizeof *s->alts))
+        return -1;
+    js_node node = {.kind = JN_UNION, .n = (uint16_t)n, .first = (uint32_t)s->n_alts};
+    for (size_t i = 0; i < n; i++)
+        s->alts[s->n_alts++] = (uint16_t)alts[i];
+    return add_node(c, node);
+}
+
+static int compile(ctx *c, const cJSON *j, int depth);
+
+static int is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+int json_schema_starts_with(const rg_json_schema *s, uint16_t i, unsigned char c, int depth)
+{
+    const js_node *n = &s->nodes[i];
+    switch (n->kind) {
+    case JN_ANY:
+        return c == '{' || c == '[' || c == '"' || c == '-' || is_digit(c) || c == 't' || c == 'f' || c == 'n';
+    case JN_OBJECT:
+    case JN_MAP:
+        return c == '{';
+    case JN_ARRAY:
+        return c == '[';
+    case JN_STRING:
+        return c == '"';
+    case JN_NUMBER:
+    case JN_INTEGER:
+        return c == '-' || is_digit(c);
+    case JN_LITERALS:
+        for (uint16_t k = 0; k < n->n; k++)
+            if ((unsigned char)s->lits[n->first + k].text[0] == c)
+                return 1;
+        return 0;
+    default: /* JN_UNION */
+        if (depth > 8)
+            return 0;
+        for (uint16_t k = 0; k < n->n; k++)
+            if (json_schema_starts_with(s, s->alts[n->first + k], c, depth + 1))
+                return 1;
+        return 0;
+    }
+}
+
+static int compile_object(ctx *c, const cJSON *j, int depth)
+{
+    const cJSON *props = cJSON_GetObjectItemCaseSensitive(j, "properties");
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(j, "required");
+    const cJSON *extra = cJSON_GetObjectItemCaseSensitive(j, "additionalProperties");
+    if (props && !cJSON_IsObject(props))
+        return fail(c, "'%s' in the JSON schema must be an object", "properties");
+    if (req && !cJSON_IsArray(req))
+        return fail(c, "'%s' in the JSON schema must be an array of names", "required");
+    if (!props || !props->child) {
+        if (req && cJSON_GetArraySize(req) > 0)
+            return fail(c, "'%s' names properties the JSON schema does not define", "required");
+        if (cJSON_IsFalse(extra))
+            return add_node(c, (js_node){.kind = JN_OBJECT}); /* {} only */
+        if (!extra || cJSON_IsTrue(extra))
+            return JN_NODE_ANY_OBJECT;
+        int child = compile(c, extra, depth + 1);
+        return child < 0 ? -1 : add_node(c, (js_node){.kind = JN_MAP, .child = (uint16_t)child});
+    }
+    size_t n = (size_t)cJSON_GetArraySize(props);
+    if (n > JSON_SCHEMA_MAX_CHOICES)
+        return fail(c, "an object in the JSON schema has more than %s properties", "64");
+    /* the properties' texts first, in a row; their nodes after */
+    size_t first = c->s->n_props;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, props)
+    {
+        cJSON *name = cJSON_CreateString(p->string);
+        int r = name ? add_text(c, &c->s->props, &c->s->n_props, &c->cap_props, name) : -1;
+        cJSON_Delete(name);
+        if (r)
+            return -1;
+    }
+    const cJSON *r;
+    cJSON_ArrayForEach(r, req)
+    {
+        if (!cJSON_IsString(r))
+            return fail(c, "'%s' in the JSON schema must be an array of names", "required");
+        size_t k = 0;
+        cJSON_ArrayForEach(p, props)
+        {
+            if (!strcmp(p->string, r->valuestring))
+                break;
+            k++;
+        }
+        if (k == n)
+            return fail(c, "'required' names '%s', which the JSON schema's properties do not define", r->valuestring);
+        c->s->props[first + k].required = 1;
+    }
+    size_t k = 0;
+    cJSON_ArrayForEach(p, props)
+    {
+        int child = compile(c, p, depth + 1);
+        if (child < 0)
+            return -1;
+        c->s->props[first + k++].node = (uint16_t)child;
+    }
+    return add_node(c, (js_node){.kind = JN_OBJECT, .n = (uint16_t)n, .first = (uint32_t)first});
+}
+
+static int item_count(ctx *c, const cJSON *j, const char *name, int fallback)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+    if (!v)
+        return fallback;
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > UINT16_MAX ||
+        v->valuedouble != (double)(int)v->valuedouble)
+        return fail(c, "'%s' in the JSON schema must be a whole number from 0 to 65535", name);
+    return (int)v->valuedouble;
+}
+
+static int compile_array(ctx *c, const cJSON *j, int depth)
+{
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
+    if (items && cJSON_IsArray(items))
+        return fail(c, "'%s' as a list (tuples) is not supported in the JSON schema", "items");
+    int min = item_count(c, j, "minItems", 0), max = item_count(c, j, "maxItems", UINT16_MAX);
+    if (min < 0 || max < 0)
+        return -1;
+    if (min > max)
+        return fail(c, "'%s' exceeds maxItems in the JSON schema", "minItems");
+    int child = items ? compile(c, items, depth + 1) : JN_NODE_ANY;
+    if (child < 0)
+        return -1;
+    return add_node(c, (js_node){.kind = JN_ARRAY, .child = (uint16_t)child, .min_items = (uint16_t)min,
+                                 .max_items = (uint16_t)max});
+}
+
+static int compile_type(ctx *c, const cJSON *j, const char *type, int depth)
+{
+    if (!strcmp(type, "object"))
+        return compile_object(c, j, depth);
+    if (!strcmp(type, "array"))
+        return compile_array(c, j, depth);
+    if (!strcmp(type, "string"))
+        return add_node(c, (js_node){.kind = JN_STRING});
+    if (!strcmp(type, "number"))
+        return add_node(c, (js_node){.kind = JN_NUMBER});
+    if (!strcmp(type, "integer"))
+        return add_node(c, (js_node){.kind = JN_INTEGER});
+    if (!strcmp(type, "boolean"))
+        return literal_words(c, 1);
+    if (!strcmp(type, "null"))
+        return literal_words(c, 0);
+    return fail(c, "unknown type '%s' in the JSON schema", type);
+}
+
+/* "#/$defs/Name", "#/definitions/Name" or "#": compiled once, so a
+ * recursive schema refers to itself. */
+static int compile_ref(ctx *c, const char *ref, int depth)
+{
+    const cJSON *target = NULL;
+    if (!strcmp(ref, "#")) {
+        target = c->root;
+    } else {
+        static const char *const bases[] = {"#/$defs/", "#/definitions/"};
+        static const char *const homes[] = {"$defs", "definitions"};
+        for (size_t i = 0; i < 2 && !target; i++) {
+            size_t l = strlen(bases[i]);
+            if (!strncmp(ref, bases[i], l) && !strchr(ref + l, '/') && !strchr(ref + l, '~'))
+                target = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c->root, homes[i]), ref + l);
+        }
+    }
+    if (!target)
+        return fail(c, "'$ref' %s: only references into the schema's own $defs or definitions are supported", ref);
+    for (size_t i = 0; i < c->n_refs; i++)
+        if (c->refs[i].target == target)
+            return c->refs[i].node;
+    if (c->n_refs == MAX_REFS)
+        return fail(c, "the JSON schema has more than %s references", "256");
+    int slot = add_node(c, (js_node){.kind = JN_ANY});
+    if (slot < 0)
+        return -1;
+    c->refs[c->n_refs].target = target;
+    c->refs[c->n_refs++].node = (uint16_t)slot;
+    int k = compile(c, target, depth + 1);
+    if (k < 0)
+        return -1;
+    c->s->nodes[slot] = c->s->nodes[k]; /* the slot behaves as the definition */
+    return slot;
+}
+
+static int compile_plain(ctx *c, const cJSON *j, int depth)
+{
+    const cJSON *any = cJSON_GetObjectItemCaseSensitive(j, "anyOf");
+    if (!any)
+        any = cJSON_GetObjectItemCaseSensitive(j, "oneOf");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(j, "enum");
+    const cJSON *cst = cJSON_GetObjectItemCaseSensitive(j, "const");
+    if (any) {
+        if (type || en || cst)
+            return fail(c, "'%s' beside type, enum or const is not supported in the JSON schema", "anyOf");
+        int n = cJSON_GetArraySize(any);
+        if (!cJSON_IsArray(any) || n < 1 || n > 16)
+            return fail(c, "'%s' in the JSON schema must list 1 to 16 schemas", "anyOf");
+        int alts[16], k = 0;
+        const cJSON *a;
+        cJSON_ArrayForEach(a, any)
+        {
+            if ((alts[k++] = compile(c, a, depth + 1)) < 0)
+                return -1;
+        }
+        return n == 1 ? alts[0] : union_of(c, alts, (size_t)n);
+    }
+    if (cst)
+        return literals(c, &cst, 1, "const");
+    if (en) {
+        if (!cJSON_IsArray(en))
+            return fail(c, "'%s' in the JSON schema must be an array", "enum");
+        const cJSON *vals[JSON_SCHEMA_MAX_CHOICES + 1];
+        size_t n = 0;
+        const cJSON *v;
+        cJSON_ArrayForEach(v, en)
+        {
+            if (n > JSON_SCHEMA_MAX_CHOICES)
+                break;
+            vals[n++] = v;
+        }
+        return literals(c, vals, n, "enum");
+    }
+    if (cJSON_IsString(type))
+        return compile_type(c, j, type->valuestring, depth);
+    if (cJSON_IsArray(type)) {
+        int n = cJSON_GetArraySize(type), alts[8], k = 0;
+        if (n < 1 || n > 8)
+            return fail(c, "'%s' in the JSON schema must name 1 to 8 types", "type");
+        const cJSON *t;
+        cJSON_ArrayForEach(t, type)
+        {
+            if (!cJSON_IsString(t))
+                return fail(c, "'%s' in the JSON schema must be a string or a list of strings", "type");
+            if ((alts[k++] = compile_type(c, j, t->valuestring, depth)) < 0)
+                return -1;
+        }
+        return n == 1 ? alts[0] : union_of(c, alts, (size_t)n);
+    }
+    if (type)
+        return fail(c, "'%s' in the JSON schema must be a string or a list of strings", "type");
+    if (cJSON_GetObjectItemCaseSensitive(j, "properties") || cJSON_GetObjectItemCaseSensitive(j, "required") ||
+        cJSON_GetObjectItemCaseSensitive(j, "additionalProperties"))
+        return compile_object(c, j, depth);
+    if (cJSON_GetObjectItemCaseSensitive(j, "items") || cJSON_GetObjectItemCaseSensitive(j, "minItems") ||
+        cJSON_GetObjectItemCaseSensitive(j, "maxItems"))
+        return compile_array(c, j, depth);
+    return JN_NODE_ANY;
+}
+
+static int compile(ctx *c, const cJSON *j, int depth)
+{
+    if (depth > COMPILE_MAX_DEPTH)
+        return fail(c, "the JSON schema is nested more than %s deep", "64");
+    if (cJSON_IsTrue(j))
+        return JN_NODE_ANY;
+    if (!cJSON_IsObject(j))
+        return fail(c, "%s", "a JSON schema must be an object (or true)");
+    const cJSON *k;
+    cJSON_ArrayForEach(k, j)
+    {
+        if (!in_list(k->string, annotations, sizeof annotations / sizeof *annotations) &&
+            !in_list(k->string, followed, sizeof followed / sizeof *followed))
+            return fail(c, "'%s' is not supported in the JSON schema (the answer could not be made to follow it)",
+                        k->string);
+    }
+    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(j, "$ref");
+    const cJSON *all = cJSON_GetObjectItemCaseSensitive(j, "allOf");
+    int n;
+    if (ref) {
+        if (!cJSON_IsString(ref))
+            return fail(c, "'%s' in the JSON schema must be a string", "$ref");
+        n = compile_ref(c, ref->valuestring, depth);
+    } else if (all) {
+        if (!cJSON_IsArray(all) || cJSON_GetArraySize(all) != 1)
+            return fail(c, "'%s' is supported in the JSON schema with exactly one schema", "allOf");
+        n = compile(c, all->child, depth + 1);
+    } else {
+        n = compile_plain(c, j, depth);
+    }
+    const cJSON *nullable = cJSON_GetObjectItemCaseSensitive(j, "nullable");
+    if (n < 0 || !cJSON_IsTrue(nullable))
+        return n;
+    int z = literal_words(c, 0);
+    int alts[2] = {n, z};
+    return z < 0 ? -1 : union_of(c, alts, 2);
+}
+
+/* A union's alternatives must start differently: the recognizer picks one
+ * by the first byte of the value and never goes back. */
+static int check_unions(ctx *c)
+{
+    const rg_json_schema *s = c->s;
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        const js_node *n = &s->nodes[i];
+        if (n->kind != JN_UNION)
+            continue;
+        for (int b = 0; b < 256; b++) {
+            int owners = 0;
+            for (uint16_t k = 0; k < n->n; k++)
+                owners += json_schema_starts_with(s, s->alts[n->first + k], (unsigned char)b, 0);
+            if (owners > 1) {
+                char what[2] = {(char)b, 0};
+                return fail(c,
+                            "anyOf / type alternatives that can both start with '%s' (two objects, two arrays, "
+                            "two strings, a number and an integer, ...) are not supported in the JSON schema",
+                            what);
+            }
+        }
+    }
+    return 0;
+}
+
+rg_status json_schema_compile(const cJSON *schema, rg_json_schema **out, rg_err *e)
+{
+    *out = NULL;
+    rg_json_schema *s = calloc(1, sizeof *s);
+    if (!s)
+        return rg_error(e, RG_ERR_NOMEM, "out of memory for a JSON schema");
+    ctx c = {.s = s, .root = schema, .e = e};
+    int r = add_node(&c, (js_node){.kind = JN_ANY});
+    if (r >= 0)
+        r = add_node(&c, (js_node){.kind = JN_MAP, .child = JN_NODE_ANY});
+    if (r >= 0)
+        r = add_node(&c, (js_node){.kind = JN_ARRAY, .child = JN_NODE_ANY, .max_items = UINT16_MAX});
+    if (r >= 0)
+        r = compile(&c, schema, 0);
+    if (r == JN_NODE_ANY) /* {} or true: the answer is an object anyway */
+        r = JN_NODE_ANY_OBJECT;
+    if (r >= 0 && s->nodes[r].kind != JN_OBJECT && s->nodes[r].kind != JN_MAP)
+        r = fail(&c, "%s", "the JSON schema's root must be an object (\"type\": \"object\")");
+    if (r >= 0 && check_unions(&c))
+        r = -1;
+    if (r < 0) {
+        json_schema_free(s);
+        return e && e->status ? e->status : RG_ERR_INVALID;
+    }
+    s->root = (uint16_t)r;
+    *out = s;
+    return RG_OK;
+}
+
+void json_schema_free(rg_json_schema *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_props; i++)
+        cJSON_free(s->props[i].text);
+    for (size_t i = 0; i < s->n_lits; i++)
+        cJSON_free(s->lits[i].text);
+    free(s->props);
+    free(s->lits);
+    free(s->alts);
+    free(s->nodes);
+    free(s);
+}
