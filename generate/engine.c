@@ -425,6 +425,8 @@ static rg_gen_finish take_token(rg_generator *g, rg_gen_seq *s)
         s->hit_stop = 1;
         return RG_GEN_STOP;
     }
+    if (s->json && json_prefix_done(&s->json_at))
+        return RG_GEN_STOP; /* the object is closed: only an end token could follow */
     if (s->generated >= s->max_tokens)
         return RG_GEN_LENGTH;
     return RG_GEN_RUNNING;

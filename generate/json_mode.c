@@ -77,6 +77,15 @@ static const js_node *top(const rg_json_prefix *p)
     return node(p, p->frame_node[p->depth - 1]);
 }
 
+/* A value of node i can start inside the container on top: anything
+ * below the depth limit, no object or array at it. Keys, items and commas
+ * are offered only for values that can start, so that no accepted prefix
+ * is a dead end (short of a required value that must nest deeper). */
+static int can_start(const rg_json_prefix *p, uint16_t i)
+{
+    return p->depth < JSON_MODE_MAX_DEPTH || json_schema_has_scalar(p->schema, i);
+}
+
 /* OBJECT: the properties that may come next, from the next one up to and
  * including the first required one (bit i: the object's i-th). */
 static uint64_t keys_allowed(const rg_json_prefix *p)
@@ -84,8 +93,10 @@ static uint64_t keys_allowed(const rg_json_prefix *p)
     const js_node *o = top(p);
     uint64_t m = 0;
     for (uint16_t i = p->frame_next[p->depth - 1]; i < o->n; i++) {
-        m |= 1ull << i;
-        if (p->schema->props[o->first + i].required)
+        const js_text *prop = &p->schema->props[o->first + i];
+        if (can_start(p, prop->node))
+            m |= 1ull << i;
+        if (prop->required)
             break;
     }
     return m;
@@ -214,7 +225,7 @@ static int value_start(rg_json_prefix *p, uint16_t want, unsigned char c)
     default: /* JN_UNION */
         for (uint16_t k = 0; k < n->n; k++) {
             uint16_t alt = p->schema->alts[n->first + k];
-            if (json_schema_starts_with(p->schema, alt, c, 0))
+            if (json_schema_starts_with(p->schema, alt, c))
                 return value_start(p, alt, c);
         }
         return 0;
@@ -226,7 +237,7 @@ static int item_start(rg_json_prefix *p, unsigned char c)
 {
     const js_node *a = top(p);
     uint16_t *count = &p->frame_next[p->depth - 1];
-    if (*count >= a->max_items)
+    if (*count >= a->max_items || !can_start(p, a->child))
         return 0;
     (*count)++;
     return value_start(p, a->child, c);
@@ -237,7 +248,7 @@ static int key_start(rg_json_prefix *p, unsigned char c)
 {
     const js_node *o = top(p);
     if (o->kind == JN_MAP) {
-        if (c != '"')
+        if (c != '"' || !can_start(p, o->child))
             return 0;
         p->state = JS_STRING;
         p->key = 1;
@@ -276,10 +287,10 @@ static int structural(rg_json_prefix *p, unsigned char c)
             const js_node *t = top(p);
             if (t->kind == JN_ARRAY) {
                 p->state = JS_VALUE;
-                return p->frame_next[p->depth - 1] < t->max_items;
+                return p->frame_next[p->depth - 1] < t->max_items && can_start(p, t->child);
             }
             p->state = JS_KEY;
-            return t->kind != JN_OBJECT || keys_allowed(p) != 0;
+            return t->kind == JN_OBJECT ? keys_allowed(p) != 0 : can_start(p, t->child);
         }
         return (c == '}' || c == ']') && close_container(p, c);
     default:

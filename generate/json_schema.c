@@ -1,9 +1,11 @@
 /* json_schema.c - a JSON schema (response_format json_schema) compiled into
  * the nodes json_mode.c's recognizer walks (generate/json_schema_nodes.h).
  * The subset and its reasons are in json_mode.h. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "generate/json_schema_nodes.h"
 
 #define COMPILE_MAX_DEPTH 64 /* schema objects inside one another */
@@ -16,6 +18,7 @@ typedef struct ctx {
     struct {
         const cJSON *target;
         uint16_t node;
+        int compiling; /* its definition is being compiled */
     } refs[MAX_REFS];
     size_t n_refs;
     rg_err *e;
@@ -75,9 +78,15 @@ static int add_node(ctx *c, js_node n)
 }
 
 /* A value's JSON text as cJSON prints it (keys: a string item, quotes
- * included). */
+ * included). The recognizer matches these bytes as they are, so they must
+ * be what a client reads back: valid UTF-8 (cJSON copies a string's bytes
+ * unchecked), numbers that print as themselves (cJSON prints integers past
+ * 2^53 in exponent form, which a validator compares as another number),
+ * and at most 65535 bytes (rg_json_prefix.pos). */
 static int add_text(ctx *c, js_text **arr, size_t *n, size_t *cap, const cJSON *item)
 {
+    if (cJSON_IsNumber(item) && !(fabs(item->valuedouble) < 9007199254740992.0))
+        return fail(c, "a number in the JSON schema is beyond %s (it would not be written as given)", "2^53");
     if (grow(c, (void **)arr, cap, *n + 1, sizeof **arr))
         return -1;
     char *t = cJSON_PrintUnformatted(item);
@@ -85,7 +94,13 @@ static int add_text(ctx *c, js_text **arr, size_t *n, size_t *cap, const cJSON *
         rg_error(c->e, RG_ERR_NOMEM, "out of memory for a JSON schema");
         return -1;
     }
-    (*arr)[*n] = (js_text){.text = t, .len = (uint32_t)strlen(t), .number = (uint8_t)cJSON_IsNumber(item)};
+    size_t len = strlen(t);
+    if (len > UINT16_MAX || !utf8_is_valid(t, len)) {
+        cJSON_free(t);
+        return fail(c, "a key or value in the JSON schema is %s", len > UINT16_MAX ? "longer than 65535 bytes"
+                                                                                  : "not valid UTF-8");
+    }
+    (*arr)[*n] = (js_text){.text = t, .len = (uint32_t)len, .number = (uint8_t)cJSON_IsNumber(item)};
     (*n)++;
     return 0;
 }
@@ -131,42 +146,6 @@ static int union_of(ctx *c, const int *alts, size_t n)
 
 static int compile(ctx *c, const cJSON *j, int depth);
 
-static int is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-int json_schema_starts_with(const rg_json_schema *s, uint16_t i, unsigned char c, int depth)
-{
-    const js_node *n = &s->nodes[i];
-    switch (n->kind) {
-    case JN_ANY:
-        return c == '{' || c == '[' || c == '"' || c == '-' || is_digit(c) || c == 't' || c == 'f' || c == 'n';
-    case JN_OBJECT:
-    case JN_MAP:
-        return c == '{';
-    case JN_ARRAY:
-        return c == '[';
-    case JN_STRING:
-        return c == '"';
-    case JN_NUMBER:
-    case JN_INTEGER:
-        return c == '-' || is_digit(c);
-    case JN_LITERALS:
-        for (uint16_t k = 0; k < n->n; k++)
-            if ((unsigned char)s->lits[n->first + k].text[0] == c)
-                return 1;
-        return 0;
-    default: /* JN_UNION */
-        if (depth > 8)
-            return 0;
-        for (uint16_t k = 0; k < n->n; k++)
-            if (json_schema_starts_with(s, s->alts[n->first + k], c, depth + 1))
-                return 1;
-        return 0;
-    }
-}
-
 static int compile_object(ctx *c, const cJSON *j, int depth)
 {
     const cJSON *props = cJSON_GetObjectItemCaseSensitive(j, "properties");
@@ -194,6 +173,9 @@ static int compile_object(ctx *c, const cJSON *j, int depth)
     const cJSON *p;
     cJSON_ArrayForEach(p, props)
     {
+        for (const cJSON *q = props->child; q != p; q = q->next)
+            if (!strcmp(q->string, p->string))
+                return fail(c, "the JSON schema defines property '%s' twice", p->string);
         cJSON *name = cJSON_CreateString(p->string);
         int r = name ? add_text(c, &c->s->props, &c->s->n_props, &c->cap_props, name) : -1;
         cJSON_Delete(name);
@@ -300,13 +282,57 @@ static int compile_ref(ctx *c, const char *ref, int depth)
     int slot = add_node(c, (js_node){.kind = JN_ANY});
     if (slot < 0)
         return -1;
-    c->refs[c->n_refs].target = target;
-    c->refs[c->n_refs++].node = (uint16_t)slot;
+    size_t me = c->n_refs++;
+    c->refs[me].target = target;
+    c->refs[me].node = (uint16_t)slot;
+    c->refs[me].compiling = 1;
     int k = compile(c, target, depth + 1);
     if (k < 0)
         return -1;
+    for (size_t i = 0; i < c->n_refs; i++)
+        if (c->refs[i].compiling && c->refs[i].node == k)
+            return fail(c, "'$ref' %s: a cycle of references with no schema between them", ref);
+    c->refs[me].compiling = 0;
     c->s->nodes[slot] = c->s->nodes[k]; /* the slot behaves as the definition */
     return slot;
+}
+
+/* Whether value v is of the JSON schema type (or one of the types) in
+ * type; 1 without a type, -1 for a malformed one. */
+static int of_type(const cJSON *v, const cJSON *type)
+{
+    if (!type)
+        return 1;
+    if (cJSON_IsArray(type)) {
+        const cJSON *t;
+        int any = 0;
+        cJSON_ArrayForEach(t, type)
+        {
+            int r = cJSON_IsString(t) ? of_type(v, t) : -1;
+            if (r < 0)
+                return -1;
+            any |= r;
+        }
+        return any;
+    }
+    if (!cJSON_IsString(type))
+        return -1;
+    const char *n = type->valuestring;
+    if (!strcmp(n, "string"))
+        return cJSON_IsString(v);
+    if (!strcmp(n, "number"))
+        return cJSON_IsNumber(v);
+    if (!strcmp(n, "integer"))
+        return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble);
+    if (!strcmp(n, "boolean"))
+        return cJSON_IsBool(v);
+    if (!strcmp(n, "null"))
+        return cJSON_IsNull(v);
+    if (!strcmp(n, "object"))
+        return cJSON_IsObject(v);
+    if (!strcmp(n, "array"))
+        return cJSON_IsArray(v);
+    return -1;
 }
 
 static int compile_plain(ctx *c, const cJSON *j, int depth)
@@ -317,6 +343,11 @@ static int compile_plain(ctx *c, const cJSON *j, int depth)
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
     const cJSON *en = cJSON_GetObjectItemCaseSensitive(j, "enum");
     const cJSON *cst = cJSON_GetObjectItemCaseSensitive(j, "const");
+    static const char *const shape[] = {"properties", "required", "additionalProperties", "items", "minItems",
+                                        "maxItems"};
+    for (size_t i = 0; (any || en || cst) && i < sizeof shape / sizeof *shape; i++)
+        if (cJSON_GetObjectItemCaseSensitive(j, shape[i]))
+            return fail(c, "'%s' beside anyOf, oneOf, enum or const is not supported in the JSON schema", shape[i]);
     if (any) {
         if (type || en || cst)
             return fail(c, "'%s' beside type, enum or const is not supported in the JSON schema", "anyOf");
@@ -332,21 +363,24 @@ static int compile_plain(ctx *c, const cJSON *j, int depth)
         }
         return n == 1 ? alts[0] : union_of(c, alts, (size_t)n);
     }
-    if (cst)
-        return literals(c, &cst, 1, "const");
-    if (en) {
-        if (!cJSON_IsArray(en))
+    if (cst || en) {
+        /* the values that are of the type too, when one is given (Pydantic
+         * writes "type": "string" beside an Enum's values) */
+        if (en && !cJSON_IsArray(en))
             return fail(c, "'%s' in the JSON schema must be an array", "enum");
         const cJSON *vals[JSON_SCHEMA_MAX_CHOICES + 1];
         size_t n = 0;
-        const cJSON *v;
-        cJSON_ArrayForEach(v, en)
-        {
-            if (n > JSON_SCHEMA_MAX_CHOICES)
-                break;
-            vals[n++] = v;
+        const cJSON *v = cst ? cst : en->child;
+        for (; v && n <= JSON_SCHEMA_MAX_CHOICES; v = cst ? NULL : v->next) {
+            int typed = of_type(v, type);
+            if (typed < 0)
+                return fail(c, "'%s' in the JSON schema must be a string or a list of strings", "type");
+            if (typed)
+                vals[n++] = v;
         }
-        return literals(c, vals, n, "enum");
+        if (!n && type)
+            return fail(c, "no value of '%s' in the JSON schema is of its type", cst ? "const" : "enum");
+        return literals(c, vals, n, cst ? "const" : "enum");
     }
     if (cJSON_IsString(type))
         return compile_type(c, j, type->valuestring, depth);
@@ -413,25 +447,60 @@ static int compile(ctx *c, const cJSON *j, int depth)
     return z < 0 ? -1 : union_of(c, alts, 2);
 }
 
-/* A union's alternatives must start differently: the recognizer picks one
- * by the first byte of the value and never goes back. */
-static int check_unions(ctx *c)
+/* The bytes each node's values may start with (4 words a node), worked out
+ * to a fixed point since unions may refer to each other through $ref;
+ * then a union's alternatives must start differently (the recognizer
+ * picks one by the first byte of the value and never goes back), and no
+ * node may be unable to start at all (a union of nothing but itself). */
+static int check_starts(ctx *c)
 {
-    const rg_json_schema *s = c->s;
+    rg_json_schema *s = c->s;
+    s->starts = calloc(4 * s->n_nodes, sizeof *s->starts);
+    if (!s->starts) {
+        rg_error(c->e, RG_ERR_NOMEM, "out of memory for a JSON schema");
+        return -1;
+    }
+    for (size_t i = 0; i < s->n_nodes; i++)
+        if (s->nodes[i].kind != JN_UNION)
+            for (int b = 0; b < 256; b++)
+                if (json_schema_starts_with(s, (uint16_t)i, (unsigned char)b))
+                    s->starts[4 * i + b / 64] |= 1ull << (b % 64);
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t i = 0; i < s->n_nodes; i++) {
+            const js_node *n = &s->nodes[i];
+            if (n->kind != JN_UNION)
+                continue;
+            for (uint16_t k = 0; k < n->n; k++)
+                for (int w = 0; w < 4; w++) {
+                    uint64_t add = s->starts[4 * (size_t)s->alts[n->first + k] + w] & ~s->starts[4 * i + w];
+                    if (add) {
+                        s->starts[4 * i + w] |= add;
+                        changed = 1;
+                    }
+                }
+        }
+    }
     for (size_t i = 0; i < s->n_nodes; i++) {
         const js_node *n = &s->nodes[i];
+        const uint64_t *w = s->starts + 4 * i;
+        if (!(w[0] | w[1] | w[2] | w[3]))
+            return fail(c, "%s", "a part of the JSON schema allows no value (an anyOf of nothing but itself?)");
         if (n->kind != JN_UNION)
             continue;
-        for (int b = 0; b < 256; b++) {
-            int owners = 0;
-            for (uint16_t k = 0; k < n->n; k++)
-                owners += json_schema_starts_with(s, s->alts[n->first + k], (unsigned char)b, 0);
-            if (owners > 1) {
-                char what[2] = {(char)b, 0};
-                return fail(c,
-                            "anyOf / type alternatives that can both start with '%s' (two objects, two arrays, "
-                            "two strings, a number and an integer, ...) are not supported in the JSON schema",
-                            what);
+        uint64_t seen[4] = {0};
+        for (uint16_t k = 0; k < n->n; k++) {
+            const uint64_t *a = s->starts + 4 * (size_t)s->alts[n->first + k];
+            for (int x = 0; x < 4; x++) {
+                if (seen[x] & a[x]) {
+                    char what[2] = {(char)(64 * x + __builtin_ctzll(seen[x] & a[x])), 0};
+                    return fail(c,
+                                "anyOf / type alternatives that can both start with '%s' (two objects, two "
+                                "arrays, two strings, a number and an integer, ...) are not supported in the JSON "
+                                "schema",
+                                what);
+                }
+                seen[x] |= a[x];
             }
         }
     }
@@ -456,7 +525,7 @@ rg_status json_schema_compile(const cJSON *schema, rg_json_schema **out, rg_err 
         r = JN_NODE_ANY_OBJECT;
     if (r >= 0 && s->nodes[r].kind != JN_OBJECT && s->nodes[r].kind != JN_MAP)
         r = fail(&c, "%s", "the JSON schema's root must be an object (\"type\": \"object\")");
-    if (r >= 0 && check_unions(&c))
+    if (r >= 0 && check_starts(&c))
         r = -1;
     if (r < 0) {
         json_schema_free(s);
@@ -478,6 +547,7 @@ void json_schema_free(rg_json_schema *s)
     free(s->props);
     free(s->lits);
     free(s->alts);
+    free(s->starts);
     free(s->nodes);
     free(s);
 }

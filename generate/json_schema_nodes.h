@@ -54,11 +54,47 @@ struct rg_json_schema {
     size_t n_props, n_lits;
     uint16_t *alts;
     size_t n_alts;
+    uint64_t *starts; /* 4 words a node: the bytes a value of it may start with (NULL: no unions) */
     uint16_t root;
 };
 
-/* Whether a value of node i may start with byte c (json_schema.c: a union
- * picks its alternative by it; compiling made them start differently). */
-int json_schema_starts_with(const rg_json_schema *s, uint16_t i, unsigned char c, int depth);
+/* Whether a value of node i may start with byte c (a union picks its
+ * alternative by it; compiling made them start differently). */
+static inline int json_schema_starts_with(const rg_json_schema *s, uint16_t i, unsigned char c)
+{
+    const js_node *n = &s->nodes[i];
+    switch (n->kind) {
+    case JN_ANY:
+        return c == '{' || c == '[' || c == '"' || c == '-' || (c >= '0' && c <= '9') || c == 't' || c == 'f' ||
+               c == 'n';
+    case JN_OBJECT:
+    case JN_MAP:
+        return c == '{';
+    case JN_ARRAY:
+        return c == '[';
+    case JN_STRING:
+        return c == '"';
+    case JN_NUMBER:
+    case JN_INTEGER:
+        return c == '-' || (c >= '0' && c <= '9');
+    case JN_LITERALS:
+        for (uint16_t k = 0; k < n->n; k++)
+            if ((unsigned char)s->lits[n->first + k].text[0] == c)
+                return 1;
+        return 0;
+    default: /* JN_UNION: the set json_schema_compile worked out */
+        return (int)(s->starts[4 * (size_t)i + c / 64] >> (c % 64) & 1);
+    }
+}
+
+/* A value of node i may be something other than an object or an array
+ * (what can still come inside a container at the depth limit). */
+static inline int json_schema_has_scalar(const rg_json_schema *s, uint16_t i)
+{
+    for (int c = 0; c < 256; c++)
+        if (c != '{' && c != '[' && json_schema_starts_with(s, i, (unsigned char)c))
+            return 1;
+    return 0;
+}
 
 #endif

@@ -14,6 +14,7 @@
 #include "tests/fuzz/fuzz.h"
 
 #include "generate/json_mode.h"
+#include "generate/json_schema_nodes.h"
 
 /* Some byte can follow p. Every prefix the recognizer accepts must be one
  * that can still be completed (the engine masks the vocabulary with it: a
@@ -30,6 +31,26 @@ static int continues(const rg_json_prefix *p)
     return 0;
 }
 
+/* The one dead end allowed: at the depth limit, the container on top
+ * still needs a value that can only be an object or an array (a required
+ * property, or items short of minItems). */
+static int required_nesting(const rg_json_prefix *p)
+{
+    if (p->depth < JSON_MODE_MAX_DEPTH)
+        return 0;
+    const rg_json_schema *s = p->schema;
+    const js_node *t = &s->nodes[p->frame_node[p->depth - 1]];
+    uint16_t next = p->frame_next[p->depth - 1];
+    if (t->kind == JN_ARRAY)
+        return next < t->min_items && !json_schema_has_scalar(s, t->child);
+    if (t->kind != JN_OBJECT)
+        return 0;
+    for (uint16_t i = next; i < t->n; i++)
+        if (s->props[t->first + i].required)
+            return !json_schema_has_scalar(s, s->props[t->first + i].node);
+    return 0;
+}
+
 static void run_document(const rg_json_schema *s, const uint8_t *doc, size_t n)
 {
     rg_json_prefix p;
@@ -43,7 +64,7 @@ static void run_document(const rg_json_schema *s, const uint8_t *doc, size_t n)
         }
         if (!json_prefix_feed(&p, (const char *)doc + i, 1))
             break;
-        FUZZ_CHECK(json_prefix_done(&p) || p.depth >= JSON_MODE_MAX_DEPTH || continues(&p),
+        FUZZ_CHECK(json_prefix_done(&p) || continues(&p) || required_nesting(&p),
                    "a dead end after byte %zu: no byte can follow", i);
     }
     if (i == n && json_prefix_done(&p)) {

@@ -214,13 +214,93 @@ static void test_schemas(void)
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"date\"}}}", "'date'"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"minItems\":3,\"maxItems\":2}}}", "minItems"},
         {"{\"type\":\"object\",\"properties\":{\"a\":false}}", "must be an object"},
+        /* a union of nothing but itself could never start */
+        {"{\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"#/$defs/A\"}},"
+         "\"$defs\":{\"A\":{\"anyOf\":[{\"$ref\":\"#/$defs/A\"},{\"$ref\":\"#/$defs/A\"}]}}}", "no value"},
+        {"{\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"#/$defs/A\"}},"
+         "\"$defs\":{\"A\":{\"$ref\":\"#/$defs/B\"},\"B\":{\"$ref\":\"#/$defs/A\"}}}", "cycle"},
+        {"{\"type\":\"object\",\"properties\":{\"x\":{\"const\":\"a\xff\"}}}", "UTF-8"},
+        {"{\"type\":\"object\",\"properties\":{\"x\":{\"enum\":[12345678901234567890]}}}", "2^53"},
+        {"{\"type\":\"object\",\"properties\":{\"x\":{},\"x\":{}}}", "twice"},
+        {"{\"type\":\"object\",\"properties\":{\"x\":{\"anyOf\":[{\"type\":\"string\"}],\"required\":[\"q\"]}}}",
+         "required"},
+        {"{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"string\",\"enum\":[1,2]}}}", "of its type"},
     };
+    /* a key or value longer than rg_json_prefix.pos counts */
+    {
+        size_t n = 70000;
+        char *big = malloc(n + 64);
+        int k = snprintf(big, 64, "{\"properties\":{\"k\":{\"const\":\"");
+        memset(big + k, 'a', n);
+        strcpy(big + k + n, "\"}}}");
+        rg_err e;
+        rg_json_schema *s = compile_text(big, &e);
+        CHECK_MSG(s == NULL && strstr(e.msg, "65535"), "a 70000-byte const: %s", s ? "compiled" : e.msg);
+        json_schema_free(s);
+        free(big);
+    }
+    /* the type filters an enum's values (Pydantic writes both) */
+    {
+        rg_err e;
+        rg_json_schema *s = compile_text("{\"properties\":{\"k\":{\"type\":\"string\",\"enum\":[\"a\",1]}},"
+                                         "\"required\":[\"k\"]}", &e);
+        CHECK_MSG(s && schema_accepts(s, "{\"k\":\"a\"}") && !schema_accepts(s, "{\"k\":1}"), "%s", s ? "" : e.msg);
+        json_schema_free(s);
+    }
     for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
         rg_err e;
         rg_err_clear(&e);
         rg_json_schema *s = compile_text(refused[i].schema, &e);
         CHECK_MSG(s == NULL && strstr(e.msg, refused[i].needle), "schema %s: %s", refused[i].schema,
                   s ? "compiled" : e.msg);
+        json_schema_free(s);
+    }
+}
+
+/* Some byte can follow p (or p is done). */
+static int has_next(const rg_json_prefix *p)
+{
+    if (json_prefix_done(p))
+        return 1;
+    for (int c = 0; c < 256; c++) {
+        rg_json_prefix t = *p;
+        char b = (char)c;
+        if (json_prefix_feed(&t, &b, 1))
+            return 1;
+    }
+    return 0;
+}
+
+/* At the depth limit an optional property, a map's key or an array's item
+ * whose value could only nest deeper is not offered: what is accepted can
+ * always be finished. */
+static void test_depth_limit(void)
+{
+    static const struct {
+        const char *schema, *open, *deeper;
+    } cases[] = {
+        /* optional recursive property beside a scalar one */
+        {"{\"type\":\"object\",\"properties\":{\"c\":{\"$ref\":\"#\"},\"v\":{\"type\":\"integer\"}}}", "{\"c\":",
+         "\"c\""},
+        /* a map of objects */
+        {"{\"type\":\"object\",\"additionalProperties\":{\"$ref\":\"#\"}}", "{\"k\":", "\""},
+        /* JSON mode: any value, where scalars remain */
+        {NULL, "[", "["},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        rg_err e;
+        rg_json_schema *s = cases[i].schema ? compile_text(cases[i].schema, &e) : NULL;
+        CHECK_MSG(!cases[i].schema || s, "%s", e.msg);
+        rg_json_prefix p;
+        json_prefix_init(&p, s);
+        int ok = json_prefix_feed(&p, "{\"a\":", cases[i].schema ? 0 : 5);
+        while (ok && p.depth < JSON_MODE_MAX_DEPTH - 1)
+            ok = json_prefix_feed(&p, cases[i].open, strlen(cases[i].open)) && has_next(&p);
+        ok = ok && json_prefix_feed(&p, cases[i].open, 1); /* '{' or '[': the last level */
+        CHECK_MSG(ok && p.depth == JSON_MODE_MAX_DEPTH, "case %zu: could not nest to the limit", i);
+        rg_json_prefix t = p;
+        CHECK_MSG(!json_prefix_feed(&t, cases[i].deeper, strlen(cases[i].deeper)), "case %zu: offered a dead end", i);
+        CHECK_MSG(has_next(&p), "case %zu: a dead end at the limit", i);
         json_schema_free(s);
     }
 }
@@ -547,6 +627,7 @@ int main(void)
     test_documents();
     test_random_documents();
     test_schemas();
+    test_depth_limit();
     test_tokens("tests/fixtures/bpe/ggml-vocab-qwen2.gguf", "{", "Ġ{");
     test_tokens("tests/fixtures/bpe/ggml-vocab-llama-spm.gguf", "{", "▁{");
     test_engine();
