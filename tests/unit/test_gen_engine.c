@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "gen_model.h"
 #include "llama_golden.h"
 #include "common/fs.h"
 #include "generate/engine.h"
@@ -45,17 +46,6 @@ static const char *questions[N_PROMPTS] = {
     "Translate 'good morning' into Spanish.",
     "What is 12 times 12? Answer with a number, then explain why in a long paragraph about multiplication.",
 };
-
-static void model_path(char *out, size_t size)
-{
-    const char *env = getenv("RAGD_GEN_MODEL");
-    const char *base = getenv("RAGD_MODELS");
-    if (env && *env)
-        snprintf(out, size, "%s", env);
-    else
-        snprintf(out, size, "%s/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
-                 base && *base ? base : "models");
-}
 
 static void chat_prompt(rg_generator *g, const char *question, rg_bpe_ids *ids)
 {
@@ -154,7 +144,7 @@ static void check_same_tokens(const char *what, const rg_gen_output *a, const rg
 int main(void)
 {
     char path[4096];
-    model_path(path, sizeof path);
+    gen_model_path(path, sizeof path);
     if (!fs_is_file(path) && !fs_is_dir(path)) {
         fprintf(stderr, "test_gen_engine: no model at %s (run `make models` or set RAGD_GEN_MODEL)\n", path);
         return 1;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "check.h"
+#include "gen_model.h"
 #include "generate/engine.h"
 #include "generate/json_mode.h"
 #include "model/sampling.h"
@@ -466,17 +467,6 @@ static void test_tokens(const char *path, const char *open_piece, const char *sp
 
 /* ---- the engine ------------------------------------------------------------------- */
 
-static void model_path(char *out, size_t size)
-{
-    const char *env = getenv("RAGD_GEN_MODEL");
-    const char *base = getenv("RAGD_MODELS");
-    if (env && *env)
-        snprintf(out, size, "%s", env);
-    else
-        snprintf(out, size, "%s/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
-                 base && *base ? base : "models");
-}
-
 static int is_json_object(const char *text)
 {
     cJSON *j = cJSON_Parse(text);
@@ -566,7 +556,7 @@ static void test_engine_schema(rg_generator *g)
 static void test_engine(void)
 {
     char path[1024];
-    model_path(path, sizeof path);
+    gen_model_path(path, sizeof path);
     rg_gen_opts o;
     generator_opts_default(&o);
     o.threads = 2;
