@@ -226,6 +226,21 @@ def test_json_mode(client):
     assert closed >= 4, f"only {closed} of 6 JSON answers closed their object within 160 tokens"
 
 
+def test_json_mode_on_the_completions_endpoint(gen_server):
+    """/v1/completions takes response_format too (as vLLM's does): the
+    continuation of a plain prompt is a JSON object."""
+    r = gen_server.post("/v1/completions", json={
+        "prompt": "A cat described as JSON:", "max_tokens": 120, "temperature": 0,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "cat", "schema": {
+            "type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+            "required": ["name", "age"], "additionalProperties": False}}}})
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "stop", choice
+    obj = json.loads(choice["text"])
+    assert list(obj) == ["name", "age"] and isinstance(obj["name"], str) and isinstance(obj["age"], int), obj
+
+
 def test_json_schema_with_the_openai_parse_helper(client):
     """openai's parse() sends a Pydantic model as a strict JSON schema and
     validates the answer with it: every answer that closes is an instance."""
