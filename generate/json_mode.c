@@ -4,7 +4,7 @@
 
 #include "generate/json_schema_nodes.h"
 
-/* What the next byte may be. The first six are between tokens, where
+/* What the next byte may be. The first seven are between tokens, where
  * whitespace may come; the rest are inside a string, a key or literal
  * being matched, or a number. */
 enum {
