@@ -327,8 +327,9 @@ static int32_t pick_json(rg_generator *g, rg_gen_seq *s, int32_t id, float *raw)
     if (json_token_allowed(&g->json_vocab, &s->json_at, id))
         return id;
     /* the draw's rounding fell past the last allowed token's share (it
-     * walks zero-probability candidates last): the best allowed instead */
-    json_mask_logits(&g->json_vocab, &s->json_at, raw);
+     * walks zero-probability candidates last): the best allowed instead
+     * (the sampler's bias, penalties and temperature leave -inf as -inf,
+     * so raw still holds the mask) */
     int32_t best = -1;
     for (size_t i = 0; i < g->n_vocab; i++)
         if (raw[i] != -INFINITY && (best < 0 || raw[i] > raw[best]))
