@@ -310,29 +310,30 @@ static void retire(rg_generator *g, rg_gen_seq *s, rg_gen_finish why, const rg_e
 
 /* JSON mode's draw, as llama.cpp samples with a grammar: the token drawn
  * from the whole distribution is kept when the grammar allows it (most
- * steps: one check of one token); otherwise every token the grammar
- * forbids is masked out of the raw logits (raw, a copy, reused as scratch)
- * and the draw is made again. For a greedy request that is the best
- * allowed token; for a sampled one, a token the grammar allows with its
- * share of the allowed mass (drawn, then redrawn from the rest: P(t) =
- * p(t) + (1 - p(allowed)) p(t) / p(allowed) = p(t) / p(allowed), exact
- * without top_k / top_p / min_p, whose first cut is over all tokens). */
-static int32_t pick_json(rg_generator *g, rg_gen_seq *s, int32_t id, float *raw)
+ * steps: one check of one token); otherwise the raw logits (raw, a copy
+ * taken before the sampler used row as scratch) are masked into row, every
+ * token the grammar forbids at -inf, and the draw is made again. For a
+ * greedy request that is the best allowed token; for a sampled one, a
+ * token the grammar allows with its share of the allowed mass (drawn, then
+ * redrawn from the rest: P(t) = p(t) + (1 - p(allowed)) p(t) / p(allowed)
+ * = p(t) / p(allowed), exact without top_k / top_p / min_p, whose first
+ * cut is over all tokens). */
+static int32_t pick_json(rg_generator *g, rg_gen_seq *s, int32_t id, float *row, const float *raw)
 {
     if (json_token_allowed(&g->json_vocab, &s->json_at, id))
         return id;
-    if (!json_mask_logits(&g->json_vocab, &s->json_at, raw))
+    if (!json_mask_logits(&g->json_vocab, &s->json_at, raw, row))
         return -1; /* the schema cannot be completed (take_token says why) */
-    id = sampler_sample(s->sampler, raw);
+    id = sampler_sample(s->sampler, row);
     if (json_token_allowed(&g->json_vocab, &s->json_at, id))
         return id;
     /* the draw's rounding fell past the last allowed token's share (it
      * walks zero-probability candidates last): the best allowed instead
      * (the sampler's bias, penalties and temperature leave -inf as -inf,
-     * so raw still holds the mask) */
+     * so row still holds the mask) */
     int32_t best = -1;
     for (size_t i = 0; i < g->n_vocab; i++)
-        if (raw[i] != -INFINITY && (best < 0 || raw[i] > raw[best]))
+        if (row[i] != -INFINITY && (best < 0 || row[i] > row[best]))
             best = (int32_t)i;
     return best >= 0 ? best : id;
 }
@@ -350,7 +351,7 @@ static void pick_token(rg_generator *g, rg_gen_seq *s, float *row, float *scratc
         memcpy(raw, row, g->n_vocab * sizeof *row);
     s->pick.id = sampler_sample(s->sampler, row);
     if (s->json)
-        s->pick.id = pick_json(g, s, s->pick.id, raw);
+        s->pick.id = pick_json(g, s, s->pick.id, row, raw);
     if (s->logprobs) {
         s->pick.n_top = s->top_logprobs;
         sampling_logprobs(scratch, g->n_vocab, s->pick.id, &s->pick.logprob, s->pick.top, s->pick.n_top);
@@ -767,10 +768,14 @@ rg_status generator_start(const char *model_path, const rg_gen_opts *o, rg_gener
     g->running = calloc(o->max_seqs, sizeof *g->running);
     g->logits = decoder_logits_alloc(g->dec, o->max_seqs); /* pinned on a GPU */
     g->scratch = malloc(2 * decoder_threads(g->dec) * g->n_vocab * sizeof *g->scratch); /* pick_tokens */
-    g->json_vocab = (rg_json_vocab){.tok = g->tok, .n_vocab = g->n_vocab, .end = {g->eos, g->eot}};
     if (!g->running || !g->logits || !g->scratch) {
         generator_stop(g);
         return rg_error(e, RG_ERR_NOMEM, "out of memory for %zu sequences' logits", o->max_seqs);
+    }
+    rg_status vst = json_vocab_init(&g->json_vocab, g->tok, g->n_vocab, g->eos, g->eot, e);
+    if (vst) {
+        generator_stop(g);
+        return vst;
     }
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->work, NULL);
@@ -801,6 +806,7 @@ void generator_stop(rg_generator *g)
     if (g->dec)
         decoder_logits_free(g->dec, g->logits);
     decoder_free(g->dec);
+    json_vocab_free(&g->json_vocab);
     bpe_free(g->tok);
     free(g->running);
     free(g->scratch);

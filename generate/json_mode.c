@@ -1,7 +1,5 @@
 #include "generate/json_mode.h"
 
-#include <math.h>
-
 #include "generate/json_schema_nodes.h"
 
 /* What the next byte may be. The first seven are between tokens, where
@@ -523,40 +521,29 @@ static int feed_byte(rg_json_prefix *p, unsigned char c)
     }
 }
 
+int json_prefix_in_string(const rg_json_prefix *p)
+{
+    return p->state == JS_STRING;
+}
+
+int json_prefix_keeps(const rg_json_prefix *p, unsigned char c)
+{
+    switch (p->state) {
+    case JS_STRING:
+        return json_string_plain(c);
+    case JS_NUM_INT:
+    case JS_NUM_FRAC:
+    case JS_NUM_EXP:
+        return is_digit(c);
+    default:
+        return 0;
+    }
+}
+
 int json_prefix_feed(rg_json_prefix *p, const char *bytes, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!feed_byte(p, (unsigned char)bytes[i]))
             return 0;
     return 1;
-}
-
-int json_token_allowed(const rg_json_vocab *v, const rg_json_prefix *p, int32_t id)
-{
-    if (id < 0 || (size_t)id >= v->n_vocab)
-        return 0;
-    if (id == v->end[0] || id == v->end[1])
-        return json_prefix_done(p);
-    if (bpe_is_special(v->tok, id))
-        return 0;
-    size_t n;
-    const char *b = bpe_token_bytes(v->tok, id, &n);
-    if (!b || !n)
-        return 0;
-    rg_json_prefix t = *p;
-    return json_prefix_feed(&t, b, n);
-}
-
-/* ~1-3 ms over SmolLM2's 49K tokens on the development VM; the engine
- * calls it only when the token it drew does not fit (engine.c pick_json). */
-size_t json_mask_logits(const rg_json_vocab *v, const rg_json_prefix *p, float *logits)
-{
-    size_t allowed = 0;
-    for (size_t id = 0; id < v->n_vocab; id++) {
-        if (json_token_allowed(v, p, (int32_t)id))
-            allowed++;
-        else
-            logits[id] = -INFINITY;
-    }
-    return allowed;
 }

@@ -9,8 +9,9 @@
  *     the beginning of a JSON object the schema allows?" one byte at a
  *     time, in a small fixed state, so a token's bytes can be tried on a
  *     copy;
- *   - the token level: whether a vocabulary token may come next, and a
- *     mask that sets every other token's logit to -inf.
+ *   - the token level (json_vocab.c): whether a vocabulary token may come
+ *     next, and a mask that sets every other token's logit to -inf, walked
+ *     over a trie of the vocabulary's bytes.
  *
  * What the recognizer accepts is JSON as a strict parser reads it (cJSON,
  * Python's json): one object at the top, strings of valid UTF-8 without
@@ -83,26 +84,61 @@ void json_prefix_init(rg_json_prefix *p, const rg_json_schema *schema);
  * 0 when a byte cannot come next (p is then left somewhere undefined: feed
  * a copy to try). */
 int json_prefix_feed(rg_json_prefix *p, const char *bytes, size_t n);
+/* 1 when byte c would be accepted and leave p exactly as it is (plain
+ * ASCII inside a string, a digit inside a number's digits): a mask's walk
+ * then shares the state instead of copying it. 0 says nothing. */
+int json_prefix_keeps(const rg_json_prefix *p, unsigned char c);
+/* A byte that is itself inside a JSON string: ASCII, not a control
+ * character, not '"' or '\\'. */
+static inline int json_string_plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+/* 1 inside a free string's text (a value or a map's key; no escape or
+ * UTF-8 sequence begun; not a property name or an enum value being
+ * matched): every json_string_plain byte keeps p. */
+int json_prefix_in_string(const rg_json_prefix *p);
 /* 1 once the top-level object is closed. */
 int json_prefix_done(const rg_json_prefix *p);
 
-/* The end-of-sequence tokens (eos, eot; -1 for none) end a JSON-mode
- * sequence, allowed only once the object is complete. */
+/* A vocabulary as JSON mode walks it (json_vocab.c): the end-of-sequence
+ * tokens (eos, eot; -1 for none), which end a JSON-mode sequence only once
+ * the object is complete, and every other token's bytes in a trie, so that
+ * a mask tries each shared prefix once and gives up on a whole branch at
+ * the first byte that cannot come (most of the vocabulary, between values).
+ * Built once per model; read-only after, so sequences mask in parallel. */
+typedef struct json_trie_node json_trie_node;
 typedef struct rg_json_vocab {
     const rg_bpe *tok;
     size_t n_vocab;
     int32_t end[2];
+    json_trie_node *nodes; /* depth first: a node's subtree is nodes[i .. nodes[i].end) */
+    size_t n_nodes;
+    int32_t *ids;          /* the trie's tokens, in the order of their bytes */
+    size_t n_ids;
+    int32_t *long_ids;     /* tokens too long for the trie, tried one by one */
+    size_t n_long;
 } rg_json_vocab;
+
+/* Tokens of more bytes than this are left out of the trie (a mask's walk
+ * keeps one recognizer state per byte of depth, on the stack). */
+#define JSON_TRIE_MAX_BYTES 64
+
+/* n_vocab: the width of the model's logits rows (ids the tokenizer does
+ * not spell are never allowed). */
+rg_status json_vocab_init(rg_json_vocab *v, const rg_bpe *tok, size_t n_vocab, int32_t eos, int32_t eot, rg_err *e);
+void json_vocab_free(rg_json_vocab *v); /* zeroed one is fine */
 
 /* 1 when token id may follow the text recognized by p: its bytes keep it
  * a prefix of an allowed object, or it ends the sequence after a complete
  * one. Special tokens other than the ends never may. */
 int json_token_allowed(const rg_json_vocab *v, const rg_json_prefix *p, int32_t id);
-/* Sets logits[id] to -INFINITY for every token that may not follow p.
- * Returns how many may: 0 only where a schema cannot be completed (a
- * required property that recurses past JSON_MODE_MAX_DEPTH); a vocabulary
- * that holds every ASCII byte, as byte-level BPE and SentencePiece with
- * byte fallback do, always has a next token otherwise. */
-size_t json_mask_logits(const rg_json_vocab *v, const rg_json_prefix *p, float *logits);
+/* masked[id] = logits[id] for every token that may follow p, -INFINITY for
+ * the others (the two rows must not overlap). Returns how many may: 0 only
+ * where a schema cannot be completed (a required property that recurses
+ * past JSON_MODE_MAX_DEPTH); a vocabulary that holds every ASCII byte, as
+ * byte-level BPE and SentencePiece with byte fallback do, always has a
+ * next token otherwise. */
+size_t json_mask_logits(const rg_json_vocab *v, const rg_json_prefix *p, const float *logits, float *masked);
 
 #endif

@@ -8,7 +8,13 @@
  * The document is fed byte by byte with the compiled schema and with none
  * (JSON mode): a closed object accepts no further byte, an open one
  * always has a next byte (continues), and a document taken whole is JSON
- * that cJSON (more lenient than JSON) parses to an object. */
+ * that cJSON (more lenient than JSON) parses to an object. Where the
+ * document stops (its end, or the first byte refused), the vocabulary
+ * mask the engine takes from the trie (json_mask_logits) must keep exactly
+ * the tokens that json_token_allowed allows one by one, on a SentencePiece
+ * vocabulary (tests/fixtures/bpe). */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/fuzz/fuzz.h"
@@ -51,10 +57,50 @@ static int required_nesting(const rg_json_prefix *p)
     return 0;
 }
 
+typedef struct mask_vocab {
+    rg_bpe *tok;
+    rg_json_vocab v;
+    float *logits, *masked;
+} mask_vocab;
+
+static const mask_vocab *vocab(void)
+{
+    static mask_vocab m;
+    static int loaded;
+    if (!loaded) {
+        loaded = 1;
+        rg_err e = {0};
+        if (bpe_load_gguf_path("tests/fixtures/bpe/ggml-vocab-llama-spm.gguf", &m.tok, &e) != RG_OK ||
+            json_vocab_init(&m.v, m.tok, bpe_vocab_size(m.tok), bpe_eos_id(m.tok), bpe_eot_id(m.tok), &e) != RG_OK)
+            FUZZ_CHECK(0, "the fixture vocabulary: %s", e.msg);
+        m.logits = malloc(m.v.n_vocab * sizeof *m.logits);
+        m.masked = malloc(m.v.n_vocab * sizeof *m.masked);
+        FUZZ_CHECK(m.logits && m.masked, "out of memory");
+        for (size_t i = 0; i < m.v.n_vocab; i++)
+            m.logits[i] = (float)i;
+    }
+    return &m;
+}
+
+static void check_mask(const rg_json_prefix *p)
+{
+    const mask_vocab *m = vocab();
+    size_t allowed = json_mask_logits(&m->v, p, m->logits, m->masked), counted = 0;
+    for (size_t i = 0; i < m->v.n_vocab; i++) {
+        int ok = json_token_allowed(&m->v, p, (int32_t)i);
+        counted += (size_t)ok;
+        FUZZ_CHECK(ok ? m->masked[i] == m->logits[i] : m->masked[i] == -INFINITY,
+                   "token %zu: the trie's mask says %s, the token alone %s", i, ok ? "no" : "yes",
+                   ok ? "yes" : "no");
+    }
+    FUZZ_CHECK(allowed == counted, "the mask counts %zu tokens, %zu allowed", allowed, counted);
+}
+
 static void run_document(const rg_json_schema *s, const uint8_t *doc, size_t n)
 {
-    rg_json_prefix p;
+    rg_json_prefix p, good;
     json_prefix_init(&p, s);
+    good = p;
     size_t i = 0;
     for (; i < n; i++) {
         if (json_prefix_done(&p)) {
@@ -64,9 +110,11 @@ static void run_document(const rg_json_schema *s, const uint8_t *doc, size_t n)
         }
         if (!json_prefix_feed(&p, (const char *)doc + i, 1))
             break;
+        good = p;
         FUZZ_CHECK(json_prefix_done(&p) || continues(&p) || required_nesting(&p),
                    "a dead end after byte %zu: no byte can follow", i);
     }
+    check_mask(&good);
     if (i == n && json_prefix_done(&p)) {
         cJSON *j = cJSON_ParseWithLength((const char *)doc, n);
         FUZZ_CHECK(j && cJSON_IsObject(j), "accepted what cJSON does not parse to an object (%zu bytes)", n);

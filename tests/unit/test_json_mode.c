@@ -420,6 +420,33 @@ static int32_t id_of(const rg_bpe *t, const char *piece)
     return bpe_piece_id(t, piece, strlen(piece));
 }
 
+/* The trie's mask keeps exactly the tokens json_token_allowed allows, one
+ * by one, and leaves their logits as they were: at every byte of each
+ * document, so strings, escapes, UTF-8, numbers, keys and enum values being
+ * matched, and the depth limit are all states it is tried in. */
+static size_t check_masks_along(const rg_json_vocab *v, const rg_json_schema *schema, const char *text,
+                                float *logits, float *masked)
+{
+    rg_json_prefix p;
+    json_prefix_init(&p, schema);
+    size_t n = strlen(text), total = 0;
+    for (size_t at = 0; at <= n; at++) {
+        size_t allowed = json_mask_logits(v, &p, logits, masked), counted = 0, intact = 1;
+        for (size_t i = 0; i < v->n_vocab; i++) {
+            int ok = json_token_allowed(v, &p, (int32_t)i);
+            counted += ok;
+            if (ok ? masked[i] != logits[i] : masked[i] != -INFINITY)
+                intact = 0;
+        }
+        CHECK_MSG(allowed == counted && intact, "after %zu bytes of %s: the mask keeps %zu tokens, %zu allowed%s",
+                  at, text, allowed, counted, intact ? "" : ", logits changed");
+        total += allowed;
+        if (at < n)
+            CHECK(json_prefix_feed(&p, text + at, 1));
+    }
+    return total;
+}
+
 static void test_tokens(const char *path, const char *open_piece, const char *spaced_open_piece)
 {
     rg_err e;
@@ -428,7 +455,13 @@ static void test_tokens(const char *path, const char *open_piece, const char *sp
     CHECK_OK(st, e);
     if (st)
         return;
-    rg_json_vocab v = {.tok = t, .n_vocab = bpe_vocab_size(t), .end = {bpe_eos_id(t), bpe_eot_id(t)}};
+    rg_json_vocab v;
+    st = json_vocab_init(&v, t, bpe_vocab_size(t) + 3, bpe_eos_id(t), bpe_eot_id(t), &e); /* rows wider than the vocabulary */
+    CHECK_OK(st, e);
+    if (st) {
+        bpe_free(t);
+        return;
+    }
     int32_t open = id_of(t, open_piece), spaced = id_of(t, spaced_open_piece), close = id_of(t, "}");
     CHECK_MSG(open >= 0 && spaced >= 0 && close >= 0, "%s: pieces missing", path);
     rg_json_prefix p;
@@ -439,29 +472,43 @@ static void test_tokens(const char *path, const char *open_piece, const char *sp
     CHECK(!json_token_allowed(&v, &p, v.end[0]));
     CHECK(!json_token_allowed(&v, &p, bpe_bos_id(t)));
     CHECK(!json_token_allowed(&v, &p, -1) && !json_token_allowed(&v, &p, (int32_t)v.n_vocab));
+    CHECK(!json_token_allowed(&v, &p, (int32_t)v.n_vocab - 1)); /* past the tokenizer */
 
-    /* the mask keeps exactly the allowed tokens, and only -inf's the rest */
-    float *logits = malloc(v.n_vocab * sizeof *logits);
+    float *logits = malloc(v.n_vocab * sizeof *logits), *masked = malloc(v.n_vocab * sizeof *masked);
     for (size_t i = 0; i < v.n_vocab; i++)
-        logits[i] = (float)i;
-    size_t allowed = json_mask_logits(&v, &p, logits), counted = 0, intact = 1;
-    for (size_t i = 0; i < v.n_vocab; i++) {
-        int ok = json_token_allowed(&v, &p, (int32_t)i);
-        counted += ok;
-        if (ok ? logits[i] != (float)i : logits[i] != -INFINITY)
-            intact = 0;
-    }
-    CHECK(allowed == counted && intact && allowed > 0 && allowed < v.n_vocab / 10);
+        logits[i] = (float)i - 1000.0f;
+    size_t allowed = json_mask_logits(&v, &p, logits, masked);
+    CHECK(allowed > 0 && allowed < v.n_vocab / 10);
+    size_t kept = check_masks_along(&v, NULL,
+                                    "{\"a b\": [1, -0.5e+3, true, null, {\"\\u00e9\\n\\ud83d\\ude00\": \"h\u00e9 \xe2\x82\xac \xf0\x9f\x98\x80\"}],\n"
+                                    "  \"x\":{ } }",
+                                    logits, masked);
+    rg_json_schema *s = compile_text("{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
+                                     "\"kind\":{\"enum\":[\"cat\",\"caterpillar\",7]},\"n\":{\"type\":\"integer\"},"
+                                     "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"boolean\"},\"maxItems\":2}},"
+                                     "\"required\":[\"name\",\"kind\",\"n\"]}",
+                                     &e);
+    CHECK_OK(s ? RG_OK : RG_ERR_INVALID, e);
+    kept += check_masks_along(&v, s, "{\"name\": \"Tom\", \"kind\": \"caterpillar\", \"n\": -12, \"tags\": [true,false]}",
+                              logits, masked);
+    json_schema_free(s);
+    char deep[JSON_MODE_MAX_DEPTH + 8] = "{\"a\":";
+    size_t at = strlen(deep);
+    for (int d = 1; d < JSON_MODE_MAX_DEPTH; d++)
+        deep[at++] = '[';
+    deep[at] = 0;
+    kept += check_masks_along(&v, NULL, deep, logits, masked); /* the last '[' is at the limit */
+    CHECK_MSG(kept > 1000, "only %zu tokens kept along the documents", kept);
 
     /* after a whole object only an end token is left */
     CHECK(json_prefix_feed(&p, "{}", 2) && json_prefix_done(&p));
-    for (size_t i = 0; i < v.n_vocab; i++)
-        logits[i] = 0;
-    allowed = json_mask_logits(&v, &p, logits);
-    CHECK(json_token_allowed(&v, &p, v.end[0]));
+    allowed = json_mask_logits(&v, &p, logits, masked);
+    CHECK(json_token_allowed(&v, &p, v.end[0]) && masked[v.end[0]] == logits[v.end[0]]);
     size_t ends = 1 + (size_t)(v.end[1] >= 0 && v.end[1] != v.end[0]);
     CHECK_MSG(allowed == ends, "%zu tokens allowed after the object", allowed);
     free(logits);
+    free(masked);
+    json_vocab_free(&v);
     bpe_free(t);
 }
 
