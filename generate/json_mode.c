@@ -1,5 +1,7 @@
 #include "generate/json_mode.h"
 
+#include <string.h>
+
 #include "generate/json_schema_nodes.h"
 
 /* What the next byte may be. The first seven are between tokens, where
@@ -39,13 +41,13 @@ static const js_node any_nodes[3] = {
 static const rg_json_schema any_object = {
     .nodes = (js_node *)any_nodes, .n_nodes = 3, .root = JN_NODE_ANY_OBJECT};
 
-void json_prefix_init(rg_json_prefix *p, const rg_json_schema *schema)
+static void path_init(rg_json_path *p, const rg_json_schema *schema)
 {
-    *p = (rg_json_prefix){.schema = schema ? schema : &any_object, .state = JS_VALUE};
+    *p = (rg_json_path){.schema = schema ? schema : &any_object, .state = JS_VALUE};
     p->want = p->schema->root;
 }
 
-int json_prefix_done(const rg_json_prefix *p)
+int json_path_done(const rg_json_path *p)
 {
     return p->state == JS_DONE;
 }
@@ -65,12 +67,12 @@ static int is_hex(unsigned char c)
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-static const js_node *node(const rg_json_prefix *p, uint16_t i)
+static const js_node *node(const rg_json_path *p, uint16_t i)
 {
     return &p->schema->nodes[i];
 }
 
-static const js_node *top(const rg_json_prefix *p)
+static const js_node *top(const rg_json_path *p)
 {
     return node(p, p->frame_node[p->depth - 1]);
 }
@@ -79,14 +81,14 @@ static const js_node *top(const rg_json_prefix *p)
  * below the depth limit, no object or array at it. Keys, items and commas
  * are offered only for values that can start, so that no accepted prefix
  * is a dead end (short of a required value that must nest deeper). */
-static int can_start(const rg_json_prefix *p, uint16_t i)
+static int can_start(const rg_json_path *p, uint16_t i)
 {
     return p->depth < JSON_MODE_MAX_DEPTH || json_schema_has_scalar(p->schema, i);
 }
 
 /* OBJECT: the properties that may come next, from the next one up to and
  * including the first required one (bit i: the object's i-th). */
-static uint64_t keys_allowed(const rg_json_prefix *p)
+static uint64_t keys_allowed(const rg_json_path *p)
 {
     const js_node *o = top(p);
     uint64_t m = 0;
@@ -101,7 +103,7 @@ static uint64_t keys_allowed(const rg_json_prefix *p)
 }
 
 /* OBJECT: no required property is left. */
-static int may_close_object(const rg_json_prefix *p)
+static int may_close_object(const rg_json_path *p)
 {
     const js_node *o = top(p);
     for (uint16_t i = p->frame_next[p->depth - 1]; i < o->n; i++)
@@ -110,12 +112,19 @@ static int may_close_object(const rg_json_prefix *p)
     return 1;
 }
 
-static void end_value(rg_json_prefix *p)
+/* A value is over: what was kept to read it is cleared, so two paths that
+ * read it as different alternatives are the same path from here on
+ * (json_prefix_feed merges them). */
+static void end_value(rg_json_path *p)
 {
     p->state = p->depth ? JS_AFTER : JS_DONE;
+    p->cand = 0;
+    p->pos = p->want = p->lits = 0;
+    p->aux = p->lo = p->hi = p->key = p->integer = p->low = 0;
+    p->code = 0;
 }
 
-static int open_container(rg_json_prefix *p, uint16_t n, int object)
+static int open_container(rg_json_path *p, uint16_t n, int object)
 {
     if (p->depth >= JSON_MODE_MAX_DEPTH)
         return 0;
@@ -126,7 +135,7 @@ static int open_container(rg_json_prefix *p, uint16_t n, int object)
     return 1;
 }
 
-static int close_container(rg_json_prefix *p, unsigned char c)
+static int close_container(rg_json_path *p, unsigned char c)
 {
     if (!p->depth)
         return 0;
@@ -143,7 +152,7 @@ static int close_container(rg_json_prefix *p, unsigned char c)
 }
 
 /* Starts matching byte c against the texts list[0 .. n) allowed by mask. */
-static int match_start(rg_json_prefix *p, uint16_t lits, const js_text *list, uint64_t mask, unsigned char c)
+static int match_start(rg_json_path *p, uint16_t lits, const js_text *list, uint64_t mask, unsigned char c)
 {
     uint64_t cand = 0;
     for (uint64_t m = mask; m; m &= m - 1) {
@@ -160,7 +169,7 @@ static int match_start(rg_json_prefix *p, uint16_t lits, const js_text *list, ui
     return 1;
 }
 
-static int number_start(rg_json_prefix *p, unsigned char c, int integer)
+static int number_start(rg_json_path *p, unsigned char c, int integer)
 {
     p->integer = (uint8_t)integer;
     if (c == '-')
@@ -175,7 +184,7 @@ static int number_start(rg_json_prefix *p, unsigned char c, int integer)
 }
 
 /* The first byte of a value of node want. */
-static int value_start(rg_json_prefix *p, uint16_t want, unsigned char c)
+static int value_start(rg_json_path *p, uint16_t want, unsigned char c)
 {
     const js_node *n = node(p, want);
     if (p->depth == 0 && c != '{')
@@ -220,18 +229,27 @@ static int value_start(rg_json_prefix *p, uint16_t want, unsigned char c)
         p->key = 0;
         return match_start(p, want, p->schema->lits + n->first, all, c);
     }
-    default: /* JN_UNION */
+    default: { /* JN_UNION: its alternatives are no unions (json_schema.c) */
+        uint16_t take = p->fork, found = 0, alt = 0;
+        p->fork = 0;
         for (uint16_t k = 0; k < n->n; k++) {
-            uint16_t alt = p->schema->alts[n->first + k];
-            if (json_schema_starts_with(p->schema, alt, c))
-                return value_start(p, alt, c);
+            uint16_t a = p->schema->alts[n->first + k];
+            if (!json_schema_starts_with(p->schema, a, c))
+                continue;
+            if (found++ == take)
+                alt = a;
+            else if (found > take + 1u) {
+                p->more = 1; /* another alternative starts with c too */
+                break;
+            }
         }
-        return 0;
+        return found > take && value_start(p, alt, c);
+    }
     }
 }
 
 /* An item of the array on top starts with byte c. */
-static int item_start(rg_json_prefix *p, unsigned char c)
+static int item_start(rg_json_path *p, unsigned char c)
 {
     const js_node *a = top(p);
     uint16_t *count = &p->frame_next[p->depth - 1];
@@ -242,7 +260,7 @@ static int item_start(rg_json_prefix *p, unsigned char c)
 }
 
 /* A key of the object on top starts with byte c ('"'). */
-static int key_start(rg_json_prefix *p, unsigned char c)
+static int key_start(rg_json_path *p, unsigned char c)
 {
     const js_node *o = top(p);
     if (o->kind == JN_MAP) {
@@ -257,7 +275,7 @@ static int key_start(rg_json_prefix *p, unsigned char c)
 }
 
 /* A byte between tokens (states JS_VALUE .. JS_DONE). */
-static int structural(rg_json_prefix *p, unsigned char c)
+static int structural(rg_json_path *p, unsigned char c)
 {
     if (p->state == JS_DONE)
         return 0;
@@ -299,7 +317,7 @@ static int structural(rg_json_prefix *p, unsigned char c)
 /* A byte inside a string: UTF-8 checked as a strict decoder checks it (no
  * overlong forms, no surrogates, nothing past U+10FFFF), so the text
  * decodes to exactly these bytes. */
-static int string_byte(rg_json_prefix *p, unsigned char c)
+static int string_byte(rg_json_path *p, unsigned char c)
 {
     if (c == '"') {
         if (p->key) {
@@ -342,7 +360,7 @@ static int string_byte(rg_json_prefix *p, unsigned char c)
 }
 
 /* The texts a JS_MATCH state matches against. */
-static const js_text *match_texts(const rg_json_prefix *p)
+static const js_text *match_texts(const rg_json_path *p)
 {
     static const js_text words[3] = {
         {.text = "true", .len = 4}, {.text = "false", .len = 5}, {.text = "null", .len = 4}};
@@ -354,7 +372,7 @@ static const js_text *match_texts(const rg_json_prefix *p)
 
 /* A key or literal matched in full: the object's next property is after
  * it, or the value ends. */
-static void match_done(rg_json_prefix *p, int i, const js_text *t)
+static void match_done(rg_json_path *p, int i, const js_text *t)
 {
     if (p->key) {
         p->frame_next[p->depth - 1] = (uint16_t)(i + 1);
@@ -365,7 +383,7 @@ static void match_done(rg_json_prefix *p, int i, const js_text *t)
     }
 }
 
-static int match_byte(rg_json_prefix *p, unsigned char c)
+static int match_byte(rg_json_path *p, unsigned char c)
 {
     const js_text *list = match_texts(p);
     uint64_t next = 0;
@@ -402,7 +420,7 @@ static int match_byte(rg_json_prefix *p, unsigned char c)
  * followed by a low one (DC00-DFFF), and a low one never comes alone. Each
  * is decided at its second digit, so every prefix accepted can still be
  * completed. */
-static int uhex_byte(rg_json_prefix *p, unsigned char c)
+static int uhex_byte(rg_json_path *p, unsigned char c)
 {
     if (!is_hex(c))
         return 0;
@@ -432,14 +450,15 @@ static int uhex_byte(rg_json_prefix *p, unsigned char c)
 
 /* A byte that ends a number: the number is a value, and the byte is read
  * as what follows it. */
-static int end_number(rg_json_prefix *p, unsigned char c)
+static int end_number(rg_json_path *p, unsigned char c)
 {
     end_value(p);
     return structural(p, c);
 }
 
-static int feed_byte(rg_json_prefix *p, unsigned char c)
+static int feed_byte(rg_json_path *p, unsigned char c)
 {
+    p->more = 0;
     switch (p->state) {
     case JS_STRING:
         return string_byte(p, c);
@@ -521,12 +540,12 @@ static int feed_byte(rg_json_prefix *p, unsigned char c)
     }
 }
 
-int json_prefix_in_string(const rg_json_prefix *p)
+int json_path_in_string(const rg_json_path *p)
 {
     return p->state == JS_STRING;
 }
 
-int json_prefix_keeps(const rg_json_prefix *p, unsigned char c)
+int json_path_keeps(const rg_json_path *p, unsigned char c)
 {
     switch (p->state) {
     case JS_STRING:
@@ -540,10 +559,90 @@ int json_prefix_keeps(const rg_json_prefix *p, unsigned char c)
     }
 }
 
-int json_prefix_feed(rg_json_prefix *p, const char *bytes, size_t n)
+int json_path_feed(rg_json_path *p, const char *bytes, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!feed_byte(p, (unsigned char)bytes[i]))
             return 0;
     return 1;
+}
+
+/* Deterministic until a byte starts a union that several alternatives
+ * may start with; from there every path is followed side by side, as
+ * json_prefix_feed does (time linear in n: trying each alternative on the
+ * rest of the bytes in turn would double at every fork). */
+int json_path_accepts(const rg_json_path *p, const char *bytes, size_t n)
+{
+    rg_json_path t = *p;
+    for (size_t i = 0; i < n; i++) {
+        rg_json_path before = t;
+        t.fork = 0;
+        int ok = feed_byte(&t, (unsigned char)bytes[i]);
+        if (t.more) {
+            rg_json_prefix all;
+            all.n = 1;
+            all.path[0] = before;
+            return json_prefix_feed(&all, bytes + i, n - i);
+        }
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/* The same path from here on: what is read next, and the containers open
+ * (end_value cleared what a finished value kept). */
+static int same_path(const rg_json_path *a, const rg_json_path *b)
+{
+    if (a->cand != b->cand || a->pos != b->pos || a->want != b->want || a->lits != b->lits ||
+        a->depth != b->depth || a->state != b->state || a->ws != b->ws || a->aux != b->aux || a->lo != b->lo ||
+        a->hi != b->hi || a->key != b->key || a->integer != b->integer || a->low != b->low || a->code != b->code)
+        return 0;
+    return !memcmp(a->frame_node, b->frame_node, a->depth * sizeof *a->frame_node) &&
+           !memcmp(a->frame_next, b->frame_next, a->depth * sizeof *a->frame_next);
+}
+
+static void add_path(rg_json_prefix *to, const rg_json_path *p)
+{
+    for (uint8_t i = 0; i < to->n; i++)
+        if (same_path(&to->path[i], p))
+            return;
+    if (to->n < JSON_MODE_MAX_PATHS) /* past it, later alternatives are let go */
+        to->path[to->n++] = *p;
+}
+
+void json_prefix_init(rg_json_prefix *p, const rg_json_schema *schema)
+{
+    p->n = 1;
+    path_init(&p->path[0], schema);
+}
+
+int json_prefix_feed(rg_json_prefix *p, const char *bytes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        rg_json_prefix next;
+        next.n = 0;
+        for (uint8_t k = 0; k < p->n; k++)
+            for (uint16_t f = 0;; f++) {
+                rg_json_path t = p->path[k];
+                t.fork = (uint8_t)f;
+                if (feed_byte(&t, (unsigned char)bytes[i]))
+                    add_path(&next, &t);
+                if (!t.more)
+                    break;
+            }
+        if (!next.n)
+            return 0;
+        memcpy(p->path, next.path, next.n * sizeof *next.path);
+        p->n = next.n;
+    }
+    return 1;
+}
+
+int json_prefix_done(const rg_json_prefix *p)
+{
+    for (uint8_t k = 0; k < p->n; k++)
+        if (json_path_done(&p->path[k]))
+            return 1;
+    return 0;
 }

@@ -7,8 +7,9 @@
  *     or none for "any object";
  *   - rg_json_prefix, a byte-level recognizer that answers "is this still
  *     the beginning of a JSON object the schema allows?" one byte at a
- *     time, in a small fixed state, so a token's bytes can be tried on a
- *     copy;
+ *     time, in a small fixed state (one rg_json_path, or a few where a
+ *     union's alternatives start alike), so a token's bytes can be tried
+ *     on a copy;
  *   - the token level (json_vocab.c): whether a vocabulary token may come
  *     next, and a mask that sets every other token's logit to -inf, walked
  *     over a trie of the vocabulary's bytes.
@@ -32,9 +33,11 @@
  * structured outputs: type (one or a list), properties, required,
  * additionalProperties (false, or a schema for map-like objects without
  * properties), items, minItems, maxItems, enum, const, anyOf / oneOf
- * (alternatives that start differently: an object or null, a string or a
- * number, ...), allOf of one schema, $ref into $defs / definitions
- * (recursion included), nullable; annotations (title, description,
+ * (up to 8 alternatives that can start with one byte, followed side by
+ * side; oneOf is read as anyOf, which alternatives that differ in a
+ * required key or a const, as Pydantic's unions do, make the same), allOf
+ * of one schema, $ref into $defs / definitions (recursion included),
+ * nullable; annotations (title, description,
  * default, examples, ...) are ignored. Any other keyword (pattern, format,
  * minimum, minLength, ...) is refused by name: the answer could not be
  * made to follow it. */
@@ -59,7 +62,8 @@ typedef struct rg_json_schema rg_json_schema;
 rg_status json_schema_compile(const cJSON *schema, rg_json_schema **out, rg_err *e);
 void json_schema_free(rg_json_schema *s); /* NULL is fine */
 
-typedef struct rg_json_prefix {
+/* One reading of the text so far: a deterministic parse. */
+typedef struct rg_json_path {
     const rg_json_schema *schema;
     uint64_t cand;  /* a key or enum value being matched: the candidates left (bit i: the i-th) */
     uint16_t pos;   /* ... and the bytes of them matched */
@@ -73,9 +77,23 @@ typedef struct rg_json_prefix {
     uint8_t key;    /* the string being read is an object's key */
     uint8_t integer; /* the number being read must be an integer */
     uint8_t low;     /* a \uD800-\uDBFF was read: a \uDC00-\uDFFF must follow */
+    uint8_t fork;    /* the next byte that starts a union takes its fork-th alternative that can */
+    uint8_t more;    /* the last byte started a union where a later alternative could start too */
     uint16_t code;   /* the \uXXXX being read, so far */
     uint16_t frame_node[JSON_MODE_MAX_DEPTH]; /* each open container's node */
     uint16_t frame_next[JSON_MODE_MAX_DEPTH]; /* object: its next property; array: items so far */
+} rg_json_path;
+
+/* The text so far as the grammar reads it: one path, or several where a
+ * union's alternatives start alike (anyOf of two objects: each is followed
+ * until the bytes tell them apart). Paths that become the same after a
+ * value are merged; past JSON_MODE_MAX_PATHS at once, the later
+ * alternatives are let go (what is written then still follows the schema;
+ * only some of its choices are no longer offered). */
+#define JSON_MODE_MAX_PATHS 8
+typedef struct rg_json_prefix {
+    uint8_t n;
+    rg_json_path path[JSON_MODE_MAX_PATHS];
 } rg_json_prefix;
 
 /* schema NULL: any JSON object. The schema must outlive p. */
@@ -84,10 +102,19 @@ void json_prefix_init(rg_json_prefix *p, const rg_json_schema *schema);
  * 0 when a byte cannot come next (p is then left somewhere undefined: feed
  * a copy to try). */
 int json_prefix_feed(rg_json_prefix *p, const char *bytes, size_t n);
+/* 1 once the top-level object is closed. */
+int json_prefix_done(const rg_json_prefix *p);
+
+/* One path, for the token level (json_vocab.c). json_path_feed follows a
+ * union's first alternative that fits and leaves p->more set where another
+ * could have been taken; json_path_accepts tries them all. */
+int json_path_feed(rg_json_path *p, const char *bytes, size_t n);
+int json_path_accepts(const rg_json_path *p, const char *bytes, size_t n);
+int json_path_done(const rg_json_path *p);
 /* 1 when byte c would be accepted and leave p exactly as it is (plain
  * ASCII inside a string, a digit inside a number's digits): a mask's walk
  * then shares the state instead of copying it. 0 says nothing. */
-int json_prefix_keeps(const rg_json_prefix *p, unsigned char c);
+int json_path_keeps(const rg_json_path *p, unsigned char c);
 /* A byte that is itself inside a JSON string: ASCII, not a control
  * character, not '"' or '\\'. */
 static inline int json_string_plain(unsigned char c)
@@ -97,9 +124,7 @@ static inline int json_string_plain(unsigned char c)
 /* 1 inside a free string's text (a value or a map's key; no escape or
  * UTF-8 sequence begun; not a property name or an enum value being
  * matched): every json_string_plain byte keeps p. */
-int json_prefix_in_string(const rg_json_prefix *p);
-/* 1 once the top-level object is closed. */
-int json_prefix_done(const rg_json_prefix *p);
+int json_path_in_string(const rg_json_path *p);
 
 /* A vocabulary as JSON mode walks it (json_vocab.c): the end-of-sequence
  * tokens (eos, eot; -1 for none), which end a JSON-mode sequence only once

@@ -447,14 +447,75 @@ static int compile(ctx *c, const cJSON *j, int depth)
     return z < 0 ? -1 : union_of(c, alts, 2);
 }
 
-/* The bytes each node's values may start with (4 words a node), worked out
- * to a fixed point since unions may refer to each other through $ref;
- * then a union's alternatives must start differently (the recognizer
- * picks one by the first byte of the value and never goes back), and no
- * node may be unable to start at all (a union of nothing but itself). */
+/* Each union's alternatives, replaced by the alternatives that are not
+ * unions themselves, reached through nested unions and $refs (each once,
+ * in order; a union that lists itself adds nothing). The recognizer then
+ * takes a leaf at a value's first byte, or follows several when they can
+ * start alike (json_mode.c), and never recurses through unions. */
+static int flatten_unions(ctx *c)
+{
+    rg_json_schema *s = c->s;
+    uint8_t *seen = malloc(s->n_nodes);
+    uint16_t *stack = malloc(s->n_nodes * sizeof *stack), leaves[JSON_SCHEMA_MAX_CHOICES]; /* a node is pushed once */
+    int r = 0;
+    if (!seen || !stack) {
+        rg_error(c->e, RG_ERR_NOMEM, "out of memory for a JSON schema");
+        r = -1;
+    }
+    for (size_t i = 0; !r && i < s->n_nodes; i++) {
+        js_node *n = &s->nodes[i];
+        if (n->kind != JN_UNION)
+            continue;
+        memset(seen, 0, s->n_nodes);
+        seen[i] = 1;
+        size_t top = 0, k = 0;
+        for (uint16_t a = n->n; a-- > 0;) /* pushed backwards: popped in order */
+            if (!seen[s->alts[n->first + a]]) {
+                seen[s->alts[n->first + a]] = 1;
+                stack[top++] = s->alts[n->first + a];
+            }
+        while (top && !r) {
+            uint16_t x = stack[--top];
+            const js_node *m = &s->nodes[x];
+            if (m->kind != JN_UNION) {
+                if (k == JSON_SCHEMA_MAX_CHOICES)
+                    r = fail(c, "%s", "more than 64 alternatives in one anyOf (counting nested ones) in the JSON schema");
+                else
+                    leaves[k++] = x;
+                continue;
+            }
+            for (uint16_t a = m->n; a-- > 0;)
+                if (!seen[s->alts[m->first + a]]) {
+                    seen[s->alts[m->first + a]] = 1;
+                    stack[top++] = s->alts[m->first + a];
+                }
+        }
+        if (r)
+            break;
+        if (grow(c, (void **)&s->alts, &c->cap_alts, s->n_alts + k, sizeof *s->alts)) {
+            r = -1;
+            break;
+        }
+        n = &s->nodes[i];
+        n->first = (uint32_t)s->n_alts;
+        n->n = (uint16_t)k;
+        memcpy(s->alts + s->n_alts, leaves, k * sizeof *leaves);
+        s->n_alts += k;
+    }
+    free(seen);
+    free(stack);
+    return r;
+}
+
+/* The bytes each node's values may start with (4 words a node; a union's
+ * are its leaves'); no node may be unable to start at all (a union of
+ * nothing but itself), and no union may have more alternatives starting
+ * with one byte than the recognizer follows at once. */
 static int check_starts(ctx *c)
 {
     rg_json_schema *s = c->s;
+    if (flatten_unions(c))
+        return -1;
     s->starts = calloc(4 * s->n_nodes, sizeof *s->starts);
     if (!s->starts) {
         rg_error(c->e, RG_ERR_NOMEM, "out of memory for a JSON schema");
@@ -465,42 +526,25 @@ static int check_starts(ctx *c)
             for (int b = 0; b < 256; b++)
                 if (json_schema_starts_with(s, (uint16_t)i, (unsigned char)b))
                     s->starts[4 * i + b / 64] |= 1ull << (b % 64);
-    for (int changed = 1; changed;) {
-        changed = 0;
-        for (size_t i = 0; i < s->n_nodes; i++) {
-            const js_node *n = &s->nodes[i];
-            if (n->kind != JN_UNION)
-                continue;
-            for (uint16_t k = 0; k < n->n; k++)
-                for (int w = 0; w < 4; w++) {
-                    uint64_t add = s->starts[4 * (size_t)s->alts[n->first + k] + w] & ~s->starts[4 * i + w];
-                    if (add) {
-                        s->starts[4 * i + w] |= add;
-                        changed = 1;
-                    }
-                }
-        }
-    }
     for (size_t i = 0; i < s->n_nodes; i++) {
         const js_node *n = &s->nodes[i];
+        if (n->kind == JN_UNION)
+            for (uint16_t k = 0; k < n->n; k++)
+                for (int w = 0; w < 4; w++)
+                    s->starts[4 * i + w] |= s->starts[4 * (size_t)s->alts[n->first + k] + w];
         const uint64_t *w = s->starts + 4 * i;
         if (!(w[0] | w[1] | w[2] | w[3]))
             return fail(c, "%s", "a part of the JSON schema allows no value (an anyOf of nothing but itself?)");
-        if (n->kind != JN_UNION)
-            continue;
-        uint64_t seen[4] = {0};
-        for (uint16_t k = 0; k < n->n; k++) {
-            const uint64_t *a = s->starts + 4 * (size_t)s->alts[n->first + k];
-            for (int x = 0; x < 4; x++) {
-                if (seen[x] & a[x]) {
-                    char what[2] = {(char)(64 * x + __builtin_ctzll(seen[x] & a[x])), 0};
-                    return fail(c,
-                                "anyOf / type alternatives that can both start with '%s' (two objects, two "
-                                "arrays, two strings, a number and an integer, ...) are not supported in the JSON "
-                                "schema",
-                                what);
-                }
-                seen[x] |= a[x];
+        for (int b = 0; n->kind == JN_UNION && b < 256; b++) {
+            int alike = 0;
+            for (uint16_t k = 0; k < n->n; k++)
+                alike += json_schema_starts_with(s, s->alts[n->first + k], (unsigned char)b);
+            if (alike > JSON_MODE_MAX_PATHS) {
+                char what[2] = {(char)b, 0};
+                return fail(c,
+                            "more than 8 alternatives of one anyOf can start with '%s' (each is followed until "
+                            "the answer tells them apart) in the JSON schema",
+                            what);
             }
         }
     }

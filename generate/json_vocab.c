@@ -45,19 +45,20 @@ static const char *plain_bytes(const rg_json_vocab *v, int32_t id, size_t *n)
  * and leave it open: true from inside any free string, whatever the schema
  * (without a '"' the string cannot end, and nothing else in it depends on
  * where it is). */
-static int is_text(const rg_json_prefix *in_string, const char *bytes, size_t n)
+static int is_text(const rg_json_path *in_string, const char *bytes, size_t n)
 {
-    rg_json_prefix t = *in_string;
-    return !memchr(bytes, '"', n) && json_prefix_feed(&t, bytes, n) && json_prefix_in_string(&t);
+    rg_json_path t = *in_string;
+    return !memchr(bytes, '"', n) && json_path_feed(&t, bytes, n) && json_path_in_string(&t);
 }
 
 /* Lays the sorted tokens out as a trie, depth first: a token shares the
  * nodes of the prefix it has in common with the one before it. */
 static void build_trie(rg_json_vocab *v, const spelled *s, size_t n)
 {
-    rg_json_prefix in_string; /* any free string's text */
-    json_prefix_init(&in_string, NULL);
-    json_prefix_feed(&in_string, "{\"\":\"", 5);
+    rg_json_prefix any; /* any free string's text */
+    json_prefix_init(&any, NULL);
+    json_prefix_feed(&any, "{\"\":\"", 5);
+    const rg_json_path *in_string = &any.path[0];
     uint32_t path[JSON_TRIE_MAX_BYTES + 1]; /* path[d]: the node at depth d + 1 */
     size_t depth = 0;
     for (size_t i = 0; i < n; i++) {
@@ -75,7 +76,7 @@ static void build_trie(rg_json_vocab *v, const spelled *s, size_t n)
             path[depth++] = (uint32_t)v->n_nodes++;
         }
         for (size_t k = 0; k < s[i].n; k++)
-            if (v->nodes[path[k]].text && !is_text(&in_string, s[i].b + k, s[i].n - k))
+            if (v->nodes[path[k]].text && !is_text(in_string, s[i].b + k, s[i].n - k))
                 v->nodes[path[k]].text = 0;
         v->ids[i] = s[i].id;
         v->nodes[path[depth - 1]].n_tok++; /* sorted: a token's equals follow it */
@@ -157,8 +158,10 @@ int json_token_allowed(const rg_json_vocab *v, const rg_json_prefix *p, int32_t 
     const char *b = plain_bytes(v, id, &n);
     if (!b)
         return 0;
-    rg_json_prefix t = *p;
-    return json_prefix_feed(&t, b, n);
+    for (uint8_t k = 0; k < p->n; k++)
+        if (json_path_accepts(&p->path[k], b, n))
+            return 1;
+    return 0;
 }
 
 /* The allowed tokens are marked in a bitmap that lives in the first bytes
@@ -185,15 +188,33 @@ static void fill_from_bits(const float *logits, float *masked, size_t n)
     }
 }
 
-/* Walks the trie depth first from p, one recognizer state per depth: a
- * byte that cannot come ends its whole subtree (between values, all but a
- * few dozen of the first bytes); inside a string, a subtree whose tokens
- * are whole text from there on is taken whole, and a byte that leaves the state as it was
- * shares its parent's state instead of copying it. */
-static size_t walk(const rg_json_vocab *v, const rg_json_prefix *p, unsigned char *bits)
+/* The tokens under node i, each tried from p alone, every alternative of
+ * the unions they start followed. */
+static size_t mark_subtree_alone(const rg_json_vocab *v, const rg_json_path *p, uint32_t i, unsigned char *bits)
 {
-    rg_json_prefix st[JSON_TRIE_MAX_BYTES + 1];
-    const rg_json_prefix *at[JSON_TRIE_MAX_BYTES + 1]; /* the state after depth d's bytes */
+    uint32_t first, end;
+    size_t allowed = 0;
+    subtree_tokens(v, i, &first, &end);
+    for (uint32_t k = first; k < end; k++) {
+        size_t n;
+        const char *b = bpe_token_bytes(v->tok, v->ids[k], &n);
+        if (json_path_accepts(p, b, n))
+            allowed += mark(bits, v->ids[k]);
+    }
+    return allowed;
+}
+
+/* Walks the trie depth first from path p, one recognizer state per depth:
+ * a byte that cannot come ends its whole subtree (between values, all but
+ * a few dozen of the first bytes); inside a string, a subtree whose tokens
+ * are whole text from there on is taken whole, and a byte that leaves the
+ * state as it was shares its parent's state instead of copying it; a byte
+ * that starts a union value several alternatives may start with has its
+ * subtree's tokens tried one by one, each alternative followed. */
+static size_t walk(const rg_json_vocab *v, const rg_json_path *p, unsigned char *bits)
+{
+    rg_json_path st[JSON_TRIE_MAX_BYTES + 1];
+    const rg_json_path *at[JSON_TRIE_MAX_BYTES + 1]; /* the state after depth d's bytes */
     uint32_t end_at[JSON_TRIE_MAX_BYTES + 1];
     size_t d = 0, allowed = 0;
     at[0] = p;
@@ -202,7 +223,7 @@ static size_t walk(const rg_json_vocab *v, const rg_json_prefix *p, unsigned cha
         while (i >= end_at[d])
             d--;
         const json_trie_node *nd = &v->nodes[i];
-        if (nd->text && json_prefix_in_string(at[d])) {
+        if (nd->text && json_path_in_string(at[d])) {
             uint32_t first, end;
             subtree_tokens(v, i, &first, &end);
             for (uint32_t k = first; k < end; k++)
@@ -210,12 +231,18 @@ static size_t walk(const rg_json_vocab *v, const rg_json_prefix *p, unsigned cha
             i = nd->end;
             continue;
         }
-        if (json_prefix_keeps(at[d], nd->byte)) {
+        if (json_path_keeps(at[d], nd->byte)) {
             at[d + 1] = at[d];
         } else {
             st[d + 1] = *at[d];
             char c = (char)nd->byte;
-            if (!json_prefix_feed(&st[d + 1], &c, 1)) {
+            int ok = json_path_feed(&st[d + 1], &c, 1);
+            if (st[d + 1].more) {
+                allowed += mark_subtree_alone(v, p, i, bits);
+                i = nd->end;
+                continue;
+            }
+            if (!ok) {
                 i = nd->end;
                 continue;
             }
@@ -226,9 +253,6 @@ static size_t walk(const rg_json_vocab *v, const rg_json_prefix *p, unsigned cha
         end_at[++d] = nd->end;
         i++;
     }
-    for (size_t k = 0; k < v->n_long; k++)
-        if (json_token_allowed(v, p, v->long_ids[k]))
-            allowed += mark(bits, v->long_ids[k]);
     return allowed;
 }
 
@@ -242,7 +266,11 @@ size_t json_mask_logits(const rg_json_vocab *v, const rg_json_prefix *p, const f
             if (v->end[k] >= 0 && (size_t)v->end[k] < v->n_vocab)
                 allowed += mark(bits, v->end[k]);
     } else {
-        allowed = walk(v, p, bits);
+        for (uint8_t k = 0; k < p->n; k++)
+            allowed += walk(v, &p->path[k], bits);
+        for (size_t k = 0; k < v->n_long; k++)
+            if (json_token_allowed(v, p, v->long_ids[k]))
+                allowed += mark(bits, v->long_ids[k]);
     }
     fill_from_bits(logits, masked, v->n_vocab);
     return allowed;

@@ -446,6 +446,18 @@ def main():
     out("json_schema", "any.bin", "{}\0" + '{"a": [1, {"b": "c"}, null, 1.5e-3], "d": {}}')
     out("json_schema", "map.bin", json.dumps({"type": "object", "additionalProperties": {"type": "integer"}})
         + "\0" + '{"x": 1, "y": -20}')
+    # unions whose alternatives start alike (several paths followed at once)
+    pets = {"$defs": {"Cat": {"type": "object", "properties": {"kind": {"const": "cat"}, "lives": {"type": "integer"}},
+                              "required": ["kind", "lives"]},
+                      "Dog": {"type": "object", "properties": {"kind": {"const": "dog"}, "good": {"type": "boolean"}},
+                              "required": ["kind", "good"]}},
+            "type": "object",
+            "properties": {"pets": {"type": "array", "items": {"anyOf": [{"$ref": "#/$defs/Cat"}, {"$ref": "#/$defs/Dog"},
+                                                                        {"enum": ["none", "many"]}, {"type": "string"}]}},
+                           "n": {"type": ["integer", "number", "null"]}},
+            "required": ["pets", "n"]}
+    out("json_schema", "pets.bin", json.dumps(pets) + "\0"
+        + '{"pets": [{"kind": "cat", "lives": 9}, {"kind": "dog", "good": true}, "many", "manx"], "n": 1.5}')
 
     # configs: a BERT and a Llama config.json (the HF loaders' first read)
     out("config_json", "bert.json", json.dumps({

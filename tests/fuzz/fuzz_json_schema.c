@@ -40,7 +40,7 @@ static int continues(const rg_json_prefix *p)
 /* The one dead end allowed: at the depth limit, the container on top
  * still needs a value that can only be an object or an array (a required
  * property, or items short of minItems). */
-static int required_nesting(const rg_json_prefix *p)
+static int path_required_nesting(const rg_json_path *p)
 {
     if (p->depth < JSON_MODE_MAX_DEPTH)
         return 0;
@@ -55,6 +55,15 @@ static int required_nesting(const rg_json_prefix *p)
         if (s->props[t->first + i].required)
             return !json_schema_has_scalar(s, s->props[t->first + i].node);
     return 0;
+}
+
+/* ... on every path the text may be read as (one that could go on would) */
+static int required_nesting(const rg_json_prefix *p)
+{
+    for (uint8_t k = 0; k < p->n; k++)
+        if (!path_required_nesting(&p->path[k]))
+            return 0;
+    return p->n > 0;
 }
 
 typedef struct mask_vocab {

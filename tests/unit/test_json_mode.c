@@ -174,6 +174,27 @@ static void test_schemas(void)
           "{\"v\":[],\"n\":\"x\",\"k\":-1}"},
          {"{\"v\":1,\"n\":1,\"k\":null}", "{\"v\":null,\"n\":12,\"k\":null}", "{\"v\":null,\"n\":2,\"k\":null}",
           "{\"v\":null,\"n\":1,\"k\":1.5}", "{\"v\":[\"a\"],\"n\":1,\"k\":null}"}},
+        /* unions whose alternatives start alike: objects (Pydantic's Union[Cat, Dog]), followed
+         * until the keys or values tell them apart */
+        {"{\"type\":\"object\",\"properties\":{\"pet\":{\"anyOf\":[{\"$ref\":\"#/$defs/Cat\"},{\"$ref\":\"#/$defs/Dog\"}]},"
+         "\"n\":{\"type\":[\"integer\",\"number\"]}},\"required\":[\"pet\",\"n\"],"
+         "\"$defs\":{\"Cat\":{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"cat\"},\"lives\":{\"type\":\"integer\"}},"
+         "\"required\":[\"kind\",\"lives\"]},"
+         "\"Dog\":{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"dog\"},\"good\":{\"type\":\"boolean\"}},"
+         "\"required\":[\"kind\",\"good\"]}}}",
+         {"{\"pet\":{\"kind\":\"cat\",\"lives\":9},\"n\":1}", "{\"pet\":{\"kind\":\"dog\",\"good\":true},\"n\":1.5}",
+          "{\"pet\": {\"kind\": \"dog\", \"good\": false}, \"n\": -2e3}"},
+         {"{\"pet\":{\"kind\":\"cat\",\"good\":true},\"n\":1}", "{\"pet\":{\"kind\":\"dog\",\"lives\":9},\"n\":1}",
+          "{\"pet\":{},\"n\":1}", "{\"pet\":{\"kind\":\"bird\"},\"n\":1}", "{\"pet\":{\"kind\":\"cat\"},\"n\":1}",
+          "{\"pet\":{\"kind\":\"cat\",\"lives\":9},\"n\":\"1\"}", "{\"pet\":null,\"n\":1}"}},
+        /* alternatives with different first keys, an enum inside a string type, in an array */
+        {"{\"properties\":{\"v\":{\"type\":\"array\",\"items\":{\"anyOf\":[{\"type\":\"object\",\"properties\":"
+         "{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]},{\"type\":\"object\",\"properties\":{\"b\":"
+         "{\"type\":\"string\"}},\"required\":[\"b\"]},{\"enum\":[\"x\",\"y\"]},{\"type\":\"string\"}]}}},"
+         "\"required\":[\"v\"]}",
+         {"{\"v\":[{\"a\":1},{\"b\":\"s\"},\"x\",\"xyz\",{\"a\":2}]}", "{\"v\":[]}", "{\"v\":[\"\"]}"},
+         {"{\"v\":[{\"a\":\"s\"}]}", "{\"v\":[{\"b\":1}]}", "{\"v\":[{\"a\":1,\"b\":\"s\"}]}", "{\"v\":[{}]}",
+          "{\"v\":[1]}"}},
         /* recursion through $defs and "#"; maps */
         {"{\"$defs\":{\"Node\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"integer\"},"
          "\"kids\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/Node\"}}},\"required\":[\"id\"]}},"
@@ -206,8 +227,10 @@ static void test_schemas(void)
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"format\":\"date-time\"}}}", "'format'"},
         {"{\"type\":\"array\"}", "root"},
         {"{\"anyOf\":[{\"type\":\"object\"},{\"type\":\"null\"}]}", "root"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"object\"},{\"type\":\"object\",\"properties\":{\"x\":{}}}]}}}", "anyOf"},
-        {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":[\"integer\",\"number\"]}}}", "start with"},
+        {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"const\":\"a\"},{\"const\":\"b\"},"
+         "{\"const\":\"c\"},{\"const\":\"d\"},{\"const\":\"e\"},{\"const\":\"f\"},{\"const\":\"g\"},{\"const\":\"h\"},"
+         "{\"const\":\"i\"}]}}}",
+         "more than 8 alternatives"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/$defs/Nope\"}}}", "$ref"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"http://x/y\"}}}", "$ref"},
         {"{\"type\":\"object\",\"properties\":{\"a\":{}},\"required\":[\"b\"]}", "'b'"},
@@ -227,7 +250,48 @@ static void test_schemas(void)
          "required"},
         {"{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"string\",\"enum\":[1,2]}}}", "of its type"},
     };
-    /* a key or value longer than rg_json_prefix.pos counts */
+    /* paths: one per alternative that fits so far, merged again once the value is over */
+    {
+        rg_err e;
+        rg_json_schema *s = compile_text("{\"properties\":{\"v\":{\"type\":\"array\",\"items\":{\"anyOf\":["
+                                         "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}},"
+                                         "{\"type\":\"object\",\"properties\":{\"b\":{\"type\":\"integer\"}}}]}}},"
+                                         "\"required\":[\"v\"]}", &e);
+        CHECK_MSG(s != NULL, "%s", e.msg);
+        static const struct {
+            const char *bytes;
+            uint8_t paths;
+        } steps[] = {{"{\"v\":[", 1}, {"{", 2}, {"}", 1}, {",{", 2}, {"\"a\"", 1}, {":1}", 1}, {",{", 2}, {"\"b\":2", 1},
+                     {"}]}", 1}};
+        rg_json_prefix p;
+        json_prefix_init(&p, s);
+        for (size_t i = 0; s && i < sizeof steps / sizeof *steps; i++) {
+            int ok = json_prefix_feed(&p, steps[i].bytes, strlen(steps[i].bytes));
+            CHECK_MSG(ok && p.n == steps[i].paths, "after %s: %d, %u paths (want %u)", steps[i].bytes, ok, p.n,
+                      steps[i].paths);
+        }
+        CHECK(json_prefix_done(&p));
+        json_schema_free(s);
+    }
+    /* a long run of values that fork is followed in linear time (trying
+     * each alternative on the rest in turn would double at every value) */
+    {
+        rg_err e;
+        rg_json_schema *s = compile_text("{\"properties\":{\"v\":{\"type\":\"array\",\"items\":"
+                                         "{\"type\":[\"integer\",\"number\"]}}},\"required\":[\"v\"]}", &e);
+        CHECK_MSG(s != NULL, "%s", e.msg);
+        char run[801];
+        for (int i = 0; i < 400; i++)
+            memcpy(run + 2 * i, "1,", 2);
+        run[799] = 'x'; /* "1,1,...,1x": refused at the very end, by both alternatives */
+        run[800] = 0;
+        rg_json_prefix p;
+        json_prefix_init(&p, s);
+        CHECK(s && json_prefix_feed(&p, "{\"v\":[", 6) && p.n == 1);
+        CHECK(json_path_accepts(&p.path[0], run, 798) && !json_path_accepts(&p.path[0], run, 800));
+        json_schema_free(s);
+    }
+    /* a key or value longer than rg_json_path.pos counts */
     {
         size_t n = 70000;
         char *big = malloc(n + 64);
@@ -295,10 +359,10 @@ static void test_depth_limit(void)
         rg_json_prefix p;
         json_prefix_init(&p, s);
         int ok = json_prefix_feed(&p, "{\"a\":", cases[i].schema ? 0 : 5);
-        while (ok && p.depth < JSON_MODE_MAX_DEPTH - 1)
+        while (ok && p.path[0].depth < JSON_MODE_MAX_DEPTH - 1)
             ok = json_prefix_feed(&p, cases[i].open, strlen(cases[i].open)) && has_next(&p);
         ok = ok && json_prefix_feed(&p, cases[i].open, 1); /* '{' or '[': the last level */
-        CHECK_MSG(ok && p.depth == JSON_MODE_MAX_DEPTH, "case %zu: could not nest to the limit", i);
+        CHECK_MSG(ok && p.n == 1 && p.path[0].depth == JSON_MODE_MAX_DEPTH, "case %zu: could not nest to the limit", i);
         rg_json_prefix t = p;
         CHECK_MSG(!json_prefix_feed(&t, cases[i].deeper, strlen(cases[i].deeper)), "case %zu: offered a dead end", i);
         CHECK_MSG(has_next(&p), "case %zu: a dead end at the limit", i);
@@ -491,6 +555,25 @@ static void test_tokens(const char *path, const char *open_piece, const char *sp
     CHECK_OK(s ? RG_OK : RG_ERR_INVALID, e);
     kept += check_masks_along(&v, s, "{\"name\": \"Tom\", \"kind\": \"caterpillar\", \"n\": -12, \"tags\": [true,false]}",
                               logits, masked);
+    json_schema_free(s);
+    s = compile_text("{\"type\":\"object\",\"properties\":{\"pet\":{\"anyOf\":[{\"$ref\":\"#/$defs/Cat\"},"
+                     "{\"$ref\":\"#/$defs/Dog\"}]}},\"required\":[\"pet\"],"
+                     "\"$defs\":{\"Cat\":{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"cat\"},"
+                     "\"lives\":{\"type\":\"integer\"}},\"required\":[\"kind\",\"lives\"]},"
+                     "\"Dog\":{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"dog\"},"
+                     "\"good\":{\"type\":\"boolean\"}},\"required\":[\"kind\",\"good\"]}}}",
+                     &e);
+    CHECK_OK(s ? RG_OK : RG_ERR_INVALID, e);
+    kept += check_masks_along(&v, s, "{\"pet\": {\"kind\": \"dog\", \"good\": true}}", logits, masked);
+    json_schema_free(s);
+    /* tokens that run past a fork: "{\"b" where the first object wants "a", "\"z" where the enum wants x or y */
+    s = compile_text("{\"properties\":{\"v\":{\"type\":\"array\",\"items\":{\"anyOf\":[{\"type\":\"object\","
+                     "\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]},{\"type\":\"object\","
+                     "\"properties\":{\"b\":{\"type\":\"string\"}},\"required\":[\"b\"]},{\"enum\":[\"x\",\"y\"]},"
+                     "{\"type\":\"string\"}]}}},\"required\":[\"v\"]}",
+                     &e);
+    CHECK_OK(s ? RG_OK : RG_ERR_INVALID, e);
+    kept += check_masks_along(&v, s, "{\"v\":[{\"b\":\"s\"}, \"zebra\", \"x\"]}", logits, masked);
     json_schema_free(s);
     char deep[JSON_MODE_MAX_DEPTH + 8] = "{\"a\":";
     size_t at = strlen(deep);
