@@ -1,7 +1,7 @@
 /* bench_json_mask - the time of JSON mode's mask (json_mask_logits: the
- * vocabulary's trie walked from the recognizer's state) against trying
- * every token one by one with json_token_allowed, the way the mask was
- * made before the trie, at every byte of a JSON answer.
+ * vocabulary's trie walked from the recognizer's state) against feeding
+ * every token's bytes to a copy of the state one token after another, the
+ * way the mask was made before the trie, at every byte of a JSON answer.
  *
  *   bench_json_mask GGUF [ROUNDS]
  *
@@ -25,11 +25,22 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The mask as it was made before the trie (session 16): every token's
+ * bytes fed to a copy of the state, one token after another (one path:
+ * the document below has no schema, so no union forks). */
 static size_t one_by_one(const rg_json_vocab *v, const rg_json_prefix *p, const float *logits, float *masked)
 {
     size_t allowed = 0;
     for (size_t id = 0; id < v->n_vocab; id++) {
-        int ok = json_token_allowed(v, p, (int32_t)id);
+        size_t n;
+        const char *b = bpe_token_bytes(v->tok, (int32_t)id, &n);
+        int ok;
+        if ((int32_t)id == v->end[0] || (int32_t)id == v->end[1] || bpe_is_special(v->tok, (int32_t)id) || !b || !n) {
+            ok = json_token_allowed(v, p, (int32_t)id);
+        } else {
+            rg_json_path t = p->path[0];
+            ok = json_path_feed(&t, b, n);
+        }
         masked[id] = ok ? logits[id] : -INFINITY;
         allowed += (size_t)ok;
     }

@@ -575,14 +575,13 @@ int json_path_accepts(const rg_json_path *p, const char *bytes, size_t n)
 {
     rg_json_path t = *p;
     for (size_t i = 0; i < n; i++) {
-        rg_json_path before = t;
         t.fork = 0;
         int ok = feed_byte(&t, (unsigned char)bytes[i]);
-        if (t.more) {
+        if (t.more) { /* again from the start, as a set: one path up to byte i */
             rg_json_prefix all;
             all.n = 1;
-            all.path[0] = before;
-            return json_prefix_feed(&all, bytes + i, n - i);
+            all.path[0] = *p;
+            return json_prefix_feed(&all, bytes, n);
         }
         if (!ok)
             return 0;
