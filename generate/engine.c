@@ -418,7 +418,12 @@ static rg_gen_finish take_token(rg_generator *g, rg_gen_seq *s)
     if (s->json) {
         size_t n;
         const char *b = bpe_token_bytes(g->tok, id, &n);
-        json_prefix_feed(&s->json_at, b, b ? n : 0); /* pick_json allowed it */
+        /* pick_json allowed it, so this cannot fail; if it ever did, the
+         * state would no longer be the text's: end rather than go on */
+        if (!json_prefix_feed(&s->json_at, b, b ? n : 0)) {
+            rg_error(&s->err, RG_ERR_INTERNAL, "JSON mode lost track of the answer after token %d", (int)id);
+            return RG_GEN_ERROR;
+        }
     }
     rg_err e;
     if (bpe_stream_step(g->tok, &s->stream, id, &s->held, &e) != RG_OK)

@@ -567,28 +567,6 @@ int json_path_feed(rg_json_path *p, const char *bytes, size_t n)
     return 1;
 }
 
-/* Deterministic until a byte starts a union that several alternatives
- * may start with; from there every path is followed side by side, as
- * json_prefix_feed does (time linear in n: trying each alternative on the
- * rest of the bytes in turn would double at every fork). */
-int json_path_accepts(const rg_json_path *p, const char *bytes, size_t n)
-{
-    rg_json_path t = *p;
-    for (size_t i = 0; i < n; i++) {
-        t.fork = 0;
-        int ok = feed_byte(&t, (unsigned char)bytes[i]);
-        if (t.more) { /* again from the start, as a set: one path up to byte i */
-            rg_json_prefix all;
-            all.n = 1;
-            all.path[0] = *p;
-            return json_prefix_feed(&all, bytes, n);
-        }
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
 /* The same path from here on: what is read next, and the containers open
  * (end_value cleared what a finished value kept). */
 static int same_path(const rg_json_path *a, const rg_json_path *b)
@@ -636,6 +614,14 @@ int json_prefix_feed(rg_json_prefix *p, const char *bytes, size_t n)
         p->n = next.n;
     }
     return 1;
+}
+
+int json_prefix_accepts(const rg_json_prefix *p, const char *bytes, size_t n)
+{
+    rg_json_prefix t;
+    t.n = p->n;
+    memcpy(t.path, p->path, p->n * sizeof *p->path);
+    return json_prefix_feed(&t, bytes, n);
 }
 
 int json_prefix_done(const rg_json_prefix *p)

@@ -87,9 +87,9 @@ typedef struct rg_json_path {
 /* The text so far as the grammar reads it: one path, or several where a
  * union's alternatives start alike (anyOf of two objects: each is followed
  * until the bytes tell them apart). Paths that become the same after a
- * value are merged; past JSON_MODE_MAX_PATHS at once, the later
- * alternatives are let go (what is written then still follows the schema;
- * only some of its choices are no longer offered). */
+ * value are merged; past JSON_MODE_MAX_PATHS at once (nested unions),
+ * the later alternatives are let go (what is written still follows the
+ * schema; some of its choices are no longer offered). */
 #define JSON_MODE_MAX_PATHS 8
 typedef struct rg_json_prefix {
     uint8_t n;
@@ -102,14 +102,18 @@ void json_prefix_init(rg_json_prefix *p, const rg_json_schema *schema);
  * 0 when a byte cannot come next (p is then left somewhere undefined: feed
  * a copy to try). */
 int json_prefix_feed(rg_json_prefix *p, const char *bytes, size_t n);
+/* json_prefix_feed on a copy: the token level's one test of a token, so
+ * that what it allows is exactly what feeding it then takes (paths past
+ * JSON_MODE_MAX_PATHS let go alike). */
+int json_prefix_accepts(const rg_json_prefix *p, const char *bytes, size_t n);
 /* 1 once the top-level object is closed. */
 int json_prefix_done(const rg_json_prefix *p);
 
-/* One path, for the token level (json_vocab.c). json_path_feed follows a
+/* One path, for the trie's walk (json_vocab.c): json_path_feed follows a
  * union's first alternative that fits and leaves p->more set where another
- * could have been taken; json_path_accepts tries them all. */
+ * could have been taken (the walk then tests that subtree's tokens with
+ * json_prefix_accepts). */
 int json_path_feed(rg_json_path *p, const char *bytes, size_t n);
-int json_path_accepts(const rg_json_path *p, const char *bytes, size_t n);
 int json_path_done(const rg_json_path *p);
 /* 1 when byte c would be accepted and leave p exactly as it is (plain
  * ASCII inside a string, a digit inside a number's digits): a mask's walk

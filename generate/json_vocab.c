@@ -158,10 +158,7 @@ int json_token_allowed(const rg_json_vocab *v, const rg_json_prefix *p, int32_t 
     const char *b = plain_bytes(v, id, &n);
     if (!b)
         return 0;
-    for (uint8_t k = 0; k < p->n; k++)
-        if (json_path_accepts(&p->path[k], b, n))
-            return 1;
-    return 0;
+    return json_prefix_accepts(p, b, n);
 }
 
 /* The allowed tokens are marked in a bitmap that lives in the first bytes
@@ -188,9 +185,10 @@ static void fill_from_bits(const float *logits, float *masked, size_t n)
     }
 }
 
-/* The tokens under node i, each tried from p alone, every alternative of
- * the unions they start followed. */
-static size_t mark_subtree_alone(const rg_json_vocab *v, const rg_json_path *p, uint32_t i, unsigned char *bits)
+/* The tokens under node i, each fed to a copy of the whole prefix p, every
+ * alternative of the unions they start followed and cut as feeding them
+ * would cut them. */
+static size_t mark_subtree_alone(const rg_json_vocab *v, const rg_json_prefix *p, uint32_t i, unsigned char *bits)
 {
     uint32_t first, end;
     size_t allowed = 0;
@@ -198,7 +196,7 @@ static size_t mark_subtree_alone(const rg_json_vocab *v, const rg_json_path *p, 
     for (uint32_t k = first; k < end; k++) {
         size_t n;
         const char *b = bpe_token_bytes(v->tok, v->ids[k], &n);
-        if (json_path_accepts(p, b, n))
+        if (json_prefix_accepts(p, b, n))
             allowed += mark(bits, v->ids[k]);
     }
     return allowed;
@@ -210,8 +208,10 @@ static size_t mark_subtree_alone(const rg_json_vocab *v, const rg_json_path *p, 
  * are whole text from there on is taken whole, and a byte that leaves the
  * state as it was shares its parent's state instead of copying it; a byte
  * that starts a union value several alternatives may start with has its
- * subtree's tokens tried one by one, each alternative followed. */
-static size_t walk(const rg_json_vocab *v, const rg_json_path *p, unsigned char *bits)
+ * subtree's tokens tried one by one on the whole prefix. Without a fork a
+ * token keeps one path per path, so no cut applies and a token one path
+ * takes is one the whole prefix takes. */
+static size_t walk(const rg_json_vocab *v, const rg_json_prefix *whole, const rg_json_path *p, unsigned char *bits)
 {
     rg_json_path st[JSON_TRIE_MAX_BYTES + 1];
     const rg_json_path *at[JSON_TRIE_MAX_BYTES + 1]; /* the state after depth d's bytes */
@@ -238,7 +238,7 @@ static size_t walk(const rg_json_vocab *v, const rg_json_path *p, unsigned char 
             char c = (char)nd->byte;
             int ok = json_path_feed(&st[d + 1], &c, 1);
             if (st[d + 1].more) {
-                allowed += mark_subtree_alone(v, p, i, bits);
+                allowed += mark_subtree_alone(v, whole, i, bits);
                 i = nd->end;
                 continue;
             }
@@ -267,7 +267,7 @@ size_t json_mask_logits(const rg_json_vocab *v, const rg_json_prefix *p, const f
                 allowed += mark(bits, v->end[k]);
     } else {
         for (uint8_t k = 0; k < p->n; k++)
-            allowed += walk(v, &p->path[k], bits);
+            allowed += walk(v, p, &p->path[k], bits);
         for (size_t k = 0; k < v->n_long; k++)
             if (json_token_allowed(v, p, v->long_ids[k]))
                 allowed += mark(bits, v->long_ids[k]);

@@ -288,7 +288,7 @@ static void test_schemas(void)
         rg_json_prefix p;
         json_prefix_init(&p, s);
         CHECK(s && json_prefix_feed(&p, "{\"v\":[", 6) && p.n == 1);
-        CHECK(json_path_accepts(&p.path[0], run, 798) && !json_path_accepts(&p.path[0], run, 800));
+        CHECK(json_prefix_accepts(&p, run, 798) && !json_prefix_accepts(&p, run, 800));
         json_schema_free(s);
     }
     /* a key or value longer than rg_json_path.pos counts */
@@ -504,6 +504,16 @@ static size_t check_masks_along(const rg_json_vocab *v, const rg_json_schema *sc
         }
         CHECK_MSG(allowed == counted && intact, "after %zu bytes of %s: the mask keeps %zu tokens, %zu allowed%s",
                   at, text, allowed, counted, intact ? "" : ", logits changed");
+        /* with several paths, every token kept is one the prefix then takes (its paths cut alike) */
+        for (size_t i = 0; p.n > 1 && i < v->n_vocab; i++) {
+            size_t len;
+            const char *b = bpe_token_bytes(v->tok, (int32_t)i, &len);
+            if (masked[i] == -INFINITY || (int32_t)i == v->end[0] || (int32_t)i == v->end[1])
+                continue;
+            rg_json_prefix t = p;
+            CHECK_MSG(b && json_prefix_feed(&t, b, len), "after %zu bytes of %s: token %zu kept, then refused", at,
+                      text, i);
+        }
         total += allowed;
         if (at < n)
             CHECK(json_prefix_feed(&p, text + at, 1));
@@ -575,6 +585,37 @@ static void test_tokens(const char *path, const char *open_piece, const char *sp
     CHECK_OK(s ? RG_OK : RG_ERR_INVALID, e);
     kept += check_masks_along(&v, s, "{\"v\":[{\"b\":\"s\"}, \"zebra\", \"x\"]}", logits, masked);
     json_schema_free(s);
+    /* nested unions: 2 or 3 paths (the outer objects) that fork 3 ways each at the '"' of x's value:
+     * 6 paths, or 9 cut to the 8 followed. The mask must cut them as feeding does: "\"x" (the ninth
+     * alternative's start) is kept with 2 outer objects and not with 3 (each path's forks alone
+     * would keep it) */
+    for (int outer = 2; outer <= 3; outer++) {
+        static const char first[] = "acdfghksx";
+        char schema[1024];
+        int at = snprintf(schema, sizeof schema, "{\"properties\":{\"r\":{\"anyOf\":[");
+        for (int o = 0; o < outer; o++) {
+            at += snprintf(schema + at, sizeof schema - (size_t)at,
+                           "%s{\"type\":\"object\",\"properties\":{\"x\":{\"anyOf\":[", o ? "," : "");
+            for (int k = 0; k < 3; k++) {
+                char c = first[o == outer - 1 && k == 2 ? 8 : 3 * o + k];
+                at += snprintf(schema + at, sizeof schema - (size_t)at, "%s{\"const\":\"%cq\"}", k ? "," : "", c);
+            }
+            at += snprintf(schema + at, sizeof schema - (size_t)at, "]}},\"required\":[\"x\"]}");
+        }
+        snprintf(schema + at, sizeof schema - (size_t)at, "]}},\"required\":[\"r\"]}");
+        s = compile_text(schema, &e);
+        CHECK_OK(s ? RG_OK : RG_ERR_INVALID, e);
+        kept += check_masks_along(&v, s, "{\"r\": {\"x\": \"aq\"}}", logits, masked);
+        rg_json_prefix p9;
+        json_prefix_init(&p9, s);
+        CHECK(json_prefix_feed(&p9, "{\"r\": {\"x\": ", 12));
+        CHECK_MSG(json_prefix_accepts(&p9, "\"x", 2) == (outer == 2), "%d outer objects (%u paths): \"x taken: %d",
+                  outer, p9.n, json_prefix_accepts(&p9, "\"x", 2));
+        int32_t quote_x = id_of(t, "\"x");
+        CHECK_MSG(quote_x < 0 || json_token_allowed(&v, &p9, quote_x) == (outer == 2),
+                  "%d outer objects: \"x allowed: %d", outer, json_token_allowed(&v, &p9, quote_x));
+        json_schema_free(s);
+    }
     char deep[JSON_MODE_MAX_DEPTH + 8] = "{\"a\":";
     size_t at = strlen(deep);
     for (int d = 1; d < JSON_MODE_MAX_DEPTH; d++)
