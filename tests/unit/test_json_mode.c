@@ -557,34 +557,37 @@ static void test_tokens(const char *path, const char *open_piece, const char *sp
                                     "{\"a b\": [1, -0.5e+3, true, null, {\"\\u00e9\\n\\ud83d\\ude00\": \"h\u00e9 \xe2\x82\xac \xf0\x9f\x98\x80\"}],\n"
                                     "  \"x\":{ } }",
                                     logits, masked);
-    rg_json_schema *s = compile_text("{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
-                                     "\"kind\":{\"enum\":[\"cat\",\"caterpillar\",7]},\"n\":{\"type\":\"integer\"},"
-                                     "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"boolean\"},\"maxItems\":2}},"
-                                     "\"required\":[\"name\",\"kind\",\"n\"]}",
-                                     &e);
-    CHECK_OK(s ? RG_OK : RG_ERR_INVALID, e);
-    kept += check_masks_along(&v, s, "{\"name\": \"Tom\", \"kind\": \"caterpillar\", \"n\": -12, \"tags\": [true,false]}",
-                              logits, masked);
-    json_schema_free(s);
-    s = compile_text("{\"type\":\"object\",\"properties\":{\"pet\":{\"anyOf\":[{\"$ref\":\"#/$defs/Cat\"},"
-                     "{\"$ref\":\"#/$defs/Dog\"}]}},\"required\":[\"pet\"],"
-                     "\"$defs\":{\"Cat\":{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"cat\"},"
-                     "\"lives\":{\"type\":\"integer\"}},\"required\":[\"kind\",\"lives\"]},"
-                     "\"Dog\":{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"dog\"},"
-                     "\"good\":{\"type\":\"boolean\"}},\"required\":[\"kind\",\"good\"]}}}",
-                     &e);
-    CHECK_OK(s ? RG_OK : RG_ERR_INVALID, e);
-    kept += check_masks_along(&v, s, "{\"pet\": {\"kind\": \"dog\", \"good\": true}}", logits, masked);
-    json_schema_free(s);
-    /* tokens that run past a fork: "{\"b" where the first object wants "a", "\"z" where the enum wants x or y */
-    s = compile_text("{\"properties\":{\"v\":{\"type\":\"array\",\"items\":{\"anyOf\":[{\"type\":\"object\","
-                     "\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]},{\"type\":\"object\","
-                     "\"properties\":{\"b\":{\"type\":\"string\"}},\"required\":[\"b\"]},{\"enum\":[\"x\",\"y\"]},"
-                     "{\"type\":\"string\"}]}}},\"required\":[\"v\"]}",
-                     &e);
-    CHECK_OK(s ? RG_OK : RG_ERR_INVALID, e);
-    kept += check_masks_along(&v, s, "{\"v\":[{\"b\":\"s\"}, \"zebra\", \"x\"]}", logits, masked);
-    json_schema_free(s);
+    static const struct {
+        const char *schema, *doc;
+    } along[] = {
+        {"{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
+         "\"kind\":{\"enum\":[\"cat\",\"caterpillar\",7]},\"n\":{\"type\":\"integer\"},"
+         "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"boolean\"},\"maxItems\":2}},"
+         "\"required\":[\"name\",\"kind\",\"n\"]}",
+         "{\"name\": \"Tom\", \"kind\": \"caterpillar\", \"n\": -12, \"tags\": [true,false]}"},
+        /* a union of two objects */
+        {"{\"type\":\"object\",\"properties\":{\"pet\":{\"anyOf\":[{\"$ref\":\"#/$defs/Cat\"},"
+         "{\"$ref\":\"#/$defs/Dog\"}]}},\"required\":[\"pet\"],"
+         "\"$defs\":{\"Cat\":{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"cat\"},"
+         "\"lives\":{\"type\":\"integer\"}},\"required\":[\"kind\",\"lives\"]},"
+         "\"Dog\":{\"type\":\"object\",\"properties\":{\"kind\":{\"const\":\"dog\"},"
+         "\"good\":{\"type\":\"boolean\"}},\"required\":[\"kind\",\"good\"]}}}",
+         "{\"pet\": {\"kind\": \"dog\", \"good\": true}}"},
+        /* tokens that run past a fork: "{\"b" where the first object wants "a", "\"z" where the enum
+         * wants x or y */
+        {"{\"properties\":{\"v\":{\"type\":\"array\",\"items\":{\"anyOf\":[{\"type\":\"object\","
+         "\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]},{\"type\":\"object\","
+         "\"properties\":{\"b\":{\"type\":\"string\"}},\"required\":[\"b\"]},{\"enum\":[\"x\",\"y\"]},"
+         "{\"type\":\"string\"}]}}},\"required\":[\"v\"]}",
+         "{\"v\":[{\"b\":\"s\"}, \"zebra\", \"x\"]}"},
+    };
+    rg_json_schema *s;
+    for (size_t i = 0; i < sizeof along / sizeof *along; i++) {
+        s = compile_text(along[i].schema, &e);
+        CHECK_OK(s ? RG_OK : RG_ERR_INVALID, e);
+        kept += check_masks_along(&v, s, along[i].doc, logits, masked);
+        json_schema_free(s);
+    }
     /* nested unions: 2 or 3 paths (the outer objects) that fork 3 ways each at the '"' of x's value:
      * 6 paths, or 9 cut to the 8 followed. The mask must cut them as feeding does: "\"x" (the ninth
      * alternative's start) is kept with 2 outer objects and not with 3 (each path's forks alone
