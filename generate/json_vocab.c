@@ -188,8 +188,19 @@ static void fill_from_bits(const float *logits, float *masked, size_t n)
 /* The tokens under node i, each fed to a copy of the whole prefix p, every
  * alternative of the unions they start followed and cut as feeding them
  * would cut them. */
-static size_t mark_subtree_alone(const rg_json_vocab *v, const rg_json_prefix *p, uint32_t i, unsigned char *bits)
+typedef struct forked {
+    uint32_t node[JSON_MODE_MAX_PATHS]; /* subtrees already tried on the whole prefix */
+    size_t n;
+} forked;
+
+static size_t mark_subtree_alone(const rg_json_vocab *v, const rg_json_prefix *p, uint32_t i, unsigned char *bits,
+                                 forked *done)
 {
+    for (size_t k = 0; k < done->n; k++)
+        if (done->node[k] == i)
+            return 0; /* another path forked at this node: the same test on the same prefix */
+    if (done->n < JSON_MODE_MAX_PATHS)
+        done->node[done->n++] = i;
     uint32_t first, end;
     size_t allowed = 0;
     subtree_tokens(v, i, &first, &end);
@@ -211,7 +222,8 @@ static size_t mark_subtree_alone(const rg_json_vocab *v, const rg_json_prefix *p
  * subtree's tokens tried one by one on the whole prefix. Without a fork a
  * token keeps one path per path, so no cut applies and a token one path
  * takes is one the whole prefix takes. */
-static size_t walk(const rg_json_vocab *v, const rg_json_prefix *whole, const rg_json_path *p, unsigned char *bits)
+static size_t walk(const rg_json_vocab *v, const rg_json_prefix *whole, const rg_json_path *p, unsigned char *bits,
+                   forked *done)
 {
     rg_json_path st[JSON_TRIE_MAX_BYTES + 1];
     const rg_json_path *at[JSON_TRIE_MAX_BYTES + 1]; /* the state after depth d's bytes */
@@ -238,7 +250,7 @@ static size_t walk(const rg_json_vocab *v, const rg_json_prefix *whole, const rg
             char c = (char)nd->byte;
             int ok = json_path_feed(&st[d + 1], &c, 1);
             if (st[d + 1].more) {
-                allowed += mark_subtree_alone(v, whole, i, bits);
+                allowed += mark_subtree_alone(v, whole, i, bits, done);
                 i = nd->end;
                 continue;
             }
@@ -266,8 +278,9 @@ size_t json_mask_logits(const rg_json_vocab *v, const rg_json_prefix *p, const f
             if (v->end[k] >= 0 && (size_t)v->end[k] < v->n_vocab)
                 allowed += mark(bits, v->end[k]);
     } else {
+        forked done = {.n = 0};
         for (uint8_t k = 0; k < p->n; k++)
-            allowed += walk(v, p, &p->path[k], bits);
+            allowed += walk(v, p, &p->path[k], bits, &done);
         for (size_t k = 0; k < v->n_long; k++)
             if (json_token_allowed(v, p, v->long_ids[k]))
                 allowed += mark(bits, v->long_ids[k]);
