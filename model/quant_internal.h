@@ -41,10 +41,17 @@ typedef float (*quant_dot_fn)(const unsigned char *w, const void *act, size_t nb
 #define QUANT_MULTI_MAX 4
 typedef void (*quant_multi_fn)(const unsigned char *w, const void *const *a, size_t nv, size_t nblocks, float *out);
 
+/* QUANT_ROWS consecutive rows of weights (row_bytes apart) against one
+ * prepared activation row, results in out[0..QUANT_ROWS): the one-vector
+ * form of a decode step, each row bitwise as the batched kernel gives it. */
+#define QUANT_ROWS 4
+typedef void (*quant_rows_fn)(const unsigned char *w, size_t row_bytes, const void *a, size_t nblocks, float *out);
+
 /* The kernel of a weight type on one ISA; NULL when that ISA has none. */
 quant_dot_fn quant_dot_scalar(uint32_t type);
 quant_dot_fn quant_dot_avx2(uint32_t type);
 quant_multi_fn quant_multi_avx2(uint32_t type); /* NULL: use the per-vector kernel */
+quant_rows_fn quant_rows_avx2(uint32_t type);   /* NULL: the batched kernel with nv = 1 */
 /* Activations of the 32-element types to 8-bit blocks (quant_matvec.c says
  * how and why): the portable form, and the AVX2 one, bitwise the same, only
  * where quant_avx2_usable() says so (x86-64 builds). q8_1: the _1 weight

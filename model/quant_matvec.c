@@ -200,6 +200,12 @@ rg_status quant_matmul_prepared_isa(quant_isa isa, uint32_t type, const void *w,
     /* the batched kernel also for one vector: a sequence's logits must not
      * depend on how many others share its step */
     quant_multi_fn multi = isa == QUANT_ISA_AVX2 ? quant_multi_avx2(type) : NULL;
+    quant_rows_fn rows4 = isa == QUANT_ISA_AVX2 && n_vec == 1 ? quant_rows_avx2(type) : NULL;
+    if (rows4) {
+        /* one vector: QUANT_ROWS rows per call, the rest row by row below */
+        for (; row_begin + QUANT_ROWS <= row_end; row_begin += QUANT_ROWS)
+            rows4(wb + row_begin * row_bytes, row_bytes, ab, nblocks, y + row_begin);
+    }
     if (multi) {
         /* Up to QUANT_MULTI_MAX vectors per pass over a row: each weight
          * block is unpacked once for all of them. Vector groups are the
