@@ -6,7 +6,10 @@
  * query head and token: with grouped-query attention three or more query
  * heads read the same K and V rows, and a prefill tile of several tokens
  * reads them again. The products run on AVX2/F16C where the CPU has it
- * (chosen at run time, as model/quant does), in portable C elsewhere.
+ * (chosen at run time, as model/quant does), in portable C elsewhere. A
+ * decode step over an f16 cache, the hot case, has its own AVX2 kernels
+ * that convert inside the products and keep their sums in registers, with
+ * the same bits as the general path (test_decoder_attn checks that).
  *
  * The arithmetic follows llama.cpp's CPU attention with an f16 cache: the
  * query is rounded to f16 for the K products (ggml converts the f32 operand
@@ -225,6 +228,169 @@ AVX2_FN static size_t round_f16_avx2(float *dst, const float *src, size_t n)
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT)));
     return i;
 }
+
+/* ---- AVX2 + F16C, a decode step over an f16 cache --------------------------------- */
+
+/* The one-token path above costs per position and query a cache row
+ * converted into a buffer, a call, a horizontal sum and, for V, a
+ * read-modify-write of one of 64 lane rows (nq x 64 x hd floats, past L1).
+ * These two produce the same bits with the conversions inside the products:
+ * scores eight positions at a time with one transposed horizontal sum, and
+ * V lane by lane with the lane's sums in registers. hd % 64 == 0 (no tail
+ * in ggml's dot of one row). */
+
+/* One position's eight lane sums of q . k, reduced to one vector as
+ * dot_one_avx2 reduces them (before its horizontal sum). Named registers,
+ * as there: an array of eight stays in memory. */
+AVX2_FN static inline __attribute__((always_inline)) __m256 one_lanes(const float *q, const uint16_t *k, size_t hd)
+{
+#define ATT_KH(m) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(k + c + 8 * (m))))
+#define ATT_FMA(r, m) r = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8 * (m)), ATT_KH(m), r)
+    __m256 r0 = _mm256_setzero_ps(), r1 = r0, r2 = r0, r3 = r0, r4 = r0, r5 = r0, r6 = r0, r7 = r0;
+    for (size_t c = 0; c < hd; c += ATT_LANES_ONE) {
+        ATT_FMA(r0, 0);
+        ATT_FMA(r1, 1);
+        ATT_FMA(r2, 2);
+        ATT_FMA(r3, 3);
+        ATT_FMA(r4, 4);
+        ATT_FMA(r5, 5);
+        ATT_FMA(r6, 6);
+        ATT_FMA(r7, 7);
+    }
+#undef ATT_FMA
+#undef ATT_KH
+    __m256 a = _mm256_add_ps(_mm256_add_ps(r0, r4), _mm256_add_ps(r2, r6));
+    __m256 b = _mm256_add_ps(_mm256_add_ps(r1, r5), _mm256_add_ps(r3, r7));
+    return _mm256_add_ps(a, b);
+}
+
+/* h = lo + hi of two vectors: [h(x) | h(y)] */
+AVX2_FN static inline __m256 halves_sum(__m256 x, __m256 y)
+{
+    return _mm256_add_ps(_mm256_permute2f128_ps(x, y, 0x20), _mm256_permute2f128_ps(x, y, 0x31));
+}
+
+/* The horizontal sums of v0..v7 as dot_one_avx2 takes them ((lo + hi),
+ * then lanes 0 + 2 and 1 + 3, then those two), eight at once. */
+AVX2_FN static inline __attribute__((always_inline)) __m256 hsum8(__m256 v0, __m256 v1, __m256 v2, __m256 v3,
+                                                                  __m256 v4, __m256 v5, __m256 v6, __m256 v7)
+{
+    __m256d t0 = _mm256_castps_pd(halves_sum(v0, v4)), t1 = _mm256_castps_pd(halves_sum(v1, v5));
+    __m256d t2 = _mm256_castps_pd(halves_sum(v2, v6)), t3 = _mm256_castps_pd(halves_sum(v3, v7));
+    /* [a0 b0 a2 b2 | a4 b4 a6 b6] and [a1 b1 a3 b3 | a5 b5 a7 b7]: a = h0 + h2, b = h1 + h3 */
+    __m256 u02 = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(t0, t2)), _mm256_castpd_ps(_mm256_unpackhi_pd(t0, t2)));
+    __m256 u13 = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(t1, t3)), _mm256_castpd_ps(_mm256_unpackhi_pd(t1, t3)));
+    /* a + b in the order [0 2 1 3 | 4 6 5 7], then put in order */
+    __m256 r = _mm256_add_ps(_mm256_shuffle_ps(u02, u13, 0x88), _mm256_shuffle_ps(u02, u13, 0xdd));
+    return _mm256_permute_ps(r, 0xd8);
+}
+
+/* Asks for the V rows of positions [p0, p1) to be brought to L2. The V
+ * kernel below visits positions 64 apart (one lane at a time), which the
+ * hardware prefetcher cannot follow: without this, a cache that has left
+ * the CPU caches (16 sequences' caches do) costs a miss per row there. */
+AVX2_FN static inline void fetch_v_rows(const uint16_t *vb, size_t kv_dim, size_t hd, size_t p0, size_t p1)
+{
+    for (size_t p = p0; p < p1; p++) {
+        const char *r = (const char *)(vb + p * kv_dim);
+        for (size_t off = 0; off < hd * sizeof(uint16_t); off += 64)
+            _mm_prefetch(r + off, _MM_HINT_T1);
+        _mm_prefetch(r + hd * sizeof(uint16_t) - 1, _MM_HINT_T1);
+    }
+}
+
+/* s[i * ld + p] for the first np / 8 * 8 positions: dot_one_avx2(q_i, K_p)
+ * * scale; meanwhile the V rows of all np positions are fetched */
+AVX2_FN static size_t scores_one_f16(const uint16_t *kb, const uint16_t *vb, size_t kv_dim, const float *qr,
+                                     size_t nq, size_t hd, size_t np, float scale, float *s, size_t ld)
+{
+    size_t p8 = np / 8 * 8;
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (size_t i = 0; i < nq; i++)
+        for (size_t p0 = 0; p0 < p8; p0 += 8) {
+            if (i == 0)
+                fetch_v_rows(vb, kv_dim, hd, p0, p0 + 8);
+            const float *q = qr + i * hd;
+            const uint16_t *k = kb + p0 * kv_dim;
+            __m256 h = hsum8(one_lanes(q, k, hd), one_lanes(q, k + kv_dim, hd), one_lanes(q, k + 2 * kv_dim, hd),
+                             one_lanes(q, k + 3 * kv_dim, hd), one_lanes(q, k + 4 * kv_dim, hd),
+                             one_lanes(q, k + 5 * kv_dim, hd), one_lanes(q, k + 6 * kv_dim, hd),
+                             one_lanes(q, k + 7 * kv_dim, hd));
+            _mm256_storeu_ps(s + i * ld + p0, _mm256_mul_ps(h, sc));
+        }
+    fetch_v_rows(vb, kv_dim, hd, p8, np);
+    return p8;
+}
+
+/* Lanes j = 0..63 of G queries from query i0 on, for 16 dimensions from c:
+ * lanes[((i0 + g) * 64 + j) * hd + c ..] = sum over p = j, j + 64, ... below
+ * blocked of w_g[p] * V[p], fused in that order (axpy_avx2's), in registers
+ * (named, and G a constant here: GCC keeps an indexed array in memory). */
+AVX2_FN static inline __attribute__((always_inline)) void lanes_group(const uint16_t *vb, size_t kv_dim,
+                                                                      const float *s, size_t ld, size_t i0,
+                                                                      const size_t G, size_t hd, size_t c,
+                                                                      size_t blocked, float *lanes)
+{
+    const float *w0 = s + i0 * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
+    for (size_t j = 0; j < ATT_LANES_ONE; j++) {
+        __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+        for (size_t p = j; p < blocked; p += ATT_LANES_ONE) {
+            const uint16_t *vr = vb + p * kv_dim + c;
+            __m256 v0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)vr));
+            __m256 v1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(vr + 8)));
+            __m256 w = _mm256_broadcast_ss(w0 + p);
+            a0 = _mm256_fmadd_ps(w, v0, a0);
+            b0 = _mm256_fmadd_ps(w, v1, b0);
+            if (G > 1) {
+                w = _mm256_broadcast_ss(w1 + p);
+                a1 = _mm256_fmadd_ps(w, v0, a1);
+                b1 = _mm256_fmadd_ps(w, v1, b1);
+            }
+            if (G > 2) {
+                w = _mm256_broadcast_ss(w2 + p);
+                a2 = _mm256_fmadd_ps(w, v0, a2);
+                b2 = _mm256_fmadd_ps(w, v1, b2);
+            }
+            if (G > 3) {
+                w = _mm256_broadcast_ss(w3 + p);
+                a3 = _mm256_fmadd_ps(w, v0, a3);
+                b3 = _mm256_fmadd_ps(w, v1, b3);
+            }
+        }
+        float *dst = lanes + (i0 * ATT_LANES_ONE + j) * hd + c;
+        const size_t next = ATT_LANES_ONE * hd; /* the same lane of the next query */
+        _mm256_storeu_ps(dst, a0);
+        _mm256_storeu_ps(dst + 8, b0);
+        if (G > 1) {
+            _mm256_storeu_ps(dst + next, a1);
+            _mm256_storeu_ps(dst + next + 8, b1);
+        }
+        if (G > 2) {
+            _mm256_storeu_ps(dst + 2 * next, a2);
+            _mm256_storeu_ps(dst + 2 * next + 8, b2);
+        }
+        if (G > 3) {
+            _mm256_storeu_ps(dst + 3 * next, a3);
+            _mm256_storeu_ps(dst + 3 * next + 8, b3);
+        }
+    }
+}
+
+/* Every lane of every query (zero where no position falls), for the
+ * positions below blocked. Queries go four at a time so one conversion of a
+ * V slice serves them all and their sums fit the 16 registers. */
+AVX2_FN static void lanes_one_f16(const uint16_t *vb, size_t kv_dim, const float *s, size_t ld, size_t nq, size_t hd,
+                                  size_t blocked, float *lanes)
+{
+    for (size_t i0 = 0; i0 < nq; i0 += 4)
+        for (size_t c = 0; c < hd; c += 16)
+            switch (nq - i0) {
+            case 1: lanes_group(vb, kv_dim, s, ld, i0, 1, hd, c, blocked, lanes); break;
+            case 2: lanes_group(vb, kv_dim, s, ld, i0, 2, hd, c, blocked, lanes); break;
+            case 3: lanes_group(vb, kv_dim, s, ld, i0, 3, hd, c, blocked, lanes); break;
+            default: lanes_group(vb, kv_dim, s, ld, i0, 4, hd, c, blocked, lanes); break;
+            }
+}
 #endif
 
 /* ---- the kernels of one call, chosen once: simd says the AVX2 ones ---------------- */
@@ -378,8 +544,21 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
     }
     float scale = 1.0f / sqrtf((float)hd);
 
+    /* a decode step over an f16 cache: the fused kernels above (same bits) */
+    int fused = 0;
+#ifdef ATT_X86
+    fused = one_token && half && simd && hd % ATT_LANES_ONE == 0;
+    for (size_t i = 0; i < nq && fused; i++)
+        fused = np[i] == max_np;
+#endif
+
     /* scores: each K row once, against every query that reaches it */
-    for (size_t p = 0; p < max_np; p++) {
+    size_t p_first = 0;
+#ifdef ATT_X86
+    if (fused)
+        p_first = scores_one_f16(kb, vb, kv->kv_dim, qr, nq, hd, max_np, scale, s, max_np);
+#endif
+    for (size_t p = p_first; p < max_np; p++) {
         const float *kr = row_of(simd, kv, kb, p, row, hd);
         for (size_t i = 0; i < nq; i++)
             if (p < np[i])
@@ -407,8 +586,13 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
         for (size_t i = 0; i < nq; i++)
             memset(out[i], 0, hd * sizeof(float));
     } else {
-        memset(lanes, 0, nq * lanes_n * hd * sizeof(float));
-        for (size_t p = 0; p < max_blocked; p++) {
+#ifdef ATT_X86
+        if (fused)
+            lanes_one_f16(vb, kv->kv_dim, s, max_np, nq, hd, max_blocked, lanes);
+#endif
+        if (!fused)
+            memset(lanes, 0, nq * lanes_n * hd * sizeof(float));
+        for (size_t p = 0; p < max_blocked && !fused; p++) {
             const float *vr = row_of(simd, kv, vb, p, row, hd);
             for (size_t i = 0; i < nq; i++)
                 if (p < (one_token ? one_token_blocked(np[i]) : np[i]))
