@@ -322,74 +322,75 @@ AVX2_FN static size_t scores_one_f16(const uint16_t *kb, const uint16_t *vb, siz
     return p8;
 }
 
-/* Lanes j = 0..63 of G queries from query i0 on, for 16 dimensions from c:
+/* Lane j of G queries from query i0 on, for 16 dimensions from c:
  * lanes[((i0 + g) * 64 + j) * hd + c ..] = sum over p = j, j + 64, ... below
  * blocked of w_g[p] * V[p], fused in that order (axpy_avx2's), in registers
  * (named, and G a constant here: GCC keeps an indexed array in memory). */
 AVX2_FN static inline __attribute__((always_inline)) void lanes_group(const uint16_t *vb, size_t kv_dim,
                                                                       const float *s, size_t ld, size_t i0,
-                                                                      const size_t G, size_t hd, size_t c,
-                                                                      size_t blocked, float *lanes)
+                                                                      const size_t G, size_t hd, size_t j,
+                                                                      size_t c, size_t blocked, float *lanes)
 {
     const float *w0 = s + i0 * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
-    for (size_t j = 0; j < ATT_LANES_ONE; j++) {
-        __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
-        for (size_t p = j; p < blocked; p += ATT_LANES_ONE) {
-            const uint16_t *vr = vb + p * kv_dim + c;
-            __m256 v0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)vr));
-            __m256 v1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(vr + 8)));
-            __m256 w = _mm256_broadcast_ss(w0 + p);
-            a0 = _mm256_fmadd_ps(w, v0, a0);
-            b0 = _mm256_fmadd_ps(w, v1, b0);
-            if (G > 1) {
-                w = _mm256_broadcast_ss(w1 + p);
-                a1 = _mm256_fmadd_ps(w, v0, a1);
-                b1 = _mm256_fmadd_ps(w, v1, b1);
-            }
-            if (G > 2) {
-                w = _mm256_broadcast_ss(w2 + p);
-                a2 = _mm256_fmadd_ps(w, v0, a2);
-                b2 = _mm256_fmadd_ps(w, v1, b2);
-            }
-            if (G > 3) {
-                w = _mm256_broadcast_ss(w3 + p);
-                a3 = _mm256_fmadd_ps(w, v0, a3);
-                b3 = _mm256_fmadd_ps(w, v1, b3);
-            }
-        }
-        float *dst = lanes + (i0 * ATT_LANES_ONE + j) * hd + c;
-        const size_t next = ATT_LANES_ONE * hd; /* the same lane of the next query */
-        _mm256_storeu_ps(dst, a0);
-        _mm256_storeu_ps(dst + 8, b0);
+    __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+    for (size_t p = j; p < blocked; p += ATT_LANES_ONE) {
+        const uint16_t *vr = vb + p * kv_dim + c;
+        __m256 v0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)vr));
+        __m256 v1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(vr + 8)));
+        __m256 w = _mm256_broadcast_ss(w0 + p);
+        a0 = _mm256_fmadd_ps(w, v0, a0);
+        b0 = _mm256_fmadd_ps(w, v1, b0);
         if (G > 1) {
-            _mm256_storeu_ps(dst + next, a1);
-            _mm256_storeu_ps(dst + next + 8, b1);
+            w = _mm256_broadcast_ss(w1 + p);
+            a1 = _mm256_fmadd_ps(w, v0, a1);
+            b1 = _mm256_fmadd_ps(w, v1, b1);
         }
         if (G > 2) {
-            _mm256_storeu_ps(dst + 2 * next, a2);
-            _mm256_storeu_ps(dst + 2 * next + 8, b2);
+            w = _mm256_broadcast_ss(w2 + p);
+            a2 = _mm256_fmadd_ps(w, v0, a2);
+            b2 = _mm256_fmadd_ps(w, v1, b2);
         }
         if (G > 3) {
-            _mm256_storeu_ps(dst + 3 * next, a3);
-            _mm256_storeu_ps(dst + 3 * next + 8, b3);
+            w = _mm256_broadcast_ss(w3 + p);
+            a3 = _mm256_fmadd_ps(w, v0, a3);
+            b3 = _mm256_fmadd_ps(w, v1, b3);
         }
+    }
+    float *dst = lanes + (i0 * ATT_LANES_ONE + j) * hd + c;
+    const size_t next = ATT_LANES_ONE * hd; /* the same lane of the next query */
+    _mm256_storeu_ps(dst, a0);
+    _mm256_storeu_ps(dst + 8, b0);
+    if (G > 1) {
+        _mm256_storeu_ps(dst + next, a1);
+        _mm256_storeu_ps(dst + next + 8, b1);
+    }
+    if (G > 2) {
+        _mm256_storeu_ps(dst + 2 * next, a2);
+        _mm256_storeu_ps(dst + 2 * next + 8, b2);
+    }
+    if (G > 3) {
+        _mm256_storeu_ps(dst + 3 * next, a3);
+        _mm256_storeu_ps(dst + 3 * next + 8, b3);
     }
 }
 
 /* Every lane of every query (zero where no position falls), for the
  * positions below blocked. Queries go four at a time so one conversion of a
- * V slice serves them all and their sums fit the 16 registers. */
+ * V slice serves them all and their sums fit the 16 registers; a lane's
+ * slices follow each other so its rows stay in L1 across them (slice-outer,
+ * each pass over a head's V rows missed L1 throughout). */
 AVX2_FN static void lanes_one_f16(const uint16_t *vb, size_t kv_dim, const float *s, size_t ld, size_t nq, size_t hd,
                                   size_t blocked, float *lanes)
 {
     for (size_t i0 = 0; i0 < nq; i0 += 4)
-        for (size_t c = 0; c < hd; c += 16)
-            switch (nq - i0) {
-            case 1: lanes_group(vb, kv_dim, s, ld, i0, 1, hd, c, blocked, lanes); break;
-            case 2: lanes_group(vb, kv_dim, s, ld, i0, 2, hd, c, blocked, lanes); break;
-            case 3: lanes_group(vb, kv_dim, s, ld, i0, 3, hd, c, blocked, lanes); break;
-            default: lanes_group(vb, kv_dim, s, ld, i0, 4, hd, c, blocked, lanes); break;
-            }
+        for (size_t j = 0; j < ATT_LANES_ONE; j++)
+            for (size_t c = 0; c < hd; c += 16)
+                switch (nq - i0) {
+                case 1: lanes_group(vb, kv_dim, s, ld, i0, 1, hd, j, c, blocked, lanes); break;
+                case 2: lanes_group(vb, kv_dim, s, ld, i0, 2, hd, j, c, blocked, lanes); break;
+                case 3: lanes_group(vb, kv_dim, s, ld, i0, 3, hd, j, c, blocked, lanes); break;
+                default: lanes_group(vb, kv_dim, s, ld, i0, 4, hd, j, c, blocked, lanes); break;
+                }
 }
 #endif
 
