@@ -337,40 +337,27 @@ AVX2_FN static inline __attribute__((always_inline)) void lanes_group(const uint
         const uint16_t *vr = vb + p * kv_dim + c;
         __m256 v0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)vr));
         __m256 v1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(vr + 8)));
-        __m256 w = _mm256_broadcast_ss(w0 + p);
-        a0 = _mm256_fmadd_ps(w, v0, a0);
-        b0 = _mm256_fmadd_ps(w, v1, b0);
-        if (G > 1) {
-            w = _mm256_broadcast_ss(w1 + p);
-            a1 = _mm256_fmadd_ps(w, v0, a1);
-            b1 = _mm256_fmadd_ps(w, v1, b1);
-        }
-        if (G > 2) {
-            w = _mm256_broadcast_ss(w2 + p);
-            a2 = _mm256_fmadd_ps(w, v0, a2);
-            b2 = _mm256_fmadd_ps(w, v1, b2);
-        }
-        if (G > 3) {
-            w = _mm256_broadcast_ss(w3 + p);
-            a3 = _mm256_fmadd_ps(w, v0, a3);
-            b3 = _mm256_fmadd_ps(w, v1, b3);
-        }
+#define ATT_LANE_FMA(wq, a, b)                                                                                   \
+    do {                                                                                                           \
+        __m256 w = _mm256_broadcast_ss((wq) + p);                                                                  \
+        a = _mm256_fmadd_ps(w, v0, a);                                                                             \
+        b = _mm256_fmadd_ps(w, v1, b);                                                                             \
+    } while (0)
+        ATT_LANE_FMA(w0, a0, b0);
+        if (G > 1)
+            ATT_LANE_FMA(w1, a1, b1);
+        if (G > 2)
+            ATT_LANE_FMA(w2, a2, b2);
+        if (G > 3)
+            ATT_LANE_FMA(w3, a3, b3);
+#undef ATT_LANE_FMA
     }
     float *dst = lanes + (i0 * ATT_LANES_ONE + j) * hd + c;
     const size_t next = ATT_LANES_ONE * hd; /* the same lane of the next query */
-    _mm256_storeu_ps(dst, a0);
-    _mm256_storeu_ps(dst + 8, b0);
-    if (G > 1) {
-        _mm256_storeu_ps(dst + next, a1);
-        _mm256_storeu_ps(dst + next + 8, b1);
-    }
-    if (G > 2) {
-        _mm256_storeu_ps(dst + 2 * next, a2);
-        _mm256_storeu_ps(dst + 2 * next + 8, b2);
-    }
-    if (G > 3) {
-        _mm256_storeu_ps(dst + 3 * next, a3);
-        _mm256_storeu_ps(dst + 3 * next + 8, b3);
+    __m256 sums[8] = {a0, b0, a1, b1, a2, b2, a3, b3}; /* stored once per lane: memory is fine here */
+    for (size_t g = 0; g < G; g++) {
+        _mm256_storeu_ps(dst + g * next, sums[2 * g]);
+        _mm256_storeu_ps(dst + g * next + 8, sums[2 * g + 1]);
     }
 }
 
