@@ -231,9 +231,10 @@ AVX2_FN static size_t round_f16_avx2(float *dst, const float *src, size_t n)
 
 /* ---- AVX2 + F16C, a decode step over an f16 cache --------------------------------- */
 
-/* The one-token path above costs per position and query a cache row
- * converted into a buffer, a call, a horizontal sum and, for V, a
- * read-modify-write of one of 64 lane rows (nq x 64 x hd floats, past L1).
+/* The one-token path above costs per position a cache row converted into
+ * a buffer, and per position and query a call, a horizontal sum and, for
+ * V, a read-modify-write of one of 64 lane rows (nq x 64 x hd floats, past
+ * L1).
  * These two produce the same bits with the conversions inside the products:
  * scores eight positions at a time with one transposed horizontal sum, and
  * V lane by lane with the lane's sums in registers. hd % 64 == 0 (no tail
@@ -331,7 +332,8 @@ AVX2_FN static inline __attribute__((always_inline)) void lanes_group(const uint
                                                                       const size_t G, size_t hd, size_t j,
                                                                       size_t c, size_t blocked, float *lanes)
 {
-    const float *w0 = s + i0 * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
+    /* the weights of the group's queries (only the G that exist are formed) */
+    const float *w0 = s + i0 * ld, *w1 = G > 1 ? w0 + ld : w0, *w2 = G > 2 ? w1 + ld : w0, *w3 = G > 3 ? w2 + ld : w0;
     __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
     for (size_t p = j; p < blocked; p += ATT_LANES_ONE) {
         const uint16_t *vr = vb + p * kv_dim + c;
@@ -363,9 +365,10 @@ AVX2_FN static inline __attribute__((always_inline)) void lanes_group(const uint
 
 /* Every lane of every query (zero where no position falls), for the
  * positions below blocked. Queries go four at a time so one conversion of a
- * V slice serves them all and their sums fit the 16 registers; a lane's
- * slices follow each other so its rows stay in L1 across them (slice-outer,
- * each pass over a head's V rows missed L1 throughout). */
+ * V slice serves them all and their sums fit the 16 registers. A lane's
+ * four slices are taken one after another, so its rows are still in L1 for
+ * the next slice; taking each slice over all lanes before the next would
+ * sweep a head's V rows (~70 KB at 550 positions) through L1 four times. */
 AVX2_FN static void lanes_one_f16(const uint16_t *vb, size_t kv_dim, const float *s, size_t ld, size_t nq, size_t hd,
                                   size_t blocked, float *lanes)
 {
@@ -562,7 +565,8 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
             round_f16_n(simd, si, si, np[i]);
     }
 
-    /* weighted sum of V rows, each row once, into interleaved partial sums
+    /* weighted sum of V rows (each row once on the general path; once per
+     * four queries on the fused one) into interleaved partial sums
      * (a one-token query's tail positions wait for the second pass) */
     size_t max_blocked = 0;
     for (size_t i = 0; i < nq; i++) {

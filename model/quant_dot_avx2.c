@@ -293,7 +293,7 @@ AVX2_FN static inline __attribute__((always_inline)) void rows_legacy(const unsi
     for (size_t b = 0; b < nb; b++) {
         const quant_a8_block *ab = a + b;
         __m256i q = load32(ab->q);
-        __m128 ds = _mm_castpd_ps(_mm_load_sd((const double *)(const void *)ab)); /* [dx, s, 0, 0] */
+        __m128 ds = _mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(const void *)ab)); /* [dx, s, 0, 0] */
 #pragma GCC unroll 4
         for (size_t r = 0; r < QUANT_ROWS; r++) {
             const unsigned char *wr = w + r * row_bytes + b * bytes;

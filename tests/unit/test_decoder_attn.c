@@ -5,9 +5,11 @@
  * which test_decoder checks against llama.cpp. The general path runs when
  * the queries of a call attend different lengths, so a call with a decoy
  * query of one position less gives the reference for the same query.
- * Covered: head sizes 64 and 128 (one and two blocks of ggml's dot), 1-6
+ * Covered: head sizes 64, 128 and 256 (one to four blocks of ggml's dot)
+ * and 96 (not a multiple of 64: the fused path must stay off), 1-8 and 12
  * queries (the V kernel's groups of up to four), lengths below 8, not a
- * multiple of 8, below 64, and with and without ggml's double tail. */
+ * multiple of 8, below 64, and with and without ggml's double tail; a zero
+ * query (equal weights) and cache rows with negative zeros. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "model/cpu_x86.h"
 #include "model/decoder_internal.h"
 #include "model/quant.h"
 
@@ -30,7 +33,7 @@ static float rnd(void)
 
 /* query 0..nq-1 attend np positions; the reference call adds a decoy of
  * np - 1 positions, which sends the whole call down the general path */
-static void check_case(size_t hd, size_t n_kv_head, size_t kvh, size_t nq, size_t np, size_t layer)
+static void check_case(size_t hd, size_t n_kv_head, size_t kvh, size_t nq, size_t np, size_t layer, int special)
 {
     rg_kv_cache kv = {.n_layer = layer + 1, .kv_dim = n_kv_head * hd, .cap = np + 3, .type = RG_KV_F16};
     size_t cells = kv.n_layer * kv.cap * kv.kv_dim;
@@ -38,6 +41,8 @@ static void check_case(size_t hd, size_t n_kv_head, size_t kvh, size_t nq, size_
     for (size_t i = 0; i < cells; i++) {
         k[i] = f32_to_fp16(rnd() * 2.0f);
         v[i] = f32_to_fp16(rnd());
+        if (special && i % 7 == 0)
+            k[i] = v[i] = 0x8000; /* -0 */
     }
     kv.k = k;
     kv.v = v;
@@ -45,20 +50,22 @@ static void check_case(size_t hd, size_t n_kv_head, size_t kvh, size_t nq, size_
     size_t nmax = nq + 1;
     float *qs = malloc(nmax * hd * sizeof *qs), *fused = malloc(nmax * hd * sizeof *fused);
     float *general = malloc(nmax * hd * sizeof *general);
-    float *scratch = malloc(dec_attn_scratch_floats(nmax, np, hd) * sizeof *scratch);
-    const float *q[8];
-    float *out_f[8], *out_g[8];
-    size_t lens[8];
+    /* each call gets exactly its scratch, so ASan sees an overrun */
+    float *scratch_f = malloc(dec_attn_scratch_floats(nq, np, hd) * sizeof *scratch_f);
+    float *scratch_g = malloc(dec_attn_scratch_floats(nmax, np, hd) * sizeof *scratch_g);
+    const float *q[16];
+    float *out_f[16], *out_g[16];
+    size_t lens[16];
     for (size_t i = 0; i < nmax * hd; i++)
-        qs[i] = rnd() * 3.0f;
+        qs[i] = special && i < hd ? 0.0f : rnd() * 3.0f;
     for (size_t i = 0; i < nmax; i++) {
         q[i] = qs + i * hd;
         out_f[i] = fused + i * hd;
         out_g[i] = general + i * hd;
         lens[i] = i < nq ? np : np - 1;
     }
-    dec_attend(&kv, layer, kvh, hd, q, lens, nq, out_f, scratch, 1);
-    dec_attend(&kv, layer, kvh, hd, q, lens, nmax, out_g, scratch, 1);
+    dec_attend(&kv, layer, kvh, hd, q, lens, nq, out_f, scratch_f, 1);
+    dec_attend(&kv, layer, kvh, hd, q, lens, nmax, out_g, scratch_g, 1);
     size_t differ = 0;
     for (size_t i = 0; i < nq * hd; i++)
         differ += memcmp(&fused[i], &general[i], sizeof(float)) != 0;
@@ -73,7 +80,8 @@ static void check_case(size_t hd, size_t n_kv_head, size_t kvh, size_t nq, size_
     free(qs);
     free(fused);
     free(general);
-    free(scratch);
+    free(scratch_f);
+    free(scratch_g);
 }
 
 /* The fused V sums against a direct softmax-weighted sum in double: a
@@ -125,13 +133,15 @@ static void check_meaning(void)
 
 int main(void)
 {
+    if (!cpu_has_avx2_fma_f16c())
+        printf("test_decoder_attn: no AVX2/FMA/F16C on this CPU: the fused path does not run, only the general one\n");
     static const size_t lens[] = {2, 7, 8, 9, 33, 63, 64, 65, 96, 100, 128, 130, 200, 257, 530, 550};
-    for (size_t hi = 0; hi < 2; hi++) {
-        size_t hd = hi ? 128 : 64;
-        for (size_t nq = 1; nq <= 6; nq++)
+    static const size_t hds[] = {64, 128, 256, 96};
+    static const size_t nqs[] = {1, 2, 3, 4, 5, 6, 7, 8, 12};
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
+        for (size_t qi = 0; qi < sizeof nqs / sizeof nqs[0]; qi++)
             for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
-                check_case(hd, 3, (nq + li) % 3, nq, lens[li], li % 2);
-    }
+                check_case(hds[hi], 3, (qi + li) % 3, nqs[qi], lens[li], li % 2, (qi + li) % 5 == 0);
     check_meaning();
     return check_finish("test_decoder_attn");
 }
