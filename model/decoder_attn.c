@@ -234,8 +234,7 @@ AVX2_FN static size_t round_f16_avx2(float *dst, const float *src, size_t n)
 /* The one-token path above costs per position a cache row converted into
  * a buffer, and per position and query a call, a horizontal sum and, for
  * V, a read-modify-write of one of 64 lane rows (nq x 64 x hd floats, past
- * L1).
- * These two produce the same bits with the conversions inside the products:
+ * L1). These two produce the same bits with the conversions inside the products:
  * scores eight positions at a time with one transposed horizontal sum, and
  * V lane by lane with the lane's sums in registers. hd % 64 == 0 (no tail
  * in ggml's dot of one row). */
@@ -578,17 +577,18 @@ void dec_attend(const rg_kv_cache *kv, size_t layer, size_t kvh, size_t hd, cons
         for (size_t i = 0; i < nq; i++)
             memset(out[i], 0, hd * sizeof(float));
     } else {
+        if (fused) {
 #ifdef ATT_X86
-        if (fused)
             lanes_one_f16(vb, kv->kv_dim, s, max_np, nq, hd, max_blocked, lanes);
 #endif
-        if (!fused)
+        } else {
             memset(lanes, 0, nq * lanes_n * hd * sizeof(float));
-        for (size_t p = 0; p < max_blocked && !fused; p++) {
-            const float *vr = row_of(simd, kv, vb, p, row, hd);
-            for (size_t i = 0; i < nq; i++)
-                if (p < (one_token ? one_token_blocked(np[i]) : np[i]))
-                    axpy_of(simd, lanes + (i * lanes_n + (p & (lanes_n - 1))) * hd, s[i * max_np + p], vr, hd);
+            for (size_t p = 0; p < max_blocked; p++) {
+                const float *vr = row_of(simd, kv, vb, p, row, hd);
+                for (size_t i = 0; i < nq; i++)
+                    if (p < (one_token ? one_token_blocked(np[i]) : np[i]))
+                        axpy_of(simd, lanes + (i * lanes_n + (p & (lanes_n - 1))) * hd, s[i * max_np + p], vr, hd);
+            }
         }
         for (size_t i = 0; i < nq; i++) {
             float *acc = lanes + i * lanes_n * hd;

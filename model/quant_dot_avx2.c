@@ -18,7 +18,6 @@
 #include <immintrin.h>
 #include <string.h>
 
-
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 
 int quant_avx2_usable(void)
@@ -306,6 +305,7 @@ AVX2_FN static inline __attribute__((always_inline)) void rows_legacy(const unsi
             __m128 p = _mm_mul_ps(h, ds); /* [d * dx, k * s] */
             sacc[r] = _mm_add_ps(sacc[r], p);
             __m128i packed = _mm_loadu_si128((const __m128i *)(const void *)(wr + qs_at));
+            /* unpack_nibbles16's bytes in one shift of both halves */
             __m256i u = _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastsi128_si256(packed), high_half), low4);
             if (has_qh) {
                 uint32_t qh;

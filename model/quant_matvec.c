@@ -197,8 +197,9 @@ rg_status quant_matmul_prepared_isa(quant_isa isa, uint32_t type, const void *w,
     size_t act_bytes = quant_act_bytes(type, cols);
     const unsigned char *wb = w;
     const unsigned char *ab = act;
-    /* the batched kernel also for one vector: a sequence's logits must not
-     * depend on how many others share its step */
+    /* the batched kernel also for one vector, or the four-row kernel with
+     * the same per-row arithmetic: a sequence's logits must not depend on
+     * how many others share its step */
     quant_multi_fn multi = isa == QUANT_ISA_AVX2 ? quant_multi_avx2(type) : NULL;
     quant_rows_fn rows4 = isa == QUANT_ISA_AVX2 && n_vec == 1 ? quant_rows_avx2(type) : NULL;
     if (rows4) {
