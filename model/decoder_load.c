@@ -229,6 +229,48 @@ static rg_status hf_open_shards(rg_decoder *d, const char *dir, rg_err *e)
     return st;
 }
 
+/* 1 when the decoder reads the tensor (or it is a buffer transformers
+ * recomputes: old checkpoints saved each layer's rotary inv_freq) */
+static int hf_tensor_used(const llama_config *c, const char *name)
+{
+    static const char *const layer_parts[] = {
+        "input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.q_proj.weight",
+        "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight", "mlp.gate_proj.weight",
+        "mlp.up_proj.weight", "mlp.down_proj.weight", "self_attn.rotary_emb.inv_freq"};
+    static const char *const biases[] = {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"};
+    if (!strcmp(name, "model.embed_tokens.weight") || !strcmp(name, "model.norm.weight") ||
+        !strcmp(name, "lm_head.weight"))
+        return 1;
+    size_t l;
+    int at = -1;
+    if (sscanf(name, "model.layers.%zu.%n", &l, &at) != 1 || at < 0 || l >= c->n_layer)
+        return 0;
+    for (size_t i = 0; i < sizeof layer_parts / sizeof *layer_parts; i++)
+        if (!strcmp(name + at, layer_parts[i]))
+            return 1;
+    for (size_t i = 0; c->qkv_bias && i < sizeof biases / sizeof *biases; i++)
+        if (!strcmp(name + at, biases[i]))
+            return 1;
+    return 0;
+}
+
+/* A checkpoint with a tensor this decoder does not read (an output
+ * projection's bias, Q/K norms, another layer count) is another
+ * architecture: computing without it would be silently wrong. */
+static rg_status hf_check_all_used(const rg_decoder *d, rg_err *e)
+{
+    for (size_t s = 0; s < d->n_shards; s++)
+        for (size_t i = 0; i < safetensors_count(d->shards[s]); i++) {
+            const rg_st_tensor *t = safetensors_at(d->shards[s], i);
+            if (!hf_tensor_used(&d->cfg, t->name))
+                return rg_error(e, RG_ERR_UNSUPPORTED,
+                                "%s: tensor %.200s is not part of the Llama-family decoder ragd runs (this "
+                                "checkpoint's architecture has more than its config.json says)",
+                                safetensors_path(d->shards[s]), t->name);
+        }
+    return RG_OK;
+}
+
 rg_status dec_load_hf(rg_decoder *d, const char *dir, rg_err *e)
 {
     char p[4096];
@@ -236,7 +278,7 @@ rg_status dec_load_hf(rg_decoder *d, const char *dir, rg_err *e)
     rg_status st = llama_config_load_hf(p, &d->cfg, e);
     if (st != RG_OK)
         return st;
-    if ((st = hf_open_shards(d, dir, e)))
+    if ((st = hf_open_shards(d, dir, e)) || (st = hf_check_all_used(d, e)))
         return st;
     llama_config *c = &d->cfg;
     size_t qd = c->n_head * c->head_dim, kvd = c->n_head_kv * c->head_dim;

@@ -227,6 +227,51 @@ static rg_status parse_hf_rope_scaling(const cJSON *rs, llama_config *c, const c
     return rg_error(e, RG_ERR_UNSUPPORTED, "%s: RoPE scaling \"%.32s\" is not supported", what, t->valuestring);
 }
 
+/* transformers 5 writes RoPE as "rope_parameters": {"rope_type", "rope_theta",
+ * and the scaling's own fields}; where present it supersedes the legacy
+ * "rope_theta" and "rope_scaling". A model whose layer types each have their
+ * own parameters (an object of objects) is refused. */
+static rg_status parse_hf_rope_parameters(const cJSON *rp, llama_config *c, const char *what, rg_err *e)
+{
+    if (!rp || cJSON_IsNull(rp))
+        return RG_OK;
+    if (!cJSON_IsObject(rp))
+        return rg_error(e, RG_ERR_CORRUPT, "%s: \"rope_parameters\" is not an object", what);
+    const cJSON *theta = cJSON_GetObjectItemCaseSensitive(rp, "rope_theta");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rp, "rope_type");
+    if (!theta && !type)
+        return rg_error(e, RG_ERR_UNSUPPORTED, "%s: \"rope_parameters\" per layer type is not supported", what);
+    rg_status st = json_float(rp, "rope_theta", 0, &c->rope_theta, what, e);
+    if (st)
+        return st;
+    c->rope_scaling = LLAMA_ROPE_SCALING_NONE;
+    c->rope_factor = 0;
+    return type ? parse_hf_rope_scaling(rp, c, what, e) : RG_OK;
+}
+
+/* Sliding-window attention (Mistral's "sliding_window"; Qwen2's when
+ * "use_sliding_window" is true; any "sliding_attention" in transformers 5's
+ * "layer_types") is not implemented; within the window it equals full
+ * attention, so the usable context is capped at the window instead, and a
+ * longer sequence is refused rather than attended differently. */
+static rg_status cap_hf_sliding_window(const cJSON *j, const char *model_type, llama_config *c, const char *what,
+                                       rg_err *e)
+{
+    int sliding = !strcmp(model_type, "mistral") ||
+                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "use_sliding_window"));
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(j, "layer_types"), *t;
+    cJSON_ArrayForEach(t, types)
+        sliding |= cJSON_IsString(t) && !strcmp(t->valuestring, "sliding_attention");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "sliding_window");
+    if (!sliding || !w || cJSON_IsNull(w))
+        return RG_OK;
+    if (!cJSON_IsNumber(w) || !(w->valuedouble >= 1))
+        return rg_error(e, RG_ERR_CORRUPT, "%s: \"sliding_window\" is not a positive count", what);
+    if (w->valuedouble < (double)c->n_ctx_train)
+        c->n_ctx_train = (size_t)w->valuedouble;
+    return RG_OK;
+}
+
 static rg_status parse_hf(const cJSON *j, const char *what, llama_config *out, rg_err *e)
 {
     llama_config c = {0};
@@ -269,13 +314,20 @@ static rg_status parse_hf(const cJSON *j, const char *what, llama_config *out, r
     c.rope_theta = 10000.0f;
     if ((st = json_float(j, "rope_theta", 0, &c.rope_theta, what, e)))
         return st;
-    if ((st = parse_hf_rope_scaling(cJSON_GetObjectItemCaseSensitive(j, "rope_scaling"), &c, what, e)))
+    if ((st = parse_hf_rope_scaling(cJSON_GetObjectItemCaseSensitive(j, "rope_scaling"), &c, what, e)) ||
+        (st = parse_hf_rope_parameters(cJSON_GetObjectItemCaseSensitive(j, "rope_parameters"), &c, what, e)) ||
+        (st = cap_hf_sliding_window(j, mt->valuestring, &c, what, e)))
         return st;
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(j, "tie_word_embeddings");
     c.tied_output = cJSON_IsTrue(tie); /* LlamaConfig and Qwen2Config default to untied */
+    /* attention_bias puts biases on Q, K and V (and, in LlamaAttention, on
+     * the output projection: the loader refuses a checkpoint holding that
+     * tensor, as it refuses every tensor it would not use) */
     const cJSON *ab = cJSON_GetObjectItemCaseSensitive(j, "attention_bias");
     if (cJSON_IsTrue(ab))
         c.qkv_bias = 1;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "mlp_bias")))
+        return rg_error(e, RG_ERR_UNSUPPORTED, "%s: \"mlp_bias\" (biases in the feed-forward) is not supported", what);
     if ((st = llama_config_validate(&c, what, e)))
         return st;
     *out = c;

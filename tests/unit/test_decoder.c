@@ -43,6 +43,7 @@
 #include "check.h"
 #include "jsonl_lines.h"
 #include "llama_golden.h"
+#include "hf_golden.h"
 #include "common/buf.h"
 #include "common/fs.h"
 #include "common/sha256.h"
@@ -90,17 +91,6 @@ static double bound(int exact, double self_noise)
     if (exact)
         return MAX_REL;
     return NOISE_FACTOR * self_noise > GUARD_REL ? NOISE_FACTOR * self_noise : GUARD_REL;
-}
-
-static double rel_err_full(const float *a, const float *b, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return sqrt(num / den);
 }
 
 /* ---- pieces without the model -------------------------------------------------------- */
@@ -499,56 +489,6 @@ static int write_hf_dir(const char *gguf_path, const char *dir)
 #define HF_MAX_STEP_ABS 2e-4
 #define HF_NEAR_TIE 1e-3
 
-/* SHA-256 of a file in hex, streamed (the safetensors file is ~540 MB) */
-static int file_sha256(const char *path, char hex[65])
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    enum { CHUNK = 1 << 20 };
-    unsigned char *buf = malloc(CHUNK);
-    rg_sha256 s;
-    sha256_init(&s);
-    size_t n;
-    while ((n = fread(buf, 1, CHUNK, f)) > 0)
-        sha256_update(&s, buf, n);
-    int ok = !ferror(f);
-    fclose(f);
-    free(buf);
-    uint8_t d[32];
-    sha256_final(&s, d);
-    sha256_to_hex(d, hex);
-    return ok;
-}
-
-/* base64 of n little-endian float32 into out; 0 on a size mismatch */
-static int decode_f32_b64(const char *s, float *out, size_t n)
-{
-    size_t o = 0, want = n * 4;
-    unsigned char *bytes = (unsigned char *)out;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; s[i] && s[i] != '='; i++) {
-        int v = b64val(s[i]);
-        if (v < 0 || o == want)
-            return 0;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            bytes[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    if (o != want)
-        return 0;
-    for (size_t i = 0; i < n; i++) { /* the fixture is little-endian; so is every host this builds for */
-        uint32_t u = (uint32_t)bytes[4 * i] | (uint32_t)bytes[4 * i + 1] << 8 | (uint32_t)bytes[4 * i + 2] << 16 |
-                     (uint32_t)bytes[4 * i + 3] << 24;
-        memcpy(&out[i], &u, 4);
-    }
-    return 1;
-}
-
 /* the fixture's meta says it was made from these files */
 static int hf_golden_same_dir(const cJSON *m, const char *dir, size_t V)
 {
@@ -569,70 +509,6 @@ static int hf_golden_same_dir(const cJSON *m, const char *dir, size_t V)
     return ok && cJSON_IsNumber(nv) && (size_t)nv->valueint == V;
 }
 
-/* One prompt: its logits, then greedy decoding; returns the relative error
- * and raises *step_abs to the largest decode-step difference seen. */
-static double hf_golden_prompt(rg_decoder *d, const cJSON *rec, size_t V, double *step_abs)
-{
-    const char *name = cJSON_GetObjectItemCaseSensitive(rec, "name")->valuestring;
-    const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(rec, "logits_f32");
-    const cJSON *top2 = cJSON_GetObjectItemCaseSensitive(rec, "step_top2");
-    const cJSON *f64 = cJSON_GetObjectItemCaseSensitive(rec, "f64_rel");
-    size_t n_ids, n_greedy;
-    int32_t *ids = json_ids(cJSON_GetObjectItemCaseSensitive(rec, "ids"), &n_ids);
-    int32_t *ref = json_ids(cJSON_GetObjectItemCaseSensitive(rec, "greedy"), &n_greedy);
-    float *ours = malloc(V * sizeof(float)), *want = malloc(V * sizeof(float));
-    double r = INFINITY;
-    rg_err e = {0};
-    rg_kv_cache *kv = NULL;
-    CHECK_MSG(cJSON_IsString(b64) && decode_f32_b64(b64->valuestring, want, V), "%s: bad logits_f32", name);
-    CHECK_MSG(n_greedy == 16 && cJSON_GetArraySize(top2) == (int)n_greedy, "%s: %zu greedy tokens", name, n_greedy);
-    CHECK_OK(kv_cache_alloc(d, n_ids + n_greedy, RG_KV_F32, &kv, &e), e);
-    if (!kv || decoder_prefill(d, kv, ids, n_ids, ours, &e) != RG_OK) {
-        CHECK_MSG(0, "%s: prefill failed: %s", name, e.msg);
-        goto out;
-    }
-    r = rel_err_full(ours, want, V);
-    size_t s = 0;
-    for (; s < n_greedy; s++) {
-        const cJSON *t = cJSON_GetArrayItem(top2, (int)s);
-        int first = cJSON_GetArrayItem(t, 0)->valueint, second = cJSON_GetArrayItem(t, 2)->valueint;
-        double v1 = cJSON_GetArrayItem(t, 1)->valuedouble, v2 = cJSON_GetArrayItem(t, 3)->valuedouble;
-        double da = fabs(ours[first] - v1), db = fabs(ours[second] - v2);
-        if (da > *step_abs || db > *step_abs)
-            *step_abs = da > db ? da : db;
-        CHECK_MSG(da < HF_MAX_STEP_ABS && db < HF_MAX_STEP_ABS,
-                  "%s: step %zu: logits of ids %d, %d are %.6f, %.6f; transformers %.6f, %.6f", name, s, first, second,
-                  ours[first], ours[second], v1, v2);
-        int32_t tok = argmax(ours, V);
-        if (tok != ref[s]) {
-            int excused = v1 - v2 < HF_NEAR_TIE && tok == second;
-            fprintf(stderr, "%s: step %zu: ours %d, transformers %d (margin %.6f to its runner-up %d) -> %s\n", name,
-                    s, tok, ref[s], v1 - v2, second, excused ? "near-tie, excused" : "MISMATCH");
-            CHECK_MSG(excused, "%s: greedy token %zu differs from transformers'", name, s);
-            break;
-        }
-        if (s + 1 < n_greedy) {
-            rg_kv_cache *one[1] = {kv};
-            if (decoder_decode(d, one, &tok, 1, ours, &e) != RG_OK) {
-                CHECK_MSG(0, "%s: decode failed: %s", name, e.msg);
-                break;
-            }
-        }
-    }
-    printf("test_decoder: HF directory vs transformers: %s (%zu tokens): logits relative error %.3g (transformers "
-           "float32 vs float64: %.3g), %zu/%zu greedy tokens equal\n",
-           name, n_ids, r, cJSON_IsNumber(f64) ? f64->valuedouble : -1.0, s, n_greedy);
-    CHECK_MSG(r < HF_MAX_REL, "%s: logits relative error %.3g against transformers (bound %.3g)", name, r,
-              (double)HF_MAX_REL);
-out:
-    kv_cache_free(kv);
-    free(ours);
-    free(want);
-    free(ids);
-    free(ref);
-    return r;
-}
-
 static void test_hf_transformers(rg_decoder *d, const char *dir, size_t V)
 {
     rg_buf b;
@@ -648,7 +524,9 @@ static void test_hf_transformers(rg_decoder *d, const char *dir, size_t V)
         if (m)
             same = hf_golden_same_dir(m, dir, V);
         else if (same) {
-            double r = hf_golden_prompt(d, j, V, &step_abs);
+            static const hf_golden_bounds bounds = {"test_decoder: HF directory vs transformers", 16, HF_MAX_REL,
+                                                    HF_MAX_STEP_ABS, HF_NEAR_TIE};
+            double r = hf_golden_prompt(d, j, V, &bounds, &step_abs);
             worst = r > worst ? r : worst;
             n++;
         }
