@@ -524,7 +524,9 @@ rg_status dec_cu_matvec_q8(cudaStream_t s, uint32_t type, const void *w, size_t 
 // ---- float weights (F32, F16, BF16) in the CPU's order --------------------------------------
 //
 // A q8 decoder keeps a matrix of a float type as it is in the file and
-// multiplies it by the fp32 activations as model/quant_dot_avx2.c's dot_f32
+// multiplies it by the fp32 activations, rounded to the weights' type first
+// as model/quant_matvec.c's quant_act_prepare does (llama.cpp's
+// vec_dot_type), as model/quant_dot_avx2.c's dot_f32
 // / dot_f16 / dot_bf16 do: two 8-lane accumulators over blocks of 16
 // (lane j: elements 16i + j and 16i + 8 + j), added lane by lane, the SIMD
 // reduction, then the last in % 16 elements one by one (a rounded product
@@ -538,6 +540,20 @@ template <uint32_t T> __device__ static inline float wf(const uint8_t *row, int 
     }
     uint32_t h = ld16(row + 2 * (size_t)i);
     return T == GGML_TYPE_F16 ? f16_bits(h) : __int_as_float((int)(h << 16));
+}
+
+// an activation rounded to the weights' type (nearest even; a NaN stays a
+// quiet NaN, as model/quant.c's f32_to_bf16)
+template <uint32_t T> __device__ static inline float xr(float v)
+{
+    if (T == GGML_TYPE_F16)
+        return q8_f16_round(v);
+    if (T == GGML_TYPE_BF16) {
+        uint32_t u = (uint32_t)__float_as_int(v);
+        u = (u & 0x7fffffffu) > 0x7f800000u ? (u | 0x400000u) : u + 0x7fffu + ((u >> 16) & 1u);
+        return __int_as_float((int)(u & 0xffff0000u));
+    }
+    return v;
 }
 
 template <uint32_t T, int N>
@@ -567,8 +583,8 @@ __global__ static void __launch_bounds__(Q8_WARPS * 32)
             if (t >= n)
                 break;
             const float *xt = x + (size_t)t * (size_t)in;
-            a0[t] = __fmaf_rn(w0, xt[i + l], a0[t]);
-            a1[t] = __fmaf_rn(w1, xt[i + 8 + l], a1[t]);
+            a0[t] = __fmaf_rn(w0, xr<T>(xt[i + l]), a0[t]);
+            a1[t] = __fmaf_rn(w1, xr<T>(xt[i + 8 + l]), a1[t]);
         }
     }
 #pragma unroll
@@ -582,7 +598,7 @@ __global__ static void __launch_bounds__(Q8_WARPS * 32)
         if (l == 0 && real) {
             const float *xt = x + (size_t)t * (size_t)in;
             for (int i = n16; i < in; i++)
-                v = __fadd_rn(v, __fmul_rn(wf<T>(wr, i), xt[i]));
+                v = __fadd_rn(v, __fmul_rn(wf<T>(wr, i), xr<T>(xt[i])));
             y[(size_t)t * (size_t)ldy + (size_t)r] = v;
         }
     }

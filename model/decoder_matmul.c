@@ -64,6 +64,19 @@ static void mm_worker(void *ctx, size_t worker, size_t n_workers)
     }
 }
 
+/* The form of the activations for weights of type wtype. A GGUF model's
+ * reference is llama.cpp, which rounds them to fp16 / bf16 for F16 / BF16
+ * weights (quant_act_prepare does the same); a Hugging Face directory's is
+ * transformers in float32, so there its float matrices take the
+ * activations unrounded (the float kernels read f32 activations for any
+ * float weight type: the prepared F32 form). */
+static uint32_t act_type(const rg_decoder *d, uint32_t wtype)
+{
+    if (!d->gguf && (wtype == GGML_TYPE_F16 || wtype == GGML_TYPE_BF16))
+        return GGML_TYPE_F32;
+    return wtype;
+}
+
 /* ---- f32 activations ---------------------------------------------------------- */
 
 typedef struct f32_job {
@@ -182,7 +195,9 @@ rg_status dec_matmul(rg_decoder *d, const float *x, size_t n, const dec_mat *con
     /* one prepared copy of x per distinct weight type (matrices sharing an
      * input share its column count) */
     size_t need = 0, off[3];
+    uint32_t at[3];
     for (size_t m = 0; m < n_mat; m++) {
+        at[m] = act_type(d, w[m]->type);
         if (w[m]->cols != w[0]->cols)
             return rg_error(e, RG_ERR_INTERNAL, "dec_matmul: input widths differ");
         off[m] = need;
@@ -192,7 +207,7 @@ rg_status dec_matmul(rg_decoder *d, const float *x, size_t n, const dec_mat *con
                 break;
             }
         if (off[m] == need) {
-            size_t b = quant_act_bytes(w[m]->type, w[m]->cols);
+            size_t b = quant_act_bytes(at[m], w[m]->cols);
             if (b == 0)
                 return rg_error(e, RG_ERR_UNSUPPORTED, "no matrix product for %s weights of width %zu",
                                 ggml_type_name(w[m]->type) ? ggml_type_name(w[m]->type) : "?", w[m]->cols);
@@ -214,7 +229,7 @@ rg_status dec_matmul(rg_decoder *d, const float *x, size_t n, const dec_mat *con
             if (off[p] == off[m])
                 first = 0;
         if (first) {
-            rg_status st = quant_act_prepare(w[m]->type, x, w[m]->cols, n, (char *)d->act + off[m], e);
+            rg_status st = quant_act_prepare(at[m], x, w[m]->cols, n, (char *)d->act + off[m], e);
             if (st != RG_OK)
                 return st;
         }

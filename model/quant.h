@@ -173,7 +173,9 @@ size_t quant_act_bytes(uint32_t type, size_t cols);
  * products with weights of type; act receives n_vec * quant_act_bytes(type,
  * cols) bytes and must be 4-byte aligned (malloc memory is; a misaligned
  * buffer is refused with RG_ERR_INVALID). Prepare once, then run the row ranges of many
- * threads on the same act. */
+ * threads on the same act. As llama.cpp does: 8-bit blocks for the block
+ * types, and for F16 / BF16 weights floats rounded to fp16 / bf16 (F32:
+ * unchanged). */
 rg_status quant_act_prepare(uint32_t type, const float *x, size_t cols, size_t n_vec, void *act, rg_err *e);
 
 /* The activations as the kernels see them (x rounded to 8 bits), one vector

@@ -126,6 +126,23 @@ static rg_status check_args(uint32_t type, size_t cols, const void *p, const cha
     return RG_OK;
 }
 
+/* Float weights: llama.cpp converts the activations to the weights' own
+ * type before the dot (its vec_dot_type: F16 for F16, BF16 for BF16), so
+ * they are rounded the same way here (to nearest even) and kept as floats;
+ * a product of two such values is exact in float, so only the order of
+ * the sums is left to differ. */
+static void round_like_weights(uint32_t type, const float *x, size_t cols, float *out)
+{
+    if (type == GGML_TYPE_F16)
+        for (size_t i = 0; i < cols; i++)
+            out[i] = fp16_to_f32(f32_to_fp16(x[i]));
+    else if (type == GGML_TYPE_BF16)
+        for (size_t i = 0; i < cols; i++)
+            out[i] = bf16_to_f32(f32_to_bf16(x[i]));
+    else
+        memcpy(out, x, cols * sizeof(float));
+}
+
 rg_status quant_act_prepare(uint32_t type, const float *x, size_t cols, size_t n_vec, void *act, rg_err *e)
 {
     rg_status s = check_args(type, cols, act, "activation", e);
@@ -137,7 +154,7 @@ rg_status quant_act_prepare(uint32_t type, const float *x, size_t cols, size_t n
         const float *xv = x + v * cols;
         unsigned char *dst = out + v * bytes;
         switch (act_kind(type)) {
-        case 0: memcpy(dst, xv, bytes); break;
+        case 0: round_like_weights(type, xv, cols, (float *)(void *)dst); break;
         case 32:
             quantize_a8(xv, cols, type == GGML_TYPE_Q4_1 || type == GGML_TYPE_Q5_1,
                         (quant_a8_block *)(void *)dst);

@@ -75,11 +75,11 @@ MODELS = {
                    "BF16", "legacy", ("no_qkv_bias",)),
     "qwen2_bias_v5": ("Qwen2ForCausalLM", dict(BASE, model_type="qwen2", num_attention_heads=4, num_key_value_heads=1,
                                                rope_theta=1000000.0, tie_word_embeddings=False),
-                      "F32", "v5", ("no_qkv_bias", "rope_theta_x2")),
+                      "F16", "v5", ("no_qkv_bias", "rope_theta_x2")),
     "mistral_head_dim": ("MistralForCausalLM", dict(BASE, model_type="mistral", num_attention_heads=4,
                                                     num_key_value_heads=2, head_dim=32, rope_theta=1000000.0,
                                                     tie_word_embeddings=False, sliding_window=None),
-                         "F32", "legacy", ("rope_theta_x2",)),
+                         "BF16", "legacy", ("rope_theta_x2",)),
 }
 
 

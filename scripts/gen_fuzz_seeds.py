@@ -89,11 +89,29 @@ def tensor(w, name, shape, qtype):
         w.add_tensor(name, quantize(x, qtype), raw_dtype=qtype)
 
 
-def llama_gguf(path_name, arch, spm, n_embd, n_ff, kinds, qkv_bias=False, n_layer=2):
+def llama3_freq_factors(hd, theta, factor=8.0, low=1.0, high=4.0, orig_ctx=64):
+    """Llama 3.1's RoPE smoothing as llama.cpp's converter stores it (the
+    rope_freqs.weight divisors), for a small original context."""
+    out = []
+    for i in range(0, hd, 2):
+        freq = 1.0 / theta ** (i / hd)
+        wavelen = 2 * np.pi / freq
+        if wavelen < orig_ctx / high:
+            out.append(1.0)
+        elif wavelen > orig_ctx / low:
+            out.append(factor)
+        else:
+            smooth = (orig_ctx / wavelen - low) / (high - low)
+            out.append(1.0 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
+
+
+def llama_gguf(path_name, arch, spm, n_embd, n_ff, kinds, qkv_bias=False, n_layer=2, n_head_kv=1, theta=10000.0,
+               rope_freqs=False, linear_factor=None):
     path = os.path.join(ROOT, "gguf", path_name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     w = gguf.GGUFWriter(path, arch=arch)
-    n_head, n_head_kv = 2, 1
+    n_head = 2 if n_head_kv == 1 else 4
     hd = n_embd // n_head
     w.add_uint32(f"{arch}.block_count", n_layer)
     w.add_uint32(f"{arch}.context_length", 1024)
@@ -101,8 +119,11 @@ def llama_gguf(path_name, arch, spm, n_embd, n_ff, kinds, qkv_bias=False, n_laye
     w.add_uint32(f"{arch}.feed_forward_length", n_ff)
     w.add_uint32(f"{arch}.attention.head_count", n_head)
     w.add_uint32(f"{arch}.attention.head_count_kv", n_head_kv)
-    w.add_float32(f"{arch}.rope.freq_base", 10000.0)
+    w.add_float32(f"{arch}.rope.freq_base", theta)
     w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)
+    if linear_factor:
+        w.add_string(f"{arch}.rope.scaling.type", "linear")
+        w.add_float32(f"{arch}.rope.scaling.factor", linear_factor)
     if spm:
         toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
         types = [2, 3, 3] + [6] * 256
@@ -153,6 +174,8 @@ def llama_gguf(path_name, arch, spm, n_embd, n_ff, kinds, qkv_bias=False, n_laye
         tensor(w, p + "ffn_down.weight", (n_embd, n_ff), next(k))
     if arch == "qwen2":
         tensor(w, "output.weight", (n_vocab, n_embd), next(k))
+    if rope_freqs:
+        w.add_tensor("rope_freqs.weight", llama3_freq_factors(hd, theta))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -514,6 +537,14 @@ def main():
                            "<|im_start|>user\nhi<|im_end|> 12345 6789 \u00a0\u2003 ll'll 's 've",
                            "supercalifragilisticexpialidocious" * 4]):
         out("tokenize", f"text{i}", t)
+
+    # GGUF decoders with RoPE scaling (Llama 3.1's rope_freqs.weight,
+    # linear) and grouped-query attention 4:2: last, so the random draws of
+    # every seed above stay as they were
+    llama_gguf("llama3_ropefreqs.gguf", "llama", False, 64, 128, [QT.Q8_0, QT.Q4_1, QT.F16, QT.Q5_0],
+               n_head_kv=2, theta=500000.0, rope_freqs=True)
+    llama_gguf("llama_linear_rope.gguf", "llama", False, 64, 128, [QT.Q4_0, QT.Q5_1, QT.BF16, QT.Q8_0],
+               n_layer=1, linear_factor=4.0)
 
 
 if __name__ == "__main__":

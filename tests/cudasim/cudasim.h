@@ -230,6 +230,12 @@ inline float __int_as_float(int v)
     std::memcpy(&f, &v, sizeof f);
     return f;
 }
+inline int __float_as_int(float f)
+{
+    int v;
+    std::memcpy(&v, &f, sizeof v);
+    return v;
+}
 // Four signed byte products summed into c (sm_61+ dp4a).
 inline int __dp4a(int a, int b, int c)
 {

@@ -524,8 +524,10 @@ static void test_hf_transformers(rg_decoder *d, const char *dir, size_t V)
         if (m)
             same = hf_golden_same_dir(m, dir, V);
         else if (same) {
-            static const hf_golden_bounds bounds = {"test_decoder: HF directory vs transformers", 16, HF_MAX_REL,
-                                                    HF_MAX_STEP_ABS, HF_NEAR_TIE};
+            static const hf_golden_bounds bounds = {.label = "test_decoder: HF directory vs transformers",
+                                                    .ref = "transformers", .kv = RG_KV_F32, .n_greedy = 16,
+                                                    .max_rel = HF_MAX_REL, .max_step_abs = HF_MAX_STEP_ABS,
+                                                    .near_tie = HF_NEAR_TIE};
             double r = hf_golden_prompt(d, j, V, &bounds, &step_abs);
             worst = r > worst ? r : worst;
             n++;

@@ -1113,7 +1113,9 @@ static void test_fp16_copies(rg_decoder *d, const char *path, cJSON **recs, size
 /* Small random-weight models whose matrices rotate through the types
  * (tests/fuzz/seeds/gguf, scripts/gen_fuzz_seeds.py): Q|K|V and gate|up of
  * mixed block and plain types (Q4_1 | Q4_0 | F32, Q6_K | Q4_K | Q5_K, ...),
- * Qwen2's biases. The GPU decoder, with blocks kept and with fp16 copies,
+ * Qwen2's biases, Llama 3.1's rope_freqs, linear RoPE scaling; and the Hugging Face directories test_decoder_arch checks
+ * against transformers (tests/fixtures/arch, scripts/gen_arch_golden.py),
+ * so each architecture feature meets the GPU path too. The GPU decoder, with blocks kept and with fp16 copies,
  * against the CPU's float32 function: a 20-token prefill (unpacked rows
  * through cuBLAS), a 5-token one (the block kernel) and three decode steps
  * after each, centered within 3e-2: random weights make no trained model's
@@ -1121,6 +1123,8 @@ static void test_fp16_copies(rg_decoder *d, const char *path, cJSON **recs, size
  * in either weight mode (cudasim), where a part placed or read with the
  * wrong type is off by the logits' size. */
 #define SEED_TOL 3e-2
+/* fp32 products on both sides (no TF32), another summation order */
+#define SEED_F32_TOL 1e-5
 /* The default decoder against the CPU decoder on the seeds: the same
  * arithmetic, so within 1e-6 (in fact equal under cudasim); a CPU without
  * the x86 kernels sums its products in another order. */
@@ -1131,23 +1135,47 @@ static double seed_q8_tol(void)
 static void test_seed_models(void)
 {
     enum { STEPS = 3 };
-    const char *paths[] = {"tests/fuzz/seeds/gguf/llama_bpe.gguf", "tests/fuzz/seeds/gguf/qwen2_bpe.gguf",
-                           "tests/fuzz/seeds/gguf/llama_spm_kquant.gguf"};
+    /* the GGUF seeds, then test_decoder_arch's Hugging Face directories
+     * (F32/F16/BF16 safetensors; Llama 3 and linear RoPE scaling, Qwen2's
+     * biases, head_dim wider than hidden/heads, GQA 2:1 and 4:1, MHA) */
+    const char *paths[] = {"tests/fuzz/seeds/gguf/llama_bpe.gguf",   "tests/fuzz/seeds/gguf/qwen2_bpe.gguf",
+                           "tests/fuzz/seeds/gguf/llama_spm_kquant.gguf",
+                           "tests/fuzz/seeds/gguf/llama3_ropefreqs.gguf",
+                           "tests/fuzz/seeds/gguf/llama_linear_rope.gguf", "tests/fixtures/arch/llama_gqa_untied",
+                           "tests/fixtures/arch/llama3_scaled",       "tests/fixtures/arch/llama_linear_v5",
+                           "tests/fixtures/arch/qwen2_bias",          "tests/fixtures/arch/qwen2_bias_v5",
+                           "tests/fixtures/arch/mistral_head_dim"};
+    /* A GGUF seed: the default (8-bit activations on the blocks) against
+     * the CPU decoder, the same arithmetic: within seed_q8_tol (bit for bit
+     * under cudasim); fp16 activations on the blocks and fp16 copies, both
+     * against the CPU's float32 function. A directory holds no blocks: the
+     * default is the fp16 decoder, against float32; and the f32 decoder
+     * (the LM reranker's precision) against the CPU's f32 one, within
+     * SEED_F32_TOL: float32 in two summation orders. */
+    typedef struct {
+        const char *name, *act_env, *weights_env;
+        int gpu_f32;
+        enum { VS_SAME, VS_F32, VS_F32_TIGHT } vs;
+    } seed_mode;
+    static const seed_mode gguf_modes[] = {{"blocks, 8-bit activations", NULL, NULL, 0, VS_SAME},
+                                           {"blocks, fp16 activations", "fp16", NULL, 0, VS_F32},
+                                           {"fp16 copies", NULL, "fp16", 0, VS_F32}};
+    static const seed_mode dir_modes[] = {{"default (fp16)", NULL, NULL, 0, VS_F32},
+                                          {"f32 activations", NULL, NULL, 1, VS_F32_TIGHT}};
     for (size_t pi = 0; pi < sizeof paths / sizeof *paths; pi++) {
-        /* mode 0: the default (8-bit activations) against the CPU decoder,
-         * the same arithmetic: within 1e-6 (bit for bit under cudasim);
-         * 1: fp16 activations on the blocks, 2: fp16 copies, both against
-         * the CPU's float32 function */
-        static const char *const modes[] = {"blocks, 8-bit activations", "blocks, fp16 activations", "fp16 copies"};
-        for (int mode = 0; mode < 3; mode++) {
+        int gguf = strstr(paths[pi], ".gguf") != NULL;
+        const seed_mode *modes = gguf ? gguf_modes : dir_modes;
+        size_t n_modes = gguf ? sizeof gguf_modes / sizeof *gguf_modes : sizeof dir_modes / sizeof *dir_modes;
+        for (size_t mi = 0; mi < n_modes; mi++) {
+            const seed_mode *m = &modes[mi];
             rg_err e = {0};
             rg_decoder *g = NULL, *c = NULL;
-            rg_decoder_opts og = {.device = RG_DEVICE_CUDA, .device_set = 1};
-            rg_decoder_opts oc = {.device = RG_DEVICE_CPU, .device_set = 1, .f32_activations = mode > 0};
-            if (mode == 1)
-                setenv("RAGD_CUDA_ACTIVATIONS", "fp16", 1);
-            if (mode == 2)
-                setenv("RAGD_CUDA_WEIGHTS", "fp16", 1);
+            rg_decoder_opts og = {.device = RG_DEVICE_CUDA, .device_set = 1, .f32_activations = m->gpu_f32};
+            rg_decoder_opts oc = {.device = RG_DEVICE_CPU, .device_set = 1, .f32_activations = m->vs != VS_SAME};
+            if (m->act_env)
+                setenv("RAGD_CUDA_ACTIVATIONS", m->act_env, 1);
+            if (m->weights_env)
+                setenv("RAGD_CUDA_WEIGHTS", m->weights_env, 1);
             CHECK_OK(decoder_load(paths[pi], &og, &g, &e), e);
             unsetenv("RAGD_CUDA_WEIGHTS");
             unsetenv("RAGD_CUDA_ACTIVATIONS");
@@ -1163,18 +1191,20 @@ static void test_seed_models(void)
                 ids[i] = (int32_t)((7 + 13 * i) % V);
             double worst = 0;
             size_t lens[] = {20, 5};
+            const char *vs = m->vs == VS_SAME ? "the CPU decoder" : m->vs == VS_F32 ? "float32 (centered)" : "float32";
             for (size_t li = 0; li < 2; li++) {
-                char what[160];
-                snprintf(what, sizeof what, "%s (%s) vs %s, %zu-token prompt", paths[pi], modes[mode],
-                         mode ? "float32" : "the CPU decoder", lens[li]);
-                double r = mode ? paired_steps(g, RG_KV_F16, c, RG_KV_F32, ids, lens[li], STEPS, rel_err_centered,
-                                               SEED_TOL, what, NULL)
-                                : paired_steps(g, RG_KV_F16, c, RG_KV_F16, ids, lens[li], STEPS, rel_err,
-                                               seed_q8_tol(), what, NULL);
+                char what[200];
+                snprintf(what, sizeof what, "%s (%s) vs %s, %zu-token prompt", paths[pi], m->name, vs, lens[li]);
+                double r = m->vs == VS_SAME ? paired_steps(g, RG_KV_F16, c, RG_KV_F16, ids, lens[li], STEPS, rel_err,
+                                                           seed_q8_tol(), what, NULL)
+                           : m->vs == VS_F32 ? paired_steps(g, RG_KV_F16, c, RG_KV_F32, ids, lens[li], STEPS,
+                                                            rel_err_centered, SEED_TOL, what, NULL)
+                                             : paired_steps(g, RG_KV_F32, c, RG_KV_F32, ids, lens[li], STEPS, rel_err,
+                                                            SEED_F32_TOL, what, NULL);
                 worst = r > worst ? r : worst;
             }
             printf("test_decoder_cuda: %s on %s: vs %s worst relative error %.3g\n", paths[pi],
-                   decoder_device_desc(g), mode ? "float32 (centered)" : "the CPU decoder", worst);
+                   decoder_device_desc(g), vs, worst);
             decoder_free(g);
             decoder_free(c);
         }

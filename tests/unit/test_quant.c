@@ -7,7 +7,8 @@
  * 2. quantize_row_q8_k: ggml's activation format (scale, clamping, bsums).
  * 3. quant_matvec / quant_matmul on random weights of every type, on every
  *    kernel set this CPU runs (AVX2 and portable C): each result must lie
- *    within the error that quantizing the activations to 8 bits allows of
+ *    within the error that quantizing the activations to 8 bits (rounding
+ *    them to fp16 / bf16 for F16 / BF16 weights) allows of
  *    the exact product of the dequantized weights, the kernel sets must agree
  *    with each other, batched rows must equal single-vector rows, and row
  *    ranges must write only their rows.
@@ -276,6 +277,12 @@ static void reference(uint32_t type, const float *wrow, const float *x, size_t c
             }
             b += amax * (1.0 / 254.0 + (k == 32 ? 1.0 / 2048.0 : 0.0)) * wsum;
         }
+    /* F16 / BF16 weights: the activations rounded to the weights' type, a
+     * relative error of at most 2^-11 / 2^-8 each */
+    if (type == GGML_TYPE_F16)
+        b = mag / 2048.0;
+    else if (type == GGML_TYPE_BF16)
+        b = mag / 256.0;
     *dot = s;
     *bound = b * (1 + 1e-5) + 2e-6 * mag + 1e-30;
 }
