@@ -81,7 +81,7 @@ static int same_files(const cJSON *rec, const char *dir)
     const cJSON *sha = cJSON_GetObjectItemCaseSensitive(rec, "sha256");
     int ok = 1;
     for (int i = 0; i < 2; i++) {
-        char p[512], hex[65] = "";
+        char p[600], hex[65] = "";
         snprintf(p, sizeof p, "%s/%s", dir, files[i]);
         const cJSON *want = cJSON_GetObjectItemCaseSensitive(sha, files[i]);
         int same = file_sha256(p, hex) && cJSON_IsString(want) && !strcmp(hex, want->valuestring);
@@ -227,22 +227,33 @@ static void test_unused_tensors(void)
     rmdir(dir);
 }
 
-/* the Hugging Face directories against transformers */
-static void test_hf_dirs(void)
+/* A GGUF file is the one its record names, checked by its SHA-256 */
+static int same_file(const cJSON *rec, const char *path)
+{
+    const cJSON *want = cJSON_GetObjectItemCaseSensitive(rec, "sha256");
+    char hex[65] = "";
+    int same = file_sha256(path, hex) && cJSON_IsString(want) && !strcmp(hex, want->valuestring);
+    CHECK_MSG(same, "%s has SHA-256 %s, the fixture was made from %s (regenerate it with "
+              "scripts/gen_gguf_arch_golden.py)", path, hex, cJSON_IsString(want) ? want->valuestring : "?");
+    return same;
+}
+
+/* Every prompt of a golden file against its model. hf: the Hugging Face
+ * directories (ARCH_DIR/<model>) against transformers, with f32 weights,
+ * then the longest prompt's mutations and the model as stored; else the
+ * GGUF files the records name, loaded as a user loads them. */
+static void compare_golden(const char *golden, int hf, const hf_golden_bounds *bounds, int want_models)
 {
     rg_buf b;
     rg_err e = {0};
     rg_buf_init(&b, 0);
-    CHECK_OK(fs_read_file(ARCH_GOLDEN, 16u << 20, &b, &e), e);
+    CHECK_OK(fs_read_file(golden, 16u << 20, &b, &e), e);
     char *p = b.data;
     cJSON *j;
-    char last[128] = "";
+    char last[256] = "";
     rg_decoder *d = NULL, *stored = NULL;
     int models = 0, prompts = 0, skip = 0;
     double worst = 0, step_abs = 0;
-    static const hf_golden_bounds bounds = {.label = "test_decoder_arch", .ref = "transformers", .kv = RG_KV_F32,
-                                            .n_greedy = 8, .max_rel = ARCH_MAX_REL,
-                                            .max_step_abs = ARCH_MAX_STEP_ABS, .near_tie = ARCH_NEAR_TIE};
     while (b.data && (j = jsonl_next(&p))) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "model");
         if (!cJSON_IsString(m)) { /* the meta line */
@@ -254,25 +265,27 @@ static void test_hf_dirs(void)
             decoder_free(stored);
             d = stored = NULL;
             snprintf(last, sizeof last, "%s", m->valuestring);
-            char dir[256];
-            snprintf(dir, sizeof dir, "%s/%s", ARCH_DIR, last);
-            skip = !same_files(j, dir);
-            rg_decoder_opts f32 = {.f32_weights = 1, .device = RG_DEVICE_CPU, .device_set = 1};
+            char path[512];
+            snprintf(path, sizeof path, hf ? ARCH_DIR "/%s" : "%s", last);
+            skip = hf ? !same_files(j, path) : !same_file(j, path);
+            /* f32 weights for transformers' float32; a GGUF as it comes */
+            rg_decoder_opts o = {.f32_weights = hf, .device = RG_DEVICE_CPU, .device_set = 1};
             rg_decoder_opts as_stored = {.device = RG_DEVICE_CPU, .device_set = 1};
             if (!skip) {
-                CHECK_OK(decoder_load(dir, &f32, &d, &e), e);
-                CHECK_OK(decoder_load(dir, &as_stored, &stored, &e), e);
-                skip = !d || !stored;
+                CHECK_OK(decoder_load(path, &o, &d, &e), e);
+                if (hf)
+                    CHECK_OK(decoder_load(path, &as_stored, &stored, &e), e);
+                skip = !d || (hf && !stored);
             }
             models += !skip;
         }
         if (!skip) {
             size_t V = decoder_vocab(d);
-            double r = hf_golden_prompt(d, j, V, &bounds, &step_abs);
+            double r = hf_golden_prompt(d, j, V, bounds, &step_abs);
             worst = r > worst ? r : worst;
             prompts++;
             const cJSON *mut = cJSON_GetObjectItemCaseSensitive(j, "mutations");
-            if (mut) {
+            if (hf && mut) {
                 check_mutations(last, mut);
                 check_stored(last, stored, j, V);
             }
@@ -282,70 +295,22 @@ static void test_hf_dirs(void)
     decoder_free(d);
     decoder_free(stored);
     rg_buf_free(&b);
-    CHECK_MSG(models == ARCH_MODELS, "%d of %d architecture models compared", models, ARCH_MODELS);
-    printf("test_decoder_arch: %d models, %d prompts: worst logits relative error %.3g, worst decode-step logit "
-           "difference %.3g\n",
-           models, prompts, worst, step_abs);
-}
-
-/* the GGUF seeds against llama.cpp, each loaded as a user loads a GGUF */
-static void test_gguf_seeds(void)
-{
-    rg_buf b;
-    rg_err e = {0};
-    rg_buf_init(&b, 0);
-    CHECK_OK(fs_read_file(GGUF_GOLDEN, 16u << 20, &b, &e), e);
-    char *p = b.data;
-    cJSON *j;
-    char last[256] = "";
-    rg_decoder *d = NULL;
-    int models = 0, prompts = 0, skip = 0;
-    double worst = 0, step_abs = 0;
-    static const hf_golden_bounds bounds = {.label = "test_decoder_arch: GGUF vs llama.cpp", .ref = "llama.cpp",
-                                            .kv = RG_KV_F16, .n_greedy = 8, .max_rel = GGUF_MAX_REL,
-                                            .max_step_abs = GGUF_MAX_STEP_ABS, .near_tie = GGUF_NEAR_TIE};
-    while (b.data && (j = jsonl_next(&p))) {
-        const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "model");
-        if (!cJSON_IsString(m)) { /* the meta line */
-            cJSON_Delete(j);
-            continue;
-        }
-        if (strcmp(last, m->valuestring)) {
-            decoder_free(d);
-            d = NULL;
-            snprintf(last, sizeof last, "%s", m->valuestring);
-            const cJSON *want = cJSON_GetObjectItemCaseSensitive(j, "sha256");
-            char hex[65] = "";
-            skip = !(file_sha256(last, hex) && cJSON_IsString(want) && !strcmp(hex, want->valuestring));
-            CHECK_MSG(!skip, "%s has SHA-256 %s, the fixture was made from %s (regenerate it with "
-                      "scripts/gen_gguf_arch_golden.py)", last, hex, cJSON_IsString(want) ? want->valuestring : "?");
-            rg_decoder_opts o = {.device = RG_DEVICE_CPU, .device_set = 1};
-            if (!skip) {
-                CHECK_OK(decoder_load(last, &o, &d, &e), e);
-                skip = !d;
-            }
-            models += !skip;
-        }
-        if (!skip) {
-            double r = hf_golden_prompt(d, j, decoder_vocab(d), &bounds, &step_abs);
-            worst = r > worst ? r : worst;
-            prompts++;
-        }
-        cJSON_Delete(j);
-    }
-    decoder_free(d);
-    rg_buf_free(&b);
-    CHECK_MSG(models == GGUF_MODELS, "%d of %d GGUF seeds compared", models, GGUF_MODELS);
-    printf("test_decoder_arch: %d GGUF seeds, %d prompts against llama.cpp: worst logits relative error %.3g, worst "
-           "decode-step logit difference %.3g\n",
-           models, prompts, worst, step_abs);
+    CHECK_MSG(models == want_models, "%s: %d of %d models compared", golden, models, want_models);
+    printf("%s: %d models, %d prompts: worst logits relative error %.3g, worst decode-step logit difference %.3g\n",
+           bounds->label, models, prompts, worst, step_abs);
 }
 
 int main(void)
 {
     test_configs();
     test_unused_tensors();
-    test_hf_dirs();
-    test_gguf_seeds();
+    static const hf_golden_bounds hf = {.label = "test_decoder_arch: HF vs transformers", .ref = "transformers",
+                                        .kv = RG_KV_F32, .n_greedy = 8, .max_rel = ARCH_MAX_REL,
+                                        .max_step_abs = ARCH_MAX_STEP_ABS, .near_tie = ARCH_NEAR_TIE};
+    static const hf_golden_bounds gguf = {.label = "test_decoder_arch: GGUF vs llama.cpp", .ref = "llama.cpp",
+                                          .kv = RG_KV_F16, .n_greedy = 8, .max_rel = GGUF_MAX_REL,
+                                          .max_step_abs = GGUF_MAX_STEP_ABS, .near_tie = GGUF_NEAR_TIE};
+    compare_golden(ARCH_GOLDEN, 1, &hf, ARCH_MODELS);
+    compare_golden(GGUF_GOLDEN, 0, &gguf, GGUF_MODELS);
     return check_finish("test_decoder_arch");
 }
