@@ -2,7 +2,8 @@
 """Writes tests/fixtures/arch/: small random-weight Hugging Face decoders, one
 per architecture feature ragd claims (Qwen2's QKV biases, Llama 3 and linear
 RoPE scaling, grouped-query attention, an explicit head size wider than
-hidden/heads, untied outputs, F32/F16/BF16 storage, configs in both the
+hidden/heads, untied outputs, F16/BF16 storage (F32 is test_decoder's own
+directory), configs in both the
 legacy and transformers 5 layouts), and tests/fixtures/arch_golden.jsonl:
 what transformers computes from each directory in float32 with eager
 attention. tests/unit/test_decoder_arch.c loads every directory with ragd and
@@ -59,7 +60,7 @@ MODELS = {
     "llama_gqa_untied": ("LlamaForCausalLM", dict(BASE, model_type="llama", num_attention_heads=4,
                                                   num_key_value_heads=2, rope_theta=10000.0,
                                                   tie_word_embeddings=False),
-                         "F32", "legacy", ("rope_theta_x2", "tied_output")),
+                         "F16", "legacy", ("rope_theta_x2", "tied_output")),
     "llama3_scaled": ("LlamaForCausalLM", dict(BASE, model_type="llama", num_attention_heads=4, num_key_value_heads=1,
                                                rope_theta=500000.0, tie_word_embeddings=True,
                                                rope_scaling={"rope_type": "llama3", "factor": 8.0,

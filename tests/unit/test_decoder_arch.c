@@ -6,9 +6,10 @@
  * llama.cpp and transformers. The rest of what the decoder claims is checked
  * here: Qwen2's QKV biases, Llama 3 and linear RoPE scaling, RoPE bases,
  * grouped-query attention (2:1, 4:1) and plain multi-head, an explicit
- * head_dim wider than hidden/heads (Mistral), untied outputs, F32/F16/BF16
- * safetensors, and config.json both as published checkpoints write it and
- * as transformers 5's save_pretrained does (rope_parameters).
+ * head_dim wider than hidden/heads (Mistral), untied outputs, F16/BF16
+ * safetensors (F32: test_decoder's directory), and config.json both as
+ * published checkpoints write it and as transformers 5's save_pretrained
+ * does (rope_parameters).
  *
  * tests/fixtures/arch/ holds the directories and tests/fixtures/
  * arch_golden.jsonl what transformers (float32, eager attention) computes

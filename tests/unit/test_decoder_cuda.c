@@ -1136,7 +1136,7 @@ static void test_seed_models(void)
 {
     enum { STEPS = 3 };
     /* the GGUF seeds, then test_decoder_arch's Hugging Face directories
-     * (F32/F16/BF16 safetensors; Llama 3 and linear RoPE scaling, Qwen2's
+     * (F16/BF16 safetensors; Llama 3 and linear RoPE scaling, Qwen2's
      * biases, head_dim wider than hidden/heads, GQA 2:1 and 4:1, MHA) */
     const char *paths[] = {"tests/fuzz/seeds/gguf/llama_bpe.gguf",   "tests/fuzz/seeds/gguf/qwen2_bpe.gguf",
                            "tests/fuzz/seeds/gguf/llama_spm_kquant.gguf",
