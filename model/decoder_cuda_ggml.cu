@@ -7,7 +7,7 @@
 // place away from the CPU's flips an activation's rounding now and then,
 // and a flip moves it by max|x| / 127; on SmolLM2 a 1e-7 difference in the
 // first layers had grown to 1e-2 in the logits after a few positions
-// (docs/NOTES.md). So these kernels give up the fast kernels' freedom of
+// (docs/internals/cuda-decoder.md). So these kernels give up the fast kernels' freedom of
 // order (decoder_cuda_kernels.cu) for the CPU's:
 //   - scores: the query rounded to f16 (f16 cache), each dot product in the
 //     CPU's lane order (16 lanes for a token that shares its call with

@@ -5,7 +5,7 @@
  * every weight product, so an exp one unit in the last place away from
  * llama.cpp's flips some of those roundings, and on a small Q4_1 model the
  * flips add up to ~1e-2 relative error in the logits (tests/unit/
- * test_decoder.c compares with llama.cpp; docs/NOTES.md, "Arithmetic order
+ * test_decoder.c compares with llama.cpp; docs/internals/decoder.md, "Arithmetic order
  * matters"). llama.cpp built for an AVX-512 CPU (the reference) takes its
  * exponential from ggml_v_expf, a polynomial good to ~1.5 units in the last
  * place, on 16 floats at a time; these functions compute the same floats on

@@ -6,7 +6,7 @@ reference implementation on real weights:
   tests/fixtures/rerank_head.safetensors   its pooler and classifier (F16)
   tests/fixtures/rerank_golden.jsonl       reference logits of >= 100 pairs
 
-No registry package ships a pretrained cross-encoder (docs/NOTES.md lists
+No registry package ships a pretrained cross-encoder (docs/internals/reranker.md lists
 what was checked), so this builds a TEST cross-encoder: a Hugging Face
 BertForSequenceClassification (num_labels=1) whose BERT weights are the real
 all-MiniLM-L6-v2 encoder and whose pooler (384x384 + bias) and classifier

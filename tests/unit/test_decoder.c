@@ -59,7 +59,7 @@
  * AVX2, FMA and F16C: the products, exp, softmax, RoPE and summation orders
  * of the AVX-512 build that wrote the fixture, with the same libm), its
  * logits are bit-equal to llama.cpp's on every golden prompt and decode
- * step (docs/NOTES.md), so there MAX_REL is enforced on every comparison
+ * step (docs/internals/decoder.md), so there MAX_REL is enforced on every comparison
  * and no greedy divergence is excused. Elsewhere (the portable C kernels)
  * the test enforces GUARD_REL (or twice llama.cpp's own spread where
  * larger): the agreement measured before the arithmetic was mirrored
@@ -481,7 +481,7 @@ static int write_hf_dir(const char *gguf_path, const char *dir)
  * prompts, about what transformers itself moves between float32 and float64
  * on each (4.7e-7 to 2.6e-6, printed beside ours); the bound is 3.5x the
  * worst, for other CPUs' summation orders. A wrong rotation, RoPE base, norm
- * or head mapping gives errors of order 1e-1 to 1; see docs/NOTES.md for
+ * or head mapping gives errors of order 1e-1 to 1; see docs/internals/decoder.md for
  * what was broken on purpose to see this fail. */
 #define HF_MAX_REL 1e-5
 /* the decode steps: ours at the reference's two best ids, in logits (of

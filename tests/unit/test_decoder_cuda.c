@@ -940,7 +940,7 @@ static void test_prefix_batch(rg_decoder *d, const cJSON *rec, size_t V)
  * prompts, so this holds with room while a wrong kernel is off by the
  * logits' size. Unlike the comparison with llama.cpp it does not depend on
  * llama.cpp's 8-bit activations (which no float arithmetic reproduces:
- * docs/NOTES.md, "Issue 5: the CUDA decoder"). */
+ * docs/internals/cuda-decoder.md, "Issue 5: the CUDA decoder"). */
 static void test_vs_f32(rg_decoder *d, const char *path, cJSON **recs, size_t n_recs)
 {
     rg_err e = {0};

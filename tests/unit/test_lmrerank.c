@@ -29,7 +29,7 @@
  * The bound is the issue's |logit - golden| < 1e-3 for both. At q8 the
  * decoder mirrors llama.cpp's CPU arithmetic operation for operation
  * (8-bit activation blocks, fp16 scales, ggml's SIMD exp, summation orders;
- * docs/NOTES.md), so the scores agree to the fixture's 5 decimals (measured
+ * docs/internals/reranker.md), so the scores agree to the fixture's 5 decimals (measured
  * 2026-11-25: largest difference below 5e-6 on all 115 pairs). Before that
  * mirroring was complete they differed by up to 0.4 (the yes/no logits are
  * 22-30, and a change of rounding anywhere moved them by ~1e-2 relative). */
