@@ -241,15 +241,22 @@ static int hf_tensor_used(const llama_config *c, const char *name)
     if (!strcmp(name, "model.embed_tokens.weight") || !strcmp(name, "model.norm.weight") ||
         !strcmp(name, "lm_head.weight"))
         return 1;
-    size_t l;
-    int at = -1;
-    if (sscanf(name, "model.layers.%zu.%n", &l, &at) != 1 || at < 0 || l >= c->n_layer)
+    static const char prefix[] = "model.layers.";
+    if (strncmp(name, prefix, sizeof prefix - 1) != 0)
         return 0;
+    /* the layer number: at most 9 digits (the file's names are untrusted) */
+    const char *p = name + sizeof prefix - 1;
+    size_t l = 0, digits = 0;
+    for (; *p >= '0' && *p <= '9' && digits < 9; p++, digits++)
+        l = 10 * l + (size_t)(*p - '0');
+    if (digits == 0 || *p != '.' || l >= c->n_layer)
+        return 0;
+    p++;
     for (size_t i = 0; i < sizeof layer_parts / sizeof *layer_parts; i++)
-        if (!strcmp(name + at, layer_parts[i]))
+        if (!strcmp(p, layer_parts[i]))
             return 1;
     for (size_t i = 0; c->qkv_bias && i < sizeof biases / sizeof *biases; i++)
-        if (!strcmp(name + at, biases[i]))
+        if (!strcmp(p, biases[i]))
             return 1;
     return 0;
 }
