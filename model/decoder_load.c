@@ -244,12 +244,13 @@ static int hf_tensor_used(const llama_config *c, const char *name)
     static const char prefix[] = "model.layers.";
     if (strncmp(name, prefix, sizeof prefix - 1) != 0)
         return 0;
-    /* the layer number: at most 9 digits (the file's names are untrusted) */
-    const char *p = name + sizeof prefix - 1;
+    /* the layer number as the loader writes it (no leading zero: "01" is a
+     * name it never reads), at most 9 digits (the names are untrusted) */
+    const char *p = name + sizeof prefix - 1, *first = p;
     size_t l = 0, digits = 0;
     for (; *p >= '0' && *p <= '9' && digits < 9; p++, digits++)
         l = 10 * l + (size_t)(*p - '0');
-    if (digits == 0 || *p != '.' || l >= c->n_layer)
+    if (digits == 0 || *p != '.' || l >= c->n_layer || (digits > 1 && *first == '0'))
         return 0;
     p++;
     for (size_t i = 0; i < sizeof layer_parts / sizeof *layer_parts; i++)

@@ -196,20 +196,18 @@ static rg_status json_float(const cJSON *j, const char *key, int required, float
     return RG_OK;
 }
 
+/* The scaling a RoPE parameter dict names ("rope_type", or its older alias
+ * "type"; none is "default"): linear and llama3 computed, the rest refused. */
 static rg_status parse_hf_rope_scaling(const cJSON *rs, llama_config *c, const char *what, rg_err *e)
 {
-    if (!rs || cJSON_IsNull(rs))
-        return RG_OK;
-    if (!cJSON_IsObject(rs))
-        return rg_error(e, RG_ERR_CORRUPT, "%s: \"rope_scaling\" is not an object", what);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
-    if (!cJSON_IsString(t))
+    if (!t)
         t = cJSON_GetObjectItemCaseSensitive(rs, "type");
-    if (!cJSON_IsString(t))
-        return rg_error(e, RG_ERR_CORRUPT, "%s: rope_scaling has no type", what);
-    rg_status st;
-    if (!strcmp(t->valuestring, "default"))
+    if (t && !cJSON_IsString(t))
+        return rg_error(e, RG_ERR_CORRUPT, "%s: the RoPE type is not a string", what);
+    if (!t || !strcmp(t->valuestring, "default"))
         return RG_OK;
+    rg_status st;
     if ((st = json_float(rs, "factor", 1, &c->rope_factor, what, e)))
         return st;
     if (!strcmp(t->valuestring, "linear")) {
@@ -227,48 +225,80 @@ static rg_status parse_hf_rope_scaling(const cJSON *rs, llama_config *c, const c
     return rg_error(e, RG_ERR_UNSUPPORTED, "%s: RoPE scaling \"%.32s\" is not supported", what, t->valuestring);
 }
 
-/* transformers 5 writes RoPE as "rope_parameters": {"rope_type", "rope_theta",
- * and the scaling's own fields}; where present it supersedes the legacy
- * "rope_theta" and "rope_scaling". A model whose layer types each have their
- * own parameters (an object of objects) is refused. */
-static rg_status parse_hf_rope_parameters(const cJSON *rp, llama_config *c, const char *what, rg_err *e)
+/* RoPE as transformers 5 reads it (RotaryEmbeddingConfigMixin): the
+ * parameters are the legacy "rope_scaling" when it is a non-empty object,
+ * else "rope_parameters" (where transformers 5 writes them); their
+ * "rope_theta" wins over the top-level one (10000 when neither is there).
+ * A partial rotation ("partial_rotary_factor" below 1) and parameters per
+ * layer type (a dict of dicts) are refused rather than run differently. */
+static rg_status parse_hf_rope(const cJSON *j, llama_config *c, const char *what, rg_err *e)
 {
-    if (!rp || cJSON_IsNull(rp))
-        return RG_OK;
-    if (!cJSON_IsObject(rp))
-        return rg_error(e, RG_ERR_CORRUPT, "%s: \"rope_parameters\" is not an object", what);
-    const cJSON *theta = cJSON_GetObjectItemCaseSensitive(rp, "rope_theta");
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rp, "rope_type");
-    if (!theta && !type)
-        return rg_error(e, RG_ERR_UNSUPPORTED, "%s: \"rope_parameters\" per layer type is not supported", what);
-    rg_status st = json_float(rp, "rope_theta", 0, &c->rope_theta, what, e);
-    if (st)
+    const cJSON *legacy = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(j, "rope_parameters");
+    if ((legacy && !cJSON_IsNull(legacy) && !cJSON_IsObject(legacy)) ||
+        (params && !cJSON_IsNull(params) && !cJSON_IsObject(params)))
+        return rg_error(e, RG_ERR_CORRUPT, "%s: \"rope_scaling\" or \"rope_parameters\" is not an object", what);
+    const cJSON *rp = cJSON_IsObject(legacy) && legacy->child ? legacy : cJSON_IsObject(params) ? params : NULL;
+    float partial = 1.0f;
+    c->rope_theta = 10000.0f;
+    rg_status st;
+    if ((st = json_float(j, "rope_theta", 0, &c->rope_theta, what, e)) ||
+        (st = json_float(j, "partial_rotary_factor", 0, &partial, what, e)))
         return st;
-    c->rope_scaling = LLAMA_ROPE_SCALING_NONE;
-    c->rope_factor = 0;
-    return type ? parse_hf_rope_scaling(rp, c, what, e) : RG_OK;
+    if (rp) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, rp)
+        {
+            if (cJSON_IsObject(it))
+                return rg_error(e, RG_ERR_UNSUPPORTED, "%s: RoPE parameters per layer type are not supported", what);
+        }
+        if ((st = json_float(rp, "rope_theta", 0, &c->rope_theta, what, e)) ||
+            (st = json_float(rp, "partial_rotary_factor", 0, &partial, what, e)) ||
+            (st = parse_hf_rope_scaling(rp, c, what, e)))
+            return st;
+    }
+    if (partial != 1.0f)
+        return rg_error(e, RG_ERR_UNSUPPORTED, "%s: a partial rotation (partial_rotary_factor %g) is not supported",
+                        what, (double)partial);
+    return RG_OK;
 }
 
-/* Sliding-window attention (Mistral's "sliding_window"; Qwen2's when
- * "use_sliding_window" is true; any "sliding_attention" in transformers 5's
- * "layer_types") is not implemented; within the window it equals full
- * attention, so the usable context is capped at the window instead, and a
- * longer sequence is refused rather than attended differently. */
+/* Sliding-window attention is not implemented; within the window it equals
+ * full attention, so where transformers would slide, the usable context is
+ * capped at the window instead and a longer sequence is refused rather than
+ * attended differently. Mistral slides in every layer, with a window of
+ * 4096 when config.json names none (MistralConfig's default; null turns it
+ * off). Qwen2 slides only with "use_sliding_window", in the layers its
+ * "layer_types" marks "sliding_attention", by default those from
+ * "max_window_layers" (28) on. Llama has no window. */
 static rg_status cap_hf_sliding_window(const cJSON *j, const char *model_type, llama_config *c, const char *what,
                                        rg_err *e)
 {
-    int sliding = !strcmp(model_type, "mistral") ||
-                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "use_sliding_window"));
-    const cJSON *types = cJSON_GetObjectItemCaseSensitive(j, "layer_types"), *t;
-    cJSON_ArrayForEach(t, types)
-        sliding |= cJSON_IsString(t) && !strcmp(t->valuestring, "sliding_attention");
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "sliding_window");
-    if (!sliding || !w || cJSON_IsNull(w))
-        return RG_OK;
-    if (!cJSON_IsNumber(w) || !(w->valuedouble >= 1))
+    if (w && !cJSON_IsNull(w) && (!cJSON_IsNumber(w) || !(w->valuedouble >= 1)))
         return rg_error(e, RG_ERR_CORRUPT, "%s: \"sliding_window\" is not a positive count", what);
-    if (w->valuedouble < (double)c->n_ctx_train)
-        c->n_ctx_train = (size_t)w->valuedouble;
+    double window = w && cJSON_IsNumber(w) ? w->valuedouble : 0;
+    int slides = 0;
+    if (!strcmp(model_type, "mistral")) {
+        if (!w)
+            window = 4096;
+        slides = window > 0;
+    } else if (!strcmp(model_type, "qwen2") && window > 0 &&
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "use_sliding_window"))) {
+        const cJSON *types = cJSON_GetObjectItemCaseSensitive(j, "layer_types"), *t;
+        if (cJSON_IsArray(types)) {
+            cJSON_ArrayForEach(t, types)
+                slides |= cJSON_IsString(t) && !strcmp(t->valuestring, "sliding_attention");
+        } else {
+            size_t first = 28;
+            rg_status st = json_size(j, "max_window_layers", 0, &first, what, e);
+            if (st)
+                return st;
+            slides = c->n_layer > first;
+        }
+    }
+    if (slides && window < (double)c->n_ctx_train)
+        c->n_ctx_train = (size_t)window;
     return RG_OK;
 }
 
@@ -311,12 +341,7 @@ static rg_status parse_hf(const cJSON *j, const char *what, llama_config *out, r
     if ((st = json_size(j, "head_dim", 0, &c.head_dim, what, e)))
         return st;
     c.rope_dim = c.head_dim;
-    c.rope_theta = 10000.0f;
-    if ((st = json_float(j, "rope_theta", 0, &c.rope_theta, what, e)))
-        return st;
-    if ((st = parse_hf_rope_scaling(cJSON_GetObjectItemCaseSensitive(j, "rope_scaling"), &c, what, e)) ||
-        (st = parse_hf_rope_parameters(cJSON_GetObjectItemCaseSensitive(j, "rope_parameters"), &c, what, e)) ||
-        (st = cap_hf_sliding_window(j, mt->valuestring, &c, what, e)))
+    if ((st = parse_hf_rope(j, &c, what, e)) || (st = cap_hf_sliding_window(j, mt->valuestring, &c, what, e)))
         return st;
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(j, "tie_word_embeddings");
     c.tied_output = cJSON_IsTrue(tie); /* LlamaConfig and Qwen2Config default to untied */

@@ -1,5 +1,7 @@
 /* quant_dequant_avx2.c - AVX2 dequantization of the 32-element block types
- * that common GGUF files hold most (Q4_0, Q4_1, Q8_0), for the decoder's f32
+ * that common GGUF files hold most (Q4_0, Q4_1, Q8_0), and the rounding of
+ * activations to fp16 / bf16 for F16 / BF16 weights (quant_round_act_avx2,
+ * end of file). The dequantization is for the decoder's f32
  * products, which dequantize every weight tile on each call
  * (decoder_matmul.c): the portable per-element loop made that a quarter of
  * the reranker's time.
@@ -79,11 +81,46 @@ int quant_dequant_avx2(uint32_t type, const unsigned char *src, float *dst, size
     }
 }
 
+/* Activations rounded to fp16 / bf16 for F16 / BF16 weights, eight at a
+ * time, bitwise as quant_matvec.c's portable loop for every non-NaN value
+ * (F16C's conversion rounds to nearest even, subnormals and overflow to
+ * infinity included; bf16 is the same integer rounding); a NaN stays a NaN.
+ * Returns the count done (a multiple of 8); the caller finishes the rest. */
+DQ_FN size_t quant_round_act_avx2(uint32_t type, const float *x, size_t n, float *out)
+{
+    size_t i = 0;
+    if (type == GGML_TYPE_F16) {
+        for (; i + 8 <= n; i += 8) {
+            __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+        }
+    } else if (type == GGML_TYPE_BF16) {
+        const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+        const __m256i quiet = _mm256_set1_epi32(0x400000), half = _mm256_set1_epi32(0x7fff);
+        const __m256i one = _mm256_set1_epi32(1), top = _mm256_set1_epi32((int)0xffff0000u);
+        for (; i + 8 <= n; i += 8) {
+            __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+            __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+            __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+            __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(half, odd));
+            r = _mm256_blendv_epi8(r, _mm256_or_si256(u, quiet), nan);
+            _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_and_si256(r, top)));
+        }
+    }
+    return i;
+}
+
 #else /* not x86-64 */
 
 int quant_dequant_avx2(uint32_t type, const unsigned char *src, float *dst, size_t nblocks)
 {
     (void)type, (void)src, (void)dst, (void)nblocks;
+    return 0;
+}
+
+size_t quant_round_act_avx2(uint32_t type, const float *x, size_t n, float *out)
+{
+    (void)type, (void)x, (void)n, (void)out;
     return 0;
 }
 

@@ -62,6 +62,10 @@ void quant_a8_quantize_avx2(const float *x, size_t nblocks, int q8_1, quant_a8_b
  * as dequantize_row's portable code; 0 (nothing written) for other types
  * or builds. Only where quant_avx2_usable() says so. */
 int quant_dequant_avx2(uint32_t type, const unsigned char *src, float *dst, size_t nblocks);
+/* The first (multiple of 8) of n activations rounded to fp16 / bf16 as
+ * quant_act_prepare does for F16 / BF16 weights; returns how many (0 for
+ * other types or builds). Only where quant_avx2_usable() says so. */
+size_t quant_round_act_avx2(uint32_t type, const float *x, size_t n, float *out);
 /* 1 when the build has the AVX2 kernels and the CPU runs them. */
 int quant_avx2_usable(void);
 

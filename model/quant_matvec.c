@@ -129,15 +129,17 @@ static rg_status check_args(uint32_t type, size_t cols, const void *p, const cha
 /* Float weights: llama.cpp converts the activations to the weights' own
  * type before the dot (its vec_dot_type: F16 for F16, BF16 for BF16), so
  * they are rounded the same way here (to nearest even) and kept as floats;
- * a product of two such values is exact in float, so only the order of
- * the sums is left to differ. */
+ * a product of two such values is exact in float (short of a bf16 product
+ * overflowing or underflowing), so only the order of the sums is left to
+ * differ. */
 static void round_like_weights(uint32_t type, const float *x, size_t cols, float *out)
 {
+    size_t i = quant_avx2_usable() ? quant_round_act_avx2(type, x, cols, out) : 0;
     if (type == GGML_TYPE_F16)
-        for (size_t i = 0; i < cols; i++)
+        for (; i < cols; i++)
             out[i] = fp16_to_f32(f32_to_fp16(x[i]));
     else if (type == GGML_TYPE_BF16)
-        for (size_t i = 0; i < cols; i++)
+        for (; i < cols; i++)
             out[i] = bf16_to_f32(f32_to_bf16(x[i]));
     else
         memcpy(out, x, cols * sizeof(float));

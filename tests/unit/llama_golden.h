@@ -18,6 +18,19 @@
 
 #define LLAMA_GOLDEN "tests/fixtures/llama_golden.jsonl"
 
+/* 1 where the decoder's kernels mirror llama.cpp's CPU arithmetic (x86-64
+ * with AVX2, FMA and F16C), so its logits equal llama.cpp's to float
+ * rounding at most; elsewhere the portable C kernels sum in other orders */
+static inline int mirrors_llama_cpp(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+    return 0;
+#endif
+}
+
 /* The prompt records (at most cap) into recs; the record holding "meta",
  * when meta is not NULL, into *meta (else deleted). The caller deletes
  * them. */

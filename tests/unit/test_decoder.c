@@ -73,16 +73,6 @@
  * its own top-logit wobble) count as near-ties; the largest seen was 0.124. */
 #define NEAR_TIE_MIN 0.15
 
-/* 1 where the decoder's kernels mirror llama.cpp's (see above) */
-static int mirrors_llama_cpp(void)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-#else
-    return 0;
-#endif
-}
 
 /* the bound for one comparison: MAX_REL on the mirroring kernels, else
  * GUARD_REL or twice llama.cpp's own spread */

@@ -21,8 +21,8 @@
  * biases zeroed, the scaling dropped, the base doubled, the output tied):
  * each must exceed the bound ARCH_POWER times over, so a test that cannot
  * tell the feature from its absence fails. Then the same directories as a
- * user loads them (weights kept in their stored type, activations
- * quantized) must pick the same first token, within ARCH_STORED_REL.
+ * user loads them (weights kept in their stored type, an f16 cache) must
+ * pick the same first token, within ARCH_STORED_REL.
  *
  * The GGUF side: the random-weight seeds of tests/fuzz/seeds/gguf (a Llama
  * with mixed legacy and float matrices, a Qwen2 with biases and NEOX
@@ -62,15 +62,23 @@
 #define ARCH_NEAR_TIE 1e-3
 /* every mutation must move the logits this many times the bound */
 #define ARCH_POWER 1000.0
-/* weights in their stored type (f16/bf16 products with 8-bit or 16-bit
- * activations): the centered relative error against transformers, the
- * issue's 1e-2 (measured at most 1.5e-3 when written) */
+/* weights in their stored type (f16/bf16 rows; the activations stay f32
+ * for a Hugging Face directory) and an f16 cache: the centered relative
+ * error against transformers, the issue's 1e-2 (measured at most 1.5e-3
+ * when written) */
 #define ARCH_STORED_REL 1e-2
 #define ARCH_MODELS 6
 
 /* The GGUF seeds against llama.cpp (tests/fixtures/gguf_arch_golden.jsonl,
- * scripts/gen_gguf_arch_golden.py): the issue's 1e-2 over the whole vector */
+ * scripts/gen_gguf_arch_golden.py), over the whole vector: where the
+ * kernels mirror llama.cpp's (mirrors_llama_cpp) GGUF_MIRROR_REL (measured
+ * 0 to 2.1e-7 when written; without the fp16/bf16 rounding of activations
+ * for F16/BF16 weights it was 1.2-1.7e-2), elsewhere the issue's 1e-2. A
+ * decode step may move by GGUF_MAX_STEP_ABS (logits ~10-15): a difference
+ * of 6e-8 in a prompt's state can flip one 8-bit rounding downstream
+ * (measured 0.024 on one Qwen2 step, 2e-3 relative). */
 #define GGUF_GOLDEN "tests/fixtures/gguf_arch_golden.jsonl"
+#define GGUF_MIRROR_REL 1e-5
 #define GGUF_MAX_REL 1e-2
 #define GGUF_MAX_STEP_ABS 5e-2
 #define GGUF_NEAR_TIE 0.15
@@ -107,7 +115,7 @@ static void check_mutations(const char *model, const cJSON *m)
     }
 }
 
-/* The directory as a user loads it: stored types, quantized activations.
+/* The directory as a user loads it: stored types, an f16 cache.
  * Only the prompt: its logits (centered) and first greedy token. */
 static void check_stored(const char *model, rg_decoder *d, const cJSON *rec, size_t V)
 {
@@ -148,31 +156,53 @@ static void test_configs(void)
         int scaling;
         size_t ctx;
     } cases[] = {
-        /* transformers 5: RoPE under rope_parameters, which wins over the legacy keys */
+        /* transformers 5: RoPE under rope_parameters, whose rope_theta wins over the top-level one */
         {"{\"model_type\":\"llama\"," HF_BASE ",\"rope_theta\":10000,\"rope_parameters\":{\"rope_type\":\"llama3\","
          "\"rope_theta\":500000.0,\"factor\":32.0,\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,"
          "\"original_max_position_embeddings\":8192}}",
          1, 500000.0f, LLAMA_ROPE_SCALING_LLAMA3, 32768},
+        /* a non-empty legacy rope_scaling wins over rope_parameters (as
+         * transformers 5 reads it), the top-level theta beside it */
         {"{\"model_type\":\"llama\"," HF_BASE ",\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":2},"
          "\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":20000}}",
-         1, 20000.0f, LLAMA_ROPE_SCALING_NONE, 32768},
+         1, 10000.0f, LLAMA_ROPE_SCALING_LINEAR, 32768},
+        /* an empty one does not */
+        {"{\"model_type\":\"llama\"," HF_BASE ",\"rope_scaling\":{},\"rope_theta\":30000,"
+         "\"rope_parameters\":{\"type\":\"linear\",\"factor\":2}}",
+         1, 30000.0f, LLAMA_ROPE_SCALING_LINEAR, 32768},
         {"{\"model_type\":\"llama\"," HF_BASE ",\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"default\","
          "\"rope_theta\":10000}}}",
          0, 0, 0, 0},
         {"{\"model_type\":\"llama\"," HF_BASE ",\"rope_parameters\":{\"rope_type\":\"yarn\",\"rope_theta\":1e4,"
          "\"factor\":4}}",
          0, 0, 0, 0},
+        {"{\"model_type\":\"llama\"," HF_BASE ",\"partial_rotary_factor\":0.5}", 0, 0, 0, 0},
+        {"{\"model_type\":\"llama\"," HF_BASE ",\"rope_parameters\":{\"rope_theta\":1e4,\"partial_rotary_factor\":0.25}}",
+         0, 0, 0, 0},
         {"{\"model_type\":\"llama\"," HF_BASE ",\"mlp_bias\":true}", 0, 0, 0, 0},
-        /* sliding windows cap the context: Mistral always, Qwen2 when used */
-        {"{\"model_type\":\"mistral\"," HF_BASE ",\"sliding_window\":4096}", 1, 10000.0f, 0, 4096},
+        /* sliding windows cap the context where transformers would slide:
+         * Mistral always (4096 when unnamed, null: none); Qwen2 with
+         * use_sliding_window, in the layers layer_types marks or from
+         * max_window_layers (28) on; never Llama */
+        {"{\"model_type\":\"mistral\"," HF_BASE ",\"sliding_window\":2048}", 1, 10000.0f, 0, 2048},
+        {"{\"model_type\":\"mistral\"," HF_BASE "}", 1, 10000.0f, 0, 4096},
         {"{\"model_type\":\"mistral\"," HF_BASE ",\"sliding_window\":null}", 1, 10000.0f, 0, 32768},
         {"{\"model_type\":\"qwen2\"," HF_BASE ",\"use_sliding_window\":false,\"sliding_window\":4096}", 1, 10000.0f,
          0, 32768},
         {"{\"model_type\":\"qwen2\"," HF_BASE ",\"use_sliding_window\":true,\"sliding_window\":4096}", 1, 10000.0f,
-         0, 4096},
+         0, 32768},
+        {"{\"model_type\":\"qwen2\"," HF_BASE ",\"use_sliding_window\":true,\"sliding_window\":4096,"
+         "\"max_window_layers\":1}",
+         1, 10000.0f, 0, 4096},
+        {"{\"model_type\":\"qwen2\"," HF_BASE ",\"use_sliding_window\":true,\"sliding_window\":4096,"
+         "\"layer_types\":[\"full_attention\",\"sliding_attention\"]}",
+         1, 10000.0f, 0, 4096},
+        {"{\"model_type\":\"qwen2\"," HF_BASE ",\"use_sliding_window\":true,\"sliding_window\":4096,"
+         "\"max_window_layers\":1,\"layer_types\":[\"full_attention\",\"full_attention\"]}",
+         1, 10000.0f, 0, 32768},
         {"{\"model_type\":\"llama\"," HF_BASE ",\"layer_types\":[\"full_attention\",\"sliding_attention\"],"
          "\"sliding_window\":512}",
-         1, 10000.0f, 0, 512},
+         1, 10000.0f, 0, 32768},
         {"{\"model_type\":\"mistral\"," HF_BASE ",\"sliding_window\":-3}", 0, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -308,9 +338,10 @@ int main(void)
     static const hf_golden_bounds hf = {.label = "test_decoder_arch: HF vs transformers", .ref = "transformers",
                                         .kv = RG_KV_F32, .n_greedy = 8, .max_rel = ARCH_MAX_REL,
                                         .max_step_abs = ARCH_MAX_STEP_ABS, .near_tie = ARCH_NEAR_TIE};
-    static const hf_golden_bounds gguf = {.label = "test_decoder_arch: GGUF vs llama.cpp", .ref = "llama.cpp",
-                                          .kv = RG_KV_F16, .n_greedy = 8, .max_rel = GGUF_MAX_REL,
-                                          .max_step_abs = GGUF_MAX_STEP_ABS, .near_tie = GGUF_NEAR_TIE};
+    const hf_golden_bounds gguf = {.label = "test_decoder_arch: GGUF vs llama.cpp", .ref = "llama.cpp",
+                                   .kv = RG_KV_F16, .n_greedy = 8,
+                                   .max_rel = mirrors_llama_cpp() ? GGUF_MIRROR_REL : GGUF_MAX_REL,
+                                   .max_step_abs = GGUF_MAX_STEP_ABS, .near_tie = GGUF_NEAR_TIE};
     compare_golden(ARCH_GOLDEN, 1, &hf, ARCH_MODELS);
     compare_golden(GGUF_GOLDEN, 0, &gguf, GGUF_MODELS);
     return check_finish("test_decoder_arch");

@@ -258,8 +258,18 @@ static unsigned char *random_weights(uint32_t type, size_t rows, size_t cols, si
  * (max|x| / 254) * sum |w| over the block; the 32-element blocks keep d in
  * fp16 as ggml does (relative rounding <= 2^-11), which moves each x by up to
  * another 127 * d * 2^-11 = max|x| * 2^-11; plus float rounding. */
-static void reference(uint32_t type, const float *wrow, const float *x, size_t cols, double *dot, double *bound)
+static void reference(uint32_t type, const float *wrow, const float *xin, size_t cols, double *dot, double *bound)
 {
+    /* F16 / BF16 weights take the activations rounded to their own type
+     * (llama.cpp's vec_dot_type), then the products are exact: only float
+     * summation is left */
+    float xr[1024];
+    const float *x = xin;
+    if ((type == GGML_TYPE_F16 || type == GGML_TYPE_BF16) && cols <= sizeof xr / sizeof xr[0]) {
+        for (size_t c = 0; c < cols; c++)
+            xr[c] = type == GGML_TYPE_F16 ? fp16_to_f32(f32_to_fp16(xin[c])) : bf16_to_f32(f32_to_bf16(xin[c]));
+        x = xr;
+    }
     size_t k = type == GGML_TYPE_Q4_K || type == GGML_TYPE_Q5_K || type == GGML_TYPE_Q6_K ? 256
                : type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16 ? 0
                                                                                           : 32;
@@ -277,12 +287,6 @@ static void reference(uint32_t type, const float *wrow, const float *x, size_t c
             }
             b += amax * (1.0 / 254.0 + (k == 32 ? 1.0 / 2048.0 : 0.0)) * wsum;
         }
-    /* F16 / BF16 weights: the activations rounded to the weights' type, a
-     * relative error of at most 2^-11 / 2^-8 each */
-    if (type == GGML_TYPE_F16)
-        b = mag / 2048.0;
-    else if (type == GGML_TYPE_BF16)
-        b = mag / 256.0;
     *dot = s;
     *bound = b * (1 + 1e-5) + 2e-6 * mag + 1e-30;
 }
@@ -572,8 +576,77 @@ static void test_dequant_avx2(void)
     free(want);
 }
 
+/* quant_act_prepare for float weights: F16 and BF16 activations rounded to
+ * nearest even in the weights' type (ties, subnormals, overflow to
+ * infinity, signed zero, NaN), F32 left alone; bit for bit */
+static void test_act_rounding(void)
+{
+    static const struct {
+        float x, f16, bf16;
+    } cases[] = {
+        {1.0f, 1.0f, 1.0f},
+        {1.00048828125f, 1.0f, 1.0f},               /* 1 + 2^-11: an fp16 tie, to even */
+        {1.00146484375f, 1.001953125f, 1.0f},       /* 1 + 3 * 2^-11: a tie, up to even */
+        {1.00390625f, 1.00390625f, 1.0f},           /* 1 + 2^-8: a bf16 tie, to even */
+        {1.01171875f, 1.01171875f, 1.015625f},      /* 1 + 3 * 2^-8: a bf16 tie, up */
+        {65504.0f, 65504.0f, 65536.0f},             /* fp16's largest */
+        {65519.0f, 65504.0f, 65536.0f},
+        {65520.0f, INFINITY, 65536.0f},             /* past it: infinity */
+        {1e-7f, 1.1920928955078125e-07f, 1.0011717677116394e-07f}, /* an fp16 subnormal: 2 * 2^-24 */
+        {-0.0f, -0.0f, -0.0f},
+        {-INFINITY, -INFINITY, -INFINITY},
+        {3.4028234663852886e38f, INFINITY, INFINITY}, /* FLT_MAX: bf16 rounds it up too */
+    };
+    enum { N = sizeof cases / sizeof cases[0], REP = 9 };
+    rg_err e;
+    /* each value nine times: eight through the AVX2 kernel (where the CPU
+     * has it), the ninth through the portable loop */
+    for (size_t i = 0; i <= N; i++) {
+        float x[REP], out[REP];
+        for (size_t k = 0; k < REP; k++)
+            x[k] = i < N ? cases[i].x : NAN;
+        for (int t = 0; t < 3; t++) {
+            uint32_t type = t == 0 ? GGML_TYPE_F16 : t == 1 ? GGML_TYPE_BF16 : GGML_TYPE_F32;
+            CHECK_OK(quant_act_prepare(type, x, REP, 1, out, &e), e);
+            for (size_t k = 0; k < REP; k++) {
+                if (i == N) {
+                    CHECK_MSG(isnan(out[k]), "%s activation NaN: %g", ggml_type_name(type), (double)out[k]);
+                    continue;
+                }
+                float want = t == 0 ? cases[i].f16 : t == 1 ? cases[i].bf16 : cases[i].x;
+                CHECK_MSG(memcmp(&out[k], &want, sizeof want) == 0, "%s activation %.9g (copy %zu): %.9g, want %.9g",
+                          ggml_type_name(type), (double)cases[i].x, k, (double)out[k], (double)want);
+            }
+        }
+    }
+    /* the AVX2 rounding against the portable one on random bit patterns
+     * (every exponent: subnormals, overflow, infinities; NaNs only as NaN) */
+    if (quant_avx2_usable()) {
+        enum { M = 1 << 16 };
+        float *x = malloc(M * sizeof(float)), *a = malloc(M * sizeof(float));
+        size_t bad = 0;
+        for (size_t i = 0; i < M; i++) {
+            uint32_t u = (uint32_t)rnd();
+            memcpy(&x[i], &u, sizeof u);
+        }
+        for (int t = 0; t < 2; t++) {
+            uint32_t type = t == 0 ? GGML_TYPE_F16 : GGML_TYPE_BF16;
+            CHECK(quant_round_act_avx2(type, x, M, a) == M);
+            for (size_t i = 0; i < M; i++) {
+                float want = t == 0 ? fp16_to_f32(f32_to_fp16(x[i])) : bf16_to_f32(f32_to_bf16(x[i]));
+                bad += isnan(want) ? !isnan(a[i]) : memcmp(&a[i], &want, sizeof want) != 0;
+            }
+        }
+        CHECK_MSG(bad == 0, "AVX2 activation rounding: %zu of %d values differ from the portable rounding", bad,
+                  2 * M);
+        free(x);
+        free(a);
+    }
+}
+
 int main(void)
 {
+    test_act_rounding();
     test_dequant_avx2();
     test_act_quantize_avx2();
     test_golden();
