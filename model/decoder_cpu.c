@@ -262,6 +262,12 @@ rg_status dec_forward(rg_decoder *d, rg_kv_cache *const *kv, const int32_t *ids,
                     v[i] += L->bv[i];
                 }
             }
+            if (L->q_norm) { /* Qwen3: each head normalized before its rotation */
+                for (size_t h = 0; h < c->n_head; h++)
+                    dec_math_rmsnorm(q + h * hd, L->q_norm, hd, c->rms_eps, q + h * hd);
+                for (size_t h = 0; h < c->n_head_kv; h++)
+                    dec_math_rmsnorm(k + h * hd, L->k_norm, hd, c->rms_eps, k + h * hd);
+            }
             const float *cs = d->rope_cos + t * half, *sn = d->rope_sin + t * half;
             for (size_t h = 0; h < c->n_head; h++)
                 rope_head(q + h * hd, cs, sn, c->rope_dim, c->rope_neox);

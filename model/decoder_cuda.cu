@@ -73,6 +73,7 @@ struct dev_layer {
     dec_cu_mat wqkv, wo, wgu, wdown; // [qd + 2 kvd, E], [E, qd], [2F, E], [E, F]
     float *attn_norm, *ffn_norm;     // [E]
     float *bqkv;                     // [qd + 2 kvd] or NULL
+    float *qk_norm;                  // [2 head_dim]: Q's then K's per-head norm weights (Qwen3), or NULL
 };
 
 // Places tensors in one device allocation: a first pass (base == NULL)
@@ -302,6 +303,15 @@ static void place_weights(rg_decoder_cuda *c, const rg_decoder *d, placer *p)
         g->attn_norm = p->f32(L->attn_norm, cfg->n_embd);
         g->ffn_norm = p->f32(L->ffn_norm, cfg->n_embd);
         g->bqkv = p->bias3(L, qd, kvd);
+        g->qk_norm = nullptr;
+        if (L->q_norm) { // the loader reads both or neither
+            g->qk_norm = static_cast<float *>(p->take(2 * cfg->head_dim * sizeof(float)));
+            const float *src[2] = {L->q_norm, L->k_norm};
+            for (int i = 0; i < 2 && g->qk_norm && !p->st; i++)
+                p->st = cu_check(cudaMemcpy(g->qk_norm + i * cfg->head_dim, src[i], cfg->head_dim * sizeof(float),
+                                            cudaMemcpyHostToDevice),
+                                 "norm upload", p->e);
+        }
     }
     c->out_w = p->mats(&d->output);
     c->out_norm = p->f32(d->out_norm, cfg->n_embd);
@@ -402,6 +412,9 @@ static rg_status check_shape(const llama_config *cfg, rg_err *e)
         cfg->rope_dim > cfg->head_dim)
         return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA decoder: head size %zu (rotated %zu) is not supported (even, <= %d)",
                         cfg->head_dim, cfg->rope_dim, DEC_CU_MAX_HEAD_DIM);
+    if (cfg->qk_norm && cfg->n_head + cfg->n_head_kv > DEC_CU_MAX_NORM_HEADS)
+        return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA decoder: per-head Q/K norms of %zu heads (at most %d)",
+                        cfg->n_head + cfg->n_head_kv, DEC_CU_MAX_NORM_HEADS);
     if (qd + 2 * kvd > INT_MAX / 2 || 2 * cfg->n_ff > INT_MAX / 2 || cfg->n_vocab > INT_MAX / 2 ||
         cfg->n_embd > INT_MAX / 2 || cfg->n_layer > INT_MAX)
         return rg_error(e, RG_ERR_UNSUPPORTED, "CUDA decoder: model dimensions beyond the kernels' limits");
@@ -751,8 +764,8 @@ static rg_status run_layers(rg_decoder_cuda *c, int N, int n_out, rg_err *e)
         if ((st = dec_cu_rmsnorm(s, a.x, l ? a.tmp : nullptr, nullptr, N, E, L->attn_norm, eps, a.xh, t, &qkv_in,
                                  e)) ||
             (st = dec_cu_linear(&P, a.xh, N, &L->wqkv, qkv_in.kind, a.qkv, e)) ||
-            (st = dec_cu_qkv_rope(s, a.qkv, L->bqkv, N, &g, c->inv_freq, c->ggml ? a.rope : nullptr, a.tok, li, a.q,
-                                  e)) ||
+            (st = dec_cu_qkv_rope(s, a.qkv, L->bqkv, L->qk_norm, eps, N, &g, c->inv_freq, c->ggml ? a.rope : nullptr,
+                                  a.tok, li, a.q, e)) ||
             (st = c->ggml ? dec_cu_attention_ggml(s, a.q, a.tok, N, &g, li, static_cast<float *>(a.atth), &o_in, e)
                           : dec_cu_attention(s, a.q, a.tok, N, &g, li, a.atth, t, a.att, a.att_tokens, e)) ||
             (st = dec_cu_linear(&P, a.atth, N, &L->wo, o_in.kind, a.tmp, e)) ||

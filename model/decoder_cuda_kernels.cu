@@ -252,15 +252,32 @@ __device__ static void cache_put(const dec_cu_tok &tk, const void *base, size_t 
 // One block per token. A head's head_dim values form head_dim / 2 slots:
 // slot j < rope_dim / 2 is a rotated pair (adjacent: 2j, 2j + 1; NEOX: j,
 // j + rope_dim / 2), a later slot passes two values through unrotated.
-__global__ static void k_qkv_rope(const float *qkv, const float *bias, dec_cu_heads g, const float *inv_freq,
-                                  const float *rope, const dec_cu_tok *tok, int layer, float *q)
+// With qk_norm, each head's scale is found first (a thread a head, its
+// squares summed in index order in double, as the CPU path) and kept in
+// shared memory for the slots.
+__global__ static void k_qkv_rope(const float *qkv, const float *bias, const float *qk_norm, float eps,
+                                  dec_cu_heads g, const float *inv_freq, const float *rope, const dec_cu_tok *tok,
+                                  int layer, float *q)
 {
+    __shared__ float head_scale[DEC_CU_MAX_NORM_HEADS];
     size_t t = blockIdx.x;
     const dec_cu_tok tk = tok[t];
     int hd = g.head_dim, qd = g.n_head * hd, kvd = g.kv_dim, rhalf = g.rope_dim / 2, slots = hd / 2;
     const float *row = qkv + t * (size_t)(qd + 2 * kvd);
     size_t cache_row = ((size_t)layer * tk.cap + (size_t)tk.pos) * (size_t)kvd;
     int n_slots = (g.n_head + g.n_head_kv) * slots;
+    if (qk_norm) {
+        for (int head = threadIdx.x; head < g.n_head + g.n_head_kv; head += blockDim.x) {
+            const float *hr = row + head * hd, *hb = bias ? bias + head * hd : nullptr;
+            double ss = 0.0;
+            for (int i = 0; i < hd; i++) {
+                float v = hb ? __fadd_rn(hr[i], hb[i]) : hr[i];
+                ss += (double)__fmul_rn(v, v);
+            }
+            head_scale[head] = 1.0f / sqrtf((float)(ss / (double)hd) + eps);
+        }
+        __syncthreads();
+    }
     for (int task = threadIdx.x; task < n_slots; task += blockDim.x) {
         int head = task / slots, j = task % slots;
         int a, b;
@@ -276,6 +293,11 @@ __global__ static void k_qkv_rope(const float *qkv, const float *bias, dec_cu_he
         if (bias) {
             x0 += bias[off + a];
             x1 += bias[off + b];
+        }
+        if (qk_norm) {
+            const float *w = qk_norm + (head < g.n_head ? 0 : hd);
+            x0 = __fmul_rn(__fmul_rn(x0, head_scale[head]), w[a]);
+            x1 = __fmul_rn(__fmul_rn(x1, head_scale[head]), w[b]);
         }
         if (j < rhalf) {
             float cs, sn;
@@ -314,13 +336,15 @@ __global__ static void k_qkv_rope(const float *qkv, const float *bias, dec_cu_he
     }
 }
 
-rg_status dec_cu_qkv_rope(cudaStream_t s, const float *qkv, const float *bias, int n, const dec_cu_heads *g,
-                          const float *inv_freq, const float *rope, const dec_cu_tok *tok, int layer, float *q,
-                          rg_err *e)
+rg_status dec_cu_qkv_rope(cudaStream_t s, const float *qkv, const float *bias, const float *qk_norm, float eps,
+                          int n, const dec_cu_heads *g, const float *inv_freq, const float *rope,
+                          const dec_cu_tok *tok, int layer, float *q, rg_err *e)
 {
     if (n <= 0)
         return RG_OK;
-    k_qkv_rope<<<(unsigned)n, ROW_THREADS, 0, s>>>(qkv, bias, *g, inv_freq, rope, tok, layer, q);
+    if (qk_norm && g->n_head + g->n_head_kv > DEC_CU_MAX_NORM_HEADS)
+        return rg_error(e, RG_ERR_UNSUPPORTED, "per-head Q/K norms of more than %d heads", DEC_CU_MAX_NORM_HEADS);
+    k_qkv_rope<<<(unsigned)n, ROW_THREADS, 0, s>>>(qkv, bias, qk_norm, eps, *g, inv_freq, rope, tok, layer, q);
     return cu_check(cudaGetLastError(), "QKV/RoPE kernel", e);
 }
 

@@ -47,6 +47,8 @@
 
 // Largest head the attention kernel takes (two output values a thread).
 #define DEC_CU_MAX_HEAD_DIM 256
+// heads of Q and K together a per-head norm (Qwen3) handles per token
+#define DEC_CU_MAX_NORM_HEADS 512
 
 // The type of the weight matrices and of the activations that feed them
 // (the outputs of RMSNorm, attention and SwiGLU).
@@ -206,14 +208,19 @@ rg_status dec_cu_rmsnorm(cudaStream_t s, float *x, const float *add, const int32
                          const float *w, float eps, void *out, dec_cu_act t, const dec_cu_q8_out *qo, rg_err *e);
 
 // qkv [n, qd + 2 kv_dim] (the Q | K | V products of n tokens) plus bias
-// (may be NULL) -> RoPE on Q and K at each token's position (adjacent pairs
+// (may be NULL) -> with qk_norm (Qwen3; NULL for none: head_dim weights for
+// Q's heads, then head_dim for K's) each Q and K head RMS-normalized with
+// eps as model/decoder_math.c's dec_math_rmsnorm, bit for bit (squares in
+// float summed in double in index order, (x * scale) * w)
+// -> RoPE on Q and K at each token's position (adjacent pairs
 // or NEOX halves over the first rope_dim values of each head; cos and sin
 // of pair i from rope [t][i] and [t][rope_dim / 2 + i] when rope is given,
 // the CPU path's own values, else of pos * inv_freq[i]; each rotated value
 // one FMA on a rounded product, as the CPU path) -> Q into q [n, qd]
 // (rounded to f16 values where the token's cache is f16), K and V into each
 // token's cache at layer, pos.
-rg_status dec_cu_qkv_rope(cudaStream_t s, const float *qkv, const float *bias, int n, const dec_cu_heads *g,
+rg_status dec_cu_qkv_rope(cudaStream_t s, const float *qkv, const float *bias, const float *qk_norm, float eps,
+                          int n, const dec_cu_heads *g,
                           const float *inv_freq, const float *rope, const dec_cu_tok *tok, int layer, float *q,
                           rg_err *e);
 

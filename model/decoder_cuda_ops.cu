@@ -170,7 +170,8 @@ extern "C" rg_status dec_cuda_ops_qkv_rope(const float *qkv, const float *bias, 
         ht[t].half = cache->half;
     }
     if ((st = s.upload(&dtok, (const dec_cu_tok *)ht, n)) ||
-        (st = dec_cu_qkv_rope(nullptr, dqkv, dbias, (int)n, &h, dfreq, nullptr, dtok, (int)layer, dq, e)) ||
+        (st = dec_cu_qkv_rope(nullptr, dqkv, dbias, nullptr, 0.0f, (int)n, &h, dfreq, nullptr, dtok, (int)layer, dq,
+                              e)) ||
         (st = s.download(q, dq, n * qd * sizeof(float))) || (st = s.download(cache->k, dk, cb)) ||
         (st = s.download(cache->v, dv, cb)))
         goto out;

@@ -29,6 +29,7 @@ typedef struct dec_mat {
 typedef struct dec_layer {
     float *attn_norm, *ffn_norm;
     float *bq, *bk, *bv; /* NULL without QKV biases */
+    float *q_norm, *k_norm; /* [head_dim] each, NULL without per-head Q/K norms (Qwen3) */
     dec_mat wq, wk, wv, wo;
     dec_mat gate, up, down;
 } dec_layer;

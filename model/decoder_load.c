@@ -119,7 +119,9 @@ rg_status dec_load_gguf(rg_decoder *d, const char *path, rg_err *e)
             (st = gguf_mat(d, NAME("ffn_down.weight"), c->n_embd, c->n_ff, &L->down, e)) ||
             (st = gguf_vec(d, NAME("attn_q.bias"), qd, c->qkv_bias, &L->bq, e)) ||
             (st = gguf_vec(d, NAME("attn_k.bias"), kvd, c->qkv_bias, &L->bk, e)) ||
-            (st = gguf_vec(d, NAME("attn_v.bias"), kvd, c->qkv_bias, &L->bv, e)))
+            (st = gguf_vec(d, NAME("attn_v.bias"), kvd, c->qkv_bias, &L->bv, e)) ||
+            (st = gguf_vec(d, NAME("attn_q_norm.weight"), c->head_dim, c->qk_norm, &L->q_norm, e)) ||
+            (st = gguf_vec(d, NAME("attn_k_norm.weight"), c->head_dim, c->qk_norm, &L->k_norm, e)))
             return st;
 #undef NAME
     }
@@ -238,6 +240,7 @@ static int hf_tensor_used(const llama_config *c, const char *name)
         "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight", "mlp.gate_proj.weight",
         "mlp.up_proj.weight", "mlp.down_proj.weight", "self_attn.rotary_emb.inv_freq"};
     static const char *const biases[] = {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"};
+    static const char *const qk_norms[] = {"self_attn.q_norm.weight", "self_attn.k_norm.weight"};
     if (!strcmp(name, "model.embed_tokens.weight") || !strcmp(name, "model.norm.weight") ||
         !strcmp(name, "lm_head.weight"))
         return 1;
@@ -258,6 +261,9 @@ static int hf_tensor_used(const llama_config *c, const char *name)
             return 1;
     for (size_t i = 0; c->qkv_bias && i < sizeof biases / sizeof *biases; i++)
         if (!strcmp(p, biases[i]))
+            return 1;
+    for (size_t i = 0; c->qk_norm && i < sizeof qk_norms / sizeof *qk_norms; i++)
+        if (!strcmp(p, qk_norms[i]))
             return 1;
     return 0;
 }
@@ -316,7 +322,9 @@ rg_status dec_load_hf(rg_decoder *d, const char *dir, rg_err *e)
             (st = hf_mat(d, NAME("mlp.down_proj.weight"), c->n_embd, c->n_ff, &L->down, e)) ||
             (st = hf_vec(d, NAME("self_attn.q_proj.bias"), qd, c->qkv_bias, &L->bq, e)) ||
             (st = hf_vec(d, NAME("self_attn.k_proj.bias"), kvd, c->qkv_bias, &L->bk, e)) ||
-            (st = hf_vec(d, NAME("self_attn.v_proj.bias"), kvd, c->qkv_bias, &L->bv, e)))
+            (st = hf_vec(d, NAME("self_attn.v_proj.bias"), kvd, c->qkv_bias, &L->bv, e)) ||
+            (st = hf_vec(d, NAME("self_attn.q_norm.weight"), c->head_dim, c->qk_norm, &L->q_norm, e)) ||
+            (st = hf_vec(d, NAME("self_attn.k_norm.weight"), c->head_dim, c->qk_norm, &L->k_norm, e)))
             return st;
 #undef NAME
     }
@@ -451,6 +459,8 @@ void decoder_free(rg_decoder *d)
             free(L->bq);
             free(L->bk);
             free(L->bv);
+            free(L->q_norm);
+            free(L->k_norm);
             mat_free(&L->wq);
             mat_free(&L->wk);
             mat_free(&L->wv);

@@ -26,7 +26,8 @@ void dec_math_swiglu(float *g, const float *u, size_t rows, size_t width);
 
 /* out = x / sqrt(mean(x^2) + eps) * w over n floats, as ggml's rms_norm:
  * each square in float, their sum in double in index order (the CUDA
- * decoder's RMSNorm gives this mean bit for bit, its tree sum checked). */
+ * decoder's RMSNorm gives this mean bit for bit, its tree sum checked).
+ * out may be x. */
 void dec_math_rmsnorm(const float *x, const float *w, size_t n, float eps, float *out);
 
 /* x[0..n) <- softmax(x) as ggml's soft_max: e^(x - max) through the vector

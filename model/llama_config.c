@@ -95,6 +95,10 @@ rg_status llama_config_from_gguf(const gguf_file *g, const char *what, llama_con
         c.arch = LLAMA_ARCH_QWEN2;
         c.rope_neox = 1; /* Qwen2's Q/K are stored as in HF: rotate_half pairs */
         c.qkv_bias = 1;
+    } else if (!strcmp(arch, "qwen3")) {
+        c.arch = LLAMA_ARCH_QWEN3;
+        c.rope_neox = 1; /* as Qwen2 */
+        c.qk_norm = 1;
     } else {
         return rg_error(e, RG_ERR_UNSUPPORTED, "%s: architecture \"%.64s\" is not a Llama-family decoder", what, arch);
     }
@@ -268,7 +272,7 @@ static rg_status parse_hf_rope(const cJSON *j, llama_config *c, const char *what
  * capped at the window instead and a longer sequence is refused rather than
  * attended differently. Mistral slides in every layer, with a window of
  * 4096 when config.json names none (MistralConfig's default; null turns it
- * off). Qwen2 slides only with "use_sliding_window", in the layers its
+ * off). Qwen2 and Qwen3 slide only with "use_sliding_window", in the layers their
  * "layer_types" marks "sliding_attention", by default those from
  * "max_window_layers" (28) on. Llama has no window. */
 static rg_status cap_hf_sliding_window(const cJSON *j, const char *model_type, llama_config *c, const char *what,
@@ -283,7 +287,7 @@ static rg_status cap_hf_sliding_window(const cJSON *j, const char *model_type, l
         if (!w)
             window = 4096;
         slides = window > 0;
-    } else if (!strcmp(model_type, "qwen2") && window > 0 &&
+    } else if ((!strcmp(model_type, "qwen2") || !strcmp(model_type, "qwen3")) && window > 0 &&
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "use_sliding_window"))) {
         const cJSON *types = cJSON_GetObjectItemCaseSensitive(j, "layer_types"), *t;
         if (cJSON_IsArray(types)) {
@@ -313,6 +317,9 @@ static rg_status parse_hf(const cJSON *j, const char *what, llama_config *out, r
     } else if (!strcmp(mt->valuestring, "qwen2")) {
         c.arch = LLAMA_ARCH_QWEN2;
         c.qkv_bias = 1;
+    } else if (!strcmp(mt->valuestring, "qwen3")) {
+        c.arch = LLAMA_ARCH_QWEN3;
+        c.qk_norm = 1; /* Q/K/V biases only with attention_bias, below */
     } else {
         return rg_error(e, RG_ERR_UNSUPPORTED, "%s: model_type \"%.64s\" is not a Llama-family decoder", what,
                         mt->valuestring);
@@ -337,7 +344,8 @@ static rg_status parse_hf(const cJSON *j, const char *what, llama_config *out, r
     if (c.n_head == 0 || c.n_embd % c.n_head)
         return rg_error(e, RG_ERR_CORRUPT, "%s: hidden_size %zu is not a multiple of %zu heads", what, c.n_embd,
                         c.n_head);
-    c.head_dim = c.n_embd / c.n_head;
+    /* Qwen3Config's head_dim defaults to 128, the others' to hidden / heads */
+    c.head_dim = c.arch == LLAMA_ARCH_QWEN3 ? 128 : c.n_embd / c.n_head;
     if ((st = json_size(j, "head_dim", 0, &c.head_dim, what, e)))
         return st;
     c.rope_dim = c.head_dim;

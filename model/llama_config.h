@@ -27,7 +27,8 @@
 
 typedef enum llama_arch {
     LLAMA_ARCH_LLAMA = 0, /* llama, mistral (same graph) */
-    LLAMA_ARCH_QWEN2 = 1  /* adds Q/K/V biases; NEOX rotation in GGUF */
+    LLAMA_ARCH_QWEN2 = 1, /* adds Q/K/V biases; NEOX rotation in GGUF */
+    LLAMA_ARCH_QWEN3 = 2  /* no biases; an RMSNorm on each Q and K head before RoPE; NEOX */
 } llama_arch;
 
 typedef enum llama_rope_scaling {
@@ -60,6 +61,7 @@ typedef struct llama_config {
     float rms_eps;
     int tied_output; /* output projection is the token embedding */
     int qkv_bias;
+    int qk_norm; /* Qwen3: per-head RMSNorm of Q and K (weights of head_dim), before RoPE */
 } llama_config;
 
 /* From an opened GGUF file. tied_output is set when no "output.weight"
@@ -67,7 +69,7 @@ typedef struct llama_config {
 rg_status llama_config_from_gguf(const gguf_file *g, const char *what, llama_config *out, rg_err *e);
 
 /* From config.json text (json[0..len)); what names it in messages. Accepts
- * model_type llama, mistral, qwen2 (and architectures naming them). */
+ * model_type llama, mistral, qwen2, qwen3 (and architectures naming them). */
 rg_status llama_config_parse_hf(const char *json, size_t len, const char *what, llama_config *out, rg_err *e);
 rg_status llama_config_load_hf(const char *path, llama_config *out, rg_err *e);
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/arch/: small random-weight Hugging Face decoders, one
-per architecture feature ragd claims (Qwen2's QKV biases, Llama 3 and linear
-RoPE scaling, grouped-query attention, an explicit head size wider than
-hidden/heads, untied outputs, F16/BF16 storage (F32 is test_decoder's own
-directory), configs in both the
-legacy and transformers 5 layouts), and tests/fixtures/arch_golden.jsonl:
+per architecture feature ragd claims (Qwen2's QKV biases, Qwen3's per-head
+Q/K norms, Llama 3 and linear RoPE scaling, grouped-query attention, an
+explicit head size wider than hidden/heads, untied outputs, F16/BF16
+storage (F32 is test_decoder's own directory), configs in both the legacy
+and transformers 5 layouts), and tests/fixtures/arch_golden.jsonl:
 what transformers computes from each directory in float32 with eager
 attention. tests/unit/test_decoder_arch.c loads every directory with ragd and
 requires the same logits and greedy tokens.
@@ -77,6 +77,10 @@ MODELS = {
     "qwen2_bias_v5": ("Qwen2ForCausalLM", dict(BASE, model_type="qwen2", num_attention_heads=4, num_key_value_heads=1,
                                                rope_theta=1000000.0, tie_word_embeddings=False),
                       "F16", "v5", ("no_qkv_bias", "rope_theta_x2")),
+    "qwen3_qk_norm": ("Qwen3ForCausalLM", dict(BASE, model_type="qwen3", num_attention_heads=4, num_key_value_heads=2,
+                                               head_dim=32, rope_theta=1000000.0, tie_word_embeddings=True,
+                                               attention_bias=False, use_sliding_window=False),
+                      "BF16", "legacy", ("no_qk_norm",)),
     "mistral_head_dim": ("MistralForCausalLM", dict(BASE, model_type="mistral", num_attention_heads=4,
                                                     num_key_value_heads=2, head_dim=32, rope_theta=1000000.0,
                                                     tie_word_embeddings=False, sliding_window=None),
@@ -198,6 +202,10 @@ def mutated(name, d, what):
     with torch.no_grad():
         if what == "tied_output":
             m.lm_head.weight.copy_(m.model.embed_tokens.weight)
+        elif what == "no_qk_norm":
+            for layer in m.model.layers:
+                layer.self_attn.q_norm = torch.nn.Identity()
+                layer.self_attn.k_norm = torch.nn.Identity()
         elif what == "no_qkv_bias":
             for layer in m.model.layers:
                 for p in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):

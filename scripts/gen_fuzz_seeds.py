@@ -107,7 +107,7 @@ def llama3_freq_factors(hd, theta, factor=8.0, low=1.0, high=4.0, orig_ctx=64):
 
 
 def llama_gguf(path_name, arch, spm, n_embd, n_ff, kinds, qkv_bias=False, n_layer=2, n_head_kv=1, theta=10000.0,
-               rope_freqs=False, linear_factor=None):
+               rope_freqs=False, linear_factor=None, qk_norm=False):
     path = os.path.join(ROOT, "gguf", path_name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     w = gguf.GGUFWriter(path, arch=arch)
@@ -168,6 +168,9 @@ def llama_gguf(path_name, arch, spm, n_embd, n_ff, kinds, qkv_bias=False, n_laye
             tensor(w, p + "attn_q.bias", (n_head * hd,), QT.F32)
             tensor(w, p + "attn_k.bias", (n_head_kv * hd,), QT.F32)
             tensor(w, p + "attn_v.bias", (n_head_kv * hd,), QT.F32)
+        if qk_norm:
+            tensor(w, p + "attn_q_norm.weight", (hd,), QT.F32)
+            tensor(w, p + "attn_k_norm.weight", (hd,), QT.F32)
         tensor(w, p + "attn_output.weight", (n_embd, n_head * hd), next(k))
         tensor(w, p + "ffn_gate.weight", (n_ff, n_embd), next(k))
         tensor(w, p + "ffn_up.weight", (n_ff, n_embd), next(k))
@@ -545,6 +548,9 @@ def main():
                n_head_kv=2, theta=500000.0, rope_freqs=True)
     llama_gguf("llama_linear_rope.gguf", "llama", False, 64, 128, [QT.Q4_0, QT.Q5_1, QT.BF16, QT.Q8_0],
                n_layer=1, linear_factor=4.0)
+    # Qwen3: per-head Q/K RMSNorm, NEOX, no biases
+    llama_gguf("qwen3_bpe.gguf", "qwen3", False, 64, 128, [QT.Q8_0, QT.F16, QT.Q4_0, QT.Q5_1],
+               n_head_kv=2, theta=1000000.0, qk_norm=True)
 
 
 if __name__ == "__main__":

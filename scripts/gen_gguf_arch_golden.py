@@ -3,8 +3,9 @@
 the small random-weight GGUF files of tests/fuzz/seeds/gguf (written by
 scripts/gen_fuzz_seeds.py): a Llama with byte-level BPE and mixed legacy and
 float matrices, a Qwen2 with QKV biases (NEOX rotation from GGUF), a Llama
-with SentencePiece and k-quant matrices (Q4_K, Q5_K, Q6_K), and two with
-RoPE scaling (Llama 3.1's rope_freqs.weight with GQA 4:2; linear).
+with SentencePiece and k-quant matrices (Q4_K, Q5_K, Q6_K), two with RoPE
+scaling (Llama 3.1's rope_freqs.weight with GQA 4:2; linear), and a Qwen3
+(per-head Q/K RMSNorm).
 tests/unit/test_decoder_arch.c loads each with ragd's GGUF path and requires
 llama.cpp's logits and greedy tokens: the only real GGUF the tests hold is
 SmolLM2 (Llama, Q4_1/Q8_0), so without this the Qwen2 and k-quant GGUF paths
@@ -37,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "tests" / "fixtures" / "gguf_arch_golden.jsonl"
 SEEDS = ("tests/fuzz/seeds/gguf/llama_bpe.gguf", "tests/fuzz/seeds/gguf/qwen2_bpe.gguf",
          "tests/fuzz/seeds/gguf/llama_spm_kquant.gguf", "tests/fuzz/seeds/gguf/llama3_ropefreqs.gguf",
-         "tests/fuzz/seeds/gguf/llama_linear_rope.gguf")
+         "tests/fuzz/seeds/gguf/llama_linear_rope.gguf", "tests/fuzz/seeds/gguf/qwen3_bpe.gguf")
 PROMPT_LENS = (1, 9, 70)
 N_GREEDY = 8
 FIRST_ID = 3  # past <unk>/<s>/</s> and their BPE counterparts

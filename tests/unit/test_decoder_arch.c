@@ -4,7 +4,8 @@
  * The machines that run the tests hold one real decoder (SmolLM2: Llama,
  * no bias, no RoPE scaling, tied output), which test_decoder checks against
  * llama.cpp and transformers. The rest of what the decoder claims is checked
- * here: Qwen2's QKV biases, Llama 3 and linear RoPE scaling, RoPE bases,
+ * here: Qwen2's QKV biases, Qwen3's per-head Q/K norms, Llama 3 and linear
+ * RoPE scaling, RoPE bases,
  * grouped-query attention (2:1, 4:1) and plain multi-head, an explicit
  * head_dim wider than hidden/heads (Mistral), untied outputs, F16/BF16
  * safetensors (F32: test_decoder's directory), and config.json both as
@@ -27,7 +28,7 @@
  * The GGUF side: the random-weight seeds of tests/fuzz/seeds/gguf (a Llama
  * with mixed legacy and float matrices, a Qwen2 with biases and NEOX
  * rotation, a Llama with k-quants, Llama 3.1's rope_freqs and linear RoPE
- * scaling) against llama.cpp
+ * scaling, a Qwen3) against llama.cpp
  * (tests/fixtures/gguf_arch_golden.jsonl, scripts/gen_gguf_arch_golden.py),
  * loaded as a user loads a GGUF, f16 cache: the issue's 1e-2 on the logits
  * and llama.cpp's greedy tokens, a near-tie excused.
@@ -67,7 +68,7 @@
  * error against transformers, the issue's 1e-2 (measured at most 1.5e-3
  * when written) */
 #define ARCH_STORED_REL 1e-2
-#define ARCH_MODELS 6
+#define ARCH_MODELS 7
 
 /* The GGUF seeds against llama.cpp (tests/fixtures/gguf_arch_golden.jsonl,
  * scripts/gen_gguf_arch_golden.py), over the whole vector: where the
@@ -82,7 +83,7 @@
 #define GGUF_MAX_REL 1e-2
 #define GGUF_MAX_STEP_ABS 5e-2
 #define GGUF_NEAR_TIE 0.15
-#define GGUF_MODELS 5
+#define GGUF_MODELS 6
 
 static int same_files(const cJSON *rec, const char *dir)
 {
@@ -205,6 +206,13 @@ static void test_configs(void)
          1, 10000.0f, 0, 32768},
         {"{\"model_type\":\"mistral\"," HF_BASE ",\"sliding_window\":-3}", 0, 0, 0, 0},
     };
+    /* Qwen3: per-head Q/K norms, NEOX, no biases, head_dim 128 by default
+     * (Qwen3Config's), not hidden / heads */
+    const char *qwen3 = "{\"model_type\":\"qwen3\"," HF_BASE "}";
+    llama_config q3;
+    rg_err qe = {0};
+    CHECK_OK(llama_config_parse_hf(qwen3, strlen(qwen3), "qwen3", &q3, &qe), qe);
+    CHECK(q3.arch == LLAMA_ARCH_QWEN3 && q3.qk_norm && !q3.qkv_bias && q3.rope_neox && q3.head_dim == 128);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         llama_config c;
         rg_err e = {0};

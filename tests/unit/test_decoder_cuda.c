@@ -1113,7 +1113,8 @@ static void test_fp16_copies(rg_decoder *d, const char *path, cJSON **recs, size
 /* Small random-weight models whose matrices rotate through the types
  * (tests/fuzz/seeds/gguf, scripts/gen_fuzz_seeds.py): Q|K|V and gate|up of
  * mixed block and plain types (Q4_1 | Q4_0 | F32, Q6_K | Q4_K | Q5_K, ...),
- * Qwen2's biases, Llama 3.1's rope_freqs, linear RoPE scaling; and the Hugging Face directories test_decoder_arch checks
+ * Qwen2's biases, Llama 3.1's rope_freqs, linear RoPE scaling, Qwen3's
+ * per-head Q/K norms; and the Hugging Face directories test_decoder_arch checks
  * against transformers (tests/fixtures/arch, scripts/gen_arch_golden.py),
  * so each architecture feature meets the GPU path too. The GPU decoder, with blocks kept and with fp16 copies,
  * against the CPU's float32 function: a 20-token prefill (unpacked rows
@@ -1141,7 +1142,8 @@ static void test_seed_models(void)
     const char *paths[] = {"tests/fuzz/seeds/gguf/llama_bpe.gguf",   "tests/fuzz/seeds/gguf/qwen2_bpe.gguf",
                            "tests/fuzz/seeds/gguf/llama_spm_kquant.gguf",
                            "tests/fuzz/seeds/gguf/llama3_ropefreqs.gguf",
-                           "tests/fuzz/seeds/gguf/llama_linear_rope.gguf", "tests/fixtures/arch/llama_gqa_untied",
+                           "tests/fuzz/seeds/gguf/llama_linear_rope.gguf", "tests/fuzz/seeds/gguf/qwen3_bpe.gguf",
+                           "tests/fixtures/arch/llama_gqa_untied",   "tests/fixtures/arch/qwen3_qk_norm",
                            "tests/fixtures/arch/llama3_scaled",       "tests/fixtures/arch/llama_linear_v5",
                            "tests/fixtures/arch/qwen2_bias",          "tests/fixtures/arch/qwen2_bias_v5",
                            "tests/fixtures/arch/mistral_head_dim"};
