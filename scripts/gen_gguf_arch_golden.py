@@ -11,7 +11,11 @@ llama.cpp's logits and greedy tokens: the only real GGUF the tests hold is
 SmolLM2 (Llama, Q4_1/Q8_0), so without this the Qwen2 and k-quant GGUF paths
 would meet llama.cpp nowhere.
 
-Usage: scripts/gen_gguf_arch_golden.py
+Usage: scripts/gen_gguf_arch_golden.py [--out FILE] [GGUF ...]
+  Without arguments, the seeds into the fixture. With GGUF files (for
+  instance the default model requantized by scripts/requant_gguf.py) and
+  --out, a golden file for them, which test_decoder_arch compares instead of
+  the fixture when $RAGD_GGUF_GOLDEN names it.
   Runs in the llama-cpp-python virtualenv of scripts/gen_llama_golden.py
   ($RAGD_LLAMAREF_VENV, else build/llamaref-venv; built from the sdist,
   CPU only). Needed only to regenerate the fixture, never by `make test`.
@@ -49,8 +53,12 @@ def main():
     import llama_cpp
     import numpy as np
 
+    args = sys.argv[1:]
+    out = OUT
+    if args[:1] == ["--out"]:
+        out, args = Path(args[1]), args[2:]
     lines = [json.dumps({"meta": {"llama_cpp_python": llama_cpp.__version__, "n_greedy": N_GREEDY}})]
-    for rel in SEEDS:
+    for rel in args or SEEDS:
         path = REPO / rel
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, n_batch=256, n_threads=1, logits_all=False,
@@ -82,8 +90,8 @@ def main():
             lines.append(json.dumps(rec))
             print(f"{rel}: {n} tokens -> {greedy}", file=sys.stderr)
         del llm
-    OUT.write_text("\n".join(lines) + "\n", encoding="ascii")
-    print(f"wrote {OUT} ({len(lines) - 1} prompts)", file=sys.stderr)
+    out.write_text("\n".join(lines) + "\n", encoding="ascii")
+    print(f"wrote {out} ({len(lines) - 1} prompts)", file=sys.stderr)
 
 
 if __name__ == "__main__":
