@@ -526,8 +526,8 @@ rg_status dec_cu_matvec_q8(cudaStream_t s, uint32_t type, const void *w, size_t 
 // A q8 decoder keeps a matrix of a float type as it is in the file and
 // multiplies it by the fp32 activations, rounded to the weights' type first
 // as model/quant_matvec.c's quant_act_prepare does (llama.cpp's
-// vec_dot_type), as model/quant_dot_avx2.c's dot_f32
-// / dot_f16 / dot_bf16 do: two 8-lane accumulators over blocks of 16
+// vec_dot_type), as model/quant_dot_avx2.c's multi_float_n does for each
+// vector: two 8-lane accumulators over blocks of 16
 // (lane j: elements 16i + j and 16i + 8 + j), added lane by lane, the SIMD
 // reduction, then the last in % 16 elements one by one (a rounded product
 // and an add). Eight lanes of a warp take a row, as in the integer kernel.
