@@ -27,6 +27,10 @@
 #include "model/decoder_cuda_blocks.cuh"
 #include "model/decoder_cuda_q8act.cuh"
 
+extern "C" {
+#include "common/log.h"
+}
+
 #define Q8_WARPS 2
 #define Q8_N 16           // token rows a block multiplies
 #define Q8_QUANT_THREADS 256
@@ -487,19 +491,51 @@ static void launch_q8(cudaStream_t s, const void *w, size_t row_bytes, const voi
                                                         y, ldy);
 }
 
-// Token counts go up in buckets (1, 2, 4, 8, 16, then chunks of 16).
+// Token rows a block takes in a product of up to Q8_N rows (a decode step
+// of up to 16 sequences), the rest in more chunks of the grid. Why not all
+// of them in one block: the grid is then out / 8 blocks of two warps, one
+// or two warps a scheduler, and each lane's 16 token rows a long chain of
+// dependent loads and FMAs: on an H200 (session 20) a step of 16
+// sequences took 10.8 ms, 88% of it in these products, where a step of one
+// took 2.3. Chunks of fewer rows read the same weight rows again, from L2
+// (the chunks are the grid's fast dimension), and give the schedulers more
+// warps to switch between. Each token row's operations are the same in
+// any chunk (batch independence), so the values do not change.
+// RAGD_CUDA_Q8_STEP_ROWS=1, 2, 4, 8 or 16 sets it (the benchmark's
+// comparison); read once.
+#define Q8_STEP_ROWS_DEFAULT 4
+static int step_rows(void)
+{
+    static const int rows = [] {
+        const char *v = getenv("RAGD_CUDA_Q8_STEP_ROWS");
+        if (!v || !*v)
+            return Q8_STEP_ROWS_DEFAULT;
+        char *end = nullptr;
+        long r = strtol(v, &end, 10);
+        if (!*end && r >= 1 && r <= Q8_N && (r & (r - 1)) == 0)
+            return (int)r;
+        LOG_WARN("CUDA decoder: RAGD_CUDA_Q8_STEP_ROWS=%s is not 1, 2, 4, 8 or 16; using %d", v,
+                 Q8_STEP_ROWS_DEFAULT);
+        return Q8_STEP_ROWS_DEFAULT;
+    }();
+    return rows;
+}
+
+// Token counts go up in buckets (1, 2, 4, 8, 16), at most step_rows() a
+// block up to Q8_N rows; a prefill's in chunks of Q8_N.
 template <uint32_t T>
 static void launch_q8_n(cudaStream_t s, const void *w, size_t row_bytes, const void *act, size_t act_row_bytes,
                         int n, int in, int out, float *y, int ldy)
 {
     constexpr bool K = T == GGML_TYPE_Q4_K || T == GGML_TYPE_Q5_K || T == GGML_TYPE_Q6_K;
-    if (n <= 1)
+    int per = n > Q8_N ? Q8_N : n < step_rows() ? n : step_rows();
+    if (per <= 1)
         launch_q8<T, 1, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
-    else if (n <= 2)
+    else if (per <= 2)
         launch_q8<T, 2, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
-    else if (n <= 4)
+    else if (per <= 4)
         launch_q8<T, 4, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
-    else if (n <= 8)
+    else if (per <= 8)
         launch_q8<T, 8, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
     else if (n <= Q8_N || !prefill_rows())
         launch_q8<T, Q8_N, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);

@@ -43,7 +43,8 @@
 # servers and the C benchmarks on the CPU instead (the dry run's wiring
 # check; bench_gpu.py and the peer are then skipped), with GEN_STEPS and
 # BENCH_SECONDS to keep it short. SKIP_TESTS (a regex of
-# test names, or "embedding benchmark") leaves them out. BIN_DIR takes the
+# test names, or "embedding benchmark", "rerank benchmark", "kernel times",
+# SciFact) leaves them out. BIN_DIR takes the
 # binaries from that folder as they are and LIMIT_SCALE multiplies every
 # step's time limit: scripts/gpu/sim_rehearsal.sh runs the stages HERE on
 # the cudasim builds that way. Exit status 0 when no step failed.
@@ -307,6 +308,15 @@ decode_bench() {
     echo "without CUDA graphs:"
     RAGD_CUDA_GRAPHS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" "${GEN_STEPS:-128}" 16 "$dev" |
         grep '^{' | tail -n 1
+    # a decode step's products: token rows a block takes (model/
+    # decoder_cuda_q8.cu step_rows; 16 = all in one block, as before
+    # session 20), at 16 sequences (the default printed above)
+    local r
+    for r in 1 2 8 16; do
+        echo "q8 step rows $r (RAGD_CUDA_Q8_STEP_ROWS=$r), 16 sequences:"
+        RAGD_CUDA_Q8_STEP_ROWS=$r "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 64 16 "$dev" |
+            grep '^{' | tail -n 1
+    done
     # the prompt's attention a block per token (before session 14) against
     # runs of up to 8 tokens a block (the default; the same values)
     echo "a block per token in the prompt's attention (RAGD_CUDA_ATT_RUNS=0):"
@@ -433,6 +443,12 @@ ids = [i for l in open(sys.argv[1]) for i in json.loads(l).get("ids", [])]
 print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" > "$work/ids512.txt"
     skipped test_decoder_cuda_q8 || {
         step test_decoder_cuda_q8 "$out/tests.log" 60 "$bin/test_decoder_cuda_q8"
+        # and with the decode steps' other chunkings (the same values)
+        local r
+        for r in 1 16; do
+            step "test_decoder_cuda_q8 (RAGD_CUDA_Q8_STEP_ROWS=$r)" "$out/tests.log" 60 \
+                env RAGD_CUDA_Q8_STEP_ROWS=$r "$bin/test_decoder_cuda_q8"
+        done
         sed -n '/^== test_decoder_cuda_q8 (/,$p' "$out/tests.log" | grep -E '^test_decoder_cuda_q8|CHECK failed' |
             cut -c1-400 | tail -n 12 >> "$summary"
     }
@@ -445,7 +461,7 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
     if [ "${BENCH:-1}" != 0 ] && [ -f "$gen_model" ]; then
         step "decode benchmark (bench_decode_device)" "$out/bench.log" 150 decode_bench
         [ -s "$work/ragd_decode.json" ] && cat "$work/ragd_decode.json" >> "$summary"
-        sed -n '/^without CUDA graphs:/,$p' "$out/bench.log" | grep -E '^(without|decode|fp16|[48] seq|\{)' |
+        sed -n '/^without CUDA graphs:/,$p' "$out/bench.log" | grep -E '^(without|decode|fp16|q8 step|[48] seq|\{)' |
             cut -c1-700 >> "$summary"
     fi
     skipped test_lmrerank || {
@@ -453,8 +469,10 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
         grep -E '^test_lmrerank' "$out/tests.log" | tail -n 8 >> "$summary"
     }
     [ "${BENCH:-1}" != 0 ] && [ -f "$gen_model" ] || return 0
-    step "rerank benchmark (causal-LM, $dev)" "$out/bench.log" 120 lm_rerank_bench
-    grep '^lm pairs ' "$out/bench.log" | tail -n 2 >> "$summary"
+    skipped "rerank benchmark" || {
+        step "rerank benchmark (causal-LM, $dev)" "$out/bench.log" 120 lm_rerank_bench
+        grep '^lm pairs ' "$out/bench.log" | tail -n 2 >> "$summary"
+    }
     PEER=${PEER_DIR:-}
     [ -n "$PEER" ] || for d in "$deps/peer-kept" "$deps/peer"; do [ -d "$d" ] && { PEER=$d; break; }; done
     export PEER
@@ -473,12 +491,14 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
     step "serve --device $dev (generator)" "$out/serve.log" 90 serve_gen
     step "serving throughput (${SERVE_REQUESTS:-16} chats, $dev)" "$out/serve.log" 120 serve_throughput
     grep '^{"requests"' "$out/serve.log" | tail -n 2 >> "$summary"
-    if [ "$dev" = cuda ]; then # each part's header, its 5 costliest kernels and the total
+    if [ "$dev" = cuda ] && ! skipped "kernel times"; then # each part's header, its 5 costliest kernels and the total
         step "kernel times (ncu)" "$out/bench.log" 200 decode_kernels
         sed -n '/^== kernels: /,$p' "$out/bench.log" | awk '/^== kernels: /{n=0; print; next}
             /all kernels$/{print; next} /%/{if (++n <= 5) print}' | cut -c1-150 >> "$summary"
     fi
-    if [ -f "$deps/datasets/scifact/corpus.jsonl" ]; then
+    if skipped SciFact; then
+        :
+    elif [ -f "$deps/datasets/scifact/corpus.jsonl" ]; then
         step "SciFact retrieval with the reranker ($dev)" "$out/bench.log" 300 scifact_eval
         sed -n '/^== SciFact/,$p' "$out/bench.log" | grep -E '^(mode|lexical|dense|hybrid|[0-9]+ doc|ingest)' \
             >> "$summary"
