@@ -310,9 +310,9 @@ decode_bench() {
         grep '^{' | tail -n 1
     # a decode step's products: token rows a block takes (model/
     # decoder_cuda_q8.cu step_rows; 16 = all in one block, as before
-    # session 20), at 16 sequences (the default printed above)
+    # session 20), at 16 sequences, each setting in turn
     local r
-    for r in 1 2 8 16; do
+    for r in 1 2 4 8 16; do
         echo "q8 step rows $r (RAGD_CUDA_Q8_STEP_ROWS=$r), 16 sequences:"
         RAGD_CUDA_Q8_STEP_ROWS=$r "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 64 16 "$dev" |
             grep '^{' | tail -n 1
