@@ -14,12 +14,13 @@
 // 2 dp4a per 8 weights and token instead of 8 conversions and 8 FMAs.
 //
 // Layout: eight lanes of a warp take one weight row and multiply it into
-// up to 16 token rows, in the CPU's exact float order (see "the product"
-// below): a token's result is the CPU's bit for bit, so it never depends
-// on the other rows of the call either (batch independence, as in the
-// float kernel). More than 16 rows (prefill) run as a grid of 16-row
-// chunks that read the weights from L2, the eight lanes then taking 4
-// weight rows (2 of a K type) and loading the activations once for them.
+// a chunk of 1 to 16 token rows, in the CPU's exact float order (see "the
+// product" below): a token's result is the CPU's bit for bit, so it never
+// depends on the other rows of the call either (batch independence, as in
+// the float kernel). The chunks are a grid dimension, reading the weights
+// again from L2 (step_rows, prefill_chunk: few rows a chunk, for the
+// latency); in a prefill the eight lanes take 4 weight rows (2 of a K
+// type) and load the activations once for them.
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -32,7 +33,7 @@ extern "C" {
 }
 
 #define Q8_WARPS 2
-#define Q8_N 16           // token rows a block multiplies
+#define Q8_N 16           // token rows a block multiplies at most
 #define Q8_QUANT_THREADS 256
 
 // ---- activation blocks ------------------------------------------------------------
@@ -460,10 +461,9 @@ __global__ static void __launch_bounds__(Q8_WARPS * 32)
 }
 
 // Rows a lane takes: R_PREFILL (R_PREFILL_K for the K types, whose blocks
-// hold more a lane) for a prefill of more than Q8_N token rows, where each
-// block's weight quants meet 16 token rows a chunk, the activations' loads
-// were as many as the dp4a (more for the 32-element types), and the
-// chunks keep the grid wide; 1 for a decode step (up to 16 sequences: R
+// hold more a lane) for a prefill of more than Q8_N token rows, where the
+// activations' loads were as many as the dp4a (more for the 32-element
+// types), and the chunks keep the grid wide; 1 for a decode step (up to 16 sequences: R
 // rows a lane would leave 1 / R of the blocks, on a grid that is already
 // narrow).
 #define R_PREFILL 4
@@ -491,56 +491,76 @@ static void launch_q8(cudaStream_t s, const void *w, size_t row_bytes, const voi
                                                         y, ldy);
 }
 
-// Token rows a block takes in a product of up to Q8_N rows (a decode step
-// of up to 16 sequences), the rest in more chunks of the grid. Why not all
-// of them in one block: the grid is then out / 8 blocks of two warps, one
-// or two warps a scheduler, and each lane's 16 token rows a long chain of
-// dependent loads and FMAs: on an H200 (session 20) a step of 16
-// sequences took 10.8 ms, 88% of it in these products, where a step of one
-// took 2.3. Chunks of fewer rows read the same weight rows again, from L2
-// (the chunks are the grid's fast dimension), and give the schedulers more
-// warps to switch between. Each token row's operations are the same in
-// any chunk (batch independence), so the values do not change.
-// RAGD_CUDA_Q8_STEP_ROWS=1, 2, 4, 8 or 16 sets it (the benchmark's
-// comparison); read once.
-#define Q8_STEP_ROWS_DEFAULT 4
+// A power of two from 1 to Q8_N in the environment variable name, else def
+// (with a warning when it is set to something else).
+static int env_rows(const char *name, int def)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    char *end = nullptr;
+    long r = strtol(v, &end, 10);
+    if (!*end && r >= 1 && r <= Q8_N && (r & (r - 1)) == 0)
+        return (int)r;
+    LOG_WARN("CUDA decoder: %s=%s is not 1, 2, 4, 8 or 16; using %d", name, v, def);
+    return def;
+}
+
+// Token rows a block takes: in a product of up to Q8_N rows (a decode
+// step of up to 16 sequences) at most step_rows(), in a prefill
+// prefill_chunk(); the rest go to more chunks of the grid. Why so few: a
+// lane's token rows are a chain of dependent loads and FMAs, and with all
+// 16 rows in a block the grid is out / 8 blocks of two warps, one or two
+// warps a scheduler to hide that latency: on an H200 (session 20) a step
+// of 16 sequences took 10.7 ms that way (88% in these products, against
+// 2.3 ms for a step of one), 6.6 ms with 8 rows a block, 4.4 with 4, 2.9
+// with 2 and 2.8 with 1. Chunks of fewer rows read the same weight rows
+// again, from L2 (the chunks are the grid's fast dimension). Each token
+// row's operations are the same in any chunk (batch independence), so the
+// values do not change. RAGD_CUDA_Q8_STEP_ROWS and
+// RAGD_CUDA_Q8_PREFILL_CHUNK (1, 2, 4, 8 or 16) set them for the
+// benchmark's comparison; read once.
 static int step_rows(void)
 {
-    static const int rows = [] {
-        const char *v = getenv("RAGD_CUDA_Q8_STEP_ROWS");
-        if (!v || !*v)
-            return Q8_STEP_ROWS_DEFAULT;
-        char *end = nullptr;
-        long r = strtol(v, &end, 10);
-        if (!*end && r >= 1 && r <= Q8_N && (r & (r - 1)) == 0)
-            return (int)r;
-        LOG_WARN("CUDA decoder: RAGD_CUDA_Q8_STEP_ROWS=%s is not 1, 2, 4, 8 or 16; using %d", v,
-                 Q8_STEP_ROWS_DEFAULT);
-        return Q8_STEP_ROWS_DEFAULT;
-    }();
+    static const int rows = env_rows("RAGD_CUDA_Q8_STEP_ROWS", 1);
+    return rows;
+}
+static int prefill_chunk(void)
+{
+    static const int rows = env_rows("RAGD_CUDA_Q8_PREFILL_CHUNK", 4);
     return rows;
 }
 
-// Token counts go up in buckets (1, 2, 4, 8, 16), at most step_rows() a
-// block up to Q8_N rows; a prefill's in chunks of Q8_N.
+// per token rows a block (1, 2, 4, 8 or 16), R weight rows a lane.
+template <uint32_t T, int R>
+static void launch_q8_per(int per, cudaStream_t s, const void *w, size_t row_bytes, const void *act,
+                          size_t act_row_bytes, int n, int in, int out, float *y, int ldy)
+{
+    if (per <= 1)
+        launch_q8<T, 1, R>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+    else if (per <= 2)
+        launch_q8<T, 2, R>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+    else if (per <= 4)
+        launch_q8<T, 4, R>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+    else if (per <= 8)
+        launch_q8<T, 8, R>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+    else
+        launch_q8<T, Q8_N, R>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+}
+
 template <uint32_t T>
 static void launch_q8_n(cudaStream_t s, const void *w, size_t row_bytes, const void *act, size_t act_row_bytes,
                         int n, int in, int out, float *y, int ldy)
 {
     constexpr bool K = T == GGML_TYPE_Q4_K || T == GGML_TYPE_Q5_K || T == GGML_TYPE_Q6_K;
-    int per = n > Q8_N ? Q8_N : n < step_rows() ? n : step_rows();
-    if (per <= 1)
-        launch_q8<T, 1, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
-    else if (per <= 2)
-        launch_q8<T, 2, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
-    else if (per <= 4)
-        launch_q8<T, 4, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
-    else if (per <= 8)
-        launch_q8<T, 8, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
-    else if (n <= Q8_N || !prefill_rows())
-        launch_q8<T, Q8_N, 1>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+    if (n <= Q8_N)
+        launch_q8_per<T, 1>(n < step_rows() ? n : step_rows(), s, w, row_bytes, act, act_row_bytes, n, in, out, y,
+                            ldy);
+    else if (!prefill_rows())
+        launch_q8_per<T, 1>(prefill_chunk(), s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
     else
-        launch_q8<T, Q8_N, K ? R_PREFILL_K : R_PREFILL>(s, w, row_bytes, act, act_row_bytes, n, in, out, y, ldy);
+        launch_q8_per<T, K ? R_PREFILL_K : R_PREFILL>(prefill_chunk(), s, w, row_bytes, act, act_row_bytes, n, in,
+                                                      out, y, ldy);
 }
 
 rg_status dec_cu_matvec_q8(cudaStream_t s, uint32_t type, const void *w, size_t row_bytes, const void *act, int n,

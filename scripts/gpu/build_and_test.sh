@@ -317,6 +317,13 @@ decode_bench() {
         RAGD_CUDA_Q8_STEP_ROWS=$r "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 64 16 "$dev" |
             grep '^{' | tail -n 1
     done
+    # and a prefill's chunks of token rows (prefill_chunk; 16 before
+    # session 20)
+    for r in 1 2 4 8 16; do
+        echo "q8 prefill chunk $r (RAGD_CUDA_Q8_PREFILL_CHUNK=$r):"
+        RAGD_CUDA_Q8_PREFILL_CHUNK=$r "$bin/bench_decode_device" "$gen_model" "$work/ids512.txt" 16 16 "$dev" |
+            grep '^{' | tail -n 1
+    done
     # the prompt's attention a block per token (before session 14) against
     # runs of up to 8 tokens a block (the default; the same values)
     echo "a block per token in the prompt's attention (RAGD_CUDA_ATT_RUNS=0):"
@@ -382,6 +389,9 @@ decode_long() {
     "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 64 16 "$dev" | grep '^{' | tail -n 1
     # the q8 attention's prefill runs (a block takes up to 8 tokens and
     # reads each K/V row once for them) against a block per token
+    echo "2048-token prompt, prefill chunks of 16 as before session 20 (RAGD_CUDA_Q8_PREFILL_CHUNK=16):"
+    RAGD_CUDA_Q8_PREFILL_CHUNK=16 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 16 16 "$dev" |
+        grep '^{' | tail -n 1
     echo "2048-token prompt, a block per token in the attention (RAGD_CUDA_ATT_RUNS=0):"
     RAGD_CUDA_ATT_RUNS=0 "$bin/bench_decode_device" "$gen_model" "$work/ids2048.txt" 16 16 "$dev" |
         grep '^{' | tail -n 1
@@ -445,9 +455,10 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
         step test_decoder_cuda_q8 "$out/tests.log" 60 "$bin/test_decoder_cuda_q8"
         # and with the decode steps' other chunkings (the same values)
         local r
-        for r in 1 16; do
-            step "test_decoder_cuda_q8 (RAGD_CUDA_Q8_STEP_ROWS=$r)" "$out/tests.log" 60 \
-                env RAGD_CUDA_Q8_STEP_ROWS=$r "$bin/test_decoder_cuda_q8"
+        for r in "16 16" "4 1"; do
+            set -- $r
+            step "test_decoder_cuda_q8 (RAGD_CUDA_Q8_STEP_ROWS=$1 RAGD_CUDA_Q8_PREFILL_CHUNK=$2)" "$out/tests.log" 60 \
+                env RAGD_CUDA_Q8_STEP_ROWS=$1 RAGD_CUDA_Q8_PREFILL_CHUNK=$2 "$bin/test_decoder_cuda_q8"
         done
         sed -n '/^== test_decoder_cuda_q8 (/,$p' "$out/tests.log" | grep -E '^test_decoder_cuda_q8|CHECK failed' |
             cut -c1-400 | tail -n 12 >> "$summary"
@@ -461,7 +472,7 @@ print(" ".join(map(str, ids[:512])))' "$root/tests/fixtures/llama_golden.jsonl" 
     if [ "${BENCH:-1}" != 0 ] && [ -f "$gen_model" ]; then
         step "decode benchmark (bench_decode_device)" "$out/bench.log" 150 decode_bench
         [ -s "$work/ragd_decode.json" ] && cat "$work/ragd_decode.json" >> "$summary"
-        sed -n '/^without CUDA graphs:/,$p' "$out/bench.log" | grep -E '^(without|decode|fp16|q8 step|[48] seq|\{)' |
+        sed -n '/^without CUDA graphs:/,$p' "$out/bench.log" | grep -E '^(without|decode|fp16|q8 |[48] seq|\{)' |
             cut -c1-700 >> "$summary"
     fi
     skipped test_lmrerank || {
