@@ -54,5 +54,6 @@ void route_chat_completions(rg_request *r);
 
 /* routes_retrieval.c */
 void route_retrieval(rg_request *r);
+void route_search(rg_request *r); /* the RAG Blueprint's POST /v1/search */
 
 #endif

@@ -61,6 +61,7 @@ static const rg_route routes[] = {
     {"GET", "/v1/tasks", route_tasks_list, 0},
     {"GET", "/v1/tasks/{id}", route_tasks_get, 0},
     {"POST", "/v1/retrieval", route_retrieval, 0},
+    {"POST", "/v1/search", route_search, 0},
     {"GET", "/v1/models", route_models, 0},
     {"POST", "/v1/embeddings", route_embeddings, 0},
     {"POST", "/v1/ranking", route_ranking, 0},

@@ -207,3 +207,82 @@ def test_retrieval_with_rerank(rr):
         i = [p["chunk_id"] for p in plain].index(h["chunk_id"])
         assert h["score"] == pytest.approx(plain[i]["score"]) and h["ranks"]["retrieval"] == i + 1
     expect_error(rr.post("/v1/retrieval", json={"query": query, "rerank": "yes"}), 400)
+
+
+# ---- the RAG Blueprint's POST /v1/search (LangChain's NVIDIARAGRetriever) ----
+
+BP_TOPIC = "pangolin"
+BP_TEXTS = [f"The {BP_TOPIC} note number {i}: " + g["passage"][:300] for i, g in enumerate(GOLDEN[1:41:4])]
+BP_QUERY = f"{BP_TOPIC} note about vitamin deficiency"
+
+
+@pytest.fixture(scope="module")
+def bp(rr):
+    rr.ingest([(f"bp{i}.txt", t) for i, t in enumerate(BP_TEXTS)], collection="bp")
+    return rr
+
+
+def test_blueprint_search_through_nvidia_rag_retriever(bp):
+    from langchain_nvidia_ai_endpoints import NVIDIARAGRetriever
+
+    # The client's defaults: the reranker on, 100 candidates; here 3 results.
+    docs = NVIDIARAGRetriever(base_url=bp.url, collection_names=["bp"], k=3).invoke(BP_QUERY)
+    want = bp.post_json("/v1/retrieval", {"query": BP_QUERY, "collection": "bp", "top_k": 3, "rerank": True,
+                                          "candidates": 100})["data"]
+    plain = bp.post_json("/v1/retrieval", {"query": BP_QUERY, "collection": "bp", "top_k": 3,
+                                           "candidates": 100})["data"]
+    assert len(docs) == 3 and len(want) == 3
+    assert [d.page_content for d in docs] == [h["text"] for h in want]
+    assert [d.page_content for d in docs] != [h["text"] for h in plain]  # the reranker's order, not retrieval's
+    for d, h in zip(docs, want):
+        m = d.metadata
+        assert m["score"] == pytest.approx(1 / (1 + math.exp(-h["rerank_logit"])), abs=1e-6)
+        assert m["document_id"] == str(h["document_id"]) and m["document_name"] == h["document"]
+        assert m["document_type"] == "text" and m["chunk_id"] == h["chunk_id"] and m["collection"] == "bp"
+    assert [d.metadata["score"] for d in docs] == sorted((d.metadata["score"] for d in docs), reverse=True)
+
+    # Reranker off: retrieval's order and scores.
+    docs = NVIDIARAGRetriever(base_url=bp.url, collection_names=["bp"], k=3, enable_reranker=False).invoke(BP_QUERY)
+    assert [d.page_content for d in docs] == [h["text"] for h in plain]
+    assert [d.metadata["score"] for d in docs] == pytest.approx([h["score"] for h in plain])
+
+
+def test_blueprint_search_fields_and_errors(bp):
+    body = {"query": BP_QUERY, "collection_names": ["bp"], "reranker_top_k": 10, "vdb_top_k": 10}
+    out = bp.post_json("/v1/search", body)
+    assert out["total_results"] == len(out["results"]) == 10
+    scores = [r["score"] for r in out["results"]]
+    # confidence_threshold keeps the results whose reranker probability reaches it
+    cut = (scores[3] + scores[4]) / 2
+    kept = bp.post_json("/v1/search", dict(body, confidence_threshold=cut))
+    assert [r["content"] for r in kept["results"]] == [r["content"] for r in out["results"][:4]]
+    assert kept["total_results"] == 4
+    # an empty list searches every collection; reranker_top_k 0 asks for nothing
+    assert bp.post_json("/v1/search", dict(body, collection_names=[]))["total_results"] == 10
+    assert bp.post_json("/v1/search", dict(body, reranker_top_k=0)) == {"results": [], "total_results": 0}
+    # accepted and ignored: the Blueprint's model and endpoint overrides, messages, citations
+    same = bp.post_json("/v1/search", dict(body, messages=[{"role": "user", "content": "x"}], enable_citations=True,
+                                           reranker_model="m", embedding_endpoint="http://elsewhere"))
+    assert same == out
+    # what ragd cannot do is refused, not pretended
+    for extra in ({"enable_query_rewriting": True}, {"enable_filter_generator": True},
+                  {"filter_expr": 'content like "%x%"'}, {"collection_names": ["bp", "rr"]},
+                  {"collection_names": "bp"}, {"reranker_top_k": -1}, {"vdb_top_k": 5000},
+                  {"confidence_threshold": 2}, {"enable_reranker": "yes"}, {"query": ""}, {"query": 7}):
+        expect_error(bp.post("/v1/search", json=dict(body, **extra)), 400)
+    expect_error(bp.post("/v1/search", json=dict(body, collection_names=["no-such"])), 404)
+
+
+def test_blueprint_search_without_a_reranker_keeps_retrieval_order(tmp_path):
+    from langchain_nvidia_ai_endpoints import NVIDIARAGRetriever
+
+    s = RagdServer(tmp_path / "data", extra_args=("--rerank-model", "none"))
+    try:
+        s.ingest([(f"bp{i}.txt", t) for i, t in enumerate(BP_TEXTS)], collection="bp")
+        # enable_reranker is the client's default; with no reranker the retrieval order is the answer
+        docs = NVIDIARAGRetriever(base_url=s.url, collection_names=["bp"], k=4).invoke(BP_QUERY)
+        plain = s.post_json("/v1/retrieval", {"query": BP_QUERY, "collection": "bp", "top_k": 4,
+                                              "candidates": 100})["data"]
+        assert [d.page_content for d in docs] == [h["text"] for h in plain] and len(docs) == 4
+    finally:
+        s.stop()
