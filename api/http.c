@@ -133,6 +133,19 @@ cJSON *http_body_json(rg_request *r)
     return json;
 }
 
+int http_json_bool(rg_request *r, const cJSON *obj, const char *name, int *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsBool(v)) {
+        http_error(r, 400, "invalid_request", "'%s' must be true or false", name);
+        return -1;
+    }
+    *out = cJSON_IsTrue(v);
+    return 1;
+}
+
 int http_query_int(rg_request *r, const char *key, long min, long max, long def, long *out)
 {
     *out = def;

@@ -71,6 +71,11 @@ unsigned http_status_for(rg_status st);
  * returns NULL. */
 cJSON *http_body_json(rg_request *r);
 
+/* The optional boolean member name of obj into *out: 1 when set, 0 when
+ * absent or null (*out unchanged), -1 (after answering 400) when it is not
+ * a boolean. */
+int http_json_bool(rg_request *r, const cJSON *obj, const char *name, int *out);
+
 /* Parses a decimal query argument in [min,max]; answers 400 and returns -1
  * when present but invalid. *out keeps def when absent. */
 int http_query_int(rg_request *r, const char *key, long min, long max, long def, long *out);

@@ -172,19 +172,6 @@ static int logit_bias_field(rg_request *r, const cJSON *body, rg_sampling_params
     return 1;
 }
 
-static int bool_field(rg_request *r, const cJSON *body, const char *name, int *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, name);
-    if (!v || cJSON_IsNull(v))
-        return 0;
-    if (!cJSON_IsBool(v)) {
-        http_error(r, 400, "invalid_request", "'%s' must be true or false", name);
-        return -1;
-    }
-    *out = cJSON_IsTrue(v);
-    return 1;
-}
-
 /* response_format: {"type": "text"} (the default), {"type": "json_object"}
  * (JSON mode: the answer is one JSON object, enforced token by token,
  * generate/json_mode.h) or {"type": "json_schema", "json_schema": {"name",
@@ -348,7 +335,7 @@ static int parse_common(rg_request *r, const cJSON *body, rg_gen_request *req, r
 
     /* chat: logprobs true + top_logprobs 0..20; completions: logprobs 0..5 */
     if (c->chat) {
-        if (bool_field(r, body, "logprobs", &c->logprobs) < 0)
+        if (http_json_bool(r, body, "logprobs", &c->logprobs) < 0)
             return -1;
         if ((got = int_field(r, body, "top_logprobs", 0, GEN_MAX_TOP_LOGPROBS, &v)) < 0)
             return -1;
@@ -370,7 +357,7 @@ static int parse_common(rg_request *r, const cJSON *body, rg_gen_request *req, r
         return -1;
 
     *stream = 0;
-    if (bool_field(r, body, "stream", stream) < 0)
+    if (http_json_bool(r, body, "stream", stream) < 0)
         return -1;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
     if (so && !cJSON_IsNull(so)) {
@@ -382,7 +369,7 @@ static int parse_common(rg_request *r, const cJSON *body, rg_gen_request *req, r
             http_error(r, 400, "invalid_request", "'stream_options' is only allowed with 'stream': true");
             return -1;
         }
-        if (bool_field(r, so, "include_usage", &c->include_usage) < 0)
+        if (http_json_bool(r, so, "include_usage", &c->include_usage) < 0)
             return -1;
     }
     return 0;

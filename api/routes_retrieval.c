@@ -37,20 +37,6 @@ static int json_int_field(rg_request *r, const cJSON *v, const char *name, long 
     return 0;
 }
 
-/* An optional boolean field; answers 400 and returns -1 when present but
- * not a boolean. *out keeps its value when absent. */
-static int json_bool_field(rg_request *r, const cJSON *v, const char *name, int *out)
-{
-    if (!v || cJSON_IsNull(v))
-        return 0;
-    if (!cJSON_IsBool(v)) {
-        http_error(r, 400, "invalid_request", "'%s' must be a boolean", name);
-        return -1;
-    }
-    *out = cJSON_IsTrue(v);
-    return 0;
-}
-
 static cJSON *rank_or_null(int rank)
 {
     return rank > 0 ? cJSON_CreateNumber(rank) : cJSON_CreateNull();
@@ -146,7 +132,7 @@ void route_retrieval(rg_request *r)
         json_int_field(r, cJSON_GetObjectItemCaseSensitive(body, "candidates"), "candidates", 1,
                        RETRIEVAL_MAX_CANDIDATES, &a.candidates) ||
         mode_field(r, cJSON_GetObjectItemCaseSensitive(body, "mode"), &a.mode) ||
-        json_bool_field(r, cJSON_GetObjectItemCaseSensitive(body, "rerank"), "rerank", &a.rerank))
+        http_json_bool(r, body, "rerank", &a.rerank) < 0)
         goto out;
     if (a.rerank && !srv->semantic.reranker) {
         http_error(r, 503, "unavailable",
@@ -194,7 +180,7 @@ out:
 static int unsupported_flag(rg_request *r, const cJSON *body, const char *name, const char *why)
 {
     int on = 0;
-    if (json_bool_field(r, cJSON_GetObjectItemCaseSensitive(body, name), name, &on))
+    if (http_json_bool(r, body, name, &on) < 0)
         return -1;
     if (on) {
         http_error(r, 400, "invalid_request", "'%s' is not supported by ragd (%s)", name, why);
@@ -271,8 +257,7 @@ void route_search(rg_request *r)
         json_int_field(r, cJSON_GetObjectItemCaseSensitive(body, "vdb_top_k"), "vdb_top_k", 0,
                        RETRIEVAL_MAX_CANDIDATES, &a.candidates) ||
         mode_field(r, cJSON_GetObjectItemCaseSensitive(body, "mode"), &a.mode) ||
-        json_bool_field(r, cJSON_GetObjectItemCaseSensitive(body, "enable_reranker"), "enable_reranker",
-                        &a.rerank) ||
+        http_json_bool(r, body, "enable_reranker", &a.rerank) < 0 ||
         unsupported_flag(r, body, "enable_query_rewriting", "no query rewriting model") ||
         unsupported_flag(r, body, "enable_filter_generator", "no filter generation"))
         goto out;
