@@ -57,10 +57,6 @@ static int retrieve(rg_request *r, const retrieval_ask *a, rg_search_result *res
 {
     rg_server *srv = r->server;
     rg_err e;
-    if (strlen(a->query) > RETRIEVAL_MAX_QUERY_BYTES) {
-        http_error(r, 400, "invalid_request", "'query' is longer than %d bytes", RETRIEVAL_MAX_QUERY_BYTES);
-        return -1;
-    }
     int64_t coll_id = 0;
     if (a->collection) {
         rg_collection c = {0};
@@ -87,6 +83,21 @@ static int retrieve(rg_request *r, const retrieval_ask *a, rg_search_result *res
         rerank_stage_run(srv->semantic.reranker, a->query, res, (size_t)a->k, reranked, &rerank_tokens, &e)) {
         search_result_free(res);
         http_fail(r, &e);
+        return -1;
+    }
+    return 0;
+}
+
+/* The query string q: non-empty and at most RETRIEVAL_MAX_QUERY_BYTES;
+ * else answers 400 (what names the accepted forms) and returns -1. */
+static int query_ok(rg_request *r, const cJSON *q, const char *what)
+{
+    if (!cJSON_IsString(q) || !q->valuestring[0]) {
+        http_error(r, 400, "invalid_request", "'query' must be %s", what);
+        return -1;
+    }
+    if (strlen(q->valuestring) > RETRIEVAL_MAX_QUERY_BYTES) {
+        http_error(r, 400, "invalid_request", "'query' is longer than %d bytes", RETRIEVAL_MAX_QUERY_BYTES);
         return -1;
     }
     return 0;
@@ -123,10 +134,8 @@ void route_retrieval(rg_request *r)
     retrieval_ask a = {.k = 5, .mode = srv->semantic.embedder ? SEARCH_HYBRID : SEARCH_LEXICAL};
     rg_search_result res;
 
-    if (!cJSON_IsString(q) || !q->valuestring[0]) {
-        http_error(r, 400, "invalid_request", "'query' must be a non-empty string or {\"text\": string}");
+    if (query_ok(r, q, "a non-empty string or {\"text\": string}"))
         goto out;
-    }
     a.query = q->valuestring;
     if (json_int_field(r, cJSON_GetObjectItemCaseSensitive(body, "top_k"), "top_k", 1, RETRIEVAL_MAX_TOP_K, &a.k) ||
         json_int_field(r, cJSON_GetObjectItemCaseSensitive(body, "candidates"), "candidates", 1,
@@ -209,10 +218,12 @@ static cJSON *search_result(const rg_hit *h, double score)
     static const char *const moved[] = {"chunk_id", "collection", "offsets", "heading_path", "page"};
     for (size_t i = 0; i < sizeof moved / sizeof *moved; i++) {
         cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(hit, moved[i]);
-        if (v && !cJSON_IsNull(v) && !cJSON_HasObjectItem(meta, moved[i]))
+        if (v && !cJSON_IsNull(v)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(meta, moved[i]); /* the chunk's own field wins */
             cJSON_AddItemToObject(meta, moved[i], v);
-        else
+        } else {
             cJSON_Delete(v);
+        }
     }
     cJSON_AddItemToObject(o, "metadata", meta);
     cJSON_Delete(hit);
@@ -223,8 +234,8 @@ static cJSON *search_result(const rg_hit *h, double score)
  * 10), vdb_top_k (candidates before reranking, default 100),
  * collection_names (at most one here), enable_reranker (default true:
  * applied when the server has a reranker, else the retrieval order is
- * kept), confidence_threshold (with reranking: the reranker's probability,
- * the logistic of its logit, at least this). Query rewriting, filter
+ * kept), confidence_threshold (with reranking only: the reranker's
+ * probability, the logistic of its logit, at least this). Query rewriting, filter
  * generation and filter_expr are refused when asked for; the model and
  * endpoint overrides, messages and enable_citations are accepted and
  * ignored (ragd serves its own models; text has no image citations). The
@@ -247,10 +258,8 @@ void route_search(rg_request *r)
     double threshold = 0;
     rg_search_result res;
 
-    if (!cJSON_IsString(q) || !q->valuestring[0]) {
-        http_error(r, 400, "invalid_request", "'query' must be a non-empty string");
+    if (query_ok(r, q, "a non-empty string"))
         goto out;
-    }
     a.query = q->valuestring;
     if (json_int_field(r, cJSON_GetObjectItemCaseSensitive(body, "reranker_top_k"), "reranker_top_k", 0,
                        RETRIEVAL_MAX_TOP_K, &a.k) ||
@@ -285,25 +294,32 @@ void route_search(rg_request *r)
             a.collection = cJSON_GetArrayItem(names, 0)->valuestring;
     }
     a.rerank = a.rerank && srv->semantic.reranker;
-    cJSON *o = cJSON_CreateObject(), *results = cJSON_AddArrayToObject(o, "results");
-    if (a.k > 0) {
-        if (a.candidates < a.k)
-            a.candidates = a.k;
-        if (retrieve(r, &a, &res, &reranked)) {
-            cJSON_Delete(o);
-            goto out;
-        }
-        for (size_t i = 0; i < res.n; i++) {
-            double score = res.hits[i].score;
-            if (reranked) {
-                score = 1.0 / (1.0 + exp(-(double)reranked[i].logit));
-                if (score < threshold)
-                    continue;
-            }
-            cJSON_AddItemToArray(results, search_result(&res.hits[i], score));
-        }
-        search_result_free(&res);
+    if (threshold > 0 && !a.rerank) {
+        http_error(r, 400, "invalid_request",
+                   "'confidence_threshold' applies to the reranker's scores, and this search is not reranked (%s)",
+                   srv->semantic.reranker ? "enable_reranker is false" : "the server has no reranker");
+        goto out;
     }
+    /* reranker_top_k 0 asks for nothing, but the request is still searched
+     * once so that it is checked as any other (its collection, mode) */
+    long want = a.k;
+    if (a.k == 0)
+        a.k = 1, a.rerank = 0;
+    if (a.candidates < a.k)
+        a.candidates = a.k;
+    if (retrieve(r, &a, &res, &reranked))
+        goto out;
+    cJSON *o = cJSON_CreateObject(), *results = cJSON_AddArrayToObject(o, "results");
+    for (size_t i = 0; i < res.n && (long)i < want; i++) {
+        double score = res.hits[i].score;
+        if (reranked) {
+            score = 1.0 / (1.0 + exp(-(double)reranked[i].logit));
+            if (score < threshold)
+                continue;
+        }
+        cJSON_AddItemToArray(results, search_result(&res.hits[i], score));
+    }
+    search_result_free(&res);
     cJSON_AddNumberToObject(o, "total_results", (double)cJSON_GetArraySize(results));
     http_json(r, 200, o);
 out:

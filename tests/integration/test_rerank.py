@@ -219,6 +219,9 @@ BP_QUERY = f"{BP_TOPIC} note about vitamin deficiency"
 @pytest.fixture(scope="module")
 def bp(rr):
     rr.ingest([(f"bp{i}.txt", t) for i, t in enumerate(BP_TEXTS)], collection="bp")
+    # another collection, with document metadata (one key named like a chunk field)
+    rr.ingest([("other.txt", f"A {BP_TOPIC} note about vitamin deficiency, kept elsewhere.")], collection="bp2",
+              metadata={"owner": "lab", "chunk_id": "theirs"})
     return rr
 
 
@@ -257,9 +260,20 @@ def test_blueprint_search_fields_and_errors(bp):
     kept = bp.post_json("/v1/search", dict(body, confidence_threshold=cut))
     assert [r["content"] for r in kept["results"]] == [r["content"] for r in out["results"][:4]]
     assert kept["total_results"] == 4
-    # an empty list searches every collection; reranker_top_k 0 asks for nothing
-    assert bp.post_json("/v1/search", dict(body, collection_names=[]))["total_results"] == 10
+    assert all(r["metadata"]["collection"] == "bp" for r in out["results"])
+    # an empty list searches every collection: the other collection's note is found, with its
+    # document's metadata (the chunk's own chunk_id winning over the document's key)
+    every = bp.post_json("/v1/search", dict(body, collection_names=[], reranker_top_k=20, vdb_top_k=20))["results"]
+    other = [r for r in every if r["metadata"]["collection"] == "bp2"]
+    assert len(other) == 1 and other[0]["document_name"] == "other.txt"
+    assert other[0]["metadata"]["owner"] == "lab" and isinstance(other[0]["metadata"]["chunk_id"], int)
+    # reranker_top_k 0 asks for nothing, but the request is checked all the same
     assert bp.post_json("/v1/search", dict(body, reranker_top_k=0)) == {"results": [], "total_results": 0}
+    expect_error(bp.post("/v1/search", json=dict(body, reranker_top_k=0, collection_names=["no-such"])), 404)
+    expect_error(bp.post("/v1/search", json=dict(body, reranker_top_k=0, query="x" * 20000)), 400)
+    # a threshold on scores that are not the reranker's is refused
+    err = expect_error(bp.post("/v1/search", json=dict(body, enable_reranker=False, confidence_threshold=0.5)), 400)
+    assert "enable_reranker is false" in err["message"]
     # accepted and ignored: the Blueprint's model and endpoint overrides, messages, citations
     same = bp.post_json("/v1/search", dict(body, messages=[{"role": "user", "content": "x"}], enable_citations=True,
                                            reranker_model="m", embedding_endpoint="http://elsewhere"))
@@ -284,5 +298,7 @@ def test_blueprint_search_without_a_reranker_keeps_retrieval_order(tmp_path):
         plain = s.post_json("/v1/retrieval", {"query": BP_QUERY, "collection": "bp", "top_k": 4,
                                               "candidates": 100})["data"]
         assert [d.page_content for d in docs] == [h["text"] for h in plain] and len(docs) == 4
+        err = expect_error(s.post("/v1/search", json={"query": BP_QUERY, "confidence_threshold": 0.5}), 400)
+        assert "no reranker" in err["message"]
     finally:
         s.stop()
