@@ -49,7 +49,7 @@ FIRST_ID = 3  # past <unk>/<s>/</s> and their BPE counterparts
 
 
 def main():
-    llgold.ensure_stack()
+    llgold.ensure_stack(__file__)
     import llama_cpp
     import numpy as np
 

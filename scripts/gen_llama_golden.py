@@ -68,7 +68,9 @@ CMAKE_ARGS = ("-DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF -DGGML_BLAS=OF
               "-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF")
 
 
-def ensure_stack():
+def ensure_stack(script=__file__):
+    """script: the caller's __file__, re-run in the venv when the pins are
+    missing here (another script reusing this venv passes its own)."""
     def ready():
         import llama_cpp
 
@@ -76,7 +78,7 @@ def ensure_stack():
 
     os.environ.setdefault("CMAKE_ARGS", CMAKE_ARGS)
     os.environ.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", "2")
-    refvenv.ensure(__file__, ["--no-binary", "llama-cpp-python", f"llama-cpp-python=={LLAMA_CPP_PYTHON}"], ready,
+    refvenv.ensure(script, ["--no-binary", "llama-cpp-python", f"llama-cpp-python=={LLAMA_CPP_PYTHON}"], ready,
                    "RAGD_LLAMAREF_VENV", "llamaref-venv")
 
 

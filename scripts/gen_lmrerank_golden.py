@@ -104,7 +104,7 @@ def r5(x):
 
 
 def main():
-    llref.ensure_stack()
+    llref.ensure_stack(__file__)
     import llama_cpp
     import numpy as np
 
