@@ -267,10 +267,10 @@ static rg_status parse_hf_rope(const cJSON *j, llama_config *c, const char *what
     return RG_OK;
 }
 
-/* Sliding-window attention is not implemented; within the window it equals
- * full attention, so where transformers would slide, the usable context is
- * capped at the window instead and a longer sequence is refused rather than
- * attended differently. Mistral slides in every layer, with a window of
+/* Within its window, sliding-window attention is full attention, so where
+ * transformers would slide, the usable context is limited to the window (no
+ * sliding mask past it): a longer sequence is refused rather than attended
+ * differently. (A GGUF records no window; llama.cpp attends fully there.) Mistral slides in every layer, with a window of
  * 4096 when config.json names none (MistralConfig's default; null turns it
  * off). Qwen2 and Qwen3 slide only with "use_sliding_window", in the layers their
  * "layer_types" marks "sliding_attention", by default those from
